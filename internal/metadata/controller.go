@@ -1,0 +1,521 @@
+package metadata
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// Errors returned by the Controller, wrapped with context; handlers map them to Kafka error
+// codes with errors.Is.
+var (
+	ErrTopicExists              = errors.New("topic already exists")                   // TOPIC_ALREADY_EXISTS
+	ErrUnknownTopic             = errors.New("unknown topic")                          // UNKNOWN_TOPIC_OR_PARTITION
+	ErrInvalidPartitions        = errors.New("invalid number of partitions")           // INVALID_PARTITIONS
+	ErrInvalidReplicationFactor = errors.New("invalid replication factor")             // INVALID_REPLICATION_FACTOR
+	ErrInvalidReplicaAssignment = errors.New("invalid replica assignment")             // INVALID_REPLICA_ASSIGNMENT
+	ErrInvalidTopic             = errors.New("invalid topic")                          // INVALID_TOPIC_EXCEPTION
+	ErrInvalidConfig            = errors.New("invalid config")                         // INVALID_CONFIG
+	ErrInvalidRequest           = errors.New("invalid request")                        // INVALID_REQUEST
+	ErrNotController            = errors.New("this node is not the active controller") // NOT_CONTROLLER
+	ErrClosed                   = errors.New("metadata controller closed")
+)
+
+// ProducerIDBlockSize is the number of producer ids AllocateProducerIDs hands out at once.
+const ProducerIDBlockSize = 1000
+
+// Internal topic names.
+const (
+	ConsumerOffsetsTopic  = "__consumer_offsets"
+	TransactionStateTopic = "__transaction_state"
+)
+
+// committer appends an encoded batch to the metadata log and returns the FSM's response.
+// The raft node implements it; tests use a direct one.
+type committer interface {
+	commit(ctx context.Context, data []byte) (any, error)
+	leader() (int32, bool)
+	close() error
+}
+
+// Controller is the write path: each method validates against the current image, builds
+// records and commits them through raft as one atomic batch.
+type Controller struct {
+	cfg Config
+	fsm *FSM
+	log committer
+
+	// mu serialises writers: validation sees the image every earlier write produced, so two
+	// concurrent CreateTopic calls for one name cannot both pass.
+	mu sync.Mutex
+}
+
+func newController(cfg Config, fsm *FSM, log committer) *Controller {
+	cfg.setDefaults()
+	return &Controller{cfg: cfg, fsm: fsm, log: log}
+}
+
+// Image returns the current applied image.
+func (c *Controller) Image() *Image { return c.fsm.Image() }
+
+// Subscribe returns a channel signalled (non-blocking, coalescing) after each apply.
+func (c *Controller) Subscribe() <-chan struct{} { return c.fsm.Subscribe() }
+
+// Unsubscribe stops signalling a channel returned by Subscribe.
+func (c *Controller) Unsubscribe(ch <-chan struct{}) { c.fsm.Unsubscribe(ch) }
+
+// ControllerID is the node id of the active controller (the raft leader), -1 if unknown.
+func (c *Controller) ControllerID() int32 {
+	id, ok := c.log.leader()
+	if !ok {
+		return -1
+	}
+	return id
+}
+
+// IsController reports whether this node is the active controller.
+func (c *Controller) IsController() bool { return c.ControllerID() == c.cfg.NodeID }
+
+// Close stops the raft node.
+func (c *Controller) Close() error { return c.log.close() }
+
+// commit is the single path to the raft log. REQUIRES: c.mu is held (so validation and
+// commit are atomic with respect to other writers).
+func (c *Controller) commitLocked(ctx context.Context, records ...Record) error {
+	data, err := EncodeBatch(records)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.ApplyTimeout)
+	defer cancel()
+	resp, err := c.log.commit(ctx, data)
+	if err != nil {
+		return err
+	}
+	if err, ok := resp.(error); ok && err != nil {
+		return fmt.Errorf("metadata: apply: %w", err)
+	}
+	return nil
+}
+
+// CreateTopic is a CreateTopics request for one topic.
+type CreateTopic struct {
+	Name              string
+	Partitions        int32             // -1: default num.partitions
+	ReplicationFactor int16             // -1: default
+	Assignments       map[int32][]int32 // optional manual assignment (then both above must be -1)
+	Configs           map[string]string
+	ValidateOnly      bool
+	// Internal marks the topic internal (__consumer_offsets, __transaction_state); only the
+	// broker sets it, never a client request.
+	Internal bool
+}
+
+// CreateTopic validates and creates a topic. With ValidateOnly it returns the topic as it
+// would be created (zero ID) and commits nothing.
+func (c *Controller) CreateTopic(ctx context.Context, t CreateTopic) (*Topic, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	im := c.Image()
+	if err := ValidateTopicName(t.Name); err != nil {
+		return nil, err
+	}
+	if _, ok := im.Topic(t.Name); ok {
+		return nil, fmt.Errorf("%w: topic '%s' already exists", ErrTopicExists, t.Name)
+	}
+	if err := checkCollision(im, t.Name); err != nil {
+		return nil, err
+	}
+
+	var assignment [][]int32
+	if len(t.Assignments) > 0 {
+		if t.Partitions != -1 || t.ReplicationFactor != -1 {
+			return nil, fmt.Errorf("%w: both numPartitions or replicationFactor and replicasAssignments were set, both cannot be used at the same time", ErrInvalidRequest)
+		}
+		assignment = make([][]int32, len(t.Assignments))
+		for p, replicas := range t.Assignments {
+			if p < 0 || int(p) >= len(t.Assignments) {
+				return nil, fmt.Errorf("%w: partitions should be a consecutive 0-based integer sequence", ErrInvalidReplicaAssignment)
+			}
+			assignment[p] = replicas
+		}
+		if err := validateAssignment(im, assignment, -1); err != nil {
+			return nil, err
+		}
+	} else {
+		partitions := t.Partitions
+		if partitions == -1 {
+			partitions = c.cfg.NumPartitions
+		}
+		if partitions <= 0 {
+			return nil, fmt.Errorf("%w: number of partitions must be larger than 0, or -1 to use the default value", ErrInvalidPartitions)
+		}
+		rf := t.ReplicationFactor
+		if rf == -1 {
+			rf = c.cfg.DefaultReplicationFactor
+		}
+		if rf <= 0 {
+			return nil, fmt.Errorf("%w: replication factor must be larger than 0, or -1 to use the default value", ErrInvalidReplicationFactor)
+		}
+		brokers := brokerIDs(im)
+		if int(rf) > len(brokers) {
+			return nil, fmt.Errorf("%w: unable to replicate the partition %d time(s): the target replication factor of %d cannot be reached because only %d broker(s) are registered", ErrInvalidReplicationFactor, rf, rf, len(brokers))
+		}
+		assignment = assignReplicas(brokers, int(partitions), int(rf), 0, -1)
+	}
+
+	for _, k := range slices.Sorted(maps.Keys(t.Configs)) {
+		if err := c.validateConfig(c.cfg.ValidateTopicConfig, k, t.Configs[k]); err != nil {
+			return nil, err
+		}
+	}
+
+	topic := &Topic{Name: t.Name, Internal: t.Internal, Configs: maps.Clone(t.Configs)}
+	if topic.Configs == nil {
+		topic.Configs = map[string]string{}
+	}
+	for p, replicas := range assignment {
+		topic.Partitions = append(topic.Partitions, newPartition(int32(p), replicas))
+	}
+	if t.ValidateOnly {
+		return topic, nil
+	}
+
+	id := RandomUUID()
+	for _, taken := im.TopicByID(id); taken; _, taken = im.TopicByID(id) {
+		id = RandomUUID()
+	}
+	records := []Record{&TopicRecord{Name: t.Name, TopicID: id, Internal: t.Internal}}
+	for _, k := range slices.Sorted(maps.Keys(t.Configs)) {
+		v := t.Configs[k]
+		records = append(records, &ConfigRecord{ResourceType: ResourceTopic, ResourceName: t.Name, Key: k, Value: &v})
+	}
+	for _, p := range topic.Partitions {
+		records = append(records, partitionRecord(id, p))
+	}
+	if err := c.commitLocked(ctx, records...); err != nil {
+		return nil, fmt.Errorf("create topic %s: %w", t.Name, err)
+	}
+	created, ok := c.Image().TopicByID(id)
+	if !ok {
+		return nil, fmt.Errorf("create topic %s: not in image after commit", t.Name)
+	}
+	return created, nil
+}
+
+// DeleteTopic deletes a topic with its partitions and configs.
+func (c *Controller) DeleteTopic(ctx context.Context, name string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t, ok := c.Image().Topic(name)
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrUnknownTopic, name)
+	}
+	if err := c.commitLocked(ctx, &RemoveTopicRecord{TopicID: t.ID}); err != nil {
+		return fmt.Errorf("delete topic %s: %w", name, err)
+	}
+	return nil
+}
+
+// CreatePartitions grows a topic to count partitions. assign, if not nil, gives the
+// replicas of each new partition (len(assign) == count - current).
+func (c *Controller) CreatePartitions(ctx context.Context, name string, count int32, assign [][]int32, validateOnly bool) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	im := c.Image()
+	t, ok := im.Topic(name)
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrUnknownTopic, name)
+	}
+	current := int32(len(t.Partitions))
+	switch {
+	case count < current:
+		return fmt.Errorf("%w: topic currently has %d partitions, which is higher than the requested %d", ErrInvalidPartitions, current, count)
+	case count == current:
+		return fmt.Errorf("%w: topic already has %d partitions", ErrInvalidPartitions, current)
+	}
+	rf := 1
+	if current > 0 {
+		rf = len(t.Partitions[0].Replicas)
+	}
+	add := int(count - current)
+	if assign != nil {
+		if len(assign) != add {
+			return fmt.Errorf("%w: increasing the number of partitions by %d but %d assignments provided", ErrInvalidReplicaAssignment, add, len(assign))
+		}
+		if err := validateAssignment(im, assign, rf); err != nil {
+			return err
+		}
+	} else {
+		brokers := brokerIDs(im)
+		if rf > len(brokers) {
+			return fmt.Errorf("%w: unable to replicate the partition %d time(s): only %d broker(s) are registered", ErrInvalidReplicationFactor, rf, len(brokers))
+		}
+		start := -1
+		if current > 0 {
+			// Like Kafka: continue the round robin from the first replica of partition 0.
+			first := t.Partitions[0].Replicas[0]
+			start = max(0, slices.IndexFunc(brokers, func(id int32) bool { return id >= first }))
+		}
+		assign = assignReplicas(brokers, add, rf, int(current), start)
+	}
+	if validateOnly {
+		return nil
+	}
+	records := make([]Record, 0, add)
+	for i, replicas := range assign {
+		records = append(records, partitionRecord(t.ID, newPartition(current+int32(i), replicas)))
+	}
+	if err := c.commitLocked(ctx, records...); err != nil {
+		return fmt.Errorf("create partitions %s: %w", name, err)
+	}
+	return nil
+}
+
+// AlterTopicConfigs sets (non-nil) or deletes (nil) topic config overrides atomically.
+func (c *Controller) AlterTopicConfigs(ctx context.Context, name string, set map[string]*string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.Image().Topic(name); !ok {
+		return fmt.Errorf("%w: %s", ErrUnknownTopic, name)
+	}
+	return c.alterConfigsLocked(ctx, ResourceTopic, name, c.cfg.ValidateTopicConfig, set)
+}
+
+// AlterBrokerConfigs sets (non-nil) or deletes (nil) cluster-wide dynamic broker configs.
+func (c *Controller) AlterBrokerConfigs(ctx context.Context, set map[string]*string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.alterConfigsLocked(ctx, ResourceBroker, "", c.cfg.ValidateBrokerConfig, set)
+}
+
+// AlterNodeConfigs sets (non-nil) or deletes (nil) dynamic broker configs of one node.
+func (c *Controller) AlterNodeConfigs(ctx context.Context, nodeID int32, set map[string]*string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if nodeID < 0 {
+		return fmt.Errorf("%w: invalid broker id %d", ErrInvalidRequest, nodeID)
+	}
+	return c.alterConfigsLocked(ctx, ResourceBroker, strconv.Itoa(int(nodeID)), c.cfg.ValidateBrokerConfig, set)
+}
+
+func (c *Controller) alterConfigsLocked(ctx context.Context, typ, name string, validate func(k, v string) error, set map[string]*string) error {
+	if len(set) == 0 {
+		return nil
+	}
+	keys := slices.Sorted(maps.Keys(set))
+	records := make([]Record, 0, len(keys))
+	for _, k := range keys {
+		v := set[k]
+		if k == "" {
+			return fmt.Errorf("%w: empty config name", ErrInvalidConfig)
+		}
+		if v != nil {
+			if err := c.validateConfig(validate, k, *v); err != nil {
+				return err
+			}
+		}
+		records = append(records, &ConfigRecord{ResourceType: typ, ResourceName: name, Key: k, Value: v})
+	}
+	if err := c.commitLocked(ctx, records...); err != nil {
+		return fmt.Errorf("alter %s configs %q: %w", typ, name, err)
+	}
+	return nil
+}
+
+func (c *Controller) validateConfig(validate func(k, v string) error, key, value string) error {
+	if key == "" {
+		return fmt.Errorf("%w: empty config name", ErrInvalidConfig)
+	}
+	if validate == nil {
+		return nil
+	}
+	if err := validate(key, value); err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrInvalidConfig, key, err)
+	}
+	return nil
+}
+
+// AllocateProducerIDs hands out a fresh block of ProducerIDBlockSize producer ids. A block
+// is never handed out twice, also across restarts (the allocation is in the metadata log).
+func (c *Controller) AllocateProducerIDs(ctx context.Context) (first int64, count int64, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	first = c.Image().NextProducerID()
+	if first > math.MaxInt64-ProducerIDBlockSize {
+		return 0, 0, errors.New("allocate producer ids: producer id space exhausted")
+	}
+	rec := &ProducerIDsRecord{BrokerID: c.cfg.NodeID, NextProducerID: first + ProducerIDBlockSize}
+	if err := c.commitLocked(ctx, rec); err != nil {
+		return 0, 0, fmt.Errorf("allocate producer ids: %w", err)
+	}
+	return first, ProducerIDBlockSize, nil
+}
+
+// RegisterBroker registers a broker or updates its endpoint. Re-registering an identical
+// endpoint commits nothing.
+func (c *Controller) RegisterBroker(ctx context.Context, b Broker) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if b.NodeID < 0 {
+		return fmt.Errorf("%w: invalid broker id %d", ErrInvalidRequest, b.NodeID)
+	}
+	if b.Port < 0 || b.Port > 65535 {
+		return fmt.Errorf("%w: broker %d: invalid port %d", ErrInvalidRequest, b.NodeID, b.Port)
+	}
+	if old, ok := c.Image().Broker(b.NodeID); ok && old == b {
+		return nil
+	}
+	rec := &RegisterBrokerRecord{NodeID: b.NodeID, Host: b.Host, Port: b.Port, Rack: b.Rack}
+	if err := c.commitLocked(ctx, rec); err != nil {
+		return fmt.Errorf("register broker %d: %w", b.NodeID, err)
+	}
+	return nil
+}
+
+// ensureClusterID writes the cluster id record if the image has none yet (first boot). If
+// want is set it must match an existing id.
+func (c *Controller) ensureClusterID(ctx context.Context, want string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	have := c.Image().ClusterID()
+	switch {
+	case have != "" && want != "" && have != want:
+		return fmt.Errorf("metadata: cluster id mismatch: log has %q, configured %q", have, want)
+	case have != "":
+		return nil
+	}
+	if want == "" {
+		want = NewClusterID()
+	}
+	if err := c.commitLocked(ctx, &ClusterIDRecord{ClusterID: want}); err != nil {
+		return fmt.Errorf("write cluster id: %w", err)
+	}
+	return nil
+}
+
+const maxTopicNameLen = 249
+
+// ValidateTopicName applies Kafka's topic name rules: non-empty, not "." or "..", at most
+// 249 characters of [a-zA-Z0-9._-]. Errors wrap ErrInvalidTopic.
+func ValidateTopicName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("%w: topic name is illegal, it can't be empty", ErrInvalidTopic)
+	case name == "." || name == "..":
+		return fmt.Errorf("%w: topic name cannot be \".\" or \"..\"", ErrInvalidTopic)
+	case len(name) > maxTopicNameLen:
+		return fmt.Errorf("%w: topic name is illegal, it can't be longer than %d characters, topic name: %s", ErrInvalidTopic, maxTopicNameLen, name)
+	}
+	for i := 0; i < len(name); i++ {
+		ch := name[i]
+		if !('a' <= ch && ch <= 'z' || 'A' <= ch && ch <= 'Z' || '0' <= ch && ch <= '9' || ch == '.' || ch == '_' || ch == '-') {
+			return fmt.Errorf("%w: topic name %q is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'", ErrInvalidTopic, name)
+		}
+	}
+	return nil
+}
+
+// checkCollision rejects a name that equals an existing topic's once '.' is replaced by '_'
+// (their metric names would collide), as Kafka does.
+func checkCollision(im *Image, name string) error {
+	if !strings.ContainsAny(name, "._") {
+		return nil
+	}
+	norm := strings.ReplaceAll(name, ".", "_")
+	for _, t := range im.sorted {
+		if t.Name != name && strings.ReplaceAll(t.Name, ".", "_") == norm {
+			return fmt.Errorf("%w: topic '%s' collides with existing topic: %s", ErrInvalidTopic, name, t.Name)
+		}
+	}
+	return nil
+}
+
+func brokerIDs(im *Image) []int32 {
+	return slices.Sorted(maps.Keys(im.brokers))
+}
+
+// validateAssignment checks a manual assignment: every partition has a non-empty list of
+// distinct registered brokers, all lists of one length (rf, if rf >= 0).
+func validateAssignment(im *Image, assign [][]int32, rf int) error {
+	for p, replicas := range assign {
+		if len(replicas) == 0 {
+			return fmt.Errorf("%w: the manual partition assignment includes an empty replica list", ErrInvalidReplicaAssignment)
+		}
+		if rf < 0 {
+			rf = len(replicas)
+		} else if len(replicas) != rf {
+			return fmt.Errorf("%w: the manual partition assignment includes a partition with %d replica(s), but this is not consistent with previous partitions, which have %d replica(s)", ErrInvalidReplicaAssignment, len(replicas), rf)
+		}
+		seen := make(map[int32]bool, len(replicas))
+		for _, id := range replicas {
+			if seen[id] {
+				return fmt.Errorf("%w: the manual partition assignment includes the broker %d more than once (partition %d)", ErrInvalidReplicaAssignment, id, p)
+			}
+			seen[id] = true
+			if _, ok := im.brokers[id]; !ok {
+				return fmt.Errorf("%w: the manual partition assignment includes broker %d, but no broker with that ID is registered", ErrInvalidReplicaAssignment, id)
+			}
+		}
+	}
+	return nil
+}
+
+// assignReplicas is Kafka's rack-unaware assignment (AdminUtils.assignReplicasToBrokers):
+// the first replicas go round robin over the sorted brokers from a start index; followers
+// are shifted by an amount that grows each time the round robin wraps, spreading them.
+// startIndex < 0 picks a random start (and shift) like Kafka. REQUIRES: 0 < rf <= len(brokers).
+func assignReplicas(brokers []int32, partitions, rf, startPartition, startIndex int) [][]int32 {
+	n := len(brokers)
+	shift := rand.IntN(n)
+	if startIndex < 0 {
+		startIndex = rand.IntN(n)
+	} else {
+		shift = startIndex
+	}
+	out := make([][]int32, 0, partitions)
+	p := startPartition
+	for range partitions {
+		if p > 0 && p%n == 0 {
+			shift++
+		}
+		first := (p + startIndex) % n
+		replicas := []int32{brokers[first]}
+		for j := range rf - 1 {
+			s := 1 + (shift+j)%(n-1)
+			replicas = append(replicas, brokers[(first+s)%n])
+		}
+		out = append(out, replicas)
+		p++
+	}
+	return out
+}
+
+// newPartition is a new partition's state: leader = first replica, ISR = replicas, epoch 0.
+func newPartition(id int32, replicas []int32) Partition {
+	return Partition{
+		Partition: id,
+		Leader:    replicas[0],
+		Replicas:  slices.Clone(replicas),
+		ISR:       slices.Clone(replicas),
+	}
+}
+
+func partitionRecord(id UUID, p Partition) *PartitionRecord {
+	return &PartitionRecord{
+		TopicID:        id,
+		Partition:      p.Partition,
+		Replicas:       p.Replicas,
+		ISR:            p.ISR,
+		Leader:         p.Leader,
+		LeaderEpoch:    p.LeaderEpoch,
+		PartitionEpoch: p.PartitionEpoch,
+	}
+}

@@ -1,0 +1,389 @@
+package metadata
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Broker is a registered broker and its client endpoint.
+type Broker struct {
+	NodeID int32  `json:"nodeId"`
+	Host   string `json:"host"`
+	Port   int32  `json:"port"`
+	Rack   string `json:"rack,omitempty"`
+}
+
+// Partition is the replica assignment and leadership of one partition.
+type Partition struct {
+	Partition      int32   `json:"partition"`
+	Leader         int32   `json:"leader"`
+	LeaderEpoch    int32   `json:"leaderEpoch"`
+	PartitionEpoch int32   `json:"partitionEpoch"`
+	Replicas       []int32 `json:"replicas"`
+	ISR            []int32 `json:"isr"`
+}
+
+// Topic is a topic in an Image. Topics handed out by an Image are shared and immutable:
+// callers must not modify them (or their slices and maps).
+type Topic struct {
+	Name       string
+	ID         [16]byte
+	Internal   bool
+	Partitions []Partition       // index == partition id
+	Configs    map[string]string // only the topic-level overrides; never nil
+}
+
+// Image is an immutable snapshot of the cluster metadata (copy-on-write; safe to read
+// without locks). A new Image is published after each applied batch.
+//
+// INVARIANT: nothing reachable from a published Image is ever modified; applying a batch
+// copies every map and topic it changes.
+type Image struct {
+	index          uint64 // raft index of the last applied entry
+	clusterID      string
+	nextProducerID int64
+	brokers        map[int32]Broker
+	brokerConfigs  map[string]map[string]string // "" = cluster default, else node id
+	topics         map[string]*Topic
+	topicsByID     map[[16]byte]*Topic
+	sorted         []*Topic // topics sorted by name
+}
+
+func emptyImage() *Image {
+	return &Image{
+		brokers:       map[int32]Broker{},
+		brokerConfigs: map[string]map[string]string{},
+		topics:        map[string]*Topic{},
+		topicsByID:    map[[16]byte]*Topic{},
+	}
+}
+
+// Topic returns the named topic.
+func (im *Image) Topic(name string) (*Topic, bool) {
+	t, ok := im.topics[name]
+	return t, ok
+}
+
+// TopicByID returns the topic with the given id.
+func (im *Image) TopicByID(id [16]byte) (*Topic, bool) {
+	t, ok := im.topicsByID[id]
+	return t, ok
+}
+
+// Topics returns all topics sorted by name (a fresh slice of shared topics).
+func (im *Image) Topics() []*Topic { return slices.Clone(im.sorted) }
+
+// NumTopics is the number of topics.
+func (im *Image) NumTopics() int { return len(im.sorted) }
+
+// Brokers returns the registered brokers sorted by id.
+func (im *Image) Brokers() []Broker {
+	out := slices.Collect(maps.Values(im.brokers))
+	slices.SortFunc(out, func(a, b Broker) int { return cmp.Compare(a.NodeID, b.NodeID) })
+	return out
+}
+
+// Broker returns a registered broker.
+func (im *Image) Broker(id int32) (Broker, bool) {
+	b, ok := im.brokers[id]
+	return b, ok
+}
+
+// BrokerConfigs returns the cluster-wide dynamic broker config overrides (a copy).
+func (im *Image) BrokerConfigs() map[string]string { return maps.Clone(im.brokerConfigs[""]) }
+
+// NodeConfigs returns the dynamic broker config overrides of one node (a copy; the
+// cluster-wide defaults are not merged in).
+func (im *Image) NodeConfigs(nodeID int32) map[string]string {
+	return maps.Clone(im.brokerConfigs[strconv.Itoa(int(nodeID))])
+}
+
+// ClusterID is the cluster id ("" before bootstrap wrote it).
+func (im *Image) ClusterID() string { return im.clusterID }
+
+// NextProducerID is the first producer id not yet handed out.
+func (im *Image) NextProducerID() int64 { return im.nextProducerID }
+
+// Index is the raft log index this image reflects.
+func (im *Image) Index() uint64 { return im.index }
+
+// imageBuilder applies records to a copy of base, cloning maps and topics on first write.
+type imageBuilder struct {
+	base, next    *Image
+	brokersCloned bool
+	configsCloned bool
+	topicsCloned  bool
+	ownTopics     map[*Topic]bool // topics cloned by this builder, safe to modify
+}
+
+func newBuilder(base *Image) *imageBuilder {
+	next := *base
+	return &imageBuilder{base: base, next: &next, ownTopics: map[*Topic]bool{}}
+}
+
+func (b *imageBuilder) cloneTopicMaps() {
+	if !b.topicsCloned {
+		b.next.topics = maps.Clone(b.next.topics)
+		b.next.topicsByID = maps.Clone(b.next.topicsByID)
+		b.topicsCloned = true
+	}
+}
+
+// mutableTopic returns a private copy of t, installed in the new image.
+func (b *imageBuilder) mutableTopic(t *Topic) *Topic {
+	if b.ownTopics[t] {
+		return t
+	}
+	b.cloneTopicMaps()
+	c := *t
+	c.Partitions = slices.Clone(t.Partitions)
+	c.Configs = maps.Clone(t.Configs)
+	b.next.topics[c.Name] = &c
+	b.next.topicsByID[c.ID] = &c
+	b.ownTopics[&c] = true
+	return &c
+}
+
+func (b *imageBuilder) apply(r Record) error {
+	im := b.next
+	switch r := r.(type) {
+	case *RegisterBrokerRecord:
+		if r.NodeID < 0 {
+			return fmt.Errorf("register broker: invalid node id %d", r.NodeID)
+		}
+		if !b.brokersCloned {
+			im.brokers = maps.Clone(im.brokers)
+			b.brokersCloned = true
+		}
+		im.brokers[r.NodeID] = Broker{NodeID: r.NodeID, Host: r.Host, Port: r.Port, Rack: r.Rack}
+
+	case *TopicRecord:
+		if r.Name == "" {
+			return fmt.Errorf("topic: empty name")
+		}
+		if _, ok := im.topics[r.Name]; ok {
+			return fmt.Errorf("topic %q: already exists", r.Name)
+		}
+		if r.TopicID == (UUID{}) {
+			return fmt.Errorf("topic %q: zero topic id", r.Name)
+		}
+		if _, ok := im.topicsByID[r.TopicID]; ok {
+			return fmt.Errorf("topic %q: topic id %s in use", r.Name, r.TopicID)
+		}
+		b.cloneTopicMaps()
+		t := &Topic{Name: r.Name, ID: r.TopicID, Internal: r.Internal, Configs: map[string]string{}}
+		im.topics[t.Name] = t
+		im.topicsByID[t.ID] = t
+		b.ownTopics[t] = true
+
+	case *PartitionRecord:
+		t, ok := im.topicsByID[r.TopicID]
+		if !ok {
+			return fmt.Errorf("partition: unknown topic id %s", r.TopicID)
+		}
+		if r.Partition < 0 || int(r.Partition) > len(t.Partitions) {
+			return fmt.Errorf("partition %s-%d: topic has %d partitions", t.Name, r.Partition, len(t.Partitions))
+		}
+		if len(r.Replicas) == 0 {
+			return fmt.Errorf("partition %s-%d: no replicas", t.Name, r.Partition)
+		}
+		if r.Leader != -1 && !slices.Contains(r.Replicas, r.Leader) {
+			return fmt.Errorf("partition %s-%d: leader %d is not a replica", t.Name, r.Partition, r.Leader)
+		}
+		p := Partition{
+			Partition:      r.Partition,
+			Leader:         r.Leader,
+			LeaderEpoch:    r.LeaderEpoch,
+			PartitionEpoch: r.PartitionEpoch,
+			Replicas:       cloneInt32s(r.Replicas),
+			ISR:            cloneInt32s(r.ISR),
+		}
+		t = b.mutableTopic(t)
+		if int(r.Partition) == len(t.Partitions) {
+			t.Partitions = append(t.Partitions, p)
+		} else {
+			t.Partitions[r.Partition] = p
+		}
+
+	case *RemoveTopicRecord:
+		t, ok := im.topicsByID[r.TopicID]
+		if !ok {
+			return fmt.Errorf("remove topic: unknown topic id %s", r.TopicID)
+		}
+		b.cloneTopicMaps()
+		delete(im.topics, t.Name)
+		delete(im.topicsByID, t.ID)
+
+	case *ConfigRecord:
+		if r.Key == "" {
+			return fmt.Errorf("config: empty key")
+		}
+		switch r.ResourceType {
+		case ResourceTopic:
+			t, ok := im.topics[r.ResourceName]
+			if !ok {
+				return fmt.Errorf("config %s: unknown topic %q", r.Key, r.ResourceName)
+			}
+			t = b.mutableTopic(t)
+			if r.Value == nil {
+				delete(t.Configs, r.Key)
+			} else {
+				t.Configs[r.Key] = *r.Value
+			}
+		case ResourceBroker:
+			if !b.configsCloned {
+				im.brokerConfigs = maps.Clone(im.brokerConfigs)
+				b.configsCloned = true
+			}
+			m := maps.Clone(im.brokerConfigs[r.ResourceName])
+			if m == nil {
+				m = map[string]string{}
+			}
+			if r.Value == nil {
+				delete(m, r.Key)
+			} else {
+				m[r.Key] = *r.Value
+			}
+			if len(m) == 0 {
+				delete(im.brokerConfigs, r.ResourceName)
+			} else {
+				im.brokerConfigs[r.ResourceName] = m
+			}
+		default:
+			return fmt.Errorf("config %s: unknown resource type %q", r.Key, r.ResourceType)
+		}
+
+	case *ProducerIDsRecord:
+		if r.NextProducerID <= im.nextProducerID {
+			return fmt.Errorf("producer ids: next %d does not advance %d", r.NextProducerID, im.nextProducerID)
+		}
+		im.nextProducerID = r.NextProducerID
+
+	case *ClusterIDRecord:
+		if r.ClusterID == "" {
+			return fmt.Errorf("cluster id: empty")
+		}
+		if im.clusterID != "" && im.clusterID != r.ClusterID {
+			return fmt.Errorf("cluster id: already %q, cannot set %q", im.clusterID, r.ClusterID)
+		}
+		im.clusterID = r.ClusterID
+
+	default:
+		return fmt.Errorf("unexpected record %T", r)
+	}
+	return nil
+}
+
+// finish returns the new image at index.
+func (b *imageBuilder) finish(index uint64) *Image {
+	b.next.index = index
+	if b.topicsCloned {
+		b.next.sortTopics()
+	}
+	return b.next
+}
+
+func (im *Image) sortTopics() {
+	im.sorted = slices.SortedFunc(maps.Values(im.topics), func(a, b *Topic) int {
+		return strings.Compare(a.Name, b.Name)
+	})
+}
+
+// applyBatch returns a new image with records applied, or an error (and no change) if any
+// record does not apply.
+func (im *Image) applyBatch(index uint64, records []Record) (*Image, error) {
+	b := newBuilder(im)
+	for i, r := range records {
+		if err := b.apply(r); err != nil {
+			return nil, fmt.Errorf("%w: record %d (%s): %w", ErrBadRecord, i, r.recordType(), err)
+		}
+	}
+	return b.finish(index), nil
+}
+
+// Snapshot format: the whole image as one JSON document.
+type imageJSON struct {
+	V              int                          `json:"v"`
+	Index          uint64                       `json:"index"`
+	ClusterID      string                       `json:"clusterId"`
+	NextProducerID int64                        `json:"nextProducerId"`
+	Brokers        []Broker                     `json:"brokers"`
+	BrokerConfigs  map[string]map[string]string `json:"brokerConfigs"`
+	Topics         []topicJSON                  `json:"topics"`
+}
+
+type topicJSON struct {
+	Name       string            `json:"name"`
+	ID         UUID              `json:"id"`
+	Internal   bool              `json:"internal,omitempty"`
+	Partitions []Partition       `json:"partitions"`
+	Configs    map[string]string `json:"configs,omitempty"`
+}
+
+const snapshotVersion = 1
+
+func (im *Image) writeJSON(w io.Writer) error {
+	doc := imageJSON{
+		V:              snapshotVersion,
+		Index:          im.index,
+		ClusterID:      im.clusterID,
+		NextProducerID: im.nextProducerID,
+		Brokers:        im.Brokers(),
+		BrokerConfigs:  im.brokerConfigs,
+		Topics:         make([]topicJSON, 0, len(im.sorted)),
+	}
+	for _, t := range im.sorted {
+		doc.Topics = append(doc.Topics, topicJSON{
+			Name: t.Name, ID: t.ID, Internal: t.Internal, Partitions: t.Partitions, Configs: t.Configs,
+		})
+	}
+	return json.NewEncoder(w).Encode(doc)
+}
+
+func readImageJSON(r io.Reader) (*Image, error) {
+	var doc imageJSON
+	if err := json.NewDecoder(r).Decode(&doc); err != nil {
+		return nil, fmt.Errorf("metadata: decode snapshot: %w", err)
+	}
+	if doc.V < 1 || doc.V > snapshotVersion {
+		return nil, fmt.Errorf("metadata: unsupported snapshot version %d", doc.V)
+	}
+	im := emptyImage()
+	im.index = doc.Index
+	im.clusterID = doc.ClusterID
+	im.nextProducerID = doc.NextProducerID
+	for _, b := range doc.Brokers {
+		im.brokers[b.NodeID] = b
+	}
+	for k, m := range doc.BrokerConfigs {
+		if len(m) > 0 {
+			im.brokerConfigs[k] = m
+		}
+	}
+	for _, tj := range doc.Topics {
+		t := &Topic{Name: tj.Name, ID: tj.ID, Internal: tj.Internal, Partitions: tj.Partitions, Configs: tj.Configs}
+		if t.Configs == nil {
+			t.Configs = map[string]string{}
+		}
+		for i := range t.Partitions {
+			p := &t.Partitions[i]
+			if int(p.Partition) != i {
+				return nil, fmt.Errorf("metadata: snapshot: topic %s: partition %d at index %d", t.Name, p.Partition, i)
+			}
+			p.Replicas, p.ISR = cloneInt32s(p.Replicas), cloneInt32s(p.ISR)
+		}
+		if _, dup := im.topics[t.Name]; dup {
+			return nil, fmt.Errorf("metadata: snapshot: duplicate topic %s", t.Name)
+		}
+		im.topics[t.Name] = t
+		im.topicsByID[t.ID] = t
+	}
+	im.sortTopics()
+	return im, nil
+}

@@ -1,0 +1,125 @@
+package metadata
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/moldau/moldau/internal/raftstore"
+)
+
+// Config configures the metadata controller and its raft node.
+type Config struct {
+	NodeID int32
+	// RaftDir is the raft data directory, e.g. <first log dir>/__raft.
+	RaftDir string
+	// RaftBindAddr / RaftAdvertiseAddr: TCP transport; empty bind address = in-memory
+	// transport (single node, no extra port).
+	RaftBindAddr      string
+	RaftAdvertiseAddr string
+	// Voters: node id -> raft address. Empty or only this node: single-voter cluster.
+	Voters map[int32]string
+	// ClusterID, if set, is written on first boot (and must match afterwards); otherwise a
+	// random one is generated.
+	ClusterID string
+
+	NumPartitions            int32 // num.partitions, default 1
+	DefaultReplicationFactor int16 // default.replication.factor, default 1
+	// ValidateTopicConfig / ValidateBrokerConfig check one config key and value (the config
+	// package owns their semantics); nil accepts everything. Errors are wrapped as
+	// ErrInvalidConfig naming the key.
+	ValidateTopicConfig  func(key, value string) error
+	ValidateBrokerConfig func(key, value string) error
+
+	ApplyTimeout  time.Duration // bound on one commit, default 10s
+	LeaderTimeout time.Duration // bound on waiting for leadership at start, default 30s
+
+	// Raft snapshot tuning (raftstore defaults when zero).
+	SnapshotThreshold uint64
+	SnapshotInterval  time.Duration
+	TrailingLogs      uint64
+
+	LogOutput io.Writer // hashicorp/raft logs (WARN unless Debug), default os.Stderr
+	Debug     bool
+}
+
+func (cfg *Config) setDefaults() {
+	if cfg.NumPartitions <= 0 {
+		cfg.NumPartitions = 1
+	}
+	if cfg.DefaultReplicationFactor <= 0 {
+		cfg.DefaultReplicationFactor = 1
+	}
+	if cfg.ApplyTimeout <= 0 {
+		cfg.ApplyTimeout = 10 * time.Second
+	}
+	if cfg.LeaderTimeout <= 0 {
+		cfg.LeaderTimeout = 30 * time.Second
+	}
+}
+
+// Start opens the raft node in cfg.RaftDir with a fresh FSM (state comes back from the
+// latest snapshot plus the log), waits for leadership when this is a single voter, and
+// writes the cluster id on first boot.
+func Start(ctx context.Context, cfg Config) (*Controller, error) {
+	cfg.setDefaults()
+	if cfg.RaftDir == "" {
+		return nil, errors.New("metadata: no raft dir")
+	}
+	fsm := NewFSM()
+	node, err := raftstore.Open(raftstore.Config{
+		NodeID:            cfg.NodeID,
+		Dir:               cfg.RaftDir,
+		BindAddr:          cfg.RaftBindAddr,
+		AdvertiseAddr:     cfg.RaftAdvertiseAddr,
+		Voters:            cfg.Voters,
+		SnapshotThreshold: cfg.SnapshotThreshold,
+		SnapshotInterval:  cfg.SnapshotInterval,
+		TrailingLogs:      cfg.TrailingLogs,
+		LeaderTimeout:     cfg.LeaderTimeout,
+		LogOutput:         cfg.LogOutput,
+		Debug:             cfg.Debug,
+	}, fsm)
+	if err != nil {
+		return nil, fmt.Errorf("metadata: %w", err)
+	}
+	c := newController(cfg, fsm, &raftCommitter{node: node})
+	if node.IsLeader() {
+		if err := c.ensureClusterID(ctx, cfg.ClusterID); err != nil {
+			node.Close()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// Node returns the raft node behind the controller (nil for a controller without raft).
+func (c *Controller) Node() *raftstore.Node {
+	if rc, ok := c.log.(*raftCommitter); ok {
+		return rc.node
+	}
+	return nil
+}
+
+type raftCommitter struct{ node *raftstore.Node }
+
+func (r *raftCommitter) commit(ctx context.Context, data []byte) (any, error) {
+	resp, err := r.node.Apply(ctx, data)
+	switch {
+	case errors.Is(err, raftstore.ErrNotLeader):
+		return nil, fmt.Errorf("%w: %w", ErrNotController, err)
+	case errors.Is(err, raftstore.ErrClosed):
+		return nil, fmt.Errorf("%w: %w", ErrClosed, err)
+	}
+	return resp, err
+}
+
+func (r *raftCommitter) leader() (int32, bool) {
+	id, _, ok := r.node.Leader()
+	return id, ok
+}
+
+func (r *raftCommitter) close() error { return r.node.Close() }
+
