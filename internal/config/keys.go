@@ -1,0 +1,456 @@
+package config
+
+import (
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Type is the type of a config key. The values are Kafka's DescribeConfigs ConfigType codes, so a
+// handler can send int8(k.Type) as is.
+type Type int8
+
+// Kafka's DescribeConfigs config types.
+const (
+	TypeBoolean Type = 1
+	TypeString  Type = 2
+	TypeInt     Type = 3
+	TypeShort   Type = 4
+	TypeLong    Type = 5
+	TypeDouble  Type = 6
+	TypeList    Type = 7
+)
+
+func (t Type) String() string {
+	switch t {
+	case TypeBoolean:
+		return "BOOLEAN"
+	case TypeString:
+		return "STRING"
+	case TypeInt:
+		return "INT"
+	case TypeShort:
+		return "SHORT"
+	case TypeLong:
+		return "LONG"
+	case TypeDouble:
+		return "DOUBLE"
+	case TypeList:
+		return "LIST"
+	}
+	return "UNKNOWN"
+}
+
+// Key describes one broker or topic config key.
+type Key struct {
+	Name string
+	Type Type
+	// Default is Kafka's (or Moldau's) default as text. When Nullable is true and Default is "",
+	// the key has no default value (DescribeConfigs reports null) and an empty value unsets it.
+	Default  string
+	Nullable bool
+	// Dynamic reports whether the key may be changed at runtime with AlterConfigs
+	// (cluster-wide broker default). Always true for topic keys.
+	Dynamic   bool
+	Sensitive bool
+	// BrokerKey, for a topic key, is the broker key its default comes from ("" if none).
+	BrokerKey string
+	Doc       string
+
+	check func(v string) string // returns "" if v is valid, else the reason
+}
+
+// Validate checks value against the key's type and range. The error names the key and the value.
+func (k Key) Validate(value string) error {
+	value = strings.TrimSpace(value)
+	if k.Nullable && value == "" {
+		return nil
+	}
+	if reason := k.check(value); reason != "" {
+		return &Error{Key: k.Name, Value: value, Reason: reason, kind: ErrInvalidValue}
+	}
+	return nil
+}
+
+const maxLong = math.MaxInt64
+
+var maxLongStr = strconv.FormatInt(maxLong, 10)
+
+// ---- value checks. Each returns "" when the value is valid, else a phrase that completes
+// `config: KEY: "VALUE" ...`.
+
+func checkInt(bits int, lo, hi int64) func(string) string {
+	return func(v string) string {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			if ne, ok := err.(*strconv.NumError); ok && ne.Err == strconv.ErrRange {
+				return "is out of range: " + rangeText(lo, hi)
+			}
+			return "is not an integer"
+		}
+		if bits == 16 && (n < math.MinInt16 || n > math.MaxInt16) ||
+			bits == 32 && (n < math.MinInt32 || n > math.MaxInt32) {
+			return "is out of range: " + rangeText(lo, hi)
+		}
+		if n < lo || n > hi {
+			return "is out of range: " + rangeText(lo, hi)
+		}
+		return ""
+	}
+}
+
+func rangeText(lo, hi int64) string {
+	switch {
+	case lo == -1 && (hi == maxLong || hi == math.MaxInt32):
+		return "must be -1 (no limit) or at least 0"
+	case hi == maxLong || hi == math.MaxInt32 || hi == math.MaxInt16:
+		return "must be at least " + strconv.FormatInt(lo, 10)
+	}
+	return "must be between " + strconv.FormatInt(lo, 10) + " and " + strconv.FormatInt(hi, 10)
+}
+
+func intAtLeast(lo int64) func(string) string   { return checkInt(32, lo, math.MaxInt32) }
+func shortAtLeast(lo int64) func(string) string { return checkInt(16, lo, math.MaxInt16) }
+func longAtLeast(lo int64) func(string) string  { return checkInt(64, lo, maxLong) }
+
+func checkBool(v string) string {
+	if _, ok := parseBool(v); !ok {
+		return "is not a boolean: expected true or false"
+	}
+	return ""
+}
+
+// parseBool follows Kafka: "true"/"false", case-insensitive.
+func parseBool(v string) (bool, bool) {
+	switch strings.ToLower(v) {
+	case "true":
+		return true, true
+	case "false":
+		return false, true
+	}
+	return false, false
+}
+
+func checkRatio(v string) string {
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || math.IsNaN(f) {
+		return "is not a number"
+	}
+	if f < 0 || f > 1 {
+		return "is out of range: must be between 0 and 1"
+	}
+	return ""
+}
+
+func checkOneOf(values ...string) func(string) string {
+	return func(v string) string {
+		for _, x := range values {
+			if v == x {
+				return ""
+			}
+		}
+		return "is not valid: expected one of " + strings.Join(values, ", ")
+	}
+}
+
+// checkListOf accepts a non-empty comma-separated list whose items are all in values.
+func checkListOf(values ...string) func(string) string {
+	one := checkOneOf(values...)
+	return func(v string) string {
+		items := splitList(v)
+		if len(items) == 0 {
+			return "is not valid: expected a comma-separated list of " + strings.Join(values, ", ")
+		}
+		for _, it := range items {
+			if one(it) != "" {
+				return "is not valid: " + strconv.Quote(it) + " is not one of " + strings.Join(values, ", ")
+			}
+		}
+		return ""
+	}
+}
+
+func checkAny(string) string { return "" }
+
+func checkListeners(v string) string {
+	if _, err := ParseListeners(v); err != nil {
+		return "is not valid: " + err.Error()
+	}
+	return ""
+}
+
+func checkHostPort(v string) string {
+	if _, _, err := splitHostPort(v); err != nil {
+		return "is not valid: " + err.Error() + " (expected host:port)"
+	}
+	return ""
+}
+
+func checkVoters(v string) string {
+	if _, err := ParseVoters(v); err != nil {
+		return "is not valid: " + err.Error()
+	}
+	return ""
+}
+
+func checkProtocolMap(v string) string {
+	if _, err := parseProtocolMap(v); err != nil {
+		return "is not valid: " + err.Error()
+	}
+	return ""
+}
+
+func checkProcessRoles(v string) string {
+	roles := map[string]bool{}
+	for _, r := range splitList(v) {
+		if r != "broker" && r != "controller" {
+			return "is not valid: " + strconv.Quote(r) + " is not a role (expected broker,controller)"
+		}
+		roles[r] = true
+	}
+	if !roles["broker"] || !roles["controller"] {
+		return "is not supported: every Moldau node runs as broker,controller (combined mode)"
+	}
+	return ""
+}
+
+func checkNoSpace(v string) string {
+	if v == "" || strings.ContainsAny(v, " \t\r\n") {
+		return "is not valid: expected a non-empty string without spaces"
+	}
+	return ""
+}
+
+func checkDirs(v string) string {
+	if len(splitList(v)) == 0 {
+		return "is not valid: expected a comma-separated list of directories"
+	}
+	return ""
+}
+
+// splitList splits a Kafka LIST value on commas, trimming items and dropping empty ones.
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+var (
+	timestampTypes   = []string{"CreateTime", "LogAppendTime"}
+	cleanupPolicies  = []string{"delete", "compact"}
+	compressionTypes = []string{"uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"}
+)
+
+// brokerKeys is the catalogue of broker keys Moldau uses, sorted by name at init.
+var brokerKeys = []Key{
+	{Name: "node.id", Type: TypeInt, Default: "1", check: intAtLeast(0), Doc: "The id of this node in the cluster."},
+	{Name: "broker.id", Type: TypeInt, Nullable: true, check: intAtLeast(0), Doc: "Alias of node.id (older server.properties files); must equal node.id when both are set."},
+	{Name: "process.roles", Type: TypeList, Default: "broker,controller", check: checkProcessRoles, Doc: "Roles of this node. Moldau nodes always run combined: broker,controller."},
+	{Name: "cluster.id", Type: TypeString, Nullable: true, check: checkNoSpace, Doc: "Cluster id; generated when the cluster is first started if unset."},
+	{Name: "broker.rack", Type: TypeString, Nullable: true, check: checkAny, Doc: "Rack of this broker, reported in Metadata."},
+	{Name: "listeners", Type: TypeString, Default: "PLAINTEXT://127.0.0.1:9092", check: checkListeners, Doc: "Comma-separated NAME://host:port listeners. Empty host or 0.0.0.0 binds all interfaces."},
+	{Name: "advertised.listeners", Type: TypeString, Nullable: true, check: checkListeners, Doc: "Listeners given to clients. Default: listeners, with an empty or wildcard host replaced by 127.0.0.1."},
+	{Name: "listener.security.protocol.map", Type: TypeString, Default: "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL", check: checkProtocolMap, Doc: "NAME:PROTOCOL pairs. Moldau serves PLAINTEXT only."},
+	{Name: "controller.listener.names", Type: TypeString, Nullable: true, check: checkAny, Doc: "Names of listeners used by the controller; such a listener becomes the raft listener unless controller.listener is set."},
+	{Name: "controller.listener", Type: TypeString, Nullable: true, check: checkHostPort, Doc: "Moldau: host:port the raft transport listens on. Default: the listener named in controller.listener.names, else this node's entry in controller.quorum.voters, else none (single-node in-memory raft)."},
+	{Name: "controller.quorum.voters", Type: TypeList, Nullable: true, check: checkVoters, Doc: "id@host:port,... of the raft voters. Empty: a single voter with an in-memory transport."},
+	{Name: "metrics.listener", Type: TypeString, Nullable: true, check: checkHostPort, Doc: "Moldau: host:port serving Prometheus /metrics and the web console. Empty: off."},
+	{Name: "log.dir", Type: TypeString, Default: "./moldau-data", check: checkDirs, Doc: "Data directory, used when log.dirs is unset."},
+	{Name: "log.dirs", Type: TypeString, Nullable: true, check: checkDirs, Doc: "Comma-separated data directories. Default: log.dir."},
+	{Name: "num.partitions", Type: TypeInt, Default: "1", check: intAtLeast(1), Doc: "Default partition count of new topics."},
+	{Name: "default.replication.factor", Type: TypeInt, Default: "1", check: checkInt(32, 1, math.MaxInt16), Doc: "Default replication factor of new topics."},
+	{Name: "auto.create.topics.enable", Type: TypeBoolean, Default: "true", check: checkBool, Doc: "Create a topic when a client asks Metadata for it."},
+	{Name: "min.insync.replicas", Type: TypeInt, Default: "1", Dynamic: true, check: intAtLeast(1), Doc: "Default min.insync.replicas of topics."},
+	{Name: "log.retention.ms", Type: TypeLong, Nullable: true, Dynamic: true, check: longAtLeast(-1), Doc: "Retention time in ms; -1 keeps forever. Wins over log.retention.minutes and log.retention.hours."},
+	{Name: "log.retention.minutes", Type: TypeInt, Nullable: true, check: intAtLeast(-1), Doc: "Retention time in minutes, used when log.retention.ms is unset."},
+	{Name: "log.retention.hours", Type: TypeInt, Default: "168", check: intAtLeast(-1), Doc: "Retention time in hours, used when log.retention.ms and log.retention.minutes are unset."},
+	{Name: "log.retention.bytes", Type: TypeLong, Default: "-1", Dynamic: true, check: longAtLeast(-1), Doc: "Retention size per partition; -1: no limit."},
+	{Name: "log.segment.bytes", Type: TypeInt, Default: "1073741824", Dynamic: true, check: intAtLeast(14), Doc: "Segment size at which the active segment is rolled."},
+	{Name: "log.roll.ms", Type: TypeLong, Nullable: true, Dynamic: true, check: longAtLeast(1), Doc: "Age at which the active segment is rolled. Wins over log.roll.hours."},
+	{Name: "log.roll.hours", Type: TypeInt, Default: "168", check: intAtLeast(1), Doc: "Age in hours at which the active segment is rolled, used when log.roll.ms is unset."},
+	{Name: "log.index.interval.bytes", Type: TypeInt, Default: "4096", Dynamic: true, check: intAtLeast(0), Doc: "Bytes between offset index entries."},
+	{Name: "log.index.size.max.bytes", Type: TypeInt, Default: "10485760", Dynamic: true, check: intAtLeast(4), Doc: "Maximum size of an offset index file."},
+	{Name: "log.flush.interval.messages", Type: TypeLong, Default: maxLongStr, Dynamic: true, check: longAtLeast(1), Doc: "Fsync after this many messages."},
+	{Name: "log.flush.interval.ms", Type: TypeLong, Nullable: true, Dynamic: true, check: longAtLeast(0), Doc: "Fsync when unflushed data is this old. Unset: never (" + maxLongStr + ")."},
+	{Name: "log.segment.delete.delay.ms", Type: TypeLong, Default: "60000", Dynamic: true, check: longAtLeast(0), Doc: "Delay before a removed segment's files are deleted."},
+	{Name: "log.retention.check.interval.ms", Type: TypeLong, Default: "300000", check: longAtLeast(1), Doc: "How often retention is enforced."},
+	{Name: "log.cleanup.policy", Type: TypeList, Default: "delete", Dynamic: true, check: checkListOf(cleanupPolicies...), Doc: "Default cleanup.policy of topics: delete, compact, or both."},
+	{Name: "log.message.timestamp.type", Type: TypeString, Default: "CreateTime", Dynamic: true, check: checkOneOf(timestampTypes...), Doc: "Default message.timestamp.type of topics."},
+	{Name: "log.message.timestamp.before.max.ms", Type: TypeLong, Default: maxLongStr, Dynamic: true, check: longAtLeast(0), Doc: "Largest allowed age of a record timestamp (CreateTime topics)."},
+	{Name: "log.message.timestamp.after.max.ms", Type: TypeLong, Default: maxLongStr, Dynamic: true, check: longAtLeast(0), Doc: "Largest allowed distance of a record timestamp into the future (CreateTime topics)."},
+	{Name: "log.cleaner.delete.retention.ms", Type: TypeLong, Default: "86400000", Dynamic: true, check: longAtLeast(0), Doc: "Default delete.retention.ms of topics."},
+	{Name: "log.cleaner.min.compaction.lag.ms", Type: TypeLong, Default: "0", Dynamic: true, check: longAtLeast(0), Doc: "Default min.compaction.lag.ms of topics."},
+	{Name: "log.cleaner.max.compaction.lag.ms", Type: TypeLong, Default: maxLongStr, Dynamic: true, check: longAtLeast(1), Doc: "Default max.compaction.lag.ms of topics."},
+	{Name: "log.cleaner.min.cleanable.ratio", Type: TypeDouble, Default: "0.5", Dynamic: true, check: checkRatio, Doc: "Default min.cleanable.dirty.ratio of topics."},
+	{Name: "log.preallocate", Type: TypeBoolean, Default: "false", Dynamic: true, check: checkBool, Doc: "Default preallocate of topics."},
+	{Name: "compression.type", Type: TypeString, Default: "producer", Dynamic: true, check: checkOneOf(compressionTypes...), Doc: "Default compression.type of topics."},
+	{Name: "unclean.leader.election.enable", Type: TypeBoolean, Default: "false", Dynamic: true, check: checkBool, Doc: "Default unclean.leader.election.enable of topics."},
+	{Name: "message.max.bytes", Type: TypeInt, Default: "1048588", Dynamic: true, check: intAtLeast(0), Doc: "Largest record batch accepted; default max.message.bytes of topics."},
+	{Name: "socket.request.max.bytes", Type: TypeInt, Default: "104857600", check: intAtLeast(1), Doc: "Largest request frame accepted."},
+	{Name: "offsets.topic.num.partitions", Type: TypeInt, Default: "50", check: intAtLeast(1), Doc: "Partitions of __consumer_offsets."},
+	{Name: "offsets.topic.replication.factor", Type: TypeShort, Default: "1", check: shortAtLeast(1), Doc: "Replication factor of __consumer_offsets (Moldau default 1)."},
+	{Name: "offsets.retention.minutes", Type: TypeInt, Default: "10080", check: intAtLeast(1), Doc: "How long committed offsets of an empty group are kept."},
+	{Name: "group.initial.rebalance.delay.ms", Type: TypeInt, Default: "3000", check: intAtLeast(0), Doc: "Delay of the first rebalance of a new group."},
+	{Name: "group.min.session.timeout.ms", Type: TypeInt, Default: "6000", check: intAtLeast(0), Doc: "Smallest session timeout a consumer may ask for."},
+	{Name: "group.max.session.timeout.ms", Type: TypeInt, Default: "1800000", check: intAtLeast(0), Doc: "Largest session timeout a consumer may ask for."},
+	{Name: "transactional.id.expiration.ms", Type: TypeInt, Default: "604800000", check: intAtLeast(1), Doc: "How long an idle transactional id is kept."},
+	{Name: "producer.id.expiration.ms", Type: TypeInt, Default: "86400000", check: intAtLeast(1), Doc: "How long the state of an idle producer id is kept."},
+}
+
+// topicKeys is the catalogue of topic-level keys, sorted by name at init.
+var topicKeys = []Key{
+	{Name: "cleanup.policy", Type: TypeList, Default: "delete", BrokerKey: "log.cleanup.policy", check: checkListOf(cleanupPolicies...)},
+	{Name: "compression.type", Type: TypeString, Default: "producer", BrokerKey: "compression.type", check: checkOneOf(compressionTypes...)},
+	{Name: "delete.retention.ms", Type: TypeLong, Default: "86400000", BrokerKey: "log.cleaner.delete.retention.ms", check: longAtLeast(0)},
+	{Name: "file.delete.delay.ms", Type: TypeLong, Default: "60000", BrokerKey: "log.segment.delete.delay.ms", check: longAtLeast(0)},
+	{Name: "flush.messages", Type: TypeLong, Default: maxLongStr, BrokerKey: "log.flush.interval.messages", check: longAtLeast(1)},
+	{Name: "flush.ms", Type: TypeLong, Default: maxLongStr, BrokerKey: "log.flush.interval.ms", check: longAtLeast(0)},
+	{Name: "index.interval.bytes", Type: TypeInt, Default: "4096", BrokerKey: "log.index.interval.bytes", check: intAtLeast(0)},
+	{Name: "max.compaction.lag.ms", Type: TypeLong, Default: maxLongStr, BrokerKey: "log.cleaner.max.compaction.lag.ms", check: longAtLeast(1)},
+	{Name: "max.message.bytes", Type: TypeInt, Default: "1048588", BrokerKey: "message.max.bytes", check: intAtLeast(0)},
+	{Name: "message.downconversion.enable", Type: TypeBoolean, Default: "true", check: checkBool, Doc: "Accepted for compatibility; Moldau never down-converts."},
+	{Name: "message.timestamp.after.max.ms", Type: TypeLong, Default: maxLongStr, BrokerKey: "log.message.timestamp.after.max.ms", check: longAtLeast(0)},
+	{Name: "message.timestamp.before.max.ms", Type: TypeLong, Default: maxLongStr, BrokerKey: "log.message.timestamp.before.max.ms", check: longAtLeast(0)},
+	{Name: "message.timestamp.type", Type: TypeString, Default: "CreateTime", BrokerKey: "log.message.timestamp.type", check: checkOneOf(timestampTypes...)},
+	{Name: "min.cleanable.dirty.ratio", Type: TypeDouble, Default: "0.5", BrokerKey: "log.cleaner.min.cleanable.ratio", check: checkRatio},
+	{Name: "min.compaction.lag.ms", Type: TypeLong, Default: "0", BrokerKey: "log.cleaner.min.compaction.lag.ms", check: longAtLeast(0)},
+	{Name: "min.insync.replicas", Type: TypeInt, Default: "1", BrokerKey: "min.insync.replicas", check: intAtLeast(1)},
+	{Name: "preallocate", Type: TypeBoolean, Default: "false", BrokerKey: "log.preallocate", check: checkBool},
+	{Name: "retention.bytes", Type: TypeLong, Default: "-1", BrokerKey: "log.retention.bytes", check: longAtLeast(-1)},
+	{Name: "retention.ms", Type: TypeLong, Default: "604800000", BrokerKey: "log.retention.ms", check: longAtLeast(-1)},
+	{Name: "segment.bytes", Type: TypeInt, Default: "1073741824", BrokerKey: "log.segment.bytes", check: intAtLeast(14)},
+	{Name: "segment.index.bytes", Type: TypeInt, Default: "10485760", BrokerKey: "log.index.size.max.bytes", check: intAtLeast(4)},
+	{Name: "segment.ms", Type: TypeLong, Default: "604800000", BrokerKey: "log.roll.ms", check: longAtLeast(1)},
+	{Name: "unclean.leader.election.enable", Type: TypeBoolean, Default: "false", BrokerKey: "unclean.leader.election.enable", check: checkBool},
+}
+
+// ignoredKeys are well-known Kafka broker keys with no meaning for Moldau: accepted so that
+// server.properties files copied from Kafka start, and reported in Config.Ignored.
+var ignoredKeys = map[string]bool{
+	"advertised.host.name": true, "advertised.port": true, "host.name": true, "port": true,
+	"alter.config.policy.class.name": true, "create.topic.policy.class.name": true,
+	"authorizer.class.name": true, "super.users": true, "allow.everyone.if.no.acl.found": true,
+	"auto.leader.rebalance.enable": true, "background.threads": true,
+	"broker.heartbeat.interval.ms": true, "broker.session.timeout.ms": true,
+	"client.quota.callback.class": true, "connections.max.idle.ms": true, "connections.max.reauth.ms": true,
+	"delete.topic.enable": true, "early.start.listeners": true, "eligible.leader.replicas.enable": true,
+	"fetch.max.bytes": true, "fetch.purgatory.purge.interval.requests": true,
+	"producer.purgatory.purge.interval.requests": true,
+	"initial.broker.registration.timeout.ms":     true, "inter.broker.listener.name": true,
+	"inter.broker.protocol.version": true, "security.inter.broker.protocol": true,
+	"log.flush.offset.checkpoint.interval.ms": true, "log.flush.scheduler.interval.ms": true,
+	"log.flush.start.offset.checkpoint.interval.ms": true, "log.message.downconversion.enable": true,
+	"log.message.format.version": true, "log.message.timestamp.difference.max.ms": true,
+	"log.roll.jitter.ms": true, "log.roll.jitter.hours": true, "log.dir.failure.timeout.ms": true,
+	"log.initial.task.delay.ms":                 true,
+	"max.incremental.fetch.session.cache.slots": true, "metric.reporters": true,
+	"num.io.threads": true, "num.network.threads": true, "num.recovery.threads.per.data.dir": true,
+	"num.replica.alter.log.dirs.threads": true, "num.replica.fetchers": true,
+	"offset.metadata.max.bytes": true, "offsets.commit.timeout.ms": true, "offsets.load.buffer.size": true,
+	"offsets.retention.check.interval.ms": true, "offsets.topic.compression.codec": true,
+	"offsets.topic.segment.bytes": true, "principal.builder.class": true, "queued.max.requests": true,
+	"queued.max.request.bytes": true, "request.timeout.ms": true, "reserved.broker.max.id": true,
+	"socket.listen.backlog.size": true, "socket.receive.buffer.bytes": true, "socket.send.buffer.bytes": true,
+	"socket.connection.setup.timeout.ms": true, "socket.connection.setup.timeout.max.ms": true,
+	"group.max.size": true, "group.coordinator.rebalance.protocols": true,
+}
+
+// ignoredPrefixes extend ignoredKeys to whole families of Kafka keys.
+var ignoredPrefixes = []string{
+	"compression.gzip.", "compression.lz4.", "compression.zstd.", "confluent.", "controlled.shutdown.",
+	"controller.quorum.", "delegation.token.", "group.consumer.", "group.coordinator.", "group.share.",
+	"kafka.metrics.", "leader.imbalance.", "listener.name.", "log.cleaner.", "log.local.", "max.connection",
+	"metadata.", "metrics.", "password.encoder.", "quota.", "remote.log.", "replica.", "sasl.", "share.",
+	"ssl.", "transaction.", "unstable.", "zookeeper.",
+}
+
+var (
+	brokerIndex = map[string]*Key{}
+	topicIndex  = map[string]*Key{}
+)
+
+func init() {
+	sort.Slice(brokerKeys, func(i, j int) bool { return brokerKeys[i].Name < brokerKeys[j].Name })
+	sort.Slice(topicKeys, func(i, j int) bool { return topicKeys[i].Name < topicKeys[j].Name })
+	for i := range brokerKeys {
+		brokerIndex[brokerKeys[i].Name] = &brokerKeys[i]
+	}
+	for i := range topicKeys {
+		k := &topicKeys[i]
+		k.Dynamic = true
+		if k.Doc == "" && k.BrokerKey != "" {
+			k.Doc = "Default: broker " + k.BrokerKey + "."
+		}
+		topicIndex[k.Name] = k
+	}
+}
+
+// isIgnored reports whether key is a known Kafka broker key that Moldau accepts and ignores.
+// Keys in the catalogue are never ignored, even when a prefix matches.
+func isIgnored(key string) bool {
+	if _, ok := brokerIndex[key]; ok {
+		return false
+	}
+	if ignoredKeys[key] {
+		return true
+	}
+	for _, p := range ignoredPrefixes {
+		if strings.HasPrefix(key, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// BrokerKeys returns the catalogue of broker keys, sorted by name (a copy).
+func BrokerKeys() []Key { return append([]Key(nil), brokerKeys...) }
+
+// TopicKeys returns the catalogue of topic keys, sorted by name (a copy).
+func TopicKeys() []Key { return append([]Key(nil), topicKeys...) }
+
+// BrokerKey looks up a broker key by name.
+func BrokerKey(name string) (Key, bool) {
+	k, ok := brokerIndex[name]
+	if !ok {
+		return Key{}, false
+	}
+	return *k, true
+}
+
+// TopicKey looks up a topic key by name.
+func TopicKey(name string) (Key, bool) {
+	k, ok := topicIndex[name]
+	if !ok {
+		return Key{}, false
+	}
+	return *k, true
+}
+
+// ValidateBrokerConfig validates a dynamic (AlterConfigs, cluster-wide) change of a broker key.
+// The error wraps ErrUnknownKey, ErrInvalidValue, or ErrReadOnly for keys that exist but cannot be
+// changed at runtime.
+func ValidateBrokerConfig(key, value string) error {
+	k, ok := brokerIndex[key]
+	if !ok {
+		return unknownKeyError(key, "", false)
+	}
+	if !k.Dynamic {
+		return &Error{Key: key, Value: strings.TrimSpace(value), Reason: "cannot be changed at runtime: set it in server.properties and restart", kind: ErrReadOnly}
+	}
+	return k.Validate(value)
+}
+
+// ValidateTopicConfig validates one topic-level key and value. The error wraps ErrUnknownKey or
+// ErrInvalidValue.
+func ValidateTopicConfig(key, value string) error {
+	k, ok := topicIndex[key]
+	if !ok {
+		return unknownKeyError(key, "", true)
+	}
+	return k.Validate(value)
+}
