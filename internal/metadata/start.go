@@ -122,4 +122,3 @@ func (r *raftCommitter) leader() (int32, bool) {
 }
 
 func (r *raftCommitter) close() error { return r.node.Close() }
-
