@@ -1,0 +1,271 @@
+package group
+
+import (
+	"encoding/binary"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// KV is one __consumer_offsets record: a key and a value, nil for a tombstone.
+type KV struct {
+	Key, Value []byte
+}
+
+// Store persists group metadata and offsets as Kafka's __consumer_offsets records
+// (kmsg.OffsetCommitKey/Value, kmsg.GroupMetadataKey/Value). The broker implements it on top of
+// the __consumer_offsets partition logs; a nil value is a tombstone.
+type Store interface {
+	// Append makes records durable (written to the log) before it returns. group names the group
+	// the records belong to, so the store can pick its partition (see OffsetsPartition).
+	Append(group string, records []KV) error
+	// Load replays every record, oldest first, at start.
+	Load(fn func(key, value []byte) error) error
+}
+
+// OffsetsPartition returns the __consumer_offsets partition of a group as Kafka computes it:
+// abs(javaStringHashCode(group)) % partitions.
+func OffsetsPartition(group string, partitions int32) int32 {
+	var h int32
+	for _, r := range group {
+		if r >= 0x10000 { // a UTF-16 surrogate pair, as Java hashes it
+			r -= 0x10000
+			h = 31*h + int32(0xD800+(r>>10))
+			h = 31*h + int32(0xDC00+(r&0x3FF))
+			continue
+		}
+		h = 31*h + int32(r)
+	}
+	return (h & 0x7fffffff) % partitions
+}
+
+// MemoryStore is an in-memory Store for tests and for brokers without persistence.
+type MemoryStore struct {
+	mu        sync.Mutex
+	records   []KV
+	appendErr error
+}
+
+// NewMemoryStore returns an empty MemoryStore.
+func NewMemoryStore() *MemoryStore { return &MemoryStore{} }
+
+// Append records the records, or fails with the error set by SetAppendError.
+func (s *MemoryStore) Append(_ string, records []KV) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.appendErr != nil {
+		return s.appendErr
+	}
+	for _, r := range records {
+		s.records = append(s.records, KV{Key: append([]byte(nil), r.Key...), Value: cloneValue(r.Value)})
+	}
+	return nil
+}
+
+func cloneValue(v []byte) []byte {
+	if v == nil {
+		return nil
+	}
+	return append([]byte{}, v...)
+}
+
+// Load replays every appended record in order.
+func (s *MemoryStore) Load(fn func(key, value []byte) error) error {
+	s.mu.Lock()
+	recs := append([]KV(nil), s.records...)
+	s.mu.Unlock()
+	for _, r := range recs {
+		if err := fn(r.Key, r.Value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Records returns a copy of everything appended so far.
+func (s *MemoryStore) Records() []KV {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]KV(nil), s.records...)
+}
+
+// SetAppendError makes later Appends fail with err (nil: succeed again).
+func (s *MemoryStore) SetAppendError(err error) {
+	s.mu.Lock()
+	s.appendErr = err
+	s.mu.Unlock()
+}
+
+// ---- record encoding ----
+
+func offsetKey(group, topic string, partition int32) []byte {
+	k := kmsg.NewOffsetCommitKey()
+	k.Version = 1
+	k.Group, k.Topic, k.Partition = group, topic, partition
+	return k.AppendTo(nil)
+}
+
+func offsetValue(e offsetEntry) []byte {
+	v := kmsg.NewOffsetCommitValue()
+	v.Version = 3
+	v.Offset = e.offset
+	v.LeaderEpoch = e.leaderEpoch
+	v.Metadata = e.metadata
+	v.CommitTimestamp = e.commitTime
+	return v.AppendTo(nil)
+}
+
+func groupKey(group string) []byte {
+	k := kmsg.NewGroupMetadataKey()
+	k.Version = 2
+	k.Group = group
+	return k.AppendTo(nil)
+}
+
+// storeGroup persists the group's current generation. assignments overrides the members'
+// assignments when non-nil. REQUIRES: g.mu is held.
+func (g *group) storeGroup(assignments map[string][]byte) error {
+	if g.c.store == nil {
+		return nil
+	}
+	v := kmsg.NewGroupMetadataValue()
+	v.Version = 3
+	v.ProtocolType = g.protocolType
+	v.Generation = g.generation
+	if g.protocol != "" {
+		v.Protocol = kmsg.StringPtr(g.protocol)
+	}
+	if g.leader != "" {
+		v.Leader = kmsg.StringPtr(g.leader)
+	}
+	v.CurrentStateTimestamp = g.stateTime.UnixMilli()
+	for _, m := range g.sortedMembers() {
+		vm := kmsg.NewGroupMetadataValueMember()
+		vm.MemberID = m.id
+		vm.InstanceID = m.instanceID
+		vm.ClientID = m.clientID
+		vm.ClientHost = m.clientHost
+		vm.RebalanceTimeoutMillis = int32(m.rebalanceTimeout / time.Millisecond)
+		vm.SessionTimeoutMillis = int32(m.sessionTimeout / time.Millisecond)
+		vm.Subscription = m.metadata(g.protocol)
+		if vm.Subscription == nil {
+			vm.Subscription = []byte{}
+		}
+		vm.Assignment = m.assignment
+		if assignments != nil {
+			vm.Assignment = assignments[m.id]
+		}
+		if vm.Assignment == nil {
+			vm.Assignment = []byte{}
+		}
+		v.Members = append(v.Members, vm)
+	}
+	return g.c.store.Append(g.name, []KV{{Key: groupKey(g.name), Value: v.AppendTo(nil)}})
+}
+
+// replay rebuilds groups from the store: offsets, and for groups with metadata their protocol
+// type, protocol and generation. Groups load Empty: members are not restored as live, they rejoin.
+func replay(c *Coordinator, s Store) (map[string]*group, error) {
+	groups := make(map[string]*group)
+	get := func(name string) *group {
+		g, ok := groups[name]
+		if !ok {
+			g = newGroup(c, name)
+			groups[name] = g
+		}
+		return g
+	}
+	err := s.Load(func(key, value []byte) error {
+		if len(key) < 2 {
+			return fmt.Errorf("record key of %d bytes", len(key))
+		}
+		switch version := int16(binary.BigEndian.Uint16(key)); version {
+		case 0, 1:
+			var k kmsg.OffsetCommitKey
+			if err := k.ReadFrom(key); err != nil {
+				return fmt.Errorf("decode offset commit key: %w", err)
+			}
+			if value == nil {
+				if g, ok := groups[k.Group]; ok {
+					g.deleteOffset(k.Topic, k.Partition)
+				}
+				return nil
+			}
+			var v kmsg.OffsetCommitValue
+			if err := v.ReadFrom(value); err != nil {
+				return fmt.Errorf("decode offset commit value of group %q: %w", k.Group, err)
+			}
+			epoch := v.LeaderEpoch
+			if v.Version < 3 {
+				epoch = -1
+			}
+			get(k.Group).setOffset(k.Topic, k.Partition, offsetEntry{
+				offset: v.Offset, leaderEpoch: epoch, metadata: v.Metadata, commitTime: v.CommitTimestamp,
+			})
+		case 2:
+			var k kmsg.GroupMetadataKey
+			if err := k.ReadFrom(key); err != nil {
+				return fmt.Errorf("decode group metadata key: %w", err)
+			}
+			if value == nil {
+				if g, ok := groups[k.Group]; ok {
+					if !g.hasOffsets() {
+						delete(groups, k.Group)
+					} else {
+						g.protocolType, g.protocol, g.generation = "", "", 0
+					}
+				}
+				return nil
+			}
+			var v kmsg.GroupMetadataValue
+			if err := v.ReadFrom(value); err != nil {
+				return fmt.Errorf("decode group metadata of %q: %w", k.Group, err)
+			}
+			g := get(k.Group)
+			g.protocolType = v.ProtocolType
+			g.generation = v.Generation
+			g.protocol = ""
+			if v.Protocol != nil && len(v.Members) > 0 {
+				g.protocol = *v.Protocol
+			}
+			if len(v.Members) > 0 {
+				// The group had members when the broker stopped: it became Empty on load.
+				g.stateTime = c.clock.Now()
+			} else if v.Version >= 2 && v.CurrentStateTimestamp >= 0 {
+				g.stateTime = time.UnixMilli(v.CurrentStateTimestamp)
+			}
+		default:
+			// Newer record types (KIP-848 consumer groups, share groups): not ours.
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, g := range groups {
+		// Members are not restored: an Empty group keeps no selected protocol.
+		g.protocol = ""
+		g.subscribed = nil
+	}
+	return groups, nil
+}
+
+func (g *group) setOffset(topic string, partition int32, e offsetEntry) {
+	ps, ok := g.offsets[topic]
+	if !ok {
+		ps = make(map[int32]offsetEntry)
+		g.offsets[topic] = ps
+	}
+	ps[partition] = e
+}
+
+func (g *group) deleteOffset(topic string, partition int32) {
+	if ps, ok := g.offsets[topic]; ok {
+		delete(ps, partition)
+		if len(ps) == 0 {
+			delete(g.offsets, topic)
+		}
+	}
+}
