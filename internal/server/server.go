@@ -1,0 +1,298 @@
+// Package server accepts Kafka protocol connections, frames and decodes requests with kmsg, hands
+// them to a Handler in order, and writes the responses back in request order.
+//
+// Per connection there is one reader goroutine and one writer goroutine. The reader decodes a
+// request, calls the handler (which may block: long-poll fetch, acks=all, group joins) and queues
+// the response for the writer, so a connection's responses always leave in the order its requests
+// arrived, as the Kafka protocol requires. While the writer sends one response, the reader is
+// already decoding and handling the next request.
+package server
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kbin"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Request is one decoded request with the header fields a handler needs.
+type Request struct {
+	Key           int16
+	Version       int16
+	CorrelationID int32
+	ClientID      string
+	Msg           kmsg.Request
+	// RemoteAddr is the client's address ("host:port").
+	RemoteAddr string
+	// Listener is the name of the listener the request arrived on ("PLAINTEXT").
+	Listener string
+}
+
+// Handler answers requests. A nil response with a nil error means "send nothing" (acks=0 produce).
+// A non-nil error closes the connection: use it only where Kafka closes the connection, never for
+// errors that have a Kafka error code.
+type Handler interface {
+	Handle(ctx context.Context, req *Request) (kmsg.Response, error)
+	// SupportedVersion reports whether the handler implements this API key at this version.
+	SupportedVersion(key, version int16) bool
+	// UnsupportedApiVersions answers an ApiVersions request whose version is not supported
+	// (KIP-511: a v0 response with UNSUPPORTED_VERSION).
+	UnsupportedApiVersions(req *Request) kmsg.Response
+}
+
+// Config configures a Server.
+type Config struct {
+	// Addr is the TCP address to listen on, "host:port".
+	Addr string
+	// Listener names the listener, e.g. "PLAINTEXT".
+	Listener string
+	// MaxRequestBytes is socket.request.max.bytes: a frame larger than this closes the connection.
+	MaxRequestBytes int32
+	Logger          *slog.Logger
+}
+
+// Server is a Kafka protocol listener.
+type Server struct {
+	cfg     Config
+	handler Handler
+	log     *slog.Logger
+
+	ln     net.Listener
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+	wg    sync.WaitGroup // accept loop + every connection's goroutines
+}
+
+// New returns a server that is not yet listening.
+func New(cfg Config, h Handler) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Listener == "" {
+		cfg.Listener = "PLAINTEXT"
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{cfg: cfg, handler: h, log: cfg.Logger, ctx: ctx, cancel: cancel, conns: make(map[net.Conn]struct{})}
+}
+
+// Listen binds the listening socket.
+func (s *Server) Listen() error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
+	}
+	s.ln = ln
+	return nil
+}
+
+// Addr is the bound address; valid after Listen.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Serve accepts connections until Shutdown. It returns nil after Shutdown.
+func (s *Server) Serve() error {
+	s.wg.Add(1)
+	defer s.wg.Done()
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			if s.ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			return fmt.Errorf("accept: %w", err)
+		}
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetNoDelay(true)
+		}
+		s.mu.Lock()
+		if s.ctx.Err() != nil {
+			s.mu.Unlock()
+			c.Close()
+			return nil
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go s.serveConn(c)
+	}
+}
+
+// Shutdown stops accepting, closes every connection and waits for their goroutines, or for ctx.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.cancel()
+	if s.ln != nil {
+		s.ln.Close()
+	}
+	s.mu.Lock()
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// response is a queued, fully encoded response frame.
+type response struct {
+	buf []byte
+}
+
+func (s *Server) serveConn(c net.Conn) {
+	defer s.wg.Done()
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		c.Close()
+	}()
+
+	ctx, cancel := context.WithCancel(s.ctx)
+	defer cancel()
+
+	// The writer owns the write side of c; the reader closes out when it stops, and the writer
+	// drains what is queued, then exits. A write error cancels ctx so a blocked handler returns.
+	out := make(chan response, 64)
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		for r := range out {
+			if _, err := c.Write(r.buf); err != nil {
+				cancel()
+				c.Close()
+				for range out {
+				}
+				return
+			}
+		}
+	}()
+	defer func() {
+		close(out)
+		<-writerDone
+	}()
+
+	remote := c.RemoteAddr().String()
+	var sizeBuf [4]byte
+	for {
+		if _, err := io.ReadFull(c, sizeBuf[:]); err != nil {
+			return
+		}
+		size := int32(binary.BigEndian.Uint32(sizeBuf[:]))
+		if size < 8 || (s.cfg.MaxRequestBytes > 0 && size > s.cfg.MaxRequestBytes) {
+			s.log.Warn("closing connection: request frame size out of range",
+				"remote", remote, "size", size, "socket.request.max.bytes", s.cfg.MaxRequestBytes)
+			return
+		}
+		body := make([]byte, size)
+		if _, err := io.ReadFull(c, body); err != nil {
+			return
+		}
+		req, err := s.decode(body, remote)
+		if err != nil {
+			s.log.Info("closing connection: undecodable request", "remote", remote, "err", err)
+			return
+		}
+		var resp kmsg.Response
+		if req.Msg == nil { // ApiVersions at an unsupported version
+			resp = s.handler.UnsupportedApiVersions(req)
+		} else {
+			resp, err = s.safeHandle(ctx, req)
+			if err != nil {
+				s.log.Info("closing connection", "remote", remote, "api_key", req.Key, "version", req.Version, "err", err)
+				return
+			}
+		}
+		if resp == nil {
+			continue
+		}
+		select {
+		case out <- response{buf: encodeResponse(req.CorrelationID, resp)}:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// safeHandle calls the handler and turns a panic into a closed connection instead of a crashed
+// broker: one bad request must not stop the other clients.
+func (s *Server) safeHandle(ctx context.Context, req *Request) (resp kmsg.Response, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("handler panic", "api_key", req.Key, "version", req.Version, "panic", r)
+			err = fmt.Errorf("handler panic: %v", r)
+		}
+	}()
+	return s.handler.Handle(ctx, req)
+}
+
+// decode parses the request header and body. Req.Msg is nil for an ApiVersions request at a
+// version the handler does not support (answered with KIP-511's v0 response).
+func (s *Server) decode(body []byte, remote string) (*Request, error) {
+	r := kbin.Reader{Src: body}
+	key := r.Int16()
+	version := r.Int16()
+	corr := r.Int32()
+	clientID := r.NullableString()
+	if err := r.Complete(); err != nil {
+		return nil, fmt.Errorf("request header: %w", err)
+	}
+	req := &Request{Key: key, Version: version, CorrelationID: corr, RemoteAddr: remote, Listener: s.cfg.Listener}
+	if clientID != nil {
+		req.ClientID = *clientID
+	}
+	msg := kmsg.RequestForKey(key)
+	if msg == nil {
+		return nil, fmt.Errorf("unknown api key %d", key)
+	}
+	if !s.handler.SupportedVersion(key, version) {
+		if key == kmsg.ApiVersions.Int16() {
+			return req, nil
+		}
+		return nil, fmt.Errorf("unsupported version %d of api key %d", version, key)
+	}
+	msg.SetVersion(version)
+	if msg.IsFlexible() {
+		kmsg.SkipTags(&r)
+		if err := r.Complete(); err != nil {
+			return nil, fmt.Errorf("request header tags: %w", err)
+		}
+	}
+	if err := msg.ReadFrom(r.Src); err != nil {
+		return nil, fmt.Errorf("decode api key %d v%d: %w", key, version, err)
+	}
+	req.Msg = msg
+	return req, nil
+}
+
+// encodeResponse frames a response: size, correlation id, header tags (flexible responses except
+// ApiVersions, whose response header is always v0), body.
+func encodeResponse(corr int32, resp kmsg.Response) []byte {
+	buf := make([]byte, 8, 256)
+	if resp.IsFlexible() && resp.Key() != kmsg.ApiVersions.Int16() {
+		buf = append(buf, 0)
+	}
+	buf = resp.AppendTo(buf)
+	binary.BigEndian.PutUint32(buf[0:4], uint32(len(buf)-4))
+	binary.BigEndian.PutUint32(buf[4:8], uint32(corr))
+	return buf
+}
