@@ -1,0 +1,783 @@
+// Package log is the segmented, append-only partition log.
+//
+// A Log owns one partition directory holding:
+//
+//	NNNNNNNNNNNNNNNNNNNN.log        batches as received (base offset, leader epoch and
+//	                                LogAppendTime rewritten), named by the 20-digit base offset
+//	NNNNNNNNNNNNNNNNNNNN.index      sparse offset index: relOffset uint32 + position uint32
+//	NNNNNNNNNNNNNNNNNNNN.timeindex  sparse time index: timestamp int64 + relOffset uint32
+//	leader-epoch-checkpoint         Kafka's text format: "0", count, "epoch startOffset" lines
+//	recovery-point                  decimal offset below which everything was fsynced
+//	log-start-offset                decimal log start offset (DeleteRecords, retention)
+//	.clean_shutdown                 written by Close, removed by Open
+//	*.deleted                       removed segments waiting for FileDeleteDelayMs
+//
+// Index layouts match Kafka's (big-endian). Index entries are kept in memory
+// and mirrored to their files with pwrite, so a kill -9 loses nothing that a
+// write returned for; fsync happens per the flush policy, on roll-independent
+// Flush, and on Close.
+//
+// # Locks
+//
+// Lock order: appendMu, then mu. appendMu serializes every mutation (Append,
+// roll, Flush, retention, DeleteRecordsBefore, AssignEpoch, SetConfig, Close).
+// mu (a RWMutex) guards what readers see: the segment list, the published
+// sizes and offsets, the in-memory indexes and the epoch cache. The appender
+// does its write syscalls holding only appendMu and takes mu for writing
+// briefly to publish; readers hold mu for reading while they pread, so reads
+// run concurrently with each other and with the appender's writes.
+package log
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/moldau/moldau/internal/record"
+)
+
+// Errors returned by Log methods.
+var (
+	ErrOffsetOutOfRange = errors.New("offset out of range")
+	ErrLogClosed        = errors.New("log closed")
+)
+
+// Config holds the per-partition log settings. Zero values of SegmentBytes,
+// SegmentMs, SegmentIndexBytes and the flush intervals mean "default"; the
+// others are taken literally (RetentionMs 0 deletes every rolled segment).
+type Config struct {
+	SegmentBytes          int64 // log.segment.bytes / segment.bytes, default 1 GiB (at most 2 GiB-1)
+	SegmentMs             int64 // log.roll.ms / segment.ms, default 7 days
+	RetentionMs           int64 // -1: keep forever
+	RetentionBytes        int64 // -1: no size limit
+	IndexIntervalBytes    int32 // default 4096
+	SegmentIndexBytes     int32 // max index file size, default 10 MiB
+	FlushIntervalMessages int64 // fsync after this many messages; math.MaxInt64 = never (Kafka default)
+	FlushIntervalMs       int64 // fsync when the oldest unflushed data is this old; MaxInt64 = never
+	FileDeleteDelayMs     int64 // delay before deleting removed segments, default 60000 (0 ok in tests)
+}
+
+// DefaultConfig returns Kafka's defaults.
+func DefaultConfig() Config {
+	return Config{
+		SegmentBytes:          1 << 30,
+		SegmentMs:             7 * 24 * 3600 * 1000,
+		RetentionMs:           7 * 24 * 3600 * 1000,
+		RetentionBytes:        -1,
+		IndexIntervalBytes:    4096,
+		SegmentIndexBytes:     10 << 20,
+		FlushIntervalMessages: math.MaxInt64,
+		FlushIntervalMs:       math.MaxInt64,
+		FileDeleteDelayMs:     60000,
+	}
+}
+
+func (c Config) normalized() Config {
+	d := DefaultConfig()
+	if c.SegmentBytes <= 0 {
+		c.SegmentBytes = d.SegmentBytes
+	}
+	c.SegmentBytes = min(c.SegmentBytes, math.MaxInt32)
+	if c.SegmentMs <= 0 {
+		c.SegmentMs = d.SegmentMs
+	}
+	if c.IndexIntervalBytes < 0 {
+		c.IndexIntervalBytes = d.IndexIntervalBytes
+	}
+	if c.SegmentIndexBytes <= 0 {
+		c.SegmentIndexBytes = d.SegmentIndexBytes
+	}
+	c.SegmentIndexBytes = max(c.SegmentIndexBytes, timeEntrySize)
+	if c.FlushIntervalMessages <= 0 {
+		c.FlushIntervalMessages = d.FlushIntervalMessages
+	}
+	if c.FlushIntervalMs <= 0 {
+		c.FlushIntervalMs = d.FlushIntervalMs
+	}
+	c.FileDeleteDelayMs = max(c.FileDeleteDelayMs, 0)
+	return c
+}
+
+// Clock is the time source for rolling, retention and flush intervals.
+type Clock interface{ Now() time.Time }
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
+
+// Log is one partition's log. All methods are safe for concurrent use.
+type Log struct {
+	dir   string
+	clock Clock
+
+	appendMu sync.Mutex
+	// Guarded by appendMu.
+	cfg              Config
+	unflushedMsgs    int64
+	firstUnflushedMs int64 // -1: nothing unflushed
+	recoveryPoint    int64 // persisted in recovery-point
+	dirDirty         bool  // files created/renamed since the last directory fsync
+	failed           error // a write or fsync failed: the log refuses appends
+
+	mu struct {
+		sync.RWMutex
+		// INVARIANT: base offsets of segments are strictly increasing and each
+		// segment's offsets are below the next segment's base; only the last
+		// segment (the active one) is appended to.
+		segments    []*segment
+		startOffset int64 // INVARIANT: segments[0].base <= startOffset <= endOffset
+		endOffset   int64 // next offset to assign == active segment's next
+		epochs      []epochEntry
+		closed      bool
+	}
+
+	delMu   sync.Mutex
+	pending map[*segment]*time.Timer // segments renamed to .deleted, waiting for FileDeleteDelayMs
+}
+
+// Open opens the log in dir, creating dir and an empty log if needed, and
+// recovers it: after a clean shutdown (Close wrote .clean_shutdown) it trusts
+// the indexes (after sanity checks) and validates only each segment's tail;
+// otherwise it validates every batch from the segment holding the recovery
+// point on, truncates at the first invalid or torn byte and deletes later
+// segments. Missing or damaged index files are rebuilt.
+func Open(dir string, cfg Config, clock Clock) (*Log, error) {
+	if clock == nil {
+		clock = systemClock{}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("open log %s: %w", dir, err)
+	}
+	l := &Log{dir: dir, clock: clock, cfg: cfg.normalized(), firstUnflushedMs: -1, pending: map[*segment]*time.Timer{}}
+	if err := l.load(); err != nil {
+		for _, s := range l.mu.segments {
+			s.close()
+		}
+		return nil, fmt.Errorf("open log %s: %w", dir, err)
+	}
+	return l, nil
+}
+
+func (l *Log) load() error {
+	cleanPath := filepath.Join(l.dir, cleanShutdownFile)
+	_, statErr := os.Stat(cleanPath)
+	clean := statErr == nil
+	if clean {
+		// Remove the marker before touching anything: a crash from here on is unclean.
+		if err := os.Remove(cleanPath); err != nil {
+			return err
+		}
+		if err := syncDir(l.dir); err != nil {
+			return err
+		}
+	}
+	entries, err := os.ReadDir(l.dir)
+	if err != nil {
+		return err
+	}
+	logs := map[int64]bool{}
+	var bases []int64
+	for _, e := range entries {
+		if base, ok := parseSegmentName(e.Name(), ".log"); ok && e.Type().IsRegular() {
+			logs[base] = true
+			bases = append(bases, base)
+		}
+	}
+	for _, e := range entries {
+		name := e.Name()
+		orphan := false
+		for _, ext := range []string{".index", ".timeindex"} {
+			if base, ok := parseSegmentName(name, ext); ok && !logs[base] {
+				orphan = true
+			}
+		}
+		if orphan || strings.HasSuffix(name, deletedSuffix) || strings.HasSuffix(name, tmpSuffix) {
+			if err := os.Remove(filepath.Join(l.dir, name)); err != nil && !os.IsNotExist(err) {
+				return err
+			}
+		}
+	}
+	sort.Slice(bases, func(i, j int) bool { return bases[i] < bases[j] })
+
+	if l.mu.epochs, err = loadEpochs(l.dir); err != nil {
+		return err
+	}
+	start, _ := readOffsetFile(l.dir, logStartOffsetFile)
+	recoveryPoint, _ := readOffsetFile(l.dir, recoveryPointFile) // missing: recover everything
+
+	interval := l.cfg.IndexIntervalBytes
+	var segs []*segment
+	for i, base := range bases {
+		s, err := openSegment(l.dir, base, false)
+		if err != nil {
+			return err
+		}
+		if n := len(segs); n > 0 && base < segs[n-1].next {
+			// Overlaps its predecessor: this and all later segments go.
+			s.close()
+			if err := removeSegmentFiles(l.dir, bases[i:]); err != nil {
+				return err
+			}
+			break
+		}
+		segs = append(segs, s)
+		l.mu.segments = segs // so Open's error path closes them
+		unflushed := i == len(bases)-1 || bases[i+1] > recoveryPoint
+		if (clean || !unflushed) && s.load(interval) {
+			continue
+		}
+		truncated, err := s.recover(interval)
+		if err != nil {
+			return err
+		}
+		if truncated && i+1 < len(bases) {
+			if err := removeSegmentFiles(l.dir, bases[i+1:]); err != nil {
+				return err
+			}
+			break
+		}
+	}
+	if len(segs) > 0 {
+		if end := segs[len(segs)-1].next; start > end {
+			// Everything below the persisted start offset is gone: start over there.
+			for _, s := range segs {
+				s.close()
+			}
+			if err := removeSegmentFiles(l.dir, bases[:len(segs)]); err != nil {
+				return err
+			}
+			segs = nil
+		}
+	}
+	if len(segs) == 0 {
+		s, err := openSegment(l.dir, start, true)
+		if err != nil {
+			return err
+		}
+		segs = []*segment{s}
+		l.dirDirty = true
+	}
+	active := segs[len(segs)-1]
+	if active.size > 0 {
+		active.firstAppendMs = l.clock.Now().UnixMilli()
+	}
+	l.mu.segments = segs
+	l.mu.startOffset = max(start, segs[0].base)
+	l.mu.endOffset = active.next
+	l.recoveryPoint = min(recoveryPoint, l.mu.endOffset)
+	if e, changed := truncateEpochsFromEnd(l.mu.epochs, l.mu.endOffset); changed {
+		l.mu.epochs = e
+		if err := writeEpochs(l.dir, e); err != nil {
+			return err
+		}
+	}
+	if e, changed := truncateEpochsFromStart(l.mu.epochs, l.mu.startOffset); changed {
+		l.mu.epochs = e
+		if err := writeEpochs(l.dir, e); err != nil {
+			return err
+		}
+	}
+	// Make the recovered state durable and move the recovery point to the end.
+	return l.flushLocked()
+}
+
+func removeSegmentFiles(dir string, bases []int64) error {
+	for _, base := range bases {
+		for _, ext := range []string{".log", ".index", ".timeindex"} {
+			if err := os.Remove(filepath.Join(dir, segmentName(base, ext))); err != nil && !os.IsNotExist(err) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// SetConfig applies dynamic topic config changes; they take effect on the
+// next append or retention pass.
+func (l *Log) SetConfig(cfg Config) {
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	l.cfg = cfg.normalized()
+}
+
+// AppendResult describes an appended batch.
+type AppendResult struct {
+	BaseOffset, LastOffset int64
+	LogAppendTime          int64 // -1 unless stamped
+	FirstPosition          int64 // byte position of the batch in its segment
+}
+
+// Append writes ONE batch (the caller validated it with record.Validate) with
+// one write syscall, assigning BaseOffset = LogEndOffset and the leader epoch
+// in place; if logAppendTime >= 0 it stamps it (record.SetLogAppendTime).
+// A leaderEpoch >= 0 above the latest cached epoch starts a new epoch at
+// this batch.
+//
+// INVARIANT: offsets are contiguous and strictly increasing. A failed write
+// is truncated back; if that fails too the log is marked failed and refuses
+// further appends.
+func (l *Log) Append(batch []byte, leaderEpoch int32, logAppendTime int64) (AppendResult, error) {
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	if l.mu.closed {
+		return AppendResult{}, ErrLogClosed
+	}
+	if l.failed != nil {
+		return AppendResult{}, fmt.Errorf("append: log failed earlier: %w", l.failed)
+	}
+	h, err := record.ParseHeader(batch)
+	if err != nil {
+		return AppendResult{}, fmt.Errorf("append: %w", err)
+	}
+	if h.Size() != len(batch) || h.LastOffsetDelta < 0 {
+		return AppendResult{}, fmt.Errorf("append: batch of %d bytes, length field %d, lastOffsetDelta %d: %w",
+			len(batch), h.Length, h.LastOffsetDelta, record.ErrCorrupt)
+	}
+	nowMs := l.clock.Now().UnixMilli()
+	base := l.mu.endOffset
+	if base > math.MaxInt64-1-int64(h.LastOffsetDelta) {
+		return AppendResult{}, fmt.Errorf("append: offset overflow: %w", record.ErrCorrupt)
+	}
+	last := base + int64(h.LastOffsetDelta)
+	s := l.mu.segments[len(l.mu.segments)-1]
+	if l.shouldRoll(s, int64(len(batch)), last, nowMs) {
+		if s, err = l.rollLocked(); err != nil {
+			return AppendResult{}, fmt.Errorf("append: %w", err)
+		}
+	}
+
+	record.SetBaseOffset(batch, base)
+	record.SetPartitionLeaderEpoch(batch, leaderEpoch)
+	maxTs, stamped := h.MaxTimestamp, int64(-1)
+	if logAppendTime >= 0 {
+		record.SetLogAppendTime(batch, logAppendTime)
+		maxTs, stamped = logAppendTime, logAppendTime
+	}
+	pos := s.size
+	if _, err := s.log.WriteAt(batch, pos); err != nil {
+		if terr := s.log.Truncate(pos); terr != nil {
+			l.failed = fmt.Errorf("write %s: %w; truncate back: %v", s.log.Name(), err, terr)
+		}
+		return AppendResult{}, fmt.Errorf("append to %s: %w", s.log.Name(), err)
+	}
+	s.dirty = true
+
+	l.mu.Lock()
+	addedOff, addedTime := s.indexBatch(pos, int64(len(batch)), last, maxTs, l.cfg.IndexIntervalBytes)
+	l.mu.endOffset = last + 1
+	l.mu.Unlock()
+	if err := s.writeLastEntries(addedOff, addedTime); err != nil {
+		l.failed = err
+		return AppendResult{}, fmt.Errorf("append: %w", err)
+	}
+	if s.firstAppendMs < 0 {
+		s.firstAppendMs = nowMs
+	}
+	if leaderEpoch >= 0 && leaderEpoch > l.latestEpochLocked() {
+		if err := l.assignEpochLocked(leaderEpoch, base); err != nil {
+			return AppendResult{}, fmt.Errorf("append: %w", err)
+		}
+	}
+
+	l.unflushedMsgs += int64(h.NumRecords)
+	if l.firstUnflushedMs < 0 {
+		l.firstUnflushedMs = nowMs
+	}
+	if l.unflushedMsgs >= l.cfg.FlushIntervalMessages || nowMs-l.firstUnflushedMs >= l.cfg.FlushIntervalMs {
+		if err := l.flushLocked(); err != nil {
+			return AppendResult{}, fmt.Errorf("append: %w", err)
+		}
+	}
+	return AppendResult{BaseOffset: base, LastOffset: last, LogAppendTime: stamped, FirstPosition: pos}, nil
+}
+
+// shouldRoll reports whether a batch must go to a new segment.
+// REQUIRES: appendMu held.
+func (l *Log) shouldRoll(s *segment, size, last, nowMs int64) bool {
+	if s.size == 0 {
+		return false
+	}
+	return s.size+size > l.cfg.SegmentBytes ||
+		nowMs-s.firstAppendMs >= l.cfg.SegmentMs ||
+		int64(len(s.offIndex)+offsetEntrySize) > int64(l.cfg.SegmentIndexBytes) ||
+		int64(len(s.timeIndex)+timeEntrySize) > int64(l.cfg.SegmentIndexBytes) ||
+		last-s.base > math.MaxInt32
+}
+
+// rollLocked seals the active segment (final time index entry) and starts a
+// new one at the log end offset. REQUIRES: appendMu held; the active segment
+// is not empty.
+func (l *Log) rollLocked() (*segment, error) {
+	old := l.mu.segments[len(l.mu.segments)-1]
+	l.mu.Lock()
+	added := old.maybeAppendTime()
+	l.mu.Unlock()
+	if err := old.writeLastEntries(false, added); err != nil {
+		return nil, fmt.Errorf("roll: %w", err)
+	}
+	s, err := openSegment(l.dir, l.mu.endOffset, true)
+	if err != nil {
+		return nil, fmt.Errorf("roll: %w", err)
+	}
+	l.dirDirty = true
+	l.mu.Lock()
+	l.mu.segments = append(l.mu.segments, s)
+	l.mu.Unlock()
+	return s, nil
+}
+
+// Flush fsyncs every segment written since the last flush, the directory
+// if files were created, and persists the recovery point.
+func (l *Log) Flush() error {
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	if l.mu.closed {
+		return ErrLogClosed
+	}
+	return l.flushLocked()
+}
+
+// flushLocked: REQUIRES appendMu held.
+func (l *Log) flushLocked() error {
+	for _, s := range l.mu.segments {
+		if s.dirty {
+			if err := s.sync(); err != nil {
+				l.failed = err
+				return err
+			}
+		}
+	}
+	if l.dirDirty {
+		if err := syncDir(l.dir); err != nil {
+			l.failed = err
+			return err
+		}
+		l.dirDirty = false
+	}
+	l.unflushedMsgs, l.firstUnflushedMs = 0, -1
+	if end := l.mu.endOffset; end != l.recoveryPoint {
+		if err := writeOffsetFile(l.dir, recoveryPointFile, end); err != nil {
+			return err
+		}
+		l.recoveryPoint = end
+	}
+	return nil
+}
+
+// Section is a byte range of a segment file holding whole batches.
+//
+// Lifetime: a section's File stays open and its bytes unchanged until the
+// segment is removed from the log (retention, DeleteRecordsBefore, Delete,
+// Close); removed segments are closed FileDeleteDelayMs later. A caller that
+// uses a section after that (only possible if it holds it longer than
+// FileDeleteDelayMs, or with a 0 delay) gets an error from the read or
+// sendfile, never wrong bytes, and should treat it as a retriable read error.
+type Section struct {
+	File     *os.File
+	Pos, Len int64
+}
+
+// ReadResult holds the batches returned by Read.
+type ReadResult struct {
+	Data []byte // whole batches, starting at the batch that contains `offset`
+}
+
+// Read returns whole batches starting at the batch containing offset, up to
+// maxBytes, never including a batch whose base offset is >= maxOffset (the
+// high watermark or LSO). If the first batch is larger than maxBytes it is
+// still returned whole when minOneBatch (Kafka's KIP-74 rule).
+// Offset < LogStartOffset or > LogEndOffset: ErrOffsetOutOfRange.
+func (l *Log) Read(offset int64, maxBytes int32, maxOffset int64, minOneBatch bool) (ReadResult, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	secs, err := l.sectionsLocked(offset, maxBytes, maxOffset, minOneBatch)
+	if err != nil || len(secs) == 0 {
+		return ReadResult{}, err
+	}
+	total := int64(0)
+	for _, s := range secs {
+		total += s.Len
+	}
+	data := make([]byte, total)
+	at := int64(0)
+	for _, s := range secs {
+		if _, err := s.File.ReadAt(data[at:at+s.Len], s.Pos); err != nil {
+			return ReadResult{}, fmt.Errorf("read %s at %d: %w", s.File.Name(), s.Pos, err)
+		}
+		at += s.Len
+	}
+	return ReadResult{Data: data}, nil
+}
+
+// ReadSections is Read returning file sections instead of bytes (for
+// sendfile); see Section for how long they stay valid.
+func (l *Log) ReadSections(offset int64, maxBytes int32, maxOffset int64, minOneBatch bool) ([]Section, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.sectionsLocked(offset, maxBytes, maxOffset, minOneBatch)
+}
+
+// segmentFor returns the index of the segment that may hold offset.
+// REQUIRES: mu held.
+func (l *Log) segmentFor(offset int64) int {
+	segs := l.mu.segments
+	i := sort.Search(len(segs), func(i int) bool { return segs[i].base > offset })
+	return max(i-1, 0)
+}
+
+// sectionsLocked: REQUIRES mu held (either mode).
+func (l *Log) sectionsLocked(offset int64, maxBytes int32, maxOffset int64, minOneBatch bool) ([]Section, error) {
+	if l.mu.closed {
+		return nil, ErrLogClosed
+	}
+	if offset < l.mu.startOffset || offset > l.mu.endOffset {
+		return nil, fmt.Errorf("read offset %d, log has [%d, %d): %w", offset, l.mu.startOffset, l.mu.endOffset, ErrOffsetOutOfRange)
+	}
+	var out []Section
+	var hdr [record.HeaderSize]byte
+	remaining := int64(maxBytes)
+	found := false
+	for i := l.segmentFor(offset); i < len(l.mu.segments); i++ {
+		s := l.mu.segments[i]
+		pos := int64(0)
+		if !found {
+			pos = s.lookup(offset)
+		}
+		sec := Section{File: s.log, Pos: -1}
+		done := false
+		for pos < s.size {
+			h, err := readHeader(s.log, pos, s.size, &hdr)
+			if err != nil {
+				return nil, err
+			}
+			size := int64(h.Size())
+			if !found && h.LastOffset() < offset {
+				pos += size
+				continue
+			}
+			if h.BaseOffset >= maxOffset {
+				done = true
+				break
+			}
+			if size > remaining && !(len(out) == 0 && sec.Len == 0 && minOneBatch) {
+				done = true
+				break
+			}
+			found = true
+			if sec.Pos < 0 {
+				sec.Pos = pos
+			}
+			sec.Len += size
+			remaining -= size
+			pos += size
+		}
+		if sec.Len > 0 {
+			out = append(out, sec)
+		}
+		if done {
+			break
+		}
+	}
+	return out, nil
+}
+
+// ScanHeaders calls fn for each batch header with base offset >= from, in
+// order. fn must not call back into the Log (the read lock is held).
+func (l *Log) ScanHeaders(from int64, fn func(h record.BatchHeader) error) error {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.mu.closed {
+		return ErrLogClosed
+	}
+	var hdr [record.HeaderSize]byte
+	for i := l.segmentFor(from); i < len(l.mu.segments); i++ {
+		s := l.mu.segments[i]
+		for pos := s.lookup(from); pos < s.size; {
+			h, err := readHeader(s.log, pos, s.size, &hdr)
+			if err != nil {
+				return err
+			}
+			pos += int64(h.Size())
+			if h.BaseOffset >= from {
+				if err := fn(h); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// LogStartOffset is the first offset readers may fetch.
+func (l *Log) LogStartOffset() int64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.mu.startOffset
+}
+
+// LogEndOffset is the next offset to assign.
+func (l *Log) LogEndOffset() int64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.mu.endOffset
+}
+
+// Size is the number of bytes of all segments' .log files.
+func (l *Log) Size() int64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	n := int64(0)
+	for _, s := range l.mu.segments {
+		n += s.size
+	}
+	return n
+}
+
+// NumSegments is the number of segments (for tests and metrics).
+func (l *Log) NumSegments() int {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return len(l.mu.segments)
+}
+
+// OffsetForTimestamp returns the first offset >= LogStartOffset whose record
+// timestamp is >= ts, with that timestamp; ok is false if there is none.
+func (l *Log) OffsetForTimestamp(ts int64) (offset, timestamp int64, ok bool, err error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.mu.closed {
+		return 0, 0, false, ErrLogClosed
+	}
+	start := l.mu.startOffset
+	var hdr [record.HeaderSize]byte
+	for i := l.segmentFor(start); i < len(l.mu.segments); i++ {
+		s := l.mu.segments[i]
+		if s.maxTs < ts {
+			continue
+		}
+		for pos := max(s.lookupTime(ts), s.lookup(start)); pos < s.size; {
+			h, err := readHeader(s.log, pos, s.size, &hdr)
+			if err != nil {
+				return 0, 0, false, err
+			}
+			if h.LastOffset() >= start && h.MaxTimestamp >= ts {
+				off, rts, found, err := findInBatch(s.log, pos, h.Size(), func(o, t int64) bool { return o >= start && t >= ts })
+				if err != nil || found {
+					return off, rts, found, err
+				}
+			}
+			pos += int64(h.Size())
+		}
+	}
+	return 0, 0, false, nil
+}
+
+// findInBatch decodes the batch at pos and returns the first record matching.
+func findInBatch(f *os.File, pos int64, size int, match func(offset, ts int64) bool) (int64, int64, bool, error) {
+	b := make([]byte, size)
+	if _, err := f.ReadAt(b, pos); err != nil {
+		return 0, 0, false, fmt.Errorf("read %s at %d: %w", f.Name(), pos, err)
+	}
+	h, recs, err := record.Records(b)
+	if err != nil {
+		return 0, 0, false, fmt.Errorf("decode %s at %d: %w", f.Name(), pos, err)
+	}
+	for _, r := range recs {
+		if o, t := h.BaseOffset+int64(r.OffsetDelta), h.Timestamp(r); match(o, t) {
+			return o, t, true, nil
+		}
+	}
+	return 0, 0, false, nil
+}
+
+// MaxTimestamp returns the offset and timestamp of the (first) record with
+// the largest timestamp (ListOffsets -3); -1, -1 for an empty log.
+func (l *Log) MaxTimestamp() (offset, timestamp int64, err error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.mu.closed {
+		return 0, 0, ErrLogClosed
+	}
+	var best *segment
+	for _, s := range l.mu.segments {
+		if s.maxTs >= 0 && s.maxTsOffset >= l.mu.startOffset && (best == nil || s.maxTs > best.maxTs) {
+			best = s
+		}
+	}
+	if best == nil {
+		return -1, -1, nil
+	}
+	var hdr [record.HeaderSize]byte
+	for pos := best.lookup(best.maxTsOffset); pos < best.size; {
+		h, err := readHeader(best.log, pos, best.size, &hdr)
+		if err != nil {
+			return 0, 0, err
+		}
+		if h.LastOffset() >= best.maxTsOffset {
+			off, ts, found, err := findInBatch(best.log, pos, h.Size(), func(_, t int64) bool { return t == best.maxTs })
+			if err != nil || !found {
+				return best.maxTsOffset, best.maxTs, err
+			}
+			return off, ts, nil
+		}
+		pos += int64(h.Size())
+	}
+	return best.maxTsOffset, best.maxTs, nil
+}
+
+// Close flushes, seals the active segment's time index, writes the
+// clean-shutdown marker and closes every file. Segments waiting for deletion
+// are deleted now.
+func (l *Log) Close() error {
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	if l.mu.closed {
+		return nil
+	}
+	var errs []error
+	active := l.mu.segments[len(l.mu.segments)-1]
+	l.mu.Lock()
+	added := active.maybeAppendTime()
+	l.mu.Unlock()
+	if err := active.writeLastEntries(false, added); err != nil {
+		errs = append(errs, err)
+	}
+	active.dirty = true
+	if err := l.flushLocked(); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) == 0 && l.failed == nil {
+		if err := writeFileAtomic(l.dir, cleanShutdownFile, nil); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	l.mu.Lock()
+	l.mu.closed = true
+	for _, s := range l.mu.segments {
+		errs = append(errs, s.close())
+	}
+	l.mu.Unlock()
+	l.finishPendingDeletes()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("close log %s: %w", l.dir, err)
+	}
+	return nil
+}
+
+// Delete closes the log and removes its directory.
+func (l *Log) Delete() error {
+	cerr := l.Close()
+	if err := os.RemoveAll(l.dir); err != nil {
+		return fmt.Errorf("delete log %s: %w", l.dir, err)
+	}
+	if cerr != nil && !errors.Is(cerr, os.ErrNotExist) {
+		return cerr
+	}
+	return nil
+}

@@ -1,0 +1,380 @@
+package log
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/moldau/moldau/internal/record"
+)
+
+const (
+	offsetEntrySize = 8  // relOffset uint32 + position uint32
+	timeEntrySize   = 12 // timestamp int64 + relOffset uint32
+)
+
+// segment is one .log file with its sparse .index and .timeindex.
+//
+// INVARIANT: a segment is immutable once rolled (only the last segment of a
+// Log is appended to). INVARIANT: offset index entries have strictly
+// increasing relative offsets and positions; time index entries have strictly
+// increasing timestamps and non-decreasing relative offsets. Both are kept in
+// memory and mirrored to their files with pwrite.
+//
+// Fields are written by the appender (Log.appendMu held) and, for those
+// readers use, with Log.mu held for writing; readers hold Log.mu for reading.
+type segment struct {
+	base      int64
+	dir       string
+	log       *os.File
+	offIdx    *os.File
+	timeIdx   *os.File
+	offIndex  []byte // offsetEntrySize entries
+	timeIndex []byte // timeEntrySize entries
+
+	size        int64 // bytes of whole batches in the .log
+	next        int64 // offset after the last batch; base when empty
+	maxTs       int64 // largest batch max timestamp, -1 if none
+	maxTsOffset int64 // last offset of the batch holding maxTs
+
+	// Appender-only state.
+	bytesSinceIndex int64
+	firstAppendMs   int64 // clock time of the first append (or of Open), -1 when empty
+	dirty           bool  // written since the last fsync
+}
+
+func segmentName(base int64, ext string) string { return fmt.Sprintf("%020d%s", base, ext) }
+
+func (s *segment) path(ext string) string { return filepath.Join(s.dir, segmentName(s.base, ext)) }
+
+// openSegment opens (creating when create is set, truncating stale files) the
+// three files of the segment with the given base offset.
+func openSegment(dir string, base int64, create bool) (*segment, error) {
+	s := &segment{base: base, dir: dir, next: base, maxTs: -1, maxTsOffset: -1, firstAppendMs: -1}
+	flags := os.O_RDWR
+	if create {
+		flags |= os.O_CREATE | os.O_TRUNC
+	}
+	var err error
+	if s.log, err = os.OpenFile(s.path(".log"), flags, 0o644); err != nil {
+		return nil, fmt.Errorf("open segment: %w", err)
+	}
+	idxFlags := os.O_RDWR | os.O_CREATE
+	if create {
+		idxFlags |= os.O_TRUNC
+	}
+	if s.offIdx, err = os.OpenFile(s.path(".index"), idxFlags, 0o644); err != nil {
+		s.close()
+		return nil, fmt.Errorf("open segment index: %w", err)
+	}
+	if s.timeIdx, err = os.OpenFile(s.path(".timeindex"), idxFlags, 0o644); err != nil {
+		s.close()
+		return nil, fmt.Errorf("open segment time index: %w", err)
+	}
+	return s, nil
+}
+
+func (s *segment) close() error {
+	var errs []error
+	for _, f := range []*os.File{s.log, s.offIdx, s.timeIdx} {
+		if f != nil {
+			errs = append(errs, f.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (s *segment) sync() error {
+	for _, f := range []*os.File{s.log, s.offIdx, s.timeIdx} {
+		if err := f.Sync(); err != nil {
+			return fmt.Errorf("fsync %s: %w", f.Name(), err)
+		}
+	}
+	s.dirty = false
+	return nil
+}
+
+func (s *segment) offsetEntries() int { return len(s.offIndex) / offsetEntrySize }
+func (s *segment) timeEntries() int   { return len(s.timeIndex) / timeEntrySize }
+
+func (s *segment) offsetEntry(i int) (rel uint32, pos uint32) {
+	e := s.offIndex[i*offsetEntrySize:]
+	return binary.BigEndian.Uint32(e), binary.BigEndian.Uint32(e[4:])
+}
+
+func (s *segment) timeEntry(i int) (ts int64, rel uint32) {
+	e := s.timeIndex[i*timeEntrySize:]
+	return int64(binary.BigEndian.Uint64(e)), binary.BigEndian.Uint32(e[8:])
+}
+
+// lookup returns a file position at or before the batch holding offset: the
+// position of the last index entry whose offset is <= offset, else 0.
+// REQUIRES: Log.mu held (either mode).
+func (s *segment) lookup(offset int64) int64 {
+	if offset < s.base {
+		return 0
+	}
+	rel := offset - s.base
+	n := s.offsetEntries()
+	i := sort.Search(n, func(i int) bool { r, _ := s.offsetEntry(i); return int64(r) > rel })
+	if i == 0 {
+		return 0
+	}
+	_, pos := s.offsetEntry(i - 1)
+	return int64(pos)
+}
+
+// lookupTime returns a file position before which no record has a timestamp
+// >= ts: the position of the batch of the last time index entry with a
+// timestamp < ts, else 0. REQUIRES: Log.mu held (either mode).
+func (s *segment) lookupTime(ts int64) int64 {
+	n := s.timeEntries()
+	i := sort.Search(n, func(i int) bool { t, _ := s.timeEntry(i); return t >= ts })
+	if i == 0 {
+		return 0
+	}
+	_, rel := s.timeEntry(i - 1)
+	return s.lookup(s.base + int64(rel))
+}
+
+// indexBatch updates the in-memory indexes for a batch written at pos,
+// following Kafka's rule: an offset index entry (batch last offset, batch
+// position) and a time index entry (max timestamp so far) whenever more than
+// interval bytes were written since the last entry. It reports which entries
+// it added (the last one of each index). REQUIRES: Log.mu held for writing.
+func (s *segment) indexBatch(pos, size, lastOffset, maxTs int64, interval int32) (addedOff, addedTime bool) {
+	if maxTs > s.maxTs {
+		s.maxTs, s.maxTsOffset = maxTs, lastOffset
+	}
+	if s.bytesSinceIndex > int64(interval) {
+		s.offIndex = binary.BigEndian.AppendUint32(s.offIndex, uint32(lastOffset-s.base))
+		s.offIndex = binary.BigEndian.AppendUint32(s.offIndex, uint32(pos))
+		addedOff = true
+		addedTime = s.maybeAppendTime()
+		s.bytesSinceIndex = 0
+	}
+	s.bytesSinceIndex += size
+	s.size = pos + size
+	s.next = lastOffset + 1
+	return addedOff, addedTime
+}
+
+// maybeAppendTime adds (maxTs, maxTsOffset) to the time index if maxTs is
+// larger than the last entry's timestamp. REQUIRES: Log.mu held for writing.
+func (s *segment) maybeAppendTime() bool {
+	if s.maxTs < 0 {
+		return false
+	}
+	if n := s.timeEntries(); n > 0 {
+		if ts, _ := s.timeEntry(n - 1); s.maxTs <= ts {
+			return false
+		}
+	}
+	s.timeIndex = binary.BigEndian.AppendUint64(s.timeIndex, uint64(s.maxTs))
+	s.timeIndex = binary.BigEndian.AppendUint32(s.timeIndex, uint32(s.maxTsOffset-s.base))
+	return true
+}
+
+// writeLastEntries mirrors the last in-memory entries to the index files.
+func (s *segment) writeLastEntries(off, tim bool) error {
+	if off {
+		n := len(s.offIndex)
+		if _, err := s.offIdx.WriteAt(s.offIndex[n-offsetEntrySize:], int64(n-offsetEntrySize)); err != nil {
+			return fmt.Errorf("write %s: %w", s.offIdx.Name(), err)
+		}
+	}
+	if tim {
+		n := len(s.timeIndex)
+		if _, err := s.timeIdx.WriteAt(s.timeIndex[n-timeEntrySize:], int64(n-timeEntrySize)); err != nil {
+			return fmt.Errorf("write %s: %w", s.timeIdx.Name(), err)
+		}
+	}
+	return nil
+}
+
+// writeIndexes rewrites both index files from memory.
+func (s *segment) writeIndexes() error {
+	for _, x := range []struct {
+		f *os.File
+		b []byte
+	}{{s.offIdx, s.offIndex}, {s.timeIdx, s.timeIndex}} {
+		if err := x.f.Truncate(0); err != nil {
+			return fmt.Errorf("truncate %s: %w", x.f.Name(), err)
+		}
+		if _, err := x.f.WriteAt(x.b, 0); err != nil {
+			return fmt.Errorf("write %s: %w", x.f.Name(), err)
+		}
+	}
+	return nil
+}
+
+// readHeader reads the batch header at pos into buf and checks that the
+// whole batch lies within limit.
+func readHeader(f *os.File, pos, limit int64, buf *[record.HeaderSize]byte) (record.BatchHeader, error) {
+	if limit-pos < record.HeaderSize {
+		return record.BatchHeader{}, fmt.Errorf("%s at %d: %d bytes left for a header: %w", f.Name(), pos, limit-pos, record.ErrCorrupt)
+	}
+	if _, err := f.ReadAt(buf[:], pos); err != nil {
+		return record.BatchHeader{}, fmt.Errorf("read %s at %d: %w", f.Name(), pos, err)
+	}
+	h, _ := record.ParseHeader(buf[:])
+	if h.Length < record.HeaderSize-12 || int64(h.Size()) > limit-pos {
+		return h, fmt.Errorf("%s at %d: batch length %d: %w", f.Name(), pos, h.Length, record.ErrCorrupt)
+	}
+	return h, nil
+}
+
+// readBatch reads and validates (length, CRC, offsets) the whole batch at pos,
+// reusing *buf. next is the lowest acceptable base offset.
+func (s *segment) readBatch(pos, limit, next int64, buf *[]byte) (record.BatchHeader, error) {
+	if limit-pos < 12 {
+		return record.BatchHeader{}, fmt.Errorf("%d trailing bytes: %w", limit-pos, record.ErrCorrupt)
+	}
+	var lenBuf [12]byte
+	if _, err := s.log.ReadAt(lenBuf[:], pos); err != nil {
+		return record.BatchHeader{}, err
+	}
+	length := int64(int32(binary.BigEndian.Uint32(lenBuf[8:])))
+	if length < record.HeaderSize-12 || 12+length > limit-pos {
+		return record.BatchHeader{}, fmt.Errorf("batch length %d with %d bytes left: %w", length, limit-pos, record.ErrCorrupt)
+	}
+	if int64(cap(*buf)) < 12+length {
+		*buf = make([]byte, 12+length)
+	}
+	b := (*buf)[:12+length]
+	if _, err := s.log.ReadAt(b, pos); err != nil {
+		return record.BatchHeader{}, err
+	}
+	h, err := record.ValidateStored(b)
+	if err != nil {
+		return h, err
+	}
+	if h.BaseOffset < next || h.BaseOffset > math.MaxInt64-1-int64(h.LastOffsetDelta) ||
+		h.LastOffset()-s.base > math.MaxInt32 {
+		return h, fmt.Errorf("batch offsets [%d, %d] after offset %d in segment %d: %w",
+			h.BaseOffset, h.LastOffset(), next, s.base, record.ErrCorrupt)
+	}
+	return h, nil
+}
+
+// recover validates every batch of the segment from the start, truncates the
+// file at the first invalid or torn byte and rebuilds both indexes. It reports
+// whether bytes were cut off.
+func (s *segment) recover(interval int32) (truncated bool, err error) {
+	fi, err := s.log.Stat()
+	if err != nil {
+		return false, fmt.Errorf("recover %s: %w", s.log.Name(), err)
+	}
+	fileSize := fi.Size()
+	s.offIndex, s.timeIndex = s.offIndex[:0], s.timeIndex[:0]
+	s.size, s.next, s.maxTs, s.maxTsOffset, s.bytesSinceIndex = 0, s.base, -1, -1, 0
+	var buf []byte
+	pos := int64(0)
+	for pos < fileSize && pos <= math.MaxInt32 {
+		h, err := s.readBatch(pos, fileSize, s.next, &buf)
+		if err != nil {
+			break
+		}
+		s.indexBatch(pos, int64(h.Size()), h.LastOffset(), h.MaxTimestamp, interval)
+		pos += int64(h.Size())
+	}
+	if pos < fileSize {
+		if err := s.log.Truncate(pos); err != nil {
+			return false, fmt.Errorf("recover %s: truncate at %d: %w", s.log.Name(), pos, err)
+		}
+		truncated = true
+	}
+	s.maybeAppendTime()
+	if err := s.writeIndexes(); err != nil {
+		return truncated, fmt.Errorf("recover: %w", err)
+	}
+	s.dirty = true
+	return truncated, nil
+}
+
+// load trusts the index files after sanity checks and validates only the
+// batches after the last offset index entry. It reports false when the
+// segment needs a full recover.
+func (s *segment) load(interval int32) bool {
+	fi, err := s.log.Stat()
+	if err != nil {
+		return false
+	}
+	fileSize := fi.Size()
+	if s.offIndex, err = readAll(s.offIdx); err != nil || len(s.offIndex)%offsetEntrySize != 0 {
+		return false
+	}
+	if s.timeIndex, err = readAll(s.timeIdx); err != nil || len(s.timeIndex)%timeEntrySize != 0 {
+		return false
+	}
+	if fileSize > 0 && (s.offsetEntries() == 0 || s.timeEntries() == 0) {
+		return false // nothing to trust: rebuild (cheap, the segment is small or unindexed)
+	}
+	var lastRel, lastPos int64 = -1, -1
+	for i := range s.offsetEntries() {
+		r, p := s.offsetEntry(i)
+		if int64(r) <= lastRel || int64(p) <= lastPos || int64(p) >= fileSize {
+			return false
+		}
+		lastRel, lastPos = int64(r), int64(p)
+	}
+	var lastTs, lastTimeRel int64 = math.MinInt64, -1
+	for i := range s.timeEntries() {
+		ts, r := s.timeEntry(i)
+		if ts <= lastTs || int64(r) < lastTimeRel {
+			return false
+		}
+		lastTs, lastTimeRel = ts, int64(r)
+	}
+	// Validate the tail: from the last indexed batch to the end of the file.
+	s.size, s.next, s.maxTs, s.maxTsOffset = 0, s.base, -1, -1
+	pos := int64(0)
+	if lastPos >= 0 {
+		pos = lastPos
+	}
+	var buf []byte
+	first := true
+	for pos < fileSize {
+		h, err := s.readBatch(pos, fileSize, s.next, &buf)
+		if err != nil {
+			return false
+		}
+		if first && lastRel >= 0 && h.LastOffset() != s.base+lastRel {
+			return false
+		}
+		first = false
+		if h.MaxTimestamp > s.maxTs {
+			s.maxTs, s.maxTsOffset = h.MaxTimestamp, h.LastOffset()
+		}
+		pos += int64(h.Size())
+		s.next = h.LastOffset() + 1
+	}
+	s.size = pos
+	if lastTimeRel >= 0 {
+		if s.base+lastTimeRel >= s.next {
+			return false
+		}
+		if lastTs > s.maxTs || (lastTs == s.maxTs && s.base+lastTimeRel < s.maxTsOffset) {
+			s.maxTs, s.maxTsOffset = lastTs, s.base+lastTimeRel
+		}
+	}
+	s.bytesSinceIndex = fileSize - max(lastPos, 0)
+	return true
+}
+
+func readAll(f *os.File) ([]byte, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, fi.Size())
+	if _, err := f.ReadAt(b, 0); err != nil && err != io.EOF {
+		return nil, err
+	}
+	return b, nil
+}
