@@ -391,6 +391,7 @@ func (b *builder) fillListeners() {
 	}
 	all, _ := ParseListeners(b.get("listeners"))
 	var controllerFromListeners string
+	unsupported := false
 	for _, l := range all {
 		proto, ok := protocols[l.Name]
 		if !ok {
@@ -398,6 +399,7 @@ func (b *builder) fillListeners() {
 		}
 		if proto != "PLAINTEXT" {
 			b.fail("listeners", fmt.Sprintf("is not supported: listener %s uses security protocol %s, Moldau serves PLAINTEXT only", l.Name, proto))
+			unsupported = true
 			continue
 		}
 		if controllerNames[l.Name] {
@@ -408,7 +410,7 @@ func (b *builder) fillListeners() {
 		}
 		c.Listeners = append(c.Listeners, l)
 	}
-	if len(c.Listeners) == 0 && len(all) > 0 {
+	if len(c.Listeners) == 0 && len(all) > 0 && !unsupported {
 		b.fail("listeners", "has no client listener: every listener is named in controller.listener.names")
 	}
 

@@ -61,6 +61,13 @@ func unknownKeyError(key, origin string, topic bool) *Error {
 		if k, ok := topicIndex[key]; ok && k.BrokerKey != "" {
 			reason = fmt.Sprintf(" (it is a topic config; the broker default is %q)", k.BrokerKey)
 		}
+	} else {
+		for _, k := range topicKeys {
+			if k.BrokerKey == key {
+				reason = fmt.Sprintf(" (it is a broker config; the topic config is %q)", k.Name)
+				break
+			}
+		}
 	}
 	return &Error{Key: key, Reason: reason, Origin: origin, Topic: topic, kind: ErrUnknownKey}
 }

@@ -104,7 +104,7 @@ func rangeText(lo, hi int64) string {
 	switch {
 	case lo == -1 && (hi == maxLong || hi == math.MaxInt32):
 		return "must be -1 (no limit) or at least 0"
-	case hi == maxLong || hi == math.MaxInt32 || hi == math.MaxInt16:
+	case hi == maxLong || hi == math.MaxInt32:
 		return "must be at least " + strconv.FormatInt(lo, 10)
 	}
 	return "must be between " + strconv.FormatInt(lo, 10) + " and " + strconv.FormatInt(hi, 10)

@@ -1,0 +1,440 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"maps"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestFromEnv(t *testing.T) {
+	env := []string{
+		"KAFKA_ADVERTISED_LISTENERS=PLAINTEXT://broker:9092",
+		"KAFKA_LOG_RETENTION_MS=1000",
+		"KAFKA_CONFLUENT_SUPPORT__METRICS___ENABLE=false", // __ -> _, ___ -> -
+		"MOLDAU_METRICS_LISTENER=:9100",
+		"KAFKA_NUM_PARTITIONS=2",
+		"MOLDAU_NUM_PARTITIONS=4", // MOLDAU_ wins over KAFKA_
+		"CLUSTER_ID=MkU3OEVBNTcwNTJENDM2Qk",
+		"KAFKA_HEAP_OPTS=-Xmx1G", "KAFKA_OPTS=-Dx", "KAFKA_JVM_PERFORMANCE_OPTS=-server",
+		"KAFKA_LOG4J_OPTS=x", "KAFKA_JMX_OPTS=x", "KAFKA_JMX_PORT=9999",
+		"PATH=/usr/bin", "KAFKA_=x", "MOLDAU_=y", "NOEQUALS",
+		"KAFKA_EMPTY=",
+	}
+	want := map[string]string{
+		"advertised.listeners":             "PLAINTEXT://broker:9092",
+		"log.retention.ms":                 "1000",
+		"confluent.support_metrics-enable": "false",
+		"metrics.listener":                 ":9100",
+		"num.partitions":                   "4",
+		"cluster.id":                       "MkU3OEVBNTcwNTJENDM2Qk",
+		"empty":                            "",
+	}
+	if got := FromEnv(env); !maps.Equal(got, want) {
+		t.Errorf("FromEnv = %q\nwant %q", got, want)
+	}
+}
+
+func TestEnvToKey(t *testing.T) {
+	for in, want := range map[string]string{
+		"KAFKA_NODE_ID":                              "node.id",
+		"KAFKA_LISTENER_SECURITY_PROTOCOL_MAP":       "listener.security.protocol.map",
+		"MOLDAU_CONTROLLER_LISTENER":                 "controller.listener",
+		"KAFKA_LISTENER_NAME_INTERNAL_SSL__KEY_PASS": "listener.name.internal.ssl_key.pass",
+		"KAFKA_A___B":                                "a-b",
+		"CLUSTER_ID":                                 "cluster.id",
+	} {
+		if got := EnvToKey(in); got != want {
+			t.Errorf("EnvToKey(%s) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func writeFile(t *testing.T, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "server.properties")
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestPrecedence(t *testing.T) {
+	file := writeFile(t, "num.partitions=2\nlog.segment.bytes=1000\nmessage.max.bytes=100\nnode.id=7\n")
+	env := []string{"KAFKA_LOG_SEGMENT_BYTES=2000", "KAFKA_MESSAGE_MAX_BYTES=200"}
+	args := []string{"--config", file, "--override", "message.max.bytes=300"}
+	c, err := ParseServerArgs(args, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		key  string
+		got  int64
+		want int64
+		src  Source
+	}{
+		{"num.partitions", int64(c.NumPartitions), 2, SourceFile},
+		{"log.segment.bytes", c.LogSegmentBytes, 2000, SourceEnv},
+		{"message.max.bytes", int64(c.MessageMaxBytes), 300, SourceFlag},
+		{"node.id", int64(c.NodeID), 7, SourceFile},
+		{"default.replication.factor", int64(c.DefaultReplicationFactor), 1, SourceDefault},
+	}
+	for _, ch := range checks {
+		if ch.got != ch.want || c.Sources[ch.key] != ch.src {
+			t.Errorf("%s = %d from %v, want %d from %v", ch.key, ch.got, c.Sources[ch.key], ch.want, ch.src)
+		}
+	}
+
+	// Flags apply in command-line order, whatever their form.
+	c, err = ParseServerArgs([]string{"--node-id", "2", "--override", "node.id=3"}, nil)
+	if err != nil || c.NodeID != 3 {
+		t.Errorf("override after flag: node %v, %v", c, err)
+	}
+	c, err = ParseServerArgs([]string{"--override", "node.id=3", "--node-id=4"}, nil)
+	if err != nil || c.NodeID != 4 {
+		t.Errorf("flag after override: %v", err)
+	}
+
+	// Build: later layers win; an empty value unsets a nullable key.
+	c, err = Build(map[string]string{"log.retention.ms": "5", "num.partitions": "3"}, map[string]string{"log.retention.ms": "", "num.partitions": "4"})
+	if err != nil || c.LogRetentionMs != 168*3_600_000 || c.NumPartitions != 4 {
+		t.Errorf("Build layers: %+v, %v", c, err)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.NodeID != 1 || c.Listeners[0].String() != "PLAINTEXT://127.0.0.1:9092" ||
+		c.AdvertisedListeners[0].String() != "PLAINTEXT://127.0.0.1:9092" ||
+		c.LogDirs[0] != "./moldau-data" || c.NumPartitions != 1 || c.DefaultReplicationFactor != 1 ||
+		!c.AutoCreateTopicsEnable || c.LogRetentionMs != 604800000 || c.LogRetentionBytes != -1 ||
+		c.LogSegmentBytes != 1073741824 || c.LogRollMs != 604800000 || c.MessageMaxBytes != 1048588 ||
+		c.LogFlushIntervalMessages != maxLong || c.LogFlushIntervalMs != maxLong ||
+		c.LogIndexIntervalBytes != 4096 || c.LogSegmentDeleteDelayMs != 60000 ||
+		c.SocketRequestMaxBytes != 104857600 || c.MinInsyncReplicas != 1 ||
+		c.OffsetsTopicNumPartitions != 50 || c.OffsetsTopicReplicationFactor != 1 ||
+		c.OffsetsRetentionMinutes != 10080 || c.GroupInitialRebalanceDelayMs != 3000 ||
+		c.GroupMinSessionTimeoutMs != 6000 || c.GroupMaxSessionTimeoutMs != 1800000 ||
+		c.LogMessageTimestampType != "CreateTime" || c.LogCleanupPolicy[0] != "delete" ||
+		c.LogRetentionCheckIntervalMs != 300000 || c.ProducerIDExpirationMs != 86400000 ||
+		c.TransactionalIDExpirationMs != 604800000 || c.ControllerListener != "" ||
+		len(c.ControllerQuorumVoters) != 0 || c.MetricsListener != "" || c.ClusterID != "" ||
+		len(c.Ignored) != 0 {
+		t.Errorf("defaults: %+v", c)
+	}
+	// Every catalogue key with a value is in Raw with a source.
+	for _, k := range BrokerKeys() {
+		_, ok := c.Raw[k.Name]
+		wantOK := !k.Nullable || k.Default != "" ||
+			map[string]bool{"log.retention.ms": true, "log.roll.ms": true, "log.flush.interval.ms": true,
+				"log.dirs": true, "advertised.listeners": true, "broker.id": true}[k.Name]
+		if ok != wantOK {
+			t.Errorf("Raw[%s] present=%v, want %v", k.Name, ok, wantOK)
+		}
+		if v, src, ok := c.Lookup(k.Name); ok && src != SourceDefault {
+			t.Errorf("%s = %q from %v, want default", k.Name, v, src)
+		}
+	}
+}
+
+func TestRetentionPrecedence(t *testing.T) {
+	tests := []struct {
+		set     map[string]string
+		want    int64
+		wantRaw string
+	}{
+		{map[string]string{}, 168 * 3_600_000, "604800000"},
+		{map[string]string{"log.retention.hours": "1"}, 3_600_000, "3600000"},
+		{map[string]string{"log.retention.hours": "1", "log.retention.minutes": "2"}, 120_000, "120000"},
+		{map[string]string{"log.retention.hours": "1", "log.retention.minutes": "2", "log.retention.ms": "3"}, 3, "3"},
+		{map[string]string{"log.retention.minutes": "2", "log.retention.ms": "-1"}, -1, "-1"},
+		{map[string]string{"log.retention.hours": "-1"}, -1, "-1"},
+		{map[string]string{"log.retention.minutes": "-1"}, -1, "-1"},
+		{map[string]string{"log.retention.ms": "0"}, 0, "0"},
+	}
+	for _, tt := range tests {
+		c, err := Build(tt.set)
+		if err != nil {
+			t.Fatalf("%v: %v", tt.set, err)
+		}
+		if c.LogRetentionMs != tt.want || c.Raw["log.retention.ms"] != tt.wantRaw {
+			t.Errorf("%v: retention %d (raw %q), want %d", tt.set, c.LogRetentionMs, c.Raw["log.retention.ms"], tt.want)
+		}
+	}
+	for set, want := range map[[2]string]int64{
+		{"log.roll.hours", "2"}: 7_200_000,
+		{"log.roll.ms", "500"}:  500,
+	} {
+		c, err := Build(map[string]string{set[0]: set[1], "log.roll.hours": map[bool]string{true: "2", false: "3"}[set[0] == "log.roll.hours"]})
+		if err != nil || c.LogRollMs != want {
+			t.Errorf("%v: roll %v, %v; want %d", set, c, err, want)
+		}
+	}
+}
+
+func TestListeners(t *testing.T) {
+	tests := []struct {
+		set                  map[string]string
+		listeners, adv, ctrl string
+	}{
+		{map[string]string{"listeners": "PLAINTEXT://0.0.0.0:9092"}, "PLAINTEXT://0.0.0.0:9092", "PLAINTEXT://127.0.0.1:9092", ""},
+		{map[string]string{"listeners": "plaintext://:9092"}, "PLAINTEXT://:9092", "PLAINTEXT://127.0.0.1:9092", ""},
+		{map[string]string{"listeners": "PLAINTEXT://[::1]:9092"}, "PLAINTEXT://[::1]:9092", "PLAINTEXT://[::1]:9092", ""},
+		{map[string]string{"listeners": "PLAINTEXT://127.0.0.1:0"}, "PLAINTEXT://127.0.0.1:0", "PLAINTEXT://127.0.0.1:0", ""},
+		{map[string]string{"listeners": "INTERNAL://:9092, EXTERNAL://:9094", "advertised.listeners": "EXTERNAL://kafka.example:9094"},
+			"INTERNAL://:9092,EXTERNAL://:9094", "INTERNAL://127.0.0.1:9092,EXTERNAL://kafka.example:9094", ""},
+		{map[string]string{"listeners": "PLAINTEXT://:9092,CONTROLLER://:9093", "controller.listener.names": "CONTROLLER"},
+			"PLAINTEXT://:9092", "PLAINTEXT://127.0.0.1:9092", ":9093"},
+		{map[string]string{"controller.quorum.voters": "1@node1:9093,2@node2:9093,3@node3:9093"},
+			"PLAINTEXT://127.0.0.1:9092", "PLAINTEXT://127.0.0.1:9092", "node1:9093"},
+		{map[string]string{"controller.quorum.voters": "1@node1:9093", "controller.listener": "0.0.0.0:9093"},
+			"PLAINTEXT://127.0.0.1:9092", "PLAINTEXT://127.0.0.1:9092", "0.0.0.0:9093"},
+	}
+	join := func(ls []Listener) string {
+		var s []string
+		for _, l := range ls {
+			s = append(s, l.String())
+		}
+		return strings.Join(s, ",")
+	}
+	for _, tt := range tests {
+		c, err := Build(tt.set)
+		if err != nil {
+			t.Errorf("%v: %v", tt.set, err)
+			continue
+		}
+		if join(c.Listeners) != tt.listeners || join(c.AdvertisedListeners) != tt.adv || c.ControllerListener != tt.ctrl {
+			t.Errorf("%v:\n got %s | %s | %q\nwant %s | %s | %q", tt.set, join(c.Listeners), join(c.AdvertisedListeners), c.ControllerListener, tt.listeners, tt.adv, tt.ctrl)
+		}
+		if c.Raw["advertised.listeners"] != tt.adv {
+			t.Errorf("Raw advertised.listeners = %q", c.Raw["advertised.listeners"])
+		}
+	}
+}
+
+func TestParseVoters(t *testing.T) {
+	v, err := ParseVoters(" 1@a:1 , 2@[::1]:2 ")
+	if err != nil || len(v) != 2 || v[1].Addr() != "[::1]:2" || v[0].ID != 1 {
+		t.Errorf("ParseVoters = %v, %v", v, err)
+	}
+	if v, err := ParseVoters(""); err != nil || len(v) != 0 {
+		t.Errorf("empty: %v, %v", v, err)
+	}
+}
+
+// TestBuildErrors covers every validation error message.
+func TestBuildErrors(t *testing.T) {
+	tests := []struct {
+		set  map[string]string
+		want string
+		kind error
+	}{
+		{map[string]string{"log.segment.bytes": "abc"}, `config: log.segment.bytes: "abc" is not an integer`, ErrInvalidValue},
+		{map[string]string{"log.segment.bytes": "10"}, `config: log.segment.bytes: "10" is out of range: must be at least 14`, ErrInvalidValue},
+		{map[string]string{"log.segment.bytes": "3000000000"}, `config: log.segment.bytes: "3000000000" is out of range: must be at least 14`, ErrInvalidValue},
+		{map[string]string{"log.retention.bytes": "99999999999999999999"}, `config: log.retention.bytes: "99999999999999999999" is out of range: must be -1 (no limit) or at least 0`, ErrInvalidValue},
+		{map[string]string{"log.retention.ms": "-2"}, `config: log.retention.ms: "-2" is out of range: must be -1 (no limit) or at least 0`, ErrInvalidValue},
+		{map[string]string{"default.replication.factor": "40000"}, `config: default.replication.factor: "40000" is out of range: must be between 1 and 32767`, ErrInvalidValue},
+		{map[string]string{"offsets.topic.replication.factor": "0"}, `config: offsets.topic.replication.factor: "0" is out of range: must be between 1 and 32767`, ErrInvalidValue},
+		{map[string]string{"num.partitions": "0"}, `config: num.partitions: "0" is out of range: must be at least 1`, ErrInvalidValue},
+		{map[string]string{"auto.create.topics.enable": "yes"}, `config: auto.create.topics.enable: "yes" is not a boolean: expected true or false`, ErrInvalidValue},
+		{map[string]string{"log.cleaner.min.cleanable.ratio": "x"}, `config: log.cleaner.min.cleanable.ratio: "x" is not a number`, ErrInvalidValue},
+		{map[string]string{"log.cleaner.min.cleanable.ratio": "1.5"}, `config: log.cleaner.min.cleanable.ratio: "1.5" is out of range: must be between 0 and 1`, ErrInvalidValue},
+		{map[string]string{"log.message.timestamp.type": "createtime"}, `config: log.message.timestamp.type: "createtime" is not valid: expected one of CreateTime, LogAppendTime`, ErrInvalidValue},
+		{map[string]string{"log.cleanup.policy": "delete,archive"}, `config: log.cleanup.policy: "delete,archive" is not valid: "archive" is not one of delete, compact`, ErrInvalidValue},
+		{map[string]string{"log.cleanup.policy": ","}, `config: log.cleanup.policy: "," is not valid: expected a comma-separated list of delete, compact`, ErrInvalidValue},
+		{map[string]string{"compression.type": "brotli"}, `config: compression.type: "brotli" is not valid: expected one of uncompressed, zstd, lz4, snappy, gzip, producer`, ErrInvalidValue},
+		{map[string]string{"process.roles": "broker"}, `config: process.roles: "broker" is not supported: every Moldau node runs as broker,controller (combined mode)`, ErrInvalidValue},
+		{map[string]string{"process.roles": "broker,worker"}, `config: process.roles: "broker,worker" is not valid: "worker" is not a role (expected broker,controller)`, ErrInvalidValue},
+		{map[string]string{"cluster.id": "a b"}, `config: cluster.id: "a b" is not valid: expected a non-empty string without spaces`, ErrInvalidValue},
+		{map[string]string{"log.dirs": " , "}, `config: log.dirs: "," is not valid: expected a comma-separated list of directories`, ErrInvalidValue},
+		{map[string]string{"listeners": "localhost:9092"}, `config: listeners: "localhost:9092" is not valid: "localhost:9092" is not NAME://host:port`, ErrInvalidValue},
+		{map[string]string{"listeners": "PLAINTEXT://host"}, `config: listeners: "PLAINTEXT://host" is not valid: "PLAINTEXT://host": "host": missing port in address`, ErrInvalidValue},
+		{map[string]string{"listeners": "PLAINTEXT://:99999"}, `config: listeners: "PLAINTEXT://:99999" is not valid: "PLAINTEXT://:99999": ":99999": port "99999" is not a number between 0 and 65535`, ErrInvalidValue},
+		{map[string]string{"listeners": "A://:1,a://:2"}, `config: listeners: "A://:1,a://:2" is not valid: listener name A is used twice`, ErrInvalidValue},
+		{map[string]string{"listeners": "A.B://:1"}, `config: listeners: "A.B://:1" is not valid: "A.B://:1": listener name "A.B" may only hold letters, digits, '_' and '-'`, ErrInvalidValue},
+		{map[string]string{"listeners": ""}, `config: listeners: "" is not valid: no listener (expected NAME://host:port,...)`, ErrInvalidValue},
+		{map[string]string{"listeners": "SSL://:9093"}, `config: listeners: "SSL://:9093" is not supported: listener SSL uses security protocol SSL, Moldau serves PLAINTEXT only`, ErrInvalidValue},
+		{map[string]string{"listeners": "EXT://:9093", "listener.security.protocol.map": "EXT:SASL_SSL"}, `config: listeners: "EXT://:9093" is not supported: listener EXT uses security protocol SASL_SSL, Moldau serves PLAINTEXT only`, ErrInvalidValue},
+		{map[string]string{"listener.security.protocol.map": "EXT:TLS"}, `config: listener.security.protocol.map: "EXT:TLS" is not valid: "EXT:TLS": unknown security protocol TLS (expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL)`, ErrInvalidValue},
+		{map[string]string{"listener.security.protocol.map": "EXT"}, `config: listener.security.protocol.map: "EXT" is not valid: "EXT" is not NAME:PROTOCOL`, ErrInvalidValue},
+		{map[string]string{"listeners": "CONTROLLER://:9093", "controller.listener.names": "CONTROLLER"}, `config: listeners: "CONTROLLER://:9093" has no client listener: every listener is named in controller.listener.names`, ErrInvalidValue},
+		{map[string]string{"advertised.listeners": "OTHER://h:1"}, `config: advertised.listeners: "OTHER://h:1" names listener OTHER, which is not a client listener in listeners`, ErrInvalidValue},
+		{map[string]string{"advertised.listeners": "PLAINTEXT://0.0.0.0:9092"}, `config: advertised.listeners: "PLAINTEXT://0.0.0.0:9092" advertises PLAINTEXT://0.0.0.0:9092, a wildcard address clients cannot connect to: use a host name or IP`, ErrInvalidValue},
+		{map[string]string{"listeners": "A://:9092,B://:9092"}, `config: listeners: "A://:9092,B://:9092" uses port 9092, already used by listeners`, ErrInvalidValue},
+		{map[string]string{"metrics.listener": ":9092"}, `config: metrics.listener: ":9092" uses port 9092, already used by listeners`, ErrInvalidValue},
+		{map[string]string{"metrics.listener": "9100"}, `config: metrics.listener: "9100" is not valid: "9100": missing port in address (expected host:port)`, ErrInvalidValue},
+		{map[string]string{"controller.listener": "x:y"}, `config: controller.listener: "x:y" is not valid: "x:y": port "y" is not a number between 0 and 65535 (expected host:port)`, ErrInvalidValue},
+		{map[string]string{"controller.quorum.voters": "1@a:1,2@b:2", "node.id": "3"}, `config: controller.quorum.voters: "1@a:1,2@b:2" does not list this node: node.id 3 is not among voters 1, 2`, ErrInvalidValue},
+		{map[string]string{"controller.quorum.voters": "a:1"}, `config: controller.quorum.voters: "a:1" is not valid: "a:1" is not id@host:port`, ErrInvalidValue},
+		{map[string]string{"controller.quorum.voters": "x@a:1"}, `config: controller.quorum.voters: "x@a:1" is not valid: "x@a:1": node id "x" is not a non-negative integer`, ErrInvalidValue},
+		{map[string]string{"controller.quorum.voters": "1@:1"}, `config: controller.quorum.voters: "1@:1" is not valid: "1@:1": a voter needs a host and a non-zero port`, ErrInvalidValue},
+		{map[string]string{"controller.quorum.voters": "1@a:1,1@b:1"}, `config: controller.quorum.voters: "1@a:1,1@b:1" is not valid: node id 1 is listed twice`, ErrInvalidValue},
+		{map[string]string{"broker.id": "2", "node.id": "1"}, `config: broker.id: "2" does not match node.id (1): set only one of them`, ErrInvalidValue},
+		{map[string]string{"group.min.session.timeout.ms": "7000", "group.max.session.timeout.ms": "6000"}, `config: group.min.session.timeout.ms: "7000" must not exceed group.max.session.timeout.ms (6000)`, ErrInvalidValue},
+		{map[string]string{"log.cleaner.min.compaction.lag.ms": "10", "log.cleaner.max.compaction.lag.ms": "5"}, `config: log.cleaner.min.compaction.lag.ms: "10" must not exceed log.cleaner.max.compaction.lag.ms (5)`, ErrInvalidValue},
+		{map[string]string{"log.retension.ms": "1"}, `config: unknown key "log.retension.ms" (did you mean "log.retention.ms"?)`, ErrUnknownKey},
+		{map[string]string{"num.partition": "1"}, `config: unknown key "num.partition" (did you mean "num.partitions"?)`, ErrUnknownKey},
+		{map[string]string{"retention.ms": "1"}, `config: unknown key "retention.ms" (it is a topic config; the broker default is "log.retention.ms")`, ErrUnknownKey},
+		{map[string]string{"foo.bar": "1"}, `config: unknown key "foo.bar"`, ErrUnknownKey},
+	}
+	for _, tt := range tests {
+		_, err := Build(tt.set)
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("Build(%v):\n got %v\nwant %s", tt.set, err, tt.want)
+			continue
+		}
+		if !errors.Is(err, tt.kind) {
+			t.Errorf("Build(%v): error is not %v", tt.set, tt.kind)
+		}
+		var ce *Error
+		if !errors.As(err, &ce) {
+			t.Errorf("Build(%v): not an *Error", tt.set)
+		}
+	}
+}
+
+func TestBuildReportsAllErrors(t *testing.T) {
+	_, err := Build(map[string]string{"num.partitions": "x", "log.segment.bytes": "y", "nope": "1"})
+	want := `config: unknown key "nope"` + "\n" +
+		`config: log.segment.bytes: "y" is not an integer` + "\n" +
+		`config: num.partitions: "x" is not an integer`
+	if err == nil || err.Error() != want {
+		t.Errorf("got %v\nwant %s", err, want)
+	}
+}
+
+func TestIgnoredKeys(t *testing.T) {
+	c, err := Build(map[string]string{
+		"zookeeper.connect": "localhost:2181", "num.network.threads": "3", "ssl.keystore.location": "/x",
+		"group.coordinator.rebalance.protocols": "classic,consumer", "controller.quorum.bootstrap.servers": "a:1",
+		"log.cleaner.threads": "2", "metrics.num.samples": "2", "confluent.balancer.enable": "false",
+		"broker.id": "1",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "confluent.balancer.enable controller.quorum.bootstrap.servers group.coordinator.rebalance.protocols log.cleaner.threads metrics.num.samples num.network.threads ssl.keystore.location zookeeper.connect"
+	if got := strings.Join(c.Ignored, " "); got != want {
+		t.Errorf("Ignored = %s", got)
+	}
+	// Catalogue keys are never swallowed by an ignored prefix.
+	for _, k := range []string{"metrics.listener", "controller.quorum.voters", "log.cleaner.delete.retention.ms"} {
+		if isIgnored(k) {
+			t.Errorf("%s is ignored", k)
+		}
+	}
+}
+
+func TestBrokerIDAlias(t *testing.T) {
+	c, err := Build(map[string]string{"broker.id": "5"})
+	if err != nil || c.NodeID != 5 || c.Raw["node.id"] != "5" {
+		t.Errorf("broker.id alias: %v %v", c, err)
+	}
+	if _, err := Build(map[string]string{"broker.id": "5", "node.id": "5"}); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestParseServerArgs(t *testing.T) {
+	file := writeFile(t, "log.dirs=/from/file\n")
+	c, err := ParseServerArgs([]string{file, "--override", "num.partitions=3", "--data-dir", "/a,/b",
+		"--listeners", "PLAINTEXT://:19092", "--advertised-listeners", "PLAINTEXT://h:19092",
+		"--replication-factor", "3", "--controller-quorum-voters", "1@h:9093", "--controller-listener", ":9093",
+		"--metrics-listener", ":9100", "--num-partitions", "6", "--node-id", "1"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(c.LogDirs, ",") != "/a,/b" || c.NumPartitions != 6 || c.DefaultReplicationFactor != 3 ||
+		c.Listeners[0].Port != 19092 || c.AdvertisedListeners[0].Host != "h" || c.ControllerListener != ":9093" ||
+		c.MetricsListener != ":9100" || c.ControllerQuorumVoters[0].ID != 1 {
+		t.Errorf("%+v", c)
+	}
+
+	tests := []struct {
+		args []string
+		env  []string
+		want string
+	}{
+		{[]string{"--foo"}, nil, "moldau server: flag provided but not defined: -foo\nRun 'moldau server -h' for the flags; any config key can be set with --override key=value"},
+		{[]string{"--log.retention.ms=5"}, nil, "moldau server: flag provided but not defined: -log.retention.ms\nlog.retention.ms is a config key, not a flag: use --override log.retention.ms=VALUE"},
+		{[]string{"--override", "novalue"}, nil, "moldau server: invalid value \"novalue\" for flag -override: \"novalue\" is not key=value\nRun 'moldau server -h' for the flags; any config key can be set with --override key=value"},
+		{[]string{"a.properties", "b.properties"}, nil, `moldau server: unexpected arguments ["b.properties"]: give one properties file, and set keys with --override key=value`},
+		{[]string{"--config", "a.properties", "b.properties"}, nil, "moldau server: properties file given twice (--config a.properties and b.properties): give one"},
+		{[]string{"--node-id", "x"}, nil, `config: node.id: "x" is not an integer (from flag --node-id)`},
+		{[]string{"--override", "log.segment.bytes=abc"}, nil, `config: log.segment.bytes: "abc" is not an integer (from flag --override log.segment.bytes=abc)`},
+		{nil, []string{"KAFKA_LOG_SEGMENT_BYTES=abc"}, `config: log.segment.bytes: "abc" is not an integer (from environment variable KAFKA_LOG_SEGMENT_BYTES)`},
+		{nil, []string{"KAFKA_LOG_RETENSION_MS=1"}, `config: unknown key "log.retension.ms" (did you mean "log.retention.ms"?) (from environment variable KAFKA_LOG_RETENSION_MS)`},
+		{[]string{"--config", file, "--override", "log.dirs="}, nil, ""},
+	}
+	for _, tt := range tests {
+		_, err := ParseServerArgs(tt.args, tt.env)
+		if got := errText(err); got != tt.want {
+			t.Errorf("ParseServerArgs(%q, %q):\n got %s\nwant %s", tt.args, tt.env, got, tt.want)
+		}
+	}
+
+	bad := writeFile(t, "num.partitions=zero\n")
+	_, err = ParseServerArgs([]string{"--config", bad}, nil)
+	if want := `config: num.partitions: "zero" is not an integer (from ` + bad + `)`; errText(err) != want {
+		t.Errorf("got %v, want %s", err, want)
+	}
+	_, err = ParseServerArgs([]string{"--config", filepath.Join(t.TempDir(), "none")}, nil)
+	if err == nil || !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing file: %v", err)
+	}
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+func TestServerHelp(t *testing.T) {
+	for _, arg := range []string{"-h", "--help"} {
+		_, err := ParseServerArgs([]string{arg}, nil)
+		var he *HelpError
+		if !errors.Is(err, flag.ErrHelp) || !errors.As(err, &he) {
+			t.Fatalf("%s: %v", arg, err)
+		}
+		for _, want := range []string{"-override key=value", "-data-dir", "-node-id", "log.retention.ms", "metrics.listener", "Config keys"} {
+			if !strings.Contains(he.Usage, want) {
+				t.Errorf("%s: usage lacks %q", arg, want)
+			}
+		}
+	}
+}
+
+func TestWithDynamic(t *testing.T) {
+	c, err := Build(map[string]string{"log.retention.hours": "1", "num.partitions": "3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := c.WithDynamic(map[string]string{"log.retention.ms": "1000", "message.max.bytes": "2000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.LogRetentionMs != 1000 || d.MessageMaxBytes != 2000 || d.NumPartitions != 3 ||
+		d.Sources["log.retention.ms"] != SourceDynamic || d.Sources["num.partitions"] != SourceStatic {
+		t.Errorf("%+v", d)
+	}
+	if c.LogRetentionMs != 3_600_000 {
+		t.Errorf("WithDynamic changed the original")
+	}
+	if SourceDynamic.KafkaConfigSource() != 3 || SourceFile.KafkaConfigSource() != 4 || SourceDefault.KafkaConfigSource() != 5 {
+		t.Error("KafkaConfigSource")
+	}
+	_, err = c.WithDynamic(map[string]string{"num.partitions": "4"})
+	want := `config: num.partitions: "4" cannot be changed at runtime: set it in server.properties and restart`
+	if errText(err) != want || !errors.Is(err, ErrReadOnly) {
+		t.Errorf("got %v", err)
+	}
+}
