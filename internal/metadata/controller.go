@@ -55,6 +55,8 @@ type Controller struct {
 	// mu serialises writers: validation sees the image every earlier write produced, so two
 	// concurrent CreateTopic calls for one name cannot both pass.
 	mu sync.Mutex
+	// wg tracks the leadership watcher; Close waits for it.
+	wg sync.WaitGroup
 }
 
 func newController(cfg Config, fsm *FSM, log committer) *Controller {
@@ -83,8 +85,19 @@ func (c *Controller) ControllerID() int32 {
 // IsController reports whether this node is the active controller.
 func (c *Controller) IsController() bool { return c.ControllerID() == c.cfg.NodeID }
 
-// Close stops the raft node.
-func (c *Controller) Close() error { return c.log.close() }
+// Close stops the raft node and waits for the controller's goroutines.
+func (c *Controller) Close() error {
+	err := c.log.close()
+	c.wg.Wait()
+	return err
+}
+
+// reportError reports an error no caller is waiting for.
+func (c *Controller) reportError(err error) {
+	if c.cfg.ErrorLog != nil {
+		c.cfg.ErrorLog(err)
+	}
+}
 
 // commit is the single path to the raft log. REQUIRES: c.mu is held (so validation and
 // commit are atomic with respect to other writers).
@@ -385,6 +398,10 @@ func (c *Controller) RegisterBroker(ctx context.Context, b Broker) error {
 func (c *Controller) ensureClusterID(ctx context.Context, want string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.ensureClusterIDLocked(ctx, want)
+}
+
+func (c *Controller) ensureClusterIDLocked(ctx context.Context, want string) error {
 	have := c.Image().ClusterID()
 	switch {
 	case have != "" && want != "" && have != want:

@@ -43,6 +43,9 @@ type Config struct {
 
 	LogOutput io.Writer // hashicorp/raft logs (WARN unless Debug), default os.Stderr
 	Debug     bool
+	// ErrorLog receives errors of background work (e.g. writing the cluster id after an
+	// election); nil drops them.
+	ErrorLog func(error)
 }
 
 func (cfg *Config) setDefaults() {
@@ -86,13 +89,43 @@ func Start(ctx context.Context, cfg Config) (*Controller, error) {
 		return nil, fmt.Errorf("metadata: %w", err)
 	}
 	c := newController(cfg, fsm, &raftCommitter{node: node})
+	leaderCh := node.LeaderCh()
 	if node.IsLeader() {
 		if err := c.ensureClusterID(ctx, cfg.ClusterID); err != nil {
 			node.Close()
 			return nil, err
 		}
 	}
+	c.wg.Go(func() { c.watchLeadership(leaderCh, node) })
 	return c, nil
+}
+
+// watchLeadership runs while the node is open. When this node becomes the raft leader it
+// holds c.mu until every entry committed by earlier leaders is applied (so validation sees
+// the latest image), then writes the cluster id if no leader has yet.
+func (c *Controller) watchLeadership(leaderCh <-chan bool, node *raftstore.Node) {
+	for {
+		select {
+		case <-node.Done():
+			return
+		case isLeader := <-leaderCh:
+			if !isLeader {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), c.cfg.LeaderTimeout)
+			c.mu.Lock()
+			err := node.WaitLeader(ctx)
+			if err == nil {
+				err = c.ensureClusterIDLocked(ctx, c.cfg.ClusterID)
+			}
+			c.mu.Unlock()
+			cancel()
+			if err != nil && !errors.Is(err, ErrNotController) && !errors.Is(err, raftstore.ErrNotLeader) &&
+				!errors.Is(err, raftstore.ErrClosed) && !errors.Is(err, ErrClosed) {
+				c.reportError(fmt.Errorf("metadata: on gaining leadership: %w", err))
+			}
+		}
+	}
 }
 
 // Node returns the raft node behind the controller (nil for a controller without raft).

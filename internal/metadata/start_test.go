@@ -201,3 +201,83 @@ func TestNotController(t *testing.T) {
 		t.Fatal("IsController")
 	}
 }
+
+func TestThreeControllers(t *testing.T) {
+	voters := map[int32]string{}
+	for id := int32(1); id <= 3; id++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		voters[id] = l.Addr().String()
+		l.Close()
+	}
+	cs := map[int32]*Controller{}
+	for id, addr := range voters {
+		cfg := testConfig()
+		cfg.NodeID, cfg.RaftDir, cfg.LogOutput = id, t.TempDir(), io.Discard
+		cfg.RaftBindAddr, cfg.Voters = addr, voters
+		cfg.ErrorLog = func(err error) { t.Errorf("node %d: %v", id, err) }
+		c, err := Start(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		cs[id] = c
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	// Whoever wins the election writes the cluster id; every node applies it.
+	for {
+		ids := map[string]bool{}
+		for _, c := range cs {
+			ids[c.Image().ClusterID()] = true
+		}
+		if len(ids) == 1 && !ids[""] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cluster ids %v", ids)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	leaderID := cs[1].ControllerID()
+	leader := cs[leaderID]
+	if leader == nil || !leader.IsController() {
+		t.Fatalf("controller id %d", leaderID)
+	}
+	ctx := context.Background()
+	for id := range voters {
+		if err := leader.RegisterBroker(ctx, Broker{NodeID: id, Host: "h", Port: 9092}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for id, c := range cs {
+		if c == leader {
+			continue
+		}
+		if _, err := c.CreateTopic(ctx, CreateTopic{Name: "x", Partitions: 1, ReplicationFactor: 1}); !errors.Is(err, ErrNotController) {
+			t.Fatalf("node %d: err = %v, want ErrNotController", id, err)
+		}
+		if c.ControllerID() != leaderID {
+			t.Fatalf("node %d sees controller %d, want %d", id, c.ControllerID(), leaderID)
+		}
+	}
+	top, err := leader.CreateTopic(ctx, CreateTopic{Name: "replicated", Partitions: 6, ReplicationFactor: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, c := range cs {
+		for {
+			if got, ok := c.Image().Topic("replicated"); ok {
+				if got.ID != top.ID || len(got.Partitions) != 6 {
+					t.Fatalf("node %d: %+v", id, got)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node %d never saw the topic", id)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}

@@ -306,6 +306,13 @@ func mapErr(err error) error {
 	return fmt.Errorf("raftstore: %w", err)
 }
 
+// LeaderCh delivers true when this node gains leadership and false when it loses it (raft's
+// LeaderCh: one consumer only, values may be dropped if not read).
+func (n *Node) LeaderCh() <-chan bool { return n.raft.LeaderCh() }
+
+// Done is closed by Close.
+func (n *Node) Done() <-chan struct{} { return n.closed }
+
 // IsLeader reports whether this node currently believes it is the raft leader.
 func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 
