@@ -166,14 +166,19 @@ func Build(layers ...map[string]string) (*Config, error) {
 }
 
 // WithDynamic returns a copy of c with cluster-wide dynamic broker configs applied on top (later
-// than every static layer). Every key must be dynamic (ValidateBrokerConfig).
+// than every static layer). Every key must be dynamic (ValidateBrokerConfig). An empty value means
+// no dynamic override for that key (the static value stays).
 func (c *Config) WithDynamic(dynamic map[string]string) (*Config, error) {
 	var errs []error
+	set := map[string]string{}
 	for _, k := range slices.Sorted(maps.Keys(dynamic)) {
 		if err := ValidateBrokerConfig(k, dynamic[k]); err != nil {
 			errs = append(errs, err)
+		} else if strings.TrimSpace(dynamic[k]) != "" {
+			set[k] = dynamic[k]
 		}
 	}
+	dynamic = set
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}

@@ -429,6 +429,12 @@ func TestWithDynamic(t *testing.T) {
 	if c.LogRetentionMs != 3_600_000 {
 		t.Errorf("WithDynamic changed the original")
 	}
+	if d2, err := d.WithDynamic(map[string]string{"log.retention.ms": ""}); err != nil || d2.LogRetentionMs != 1000 {
+		t.Errorf("empty dynamic value: %v %v", d2, err)
+	}
+	if d3, err := c.WithDynamic(map[string]string{"log.retention.ms": ""}); err != nil || d3.LogRetentionMs != 3_600_000 {
+		t.Errorf("empty dynamic value over static: %v %v", d3, err)
+	}
 	if SourceDynamic.KafkaConfigSource() != 3 || SourceFile.KafkaConfigSource() != 4 || SourceDefault.KafkaConfigSource() != 5 {
 		t.Error("KafkaConfigSource")
 	}
