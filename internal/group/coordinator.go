@@ -97,9 +97,6 @@ type realClock struct{}
 func (realClock) Now() time.Time                            { return time.Now() }
 func (realClock) AfterFunc(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
 
-// SystemClock is the wall clock.
-var SystemClock Clock = realClock{}
-
 // Coordinator is the group coordinator for all groups of this broker.
 type Coordinator struct {
 	cfg   Config
@@ -122,7 +119,7 @@ type Coordinator struct {
 // only; a nil clock is the system clock.
 func NewCoordinator(cfg Config, store Store, clock Clock) *Coordinator {
 	if clock == nil {
-		clock = SystemClock
+		clock = realClock{}
 	}
 	c := &Coordinator{
 		cfg:    cfg.withDefaults(),
