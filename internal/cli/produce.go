@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -214,6 +215,9 @@ func runProduce(e *env, args []string) error {
 		fmt.Fprintf(e.stderr, "produced %d records to %s in %s (%d failed)\n", res.sent, topic, e.now().Sub(start).Round(time.Millisecond), res.failed)
 	}
 	if res.failed > 0 {
+		if errors.Is(res.firstErr, kerr.UnknownTopicOrPartition) {
+			return fmt.Errorf("%d of %d records failed: topic %s does not exist (create it with 'moldau topic create %s')", res.failed, res.sent+res.failed, topic, topic)
+		}
 		return fmt.Errorf("%d of %d records failed; first error: %w", res.failed, res.sent+res.failed, res.firstErr)
 	}
 	return nil
