@@ -97,6 +97,12 @@ class ClientCompatTest {
         p.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, 10_000);
         p.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, 20_000);
         admin = Admin.create(p);
+        // Fail the whole class at once (an error, not a skip) when no broker answers.
+        try {
+            admin.describeCluster().nodes().get(20, TimeUnit.SECONDS);
+        } catch (Exception e) {
+            fail("broker at " + bootstrap + " is unreachable: " + e, e);
+        }
     }
 
     @AfterAll
@@ -110,13 +116,7 @@ class ClientCompatTest {
     @Order(1)
     void brokerIsReachable() throws Exception {
         DescribeClusterResult cluster = admin.describeCluster();
-        Collection<Node> nodes;
-        try {
-            nodes = cluster.nodes().get(20, TimeUnit.SECONDS);
-        } catch (Exception e) {
-            fail("broker at " + bootstrap + " is unreachable: " + e, e);
-            return;
-        }
+        Collection<Node> nodes = cluster.nodes().get(20, TimeUnit.SECONDS);
         assertFalse(nodes.isEmpty(), "describeCluster returned no nodes");
         assertNotNull(cluster.clusterId().get(10, TimeUnit.SECONDS), "cluster id");
     }

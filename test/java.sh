@@ -1,0 +1,64 @@
+#!/bin/bash
+# Runs the Java-side compatibility suites against a broker: the one at BOOTSTRAP if set, else a
+# fresh one started by test/lib.sh (MOLDAU_IMPL=kfake for franz-go's fake broker):
+#   1. test/java/official_tools_test.sh   the official kafka-topics / console producer and
+#                                          consumer / consumer-groups tools (kafka-tools 4.x)
+#   2. test/java: mvn test                ClientCompatTest (kafka-clients 4.x, JUnit 5)
+#   3. examples/spring-kafka              Spring Boot + spring-kafka send/receive
+# Maven work that needs no broker (resolving jars, compiling, packaging) runs first, once.
+# Ends with 'N passed, N failed'; exits 1 when any suite failed.
+set -uo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$here/lib.sh"
+MVN=(mvn -B -q -Dstyle.color=never --no-transfer-progress)
+spring_dir=$REPO_ROOT/examples/spring-kafka
+spring_jar=$spring_dir/target/spring-kafka-example.jar
+
+prepare() {
+  log "preparing Maven projects (jars, test classes, spring example)"
+  "$here/java/kafka-tool.sh" kafka-topics --version >/dev/null || return 1
+  (cd "$here/java" && "${MVN[@]}" test-compile) || return 1
+  if [ ! -f "$spring_jar" ] || [ -n "$(find "$spring_dir/pom.xml" "$spring_dir/src" -newer "$spring_jar" -print -quit)" ]; then
+    (cd "$spring_dir" && "${MVN[@]}" package -DskipTests) || return 1
+  fi
+}
+
+client_test() {
+  # surefire's own 'Tests run:' lines are the counts; translate them into the plain closing line.
+  local out rc
+  out=$(mktemp)
+  (cd "$here/java" && mvn -B -Dstyle.color=never --no-transfer-progress surefire:test -Dbootstrap="$BOOTSTRAP") 2>&1 \
+    | grep -Ev '^\[INFO\] (Download|-+$|$)' | tee "$out"
+  rc=${PIPESTATUS[0]}
+  local line run f e
+  line=$(grep -E 'Tests run: [0-9]+, Failures: [0-9]+, Errors: [0-9]+, Skipped: [0-9]+$' "$out" | tail -n1)
+  rm -f "$out"
+  if [[ $line =~ Tests\ run:\ ([0-9]+),\ Failures:\ ([0-9]+),\ Errors:\ ([0-9]+) ]]; then
+    run=${BASH_REMATCH[1]} f=${BASH_REMATCH[2]} e=${BASH_REMATCH[3]}
+    echo "ClientCompatTest: $((run - f - e)) passed, $((f + e)) failed"
+  fi
+  return "$rc"
+}
+
+spring_example() {
+  local args=()
+  # kfake answers CreateTopics with a null Configs array that the Java admin client cannot read;
+  # against Moldau a failed topic creation must be fatal.
+  [ "$MOLDAU_IMPL" = kfake ] || args+=(--spring.kafka.admin.fail-fast=true)
+  SPRING_KAFKA_BOOTSTRAP_SERVERS=$BOOTSTRAP timeout 180 \
+    java -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -jar "$spring_jar" "${args[@]}"
+}
+
+if ! prepare; then
+  echo "Maven preparation failed"
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+use_or_start_broker || { echo "0 passed, 1 failed"; exit 1; }
+
+status=0
+run_suite "official Kafka tools" "$here/java/official_tools_test.sh" || status=1
+run_suite "Java client (ClientCompatTest)" client_test || status=1
+run_suite "Spring Boot spring-kafka example" spring_example || status=1
+print_suites java
+exit $status

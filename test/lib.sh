@@ -1,0 +1,230 @@
+#!/bin/bash
+# Helpers for integration scripts that run a real broker process. Source it:
+#
+#   . "$(dirname "$0")/lib.sh"
+#   build_broker                # go build -o bin/moldau ./cmd/moldau
+#   start_broker                # free port, fresh data dir; sets BOOTSTRAP, BROKER_PID, ...
+#   ...                         # run clients against $BOOTSTRAP
+#   kill9_broker; restart_broker    # crash and recover on the same port and data dir
+#   stop_broker                 # SIGTERM, then wait for the process to exit
+#
+# MOLDAU_IMPL=kfake runs franz-go's fake broker (bench/kfake) instead of Moldau; it is how these
+# scripts are validated while cmd/moldau is being written. MOLDAU_ARGS adds flags to
+# `moldau server`. BROKER_LOG names the broker's log file (set by start_broker).
+#
+# Nothing here uses `set -e`: functions return non-zero and print why, callers decide.
+
+REPO_ROOT=${REPO_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+MOLDAU_IMPL=${MOLDAU_IMPL:-moldau}
+BROKER_START_TIMEOUT=${BROKER_START_TIMEOUT:-30}
+BROKER_STOP_TIMEOUT=${BROKER_STOP_TIMEOUT:-30}
+BROKER_PID=
+BROKER_PORT=
+BROKER_DATA=
+BROKER_LOG=
+BROKER_OWN_DATA=
+
+log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
+
+broker_bin() {
+  case $MOLDAU_IMPL in
+    moldau) echo "$REPO_ROOT/bin/moldau" ;;
+    kfake) echo "$REPO_ROOT/bin/kfake" ;;
+    *) log "MOLDAU_IMPL must be moldau or kfake, not '$MOLDAU_IMPL'"; return 1 ;;
+  esac
+}
+
+# build_broker: builds the broker binary into bin/. Fails loudly while cmd/moldau does not exist.
+build_broker() {
+  case $MOLDAU_IMPL in
+    moldau)
+      if [ ! -d "$REPO_ROOT/cmd/moldau" ]; then
+        log "ERROR: $REPO_ROOT/cmd/moldau does not exist yet: there is no broker to test."
+        log "       (MOLDAU_IMPL=kfake runs these scripts against franz-go's kfake instead.)"
+        return 1
+      fi
+      (cd "$REPO_ROOT" && go build -o bin/moldau ./cmd/moldau) || { log "ERROR: go build ./cmd/moldau failed"; return 1; }
+      ;;
+    kfake)
+      (cd "$REPO_ROOT" && go build -o bin/kfake ./bench/kfake) || { log "ERROR: go build ./bench/kfake failed"; return 1; }
+      ;;
+    *) broker_bin >/dev/null; return 1 ;;
+  esac
+}
+
+# free_port: prints a TCP port on 127.0.0.1 that nothing listens on right now.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# port_open PORT: true when something accepts connections on 127.0.0.1:PORT.
+port_open() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# wait_for_port PORT PID SECONDS: waits until PORT answers; fails early when PID exits.
+wait_for_port() {
+  local port=$1 pid=$2 deadline=$((SECONDS + $3))
+  while [ $SECONDS -lt $deadline ]; do
+    if port_open "$port"; then return 0; fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+      log "ERROR: broker (pid $pid) exited before its port $port answered"
+      return 1
+    fi
+    sleep 0.1
+  done
+  log "ERROR: broker port $port did not answer within $3s"
+  return 1
+}
+
+# _launch: starts the broker on BROKER_PORT with BROKER_DATA, appending to BROKER_LOG.
+_launch() {
+  local bin
+  bin=$(broker_bin) || return 1
+  if [ ! -x "$bin" ]; then
+    build_broker || return 1
+  fi
+  case $MOLDAU_IMPL in
+    moldau)
+      # shellcheck disable=SC2086
+      "$bin" server --listeners "PLAINTEXT://127.0.0.1:$BROKER_PORT" --data-dir "$BROKER_DATA" \
+        --override group.initial.rebalance.delay.ms=0 ${MOLDAU_ARGS:-} "$@" >>"$BROKER_LOG" 2>&1 &
+      ;;
+    kfake)
+      # shellcheck disable=SC2086
+      "$bin" -addr "127.0.0.1:$BROKER_PORT" -data-dir "$BROKER_DATA" -partitions "${KFAKE_PARTITIONS:-1}" \
+        ${KFAKE_ARGS:-} "$@" >>"$BROKER_LOG" 2>&1 &
+      ;;
+  esac
+  BROKER_PID=$!
+  if ! wait_for_port "$BROKER_PORT" "$BROKER_PID" "$BROKER_START_TIMEOUT"; then
+    tail -n 30 "$BROKER_LOG" | sed 's/^/  broker| /' >&2
+    kill -9 "$BROKER_PID" 2>/dev/null
+    wait "$BROKER_PID" 2>/dev/null
+    BROKER_PID=
+    return 1
+  fi
+  export BOOTSTRAP="127.0.0.1:$BROKER_PORT"
+  log "$MOLDAU_IMPL broker pid $BROKER_PID on $BOOTSTRAP, data $BROKER_DATA, log $BROKER_LOG"
+}
+
+# start_broker [EXTRA ARGS...]: starts a broker on a free port with a fresh temp data dir.
+# Sets and exports BOOTSTRAP; sets BROKER_PID, BROKER_PORT, BROKER_DATA, BROKER_LOG.
+start_broker() {
+  if [ -n "$BROKER_PID" ] && kill -0 "$BROKER_PID" 2>/dev/null; then
+    log "ERROR: a broker (pid $BROKER_PID) is already running"
+    return 1
+  fi
+  BROKER_PORT=$(free_port) || return 1
+  BROKER_DATA=$(mktemp -d "${TMPDIR:-/tmp}/moldau-test-data.XXXXXX")
+  BROKER_OWN_DATA=$BROKER_DATA
+  BROKER_LOG=$(mktemp "${TMPDIR:-/tmp}/moldau-test-broker.XXXXXX.log")
+  _launch "$@"
+}
+
+# restart_broker [EXTRA ARGS...]: starts the broker again on the same port and data dir
+# (after stop_broker or kill9_broker).
+restart_broker() {
+  if [ -z "$BROKER_PORT" ] || [ -z "$BROKER_DATA" ]; then
+    log "ERROR: restart_broker before start_broker"
+    return 1
+  fi
+  if [ -n "$BROKER_PID" ] && kill -0 "$BROKER_PID" 2>/dev/null; then
+    log "ERROR: the broker (pid $BROKER_PID) is still running"
+    return 1
+  fi
+  echo "---- restart $(date +%H:%M:%S) ----" >>"$BROKER_LOG"
+  _launch "$@"
+}
+
+# stop_broker: SIGTERM, then waits up to BROKER_STOP_TIMEOUT seconds; SIGKILL if it hangs.
+# Returns the broker's exit status (non-zero if it had to be killed).
+stop_broker() {
+  [ -n "$BROKER_PID" ] || return 0
+  local pid=$BROKER_PID rc deadline=$((SECONDS + BROKER_STOP_TIMEOUT))
+  BROKER_PID=
+  kill -TERM "$pid" 2>/dev/null
+  while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "ERROR: broker pid $pid did not exit ${BROKER_STOP_TIMEOUT}s after SIGTERM; killing it"
+    kill -9 "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    return 1
+  fi
+  wait "$pid" 2>/dev/null
+  rc=$?
+  log "broker pid $pid stopped (exit $rc)"
+  return $rc
+}
+
+# kill9_broker: SIGKILL, as a crash would.
+kill9_broker() {
+  [ -n "$BROKER_PID" ] || return 0
+  kill -9 "$BROKER_PID" 2>/dev/null
+  wait "$BROKER_PID" 2>/dev/null
+  log "broker pid $BROKER_PID killed with SIGKILL"
+  BROKER_PID=
+  return 0
+}
+
+# cleanup_broker: stops the broker if running and removes the data dir start_broker made
+# (KEEP_DATA=1 keeps it). Meant for `trap cleanup_broker EXIT`.
+cleanup_broker() {
+  stop_broker >/dev/null 2>&1
+  if [ -n "$BROKER_OWN_DATA" ] && [ -z "${KEEP_DATA:-}" ]; then
+    rm -rf "$BROKER_OWN_DATA"
+  fi
+}
+
+# use_or_start_broker: when BOOTSTRAP is already set, uses that broker; otherwise builds and
+# starts a fresh one and arranges for it to be stopped on exit.
+use_or_start_broker() {
+  if [ -n "${BOOTSTRAP:-}" ]; then
+    log "using the broker at BOOTSTRAP=$BOOTSTRAP"
+    return 0
+  fi
+  build_broker || return 1
+  trap cleanup_broker EXIT
+  start_broker
+}
+
+# summary_of FILE: prints "P F" from the last 'N passed, N failed' line in FILE, or nothing.
+summary_of() {
+  grep -Eo '[0-9]+ passed, [0-9]+ failed' "$1" | tail -n1 | sed -E 's/([0-9]+) passed, ([0-9]+) failed/\1 \2/'
+}
+
+# run_suite NAME COMMAND...: runs a suite printing its output, adds its counts to
+# SUITE_PASSED/SUITE_FAILED (a suite with no count line that fails counts as 1 failure).
+SUITE_PASSED=0
+SUITE_FAILED=0
+SUITE_RESULTS=()
+run_suite() {
+  local name=$1 out rc counts p f start=$SECONDS
+  shift
+  out=$(mktemp)
+  echo "=== $name"
+  "$@" 2>&1 | tee "$out"
+  rc=${PIPESTATUS[0]}
+  counts=$(summary_of "$out")
+  rm -f "$out"
+  if [ -n "$counts" ]; then
+    read -r p f <<<"$counts"
+  elif [ "$rc" = 0 ]; then
+    p=1 f=0
+  else
+    p=0 f=1
+  fi
+  if [ "$rc" != 0 ] && [ "$f" = 0 ]; then f=1; fi
+  SUITE_PASSED=$((SUITE_PASSED + p))
+  SUITE_FAILED=$((SUITE_FAILED + f))
+  SUITE_RESULTS+=("$(printf '%-4s %-40s %3d passed, %3d failed  (exit %d, %ds)' \
+    "$([ "$rc" = 0 ] && echo ok || echo FAIL)" "$name" "$p" "$f" "$rc" $((SECONDS - start)))")
+  return "$rc"
+}
+
+# print_suites LABEL: prints the per-suite results and the closing 'N passed, N failed' line.
+print_suites() {
+  echo "=== $1 summary"
+  printf '%s\n' "${SUITE_RESULTS[@]}"
+  echo "$SUITE_PASSED passed, $SUITE_FAILED failed"
+}
