@@ -674,3 +674,48 @@ func BenchmarkAppend(b *testing.B) {
 		}
 	}
 }
+
+func TestTruncateTo(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig()
+	cfg.SegmentBytes = 600
+	cfg.IndexIntervalBytes = 100
+	l := mustOpen(t, dir, cfg, newClock())
+	for i := range 30 {
+		if _, err := l.Append(batch("t", 2, int64(i)), int32(i/10), -1); err != nil { // epochs 0,1,2 at 0,20,40
+			t.Fatal(err)
+		}
+	}
+	if err := l.TruncateTo(100); err != nil || l.LogEndOffset() != 60 {
+		t.Fatal("no-op truncate", err)
+	}
+	if err := l.TruncateTo(31); err != nil { // inside batch [30,31]: keeps it
+		t.Fatal(err)
+	}
+	if l.LogEndOffset() != 32 {
+		t.Fatal(l.LogEndOffset())
+	}
+	if l.LatestEpoch() != 1 {
+		t.Fatal(l.LatestEpoch())
+	}
+	hs := readAllBatches(t, l, 0)
+	if len(hs) != 16 {
+		t.Fatal(len(hs))
+	}
+	if off, ts, _ := l.MaxTimestamp(); off != 31 || ts != 16 {
+		t.Fatal(off, ts)
+	}
+	if r := mustAppend(t, l, batch("n", 1, 0)); r.BaseOffset != 32 {
+		t.Fatal(r)
+	}
+	if err := l.TruncateTo(0); err != nil || l.LogEndOffset() != 0 || l.NumSegments() != 1 {
+		t.Fatal(err, l.LogEndOffset(), l.NumSegments())
+	}
+	mustAppend(t, l, batch("n", 1, 0))
+	l.Close()
+	l = mustOpen(t, dir, cfg, newClock())
+	defer l.Close()
+	if l.LogEndOffset() != 1 {
+		t.Fatal(l.LogEndOffset())
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"time"
+
+	"github.com/moldau/moldau/internal/record"
 )
 
 // EnforceRetention rolls the active segment if segment.ms elapsed, then
@@ -248,4 +250,103 @@ func (l *Log) EndOffsetForEpoch(epoch int32) (leaderEpoch int32, endOffset int64
 		return epoch, entries[0].start
 	}
 	return entries[hi-1].epoch, entries[hi].start
+}
+
+// TruncateTo removes every batch with a base offset >= offset, for a
+// follower that diverged from the new leader. The log end offset becomes the
+// end of the last remaining batch (offset itself when offset is a batch
+// boundary). Offsets at or above the log end are a no-op; below the log
+// start offset: ErrOffsetOutOfRange.
+func (l *Log) TruncateTo(offset int64) error {
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	if l.mu.closed {
+		return ErrLogClosed
+	}
+	if offset >= l.mu.endOffset {
+		return nil
+	}
+	if offset < l.mu.startOffset {
+		return fmt.Errorf("truncate to %d, log starts at %d: %w", offset, l.mu.startOffset, ErrOffsetOutOfRange)
+	}
+	segs := l.mu.segments
+	i := l.segmentFor(offset)
+	s := segs[i]
+	var hdr [record.HeaderSize]byte
+	pos := s.lookup(offset)
+	for pos < s.size {
+		h, err := readHeader(s.log, pos, s.size, &hdr)
+		if err != nil {
+			return fmt.Errorf("truncate: %w", err)
+		}
+		if h.BaseOffset >= offset {
+			break
+		}
+		pos += int64(h.Size())
+	}
+	// Whole later segments go first, then the tail of segment i.
+	l.mu.Lock()
+	l.mu.segments = segs[:i+1]
+	l.mu.Unlock()
+	for _, r := range segs[i+1:] {
+		for _, ext := range []string{".log", ".index", ".timeindex"} {
+			os.Rename(r.path(ext), r.path(ext)+deletedSuffix)
+		}
+		l.scheduleDelete(r, time.Duration(l.cfg.FileDeleteDelayMs)*time.Millisecond)
+	}
+	nOff, nTime := 0, 0
+	for nOff < s.offsetEntries() {
+		if _, p := s.offsetEntry(nOff); int64(p) >= pos {
+			break
+		}
+		nOff++
+	}
+	for nTime < s.timeEntries() {
+		if _, rel := s.timeEntry(nTime); s.base+int64(rel) >= offset {
+			break
+		}
+		nTime++
+	}
+	errs := []error{
+		s.log.Truncate(pos),
+		s.offIdx.Truncate(int64(nOff * offsetEntrySize)),
+		s.timeIdx.Truncate(int64(nTime * timeEntrySize)),
+	}
+	for _, err := range errs {
+		if err != nil {
+			l.failed = err
+			return fmt.Errorf("truncate: %w", err)
+		}
+	}
+	l.mu.Lock()
+	if !s.load(l.cfg.IndexIntervalBytes) {
+		if _, err := s.recover(l.cfg.IndexIntervalBytes); err != nil {
+			l.failed = err
+			l.mu.Unlock()
+			return fmt.Errorf("truncate: %w", err)
+		}
+	}
+	s.dirty = true
+	l.mu.endOffset = s.next
+	epochs, changed := truncateEpochsFromEnd(l.mu.epochs, s.next)
+	l.mu.epochs = epochs
+	l.mu.Unlock()
+	if s.size == 0 {
+		s.firstAppendMs = -1
+	}
+	l.dirDirty = true
+	if changed {
+		if err := writeEpochs(l.dir, epochs); err != nil {
+			return fmt.Errorf("truncate: %w", err)
+		}
+	}
+	// Segments rewritten below a stale recovery point would skip validation
+	// after a crash: move it back first.
+	if l.recoveryPoint > s.next {
+		if err := writeOffsetFile(l.dir, recoveryPointFile, s.next); err != nil {
+			return fmt.Errorf("truncate: %w", err)
+		}
+		l.recoveryPoint = s.next
+	}
+	return nil
 }
