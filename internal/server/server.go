@@ -52,6 +52,8 @@ type Handler interface {
 type Config struct {
 	// Addr is the TCP address to listen on, "host:port".
 	Addr string
+	// Ln, when set, is an already bound listener to serve instead of binding Addr.
+	Ln net.Listener
 	// Listener names the listener, e.g. "PLAINTEXT".
 	Listener string
 	// MaxRequestBytes is socket.request.max.bytes: a frame larger than this closes the connection.
@@ -88,6 +90,10 @@ func New(cfg Config, h Handler) *Server {
 
 // Listen binds the listening socket.
 func (s *Server) Listen() error {
+	if s.cfg.Ln != nil {
+		s.ln = s.cfg.Ln
+		return nil
+	}
 	ln, err := net.Listen("tcp", s.cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)

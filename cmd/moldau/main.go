@@ -1,0 +1,124 @@
+// Command moldau is the Moldau broker and its tools in one binary.
+//
+//	moldau server [flags]            start a broker (see moldau server -h)
+//	moldau topic|produce|consume|group|cluster ...
+//	moldau kafka-topics ...          Kafka's tools with Kafka's flags; also when the binary is
+//	                                 invoked under that name (a symlink named kafka-topics)
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/moldau/moldau/internal/broker"
+	"github.com/moldau/moldau/internal/cli"
+	"github.com/moldau/moldau/internal/config"
+)
+
+func main() {
+	os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	// Invoked as kafka-topics(.sh) & co through a symlink: run that tool.
+	if name, ok := cli.ToolName(args[0]); ok {
+		return runTool(name, args[1:], stdin, stdout, stderr)
+	}
+	if len(args) < 2 {
+		usage(stderr)
+		return 2
+	}
+	cmd, rest := strings.TrimSuffix(args[1], ".sh"), args[2:]
+	switch cmd {
+	case "server":
+		return serve(rest, stderr)
+	case "help", "-h", "--help":
+		usage(stdout)
+		return 0
+	case "version", "--version":
+		fmt.Fprintln(stdout, "moldau", version)
+		return 0
+	}
+	for _, c := range cli.Commands() {
+		if c == cmd {
+			return runTool(cmd, rest, stdin, stdout, stderr)
+		}
+	}
+	fmt.Fprintf(stderr, "moldau: unknown command %q\n\n", cmd)
+	usage(stderr)
+	return 2
+}
+
+const version = "0.1.0-dev"
+
+// runTool runs a client command; Ctrl-C stops it cleanly (a group consumer commits first).
+func runTool(name string, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	return cli.RunContext(ctx, name, args, stdin, stdout, stderr)
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, `Moldau %s: a Kafka-compatible event streaming broker in one binary.
+
+Usage:
+  moldau server [--config server.properties] [--override key=value ...] [flags]
+  moldau <command> [args]
+
+Commands:
+  server        start a broker (moldau server -h lists its flags)
+  %s
+
+Kafka's tools, with Kafka's flags, also run when the binary is invoked under their name
+(ln -s moldau kafka-topics).
+
+Run 'moldau <command> --help' for a command's flags.
+`, version, strings.Join(cli.Commands(), "\n  "))
+}
+
+func serve(args []string, stderr io.Writer) int {
+	cfg, err := config.ParseServerArgs(args, os.Environ())
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "moldau server: %v\n", err)
+		return 2
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	for _, k := range cfg.Ignored {
+		logger.Warn("config key has no effect in Moldau and is ignored", "key", k)
+	}
+
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	start := time.Now()
+	b, err := broker.Start(ctx, cfg, logger)
+	if err != nil {
+		fmt.Fprintf(stderr, "moldau server: %v\n", err)
+		return 1
+	}
+	dirs, _ := filepath.Abs(cfg.LogDirs[0])
+	fmt.Fprintf(stderr, "moldau %s: node %d listening on %s (advertised %s), data in %s, ready in %s\n",
+		version, cfg.NodeID, b.Addr(), b.Advertised(), dirs, time.Since(start).Round(time.Millisecond))
+	<-ctx.Done()
+	fmt.Fprintln(stderr, "moldau: shutting down")
+	sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer scancel()
+	if err := b.Shutdown(sctx); err != nil {
+		fmt.Fprintf(stderr, "moldau: shutdown: %v\n", err)
+		return 1
+	}
+	fmt.Fprintln(stderr, "moldau: stopped cleanly")
+	return 0
+}

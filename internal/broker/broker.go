@@ -1,0 +1,319 @@
+// Package broker wires a Moldau node together: the metadata controller (raft), the partitions
+// hosted here, the group coordinator, the request handlers and the listener. It keeps the local
+// partitions in line with the metadata image and runs the background maintenance (retention).
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/moldau/moldau/internal/config"
+	"github.com/moldau/moldau/internal/group"
+	"github.com/moldau/moldau/internal/handler"
+	"github.com/moldau/moldau/internal/metadata"
+	"github.com/moldau/moldau/internal/partition"
+	"github.com/moldau/moldau/internal/server"
+)
+
+// Broker is one running Moldau node.
+type Broker struct {
+	cfg   *config.Config
+	log   *slog.Logger
+	clock systemClock
+
+	meta    *metadata.Controller
+	parts   *partition.Manager
+	groups  *group.Coordinator
+	offsets *offsetsStore
+	srv     *server.Server
+	ln      net.Listener // the bound client listener, served by srv
+
+	advertised config.Listener // the client listener as advertised, with its bound port
+
+	syncMu sync.Mutex // serialises Sync
+
+	stop chan struct{}
+	wg   sync.WaitGroup // background loops
+}
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
+
+// Start opens the data directories, recovers the logs, starts the metadata quorum, the group
+// coordinator and the listener. The broker serves clients when Start returns.
+func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Broker, error) {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	b := &Broker{cfg: cfg, log: logger, stop: make(chan struct{})}
+	ok := false
+	defer func() {
+		if !ok {
+			if b.ln != nil {
+				b.ln.Close()
+			}
+			b.closeParts()
+		}
+	}()
+
+	if len(cfg.LogDirs) == 0 {
+		return nil, errors.New("broker: no log.dirs configured")
+	}
+	for _, d := range cfg.LogDirs {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("broker: create log dir: %w", err)
+		}
+	}
+
+	voters := make(map[int32]string)
+	for _, v := range cfg.ControllerQuorumVoters {
+		voters[v.ID] = v.Addr()
+	}
+	meta, err := metadata.Start(ctx, metadata.Config{
+		NodeID:                   cfg.NodeID,
+		RaftDir:                  filepath.Join(cfg.LogDirs[0], "__raft"),
+		RaftBindAddr:             cfg.ControllerListener,
+		RaftAdvertiseAddr:        cfg.ControllerListener,
+		Voters:                   voters,
+		ClusterID:                cfg.ClusterID,
+		NumPartitions:            cfg.NumPartitions,
+		DefaultReplicationFactor: cfg.DefaultReplicationFactor,
+		ValidateTopicConfig:      config.ValidateTopicConfig,
+		ValidateBrokerConfig:     config.ValidateBrokerConfig,
+		LogOutput:                os.Stderr,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("broker: start metadata quorum: %w", err)
+	}
+	b.meta = meta
+
+	// Bind before registering: a listener on port 0 advertises the port it got.
+	ln := cfg.Listeners[0]
+	netLn, err := net.Listen("tcp", ln.Addr())
+	if err != nil {
+		return nil, fmt.Errorf("broker: listen on %s: %w", ln.Addr(), err)
+	}
+	b.ln = netLn
+	adv := cfg.AdvertisedListeners[0]
+	if adv.Port == 0 {
+		adv.Port = netLn.Addr().(*net.TCPAddr).Port
+	}
+	b.advertised = adv
+	if err := b.registerSelf(ctx, adv.Host, int32(adv.Port)); err != nil {
+		return nil, err
+	}
+
+	b.parts, err = partition.NewManager(cfg.LogDirs, b.clock)
+	if err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	if err := b.Sync(); err != nil {
+		return nil, fmt.Errorf("broker: open partitions: %w", err)
+	}
+
+	b.offsets, err = newOffsetsStore(ctx, b)
+	if err != nil {
+		return nil, fmt.Errorf("broker: consumer offsets: %w", err)
+	}
+	b.groups = group.NewCoordinator(group.Config{
+		InitialRebalanceDelay: time.Duration(cfg.GroupInitialRebalanceDelayMs) * time.Millisecond,
+		MinSessionTimeout:     time.Duration(cfg.GroupMinSessionTimeoutMs) * time.Millisecond,
+		MaxSessionTimeout:     time.Duration(cfg.GroupMaxSessionTimeoutMs) * time.Millisecond,
+		OffsetsRetention:      time.Duration(cfg.OffsetsRetentionMinutes) * time.Minute,
+	}, b.offsets, nil)
+
+	h := handler.New(handler.Options{
+		NodeID:           cfg.NodeID,
+		Host:             adv.Host,
+		Port:             int32(adv.Port),
+		AutoCreateTopics: cfg.AutoCreateTopicsEnable,
+	}, b.meta, b.parts, b.groups, b, logger)
+
+	b.srv = server.New(server.Config{
+		Ln:              netLn,
+		Listener:        ln.Name,
+		MaxRequestBytes: cfg.SocketRequestMaxBytes,
+		Logger:          logger,
+	}, h)
+	if err := b.srv.Listen(); err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	b.wg.Add(3)
+	go func() {
+		defer b.wg.Done()
+		if err := b.srv.Serve(); err != nil {
+			b.log.Error("listener stopped", "err", err)
+		}
+	}()
+	go b.followMetadata()
+	go b.maintenance()
+	ok = true
+	return b, nil
+}
+
+// Addr is the address the client listener is bound to.
+func (b *Broker) Addr() net.Addr { return b.srv.Addr() }
+
+// Advertised is the advertised client listener.
+func (b *Broker) Advertised() config.Listener { return b.advertised }
+
+// Controller exposes the metadata controller (tests, tools).
+func (b *Broker) Controller() *metadata.Controller { return b.meta }
+
+// registerSelf records this broker's advertised endpoint in the metadata when it changed.
+func (b *Broker) registerSelf(ctx context.Context, host string, port int32) error {
+	if have, ok := b.meta.Image().Broker(b.cfg.NodeID); ok && have.Host == host && have.Port == port {
+		return nil
+	}
+	if err := b.meta.RegisterBroker(ctx, metadata.Broker{NodeID: b.cfg.NodeID, Host: host, Port: port}); err != nil {
+		return fmt.Errorf("broker: register node %d: %w", b.cfg.NodeID, err)
+	}
+	return nil
+}
+
+// Sync opens the partitions the metadata assigns to this broker, applies changed topic configs,
+// and closes and deletes the partitions of topics that no longer exist (including topics deleted
+// while this broker was down). It implements handler.Cluster.
+func (b *Broker) Sync() error {
+	b.syncMu.Lock()
+	defer b.syncMu.Unlock()
+	im := b.meta.Image()
+	var errs []error
+	for _, t := range im.Topics() {
+		settings, err := b.settingsFor(t)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, p := range t.Partitions {
+			if !hosts(p.Replicas, b.cfg.NodeID) {
+				continue
+			}
+			part, err := b.parts.Ensure(t.Name, p.Partition, settings, p.LeaderEpoch)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if part.Settings() != settings {
+				part.UpdateSettings(settings)
+			}
+		}
+	}
+	keep := func(topic string, p int32) bool {
+		t, ok := im.Topic(topic)
+		return ok && int(p) < len(t.Partitions) && hosts(t.Partitions[p].Replicas, b.cfg.NodeID)
+	}
+	for _, topic := range b.parts.Orphans(keep) {
+		if _, ok := im.Topic(topic); ok {
+			continue // only some partitions moved away: reassignment is not supported yet
+		}
+		b.log.Info("deleting partitions of removed topic", "topic", topic)
+		if err := b.parts.RemoveTopic(topic); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func hosts(replicas []int32, id int32) bool {
+	for _, r := range replicas {
+		if r == id {
+			return true
+		}
+	}
+	return false
+}
+
+// followMetadata re-syncs partitions whenever the metadata image changes.
+func (b *Broker) followMetadata() {
+	defer b.wg.Done()
+	ch := b.meta.Subscribe()
+	defer b.meta.Unsubscribe(ch)
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-ch:
+			if err := b.Sync(); err != nil {
+				b.log.Warn("sync partitions with metadata", "err", err)
+			}
+		}
+	}
+}
+
+// maintenance enforces retention every log.retention.check.interval.ms.
+func (b *Broker) maintenance() {
+	defer b.wg.Done()
+	interval := time.Duration(b.cfg.LogRetentionCheckIntervalMs) * time.Millisecond
+	if interval <= 0 {
+		interval = 5 * time.Minute
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-t.C:
+			b.EnforceRetention()
+		}
+	}
+}
+
+// EnforceRetention applies retention.ms / retention.bytes and segment.ms rolls on every partition.
+func (b *Broker) EnforceRetention() {
+	for _, p := range b.parts.All() {
+		n, err := p.Log().EnforceRetention()
+		if err != nil {
+			b.log.Warn("retention", "topic", p.Topic, "partition", p.Index, "err", err)
+		} else if n > 0 {
+			b.log.Info("retention deleted segments", "topic", p.Topic, "partition", p.Index, "segments", n)
+		}
+	}
+}
+
+// Shutdown stops serving, then flushes and closes every log and the metadata quorum.
+func (b *Broker) Shutdown(ctx context.Context) error {
+	var errs []error
+	if b.srv != nil {
+		if err := b.srv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop listener: %w", err))
+		}
+	}
+	close(b.stop)
+	b.wg.Wait()
+	if b.groups != nil {
+		b.groups.Close()
+	}
+	if err := b.closeParts(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func (b *Broker) closeParts() error {
+	var errs []error
+	if b.parts != nil {
+		if err := b.parts.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close partitions: %w", err))
+		}
+	}
+	if b.meta != nil {
+		if err := b.meta.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close metadata: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// nodeName is this broker's id as DescribeConfigs names it.
+func (b *Broker) nodeName() string { return strconv.Itoa(int(b.cfg.NodeID)) }

@@ -1,0 +1,181 @@
+package broker
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/moldau/moldau/internal/config"
+	"github.com/moldau/moldau/internal/log"
+	"github.com/moldau/moldau/internal/metadata"
+	"github.com/moldau/moldau/internal/partition"
+)
+
+// effectiveConfig is the static broker config with the cluster-wide dynamic overrides applied.
+func (b *Broker) effectiveConfig() *config.Config {
+	dyn := b.meta.Image().BrokerConfigs()
+	if len(dyn) == 0 {
+		return b.cfg
+	}
+	c, err := b.cfg.WithDynamic(dyn)
+	if err != nil {
+		b.log.Warn("dynamic broker config ignored", "err", err)
+		return b.cfg
+	}
+	return c
+}
+
+// settingsFor resolves a topic's partition settings: broker defaults, then topic overrides.
+func (b *Broker) settingsFor(t *metadata.Topic) (partition.Settings, error) {
+	ts, err := config.ParseTopicSettings(b.effectiveConfig().TopicDefaults(), t.Configs)
+	if err != nil {
+		return partition.Settings{}, fmt.Errorf("topic %s: %w", t.Name, err)
+	}
+	return partition.Settings{
+		Log: log.Config{
+			SegmentBytes:          ts.SegmentBytes,
+			SegmentMs:             ts.SegmentMs,
+			RetentionMs:           ts.RetentionMs,
+			RetentionBytes:        ts.RetentionBytes,
+			IndexIntervalBytes:    ts.IndexIntervalBytes,
+			SegmentIndexBytes:     ts.SegmentIndexBytes,
+			FlushIntervalMessages: ts.FlushIntervalMessages,
+			FlushIntervalMs:       ts.FlushIntervalMs,
+			FileDeleteDelayMs:     ts.FileDeleteDelayMs,
+		},
+		MaxMessageBytes:   ts.MaxMessageBytes,
+		LogAppendTime:     ts.LogAppendTime,
+		MinInsyncReplicas: int(ts.MinInsyncReplicas),
+	}, nil
+}
+
+// PartitionSettings implements handler.Cluster.
+func (b *Broker) PartitionSettings(topic string) (partition.Settings, error) {
+	t, ok := b.meta.Image().Topic(topic)
+	if !ok {
+		return partition.Settings{}, fmt.Errorf("topic %s: %w", topic, metadata.ErrUnknownTopic)
+	}
+	return b.settingsFor(t)
+}
+
+// ValidateTopicConfig implements handler.Cluster.
+func (b *Broker) ValidateTopicConfig(key, value string) error { return config.ValidateTopicConfig(key, value) }
+
+// ValidateBrokerConfig implements handler.Cluster.
+func (b *Broker) ValidateBrokerConfig(key, value string) error {
+	return config.ValidateBrokerConfig(key, value)
+}
+
+// wanted reports whether a config key was asked for (nil: all keys).
+func wanted(keys []string) func(string) bool {
+	if keys == nil {
+		return func(string) bool { return true }
+	}
+	set := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		set[k] = true
+	}
+	return func(k string) bool { return set[k] }
+}
+
+func describeEntry(k config.Key, value *string, source int8, readOnly, docs bool) kmsg.DescribeConfigsResponseResourceConfig {
+	c := kmsg.NewDescribeConfigsResponseResourceConfig()
+	c.Name = k.Name
+	c.Value = value
+	c.ReadOnly = readOnly
+	c.Source = kmsg.ConfigSource(source)
+	c.IsSensitive = k.Sensitive
+	c.ConfigType = kmsg.ConfigType(k.Type)
+	if docs {
+		doc := k.Doc
+		c.Documentation = &doc
+	}
+	return c
+}
+
+// DescribeTopicConfigs implements handler.Cluster: every topic key with its effective value and
+// source (DYNAMIC_TOPIC_CONFIG for overrides, else where the broker default came from), with
+// synonyms (the topic override, then the broker key) when asked.
+func (b *Broker) DescribeTopicConfigs(topic string, keys []string, synonyms, docs bool) ([]kmsg.DescribeConfigsResponseResourceConfig, error) {
+	t, ok := b.meta.Image().Topic(topic)
+	if !ok {
+		return nil, fmt.Errorf("topic %s: %w", topic, metadata.ErrUnknownTopic)
+	}
+	eff := b.effectiveConfig()
+	defaults := eff.TopicDefaults()
+	want := wanted(keys)
+	var out []kmsg.DescribeConfigsResponseResourceConfig
+	for _, k := range config.TopicKeys() {
+		if !want(k.Name) {
+			continue
+		}
+		var syns []kmsg.DescribeConfigsResponseResourceConfigConfigSynonym
+		addSyn := func(name string, v *string, src int8) {
+			s := kmsg.NewDescribeConfigsResponseResourceConfigConfigSynonym()
+			s.Name, s.Value, s.Source = name, v, kmsg.ConfigSource(src)
+			syns = append(syns, s)
+		}
+		var value *string
+		var source int8
+		if v, ok := t.Configs[k.Name]; ok {
+			v := v
+			value, source = &v, int8(kmsg.ConfigSourceDynamicTopicConfig)
+			addSyn(k.Name, &v, source)
+		}
+		if k.BrokerKey != "" {
+			if bv, src, ok := eff.Lookup(k.BrokerKey); ok {
+				bv := bv
+				if value == nil {
+					value, source = &bv, src.KafkaConfigSource()
+				}
+				addSyn(k.BrokerKey, &bv, src.KafkaConfigSource())
+			}
+		}
+		if value == nil {
+			if dv, ok := defaults[k.Name]; ok {
+				value = &dv
+			} else if !k.Nullable || k.Default != "" {
+				dv := k.Default
+				value = &dv
+			}
+			source = int8(kmsg.ConfigSourceDefaultConfig)
+			addSyn(k.Name, value, source)
+		}
+		c := describeEntry(k, value, source, false, docs)
+		if synonyms {
+			c.ConfigSynonyms = syns
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// DescribeBrokerConfigs implements handler.Cluster.
+func (b *Broker) DescribeBrokerConfigs(keys []string, synonyms, docs bool) ([]kmsg.DescribeConfigsResponseResourceConfig, error) {
+	eff := b.effectiveConfig()
+	want := wanted(keys)
+	bks := config.BrokerKeys()
+	sort.Slice(bks, func(i, j int) bool { return bks[i].Name < bks[j].Name })
+	var out []kmsg.DescribeConfigsResponseResourceConfig
+	for _, k := range bks {
+		if !want(k.Name) {
+			continue
+		}
+		var value *string
+		source := int8(kmsg.ConfigSourceDefaultConfig)
+		if v, src, ok := eff.Lookup(k.Name); ok {
+			v := v
+			value, source = &v, src.KafkaConfigSource()
+		}
+		c := describeEntry(k, value, source, !k.Dynamic, docs)
+		if synonyms {
+			s := kmsg.NewDescribeConfigsResponseResourceConfigConfigSynonym()
+			s.Name, s.Value, s.Source = k.Name, value, kmsg.ConfigSource(source)
+			c.ConfigSynonyms = append(c.ConfigSynonyms, s)
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+

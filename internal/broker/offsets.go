@@ -1,0 +1,122 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/moldau/moldau/internal/group"
+	"github.com/moldau/moldau/internal/metadata"
+	"github.com/moldau/moldau/internal/partition"
+	"github.com/moldau/moldau/internal/record"
+)
+
+// offsetsStore keeps the group coordinator's state in the internal topic __consumer_offsets,
+// partitioned by group as Kafka does (abs(javaHashCode(group)) % partitions), in Kafka's record
+// format, through the same partition and log code as every other topic.
+type offsetsStore struct {
+	b          *Broker
+	partitions int32
+}
+
+// newOffsetsStore creates __consumer_offsets on first start.
+func newOffsetsStore(ctx context.Context, b *Broker) (*offsetsStore, error) {
+	n := b.cfg.OffsetsTopicNumPartitions
+	if t, ok := b.meta.Image().Topic(metadata.ConsumerOffsetsTopic); ok {
+		n = int32(len(t.Partitions))
+	} else {
+		_, err := b.meta.CreateTopic(ctx, metadata.CreateTopic{
+			Name:              metadata.ConsumerOffsetsTopic,
+			Partitions:        n,
+			ReplicationFactor: b.cfg.OffsetsTopicReplicationFactor,
+			Configs: map[string]string{
+				"cleanup.policy":   "compact",
+				"segment.bytes":    "104857600",
+				"compression.type": "producer",
+			},
+			Internal: true,
+		})
+		if err != nil && !errors.Is(err, metadata.ErrTopicExists) {
+			return nil, fmt.Errorf("create %s: %w", metadata.ConsumerOffsetsTopic, err)
+		}
+		if err := b.Sync(); err != nil {
+			return nil, err
+		}
+	}
+	return &offsetsStore{b: b, partitions: n}, nil
+}
+
+func (s *offsetsStore) partition(p int32) (*partition.Partition, error) {
+	part := s.b.parts.Get(metadata.ConsumerOffsetsTopic, p)
+	if part == nil {
+		return nil, fmt.Errorf("%s-%d is not hosted on this broker", metadata.ConsumerOffsetsTopic, p)
+	}
+	return part, nil
+}
+
+// Append writes the records as one batch to the group's partition. It returns once the batch is in
+// the log (written to the file), so a process crash after it returns does not lose it.
+func (s *offsetsStore) Append(groupID string, kvs []group.KV) error {
+	if len(kvs) == 0 {
+		return nil
+	}
+	part, err := s.partition(group.OffsetsPartition(groupID, s.partitions))
+	if err != nil {
+		return err
+	}
+	recs := make([]record.Record, len(kvs))
+	for i, kv := range kvs {
+		recs[i] = record.Record{Key: kv.Key, Value: kv.Value}
+	}
+	batch := record.Build(record.BatchSpec{
+		BaseTimestamp: time.Now().UnixMilli(),
+		ProducerID:    -1,
+		ProducerEpoch: -1,
+		BaseSequence:  -1,
+		Records:       recs,
+	})
+	if _, err := part.Append(batch, -1); err != nil {
+		return fmt.Errorf("append to %s: %w", metadata.ConsumerOffsetsTopic, err)
+	}
+	return nil
+}
+
+// Load replays every partition of __consumer_offsets in offset order.
+func (s *offsetsStore) Load(fn func(key, value []byte) error) error {
+	for p := int32(0); p < s.partitions; p++ {
+		part, err := s.partition(p)
+		if err != nil {
+			return err
+		}
+		off := part.LogStartOffset()
+		for off < part.HighWatermark() {
+			data, err := part.Read(off, 1<<20, false, true)
+			if err != nil {
+				return fmt.Errorf("load %s-%d at %d: %w", metadata.ConsumerOffsetsTopic, p, off, err)
+			}
+			if len(data) == 0 {
+				break
+			}
+			batches, err := record.Split(data)
+			if err != nil {
+				return fmt.Errorf("load %s-%d at %d: %w", metadata.ConsumerOffsetsTopic, p, off, err)
+			}
+			for _, b := range batches {
+				h, recs, err := record.Records(b)
+				if err != nil {
+					return fmt.Errorf("load %s-%d at %d: %w", metadata.ConsumerOffsetsTopic, p, off, err)
+				}
+				if !h.Control() {
+					for _, r := range recs {
+						if err := fn(r.Key, r.Value); err != nil {
+							return err
+						}
+					}
+				}
+				off = h.LastOffset() + 1
+			}
+		}
+	}
+	return nil
+}

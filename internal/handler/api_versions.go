@@ -1,0 +1,50 @@
+package handler
+
+// ApiVersions: v0-4.
+//
+// Advertises exactly the API keys and versions registered by this package. v3+ requests carry the
+// client's software name and version, which Kafka validates (INVALID_REQUEST on a mismatch). A
+// request at a version above ours is answered with a v0 response holding UNSUPPORTED_VERSION and
+// our ApiVersions range (KIP-511), so the client retries at a version we speak.
+
+import (
+	"context"
+	"regexp"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/moldau/moldau/internal/server"
+)
+
+func init() { register(kmsg.ApiVersions, 0, 4, (*Handler).handleApiVersions) }
+
+// softwareNameRe is Kafka's rule for ClientSoftwareName and ClientSoftwareVersion.
+var softwareNameRe = regexp.MustCompile(`^[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?$`)
+
+func (h *Handler) handleApiVersions(_ context.Context, req *server.Request) (kmsg.Response, error) {
+	r := req.Msg.(*kmsg.ApiVersionsRequest)
+	resp := r.ResponseKind().(*kmsg.ApiVersionsResponse)
+	if r.Version >= 3 && (!softwareNameRe.MatchString(r.ClientSoftwareName) || !softwareNameRe.MatchString(r.ClientSoftwareVersion)) {
+		resp.ErrorCode = kerr.InvalidRequest.Code
+		return resp, nil
+	}
+	for _, a := range sortedAPIs() {
+		k := kmsg.NewApiVersionsResponseApiKey()
+		k.ApiKey, k.MinVersion, k.MaxVersion = a.key, a.min, a.max
+		resp.ApiKeys = append(resp.ApiKeys, k)
+	}
+	return resp, nil
+}
+
+// UnsupportedApiVersions implements server.Handler (KIP-511).
+func (h *Handler) UnsupportedApiVersions(req *server.Request) kmsg.Response {
+	resp := kmsg.NewPtrApiVersionsResponse()
+	resp.Version = 0
+	resp.ErrorCode = kerr.UnsupportedVersion.Code
+	a := apis[kmsg.ApiVersions.Int16()]
+	k := kmsg.NewApiVersionsResponseApiKey()
+	k.ApiKey, k.MinVersion, k.MaxVersion = a.key, a.min, a.max
+	resp.ApiKeys = append(resp.ApiKeys, k)
+	return resp
+}

@@ -1,0 +1,158 @@
+package handler
+
+// Fetch: v4-17.
+//
+// Reads whole batches below the high watermark (or the last stable offset for read_committed),
+// bounded by each partition's max bytes and the response's max bytes; the first batch returned is
+// sent whole even when it is larger (KIP-74). When fewer than min bytes are ready, the request
+// waits up to max wait for any of its partitions to receive data, then answers with what it has.
+//
+// Fetch sessions (v7+, KIP-227) are not created: every response carries session id 0, which
+// tells clients to keep sending full fetch requests, as a broker without session slots does.
+// v13+ names topics by id. v9+ CurrentLeaderEpoch is checked (FENCED/UNKNOWN_LEADER_EPOCH).
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/moldau/moldau/internal/metadata"
+	"github.com/moldau/moldau/internal/partition"
+	"github.com/moldau/moldau/internal/server"
+)
+
+func init() { register(kmsg.Fetch, 4, 17, (*Handler).handleFetch) }
+
+func (h *Handler) handleFetch(ctx context.Context, req *server.Request) (kmsg.Response, error) {
+	r := req.Msg.(*kmsg.FetchRequest)
+	if r.Version >= 7 && r.SessionID != 0 {
+		resp := r.ResponseKind().(*kmsg.FetchResponse)
+		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
+		return resp, nil
+	}
+
+	deadline := time.Now().Add(time.Duration(r.MaxWaitMillis) * time.Millisecond)
+	var wake chan struct{}
+	var unwatch []func()
+	defer func() {
+		for _, u := range unwatch {
+			u()
+		}
+	}()
+	for {
+		resp, size, stop, parts := h.fetchOnce(r)
+		if stop || size >= int64(r.MinBytes) || r.MaxWaitMillis <= 0 || !time.Now().Before(deadline) {
+			return resp, nil
+		}
+		if wake == nil {
+			// Watch first, then read again: data that arrived in between is not missed.
+			wake = make(chan struct{}, 1)
+			for _, p := range parts {
+				unwatch = append(unwatch, p.Watch(wake))
+			}
+			continue
+		}
+		timer := time.NewTimer(time.Until(deadline))
+		select {
+		case <-wake:
+			timer.Stop()
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// fetchOnce builds a response from what is readable now. size counts record bytes; stop is true
+// when a partition error means the client needs the answer at once; parts are the partitions read.
+func (h *Handler) fetchOnce(r *kmsg.FetchRequest) (resp *kmsg.FetchResponse, size int64, stop bool, parts []*partition.Partition) {
+	resp = r.ResponseKind().(*kmsg.FetchResponse)
+	im := h.meta.Image()
+	readCommitted := r.IsolationLevel == 1
+	budget := int64(r.MaxBytes)
+	if r.MaxBytes <= 0 {
+		budget = 1<<31 - 1
+	}
+	for _, rt := range r.Topics {
+		st := kmsg.NewFetchResponseTopic()
+		st.Topic, st.TopicID = rt.Topic, rt.TopicID
+		var t *metadata.Topic
+		var ok bool
+		var unknown error
+		if r.Version >= 13 {
+			t, ok = im.TopicByID(rt.TopicID)
+			if ok {
+				st.Topic = t.Name
+			} else {
+				unknown = kerr.UnknownTopicID
+			}
+		} else {
+			t, ok = im.Topic(rt.Topic)
+			if !ok {
+				unknown = kerr.UnknownTopicOrPartition
+			}
+		}
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewFetchResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
+			if unknown != nil {
+				sp.ErrorCode = unknown.(*kerr.Error).Code
+				stop = true
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
+			p, err := h.leaderPartition(t, rp.Partition)
+			if err == nil {
+				err = p.CheckLeaderEpoch(rp.CurrentLeaderEpoch)
+			}
+			if err != nil {
+				sp.ErrorCode = errorCode(err)
+				stop = true
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
+			parts = append(parts, p)
+			sp.HighWatermark = p.HighWatermark()
+			sp.LastStableOffset = p.LastStableOffset()
+			sp.LogStartOffset = p.LogStartOffset()
+			if readCommitted {
+				sp.AbortedTransactions = []kmsg.FetchResponseTopicPartitionAbortedTransaction{}
+			}
+			limit := int64(rp.PartitionMaxBytes)
+			if limit > budget {
+				limit = budget
+			}
+			if limit > 0 || size == 0 {
+				data, err := p.Read(rp.FetchOffset, int32(limit), readCommitted, size == 0)
+				if err != nil {
+					sp.ErrorCode = errorCode(err)
+					stop = true
+				} else {
+					sp.RecordBatches = data
+					size += int64(len(data))
+					budget -= int64(len(data))
+				}
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp, size, stop, parts
+}
+
+// leaderPartition returns the local leader replica of a partition of t, or the Kafka error.
+func (h *Handler) leaderPartition(t *metadata.Topic, index int32) (*partition.Partition, error) {
+	if index < 0 || int(index) >= len(t.Partitions) {
+		return nil, fmt.Errorf("%s-%d: %w", t.Name, index, kerr.UnknownTopicOrPartition)
+	}
+	p := h.parts.Get(t.Name, index)
+	if p == nil || t.Partitions[index].Leader != h.opts.NodeID {
+		return nil, fmt.Errorf("%s-%d: %w", t.Name, index, kerr.NotLeaderForPartition)
+	}
+	return p, nil
+}

@@ -1,0 +1,101 @@
+package handler
+
+// The classic consumer group APIs, answered by the group coordinator (internal/group). This
+// broker coordinates every group, so FindCoordinator always names it.
+//
+//   FindCoordinator v0-5 (v4+ batched keys)   JoinGroup v0-9       SyncGroup v0-5
+//   Heartbeat v0-4                             LeaveGroup v0-5      OffsetCommit v0-9
+//   OffsetFetch v0-9 (v8+ multi-group)         OffsetDelete v0      DescribeGroups v0-5
+//   ListGroups v0-5                            DeleteGroups v0-2
+
+import (
+	"context"
+	"net"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/moldau/moldau/internal/group"
+	"github.com/moldau/moldau/internal/server"
+)
+
+func init() {
+	register(kmsg.FindCoordinator, 0, 5, (*Handler).handleFindCoordinator)
+	register(kmsg.JoinGroup, 0, 9, (*Handler).handleJoinGroup)
+	register(kmsg.SyncGroup, 0, 5, (*Handler).handleSyncGroup)
+	register(kmsg.Heartbeat, 0, 4, (*Handler).handleHeartbeat)
+	register(kmsg.LeaveGroup, 0, 5, (*Handler).handleLeaveGroup)
+	register(kmsg.OffsetCommit, 0, 9, (*Handler).handleOffsetCommit)
+	register(kmsg.OffsetFetch, 0, 9, (*Handler).handleOffsetFetch)
+	register(kmsg.OffsetDelete, 0, 0, (*Handler).handleOffsetDelete)
+	register(kmsg.DescribeGroups, 0, 5, (*Handler).handleDescribeGroups)
+	register(kmsg.ListGroups, 0, 5, (*Handler).handleListGroups)
+	register(kmsg.DeleteGroups, 0, 2, (*Handler).handleDeleteGroups)
+}
+
+func (h *Handler) handleFindCoordinator(_ context.Context, req *server.Request) (kmsg.Response, error) {
+	r := req.Msg.(*kmsg.FindCoordinatorRequest)
+	resp := r.ResponseKind().(*kmsg.FindCoordinatorResponse)
+	answer := func(keyType int8) (int32, string, int32, int16) {
+		if keyType != 0 { // transaction coordinators arrive with transactions
+			return -1, "", -1, kerr.CoordinatorNotAvailable.Code
+		}
+		return h.opts.NodeID, h.opts.Host, h.opts.Port, 0
+	}
+	if r.Version >= 4 {
+		for _, key := range r.CoordinatorKeys {
+			c := kmsg.NewFindCoordinatorResponseCoordinator()
+			c.Key = key
+			c.NodeID, c.Host, c.Port, c.ErrorCode = answer(r.CoordinatorType)
+			resp.Coordinators = append(resp.Coordinators, c)
+		}
+		return resp, nil
+	}
+	resp.NodeID, resp.Host, resp.Port, resp.ErrorCode = answer(r.CoordinatorType)
+	return resp, nil
+}
+
+func (h *Handler) handleJoinGroup(ctx context.Context, req *server.Request) (kmsg.Response, error) {
+	host, _, err := net.SplitHostPort(req.RemoteAddr)
+	if err != nil {
+		host = req.RemoteAddr
+	}
+	ctx = group.WithClient(ctx, req.ClientID, "/"+host)
+	return h.groups.JoinGroup(ctx, req.Msg.(*kmsg.JoinGroupRequest)), nil
+}
+
+func (h *Handler) handleSyncGroup(ctx context.Context, req *server.Request) (kmsg.Response, error) {
+	return h.groups.SyncGroup(ctx, req.Msg.(*kmsg.SyncGroupRequest)), nil
+}
+
+func (h *Handler) handleHeartbeat(_ context.Context, req *server.Request) (kmsg.Response, error) {
+	return h.groups.Heartbeat(req.Msg.(*kmsg.HeartbeatRequest)), nil
+}
+
+func (h *Handler) handleLeaveGroup(_ context.Context, req *server.Request) (kmsg.Response, error) {
+	return h.groups.LeaveGroup(req.Msg.(*kmsg.LeaveGroupRequest)), nil
+}
+
+func (h *Handler) handleOffsetCommit(_ context.Context, req *server.Request) (kmsg.Response, error) {
+	return h.groups.OffsetCommit(req.Msg.(*kmsg.OffsetCommitRequest)), nil
+}
+
+func (h *Handler) handleOffsetFetch(_ context.Context, req *server.Request) (kmsg.Response, error) {
+	return h.groups.OffsetFetch(req.Msg.(*kmsg.OffsetFetchRequest)), nil
+}
+
+func (h *Handler) handleOffsetDelete(_ context.Context, req *server.Request) (kmsg.Response, error) {
+	return h.groups.OffsetDelete(req.Msg.(*kmsg.OffsetDeleteRequest)), nil
+}
+
+func (h *Handler) handleDescribeGroups(_ context.Context, req *server.Request) (kmsg.Response, error) {
+	return h.groups.DescribeGroups(req.Msg.(*kmsg.DescribeGroupsRequest)), nil
+}
+
+func (h *Handler) handleListGroups(_ context.Context, req *server.Request) (kmsg.Response, error) {
+	return h.groups.ListGroups(req.Msg.(*kmsg.ListGroupsRequest)), nil
+}
+
+func (h *Handler) handleDeleteGroups(_ context.Context, req *server.Request) (kmsg.Response, error) {
+	return h.groups.DeleteGroups(req.Msg.(*kmsg.DeleteGroupsRequest)), nil
+}

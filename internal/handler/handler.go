@@ -1,0 +1,150 @@
+// Package handler answers Kafka requests: one file per API key, each starting with the versions it
+// supports and registering that range in the table ApiVersions advertises, so the advertised and
+// the implemented versions cannot drift apart.
+package handler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/moldau/moldau/internal/group"
+	"github.com/moldau/moldau/internal/metadata"
+	"github.com/moldau/moldau/internal/partition"
+	"github.com/moldau/moldau/internal/server"
+)
+
+// api is one implemented API key: its version range and its handler.
+type api struct {
+	key      int16
+	min, max int16
+	handle   func(h *Handler, ctx context.Context, req *server.Request) (kmsg.Response, error)
+}
+
+// apis is filled by the init functions of the per-API files and never changed afterwards.
+var apis = map[int16]api{}
+
+func register(key kmsg.Key, min, max int16, fn func(h *Handler, ctx context.Context, req *server.Request) (kmsg.Response, error)) {
+	if kmax := kmsg.RequestForKey(key.Int16()).MaxVersion(); max > kmax {
+		panic(fmt.Sprintf("handler for %s registers v%d, kmsg knows up to v%d", key.Name(), max, kmax))
+	}
+	apis[key.Int16()] = api{key: key.Int16(), min: min, max: max, handle: fn}
+}
+
+// sortedAPIs lists the implemented APIs by key.
+func sortedAPIs() []api {
+	out := make([]api, 0, len(apis))
+	for _, a := range apis {
+		out = append(out, a)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].key < out[j].key })
+	return out
+}
+
+// Cluster is what the handlers need from the broker that owns them.
+type Cluster interface {
+	// Sync opens and closes local partitions to match the metadata image; handlers call it after a
+	// metadata write so the response reflects partitions that are ready.
+	Sync() error
+	// PartitionSettings resolves the settings of a topic (broker defaults + topic overrides).
+	PartitionSettings(topic string) (partition.Settings, error)
+	// DescribeTopicConfigs and DescribeBrokerConfigs answer DescribeConfigs.
+	DescribeTopicConfigs(topic string, keys []string, synonyms, docs bool) ([]kmsg.DescribeConfigsResponseResourceConfig, error)
+	DescribeBrokerConfigs(keys []string, synonyms, docs bool) ([]kmsg.DescribeConfigsResponseResourceConfig, error)
+	// ValidateTopicConfig and ValidateBrokerConfig check a config change before it is committed.
+	ValidateTopicConfig(key, value string) error
+	ValidateBrokerConfig(key, value string) error
+}
+
+// Options are this broker's identity and the settings handlers read.
+type Options struct {
+	NodeID           int32
+	Host             string // advertised host
+	Port             int32  // advertised port
+	Rack             string
+	AutoCreateTopics bool
+}
+
+// Handler answers every request of this broker. It implements server.Handler.
+type Handler struct {
+	opts    Options
+	meta    *metadata.Controller
+	parts   *partition.Manager
+	groups  *group.Coordinator
+	cluster Cluster
+	pids    *producerIDs
+	log     *slog.Logger
+}
+
+// New returns a Handler.
+func New(opts Options, meta *metadata.Controller, parts *partition.Manager, groups *group.Coordinator, cluster Cluster, logger *slog.Logger) *Handler {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Handler{opts: opts, meta: meta, parts: parts, groups: groups, cluster: cluster, pids: &producerIDs{meta: meta}, log: logger}
+}
+
+// SupportedVersion implements server.Handler.
+func (h *Handler) SupportedVersion(key, version int16) bool {
+	a, ok := apis[key]
+	return ok && version >= a.min && version <= a.max
+}
+
+// Handle implements server.Handler: it dispatches on the API key.
+func (h *Handler) Handle(ctx context.Context, req *server.Request) (kmsg.Response, error) {
+	a, ok := apis[req.Key]
+	if !ok {
+		return nil, fmt.Errorf("api key %d is not implemented", req.Key)
+	}
+	return a.handle(h, ctx, req)
+}
+
+// errorCode maps an error from the layers below to a Kafka error code. It is the one place where
+// that mapping happens: errors that wrap a kerr.Error carry their code; metadata sentinels map to
+// theirs; anything else is UNKNOWN_SERVER_ERROR.
+func errorCode(err error) int16 {
+	if err == nil {
+		return 0
+	}
+	var ke *kerr.Error
+	if errors.As(err, &ke) {
+		return ke.Code
+	}
+	switch {
+	case errors.Is(err, metadata.ErrTopicExists):
+		return kerr.TopicAlreadyExists.Code
+	case errors.Is(err, metadata.ErrUnknownTopic):
+		return kerr.UnknownTopicOrPartition.Code
+	case errors.Is(err, metadata.ErrInvalidPartitions):
+		return kerr.InvalidPartitions.Code
+	case errors.Is(err, metadata.ErrInvalidReplicationFactor):
+		return kerr.InvalidReplicationFactor.Code
+	case errors.Is(err, metadata.ErrInvalidTopic):
+		return kerr.InvalidTopicException.Code
+	case errors.Is(err, metadata.ErrInvalidConfig):
+		return kerr.InvalidConfig.Code
+	case errors.Is(err, metadata.ErrInvalidReplicaAssignment):
+		return kerr.InvalidReplicaAssignment.Code
+	case errors.Is(err, metadata.ErrInvalidRequest):
+		return kerr.InvalidRequest.Code
+	case errors.Is(err, metadata.ErrNotController):
+		return kerr.NotController.Code
+	case errors.Is(err, context.DeadlineExceeded):
+		return kerr.RequestTimedOut.Code
+	}
+	return kerr.UnknownServerError.Code
+}
+
+// errorMessage is the message Kafka puts beside a code: nil for success.
+func errorMessage(err error) *string {
+	if err == nil {
+		return nil
+	}
+	s := err.Error()
+	return &s
+}

@@ -1,0 +1,221 @@
+package partition
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/moldau/moldau/internal/log"
+)
+
+// Manager owns the partitions hosted on this broker, across its log directories.
+//
+// A partition lives in `<log.dir>/<topic>-<partition>`. New partitions go to the log directory
+// holding the fewest partitions, as Kafka places them.
+type Manager struct {
+	dirs  []string
+	clock log.Clock
+
+	mu     sync.RWMutex
+	topics map[string][]*Partition // index == partition id; nil entries are not hosted here
+	onDisk map[string]string       // "<topic>-<p>" -> log dir, found at start or created
+}
+
+// NewManager scans the log directories for existing partition directories; they are opened when
+// the metadata says they belong here (Ensure).
+func NewManager(dirs []string, clock log.Clock) (*Manager, error) {
+	m := &Manager{dirs: dirs, clock: clock, topics: make(map[string][]*Partition), onDisk: make(map[string]string)}
+	for _, d := range dirs {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("create log dir %s: %w", d, err)
+		}
+		entries, err := os.ReadDir(d)
+		if err != nil {
+			return nil, fmt.Errorf("read log dir %s: %w", d, err)
+		}
+		for _, e := range entries {
+			if !e.IsDir() {
+				continue
+			}
+			if _, _, ok := ParseDirName(e.Name()); ok {
+				m.onDisk[e.Name()] = d
+			}
+		}
+	}
+	return m, nil
+}
+
+// DirName is the directory name of a partition.
+func DirName(topic string, p int32) string { return topic + "-" + strconv.Itoa(int(p)) }
+
+// ParseDirName splits "<topic>-<partition>".
+func ParseDirName(name string) (string, int32, bool) {
+	i := strings.LastIndexByte(name, '-')
+	if i <= 0 {
+		return "", 0, false
+	}
+	n, err := strconv.ParseInt(name[i+1:], 10, 32)
+	if err != nil || n < 0 {
+		return "", 0, false
+	}
+	return name[:i], int32(n), true
+}
+
+// Get returns a hosted partition or nil.
+func (m *Manager) Get(topic string, p int32) *Partition {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	ps := m.topics[topic]
+	if p < 0 || int(p) >= len(ps) {
+		return nil
+	}
+	return ps[p]
+}
+
+// Topic returns the hosted partitions of a topic (nil entries are not hosted here).
+func (m *Manager) Topic(topic string) []*Partition {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return append([]*Partition(nil), m.topics[topic]...)
+}
+
+// All returns every hosted partition.
+func (m *Manager) All() []*Partition {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	var out []*Partition
+	for _, ps := range m.topics {
+		for _, p := range ps {
+			if p != nil {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+// Ensure opens the partition if it is not open yet, creating its directory if needed.
+func (m *Manager) Ensure(topic string, p int32, s Settings, leaderEpoch int32) (*Partition, error) {
+	if part := m.Get(topic, p); part != nil {
+		if part.LeaderEpoch() < leaderEpoch {
+			if err := part.BecomeLeader(leaderEpoch); err != nil {
+				return nil, err
+			}
+		}
+		return part, nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if ps := m.topics[topic]; int(p) < len(ps) && ps[p] != nil {
+		return ps[p], nil
+	}
+	name := DirName(topic, p)
+	dir, ok := m.onDisk[name]
+	if !ok {
+		dir = m.leastLoadedDirLocked()
+		m.onDisk[name] = dir
+	}
+	part, err := Open(filepath.Join(dir, name), topic, p, s, leaderEpoch, m.clock)
+	if err != nil {
+		return nil, err
+	}
+	ps := m.topics[topic]
+	for int(p) >= len(ps) {
+		ps = append(ps, nil)
+	}
+	ps[p] = part
+	m.topics[topic] = ps
+	return part, nil
+}
+
+// leastLoadedDirLocked picks the log dir with the fewest partitions. REQUIRES: m.mu held.
+func (m *Manager) leastLoadedDirLocked() string {
+	count := make(map[string]int, len(m.dirs))
+	for _, d := range m.onDisk {
+		count[d]++
+	}
+	best := m.dirs[0]
+	for _, d := range m.dirs[1:] {
+		if count[d] < count[best] {
+			best = d
+		}
+	}
+	return best
+}
+
+// RemoveTopic closes and deletes every hosted partition of a topic and any leftover directory.
+func (m *Manager) RemoveTopic(topic string) error {
+	m.mu.Lock()
+	ps := m.topics[topic]
+	delete(m.topics, topic)
+	var dirs []string
+	for name, d := range m.onDisk {
+		if t, _, ok := ParseDirName(name); ok && t == topic {
+			dirs = append(dirs, filepath.Join(d, name))
+			delete(m.onDisk, name)
+		}
+	}
+	m.mu.Unlock()
+	var errs []error
+	for _, p := range ps {
+		if p != nil {
+			if err := p.Delete(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	for _, d := range dirs {
+		if err := os.RemoveAll(d); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Orphans lists partition directories on disk whose topic is not in keep (deleted while down).
+func (m *Manager) Orphans(keep func(topic string, p int32) bool) []string {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	var out []string
+	for name := range m.onDisk {
+		t, p, _ := ParseDirName(name)
+		if !keep(t, p) {
+			out = append(out, t)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// LogDirs lists the log directories.
+func (m *Manager) LogDirs() []string { return append([]string(nil), m.dirs...) }
+
+// DirOf returns the log dir holding a partition.
+func (m *Manager) DirOf(topic string, p int32) string {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.onDisk[DirName(topic, p)]
+}
+
+// Close closes every partition.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var errs []error
+	for _, ps := range m.topics {
+		for _, p := range ps {
+			if p != nil {
+				if err := p.Close(); err != nil {
+					errs = append(errs, err)
+				}
+			}
+		}
+	}
+	m.topics = make(map[string][]*Partition)
+	return errors.Join(errs...)
+}

@@ -1,0 +1,342 @@
+// Package partition is one partition replica: its log, high watermark, leader epoch and the
+// idempotent producer state, with the wake-ups long-polling fetches wait on.
+package partition
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/moldau/moldau/internal/log"
+	"github.com/moldau/moldau/internal/record"
+)
+
+// Settings are the topic-level settings a partition applies.
+type Settings struct {
+	Log log.Config
+	// MaxMessageBytes is max.message.bytes: the largest record batch accepted.
+	MaxMessageBytes int32
+	// LogAppendTime is message.timestamp.type=LogAppendTime: the broker stamps batches.
+	LogAppendTime bool
+	// MinInsyncReplicas is min.insync.replicas, checked for acks=all.
+	MinInsyncReplicas int
+}
+
+// Partition is a replica of one topic partition on this broker.
+//
+// Lock order: appendMu before the log's internal locks. Readers (fetch, list offsets) do not take
+// appendMu: they read the log, which is safe concurrently with appends, and the atomics.
+type Partition struct {
+	Topic string
+	Index int32
+
+	log      *log.Log
+	settings atomic.Pointer[Settings]
+	clock    log.Clock
+
+	appendMu  sync.Mutex
+	producers producerStates // REQUIRES: appendMu
+
+	// highWatermark is the offset below which records are committed and visible to consumers.
+	// INVARIANT: LogStartOffset <= highWatermark <= LogEndOffset.
+	highWatermark atomic.Int64
+	leaderEpoch   atomic.Int32
+	isrSize       atomic.Int32
+
+	watchMu  sync.Mutex
+	watchers map[chan<- struct{}]struct{} // signalled (non-blocking) when the high watermark moves
+}
+
+// Open opens (or creates) the partition's log in dir and rebuilds its producer state.
+func Open(dir, topic string, index int32, s Settings, leaderEpoch int32, clock log.Clock) (*Partition, error) {
+	l, err := log.Open(dir, s.Log, clock)
+	if err != nil {
+		return nil, fmt.Errorf("open partition %s-%d: %w", topic, index, err)
+	}
+	p := &Partition{
+		Topic:     topic,
+		Index:     index,
+		log:       l,
+		clock:     clock,
+		producers: make(producerStates),
+		watchers:  make(map[chan<- struct{}]struct{}),
+	}
+	p.settings.Store(&s)
+	p.isrSize.Store(1)
+	if err := p.rebuildProducerState(); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("open partition %s-%d: %w", topic, index, err)
+	}
+	// A single replica is its own ISR: everything recovered is committed.
+	p.highWatermark.Store(l.LogEndOffset())
+	if err := p.BecomeLeader(leaderEpoch); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// rebuildProducerState replays batch headers to restore idempotent producer state after a restart.
+func (p *Partition) rebuildProducerState() error {
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	return p.log.ScanHeaders(p.log.LogStartOffset(), func(h record.BatchHeader) error {
+		p.producers.update(h)
+		return nil
+	})
+}
+
+// BecomeLeader records a new leader epoch starting at the current log end offset.
+func (p *Partition) BecomeLeader(epoch int32) error {
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	p.leaderEpoch.Store(epoch)
+	if p.log.LatestEpoch() < epoch {
+		if err := p.log.AssignEpoch(epoch, p.log.LogEndOffset()); err != nil {
+			return fmt.Errorf("partition %s-%d: assign leader epoch %d: %w", p.Topic, p.Index, epoch, err)
+		}
+	}
+	return nil
+}
+
+// UpdateSettings applies changed topic configuration.
+func (p *Partition) UpdateSettings(s Settings) {
+	p.settings.Store(&s)
+	p.log.SetConfig(s.Log)
+}
+
+// Settings returns the current settings.
+func (p *Partition) Settings() Settings { return *p.settings.Load() }
+
+// LeaderEpoch is the current leader epoch.
+func (p *Partition) LeaderEpoch() int32 { return p.leaderEpoch.Load() }
+
+// HighWatermark is the last committed offset + 1.
+func (p *Partition) HighWatermark() int64 { return p.highWatermark.Load() }
+
+// LastStableOffset is the offset below which no transaction is open; without transactions on this
+// partition it equals the high watermark.
+func (p *Partition) LastStableOffset() int64 { return p.highWatermark.Load() }
+
+// LogStartOffset is the first offset in the log.
+func (p *Partition) LogStartOffset() int64 { return p.log.LogStartOffset() }
+
+// LogEndOffset is the next offset to be assigned.
+func (p *Partition) LogEndOffset() int64 { return p.log.LogEndOffset() }
+
+// Size is the number of bytes of the log.
+func (p *Partition) Size() int64 { return p.log.Size() }
+
+// Log exposes the underlying log for maintenance tasks (retention).
+func (p *Partition) Log() *log.Log { return p.log }
+
+// AppendResult is what a produce answers for a partition.
+type AppendResult struct {
+	BaseOffset     int64
+	LogAppendTime  int64 // -1 unless the topic uses LogAppendTime
+	LogStartOffset int64
+}
+
+// Append validates and appends the record batches of one produce request partition. acks is the
+// request's acks (-1 checks min.insync.replicas). Errors wrap a kerr.Error with the Kafka code.
+//
+// All batches are validated before any is written, so a request is appended whole or not at all.
+func (p *Partition) Append(records []byte, acks int16) (AppendResult, error) {
+	s := p.settings.Load()
+	res := AppendResult{BaseOffset: -1, LogAppendTime: -1}
+	if acks == -1 && int(p.isrSize.Load()) < s.MinInsyncReplicas {
+		return res, fmt.Errorf("partition %s-%d has %d in-sync replicas, min.insync.replicas is %d: %w",
+			p.Topic, p.Index, p.isrSize.Load(), s.MinInsyncReplicas, kerr.NotEnoughReplicas)
+	}
+	batches, err := record.Split(records)
+	if err != nil {
+		return res, fmt.Errorf("partition %s-%d: %v: %w", p.Topic, p.Index, err, kerr.CorruptMessage)
+	}
+	if len(batches) == 0 {
+		return res, fmt.Errorf("partition %s-%d: produce with no record batch: %w", p.Topic, p.Index, kerr.InvalidRecord)
+	}
+	headers := make([]record.BatchHeader, len(batches))
+	for i, b := range batches {
+		h, err := record.Validate(b)
+		if err != nil {
+			if errors.Is(err, record.ErrMagic) {
+				return res, fmt.Errorf("partition %s-%d: %v: %w", p.Topic, p.Index, err, kerr.UnsupportedForMessageFormat)
+			}
+			return res, fmt.Errorf("partition %s-%d: %v: %w", p.Topic, p.Index, err, kerr.CorruptMessage)
+		}
+		if int64(len(b)) > int64(s.MaxMessageBytes) {
+			return res, fmt.Errorf("partition %s-%d: batch of %d bytes is over max.message.bytes %d: %w",
+				p.Topic, p.Index, len(b), s.MaxMessageBytes, kerr.MessageTooLarge)
+		}
+		if h.ProducerID >= 0 && len(batches) > 1 {
+			return res, fmt.Errorf("partition %s-%d: an idempotent produce carries exactly one batch: %w",
+				p.Topic, p.Index, kerr.InvalidRecord)
+		}
+		headers[i] = h
+	}
+
+	var appendTime int64 = -1
+	if s.LogAppendTime {
+		appendTime = p.clock.Now().UnixMilli()
+	}
+
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	if h := headers[0]; h.ProducerID >= 0 {
+		dup, err := p.producers.check(h)
+		if err != nil {
+			return res, fmt.Errorf("partition %s-%d: %w", p.Topic, p.Index, err)
+		}
+		if dup != nil {
+			res.BaseOffset = dup.baseOffset
+			res.LogStartOffset = p.log.LogStartOffset()
+			if s.LogAppendTime {
+				res.LogAppendTime = dup.timestamp
+			}
+			return res, nil
+		}
+	}
+	epoch := p.leaderEpoch.Load()
+	for i, b := range batches {
+		ar, err := p.log.Append(b, epoch, appendTime)
+		if err != nil {
+			return res, fmt.Errorf("partition %s-%d: append: %v: %w", p.Topic, p.Index, err, kerr.KafkaStorageError)
+		}
+		h := headers[i]
+		h.BaseOffset = ar.BaseOffset
+		if appendTime >= 0 {
+			h.MaxTimestamp = appendTime
+		}
+		p.producers.update(h)
+		if i == 0 {
+			res.BaseOffset = ar.BaseOffset
+		}
+	}
+	res.LogAppendTime = appendTime
+	res.LogStartOffset = p.log.LogStartOffset()
+	// One replica: the write is committed as soon as it is in the log.
+	p.advanceHighWatermark(p.log.LogEndOffset())
+	return res, nil
+}
+
+// advanceHighWatermark moves the high watermark forward and wakes waiting fetches.
+func (p *Partition) advanceHighWatermark(hw int64) {
+	if hw <= p.highWatermark.Load() {
+		return
+	}
+	p.highWatermark.Store(hw)
+	p.watchMu.Lock()
+	for ch := range p.watchers {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	p.watchMu.Unlock()
+}
+
+// Watch registers ch to be signalled (without blocking: give it a buffer of one) whenever the
+// high watermark moves, until the returned function is called. Long-polling fetches use it.
+func (p *Partition) Watch(ch chan<- struct{}) (unwatch func()) {
+	p.watchMu.Lock()
+	p.watchers[ch] = struct{}{}
+	p.watchMu.Unlock()
+	return func() {
+		p.watchMu.Lock()
+		delete(p.watchers, ch)
+		p.watchMu.Unlock()
+	}
+}
+
+// Read returns whole batches from offset, up to maxBytes, below the high watermark (or the last
+// stable offset for read_committed).
+func (p *Partition) Read(offset int64, maxBytes int32, readCommitted, minOneBatch bool) ([]byte, error) {
+	limit := p.HighWatermark()
+	if readCommitted {
+		limit = p.LastStableOffset()
+	}
+	if offset < p.log.LogStartOffset() || offset > p.log.LogEndOffset() {
+		return nil, fmt.Errorf("partition %s-%d: offset %d outside [%d, %d]: %w",
+			p.Topic, p.Index, offset, p.log.LogStartOffset(), p.log.LogEndOffset(), kerr.OffsetOutOfRange)
+	}
+	if offset >= limit {
+		return nil, nil
+	}
+	rr, err := p.log.Read(offset, maxBytes, limit, minOneBatch)
+	if err != nil {
+		if errors.Is(err, log.ErrOffsetOutOfRange) {
+			return nil, fmt.Errorf("partition %s-%d: %v: %w", p.Topic, p.Index, err, kerr.OffsetOutOfRange)
+		}
+		return nil, fmt.Errorf("partition %s-%d: read: %v: %w", p.Topic, p.Index, err, kerr.KafkaStorageError)
+	}
+	return rr.Data, nil
+}
+
+// OffsetForTimestamp answers ListOffsets for a timestamp >= 0: the first offset whose timestamp is
+// at least ts, or (-1, -1) when there is none.
+func (p *Partition) OffsetForTimestamp(ts int64) (offset, timestamp int64, err error) {
+	off, t, ok, err := p.log.OffsetForTimestamp(ts)
+	if err != nil {
+		return -1, -1, fmt.Errorf("partition %s-%d: %v: %w", p.Topic, p.Index, err, kerr.KafkaStorageError)
+	}
+	if !ok || off >= p.HighWatermark() {
+		return -1, -1, nil
+	}
+	return off, t, nil
+}
+
+// MaxTimestamp answers ListOffsets with timestamp -3.
+func (p *Partition) MaxTimestamp() (offset, timestamp int64, err error) {
+	off, t, err := p.log.MaxTimestamp()
+	if err != nil {
+		return -1, -1, fmt.Errorf("partition %s-%d: %v: %w", p.Topic, p.Index, err, kerr.KafkaStorageError)
+	}
+	return off, t, nil
+}
+
+// DeleteRecords moves the log start offset to offset (-1: the high watermark).
+func (p *Partition) DeleteRecords(offset int64) (int64, error) {
+	hw := p.HighWatermark()
+	if offset == -1 {
+		offset = hw
+	}
+	if offset < 0 || offset > hw {
+		return -1, fmt.Errorf("partition %s-%d: delete records before %d, high watermark is %d: %w",
+			p.Topic, p.Index, offset, hw, kerr.OffsetOutOfRange)
+	}
+	if offset > p.log.LogStartOffset() {
+		if err := p.log.DeleteRecordsBefore(offset); err != nil {
+			return -1, fmt.Errorf("partition %s-%d: delete records: %v: %w", p.Topic, p.Index, err, kerr.KafkaStorageError)
+		}
+	}
+	return p.log.LogStartOffset(), nil
+}
+
+// EndOffsetForEpoch answers OffsetForLeaderEpoch.
+func (p *Partition) EndOffsetForEpoch(epoch int32) (int32, int64) {
+	return p.log.EndOffsetForEpoch(epoch)
+}
+
+// CheckLeaderEpoch validates a client's current leader epoch (-1 means unknown, always fine).
+func (p *Partition) CheckLeaderEpoch(current int32) error {
+	if current < 0 {
+		return nil
+	}
+	mine := p.leaderEpoch.Load()
+	switch {
+	case current < mine:
+		return fmt.Errorf("partition %s-%d: leader epoch %d < %d: %w", p.Topic, p.Index, current, mine, kerr.FencedLeaderEpoch)
+	case current > mine:
+		return fmt.Errorf("partition %s-%d: leader epoch %d > %d: %w", p.Topic, p.Index, current, mine, kerr.UnknownLeaderEpoch)
+	}
+	return nil
+}
+
+// Close flushes and closes the log.
+func (p *Partition) Close() error { return p.log.Close() }
+
+// Delete closes the log and removes its files.
+func (p *Partition) Delete() error { return p.log.Delete() }
