@@ -168,11 +168,18 @@ kill9_broker() {
 }
 
 # cleanup_broker: stops the broker if running and removes the data dir start_broker made
-# (KEEP_DATA=1 keeps it). Meant for `trap cleanup_broker EXIT`.
+# and its log (KEEP_DATA=1 keeps both). Meant for `trap cleanup_broker EXIT`.
+# When the script is exiting with a failure, the tail of the broker log is printed first.
 cleanup_broker() {
-  stop_broker >/dev/null 2>&1
-  if [ -n "$BROKER_OWN_DATA" ] && [ -z "${KEEP_DATA:-}" ]; then
-    rm -rf "$BROKER_OWN_DATA"
+  local rc=$?
+  stop_broker >/dev/null 2>&1 || rc=1
+  if [ "$rc" != 0 ] && [ -n "$BROKER_LOG" ] && [ -s "$BROKER_LOG" ]; then
+    log "last lines of the broker log $BROKER_LOG:"
+    tail -n 40 "$BROKER_LOG" | sed 's/^/  broker| /' >&2
+  fi
+  if [ -z "${KEEP_DATA:-}" ]; then
+    [ -z "$BROKER_OWN_DATA" ] || rm -rf "$BROKER_OWN_DATA"
+    [ -z "$BROKER_LOG" ] || rm -f "$BROKER_LOG"
   fi
 }
 

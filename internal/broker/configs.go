@@ -60,7 +60,9 @@ func (b *Broker) PartitionSettings(topic string) (partition.Settings, error) {
 }
 
 // ValidateTopicConfig implements handler.Cluster.
-func (b *Broker) ValidateTopicConfig(key, value string) error { return config.ValidateTopicConfig(key, value) }
+func (b *Broker) ValidateTopicConfig(key, value string) error {
+	return config.ValidateTopicConfig(key, value)
+}
 
 // ValidateBrokerConfig implements handler.Cluster.
 func (b *Broker) ValidateBrokerConfig(key, value string) error {
@@ -178,4 +180,3 @@ func (b *Broker) DescribeBrokerConfigs(keys []string, synonyms, docs bool) ([]km
 	}
 	return out, nil
 }
-

@@ -49,7 +49,7 @@ func (h *Handler) handleInitProducerID(ctx context.Context, req *server.Request)
 type producerIDs struct {
 	meta *metadata.Controller
 
-	mu         sync.Mutex
+	mu            sync.Mutex
 	nextID, endID int64 // [nextID, endID) is what is left of the current block
 }
 
