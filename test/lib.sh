@@ -201,7 +201,8 @@ summary_of() {
 }
 
 # run_suite NAME COMMAND...: runs a suite printing its output, adds its counts to
-# SUITE_PASSED/SUITE_FAILED (a suite with no count line that fails counts as 1 failure).
+# SUITE_PASSED/SUITE_FAILED. A suite with no closing count line (timed out, crashed) counts its
+# 'ok'/'FAIL' lines plus one failure.
 SUITE_PASSED=0
 SUITE_FAILED=0
 SUITE_RESULTS=()
@@ -213,15 +214,17 @@ run_suite() {
   "$@" 2>&1 | tee "$out"
   rc=${PIPESTATUS[0]}
   counts=$(summary_of "$out")
-  rm -f "$out"
   if [ -n "$counts" ]; then
     read -r p f <<<"$counts"
-  elif [ "$rc" = 0 ]; then
-    p=1 f=0
   else
-    p=0 f=1
+    # No closing line (timed out or crashed): count the check lines it printed, plus the crash.
+    p=$(grep -c '^ok ' "$out")
+    f=$(grep -c '^FAIL' "$out")
+    if [ "$rc" = 0 ] && [ "$p" = 0 ] && [ "$f" = 0 ]; then p=1; fi
+    if [ "$rc" = 124 ]; then echo "FAIL $name timed out"; fi
   fi
-  if [ "$rc" != 0 ] && [ "$f" = 0 ]; then f=1; fi
+  if [ "$rc" != 0 ] && { [ -z "$counts" ] || [ "$f" = 0 ]; }; then f=$((f + 1)); fi
+  rm -f "$out"
   SUITE_PASSED=$((SUITE_PASSED + p))
   SUITE_FAILED=$((SUITE_FAILED + f))
   SUITE_RESULTS+=("$(printf '%-4s %-40s %3d passed, %3d failed  (exit %d, %ds)' \

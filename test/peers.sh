@@ -30,8 +30,8 @@ run_kafkajs() {
 }
 
 status=0
-run_suite "kcat (librdkafka)" timeout 300 bash "$PEERS_DIR/kcat_smoke.sh" || status=1
-run_suite "confluent-kafka + kafka-python" timeout 300 /usr/bin/python3 "$PEERS_DIR/librdkafka_smoke.py" || status=1
-run_suite "kafkajs" run_kafkajs || status=1
+run_suite "kcat (librdkafka)" timeout 120 bash "$PEERS_DIR/kcat_smoke.sh" || status=1
+run_suite "confluent-kafka + kafka-python" timeout 180 /usr/bin/python3 "$PEERS_DIR/librdkafka_smoke.py" || status=1
+run_suite "kafkajs" timeout 240 bash -c "$(declare -f run_kafkajs); PEERS_DIR='$PEERS_DIR' run_kafkajs" || status=1
 print_suites peers
 exit $status

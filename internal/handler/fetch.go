@@ -100,6 +100,7 @@ func (h *Handler) fetchOnce(r *kmsg.FetchRequest) (resp *kmsg.FetchResponse, siz
 			sp := kmsg.NewFetchResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
+			sp.RecordBatches = []byte{} // empty, not null: librdkafka rejects a null record set
 			if unknown != nil {
 				sp.ErrorCode = unknown.(*kerr.Error).Code
 				stop = true
@@ -132,7 +133,7 @@ func (h *Handler) fetchOnce(r *kmsg.FetchRequest) (resp *kmsg.FetchResponse, siz
 				if err != nil {
 					sp.ErrorCode = errorCode(err)
 					stop = true
-				} else {
+				} else if data != nil {
 					sp.RecordBatches = data
 					size += int64(len(data))
 					budget -= int64(len(data))
