@@ -27,7 +27,7 @@ client_test() {
   # surefire's own 'Tests run:' lines are the counts; translate them into the plain closing line.
   local out rc
   out=$(mktemp)
-  (cd "$here/java" && mvn -B -Dstyle.color=never --no-transfer-progress surefire:test -Dbootstrap="$BOOTSTRAP") 2>&1 \
+  (cd "$here/java" && timeout 300 mvn -B -Dstyle.color=never --no-transfer-progress surefire:test -Dbootstrap="$BOOTSTRAP") 2>&1 \
     | grep -Ev '^\[INFO\] (Download|-+$|$)' | tee "$out"
   rc=${PIPESTATUS[0]}
   local line run f e
@@ -45,7 +45,7 @@ spring_example() {
   # kfake answers CreateTopics with a null Configs array that the Java admin client cannot read;
   # against Moldau a failed topic creation must be fatal.
   [ "$MOLDAU_IMPL" = kfake ] || args+=(--spring.kafka.admin.fail-fast=true)
-  SPRING_KAFKA_BOOTSTRAP_SERVERS=$BOOTSTRAP timeout 180 \
+  SPRING_KAFKA_BOOTSTRAP_SERVERS=$BOOTSTRAP timeout 150 \
     java -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -jar "$spring_jar" "${args[@]}"
 }
 
@@ -57,7 +57,7 @@ fi
 use_or_start_broker || { echo "0 passed, 1 failed"; exit 1; }
 
 status=0
-run_suite "official Kafka tools" "$here/java/official_tools_test.sh" || status=1
+run_suite "official Kafka tools" env TOOL_TIMEOUT=45 timeout 300 "$here/java/official_tools_test.sh" || status=1
 run_suite "Java client (ClientCompatTest)" client_test || status=1
 run_suite "Spring Boot spring-kafka example" spring_example || status=1
 print_suites java

@@ -20,10 +20,10 @@ run_kafkajs() {
   dir=$(mktemp -d "${TMPDIR:-/tmp}/kafkajs-smoke.XXXXXX")
   cp -r "$PEERS_DIR/kafkajs/." "$dir/"
   chmod -R u+w "$dir"
-  if ! (cd "$dir" && npm install --silent --no-audit --no-fund >npm-install.log 2>&1); then
+  if ! (cd "$dir" && timeout 180 npm install --silent --no-audit --no-fund >npm-install.log 2>&1); then
     cat "$dir/npm-install.log"; rm -rf "$dir"; return 1
   fi
-  (cd "$dir" && node smoke.js)
+  (cd "$dir" && timeout 120 node smoke.js)
   rc=$?
   rm -rf "$dir"
   return $rc
@@ -32,6 +32,6 @@ run_kafkajs() {
 status=0
 run_suite "kcat (librdkafka)" timeout 120 bash "$PEERS_DIR/kcat_smoke.sh" || status=1
 run_suite "confluent-kafka + kafka-python" timeout 180 /usr/bin/python3 "$PEERS_DIR/librdkafka_smoke.py" || status=1
-run_suite "kafkajs" timeout 240 bash -c "$(declare -f run_kafkajs); PEERS_DIR='$PEERS_DIR' run_kafkajs" || status=1
+run_suite "kafkajs" run_kafkajs || status=1
 print_suites peers
 exit $status

@@ -130,7 +130,12 @@ func Open(cfg Config, fsm raft.FSM) (*Node, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("raftstore: create dir: %w", err)
 	}
+	// A single voter elects itself at every start, which hashicorp/raft reports as a WARN
+	// ("heartbeat timeout reached"): expected, so only errors are shown there.
 	level := hclog.Warn
+	if cfg.singleVoter() {
+		level = hclog.Error
+	}
 	if cfg.Debug {
 		level = hclog.Debug
 	}
