@@ -28,7 +28,7 @@ client_test() {
   local out rc
   out=$(mktemp)
   (cd "$here/java" && timeout 300 mvn -B -Dstyle.color=never --no-transfer-progress surefire:test -Dbootstrap="$BOOTSTRAP") 2>&1 \
-    | grep -Ev '^\[INFO\] (Download|-+$|$)' | tee "$out"
+    | sed 's/\x1b\[[0-9;]*m//g' | grep -Ev '^\[INFO\] (Download|-+$|$)' | tee "$out"
   rc=${PIPESTATUS[0]}
   local line run f e
   line=$(grep -E 'Tests run: [0-9]+, Failures: [0-9]+, Errors: [0-9]+, Skipped: [0-9]+$' "$out" | tail -n1)
