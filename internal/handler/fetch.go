@@ -2,6 +2,9 @@ package handler
 
 // Fetch: v4-17.
 //
+// Record data goes from the segment files to the socket with sendfile (encodeFetch), never
+// through user space.
+//
 // Reads whole batches below the high watermark (or the last stable offset for read_committed),
 // bounded by each partition's max bytes and the response's max bytes; the first batch returned is
 // sent whole even when it is larger (KIP-74). When fewer than min bytes are ready, the request
@@ -19,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/moldau/moldau/internal/log"
 	"github.com/moldau/moldau/internal/metadata"
 	"github.com/moldau/moldau/internal/partition"
 	"github.com/moldau/moldau/internal/server"
@@ -43,9 +47,9 @@ func (h *Handler) handleFetch(ctx context.Context, req *server.Request) (kmsg.Re
 		}
 	}()
 	for {
-		resp, size, stop, parts := h.fetchOnce(r)
+		resp, secs, size, stop, parts := h.fetchOnce(r)
 		if stop || size >= int64(r.MinBytes) || r.MaxWaitMillis <= 0 || !time.Now().Before(deadline) {
-			return resp, nil
+			return &server.Chunked{Response: resp, Chunks: encodeFetch(resp, secs)}, nil
 		}
 		if wake == nil {
 			// Watch first, then read again: data that arrived in between is not missed.
@@ -67,9 +71,10 @@ func (h *Handler) handleFetch(ctx context.Context, req *server.Request) (kmsg.Re
 	}
 }
 
-// fetchOnce builds a response from what is readable now. size counts record bytes; stop is true
+// fetchOnce builds a response from what is readable now: the record data of partition
+// [topic][partition] is in secs, as segment file sections. size counts record bytes; stop is true
 // when a partition error means the client needs the answer at once; parts are the partitions read.
-func (h *Handler) fetchOnce(r *kmsg.FetchRequest) (resp *kmsg.FetchResponse, size int64, stop bool, parts []*partition.Partition) {
+func (h *Handler) fetchOnce(r *kmsg.FetchRequest) (resp *kmsg.FetchResponse, secs [][][]log.Section, size int64, stop bool, parts []*partition.Partition) {
 	resp = r.ResponseKind().(*kmsg.FetchResponse)
 	im := h.meta.Image()
 	readCommitted := r.IsolationLevel == 1
@@ -77,7 +82,9 @@ func (h *Handler) fetchOnce(r *kmsg.FetchRequest) (resp *kmsg.FetchResponse, siz
 	if r.MaxBytes <= 0 {
 		budget = 1<<31 - 1
 	}
-	for _, rt := range r.Topics {
+	secs = make([][][]log.Section, len(r.Topics))
+	for ti, rt := range r.Topics {
+		secs[ti] = make([][]log.Section, len(rt.Partitions))
 		st := kmsg.NewFetchResponseTopic()
 		st.Topic, st.TopicID = rt.Topic, rt.TopicID
 		var t *metadata.Topic
@@ -96,7 +103,7 @@ func (h *Handler) fetchOnce(r *kmsg.FetchRequest) (resp *kmsg.FetchResponse, siz
 				unknown = kerr.UnknownTopicOrPartition
 			}
 		}
-		for _, rp := range rt.Partitions {
+		for pi, rp := range rt.Partitions {
 			sp := kmsg.NewFetchResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
@@ -129,21 +136,22 @@ func (h *Handler) fetchOnce(r *kmsg.FetchRequest) (resp *kmsg.FetchResponse, siz
 				limit = budget
 			}
 			if limit > 0 || size == 0 {
-				data, err := p.Read(rp.FetchOffset, int32(limit), readCommitted, size == 0)
+				ps, err := p.ReadSections(rp.FetchOffset, int32(limit), readCommitted, size == 0)
 				if err != nil {
 					sp.ErrorCode = errorCode(err)
 					stop = true
-				} else if data != nil {
-					sp.RecordBatches = data
-					size += int64(len(data))
-					budget -= int64(len(data))
+				}
+				secs[ti][pi] = ps
+				for _, s := range ps {
+					size += s.Len
+					budget -= s.Len
 				}
 			}
 			st.Partitions = append(st.Partitions, sp)
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
-	return resp, size, stop, parts
+	return resp, secs, size, stop, parts
 }
 
 // leaderPartition returns the local leader replica of a partition of t, or the Kafka error.

@@ -177,14 +177,17 @@ func (m *Manager) RemoveTopic(topic string) error {
 	return errors.Join(errs...)
 }
 
-// Orphans lists partition directories on disk whose topic is not in keep (deleted while down).
+// Orphans lists, once each, the topics with a partition directory on disk that keep rejects
+// (e.g. topics deleted while the broker was down).
 func (m *Manager) Orphans(keep func(topic string, p int32) bool) []string {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
+	seen := make(map[string]bool)
 	var out []string
 	for name := range m.onDisk {
 		t, p, _ := ParseDirName(name)
-		if !keep(t, p) {
+		if !keep(t, p) && !seen[t] {
+			seen[t] = true
 			out = append(out, t)
 		}
 	}

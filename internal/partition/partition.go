@@ -254,25 +254,49 @@ func (p *Partition) Watch(ch chan<- struct{}) (unwatch func()) {
 // Read returns whole batches from offset, up to maxBytes, below the high watermark (or the last
 // stable offset for read_committed).
 func (p *Partition) Read(offset int64, maxBytes int32, readCommitted, minOneBatch bool) ([]byte, error) {
+	limit, err := p.readLimit(offset, readCommitted)
+	if err != nil || offset >= limit {
+		return nil, err
+	}
+	rr, err := p.log.Read(offset, maxBytes, limit, minOneBatch)
+	if err != nil {
+		return nil, p.readError(err)
+	}
+	return rr.Data, nil
+}
+
+// ReadSections is Read answering with file sections, for sendfile. The sections stay valid for
+// log.segment.delete.delay.ms after their segment is removed (see log.Section).
+func (p *Partition) ReadSections(offset int64, maxBytes int32, readCommitted, minOneBatch bool) ([]log.Section, error) {
+	limit, err := p.readLimit(offset, readCommitted)
+	if err != nil || offset >= limit {
+		return nil, err
+	}
+	secs, err := p.log.ReadSections(offset, maxBytes, limit, minOneBatch)
+	if err != nil {
+		return nil, p.readError(err)
+	}
+	return secs, nil
+}
+
+// readLimit checks that offset is in the log and returns the offset reads stop at.
+func (p *Partition) readLimit(offset int64, readCommitted bool) (int64, error) {
 	limit := p.HighWatermark()
 	if readCommitted {
 		limit = p.LastStableOffset()
 	}
 	if offset < p.log.LogStartOffset() || offset > p.log.LogEndOffset() {
-		return nil, fmt.Errorf("partition %s-%d: offset %d outside [%d, %d]: %w",
+		return 0, fmt.Errorf("partition %s-%d: offset %d outside [%d, %d]: %w",
 			p.Topic, p.Index, offset, p.log.LogStartOffset(), p.log.LogEndOffset(), kerr.OffsetOutOfRange)
 	}
-	if offset >= limit {
-		return nil, nil
+	return limit, nil
+}
+
+func (p *Partition) readError(err error) error {
+	if errors.Is(err, log.ErrOffsetOutOfRange) {
+		return fmt.Errorf("partition %s-%d: %v: %w", p.Topic, p.Index, err, kerr.OffsetOutOfRange)
 	}
-	rr, err := p.log.Read(offset, maxBytes, limit, minOneBatch)
-	if err != nil {
-		if errors.Is(err, log.ErrOffsetOutOfRange) {
-			return nil, fmt.Errorf("partition %s-%d: %v: %w", p.Topic, p.Index, err, kerr.OffsetOutOfRange)
-		}
-		return nil, fmt.Errorf("partition %s-%d: read: %v: %w", p.Topic, p.Index, err, kerr.KafkaStorageError)
-	}
-	return rr.Data, nil
+	return fmt.Errorf("partition %s-%d: read: %v: %w", p.Topic, p.Index, err, kerr.KafkaStorageError)
 }
 
 // OffsetForTimestamp answers ListOffsets for a timestamp >= 0: the first offset whose timestamp is

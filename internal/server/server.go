@@ -159,9 +159,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
-// response is a queued, fully encoded response frame.
+// response is a queued, fully encoded response frame: buf, or chunks for a Chunked response.
 type response struct {
-	buf []byte
+	buf    []byte
+	chunks []Chunk
 }
 
 func (s *Server) serveConn(c net.Conn) {
@@ -183,7 +184,13 @@ func (s *Server) serveConn(c net.Conn) {
 	go func() {
 		defer close(writerDone)
 		for r := range out {
-			if _, err := c.Write(r.buf); err != nil {
+			var err error
+			if r.chunks != nil {
+				err = writeChunks(c, r.chunks)
+			} else {
+				_, err = c.Write(r.buf)
+			}
+			if err != nil {
 				cancel()
 				c.Close()
 				for range out {
@@ -231,8 +238,14 @@ func (s *Server) serveConn(c net.Conn) {
 		if resp == nil {
 			continue
 		}
+		r := response{}
+		if ch, ok := resp.(*Chunked); ok {
+			r.chunks = frameChunked(req.CorrelationID, ch)
+		} else {
+			r.buf = encodeResponse(req.CorrelationID, resp)
+		}
 		select {
-		case out <- response{buf: encodeResponse(req.CorrelationID, resp)}:
+		case out <- r:
 		case <-ctx.Done():
 			return
 		}
