@@ -250,21 +250,31 @@ func (b *Broker) followMetadata() {
 	}
 }
 
-// maintenance enforces retention every log.retention.check.interval.ms.
+// highWatermarkCheckpointInterval is Kafka's replica.high.watermark.checkpoint.interval.ms.
+const highWatermarkCheckpointInterval = 5 * time.Second
+
+// maintenance enforces retention every log.retention.check.interval.ms and checkpoints the high
+// watermarks every five seconds.
 func (b *Broker) maintenance() {
 	defer b.wg.Done()
 	interval := time.Duration(b.cfg.LogRetentionCheckIntervalMs) * time.Millisecond
 	if interval <= 0 {
 		interval = 5 * time.Minute
 	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
+	retention := time.NewTicker(interval)
+	defer retention.Stop()
+	checkpoint := time.NewTicker(highWatermarkCheckpointInterval)
+	defer checkpoint.Stop()
 	for {
 		select {
 		case <-b.stop:
 			return
-		case <-t.C:
+		case <-retention.C:
 			b.EnforceRetention()
+		case <-checkpoint.C:
+			if err := b.parts.WriteHighWatermarks(); err != nil {
+				b.log.Warn("checkpoint high watermarks", "err", err)
+			}
 		}
 	}
 }
@@ -303,6 +313,9 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 func (b *Broker) closeParts() error {
 	var errs []error
 	if b.parts != nil {
+		if err := b.parts.WriteHighWatermarks(); err != nil {
+			errs = append(errs, fmt.Errorf("checkpoint high watermarks: %w", err))
+		}
 		if err := b.parts.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close partitions: %w", err))
 		}

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 	"strconv"
 	"sync"
 	"testing"
@@ -100,6 +103,23 @@ func TestProduceConsumeRestart(t *testing.T) {
 		}
 	}
 	stopBroker(t, b)
+
+	// A clean shutdown leaves the high watermarks checkpointed, in Kafka's format.
+	cp, err := os.ReadFile(filepath.Join(dir, "replication-offset-checkpoint"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hwSum int64
+	for _, line := range strings.Split(string(cp), "\n") {
+		var topic string
+		var p, hw int64
+		if n, _ := fmt.Sscanf(line, "%s %d %d", &topic, &p, &hw); n == 3 && topic == "orders" {
+			hwSum += hw
+		}
+	}
+	if !strings.HasPrefix(string(cp), "0\n") || hwSum != n {
+		t.Fatalf("checkpoint: high watermarks of orders sum to %d, want %d:\n%s", hwSum, n, cp)
+	}
 
 	b = testBroker(t, dir)
 	defer stopBroker(t, b)

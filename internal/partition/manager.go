@@ -222,3 +222,59 @@ func (m *Manager) Close() error {
 	m.topics = make(map[string][]*Partition)
 	return errors.Join(errs...)
 }
+
+// CheckpointFile is the per-log-dir file holding each hosted partition's high watermark, in
+// Kafka's replication-offset-checkpoint format.
+const CheckpointFile = "replication-offset-checkpoint"
+
+// WriteHighWatermarks writes every log dir's high-watermark checkpoint: a version line (0), a
+// count line, then "topic partition offset" lines. The file is replaced atomically (temp file,
+// fsync, rename, directory fsync).
+func (m *Manager) WriteHighWatermarks() error {
+	byDir := make(map[string][]string)
+	for _, p := range m.All() {
+		d := m.DirOf(p.Topic, p.Index)
+		byDir[d] = append(byDir[d], fmt.Sprintf("%s %d %d", p.Topic, p.Index, p.HighWatermark()))
+	}
+	var errs []error
+	for _, d := range m.dirs {
+		lines := byDir[d]
+		sort.Strings(lines)
+		body := fmt.Sprintf("0\n%d\n", len(lines))
+		for _, l := range lines {
+			body += l + "\n"
+		}
+		if err := writeFileAtomic(filepath.Join(d, CheckpointFile), []byte(body)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func writeFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("sync %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("rename %s: %w", path, err)
+	}
+	dir, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return fmt.Errorf("open dir of %s: %w", path, err)
+	}
+	defer dir.Close()
+	return dir.Sync()
+}
