@@ -39,14 +39,14 @@ test-go:
 # even when the first fails, and the target fails if either did.
 test-integration: build
 	@status=0; \
-	env -u BOOTSTRAP MOLDAU_IMPL=moldau test/peers.sh || status=1; \
-	env -u BOOTSTRAP MOLDAU_IMPL=moldau test/java.sh || status=1; \
+	env -u BOOTSTRAP BROKER_IMPL=moldau test/peers.sh || status=1; \
+	env -u BOOTSTRAP BROKER_IMPL=moldau test/java.sh || status=1; \
 	exit $$status
 
 test-kfake: kfake
 	@status=0; \
-	env -u BOOTSTRAP MOLDAU_IMPL=kfake test/peers.sh || status=1; \
-	env -u BOOTSTRAP MOLDAU_IMPL=kfake test/java.sh || status=1; \
+	env -u BOOTSTRAP BROKER_IMPL=kfake test/peers.sh || status=1; \
+	env -u BOOTSTRAP BROKER_IMPL=kfake test/java.sh || status=1; \
 	exit $$status
 
 bench: check-cmd

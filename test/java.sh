@@ -1,6 +1,6 @@
 #!/bin/bash
 # Runs the Java-side compatibility suites against a broker: the one at BOOTSTRAP if set, else a
-# fresh one started by test/lib.sh (MOLDAU_IMPL=kfake for franz-go's fake broker):
+# fresh one started by test/lib.sh (BROKER_IMPL=kfake for franz-go's fake broker):
 #   1. test/java/official_tools_test.sh   the official kafka-topics / console producer and
 #                                          consumer / consumer-groups tools (kafka-tools 4.x)
 #   2. test/java: mvn test                ClientCompatTest (kafka-clients 4.x, JUnit 5)
@@ -14,13 +14,25 @@ MVN=(mvn -B -q -Dstyle.color=never --no-transfer-progress)
 spring_dir=$REPO_ROOT/examples/spring-kafka
 spring_jar=$spring_dir/target/spring-kafka-example.jar
 
+# quietly RUN...: runs a command with its output in a log, shown only when it fails.
+quietly() {
+  local out rc
+  out=$(mktemp)
+  "$@" >"$out" 2>&1
+  rc=$?
+  [ "$rc" = 0 ] || sed 's/\x1b\[[0-9;]*m//g' "$out"
+  rm -f "$out"
+  return $rc
+}
+
 prepare() {
   log "preparing Maven projects (jars, test classes, spring example)"
-  "$here/java/kafka-tool.sh" kafka-topics --version >/dev/null || return 1
-  (cd "$here/java" && "${MVN[@]}" test-compile) || return 1
+  quietly "$here/java/kafka-tool.sh" kafka-topics --version || return 1
+  (cd "$here/java" && quietly "${MVN[@]}" test-compile) || return 1
   if [ ! -f "$spring_jar" ] || [ -n "$(find "$spring_dir/pom.xml" "$spring_dir/src" -newer "$spring_jar" -print -quit)" ]; then
-    (cd "$spring_dir" && "${MVN[@]}" package -DskipTests) || return 1
+    (cd "$spring_dir" && quietly "${MVN[@]}" package -DskipTests) || return 1
   fi
+  log "Maven projects ready"
 }
 
 client_test() {
@@ -44,7 +56,7 @@ spring_example() {
   local args=()
   # kfake answers CreateTopics with a null Configs array that the Java admin client cannot read;
   # against Moldau a failed topic creation must be fatal.
-  [ "$MOLDAU_IMPL" = kfake ] || args+=(--spring.kafka.admin.fail-fast=true)
+  [ "$BROKER_IMPL" = kfake ] || args+=(--spring.kafka.admin.fail-fast=true)
   SPRING_KAFKA_BOOTSTRAP_SERVERS=$BOOTSTRAP timeout 150 \
     java -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -jar "$spring_jar" "${args[@]}"
 }

@@ -8,14 +8,14 @@
 #   kill9_broker; restart_broker    # crash and recover on the same port and data dir
 #   stop_broker                 # SIGTERM, then wait for the process to exit
 #
-# MOLDAU_IMPL=kfake runs franz-go's fake broker (bench/kfake) instead of Moldau; it is how these
-# scripts are validated while cmd/moldau is being written. MOLDAU_ARGS adds flags to
+# BROKER_IMPL=kfake runs franz-go's fake broker (bench/kfake) instead of Moldau; it is how these
+# scripts are validated while cmd/moldau is being written. BROKER_ARGS adds flags to
 # `moldau server`. BROKER_LOG names the broker's log file (set by start_broker).
 #
 # Nothing here uses `set -e`: functions return non-zero and print why, callers decide.
 
 REPO_ROOT=${REPO_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
-MOLDAU_IMPL=${MOLDAU_IMPL:-moldau}
+BROKER_IMPL=${BROKER_IMPL:-moldau}
 BROKER_START_TIMEOUT=${BROKER_START_TIMEOUT:-30}
 BROKER_STOP_TIMEOUT=${BROKER_STOP_TIMEOUT:-30}
 BROKER_PID=
@@ -27,20 +27,20 @@ BROKER_OWN_DATA=
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 
 broker_bin() {
-  case $MOLDAU_IMPL in
+  case $BROKER_IMPL in
     moldau) echo "$REPO_ROOT/bin/moldau" ;;
     kfake) echo "$REPO_ROOT/bin/kfake" ;;
-    *) log "MOLDAU_IMPL must be moldau or kfake, not '$MOLDAU_IMPL'"; return 1 ;;
+    *) log "BROKER_IMPL must be moldau or kfake, not '$BROKER_IMPL'"; return 1 ;;
   esac
 }
 
 # build_broker: builds the broker binary into bin/. Fails loudly while cmd/moldau does not exist.
 build_broker() {
-  case $MOLDAU_IMPL in
+  case $BROKER_IMPL in
     moldau)
       if [ ! -d "$REPO_ROOT/cmd/moldau" ]; then
         log "ERROR: $REPO_ROOT/cmd/moldau does not exist yet: there is no broker to test."
-        log "       (MOLDAU_IMPL=kfake runs these scripts against franz-go's kfake instead.)"
+        log "       (BROKER_IMPL=kfake runs these scripts against franz-go's kfake instead.)"
         return 1
       fi
       (cd "$REPO_ROOT" && go build -o bin/moldau ./cmd/moldau) || { log "ERROR: go build ./cmd/moldau failed"; return 1; }
@@ -84,11 +84,11 @@ _launch() {
   if [ ! -x "$bin" ]; then
     build_broker || return 1
   fi
-  case $MOLDAU_IMPL in
+  case $BROKER_IMPL in
     moldau)
       # shellcheck disable=SC2086
       "$bin" server --listeners "PLAINTEXT://127.0.0.1:$BROKER_PORT" --data-dir "$BROKER_DATA" \
-        --override group.initial.rebalance.delay.ms=0 ${MOLDAU_ARGS:-} "$@" >>"$BROKER_LOG" 2>&1 &
+        --override group.initial.rebalance.delay.ms=0 ${BROKER_ARGS:-} "$@" >>"$BROKER_LOG" 2>&1 &
       ;;
     kfake)
       # shellcheck disable=SC2086
@@ -105,7 +105,7 @@ _launch() {
     return 1
   fi
   export BOOTSTRAP="127.0.0.1:$BROKER_PORT"
-  log "$MOLDAU_IMPL broker pid $BROKER_PID on $BOOTSTRAP, data $BROKER_DATA, log $BROKER_LOG"
+  log "$BROKER_IMPL broker pid $BROKER_PID on $BOOTSTRAP, data $BROKER_DATA, log $BROKER_LOG"
 }
 
 # start_broker [EXTRA ARGS...]: starts a broker on a free port with a fresh temp data dir.

@@ -1,11 +1,11 @@
 #!/bin/bash
 # Runs the peer smoke tests of ../shared/peers (kcat, confluent-kafka + kafka-python, kafkajs)
 # against a broker: the one at BOOTSTRAP if set, else a fresh one started by test/lib.sh
-# (MOLDAU_IMPL=kfake for franz-go's fake broker). Ends with 'N passed, N failed' summed over
+# (BROKER_IMPL=kfake for franz-go's fake broker). Ends with 'N passed, N failed' summed over
 # all checks; exits 1 when any suite failed.
 #
 #   test/peers.sh                              # build and start bin/moldau
-#   MOLDAU_IMPL=kfake test/peers.sh            # against bench/kfake
+#   BROKER_IMPL=kfake test/peers.sh            # against bench/kfake
 #   BOOTSTRAP=127.0.0.1:9092 test/peers.sh     # against a running broker
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

@@ -2,7 +2,7 @@
 // standalone process.
 //
 // It stands in for the real Moldau broker while that is being written: the
-// integration scripts under test/ are validated against it (MOLDAU_IMPL=kfake,
+// integration scripts under test/ are validated against it (BROKER_IMPL=kfake,
 // see test/lib.sh), and the benchmark harness uses it as a peer.
 //
 //	go run ./bench/kfake -addr 127.0.0.1:9092 -partitions 3
