@@ -9,7 +9,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -76,20 +75,44 @@ Usage:
   moldau <command> [args]
 
 Commands:
-  server        start a broker (moldau server -h lists its flags)
-  %s
+  server                  start a broker (moldau server -h lists its flags)
+%s
 
 Kafka's tools, with Kafka's flags, also run when the binary is invoked under their name
 (ln -s moldau kafka-topics).
 
 Run 'moldau <command> --help' for a command's flags.
-`, version, strings.Join(cli.Commands(), "\n  "))
+`, version, commandList())
+}
+
+// summaries describes the client commands for the usage text.
+var summaries = map[string]string{
+	"topic":                  "create, list, describe, delete, alter-config, add-partitions",
+	"produce":                "send lines from stdin to a topic",
+	"consume":                "print records: from beginning, an offset or a timestamp",
+	"group":                  "list, describe, delete, reset-offsets, delete-offsets",
+	"cluster":                "cluster info: id, controller, brokers",
+	"kafka-topics":           "Kafka's kafka-topics.sh, same flags",
+	"kafka-console-producer": "Kafka's kafka-console-producer.sh, same flags",
+	"kafka-console-consumer": "Kafka's kafka-console-consumer.sh, same flags",
+	"kafka-consumer-groups":  "Kafka's kafka-consumer-groups.sh, same flags",
+	"bench":                  "load generator: produce, consume, e2e latency",
+}
+
+func commandList() string {
+	var b strings.Builder
+	for _, c := range cli.Commands() {
+		fmt.Fprintf(&b, "  %-23s %s\n", c, summaries[c])
+	}
+	return b.String()
 }
 
 func serve(args []string, stderr io.Writer) int {
 	cfg, err := config.ParseServerArgs(args, os.Environ())
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+		var help *config.HelpError
+		if errors.As(err, &help) {
+			fmt.Fprint(stderr, help.Usage)
 			return 0
 		}
 		fmt.Fprintf(stderr, "moldau server: %v\n", err)
