@@ -19,7 +19,9 @@
 //
 // # Locks
 //
-// Lock order: appendMu, then mu. appendMu serializes every mutation (Append,
+// Lock order: cleanMu, then appendMu, then mu. cleanMu serializes cleaning
+// passes (compact.go), which read rolled segments and write their
+// replacements without appendMu and take it only to swap them in. appendMu serializes every mutation (Append,
 // roll, Flush, retention, DeleteRecordsBefore, AssignEpoch, SetConfig, Close).
 // mu (a RWMutex) guards what readers see: the segment list, the published
 // sizes and offsets, the in-memory indexes and the epoch cache. The appender
@@ -61,6 +63,14 @@ type Config struct {
 	FlushIntervalMessages int64 // fsync after this many messages; math.MaxInt64 = never (Kafka default)
 	FlushIntervalMs       int64 // fsync when the oldest unflushed data is this old; MaxInt64 = never
 	FileDeleteDelayMs     int64 // delay before deleting removed segments, default 60000 (0 ok in tests)
+
+	// Compaction (compact.go). The zero value is Kafka's default cleanup.policy=delete.
+	Compact                bool    // cleanup.policy has compact: Clean keeps the latest record per key
+	NoDelete               bool    // cleanup.policy lacks delete: retention.ms and retention.bytes do not apply
+	DeleteRetentionMs      int64   // delete.retention.ms: how long a tombstone outlives its batch's timestamp
+	MinCompactionLagMs     int64   // min.compaction.lag.ms: records younger than this are not compacted
+	MaxCompactionLagMs     int64   // max.compaction.lag.ms: dirty records older than this force a clean; 0 = never
+	MinCleanableDirtyRatio float64 // min.cleanable.dirty.ratio; 0 = Kafka's 0.5
 }
 
 // DefaultConfig returns Kafka's defaults.
@@ -101,6 +111,13 @@ func (c Config) normalized() Config {
 		c.FlushIntervalMs = d.FlushIntervalMs
 	}
 	c.FileDeleteDelayMs = max(c.FileDeleteDelayMs, 0)
+	if c.MaxCompactionLagMs <= 0 {
+		c.MaxCompactionLagMs = math.MaxInt64
+	}
+	if c.MinCleanableDirtyRatio <= 0 {
+		c.MinCleanableDirtyRatio = 0.5
+	}
+	c.DeleteRetentionMs = max(c.DeleteRetentionMs, 0)
 	return c
 }
 
@@ -137,6 +154,12 @@ type Log struct {
 		closed      bool
 	}
 
+	cleanMu sync.Mutex
+	// Guarded by cleanMu.
+	firstDirty   int64 // offsets below this were compacted by this process's last pass
+	tombstoneDue int64 // clock ms from which a tombstone kept by the last pass may go; MaxInt64: none
+	swapHook     func(step string) error // tests only: fail a cleaner swap after a step
+
 	delMu   sync.Mutex
 	pending map[*segment]*time.Timer // segments renamed to .deleted, waiting for FileDeleteDelayMs
 }
@@ -154,7 +177,8 @@ func Open(dir string, cfg Config, clock Clock) (*Log, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("open log %s: %w", dir, err)
 	}
-	l := &Log{dir: dir, clock: clock, cfg: cfg.normalized(), firstUnflushedMs: -1, pending: map[*segment]*time.Timer{}}
+	l := &Log{dir: dir, clock: clock, cfg: cfg.normalized(), firstUnflushedMs: -1, tombstoneDue: math.MaxInt64,
+		pending: map[*segment]*time.Timer{}}
 	if err := l.load(); err != nil {
 		for _, s := range l.mu.segments {
 			s.close()
@@ -165,6 +189,9 @@ func Open(dir string, cfg Config, clock Clock) (*Log, error) {
 }
 
 func (l *Log) load() error {
+	if err := finishCleanerSwap(l.dir); err != nil {
+		return err
+	}
 	cleanPath := filepath.Join(l.dir, cleanShutdownFile)
 	_, statErr := os.Stat(cleanPath)
 	clean := statErr == nil
@@ -197,7 +224,8 @@ func (l *Log) load() error {
 				orphan = true
 			}
 		}
-		if orphan || strings.HasSuffix(name, deletedSuffix) || strings.HasSuffix(name, tmpSuffix) {
+		if orphan || strings.HasSuffix(name, deletedSuffix) || strings.HasSuffix(name, tmpSuffix) ||
+			strings.HasSuffix(name, cleanedSuffix) {
 			if err := os.Remove(filepath.Join(l.dir, name)); err != nil && !os.IsNotExist(err) {
 				return err
 			}

@@ -13,7 +13,9 @@ import (
 // older than retention.ms (by their largest timestamp, or file mtime when no
 // batch has a timestamp) or beyond retention.bytes (deleting a segment only
 // while the log stays >= retention.bytes without it). It never deletes the
-// active segment and only ever deletes a prefix of the log. It returns the
+// active segment and only ever deletes a prefix of the log. Under NoDelete
+// (cleanup.policy=compact alone) only the log start offset removes segments.
+// It returns the
 // number of segments removed.
 func (l *Log) EnforceRetention() (int, error) {
 	l.appendMu.Lock()
@@ -32,12 +34,12 @@ func (l *Log) EnforceRetention() (int, error) {
 	for n < len(segs)-1 && segs[n+1].base <= l.mu.startOffset {
 		n++
 	}
-	if l.cfg.RetentionMs >= 0 {
+	if l.cfg.RetentionMs >= 0 && !l.cfg.NoDelete {
 		for n < len(segs)-1 && nowMs-segmentTimestamp(segs[n]) > l.cfg.RetentionMs {
 			n++
 		}
 	}
-	if l.cfg.RetentionBytes >= 0 {
+	if l.cfg.RetentionBytes >= 0 && !l.cfg.NoDelete {
 		diff := -l.cfg.RetentionBytes
 		for _, s := range segs[n:] {
 			diff += s.size
@@ -126,7 +128,7 @@ func (l *Log) deleteSegmentsLocked(n int) error {
 			return err
 		}
 	}
-	delay := time.Duration(l.cfg.FileDeleteDelayMs) * time.Millisecond
+	delay := l.deleteDelay()
 	var firstErr error
 	for _, s := range removed {
 		for _, ext := range []string{".log", ".index", ".timeindex"} {
@@ -138,6 +140,11 @@ func (l *Log) deleteSegmentsLocked(n int) error {
 	}
 	l.dirDirty = true
 	return firstErr
+}
+
+// deleteDelay is file.delete.delay.ms. REQUIRES: appendMu held.
+func (l *Log) deleteDelay() time.Duration {
+	return time.Duration(l.cfg.FileDeleteDelayMs) * time.Millisecond
 }
 
 func (l *Log) scheduleDelete(s *segment, delay time.Duration) {
@@ -292,7 +299,7 @@ func (l *Log) TruncateTo(offset int64) error {
 		for _, ext := range []string{".log", ".index", ".timeindex"} {
 			os.Rename(r.path(ext), r.path(ext)+deletedSuffix)
 		}
-		l.scheduleDelete(r, time.Duration(l.cfg.FileDeleteDelayMs)*time.Millisecond)
+		l.scheduleDelete(r, l.deleteDelay())
 	}
 	nOff, nTime := 0, 0
 	for nOff < s.offsetEntries() {

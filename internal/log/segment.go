@@ -55,24 +55,31 @@ func (s *segment) path(ext string) string { return filepath.Join(s.dir, segmentN
 // openSegment opens (creating when create is set, truncating stale files) the
 // three files of the segment with the given base offset.
 func openSegment(dir string, base int64, create bool) (*segment, error) {
+	return openSegmentFiles(dir, base, "", create)
+}
+
+// openSegmentFiles is openSegment for files named with suffix after their
+// extension (the cleaner writes NNN.log.cleaned & co); path still names the
+// final files.
+func openSegmentFiles(dir string, base int64, suffix string, create bool) (*segment, error) {
 	s := &segment{base: base, dir: dir, next: base, maxTs: -1, maxTsOffset: -1, firstAppendMs: -1}
 	flags := os.O_RDWR
 	if create {
 		flags |= os.O_CREATE | os.O_TRUNC
 	}
 	var err error
-	if s.log, err = os.OpenFile(s.path(".log"), flags, 0o644); err != nil {
+	if s.log, err = os.OpenFile(s.path(".log")+suffix, flags, 0o644); err != nil {
 		return nil, fmt.Errorf("open segment: %w", err)
 	}
 	idxFlags := os.O_RDWR | os.O_CREATE
 	if create {
 		idxFlags |= os.O_TRUNC
 	}
-	if s.offIdx, err = os.OpenFile(s.path(".index"), idxFlags, 0o644); err != nil {
+	if s.offIdx, err = os.OpenFile(s.path(".index")+suffix, idxFlags, 0o644); err != nil {
 		s.close()
 		return nil, fmt.Errorf("open segment index: %w", err)
 	}
-	if s.timeIdx, err = os.OpenFile(s.path(".timeindex"), idxFlags, 0o644); err != nil {
+	if s.timeIdx, err = os.OpenFile(s.path(".timeindex")+suffix, idxFlags, 0o644); err != nil {
 		s.close()
 		return nil, fmt.Errorf("open segment time index: %w", err)
 	}

@@ -40,7 +40,7 @@ func Encode(spec BatchSpec) ([]byte, error) {
 		body = appendRecord(body, int32(i), r)
 		maxDelta = max(maxDelta, r.TimestampDelta)
 	}
-	body, err := compress(spec, body)
+	body, err := compress(spec.Codec, spec.RawSnappy, body)
 	if err != nil {
 		return nil, fmt.Errorf("encode batch: %s: %w", spec.Codec, err)
 	}
@@ -51,23 +51,79 @@ func Encode(spec BatchSpec) ([]byte, error) {
 	if spec.Control {
 		attrs |= attrControl
 	}
+	return assemble(BatchHeader{
+		BaseOffset:           spec.BaseOffset,
+		PartitionLeaderEpoch: spec.PartitionLeaderEpoch,
+		Attributes:           attrs,
+		LastOffsetDelta:      int32(len(spec.Records) - 1),
+		BaseTimestamp:        spec.BaseTimestamp,
+		MaxTimestamp:         spec.BaseTimestamp + maxDelta,
+		ProducerID:           spec.ProducerID,
+		ProducerEpoch:        spec.ProducerEpoch,
+		BaseSequence:         spec.BaseSequence,
+		NumRecords:           int32(len(spec.Records)),
+	}, body), nil
+}
+
+// Rewrite re-encodes a stored batch with header h holding only recs, a subset
+// of its records in offset order (the log cleaner's output). It keeps what
+// Kafka's cleaner keeps: the base offset and lastOffsetDelta (so the batch
+// still spans its original offsets and the producer's sequence range), each
+// record's own offset and timestamp deltas, the base and max timestamps, the
+// attributes (codec, timestamp type, transactional, control), the producer
+// id, epoch and base sequence, and the partition leader epoch. The records
+// are compressed again with the batch's codec (rawSnappy picks the raw block
+// format over xerial framing). With no records it writes an empty
+// uncompressed batch, which Kafka keeps to preserve a producer's last
+// sequence number.
+func Rewrite(h BatchHeader, recs []Record, rawSnappy bool) ([]byte, error) {
+	var body []byte
+	for _, r := range recs {
+		if r.OffsetDelta < 0 || r.OffsetDelta > h.LastOffsetDelta {
+			return nil, fmt.Errorf("rewrite batch at offset %d: offset delta %d outside [0, %d]: %w",
+				h.BaseOffset, r.OffsetDelta, h.LastOffsetDelta, ErrCorrupt)
+		}
+		body = appendRecord(body, r.OffsetDelta, r)
+	}
+	if len(recs) == 0 {
+		h.Attributes &^= attrCodecMask
+	} else {
+		var err error
+		if body, err = compress(h.Codec(), rawSnappy, body); err != nil {
+			return nil, fmt.Errorf("rewrite batch at offset %d: %s: %w", h.BaseOffset, h.Codec(), err)
+		}
+	}
+	h.NumRecords = int32(len(recs))
+	return assemble(h, body), nil
+}
+
+// assemble writes h's fields (magic 2; length, record count from h and the
+// CRC computed) in front of body, an encoded, possibly compressed, records
+// section.
+func assemble(h BatchHeader, body []byte) []byte {
 	b := make([]byte, HeaderSize, HeaderSize+len(body))
 	be := binary.BigEndian
-	be.PutUint64(b[offBaseOffset:], uint64(spec.BaseOffset))
+	be.PutUint64(b[offBaseOffset:], uint64(h.BaseOffset))
 	be.PutUint32(b[offLength:], uint32(HeaderSize-lengthFieldEnd+len(body)))
-	be.PutUint32(b[offPartitionLeaderEpoch:], uint32(spec.PartitionLeaderEpoch))
+	be.PutUint32(b[offPartitionLeaderEpoch:], uint32(h.PartitionLeaderEpoch))
 	b[offMagic] = 2
-	be.PutUint16(b[offAttributes:], uint16(attrs))
-	be.PutUint32(b[offLastOffsetDelta:], uint32(len(spec.Records)-1))
-	be.PutUint64(b[offBaseTimestamp:], uint64(spec.BaseTimestamp))
-	be.PutUint64(b[offMaxTimestamp:], uint64(spec.BaseTimestamp+maxDelta))
-	be.PutUint64(b[offProducerID:], uint64(spec.ProducerID))
-	be.PutUint16(b[offProducerEpoch:], uint16(spec.ProducerEpoch))
-	be.PutUint32(b[offBaseSequence:], uint32(spec.BaseSequence))
-	be.PutUint32(b[offNumRecords:], uint32(len(spec.Records)))
+	be.PutUint16(b[offAttributes:], uint16(h.Attributes))
+	be.PutUint32(b[offLastOffsetDelta:], uint32(h.LastOffsetDelta))
+	be.PutUint64(b[offBaseTimestamp:], uint64(h.BaseTimestamp))
+	be.PutUint64(b[offMaxTimestamp:], uint64(h.MaxTimestamp))
+	be.PutUint64(b[offProducerID:], uint64(h.ProducerID))
+	be.PutUint16(b[offProducerEpoch:], uint16(h.ProducerEpoch))
+	be.PutUint32(b[offBaseSequence:], uint32(h.BaseSequence))
+	be.PutUint32(b[offNumRecords:], uint32(h.NumRecords))
 	b = append(b, body...)
 	be.PutUint32(b[offCRC:], ComputeCRC(b))
-	return b, nil
+	return b
+}
+
+// IsRawSnappy reports whether a snappy batch's records are a raw snappy block
+// rather than xerial-framed (as Java's producer writes them).
+func IsRawSnappy(batch []byte) bool {
+	return len(batch) > HeaderSize && !bytes.HasPrefix(batch[HeaderSize:], xerialMagic)
 }
 
 // Build is Encode for tests and tools: it panics if spec cannot be encoded
@@ -105,8 +161,8 @@ func appendBytes(dst, v []byte) []byte {
 	return append(dst, v...)
 }
 
-func compress(spec BatchSpec, src []byte) ([]byte, error) {
-	switch spec.Codec {
+func compress(codec Codec, rawSnappy bool, src []byte) ([]byte, error) {
+	switch codec {
 	case CodecNone:
 		return src, nil
 	case CodecGzip:
@@ -120,7 +176,7 @@ func compress(spec BatchSpec, src []byte) ([]byte, error) {
 		}
 		return buf.Bytes(), nil
 	case CodecSnappy:
-		if spec.RawSnappy {
+		if rawSnappy {
 			return snappy.Encode(nil, src), nil
 		}
 		out := append([]byte{}, xerialMagic...)
@@ -153,5 +209,5 @@ func compress(spec BatchSpec, src []byte) ([]byte, error) {
 		defer enc.Close()
 		return enc.EncodeAll(src, nil), nil
 	}
-	return nil, fmt.Errorf("unknown codec %d", int8(spec.Codec))
+	return nil, fmt.Errorf("unknown codec %d", int8(codec))
 }

@@ -1,0 +1,504 @@
+package log
+
+// Log compaction (cleanup.policy=compact), after Kafka's LogCleaner.
+//
+// A cleaning pass reads the log's cleanable prefix: the rolled segments that
+// end at or below the caller's limit (the high watermark) and hold no record
+// younger than min.compaction.lag.ms. It builds a map from every key in that
+// prefix to the offset of its latest record there, then rewrites the prefix
+// group by group (consecutive segments whose inputs fit in one segment),
+// keeping a record only if it is its key's latest; a tombstone (null value)
+// also goes once its batch timestamp is delete.retention.ms old. Records
+// without a key are dropped (Kafka refuses them on a compacted topic). The
+// active segment is never touched, and a record whose key reappears above the
+// prefix is kept until a later pass covers the newer one.
+//
+// Batches keep their offsets: a batch left whole is copied byte for byte, a
+// batch that loses records is re-encoded with the survivors at their original
+// offsets (record.Rewrite), a batch that loses all of them is dropped, except
+// a producer's last batch, which stays as an empty batch so that its sequence
+// number survives (the producer state is rebuilt from batch headers).
+// Control batches are kept as they are.
+//
+// # Crash safety
+//
+// A group's output is written to NNN.log.cleaned (+ .index.cleaned,
+// .timeindex.cleaned) and fsynced. The swap is then committed by writing the
+// cleaner-swap file atomically: it names the output's base and the replaced
+// segments' bases. After that the replaced files are renamed to *.deleted,
+// the output is renamed to its final names (the .log last), the directory is
+// fsynced and cleaner-swap is removed. Open finishes a committed swap
+// (finishCleanerSwap) and drops *.cleaned files of an uncommitted one, so a
+// kill -9 at any point leaves either the old segments or the new one, never
+// both and never neither.
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/moldau/moldau/internal/record"
+)
+
+// segmentExts are the extensions of a segment's files.
+var segmentExts = []string{".log", ".index", ".timeindex"}
+
+// errCleanAborted: the segments being cleaned changed under the cleaner
+// (retention, DeleteRecords, truncation or Close); the pass is retried later.
+var errCleanAborted = errors.New("clean aborted: segments changed")
+
+// CleanStats describes one cleaning pass.
+type CleanStats struct {
+	Segments       int   // segments read
+	Groups         int   // segments written in their place
+	BytesRead      int64 // bytes of the segments read
+	BytesWritten   int64 // bytes of the segments written
+	RecordsRead    int64
+	RecordsRemoved int64
+}
+
+// NeedsCleaning reports whether a compacted log is due for a cleaning pass
+// over offsets below upTo: its dirty (not yet cleaned) share of the cleanable
+// bytes reached min.cleanable.dirty.ratio, or dirty data is older than
+// max.compaction.lag.ms, or a tombstone kept by the last pass is now past
+// delete.retention.ms.
+func (l *Log) NeedsCleaning(upTo int64) bool {
+	l.cleanMu.Lock()
+	defer l.cleanMu.Unlock()
+	l.appendMu.Lock()
+	cfg := l.cfg
+	l.appendMu.Unlock()
+	if !cfg.Compact {
+		return false
+	}
+	nowMs := l.clock.Now().UnixMilli()
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	segs := l.cleanableLocked(upTo, cfg, nowMs)
+	if len(segs) == 0 {
+		return false
+	}
+	if nowMs >= l.tombstoneDue {
+		return true
+	}
+	var total, dirty int64
+	oldestDirty := int64(math.MaxInt64)
+	for _, s := range segs {
+		total += s.size
+		if s.next > l.firstDirty {
+			dirty += s.size
+			if s.maxTs >= 0 {
+				oldestDirty = min(oldestDirty, s.maxTs)
+			}
+		}
+	}
+	if dirty == 0 {
+		return false
+	}
+	if float64(dirty) >= cfg.MinCleanableDirtyRatio*float64(total) {
+		return true
+	}
+	return oldestDirty != math.MaxInt64 && nowMs-oldestDirty >= cfg.MaxCompactionLagMs
+}
+
+// cleanableLocked returns the segments a pass may clean: rolled segments
+// ending at or below upTo, up to the first one holding a record younger than
+// min.compaction.lag.ms. REQUIRES: cleanMu and mu held.
+func (l *Log) cleanableLocked(upTo int64, cfg Config, nowMs int64) []*segment {
+	if l.mu.closed {
+		return nil
+	}
+	segs := l.mu.segments[:len(l.mu.segments)-1]
+	n := 0
+	for n < len(segs) && segs[n].next <= upTo && (cfg.MinCompactionLagMs == 0 || nowMs-segs[n].maxTs >= cfg.MinCompactionLagMs) {
+		n++
+	}
+	return append([]*segment(nil), segs[:n]...)
+}
+
+// Clean runs one compaction pass over the cleanable segments below upTo (see
+// the file comment), whatever NeedsCleaning says. It is a no-op for a log
+// without cleanup.policy=compact.
+func (l *Log) Clean(upTo int64) (CleanStats, error) {
+	l.cleanMu.Lock()
+	defer l.cleanMu.Unlock()
+	l.appendMu.Lock()
+	cfg, closed := l.cfg, l.mu.closed
+	l.appendMu.Unlock()
+	if !cfg.Compact || closed {
+		return CleanStats{}, nil
+	}
+	nowMs := l.clock.Now().UnixMilli()
+	l.mu.RLock()
+	segs := l.cleanableLocked(upTo, cfg, nowMs)
+	l.mu.RUnlock()
+	if len(segs) == 0 {
+		return CleanStats{}, nil
+	}
+	c := cleaner{l: l, cfg: cfg, nowMs: nowMs, tombstoneDue: math.MaxInt64}
+	if err := c.buildOffsetMap(segs); err != nil {
+		return c.stats, fmt.Errorf("clean %s: %w", l.dir, err)
+	}
+	for _, group := range l.groupForCleaning(segs, cfg) {
+		if err := c.cleanGroup(group); err != nil {
+			return c.stats, fmt.Errorf("clean %s: %w", l.dir, err)
+		}
+	}
+	l.mu.RLock()
+	l.firstDirty = segs[len(segs)-1].next
+	l.mu.RUnlock()
+	l.tombstoneDue = c.tombstoneDue
+	return c.stats, nil
+}
+
+// cleaner holds one pass's state.
+type cleaner struct {
+	l     *Log
+	cfg   Config
+	nowMs int64
+
+	latest       map[string]int64 // key -> offset of its latest record in the cleanable segments
+	lastBatch    map[int64]int64  // producer id -> base offset of its last batch in the whole log
+	tombstoneDue int64            // earliest time a kept tombstone may go
+	stats        CleanStats
+	buf          []byte
+}
+
+// eachBatch calls fn with every batch of s (validated: CRC and offsets).
+// A rolled segment's bytes do not change, so it reads without locks.
+func (c *cleaner) eachBatch(s *segment, fn func(h record.BatchHeader, batch []byte) error) error {
+	c.l.mu.RLock()
+	size := s.size
+	c.l.mu.RUnlock()
+	next := s.base
+	for pos := int64(0); pos < size; {
+		h, err := s.readBatch(pos, size, next, &c.buf)
+		if err != nil {
+			return fmt.Errorf("read %s at %d: %w", s.log.Name(), pos, err)
+		}
+		if err := fn(h, c.buf[:h.Size()]); err != nil {
+			return err
+		}
+		pos += int64(h.Size())
+		next = h.LastOffset() + 1
+	}
+	return nil
+}
+
+// buildOffsetMap fills latest from the cleanable segments and lastBatch from
+// the whole log.
+func (c *cleaner) buildOffsetMap(segs []*segment) error {
+	c.latest = map[string]int64{}
+	c.lastBatch = map[int64]int64{}
+	for _, s := range segs {
+		err := c.eachBatch(s, func(h record.BatchHeader, batch []byte) error {
+			if h.ProducerID >= 0 {
+				c.lastBatch[h.ProducerID] = h.BaseOffset
+			}
+			if h.Control() {
+				return nil
+			}
+			_, recs, err := record.Records(batch)
+			if err != nil {
+				return err
+			}
+			for _, r := range recs {
+				if r.Key != nil {
+					c.latest[string(r.Key)] = h.BaseOffset + int64(r.OffsetDelta)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return c.l.ScanHeaders(segs[len(segs)-1].next, func(h record.BatchHeader) error {
+		if h.ProducerID >= 0 {
+			c.lastBatch[h.ProducerID] = h.BaseOffset
+		}
+		return nil
+	})
+}
+
+// groupForCleaning splits segs into runs of consecutive segments whose sizes
+// and index entries together fit one segment and whose offsets fit the
+// 32-bit relative offsets of one index (Kafka's groupSegmentsBySize).
+func (l *Log) groupForCleaning(segs []*segment, cfg Config) [][]*segment {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	var groups [][]*segment
+	for i := 0; i < len(segs); {
+		size, offIdx, timeIdx := segs[i].size, len(segs[i].offIndex), len(segs[i].timeIndex)
+		j := i + 1
+		for j < len(segs) {
+			s := segs[j]
+			if size+s.size > cfg.SegmentBytes ||
+				int64(offIdx+len(s.offIndex)) > int64(cfg.SegmentIndexBytes) ||
+				int64(timeIdx+len(s.timeIndex)) > int64(cfg.SegmentIndexBytes) ||
+				s.next-1-segs[i].base > math.MaxInt32 {
+				break
+			}
+			size, offIdx, timeIdx = size+s.size, offIdx+len(s.offIndex), timeIdx+len(s.timeIndex)
+			j++
+		}
+		groups = append(groups, segs[i:j])
+		i = j
+	}
+	return groups
+}
+
+// keep reports whether the record at offset off of a batch with header h
+// survives compaction.
+func (c *cleaner) keep(h record.BatchHeader, off int64, r record.Record) bool {
+	if r.Key == nil || c.latest[string(r.Key)] > off {
+		return false
+	}
+	if r.Value == nil {
+		if age := c.nowMs - h.MaxTimestamp; age >= c.cfg.DeleteRetentionMs {
+			return false
+		}
+		due := int64(math.MaxInt64)
+		if h.MaxTimestamp <= math.MaxInt64-c.cfg.DeleteRetentionMs {
+			due = h.MaxTimestamp + c.cfg.DeleteRetentionMs
+		}
+		c.tombstoneDue = min(c.tombstoneDue, due)
+	}
+	return true
+}
+
+// compactBatch returns what of batch goes into the cleaned segment: the batch
+// itself, a rewritten one, or nil.
+func (c *cleaner) compactBatch(h record.BatchHeader, batch []byte) ([]byte, error) {
+	c.stats.RecordsRead += int64(h.NumRecords)
+	if h.Control() {
+		return batch, nil
+	}
+	_, recs, err := record.Records(batch)
+	if err != nil {
+		return nil, err
+	}
+	kept := make([]record.Record, 0, len(recs))
+	for _, r := range recs {
+		if c.keep(h, h.BaseOffset+int64(r.OffsetDelta), r) {
+			kept = append(kept, r)
+		}
+	}
+	c.stats.RecordsRemoved += int64(len(recs) - len(kept))
+	switch {
+	case len(kept) == len(recs):
+		return batch, nil
+	case len(kept) == 0 && (h.ProducerID < 0 || c.lastBatch[h.ProducerID] != h.BaseOffset):
+		return nil, nil
+	}
+	return record.Rewrite(h, kept, h.Codec() == record.CodecSnappy && record.IsRawSnappy(batch))
+}
+
+// cleanGroup writes the compacted contents of group into one new segment
+// and swaps it in for them.
+func (c *cleaner) cleanGroup(group []*segment) error {
+	l := c.l
+	out, err := openSegmentFiles(l.dir, group[0].base, cleanedSuffix, true)
+	if err != nil {
+		return err
+	}
+	swapped := false
+	defer func() {
+		if !swapped {
+			out.close()
+			for _, ext := range segmentExts {
+				os.Remove(out.path(ext) + cleanedSuffix)
+			}
+		}
+	}()
+	for _, s := range group {
+		c.stats.Segments++
+		err := c.eachBatch(s, func(h record.BatchHeader, batch []byte) error {
+			c.stats.BytesRead += int64(len(batch))
+			b, err := c.compactBatch(h, batch)
+			if err != nil || b == nil {
+				return err
+			}
+			if _, err := out.log.WriteAt(b, out.size); err != nil {
+				return fmt.Errorf("write %s: %w", out.log.Name(), err)
+			}
+			nh, _ := record.ParseHeader(b)
+			out.indexBatch(out.size, int64(len(b)), nh.LastOffset(), nh.MaxTimestamp, c.cfg.IndexIntervalBytes)
+			return nil
+		})
+		if err != nil {
+			if l.isClosed() {
+				return errCleanAborted
+			}
+			return err
+		}
+	}
+	out.maybeAppendTime()
+	if err := out.writeIndexes(); err != nil {
+		return err
+	}
+	if err := out.sync(); err != nil {
+		return err
+	}
+	if err := l.swapCleaned(out, group); err != nil {
+		return err
+	}
+	swapped = true
+	c.stats.Groups++
+	c.stats.BytesWritten += out.size
+	return nil
+}
+
+func (l *Log) isClosed() bool {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.mu.closed
+}
+
+// swapCleaned replaces the segments of group, which must still be in the log
+// unchanged, with out. See the file comment for the protocol.
+func (l *Log) swapCleaned(out *segment, group []*segment) error {
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	if l.mu.closed || l.failed != nil {
+		return errCleanAborted
+	}
+	segs := l.mu.segments
+	i := 0
+	for i < len(segs) && segs[i] != group[0] {
+		i++
+	}
+	if i+len(group) >= len(segs) { // the active segment is never part of a group
+		return errCleanAborted
+	}
+	for j, s := range group {
+		if segs[i+j] != s {
+			return errCleanAborted
+		}
+	}
+	if err := l.swapStep("commit", writeFileAtomic(l.dir, cleanerSwapFile, swapManifest(out.base, group))); err != nil {
+		return err
+	}
+	// Committed: from here on Open would finish the swap, so a failure marks the log failed.
+	fail := func(err error) error {
+		l.failed = fmt.Errorf("swap cleaned segment %s: %w", out.path(".log"), err)
+		return l.failed
+	}
+	for _, s := range group {
+		for _, ext := range segmentExts {
+			if err := l.swapStep("retire "+segmentName(s.base, ext), os.Rename(s.path(ext), s.path(ext)+deletedSuffix)); err != nil {
+				return fail(err)
+			}
+		}
+	}
+	for _, ext := range []string{".index", ".timeindex", ".log"} {
+		if err := l.swapStep("install "+ext, os.Rename(out.path(ext)+cleanedSuffix, out.path(ext))); err != nil {
+			return fail(err)
+		}
+	}
+	if err := l.swapStep("sync", syncDir(l.dir)); err != nil {
+		return fail(err)
+	}
+	if err := l.swapStep("uncommit", os.Remove(filepath.Join(l.dir, cleanerSwapFile))); err != nil {
+		return fail(err)
+	}
+	if err := syncDir(l.dir); err != nil {
+		return fail(err)
+	}
+	l.mu.Lock()
+	l.mu.segments = append(append(append([]*segment(nil), segs[:i]...), out), segs[i+len(group):]...)
+	l.mu.Unlock()
+	delay := l.deleteDelay()
+	for _, s := range group {
+		l.scheduleDelete(s, delay)
+	}
+	return nil
+}
+
+// swapStep returns err, or what the test hook says after a step that
+// succeeded (a test stops the swap there to recover as after a crash).
+func (l *Log) swapStep(step string, err error) error {
+	if err == nil && l.swapHook != nil {
+		return l.swapHook(step)
+	}
+	return err
+}
+
+// swapManifest is the content of cleaner-swap: the output's base offset,
+// then the bases of the segments it replaces, one per line.
+func swapManifest(base int64, group []*segment) []byte {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d\n", base)
+	for _, s := range group {
+		fmt.Fprintf(&b, "%d\n", s.base)
+	}
+	return []byte(b.String())
+}
+
+// finishCleanerSwap completes a swap that was committed (cleaner-swap
+// exists) when the process stopped: the replaced segments go and the cleaned
+// .log takes its final name (its indexes are rebuilt by recovery). Without a
+// cleaner-swap file there is nothing to do; Open removes stray *.cleaned.
+func finishCleanerSwap(dir string) error {
+	manifest := filepath.Join(dir, cleanerSwapFile)
+	data, err := os.ReadFile(manifest)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read %s: %w", manifest, err)
+	}
+	var bases []int64
+	for _, line := range strings.Fields(string(data)) {
+		b, err := strconv.ParseInt(line, 10, 64)
+		if err != nil || b < 0 {
+			return fmt.Errorf("%s: bad base offset %q", manifest, line)
+		}
+		bases = append(bases, b)
+	}
+	if len(bases) < 2 {
+		return fmt.Errorf("%s: %d base offsets, want the output's and at least one replaced", manifest, len(bases))
+	}
+	newBase, replaced := bases[0], bases[1:]
+	cleanedLog := filepath.Join(dir, segmentName(newBase, ".log")+cleanedSuffix)
+	if _, err := os.Stat(cleanedLog); err == nil {
+		// The output is not in place yet: every replaced file goes (the one
+		// named like the output included), then the output takes its name.
+		if err := removeSegmentFiles(dir, replaced); err != nil {
+			return err
+		}
+		if err := os.Rename(cleanedLog, filepath.Join(dir, segmentName(newBase, ".log"))); err != nil {
+			return fmt.Errorf("finish cleaner swap: %w", err)
+		}
+	} else {
+		// The output is in place; replaced segments other than its own name may remain.
+		var others []int64
+		for _, b := range replaced {
+			if b != newBase {
+				others = append(others, b)
+			}
+		}
+		if err := removeSegmentFiles(dir, others); err != nil {
+			return err
+		}
+	}
+	for _, ext := range []string{".index", ".timeindex"} {
+		// Whichever index files exist may be the old segment's: rebuild them.
+		for _, name := range []string{segmentName(newBase, ext), segmentName(newBase, ext) + cleanedSuffix} {
+			if err := os.Remove(filepath.Join(dir, name)); err != nil && !os.IsNotExist(err) {
+				return fmt.Errorf("finish cleaner swap: %w", err)
+			}
+		}
+	}
+	if err := syncDir(dir); err != nil {
+		return err
+	}
+	if err := os.Remove(manifest); err != nil {
+		return fmt.Errorf("finish cleaner swap: %w", err)
+	}
+	return syncDir(dir)
+}
