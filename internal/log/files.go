@@ -16,8 +16,8 @@ const (
 	leaderEpochFile    = "leader-epoch-checkpoint" // Kafka's text format
 	deletedSuffix      = ".deleted"
 	tmpSuffix          = ".tmp"
-	cleanedSuffix      = ".cleaned"                // a cleaner's output before it is swapped in
-	cleanerSwapFile    = "cleaner-swap"            // a committed swap of cleaned segments (compact.go)
+	cleanedSuffix      = ".cleaned"     // a cleaner's output before it is swapped in
+	cleanerSwapFile    = "cleaner-swap" // a committed swap of cleaned segments (compact.go)
 )
 
 // writeFileAtomic replaces dir/name with data: write a temp file, fsync it,

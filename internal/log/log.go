@@ -156,8 +156,8 @@ type Log struct {
 
 	cleanMu sync.Mutex
 	// Guarded by cleanMu.
-	firstDirty   int64 // offsets below this were compacted by this process's last pass
-	tombstoneDue int64 // clock ms from which a tombstone kept by the last pass may go; MaxInt64: none
+	firstDirty   int64                   // offsets below this were compacted by this process's last pass
+	tombstoneDue int64                   // clock ms from which a tombstone kept by the last pass may go; MaxInt64: none
 	swapHook     func(step string) error // tests only: fail a cleaner swap after a step
 
 	delMu   sync.Mutex
