@@ -43,6 +43,13 @@ func (b *Broker) settingsFor(t *metadata.Topic) (partition.Settings, error) {
 			FlushIntervalMessages: ts.FlushIntervalMessages,
 			FlushIntervalMs:       ts.FlushIntervalMs,
 			FileDeleteDelayMs:     ts.FileDeleteDelayMs,
+
+			Compact:                ts.Compact,
+			NoDelete:               !ts.Delete,
+			DeleteRetentionMs:      ts.DeleteRetentionMs,
+			MinCompactionLagMs:     ts.MinCompactionLagMs,
+			MaxCompactionLagMs:     ts.MaxCompactionLagMs,
+			MinCleanableDirtyRatio: ts.MinCleanableDirtyRatio,
 		},
 		MaxMessageBytes:   ts.MaxMessageBytes,
 		LogAppendTime:     ts.LogAppendTime,

@@ -102,6 +102,8 @@ type Config struct {
 	LogFlushIntervalMs           int64    // log.flush.interval.ms; math.MaxInt64 when unset
 	LogSegmentDeleteDelayMs      int64    // log.segment.delete.delay.ms
 	LogRetentionCheckIntervalMs  int64    // log.retention.check.interval.ms
+	LogCleanerEnable             bool     // log.cleaner.enable
+	LogCleanerBackoffMs          int64    // log.cleaner.backoff.ms
 	LogCleanupPolicy             []string // log.cleanup.policy: delete and/or compact
 	LogMessageTimestampType      string   // log.message.timestamp.type: CreateTime | LogAppendTime
 	LogMessageTimestampBeforeMax int64    // log.message.timestamp.before.max.ms
@@ -362,6 +364,8 @@ func (b *builder) fill() {
 	}
 	c.LogSegmentDeleteDelayMs = b.int64("log.segment.delete.delay.ms")
 	c.LogRetentionCheckIntervalMs = b.int64("log.retention.check.interval.ms")
+	c.LogCleanerEnable = b.bool("log.cleaner.enable")
+	c.LogCleanerBackoffMs = b.int64("log.cleaner.backoff.ms")
 	c.LogCleanupPolicy = splitList(b.get("log.cleanup.policy"))
 	c.LogMessageTimestampType = b.get("log.message.timestamp.type")
 	c.LogMessageTimestampBeforeMax = b.int64("log.message.timestamp.before.max.ms")

@@ -283,6 +283,8 @@ var brokerKeys = []Key{
 	{Name: "log.message.timestamp.type", Type: TypeString, Default: "CreateTime", Dynamic: true, check: checkOneOf(timestampTypes...), Doc: "Default message.timestamp.type of topics."},
 	{Name: "log.message.timestamp.before.max.ms", Type: TypeLong, Default: maxLongStr, Dynamic: true, check: longAtLeast(0), Doc: "Largest allowed age of a record timestamp (CreateTime topics)."},
 	{Name: "log.message.timestamp.after.max.ms", Type: TypeLong, Default: maxLongStr, Dynamic: true, check: longAtLeast(0), Doc: "Largest allowed distance of a record timestamp into the future (CreateTime topics)."},
+	{Name: "log.cleaner.enable", Type: TypeBoolean, Default: "true", check: checkBool, Doc: "Run the log cleaner, which compacts topics with cleanup.policy=compact (__consumer_offsets among them)."},
+	{Name: "log.cleaner.backoff.ms", Type: TypeLong, Default: "15000", check: longAtLeast(0), Doc: "How often the log cleaner looks for logs to compact."},
 	{Name: "log.cleaner.delete.retention.ms", Type: TypeLong, Default: "86400000", Dynamic: true, check: longAtLeast(0), Doc: "Default delete.retention.ms of topics."},
 	{Name: "log.cleaner.min.compaction.lag.ms", Type: TypeLong, Default: "0", Dynamic: true, check: longAtLeast(0), Doc: "Default min.compaction.lag.ms of topics."},
 	{Name: "log.cleaner.max.compaction.lag.ms", Type: TypeLong, Default: maxLongStr, Dynamic: true, check: longAtLeast(1), Doc: "Default max.compaction.lag.ms of topics."},

@@ -171,6 +171,11 @@ func (p *Partition) Append(records []byte, acks int16) (AppendResult, error) {
 			return res, fmt.Errorf("partition %s-%d: batch of %d bytes is over max.message.bytes %d: %w",
 				p.Topic, p.Index, len(b), s.MaxMessageBytes, kerr.MessageTooLarge)
 		}
+		if s.Log.Compact && !h.Control() {
+			if err := requireKeys(b); err != nil {
+				return res, fmt.Errorf("partition %s-%d: %v: %w", p.Topic, p.Index, err, kerr.InvalidRecord)
+			}
+		}
 		if h.ProducerID >= 0 && len(batches) > 1 {
 			return res, fmt.Errorf("partition %s-%d: an idempotent produce carries exactly one batch: %w",
 				p.Topic, p.Index, kerr.InvalidRecord)
@@ -220,6 +225,23 @@ func (p *Partition) Append(records []byte, acks int16) (AppendResult, error) {
 	// One replica: the write is committed as soon as it is in the log.
 	p.advanceHighWatermark(p.log.LogEndOffset())
 	return res, nil
+}
+
+// requireKeys checks that every record of batch has a key, as a compacted topic requires (Kafka
+// refuses keyless records there with INVALID_RECORD). It decodes the batch, so only compacted
+// topics pay for it.
+func requireKeys(batch []byte) error {
+	h, recs, err := record.Records(batch)
+	if err != nil {
+		return err
+	}
+	for _, r := range recs {
+		if r.Key == nil {
+			return fmt.Errorf("record at offset delta %d of batch at %d has no key: a compacted topic cannot accept a record without a key",
+				r.OffsetDelta, h.BaseOffset)
+		}
+	}
+	return nil
 }
 
 // advanceHighWatermark moves the high watermark forward and wakes waiting fetches.
