@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"math"
 	"sort"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -32,7 +33,7 @@ func (b *Broker) settingsFor(t *metadata.Topic) (partition.Settings, error) {
 	if err != nil {
 		return partition.Settings{}, fmt.Errorf("topic %s: %w", t.Name, err)
 	}
-	return partition.Settings{
+	settings := partition.Settings{
 		Log: log.Config{
 			SegmentBytes:          ts.SegmentBytes,
 			SegmentMs:             ts.SegmentMs,
@@ -54,7 +55,13 @@ func (b *Broker) settingsFor(t *metadata.Topic) (partition.Settings, error) {
 		MaxMessageBytes:   ts.MaxMessageBytes,
 		LogAppendTime:     ts.LogAppendTime,
 		MinInsyncReplicas: int(ts.MinInsyncReplicas),
-	}, nil
+	}
+	if ts.FlushIntervalMessages == 1 {
+		// Every message flushed: group-commit before the ack instead of an fsync per batch.
+		settings.SyncBeforeAck = true
+		settings.Log.FlushIntervalMessages = math.MaxInt64
+	}
+	return settings, nil
 }
 
 // PartitionSettings implements handler.Cluster.

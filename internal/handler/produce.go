@@ -5,7 +5,9 @@ package handler
 // Each partition's batches are validated whole (CRC, size against max.message.bytes, idempotent
 // sequence) and then appended; a partition's error never affects another partition. acks=0 gets
 // no response. On one node, acks=1 and acks=-1 are both satisfied once the batch is in the log,
-// after min.insync.replicas is checked against the in-sync replica count.
+// after min.insync.replicas is checked against the in-sync replica count. Under
+// log.flush.interval.messages=1 the response waits for one group-committed sync per log dir,
+// after all of the request's appends.
 
 import (
 	"context"
@@ -14,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/moldau/moldau/internal/log"
 	"github.com/moldau/moldau/internal/metadata"
 	"github.com/moldau/moldau/internal/server"
 )
@@ -32,8 +35,12 @@ func (h *Handler) handleProduce(_ context.Context, req *server.Request) (kmsg.Re
 		topLevel = fmt.Errorf("transactions are not supported yet: %w", kerr.TransactionalIDAuthorizationFailed)
 	}
 
+	// Partitions whose flush policy wants the data on disk before the ack, by log dir syncer:
+	// synced once each after every append (group commit).
+	type at struct{ topic, partition int }
+	toSync := map[*log.Syncer][]at{}
 	im := h.meta.Image()
-	for _, rt := range r.Topics {
+	for ti, rt := range r.Topics {
 		st := kmsg.NewProduceResponseTopic()
 		st.Topic = rt.Topic
 		st.TopicID = rt.TopicID
@@ -46,7 +53,11 @@ func (h *Handler) handleProduce(_ context.Context, req *server.Request) (kmsg.Re
 			sp.LogStartOffset = -1
 			err := topLevel
 			if err == nil {
-				err = h.produceTo(t, topicOK, rt.Topic, rp, r.Acks, &sp)
+				var syncer *log.Syncer
+				syncer, err = h.produceTo(t, topicOK, rt.Topic, rp, r.Acks, &sp)
+				if syncer != nil {
+					toSync[syncer] = append(toSync[syncer], at{ti, len(st.Partitions)})
+				}
 			}
 			if err != nil {
 				sp.ErrorCode = errorCode(err)
@@ -59,26 +70,42 @@ func (h *Handler) handleProduce(_ context.Context, req *server.Request) (kmsg.Re
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
+	for syncer, parts := range toSync {
+		if err := syncer.Sync(); err != nil {
+			err = fmt.Errorf("fsync before ack: %v: %w", err, kerr.KafkaStorageError)
+			h.log.Error("produce not durable", "err", err)
+			for _, a := range parts {
+				sp := &resp.Topics[a.topic].Partitions[a.partition]
+				sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = -1, -1, -1
+				sp.ErrorCode = errorCode(err)
+				if r.Version >= 8 {
+					sp.ErrorMessage = errorMessage(err)
+				}
+			}
+		}
+	}
 	if r.Acks == 0 {
 		return nil, nil
 	}
 	return resp, nil
 }
 
-func (h *Handler) produceTo(t *metadata.Topic, topicOK bool, name string, rp kmsg.ProduceRequestTopicPartition, acks int16, sp *kmsg.ProduceResponseTopicPartition) error {
+// produceTo appends one partition's batches and fills sp. It returns the syncer to wait on before
+// the ack, if the partition's flush policy asks for one.
+func (h *Handler) produceTo(t *metadata.Topic, topicOK bool, name string, rp kmsg.ProduceRequestTopicPartition, acks int16, sp *kmsg.ProduceResponseTopicPartition) (*log.Syncer, error) {
 	if !topicOK || rp.Partition < 0 || int(rp.Partition) >= len(t.Partitions) {
-		return fmt.Errorf("%s-%d: %w", name, rp.Partition, kerr.UnknownTopicOrPartition)
+		return nil, fmt.Errorf("%s-%d: %w", name, rp.Partition, kerr.UnknownTopicOrPartition)
 	}
 	p := h.parts.Get(name, rp.Partition)
 	if p == nil || t.Partitions[rp.Partition].Leader != h.opts.NodeID {
-		return fmt.Errorf("%s-%d: %w", name, rp.Partition, kerr.NotLeaderForPartition)
+		return nil, fmt.Errorf("%s-%d: %w", name, rp.Partition, kerr.NotLeaderForPartition)
 	}
 	res, err := p.Append(rp.Records, acks)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	sp.BaseOffset = res.BaseOffset
 	sp.LogAppendTime = res.LogAppendTime
 	sp.LogStartOffset = res.LogStartOffset
-	return nil
+	return p.AckSyncer(), nil
 }

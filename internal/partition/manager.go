@@ -18,8 +18,9 @@ import (
 // A partition lives in `<log.dir>/<topic>-<partition>`. New partitions go to the log directory
 // holding the fewest partitions, as Kafka places them.
 type Manager struct {
-	dirs  []string
-	clock log.Clock
+	dirs    []string
+	clock   log.Clock
+	syncers map[string]*log.Syncer // log dir -> its group-commit syncer (fsync before ack)
 
 	mu     sync.RWMutex
 	topics map[string][]*Partition // index == partition id; nil entries are not hosted here
@@ -29,11 +30,17 @@ type Manager struct {
 // NewManager scans the log directories for existing partition directories; they are opened when
 // the metadata says they belong here (Ensure).
 func NewManager(dirs []string, clock log.Clock) (*Manager, error) {
-	m := &Manager{dirs: dirs, clock: clock, topics: make(map[string][]*Partition), onDisk: make(map[string]string)}
+	m := &Manager{dirs: dirs, clock: clock, syncers: make(map[string]*log.Syncer),
+		topics: make(map[string][]*Partition), onDisk: make(map[string]string)}
 	for _, d := range dirs {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("create log dir %s: %w", d, err)
 		}
+		syncer, err := log.NewSyncer(d)
+		if err != nil {
+			return nil, err
+		}
+		m.syncers[d] = syncer
 		entries, err := os.ReadDir(d)
 		if err != nil {
 			return nil, fmt.Errorf("read log dir %s: %w", d, err)
@@ -120,7 +127,7 @@ func (m *Manager) Ensure(topic string, p int32, s Settings, leaderEpoch int32) (
 		dir = m.leastLoadedDirLocked()
 		m.onDisk[name] = dir
 	}
-	part, err := Open(filepath.Join(dir, name), topic, p, s, leaderEpoch, m.clock)
+	part, err := Open(filepath.Join(dir, name), topic, p, s, leaderEpoch, m.clock, m.syncers[dir])
 	if err != nil {
 		return nil, err
 	}
@@ -220,6 +227,9 @@ func (m *Manager) Close() error {
 		}
 	}
 	m.topics = make(map[string][]*Partition)
+	for _, s := range m.syncers {
+		errs = append(errs, s.Close())
+	}
 	return errors.Join(errs...)
 }
 

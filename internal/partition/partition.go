@@ -23,6 +23,9 @@ type Settings struct {
 	LogAppendTime bool
 	// MinInsyncReplicas is min.insync.replicas, checked for acks=all.
 	MinInsyncReplicas int
+	// SyncBeforeAck is log.flush.interval.messages=1 (flush.messages=1): a produce is answered
+	// only once its batches are on disk, through the log dir's group-commit Syncer.
+	SyncBeforeAck bool
 }
 
 // Partition is a replica of one topic partition on this broker.
@@ -34,6 +37,7 @@ type Partition struct {
 	Index int32
 
 	log      *log.Log
+	syncer   *log.Syncer // the log dir's; used when Settings.SyncBeforeAck
 	settings atomic.Pointer[Settings]
 	clock    log.Clock
 
@@ -50,8 +54,9 @@ type Partition struct {
 	watchers map[chan<- struct{}]struct{} // signalled (non-blocking) when the high watermark moves
 }
 
-// Open opens (or creates) the partition's log in dir and rebuilds its producer state.
-func Open(dir, topic string, index int32, s Settings, leaderEpoch int32, clock log.Clock) (*Partition, error) {
+// Open opens (or creates) the partition's log in dir and rebuilds its producer state. syncer is
+// the log dir's group-commit syncer, which AckSyncer hands out under SyncBeforeAck.
+func Open(dir, topic string, index int32, s Settings, leaderEpoch int32, clock log.Clock, syncer *log.Syncer) (*Partition, error) {
 	l, err := log.Open(dir, s.Log, clock)
 	if err != nil {
 		return nil, fmt.Errorf("open partition %s-%d: %w", topic, index, err)
@@ -60,6 +65,7 @@ func Open(dir, topic string, index int32, s Settings, leaderEpoch int32, clock l
 		Topic:     topic,
 		Index:     index,
 		log:       l,
+		syncer:    syncer,
 		clock:     clock,
 		producers: make(producerStates),
 		watchers:  make(map[chan<- struct{}]struct{}),
@@ -183,6 +189,24 @@ func (p *Partition) Append(records []byte, acks int16) (AppendResult, error) {
 		headers[i] = h
 	}
 
+	return p.appendValidated(batches, headers, s)
+}
+
+// AckSyncer returns the group-commit syncer that a produce to this partition must wait on
+// (Syncer.Sync) before it is acknowledged, or nil when the flush policy does not ask for it.
+// Callers appending to several partitions sync each distinct syncer once, after all appends, so
+// one fsync of a log dir covers every partition of the request (and of concurrent requests).
+func (p *Partition) AckSyncer() *log.Syncer {
+	if p.settings.Load().SyncBeforeAck {
+		return p.syncer
+	}
+	return nil
+}
+
+// appendValidated appends validated batches under appendMu: the idempotent duplicate check, the
+// appends, the producer state and the high watermark.
+func (p *Partition) appendValidated(batches [][]byte, headers []record.BatchHeader, s *Settings) (AppendResult, error) {
+	res := AppendResult{BaseOffset: -1, LogAppendTime: -1}
 	var appendTime int64 = -1
 	if s.LogAppendTime {
 		appendTime = p.clock.Now().UnixMilli()

@@ -1,0 +1,103 @@
+package log
+
+import (
+	"errors"
+	"os"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestSyncerGroupsWaiters holds the first sync, queues callers behind it and checks that one more
+// sync serves them all, and that a caller never returns before a sync that began after its call.
+func TestSyncerGroupsWaiters(t *testing.T) {
+	s, err := NewSyncer(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	entered := make(chan int, 10)
+	release := make(chan struct{})
+	var mu sync.Mutex
+	calls := 0
+	s.syncFS = func(*os.File) error {
+		mu.Lock()
+		calls++
+		n := calls
+		mu.Unlock()
+		entered <- n
+		<-release
+		return nil
+	}
+	first := make(chan error)
+	go func() { first <- s.Sync() }()
+	if n := <-entered; n != 1 {
+		t.Fatalf("sync %d first", n)
+	}
+	const waiters = 10
+	var wg sync.WaitGroup
+	returned := make(chan struct{}, waiters)
+	for range waiters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.Sync(); err != nil {
+				t.Error(err)
+			}
+			returned <- struct{}{}
+		}()
+	}
+	// Let the waiters queue behind the running sync (the check below does not depend on it).
+	time.Sleep(50 * time.Millisecond)
+	select {
+	case <-returned:
+		t.Fatal("a caller returned while the only sync running began before its call")
+	default:
+	}
+	release <- struct{}{} // the first sync finishes
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if n := <-entered; n != 2 {
+		t.Fatalf("sync %d second", n)
+	}
+	close(release) // the second, and any later, finish at once
+	wg.Wait()
+	// Every waiter that queued during sync 1 is covered by sync 2. A waiter that arrived after
+	// sync 2 began (not before the 50 ms pause, on a loaded machine) may need a third.
+	if got := s.Syncs(); got < 2 || got > 3 {
+		t.Fatalf("%d syncs for 1 + %d callers", got, waiters)
+	}
+}
+
+func TestSyncerFailureSticks(t *testing.T) {
+	s, err := NewSyncer(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	boom := errors.New("EIO")
+	s.syncFS = func(*os.File) error { return boom }
+	if err := s.Sync(); !errors.Is(err, boom) {
+		t.Fatalf("sync: %v", err)
+	}
+	s.syncFS = func(*os.File) error { return nil }
+	if err := s.Sync(); !errors.Is(err, boom) {
+		t.Fatalf("sync after a failure: %v", err)
+	}
+}
+
+func TestSyncerRealSyncfs(t *testing.T) {
+	dir := t.TempDir()
+	s, err := NewSyncer(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := os.WriteFile(dir+"/x", []byte("data"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Sync(); err != nil || s.Syncs() != 1 {
+		t.Fatalf("sync: %v, %d syncs", err, s.Syncs())
+	}
+}

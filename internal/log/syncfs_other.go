@@ -1,0 +1,14 @@
+//go:build !linux
+
+package log
+
+import (
+	"os"
+	"syscall"
+)
+
+// syncFS: without syncfs(2), sync everything.
+func syncFS(*os.File) error {
+	syscall.Sync()
+	return nil
+}
