@@ -1,0 +1,80 @@
+package partition
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/moldau/moldau/internal/log"
+	"github.com/moldau/moldau/internal/record"
+)
+
+func openTest(t testing.TB) *Partition {
+	t.Helper()
+	cfg := log.DefaultConfig()
+	cfg.FileDeleteDelayMs = 0
+	dir := t.TempDir()
+	syncer, err := log.NewSyncer(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syncer.Close() })
+	p, err := Open(dir+"/t-0", "t", 0, Settings{Log: cfg, MaxMessageBytes: 8 << 20, MinInsyncReplicas: 1}, 0, nil, syncer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+// produceBatch is what a producer sends: n records of size bytes in one batch.
+func produceBatch(n, size int, codec record.Codec) []byte {
+	recs := make([]record.Record, n)
+	for i := range recs {
+		recs[i] = record.Record{TimestampDelta: int64(i), Key: []byte(fmt.Sprint("key-", i)), Value: make([]byte, size)}
+	}
+	return record.Build(record.BatchSpec{Codec: codec, BaseTimestamp: 1_700_000_000_000, ProducerID: -1,
+		ProducerEpoch: -1, BaseSequence: -1, Records: recs})
+}
+
+// TestAppendAllocationsIndependentOfRecords: the produce path parses batch headers only, so its
+// allocations per request do not grow with the number of records in the batch.
+func TestAppendAllocationsIndependentOfRecords(t *testing.T) {
+	p := openTest(t)
+	allocs := func(n int) float64 {
+		b := produceBatch(n, 100, record.CodecNone)
+		return testing.AllocsPerRun(200, func() {
+			if _, err := p.Append(b, -1); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	one, many := allocs(1), allocs(1000)
+	if many > one {
+		t.Fatalf("%.1f allocations appending 1000 records, %.1f appending 1: something allocates per record", many, one)
+	}
+	if one > 4 {
+		t.Fatalf("%.1f allocations per append, want at most 4 (split slice, header slice)", one)
+	}
+}
+
+// BenchmarkPartitionAppend is the broker's produce path below the wire codec: split, validate
+// (CRC over the whole batch), append to the log with one write, advance the high watermark.
+func BenchmarkPartitionAppend(b *testing.B) {
+	for _, tc := range []struct {
+		records, size int
+		codec         record.Codec
+	}{{1, 1024, record.CodecNone}, {100, 1024, record.CodecNone}, {1000, 100, record.CodecNone}, {100, 1024, record.CodecZstd}} {
+		b.Run(fmt.Sprintf("records=%d/size=%d/%s", tc.records, tc.size, tc.codec), func(b *testing.B) {
+			p := openTest(b)
+			batch := produceBatch(tc.records, tc.size, tc.codec)
+			b.SetBytes(int64(len(batch)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := p.Append(batch, -1); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(tc.records)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+		})
+	}
+}
