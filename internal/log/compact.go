@@ -410,6 +410,7 @@ func (l *Log) swapCleaned(out *segment, group []*segment) error {
 		return fail(err)
 	}
 	l.mu.Lock()
+	out.idxSuffix = ""
 	l.mu.segments = append(append(append([]*segment(nil), segs[:i]...), out), segs[i+len(group):]...)
 	l.mu.Unlock()
 	delay := l.deleteDelay()

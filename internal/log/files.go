@@ -23,7 +23,16 @@ const (
 // writeFileAtomic replaces dir/name with data: write a temp file, fsync it,
 // rename it over the target, fsync the directory.
 func writeFileAtomic(dir, name string, data []byte) error {
-	path := filepath.Join(dir, name)
+	if err := writeFileAtomicNoDirSync(filepath.Join(dir, name), data); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+// writeFileAtomicNoDirSync is writeFileAtomic without the directory fsync,
+// for files the caller's next directory fsync makes durable (index files:
+// a crash before it leaves an old or missing index, which Open rebuilds).
+func writeFileAtomicNoDirSync(path string, data []byte) error {
 	tmp := path + tmpSuffix
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
@@ -43,7 +52,7 @@ func writeFileAtomic(dir, name string, data []byte) error {
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("rename %s: %w", tmp, err)
 	}
-	return syncDir(dir)
+	return nil
 }
 
 func syncDir(dir string) error {

@@ -13,9 +13,11 @@
 //	*.deleted                       removed segments waiting for FileDeleteDelayMs
 //
 // Index layouts match Kafka's (big-endian). Index entries are kept in memory
-// and mirrored to their files with pwrite, so a kill -9 loses nothing that a
-// write returned for; fsync happens per the flush policy, on roll-independent
-// Flush, and on Close.
+// and their files written whole when a segment is sealed (roll) and at Close;
+// only the .log files stay open, one descriptor per segment. A kill -9 loses
+// nothing that a write returned for: the active segment (and any segment past
+// the recovery point) is validated and re-indexed from its .log at the next
+// Open. Data is fsynced per the flush policy, on Flush, and on Close.
 //
 // # Locks
 //
@@ -397,13 +399,9 @@ func (l *Log) Append(batch []byte, leaderEpoch int32, logAppendTime int64) (Appe
 	s.dirty = true
 
 	l.mu.Lock()
-	addedOff, addedTime := s.indexBatch(pos, int64(len(batch)), last, maxTs, l.cfg.IndexIntervalBytes)
+	s.indexBatch(pos, int64(len(batch)), last, maxTs, l.cfg.IndexIntervalBytes)
 	l.mu.endOffset = last + 1
 	l.mu.Unlock()
-	if err := s.writeLastEntries(addedOff, addedTime); err != nil {
-		l.failed = err
-		return AppendResult{}, fmt.Errorf("append: %w", err)
-	}
 	if s.firstAppendMs < 0 {
 		s.firstAppendMs = nowMs
 	}
@@ -444,9 +442,9 @@ func (l *Log) shouldRoll(s *segment, size, last, nowMs int64) bool {
 func (l *Log) rollLocked() (*segment, error) {
 	old := l.mu.segments[len(l.mu.segments)-1]
 	l.mu.Lock()
-	added := old.maybeAppendTime()
+	old.maybeAppendTime()
 	l.mu.Unlock()
-	if err := old.writeLastEntries(false, added); err != nil {
+	if err := old.writeIndexes(); err != nil {
 		return nil, fmt.Errorf("roll: %w", err)
 	}
 	s, err := openSegment(l.dir, l.mu.endOffset, true)
@@ -771,12 +769,13 @@ func (l *Log) Close() error {
 	var errs []error
 	active := l.mu.segments[len(l.mu.segments)-1]
 	l.mu.Lock()
-	added := active.maybeAppendTime()
+	active.maybeAppendTime()
 	l.mu.Unlock()
-	if err := active.writeLastEntries(false, added); err != nil {
+	if err := active.writeIndexes(); err != nil {
 		errs = append(errs, err)
 	}
 	active.dirty = true
+	l.dirDirty = true
 	if err := l.flushLocked(); err != nil {
 		errs = append(errs, err)
 	}

@@ -314,18 +314,17 @@ func (l *Log) TruncateTo(offset int64) error {
 		}
 		nTime++
 	}
-	errs := []error{
-		s.log.Truncate(pos),
-		s.offIdx.Truncate(int64(nOff * offsetEntrySize)),
-		s.timeIdx.Truncate(int64(nTime * timeEntrySize)),
-	}
-	for _, err := range errs {
-		if err != nil {
-			l.failed = err
-			return fmt.Errorf("truncate: %w", err)
-		}
+	if err := s.log.Truncate(pos); err != nil {
+		l.failed = err
+		return fmt.Errorf("truncate: %w", err)
 	}
 	l.mu.Lock()
+	s.offIndex, s.timeIndex = s.offIndex[:nOff*offsetEntrySize], s.timeIndex[:nTime*timeEntrySize]
+	if err := s.writeIndexes(); err != nil {
+		l.failed = err
+		l.mu.Unlock()
+		return fmt.Errorf("truncate: %w", err)
+	}
 	if !s.load(l.cfg.IndexIntervalBytes) {
 		if _, err := s.recover(l.cfg.IndexIntervalBytes); err != nil {
 			l.failed = err

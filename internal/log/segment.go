@@ -2,9 +2,7 @@ package log
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -24,7 +22,11 @@ const (
 // Log is appended to). INVARIANT: offset index entries have strictly
 // increasing relative offsets and positions; time index entries have strictly
 // increasing timestamps and non-decreasing relative offsets. Both are kept in
-// memory and mirrored to their files with pwrite.
+// memory; their files are written whole (writeIndexes, fsynced) when the
+// segment is sealed by a roll, at Close, after recovery or truncation and by
+// the cleaner, and are not held open, so a partition costs one descriptor
+// per segment. After a crash the active segment is always recovered from its
+// .log, which rebuilds its indexes.
 //
 // Fields are written by the appender (Log.appendMu held) and, for those
 // readers use, with Log.mu held for writing; readers hold Log.mu for reading.
@@ -32,8 +34,7 @@ type segment struct {
 	base      int64
 	dir       string
 	log       *os.File
-	offIdx    *os.File
-	timeIdx   *os.File
+	idxSuffix string // after the index files' extensions: cleanedSuffix until swapped in
 	offIndex  []byte // offsetEntrySize entries
 	timeIndex []byte // timeEntrySize entries
 
@@ -62,45 +63,33 @@ func openSegment(dir string, base int64, create bool) (*segment, error) {
 // extension (the cleaner writes NNN.log.cleaned & co); path still names the
 // final files.
 func openSegmentFiles(dir string, base int64, suffix string, create bool) (*segment, error) {
-	s := &segment{base: base, dir: dir, next: base, maxTs: -1, maxTsOffset: -1, firstAppendMs: -1}
+	s := &segment{base: base, dir: dir, idxSuffix: suffix, next: base, maxTs: -1, maxTsOffset: -1, firstAppendMs: -1}
 	flags := os.O_RDWR
 	if create {
 		flags |= os.O_CREATE | os.O_TRUNC
+		for _, ext := range []string{".index", ".timeindex"} {
+			if err := os.Remove(s.path(ext) + suffix); err != nil && !os.IsNotExist(err) {
+				return nil, fmt.Errorf("create segment: stale index: %w", err)
+			}
+		}
 	}
 	var err error
 	if s.log, err = os.OpenFile(s.path(".log")+suffix, flags, 0o644); err != nil {
 		return nil, fmt.Errorf("open segment: %w", err)
 	}
-	idxFlags := os.O_RDWR | os.O_CREATE
-	if create {
-		idxFlags |= os.O_TRUNC
-	}
-	if s.offIdx, err = os.OpenFile(s.path(".index")+suffix, idxFlags, 0o644); err != nil {
-		s.close()
-		return nil, fmt.Errorf("open segment index: %w", err)
-	}
-	if s.timeIdx, err = os.OpenFile(s.path(".timeindex")+suffix, idxFlags, 0o644); err != nil {
-		s.close()
-		return nil, fmt.Errorf("open segment time index: %w", err)
-	}
 	return s, nil
 }
 
 func (s *segment) close() error {
-	var errs []error
-	for _, f := range []*os.File{s.log, s.offIdx, s.timeIdx} {
-		if f != nil {
-			errs = append(errs, f.Close())
-		}
+	if s.log == nil {
+		return nil
 	}
-	return errors.Join(errs...)
+	return s.log.Close()
 }
 
 func (s *segment) sync() error {
-	for _, f := range []*os.File{s.log, s.offIdx, s.timeIdx} {
-		if err := f.Sync(); err != nil {
-			return fmt.Errorf("fsync %s: %w", f.Name(), err)
-		}
+	if err := s.log.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", s.log.Name(), err)
 	}
 	s.dirty = false
 	return nil
@@ -187,34 +176,15 @@ func (s *segment) maybeAppendTime() bool {
 	return true
 }
 
-// writeLastEntries mirrors the last in-memory entries to the index files.
-func (s *segment) writeLastEntries(off, tim bool) error {
-	if off {
-		n := len(s.offIndex)
-		if _, err := s.offIdx.WriteAt(s.offIndex[n-offsetEntrySize:], int64(n-offsetEntrySize)); err != nil {
-			return fmt.Errorf("write %s: %w", s.offIdx.Name(), err)
-		}
-	}
-	if tim {
-		n := len(s.timeIndex)
-		if _, err := s.timeIdx.WriteAt(s.timeIndex[n-timeEntrySize:], int64(n-timeEntrySize)); err != nil {
-			return fmt.Errorf("write %s: %w", s.timeIdx.Name(), err)
-		}
-	}
-	return nil
-}
-
-// writeIndexes rewrites both index files from memory.
+// writeIndexes writes both index files from memory (temp file, fsync,
+// rename). REQUIRES: the appender's lock, or the segment not yet published.
 func (s *segment) writeIndexes() error {
 	for _, x := range []struct {
-		f *os.File
-		b []byte
-	}{{s.offIdx, s.offIndex}, {s.timeIdx, s.timeIndex}} {
-		if err := x.f.Truncate(0); err != nil {
-			return fmt.Errorf("truncate %s: %w", x.f.Name(), err)
-		}
-		if _, err := x.f.WriteAt(x.b, 0); err != nil {
-			return fmt.Errorf("write %s: %w", x.f.Name(), err)
+		ext string
+		b   []byte
+	}{{".index", s.offIndex}, {".timeindex", s.timeIndex}} {
+		if err := writeFileAtomicNoDirSync(s.path(x.ext)+s.idxSuffix, x.b); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -313,10 +283,10 @@ func (s *segment) load(interval int32) bool {
 		return false
 	}
 	fileSize := fi.Size()
-	if s.offIndex, err = readAll(s.offIdx); err != nil || len(s.offIndex)%offsetEntrySize != 0 {
+	if s.offIndex, err = os.ReadFile(s.path(".index") + s.idxSuffix); err != nil || len(s.offIndex)%offsetEntrySize != 0 {
 		return false
 	}
-	if s.timeIndex, err = readAll(s.timeIdx); err != nil || len(s.timeIndex)%timeEntrySize != 0 {
+	if s.timeIndex, err = os.ReadFile(s.path(".timeindex") + s.idxSuffix); err != nil || len(s.timeIndex)%timeEntrySize != 0 {
 		return false
 	}
 	if fileSize > 0 && (s.offsetEntries() == 0 || s.timeEntries() == 0) {
@@ -372,16 +342,4 @@ func (s *segment) load(interval int32) bool {
 	}
 	s.bytesSinceIndex = fileSize - max(lastPos, 0)
 	return true
-}
-
-func readAll(f *os.File) ([]byte, error) {
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	b := make([]byte, fi.Size())
-	if _, err := f.ReadAt(b, 0); err != nil && err != io.EOF {
-		return nil, err
-	}
-	return b, nil
 }
