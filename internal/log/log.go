@@ -132,8 +132,9 @@ func (systemClock) Now() time.Time { return time.Now() }
 
 // Log is one partition's log. All methods are safe for concurrent use.
 type Log struct {
-	dir   string
-	clock Clock
+	dir     string
+	clock   Clock
+	managed bool // OpenManaged: the log dir's marker, not .clean_shutdown, tells a clean shutdown
 
 	appendMu sync.Mutex
 	// Guarded by appendMu.
@@ -173,15 +174,31 @@ type Log struct {
 // point on, truncates at the first invalid or torn byte and deletes later
 // segments. Missing or damaged index files are rebuilt.
 func Open(dir string, cfg Config, clock Clock) (*Log, error) {
+	return open(dir, cfg, clock, false, false)
+}
+
+// DirCleanShutdownFile marks a log dir all of whose logs were closed cleanly,
+// for logs opened with OpenManaged (Kafka's .kafka_cleanshutdown).
+const DirCleanShutdownFile = ".moldau_clean_shutdown"
+
+// OpenManaged is Open for a log whose clean-shutdown state the caller keeps
+// for the whole log dir (one DirCleanShutdownFile instead of one marker per
+// partition, which costs two fsyncs per partition at every start and stop):
+// dirClean says the log was closed cleanly, and Close writes no marker.
+func OpenManaged(dir string, cfg Config, clock Clock, dirClean bool) (*Log, error) {
+	return open(dir, cfg, clock, true, dirClean)
+}
+
+func open(dir string, cfg Config, clock Clock, managed, dirClean bool) (*Log, error) {
 	if clock == nil {
 		clock = systemClock{}
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("open log %s: %w", dir, err)
 	}
-	l := &Log{dir: dir, clock: clock, cfg: cfg.normalized(), firstUnflushedMs: -1, tombstoneDue: math.MaxInt64,
-		pending: map[*segment]*time.Timer{}}
-	if err := l.load(); err != nil {
+	l := &Log{dir: dir, clock: clock, cfg: cfg.normalized(), managed: managed, firstUnflushedMs: -1,
+		tombstoneDue: math.MaxInt64, pending: map[*segment]*time.Timer{}}
+	if err := l.load(dirClean); err != nil {
 		for _, s := range l.mu.segments {
 			s.close()
 		}
@@ -190,14 +207,21 @@ func Open(dir string, cfg Config, clock Clock) (*Log, error) {
 	return l, nil
 }
 
-func (l *Log) load() error {
+func (l *Log) load(dirClean bool) error {
 	if err := finishCleanerSwap(l.dir); err != nil {
 		return err
 	}
 	cleanPath := filepath.Join(l.dir, cleanShutdownFile)
 	_, statErr := os.Stat(cleanPath)
 	clean := statErr == nil
-	if clean {
+	if l.managed {
+		clean = dirClean
+		if statErr == nil { // left by an unmanaged Close: the dir's marker decides
+			if err := os.Remove(cleanPath); err != nil {
+				return err
+			}
+		}
+	} else if clean {
 		// Remove the marker before touching anything: a crash from here on is unclean.
 		if err := os.Remove(cleanPath); err != nil {
 			return err
@@ -242,6 +266,7 @@ func (l *Log) load() error {
 	recoveryPoint, _ := readOffsetFile(l.dir, recoveryPointFile) // missing: recover everything
 
 	interval := l.cfg.IndexIntervalBytes
+	anyTruncated := false
 	var segs []*segment
 	for i, base := range bases {
 		s, err := openSegment(l.dir, base, false)
@@ -266,11 +291,19 @@ func (l *Log) load() error {
 		if err != nil {
 			return err
 		}
+		anyTruncated = anyTruncated || truncated
 		if truncated && i+1 < len(bases) {
 			if err := removeSegmentFiles(l.dir, bases[i+1:]); err != nil {
 				return err
 			}
 			break
+		}
+		if i+1 < len(bases) {
+			// A sealed segment: Close writes only the active segment's indexes.
+			if err := s.writeIndexes(); err != nil {
+				return err
+			}
+			l.dirDirty = true
 		}
 	}
 	if len(segs) > 0 {
@@ -301,7 +334,10 @@ func (l *Log) load() error {
 	l.mu.startOffset = max(start, segs[0].base)
 	l.mu.endOffset = active.next
 	l.recoveryPoint = min(recoveryPoint, l.mu.endOffset)
-	if e, changed := truncateEpochsFromEnd(l.mu.epochs, l.mu.endOffset); changed {
+	// Entries past the recovered end go. One starting exactly at the end (an epoch that began
+	// with no data yet, as every empty partition's) stays: dropping it would only have the
+	// partition write it back when it becomes leader, two fsyncs per partition per start.
+	if e, changed := truncateEpochsFromEnd(l.mu.epochs, l.mu.endOffset+1); changed {
 		l.mu.epochs = e
 		if err := writeEpochs(l.dir, e); err != nil {
 			return err
@@ -313,8 +349,13 @@ func (l *Log) load() error {
 			return err
 		}
 	}
-	// Make the recovered state durable and move the recovery point to the end.
-	return l.flushLocked()
+	// A truncation must be durable before anything is appended after it; otherwise nothing is
+	// synced here (recovered segments stay dirty, and the recovery point moves at the next
+	// flush), which keeps a restart with thousands of partitions free of fsyncs.
+	if anyTruncated {
+		return l.flushLocked()
+	}
+	return nil
 }
 
 func removeSegmentFiles(dir string, bases []int64) error {
@@ -771,15 +812,16 @@ func (l *Log) Close() error {
 	l.mu.Lock()
 	active.maybeAppendTime()
 	l.mu.Unlock()
-	if err := active.writeIndexes(); err != nil {
-		errs = append(errs, err)
+	if active.idxStale {
+		if err := active.writeIndexes(); err != nil {
+			errs = append(errs, err)
+		}
+		l.dirDirty = true
 	}
-	active.dirty = true
-	l.dirDirty = true
 	if err := l.flushLocked(); err != nil {
 		errs = append(errs, err)
 	}
-	if len(errs) == 0 && l.failed == nil {
+	if len(errs) == 0 && l.failed == nil && !l.managed {
 		if err := writeFileAtomic(l.dir, cleanShutdownFile, nil); err != nil {
 			errs = append(errs, err)
 		}

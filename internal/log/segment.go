@@ -44,6 +44,7 @@ type segment struct {
 	maxTsOffset int64 // last offset of the batch holding maxTs
 
 	// Appender-only state.
+	idxStale        bool // the index files do not hold the in-memory entries
 	bytesSinceIndex int64
 	firstAppendMs   int64 // clock time of the first append (or of Open), -1 when empty
 	dirty           bool  // written since the last fsync
@@ -63,7 +64,7 @@ func openSegment(dir string, base int64, create bool) (*segment, error) {
 // extension (the cleaner writes NNN.log.cleaned & co); path still names the
 // final files.
 func openSegmentFiles(dir string, base int64, suffix string, create bool) (*segment, error) {
-	s := &segment{base: base, dir: dir, idxSuffix: suffix, next: base, maxTs: -1, maxTsOffset: -1, firstAppendMs: -1}
+	s := &segment{base: base, dir: dir, idxSuffix: suffix, next: base, maxTs: -1, maxTsOffset: -1, firstAppendMs: -1, idxStale: create}
 	flags := os.O_RDWR
 	if create {
 		flags |= os.O_CREATE | os.O_TRUNC
@@ -153,6 +154,7 @@ func (s *segment) indexBatch(pos, size, lastOffset, maxTs int64, interval int32)
 		addedOff = true
 		addedTime = s.maybeAppendTime()
 		s.bytesSinceIndex = 0
+		s.idxStale = true
 	}
 	s.bytesSinceIndex += size
 	s.size = pos + size
@@ -173,6 +175,7 @@ func (s *segment) maybeAppendTime() bool {
 	}
 	s.timeIndex = binary.BigEndian.AppendUint64(s.timeIndex, uint64(s.maxTs))
 	s.timeIndex = binary.BigEndian.AppendUint32(s.timeIndex, uint32(s.maxTsOffset-s.base))
+	s.idxStale = true
 	return true
 }
 
@@ -187,6 +190,7 @@ func (s *segment) writeIndexes() error {
 			return err
 		}
 	}
+	s.idxStale = false
 	return nil
 }
 
@@ -240,8 +244,9 @@ func (s *segment) readBatch(pos, limit, next int64, buf *[]byte) (record.BatchHe
 }
 
 // recover validates every batch of the segment from the start, truncates the
-// file at the first invalid or torn byte and rebuilds both indexes. It reports
-// whether bytes were cut off.
+// file at the first invalid or torn byte and rebuilds both indexes in memory
+// (idxStale: the files are written by the caller or at the next roll or
+// Close). It reports whether bytes were cut off.
 func (s *segment) recover(interval int32) (truncated bool, err error) {
 	fi, err := s.log.Stat()
 	if err != nil {
@@ -267,9 +272,7 @@ func (s *segment) recover(interval int32) (truncated bool, err error) {
 		truncated = true
 	}
 	s.maybeAppendTime()
-	if err := s.writeIndexes(); err != nil {
-		return truncated, fmt.Errorf("recover: %w", err)
-	}
+	s.idxStale = true // the caller writes them (sealed segments) or a roll or Close will
 	s.dirty = true
 	return truncated, nil
 }

@@ -20,7 +20,7 @@ import (
 type Manager struct {
 	dirs    []string
 	clock   log.Clock
-	syncers map[string]*log.Syncer // log dir -> its group-commit syncer (fsync before ack)
+	logDirs map[string]*LogDir // by path
 
 	mu     sync.RWMutex
 	topics map[string][]*Partition // index == partition id; nil entries are not hosted here
@@ -30,17 +30,21 @@ type Manager struct {
 // NewManager scans the log directories for existing partition directories; they are opened when
 // the metadata says they belong here (Ensure).
 func NewManager(dirs []string, clock log.Clock) (*Manager, error) {
-	m := &Manager{dirs: dirs, clock: clock, syncers: make(map[string]*log.Syncer),
+	m := &Manager{dirs: dirs, clock: clock, logDirs: make(map[string]*LogDir),
 		topics: make(map[string][]*Partition), onDisk: make(map[string]string)}
 	for _, d := range dirs {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("create log dir %s: %w", d, err)
 		}
+		clean, err := takeCleanShutdownMarker(d)
+		if err != nil {
+			return nil, err
+		}
 		syncer, err := log.NewSyncer(d)
 		if err != nil {
 			return nil, err
 		}
-		m.syncers[d] = syncer
+		m.logDirs[d] = &LogDir{Path: d, Syncer: syncer, CleanShutdown: clean}
 		entries, err := os.ReadDir(d)
 		if err != nil {
 			return nil, fmt.Errorf("read log dir %s: %w", d, err)
@@ -127,7 +131,7 @@ func (m *Manager) Ensure(topic string, p int32, s Settings, leaderEpoch int32) (
 		dir = m.leastLoadedDirLocked()
 		m.onDisk[name] = dir
 	}
-	part, err := Open(filepath.Join(dir, name), topic, p, s, leaderEpoch, m.clock, m.syncers[dir])
+	part, err := Open(filepath.Join(dir, name), topic, p, s, leaderEpoch, m.clock, m.logDirs[dir])
 	if err != nil {
 		return nil, err
 	}
@@ -212,25 +216,54 @@ func (m *Manager) DirOf(topic string, p int32) string {
 	return m.onDisk[DirName(topic, p)]
 }
 
-// Close closes every partition.
+// Close closes every partition, then marks each log dir whose partitions all closed cleanly
+// with log.DirCleanShutdownFile.
 func (m *Manager) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var errs []error
-	for _, ps := range m.topics {
+	failed := map[string]bool{}
+	for topic, ps := range m.topics {
 		for _, p := range ps {
 			if p != nil {
 				if err := p.Close(); err != nil {
 					errs = append(errs, err)
+					failed[m.onDisk[DirName(topic, p.Index)]] = true
 				}
 			}
 		}
 	}
 	m.topics = make(map[string][]*Partition)
-	for _, s := range m.syncers {
-		errs = append(errs, s.Close())
+	for d, ld := range m.logDirs {
+		if !failed[d] {
+			if err := writeFileAtomic(filepath.Join(d, log.DirCleanShutdownFile), nil); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		errs = append(errs, ld.Syncer.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// takeCleanShutdownMarker reports whether dir holds log.DirCleanShutdownFile and removes it,
+// durably, before any log of the dir is opened: from then on a crash is an unclean shutdown.
+func takeCleanShutdownMarker(dir string) (bool, error) {
+	path := filepath.Join(dir, log.DirCleanShutdownFile)
+	if _, err := os.Stat(path); os.IsNotExist(err) {
+		return false, nil
+	}
+	if err := os.Remove(path); err != nil {
+		return false, fmt.Errorf("remove %s: %w", path, err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return false, err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return false, fmt.Errorf("fsync %s: %w", dir, err)
+	}
+	return true, nil
 }
 
 // CheckpointFile is the per-log-dir file holding each hosted partition's high watermark, in

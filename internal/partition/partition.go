@@ -54,10 +54,20 @@ type Partition struct {
 	watchers map[chan<- struct{}]struct{} // signalled (non-blocking) when the high watermark moves
 }
 
-// Open opens (or creates) the partition's log in dir and rebuilds its producer state. syncer is
-// the log dir's group-commit syncer, which AckSyncer hands out under SyncBeforeAck.
-func Open(dir, topic string, index int32, s Settings, leaderEpoch int32, clock log.Clock, syncer *log.Syncer) (*Partition, error) {
-	l, err := log.Open(dir, s.Log, clock)
+// LogDir is what the partitions of one log dir share.
+type LogDir struct {
+	Path string
+	// Syncer group-commits fsyncs for the dir (AckSyncer hands it out under SyncBeforeAck).
+	Syncer *log.Syncer
+	// CleanShutdown: the dir's log.DirCleanShutdownFile was there at start, so every log of the
+	// dir was closed cleanly (log.OpenManaged).
+	CleanShutdown bool
+}
+
+// Open opens (or creates) the partition's log in dir, a directory of the log dir ld, and
+// rebuilds its producer state.
+func Open(dir, topic string, index int32, s Settings, leaderEpoch int32, clock log.Clock, ld *LogDir) (*Partition, error) {
+	l, err := log.OpenManaged(dir, s.Log, clock, ld.CleanShutdown)
 	if err != nil {
 		return nil, fmt.Errorf("open partition %s-%d: %w", topic, index, err)
 	}
@@ -65,7 +75,7 @@ func Open(dir, topic string, index int32, s Settings, leaderEpoch int32, clock l
 		Topic:     topic,
 		Index:     index,
 		log:       l,
-		syncer:    syncer,
+		syncer:    ld.Syncer,
 		clock:     clock,
 		producers: make(producerStates),
 		watchers:  make(map[chan<- struct{}]struct{}),

@@ -2,6 +2,7 @@ package partition
 
 import (
 	"fmt"
+	"os"
 	"testing"
 
 	"github.com/moldau/moldau/internal/log"
@@ -18,7 +19,8 @@ func openTest(t testing.TB) *Partition {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { syncer.Close() })
-	p, err := Open(dir+"/t-0", "t", 0, Settings{Log: cfg, MaxMessageBytes: 8 << 20, MinInsyncReplicas: 1}, 0, nil, syncer)
+	p, err := Open(dir+"/t-0", "t", 0, Settings{Log: cfg, MaxMessageBytes: 8 << 20, MinInsyncReplicas: 1}, 0, nil,
+		&LogDir{Path: dir, Syncer: syncer})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,5 +78,52 @@ func BenchmarkPartitionAppend(b *testing.B) {
 			}
 			b.ReportMetric(float64(tc.records)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
 		})
+	}
+}
+
+// TestDirCleanShutdownMarker: a Manager that closed every partition marks the log dir clean; the
+// next Manager takes the marker (so a crash after that start counts as unclean) and its logs
+// reopen with every record.
+func TestDirCleanShutdownMarker(t *testing.T) {
+	dir := t.TempDir()
+	marker := dir + "/" + log.DirCleanShutdownFile
+	settings := Settings{Log: log.DefaultConfig(), MaxMessageBytes: 1 << 20, MinInsyncReplicas: 1}
+	m, err := NewManager([]string{dir}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.logDirs[dir].CleanShutdown {
+		t.Fatal("a new log dir counts as cleanly shut down")
+	}
+	p, err := m.Ensure("t", 0, settings, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Append(produceBatch(10, 10, record.CodecNone), -1); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(marker); err != nil {
+		t.Fatalf("no clean-shutdown marker after Close: %v", err)
+	}
+	m, err = NewManager([]string{dir}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if !m.logDirs[dir].CleanShutdown {
+		t.Fatal("clean shutdown not seen")
+	}
+	if _, err := os.Stat(marker); !os.IsNotExist(err) {
+		t.Fatalf("marker still there after start: %v", err)
+	}
+	p, err = m.Ensure("t", 0, settings, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.LogEndOffset() != 10 {
+		t.Fatalf("log end %d after a clean restart, want 10", p.LogEndOffset())
 	}
 }
