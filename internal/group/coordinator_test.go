@@ -293,6 +293,67 @@ func TestLeaderRejoinWhileStableRebalances(t *testing.T) {
 	}
 }
 
+// TestStaticRejoinLeaderID: a static member rejoining a Stable group with an unknown member id
+// gets no rebalance. Before JoinGroup v9 a rejoining leader is handed the old leader id, so that
+// it runs no assignment; from v9 it is told it leads, with SkipAssignment (KIP-814). A follower is
+// told the leader's id either way and gets no member list.
+func TestStaticRejoinLeaderID(t *testing.T) {
+	h := newHarness(t, testConfig())
+	static := func(version int16, inst, memberID string) *kmsg.JoinGroupRequest {
+		r := joinReq(version, "g", memberID)
+		r.InstanceID = kmsg.StringPtr(inst)
+		return r
+	}
+	a := recv(t, h.join(static(9, "a", "")))
+	if a.ErrorCode != 0 || a.LeaderID != a.MemberID {
+		t.Fatalf("a joins: %+v", a)
+	}
+	if r := recv(t, h.sync(syncReq(5, "g", a.MemberID, a.Generation, map[string]string{a.MemberID: "pa"}))); r.ErrorCode != 0 {
+		t.Fatalf("a syncs: %+v", r)
+	}
+	// b joins: a rebalance that a, the leader, rejoins.
+	bch := h.join(static(9, "b", ""))
+	waitFor(t, "rebalance", func() bool { return h.state("g") == "PreparingRebalance" })
+	a = recv(t, h.join(static(9, "a", a.MemberID)))
+	b := recv(t, bch)
+	if a.ErrorCode != 0 || b.ErrorCode != 0 || a.LeaderID != a.MemberID || b.Generation != a.Generation {
+		t.Fatalf("rebalance: a %+v, b %+v", a, b)
+	}
+	gen := a.Generation
+	sa := h.sync(syncReq(5, "g", a.MemberID, gen, map[string]string{a.MemberID: "pa", b.MemberID: "pb"}))
+	sb := h.sync(syncReq(5, "g", b.MemberID, gen, nil))
+	if r, r2 := recv(t, sa), recv(t, sb); r.ErrorCode != 0 || r2.ErrorCode != 0 {
+		t.Fatalf("syncs: %+v %+v", r, r2)
+	}
+
+	b2 := recv(t, h.join(static(9, "b", "")))
+	if b2.ErrorCode != 0 || b2.Generation != gen || b2.LeaderID != a.MemberID || b2.SkipAssignment || len(b2.Members) != 0 {
+		t.Fatalf("follower rejoins: %+v", b2)
+	}
+	a8 := recv(t, h.join(static(8, "a", "")))
+	if a8.ErrorCode != 0 || a8.Generation != gen || a8.LeaderID != a.MemberID || a8.LeaderID == a8.MemberID || len(a8.Members) != 0 {
+		t.Fatalf("leader rejoins at v8: %+v", a8)
+	}
+	a9 := recv(t, h.join(static(9, "a", "")))
+	if a9.ErrorCode != 0 || a9.Generation != gen || a9.LeaderID != a9.MemberID || !a9.SkipAssignment || len(a9.Members) != 2 {
+		t.Fatalf("leader rejoins at v9: %+v", a9)
+	}
+	ids := map[string]bool{a9.Members[0].MemberID: true, a9.Members[1].MemberID: true}
+	if !ids[a9.MemberID] || !ids[b2.MemberID] {
+		t.Fatalf("leader's member list %+v, want %s and %s", a9.Members, a9.MemberID, b2.MemberID)
+	}
+	// Skipping the assignment, the leader syncs with none and gets its own back; nothing moved.
+	if r := recv(t, h.sync(syncReq(5, "g", a9.MemberID, gen, nil))); r.ErrorCode != 0 || string(r.MemberAssignment) != "pa" {
+		t.Fatalf("leader syncs: %+v", r)
+	}
+	if r := recv(t, h.sync(syncReq(5, "g", b2.MemberID, gen, nil))); r.ErrorCode != 0 || string(r.MemberAssignment) != "pb" {
+		t.Fatalf("follower syncs: %+v", r)
+	}
+	if s := h.state("g"); s != "Stable" {
+		t.Fatalf("state %s", s)
+	}
+}
+
 func TestStaticMembership(t *testing.T) {
 	h := newHarness(t, testConfig())
 	static := func(inst, memberID string) *kmsg.JoinGroupRequest {
@@ -308,9 +369,11 @@ func TestStaticMembership(t *testing.T) {
 	if r := recv(t, h.sync(syncReq(5, "g", a.MemberID, 1, map[string]string{a.MemberID: "pa"}))); r.ErrorCode != 0 {
 		t.Fatalf("sync: %+v", r)
 	}
-	// The same instance restarts: a new member id, no rebalance, old id fenced.
+	// The same instance restarts: a new member id, no rebalance, old id fenced. It led the group
+	// and still does, but must skip the assignment (v9, KIP-814).
 	a2 := recv(t, h.join(static("a", "")))
-	if a2.ErrorCode != 0 || a2.MemberID == a.MemberID || a2.Generation != 1 || a2.LeaderID != a.MemberID {
+	if a2.ErrorCode != 0 || a2.MemberID == a.MemberID || a2.Generation != 1 || a2.LeaderID != a2.MemberID ||
+		!a2.SkipAssignment || len(a2.Members) != 1 || a2.Members[0].MemberID != a2.MemberID {
 		t.Fatalf("static rejoin: %+v", a2)
 	}
 	if s := h.state("g"); s != "Stable" {

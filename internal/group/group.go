@@ -52,7 +52,10 @@ type joinResult struct {
 	protocol     string
 	hasProtocol  bool
 	leader       string
-	members      []kmsg.JoinGroupResponseMember
+	members      []kmsg.JoinGroupResponseMember // the leader's only
+	// skipAssignment tells a static leader rejoining a Stable group that it leads but must not
+	// assign (JoinGroup v9+, KIP-814).
+	skipAssignment bool
 }
 
 func joinError(code int16, memberID string) joinResult {
@@ -541,14 +544,7 @@ func (g *group) completeJoin() {
 	g.protocol = g.selectProtocol()
 	g.computeSubscribed()
 	g.transition(stateCompletingRebalance)
-	var metadata []kmsg.JoinGroupResponseMember
-	for _, m := range g.sortedMembers() {
-		metadata = append(metadata, kmsg.JoinGroupResponseMember{
-			MemberID:         m.id,
-			InstanceID:       m.instanceID,
-			ProtocolMetadata: m.metadata(g.protocol),
-		})
-	}
+	metadata := g.memberMetadata()
 	for _, m := range g.sortedMembers() {
 		r := g.joinResultFor(m)
 		if m.id == g.leader {
@@ -565,6 +561,20 @@ func (g *group) completeJoin() {
 	gen := g.syncTimerGen
 	generation := g.generation
 	g.syncTimer = g.c.clock.AfterFunc(g.rebalanceTimeout(), func() { g.syncTimerFired(gen, generation) })
+}
+
+// memberMetadata is what the leader's JoinGroup response lists: every member, in join order, with
+// its metadata for the selected protocol.
+func (g *group) memberMetadata() []kmsg.JoinGroupResponseMember {
+	var out []kmsg.JoinGroupResponseMember
+	for _, m := range g.sortedMembers() {
+		out = append(out, kmsg.JoinGroupResponseMember{
+			MemberID:         m.id,
+			InstanceID:       m.instanceID,
+			ProtocolMetadata: m.metadata(g.protocol),
+		})
+	}
+	return out
 }
 
 func (g *group) joinResultFor(m *member) joinResult {

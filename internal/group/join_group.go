@@ -1,8 +1,9 @@
 package group
 
 // JoinGroup: versions 0-9. v4+ requires a known member id (MEMBER_ID_REQUIRED handshake, KIP-394),
-// v5+ static membership (KIP-345), v7+ protocol type in the response. SkipAssignment (v9) is never
-// set: a static leader rejoining a Stable group is answered with the old leader id instead.
+// v5+ static membership (KIP-345), v7+ protocol type in the response. A static leader rejoining a
+// Stable group is told it leads with SkipAssignment at v9+ (KIP-814), and is answered with the old
+// leader id before v9, as Kafka does.
 
 import (
 	"context"
@@ -22,6 +23,7 @@ type joinParams struct {
 	session        time.Duration
 	rebalance      time.Duration
 	requireKnownID bool
+	canSkipAssign  bool // v9+: the response can carry SkipAssignment (KIP-814)
 }
 
 // JoinGroup adds or updates a member and blocks until the join phase of the rebalance completes
@@ -42,6 +44,7 @@ func (c *Coordinator) JoinGroup(ctx context.Context, r *kmsg.JoinGroupRequest) *
 			resp.Protocol = kmsg.StringPtr(res.protocol)
 		}
 		resp.Members = res.members
+		resp.SkipAssignment = res.skipAssignment
 	}
 	if r.Version < 7 && resp.Protocol == nil {
 		resp.Protocol = kmsg.StringPtr("")
@@ -74,6 +77,7 @@ func (c *Coordinator) joinGroup(ctx context.Context, r *kmsg.JoinGroupRequest) j
 		session:        session,
 		rebalance:      rebalance,
 		requireKnownID: r.Version >= 4,
+		canSkipAssign:  r.Version >= 9,
 	}
 	if r.Version >= 5 && r.InstanceID != nil {
 		id := *r.InstanceID
@@ -147,13 +151,7 @@ func (g *group) join(p joinParams) (chan joinResult, joinResult) {
 			// A retry of a join that already completed: answer it again.
 			r := g.joinResultFor(m)
 			if m.id == g.leader {
-				for _, o := range g.sortedMembers() {
-					r.members = append(r.members, kmsg.JoinGroupResponseMember{
-						MemberID:         o.id,
-						InstanceID:       o.instanceID,
-						ProtocolMetadata: o.metadata(g.protocol),
-					})
-				}
+				r.members = g.memberMetadata()
 			}
 			return nil, r
 		}
@@ -238,9 +236,11 @@ func (g *group) updateStaticMember(oldID, newID string, p joinParams) (chan join
 	switch g.state {
 	case stateStable:
 		if g.selectProtocol() == g.protocol {
-			// Same selected protocol: persist the new member id, no rebalance. The old leader id
-			// is returned so that a rejoining leader does not run a pointless assignment that a
-			// Stable group would not distribute.
+			// Same selected protocol: persist the new member id, no rebalance. A Stable group would
+			// not distribute a new assignment, so a rejoining leader must not run one: from v9 it
+			// is told it leads but to skip the assignment, so that it keeps watching the group's
+			// topics for changes that need a rebalance; before v9 it is given the old leader id,
+			// which makes it believe it follows.
 			if err := g.storeGroup(nil); err != nil {
 				g.updateMember(m, oldProtocols, oldRebalance, oldSession, nil)
 				m.joinWait = nil
@@ -255,7 +255,13 @@ func (g *group) updateStaticMember(oldID, newID string, p joinParams) (chan join
 				return nil, r
 			}
 			r := g.joinResultFor(m)
-			r.leader = currentLeader
+			switch {
+			case !p.canSkipAssign:
+				r.leader = currentLeader
+			case m.id == g.leader: // replaceStaticMember moved the leadership to the new id
+				r.members = g.memberMetadata()
+				r.skipAssignment = true
+			}
 			m.invokeJoin(r)
 			return wait, joinResult{}
 		}
