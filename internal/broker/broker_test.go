@@ -330,8 +330,8 @@ func TestConsumerGroupsSplitAndCommit(t *testing.T) {
 }
 
 func TestIdempotentDuplicateAndGap(t *testing.T) {
-	b := testBroker(t, t.TempDir())
-	defer stopBroker(t, b)
+	dir := t.TempDir()
+	b := testBroker(t, dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cl := client(t, b)
@@ -344,7 +344,7 @@ func TestIdempotentDuplicateAndGap(t *testing.T) {
 	if err != nil || initResp.ErrorCode != 0 {
 		t.Fatalf("init producer id: %v %d", err, initResp.ErrorCode)
 	}
-	produce := func(seq int32, n int) (*kmsg.ProduceResponseTopicPartition, error) {
+	produce := func(cl *kgo.Client, epoch int16, seq int32, n int) (*kmsg.ProduceResponseTopicPartition, error) {
 		var recs []record.Record
 		for i := 0; i < n; i++ {
 			recs = append(recs, record.Record{Value: []byte("x")})
@@ -352,7 +352,7 @@ func TestIdempotentDuplicateAndGap(t *testing.T) {
 		batch := record.Build(record.BatchSpec{
 			BaseTimestamp: time.Now().UnixMilli(),
 			ProducerID:    initResp.ProducerID,
-			ProducerEpoch: initResp.ProducerEpoch,
+			ProducerEpoch: epoch,
 			BaseSequence:  seq,
 			Records:       recs,
 		})
@@ -371,21 +371,22 @@ func TestIdempotentDuplicateAndGap(t *testing.T) {
 		}
 		return &resp.Topics[0].Partitions[0], nil
 	}
-	p, err := produce(0, 3)
+	epoch := initResp.ProducerEpoch
+	p, err := produce(cl, epoch, 0, 3)
 	if err != nil || p.ErrorCode != 0 || p.BaseOffset != 0 {
 		t.Fatalf("first batch: %v %+v", err, p)
 	}
-	p, err = produce(3, 2)
+	p, err = produce(cl, epoch, 3, 2)
 	if err != nil || p.ErrorCode != 0 || p.BaseOffset != 3 {
 		t.Fatalf("second batch: %v %+v", err, p)
 	}
 	// A retry of the first batch is answered with its original offset and not appended again.
-	p, err = produce(0, 3)
+	p, err = produce(cl, epoch, 0, 3)
 	if err != nil || p.ErrorCode != 0 || p.BaseOffset != 0 {
 		t.Fatalf("duplicate: %v %+v", err, p)
 	}
 	// A gap is refused.
-	p, err = produce(9, 1)
+	p, err = produce(cl, epoch, 9, 1)
 	if err != nil || p.ErrorCode != kerr.OutOfOrderSequenceNumber.Code {
 		t.Fatalf("gap: %v %+v", err, p)
 	}
@@ -395,6 +396,33 @@ func TestIdempotentDuplicateAndGap(t *testing.T) {
 	}
 	if o, _ := end.Lookup("idem", 0); o.Offset != 5 {
 		t.Fatalf("end offset %d, want 5", o.Offset)
+	}
+
+	// The producer state survives a restart: it is rebuilt from the batch headers in the log.
+	stopBroker(t, b)
+	b = testBroker(t, dir)
+	defer stopBroker(t, b)
+	cl = client(t, b)
+	p, err = produce(cl, epoch, 3, 2)
+	if err != nil || p.ErrorCode != 0 || p.BaseOffset != 3 {
+		t.Fatalf("duplicate after restart: %v %+v", err, p)
+	}
+	p, err = produce(cl, epoch, 9, 1)
+	if err != nil || p.ErrorCode != kerr.OutOfOrderSequenceNumber.Code {
+		t.Fatalf("gap after restart: %v %+v", err, p)
+	}
+	p, err = produce(cl, epoch, 5, 1)
+	if err != nil || p.ErrorCode != 0 || p.BaseOffset != 5 {
+		t.Fatalf("next batch after restart: %v %+v", err, p)
+	}
+	// A newer epoch (as after InitProducerId bumps it) fences the older one.
+	p, err = produce(cl, epoch+1, 0, 1)
+	if err != nil || p.ErrorCode != 0 || p.BaseOffset != 6 {
+		t.Fatalf("new epoch: %v %+v", err, p)
+	}
+	p, err = produce(cl, epoch, 6, 1)
+	if err != nil || p.ErrorCode != kerr.InvalidProducerEpoch.Code {
+		t.Fatalf("stale epoch: %v %+v", err, p)
 	}
 }
 
