@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // Config holds the group coordinator's broker settings.
@@ -287,32 +286,4 @@ func WithClient(ctx context.Context, clientID, clientHost string) context.Contex
 func clientFrom(ctx context.Context) clientInfo {
 	ci, _ := ctx.Value(clientKey{}).(clientInfo)
 	return ci
-}
-
-// SupportedVersions reports the request versions this package implements for an API key, so the
-// handler can advertise them in ApiVersions.
-func SupportedVersions(apiKey int16) (minVersion, maxVersion int16, ok bool) {
-	switch apiKey {
-	case kmsg.OffsetCommit.Int16():
-		return 0, 9, true
-	case kmsg.OffsetFetch.Int16():
-		return 0, 9, true
-	case kmsg.JoinGroup.Int16():
-		return 0, 9, true
-	case kmsg.Heartbeat.Int16():
-		return 0, 4, true
-	case kmsg.LeaveGroup.Int16():
-		return 0, 5, true
-	case kmsg.SyncGroup.Int16():
-		return 0, 5, true
-	case kmsg.DescribeGroups.Int16():
-		return 0, 6, true
-	case kmsg.ListGroups.Int16():
-		return 0, 5, true
-	case kmsg.DeleteGroups.Int16():
-		return 0, 3, true
-	case kmsg.OffsetDelete.Int16():
-		return 0, 0, true
-	}
-	return 0, 0, false
 }
