@@ -2,10 +2,17 @@ package handler
 
 // ApiVersions: v0-4.
 //
-// Advertises exactly the API keys and versions registered by this package. v3+ requests carry the
-// client's software name and version, which Kafka validates (INVALID_REQUEST on a mismatch). A
-// request at a version above ours is answered with a v0 response holding UNSUPPORTED_VERSION and
-// our ApiVersions range (KIP-511), so the client retries at a version we speak.
+// Advertises exactly the API keys and versions registered by this package, with one exception
+// copied from Apache Kafka 4.0 (KAFKA-18659): Produce is advertised from v0 although only v3+ is
+// served (a v0-2 request closes the connection). librdkafka releases without the fix for its
+// issue #4956 (2.0.2, the one Debian ships, among them) compress with gzip, snappy or lz4 only
+// when the broker's Produce range includes v0; otherwise kcat, confluent-kafka-python and the
+// other librdkafka bindings silently send those batches uncompressed.
+//
+// v3+ requests carry the client's software name and version, which Kafka validates
+// (INVALID_REQUEST on a mismatch). A request at a version above ours is answered with a v0
+// response holding UNSUPPORTED_VERSION and our ApiVersions range (KIP-511), so the client
+// retries at a version we speak.
 
 import (
 	"context"
@@ -32,6 +39,9 @@ func (h *Handler) handleApiVersions(_ context.Context, req *server.Request) (kms
 	for _, a := range sortedAPIs() {
 		k := kmsg.NewApiVersionsResponseApiKey()
 		k.ApiKey, k.MinVersion, k.MaxVersion = a.key, a.min, a.max
+		if a.key == kmsg.Produce.Int16() {
+			k.MinVersion = 0 // KAFKA-18659, see above
+		}
 		resp.ApiKeys = append(resp.ApiKeys, k)
 	}
 	return resp, nil

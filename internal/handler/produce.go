@@ -1,6 +1,7 @@
 package handler
 
-// Produce: v3-12 (record batch v2 only; Kafka 4 dropped older message formats).
+// Produce: v3-12 (record batch v2 only; Kafka 4 dropped older message formats). ApiVersions
+// advertises v0-12, as Kafka 4 does, for librdkafka's sake (see api_versions.go).
 //
 // Each partition's batches are validated whole (CRC, size against max.message.bytes, idempotent
 // sequence) and then appended; a partition's error never affects another partition. acks=0 gets
