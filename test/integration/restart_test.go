@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -242,4 +244,100 @@ func checkAcked(t *testing.T, addr, topic string, acked map[[2]int64]string) {
 		t.Errorf("%d of %d acknowledged records are not in the log after kill -9 and restart (log ends %v); first ones:\n%s",
 			len(missing), len(acked), next, strings.Join(missing[:min(len(missing), 20)], "\n"))
 	}
+}
+
+// TestKill9KeepsCommittedOffsets: consumer groups commit offsets from several goroutines while the
+// broker is killed with SIGKILL; after the restart every acknowledged commit (the last one per
+// group and partition) is what OffsetFetch returns. Commits live in __consumer_offsets, which the
+// log cleaner compacts, so the broker runs with small segments and a busy cleaner.
+func TestKill9KeepsCommittedOffsets(t *testing.T) {
+	b := startBroker(t, "--override", "offsets.topic.num.partitions=3", "--override", "log.roll.ms=200",
+		"--override", "log.cleaner.backoff.ms=100")
+	createTopic(t, b.Addr, "work", 4, nil)
+	ctx := testContext(t, 60*time.Second)
+	var mu sync.Mutex
+	acked := map[string]map[int32]int64{}     // group -> partition -> last acknowledged commit
+	attempted := map[string]map[int32]int64{} // the last one sent, which the kill may have cut off
+	for g := range 3 {
+		group := fmt.Sprintf("g%d", g)
+		acked[group], attempted[group] = map[int32]int64{}, map[int32]int64{}
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := range 3 {
+		group := fmt.Sprintf("g%d", g)
+		adm := kadm.NewClient(newClient(t, b.Addr, kgo.RequestRetries(0)))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int64(1); ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				part := int32(i % 4)
+				mu.Lock()
+				attempted[group][part] = i
+				mu.Unlock()
+				commit := kadm.Offsets{}
+				commit.Add(kadm.Offset{Topic: "work", Partition: part, At: i, LeaderEpoch: -1})
+				cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+				resp, err := adm.CommitOffsets(cctx, group, commit)
+				cancel()
+				if err != nil || resp.Error() != nil {
+					continue // the broker is gone: this commit was not acknowledged
+				}
+				mu.Lock()
+				acked[group][part] = i
+				mu.Unlock()
+			}
+		}()
+	}
+	// Commit until the cleaner has compacted __consumer_offsets at least once (or 10 s passed).
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		time.Sleep(200 * time.Millisecond)
+		if out := b.log.Since(0); strings.Contains(out, `msg="log cleaner compacted" topic=__consumer_offsets`) {
+			break
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	if !strings.Contains(b.log.Since(0), `msg="log cleaner compacted" topic=__consumer_offsets`) {
+		t.Error("the log cleaner never compacted __consumer_offsets during the commits")
+	}
+	b.kill()
+	close(stop)
+	wg.Wait()
+
+	b.start()
+	adm := kadm.NewClient(newClient(t, b.Addr))
+	total := 0
+	for group, parts := range acked {
+		var got kadm.OffsetResponses
+		for {
+			var err error
+			got, err = adm.FetchOffsets(ctx, group)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, kerr.CoordinatorLoadInProgress) || ctx.Err() != nil {
+				t.Fatalf("fetch offsets of %s: %v", group, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		for part, want := range parts {
+			// A commit in flight at the kill may or may not have been applied; nothing older may win.
+			o, ok := got.Lookup("work", part)
+			if !ok || o.Err != nil || (o.At != want && o.At != attempted[group][part]) {
+				t.Errorf("%s partition %d: committed %+v after kill -9, want %d (or the unacknowledged %d)",
+					group, part, o, want, attempted[group][part])
+			}
+			total++
+		}
+	}
+	if total == 0 {
+		t.Fatal("no commit was acknowledged before the kill")
+	}
+	t.Logf("%d acknowledged (group, partition) commits checked after kill -9", total)
+	b.stop()
 }
