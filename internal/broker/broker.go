@@ -19,6 +19,7 @@ import (
 	"github.com/moldau/moldau/internal/group"
 	"github.com/moldau/moldau/internal/handler"
 	"github.com/moldau/moldau/internal/metadata"
+	"github.com/moldau/moldau/internal/metrics"
 	"github.com/moldau/moldau/internal/partition"
 	"github.com/moldau/moldau/internal/server"
 )
@@ -34,7 +35,8 @@ type Broker struct {
 	groups  *group.Coordinator
 	offsets *offsetsStore
 	srv     *server.Server
-	ln      net.Listener // the bound client listener, served by srv
+	ln      net.Listener    // the bound client listener, served by srv
+	metrics *metrics.Server // metrics.listener: /metrics and /debug/pprof/; nil when off
 
 	advertised config.Listener // the client listener as advertised, with its bound port
 
@@ -58,6 +60,9 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Broke
 	ok := false
 	defer func() {
 		if !ok {
+			if b.metrics != nil {
+				b.metrics.Shutdown(context.Background())
+			}
 			if b.ln != nil {
 				b.ln.Close()
 			}
@@ -138,12 +143,29 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Broke
 		AutoCreateTopics: cfg.AutoCreateTopicsEnable,
 	}, b.meta, b.parts, b.groups, b, logger)
 
+	var sh server.Handler = h
+	if cfg.MetricsListener != "" {
+		m := metrics.New()
+		m.Gauge("moldau_partitions", "Partitions hosted by this broker.", func() float64 { return float64(len(b.parts.All())) })
+		m.Gauge("moldau_log_bytes", "Bytes of all partition logs on this broker.", func() float64 {
+			var n int64
+			for _, p := range b.parts.All() {
+				n += p.Size()
+			}
+			return float64(n)
+		})
+		if b.metrics, err = m.Listen(cfg.MetricsListener, logger); err != nil {
+			return nil, fmt.Errorf("broker: %w", err)
+		}
+		sh = m.Instrument(h)
+	}
+
 	b.srv = server.New(server.Config{
 		Ln:              netLn,
 		Listener:        ln.Name,
 		MaxRequestBytes: cfg.SocketRequestMaxBytes,
 		Logger:          logger,
-	}, h)
+	}, sh)
 	if err := b.srv.Listen(); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
@@ -169,6 +191,14 @@ func (b *Broker) Addr() net.Addr { return b.srv.Addr() }
 
 // Advertised is the advertised client listener.
 func (b *Broker) Advertised() config.Listener { return b.advertised }
+
+// MetricsAddr is the bound metrics.listener address, nil when metrics are off.
+func (b *Broker) MetricsAddr() net.Addr {
+	if b.metrics == nil {
+		return nil
+	}
+	return b.metrics.Addr()
+}
 
 // Controller exposes the metadata controller (tests, tools).
 func (b *Broker) Controller() *metadata.Controller { return b.meta }
@@ -347,6 +377,11 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	if b.srv != nil {
 		if err := b.srv.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("stop listener: %w", err))
+		}
+	}
+	if b.metrics != nil {
+		if err := b.metrics.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop metrics listener: %w", err))
 		}
 	}
 	close(b.stop)

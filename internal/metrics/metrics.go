@@ -1,0 +1,143 @@
+// Package metrics serves the broker's Prometheus metrics and Go's pprof profiles on the
+// metrics.listener address:
+//
+//	/metrics        Prometheus text format (moldau_* and the Go runtime's go_* / process_*)
+//	/debug/pprof/   net/http/pprof: CPU and heap profiles, goroutines, traces
+//
+// Request metrics are recorded by Instrument, a server.Handler decorator, so the request path
+// itself carries no metrics code.
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/moldau/moldau/internal/server"
+)
+
+// Metrics is the broker's metric registry.
+type Metrics struct {
+	reg            *prometheus.Registry
+	requests       *prometheus.CounterVec   // by api
+	requestSeconds *prometheus.HistogramVec // by api
+	requestErrors  *prometheus.CounterVec   // by api: requests that closed the connection
+	producedBytes  prometheus.Counter
+}
+
+// New creates the registry with the Go runtime and process collectors.
+func New() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "moldau_requests_total", Help: "Kafka protocol requests handled, by API.",
+		}, []string{"api"}),
+		requestSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "moldau_request_duration_seconds",
+			Help:    "Time from a decoded request to its response, by API (includes long-poll waits).",
+			Buckets: []float64{.0001, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5},
+		}, []string{"api"}),
+		requestErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "moldau_request_errors_total", Help: "Requests whose handling closed the connection, by API.",
+		}, []string{"api"}),
+		producedBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "moldau_produce_bytes_total", Help: "Record batch bytes received in produce requests.",
+		}),
+	}
+	m.reg.MustRegister(m.requests, m.requestSeconds, m.requestErrors, m.producedBytes,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Gauge registers a gauge whose value fn computes at each scrape.
+func (m *Metrics) Gauge(name, help string, fn func() float64) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, fn))
+}
+
+// Instrument wraps h so that every request is counted and timed.
+func (m *Metrics) Instrument(h server.Handler) server.Handler { return &instrumented{Handler: h, m: m} }
+
+type instrumented struct {
+	server.Handler
+	m *Metrics
+}
+
+func (i *instrumented) Handle(ctx context.Context, req *server.Request) (kmsg.Response, error) {
+	api := apiName(req.Key)
+	if p, ok := req.Msg.(*kmsg.ProduceRequest); ok {
+		n := 0
+		for _, t := range p.Topics {
+			for _, pt := range t.Partitions {
+				n += len(pt.Records)
+			}
+		}
+		i.m.producedBytes.Add(float64(n))
+	}
+	start := time.Now()
+	resp, err := i.Handler.Handle(ctx, req)
+	i.m.requestSeconds.WithLabelValues(api).Observe(time.Since(start).Seconds())
+	i.m.requests.WithLabelValues(api).Inc()
+	if err != nil {
+		i.m.requestErrors.WithLabelValues(api).Inc()
+	}
+	return resp, err
+}
+
+func apiName(key int16) string {
+	if name := kmsg.NameForKey(key); name != "Unknown" && name != "" {
+		return name
+	}
+	return strconv.Itoa(int(key))
+}
+
+// Server is the HTTP listener of /metrics and /debug/pprof/.
+type Server struct {
+	srv *http.Server
+	ln  net.Listener
+}
+
+// Listen binds addr and serves in the background until Shutdown.
+func (m *Metrics) Listen(addr string, logger *slog.Logger) (*Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics listener: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/" {
+			http.NotFound(w, r)
+			return
+		}
+		fmt.Fprintln(w, "Moldau: /metrics (Prometheus), /debug/pprof/ (Go profiles)")
+	})
+	s := &Server{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, ln: ln}
+	go func() {
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("metrics listener stopped", "err", err)
+		}
+	}()
+	return s, nil
+}
+
+// Addr is the bound address.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Shutdown stops the listener.
+func (s *Server) Shutdown(ctx context.Context) error { return s.srv.Shutdown(ctx) }
