@@ -2,6 +2,7 @@
 //
 //	moldau server [flags]            start a broker (see moldau server -h)
 //	moldau topic|produce|consume|group|cluster ...
+//	moldau bench produce|consume|e2e [flags]   load generator and latency meter
 //	moldau kafka-topics ...          Kafka's tools with Kafka's flags; also when the binary is
 //	                                 invoked under that name (a symlink named kafka-topics)
 package main
@@ -15,10 +16,12 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/moldau/moldau/internal/bench"
 	"github.com/moldau/moldau/internal/broker"
 	"github.com/moldau/moldau/internal/cli"
 	"github.com/moldau/moldau/internal/config"
@@ -47,6 +50,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "version", "--version":
 		fmt.Fprintln(stdout, "moldau", version)
 		return 0
+	case "bench":
+		ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer cancel()
+		return bench.Run(ctx, rest, stdout, stderr)
 	}
 	for _, c := range cli.Commands() {
 		if c == cmd {
@@ -101,7 +108,12 @@ var summaries = map[string]string{
 
 func commandList() string {
 	var b strings.Builder
-	for _, c := range cli.Commands() {
+	names := cli.Commands()
+	if !slices.Contains(names, "bench") {
+		names = append(names, "bench")
+		slices.Sort(names)
+	}
+	for _, c := range names {
 		fmt.Fprintf(&b, "  %-23s %s\n", c, summaries[c])
 	}
 	return b.String()
