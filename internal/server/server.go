@@ -206,6 +206,7 @@ func (s *Server) serveConn(c net.Conn) {
 
 	remote := c.RemoteAddr().String()
 	var sizeBuf [4]byte
+	var buf []byte // the request buffer, reused from one Produce to the next
 	for {
 		if _, err := io.ReadFull(c, sizeBuf[:]); err != nil {
 			return
@@ -216,7 +217,10 @@ func (s *Server) serveConn(c net.Conn) {
 				"remote", remote, "size", size, "socket.request.max.bytes", s.cfg.MaxRequestBytes)
 			return
 		}
-		body := make([]byte, size)
+		if cap(buf) < int(size) {
+			buf = make([]byte, size)
+		}
+		body := buf[:size]
 		if _, err := io.ReadFull(c, body); err != nil {
 			return
 		}
@@ -224,6 +228,12 @@ func (s *Server) serveConn(c net.Conn) {
 		if err != nil {
 			s.log.Info("closing connection: undecodable request", "remote", remote, "err", err)
 			return
+		}
+		// A decoded request may keep slices of body (kmsg aliases bytes fields), so the buffer is
+		// reused only after a Produce, whose handler is done with its record batches when it
+		// returns (they are copied into the log); any other request keeps it.
+		if req.Key != kmsg.Produce.Int16() || size > maxReusedRequestBuffer {
+			buf = nil
 		}
 		var resp kmsg.Response
 		if req.Msg == nil { // ApiVersions at an unsupported version
@@ -251,6 +261,9 @@ func (s *Server) serveConn(c net.Conn) {
 		}
 	}
 }
+
+// maxReusedRequestBuffer caps the request buffer a connection keeps between Produce requests.
+const maxReusedRequestBuffer = 8 << 20
 
 // safeHandle calls the handler and turns a panic into a closed connection instead of a crashed
 // broker: one bad request must not stop the other clients.
