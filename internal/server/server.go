@@ -5,7 +5,8 @@
 // request, calls the handler (which may block: long-poll fetch, acks=all, group joins) and queues
 // the response for the writer, so a connection's responses always leave in the order its requests
 // arrived, as the Kafka protocol requires. While the writer sends one response, the reader is
-// already decoding and handling the next request.
+// already decoding and handling the next request. The writer sends every response queued at that
+// moment with one vectored write (writev), record data from segment files by sendfile.
 package server
 
 import (
@@ -165,6 +166,17 @@ type response struct {
 	chunks []Chunk
 }
 
+// appendTo appends the response's bytes as chunks.
+func (r response) appendTo(chunks []Chunk) []Chunk {
+	if r.chunks != nil {
+		return append(chunks, r.chunks...)
+	}
+	return append(chunks, Chunk{Bytes: r.buf})
+}
+
+// maxChunksPerWrite bounds how many chunks the writer gathers into one write (IOV_MAX is 1024).
+const maxChunksPerWrite = 512
+
 func (s *Server) serveConn(c net.Conn) {
 	defer s.wg.Done()
 	defer func() {
@@ -183,14 +195,24 @@ func (s *Server) serveConn(c net.Conn) {
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)
+		var chunks []Chunk
 		for r := range out {
-			var err error
-			if r.chunks != nil {
-				err = writeChunks(c, r.chunks)
-			} else {
-				_, err = c.Write(r.buf)
+			// Every response already queued goes out with this one: their bytes in one vectored
+			// write (record data from files by sendfile in between).
+			chunks = r.appendTo(chunks[:0])
+			for more := true; more && len(chunks) < maxChunksPerWrite; {
+				select {
+				case r, ok := <-out:
+					if !ok {
+						more = false
+						break
+					}
+					chunks = r.appendTo(chunks)
+				default:
+					more = false
+				}
 			}
-			if err != nil {
+			if err := writeChunks(c, chunks); err != nil {
 				cancel()
 				c.Close()
 				for range out {
