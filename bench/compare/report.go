@@ -1,0 +1,483 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// benchResult is one workload's outcome: the keys every bench JSON line has, and the line itself.
+type benchResult struct {
+	Records       int64           `json:"records"`
+	RecordsPerSec float64         `json:"records_per_sec"`
+	MBPerSec      float64         `json:"mb_per_sec"`
+	P50Ms         float64         `json:"p50_ms"`
+	P99Ms         float64         `json:"p99_ms"`
+	P999Ms        float64         `json:"p999_ms"`
+	MaxMs         float64         `json:"max_ms"`
+	Partial       bool            `json:"partial"`
+	IdleBefore    float64         `json:"machine_idle_pct_before"` // idle CPU % in the second before the run
+	BrokerCPUSec  float64         `json:"broker_cpu_sec"`          // CPU time the broker used during the run
+	BenchCPUSec   float64         `json:"bench_cpu_sec"`           // CPU time the load generator used
+	Command       string          `json:"command"`
+	Raw           json.RawMessage `json:"raw"`
+}
+
+// systemResult is everything measured of one system.
+type systemResult struct {
+	System       string                  `json:"system"`
+	Title        string                  `json:"title"`
+	ColdStartMs  float64                 `json:"cold_start_ms"` // exec to port accepting + metadata answering
+	RSSW1MiB     float64                 `json:"rss_w1_mib"`    // VmHWM right after W1: peak since start, through W1
+	Workloads    map[string]*benchResult `json:"workloads"`
+	Errors       []string                `json:"errors,omitempty"`
+	LoadAvgStart string                  `json:"loadavg_start"`
+}
+
+func (r *systemResult) fail(format string, a ...any) {
+	msg := fmt.Sprintf(format, a...)
+	r.Errors = append(r.Errors, msg)
+	fmt.Fprintf(os.Stderr, "compare: %s: %s\n", r.System, msg)
+}
+
+// w returns a complete workload result or nil.
+func (r *systemResult) w(name string) *benchResult {
+	if r == nil {
+		return nil
+	}
+	if b := r.Workloads[name]; b != nil && !b.Partial {
+		return b
+	}
+	return nil
+}
+
+type machineFacts struct {
+	NumCPU   int    `json:"nproc"`
+	CPUModel string `json:"cpu_model"`
+	MemTotal string `json:"mem_total"`
+	Kernel   string `json:"kernel"`
+	Disk     string `json:"disk"` // the filesystem of the temporary directory
+	Go       string `json:"go"`
+	Java     string `json:"java"`
+}
+
+type target struct {
+	Name     string `json:"name"`
+	Want     string `json:"want"`
+	Measured string `json:"measured"`
+	Status   string `json:"status"` // met, missed, n/a
+}
+
+type report struct {
+	Command     string          `json:"command"`
+	Scale       float64         `json:"scale"`
+	SyncBetween bool            `json:"sync_between_workloads"`
+	Source      string          `json:"source"` // what Moldau was built from
+	Started     time.Time       `json:"started"`
+	Finished    time.Time       `json:"finished"`
+	Interrupted bool            `json:"interrupted,omitempty"`
+	Machine     machineFacts    `json:"machine"`
+	LoadAvg     string          `json:"loadavg_start"`
+	LoadAvgEnd  string          `json:"loadavg_end"`
+	Disk        *diskResult     `json:"disk,omitempty"`     // measured first
+	DiskEnd     *diskResult     `json:"disk_end,omitempty"` // measured again after the systems
+	Systems     []*systemResult `json:"systems"`
+	Targets     []target        `json:"targets"`
+	Notes       []string        `json:"notes"`
+}
+
+func newReport(o options) *report {
+	syncNote := "No sync(2) between workloads (-sync=false): a workload may run while the kernel writes back the previous one's data."
+	if o.syncBetween {
+		syncNote = "sync(2) before each workload (-sync): no workload runs while the kernel writes back the previous one's data."
+	}
+	r := &report{
+		Command:     "go run ./bench/compare " + strings.Join(os.Args[1:], " "),
+		Scale:       o.scale,
+		SyncBetween: o.syncBetween,
+		Started:     time.Now().UTC(),
+		LoadAvg:     loadAvg(),
+		Notes: []string{
+			syncNote,
+			"W4 uses linger 0 so that its latency is the broker's, not the client's batching delay.",
+			"Kafka: every setting default except what one KRaft node needs; JVM options of kafka-server-start.sh; heap -Xmx/-Xms " + o.kafkaHeap + ".",
+			"NATS: stream of file storage, 1 replica, subjects TOPIC.0..5; PublishAsync with 4000 pending per connection; ordered pull consumers; W5 with sync always, for a time window (60 s x scale) instead of W1's record count.",
+			"kfake is in memory: no W5.",
+		},
+	}
+	r.Machine = machineFacts{NumCPU: runtime.NumCPU(), Go: runtime.Version()}
+	if f, err := os.Open("/proc/cpuinfo"); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+				r.Machine.CPUModel = strings.TrimSpace(v)
+				break
+			}
+		}
+		f.Close()
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		line, _, _ := strings.Cut(string(b), "\n")
+		r.Machine.MemTotal = strings.Join(strings.Fields(line)[1:], " ")
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		r.Machine.Kernel = strings.TrimSpace(string(b))
+	}
+	tmp := o.tmpRoot
+	if tmp == "" {
+		tmp = os.TempDir()
+	}
+	if out, err := exec.Command("df", "-PT", tmp).Output(); err == nil {
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		if f := strings.Fields(lines[len(lines)-1]); len(f) >= 3 {
+			r.Machine.Disk = fmt.Sprintf("%s (%s) mounted on %s", f[0], f[1], f[len(f)-1])
+		}
+	}
+	if out, err := exec.Command("java", "-version").CombinedOutput(); err == nil {
+		line, _, _ := strings.Cut(string(out), "\n")
+		r.Machine.Java = strings.TrimSpace(line)
+	}
+	return r
+}
+
+func (r *report) system(key string) *systemResult {
+	for _, s := range r.Systems {
+		if s.System == key {
+			return s
+		}
+	}
+	return nil
+}
+
+// evaluate marks the targets of issue 4.
+func (r *report) evaluate() {
+	m, k, f, n := r.system("moldau"), r.system("kafka"), r.system("kfake"), r.system("nats")
+	r.Targets = nil
+	add := func(name, want, measured string, ok, known bool) {
+		st := "n/a"
+		if known {
+			st = "missed"
+			if ok {
+				st = "met"
+			}
+		} else if measured == "" {
+			measured = "not measured"
+		}
+		r.Targets = append(r.Targets, target{Name: name, Want: want, Measured: measured, Status: st})
+	}
+	// atLeast: a ratio a/b that must be >= want.
+	atLeast := func(name string, want, a, b float64, known bool) {
+		if !known || b == 0 {
+			add(name, fmt.Sprintf(">= %.2gx", want), "", false, false)
+			return
+		}
+		ratio := a / b
+		measured := fmt.Sprintf("%.2fx", ratio)
+		if ratio < want {
+			measured += fmt.Sprintf(" (short by %.0f%%)", 100*(1-ratio/want))
+		}
+		add(name, fmt.Sprintf(">= %.2gx", want), measured, ratio >= want, true)
+	}
+	// atMost: a ratio a/b that must be <= want.
+	atMost := func(name string, want, a, b float64, known bool) {
+		if !known || b == 0 {
+			add(name, fmt.Sprintf("<= %.2gx", want), "", false, false)
+			return
+		}
+		ratio := a / b
+		measured := fmt.Sprintf("%.2fx", ratio)
+		if ratio > want {
+			measured += fmt.Sprintf(" (%.1f times the allowed)", ratio/want)
+		}
+		add(name, fmt.Sprintf("<= %.2gx", want), measured, ratio <= want, true)
+	}
+	limit := func(name string, v, max float64, unit string, known bool) {
+		if !known {
+			add(name, fmt.Sprintf("<= %g %s", max, unit), "", false, false)
+			return
+		}
+		measured := fmt.Sprintf("%.2f %s", v, unit)
+		if v > max {
+			measured += fmt.Sprintf(" (over by %.0f%%)", 100*(v/max-1))
+		}
+		add(name, fmt.Sprintf("<= %g %s", max, unit), measured, v <= max, true)
+	}
+	mw1, kw1, fw1, nw1 := m.w("W1"), k.w("W1"), f.w("W1"), n.w("W1")
+	mbps := func(b *benchResult) float64 {
+		if b == nil {
+			return 0
+		}
+		return b.MBPerSec
+	}
+	atLeast("W1 throughput vs Apache Kafka", 1.2, mbps(mw1), mbps(kw1), mw1 != nil && kw1 != nil)
+	atLeast("W1 throughput vs kfake", 1.5, mbps(mw1), mbps(fw1), mw1 != nil && fw1 != nil)
+	atLeast("W1 throughput vs NATS JetStream", 1.0, mbps(mw1), mbps(nw1), mw1 != nil && nw1 != nil)
+	var direct float64
+	for _, d := range []*diskResult{r.Disk, r.DiskEnd} {
+		if d != nil && d.Error == "" {
+			direct = max(direct, d.DirectMBps)
+		}
+	}
+	atLeast("W1 MB/s vs the disk's dd oflag=direct MB/s (the better of two)", 0.5, mbps(mw1), direct, mw1 != nil && direct > 0)
+
+	mw4, kw4 := m.w("W4"), k.w("W4")
+	if mw4 != nil && kw4 != nil {
+		atMost("W4 p99 end-to-end latency vs Apache Kafka", 0.5, mw4.P99Ms, kw4.P99Ms, true)
+	} else {
+		atMost("W4 p99 end-to-end latency vs Apache Kafka", 0.5, 0, 0, false)
+	}
+	atMost("broker RSS through W1 vs Apache Kafka", 0.25, rss(m), rss(k), rss(m) > 0 && rss(k) > 0)
+	atMost("cold start to serving vs Apache Kafka", 0.1, cold(m), cold(k), cold(m) > 0 && cold(k) > 0)
+	mw3 := m.w("W3")
+	atLeast("W3 consume MB/s vs W1 produce MB/s", 3, mbps(mw3), mbps(mw1), mw3 != nil && mw1 != nil)
+	if mw4 != nil {
+		limit("W4 p99 end-to-end latency at 20 000 records/s", mw4.P99Ms, 5, "ms", true)
+		limit("W4 p99.9 end-to-end latency at 20 000 records/s", mw4.P999Ms, 15, "ms", true)
+	} else {
+		limit("W4 p99 end-to-end latency at 20 000 records/s", 0, 5, "ms", false)
+		limit("W4 p99.9 end-to-end latency at 20 000 records/s", 0, 15, "ms", false)
+	}
+	mw5 := m.w("W5")
+	atLeast("W5 (fsync before ack) vs W1 throughput", 0.5, mbps(mw5), mbps(mw1), mw5 != nil && mw1 != nil)
+	limit("Moldau RSS through W1", rss(m), 256, "MiB", rss(m) > 0)
+	add("restart with 10 000 partitions holding data", "<= 5 s", "not measured by bench/compare (see the 10 000 partitions section of docs/performance.md)", false, false)
+}
+
+func rss(s *systemResult) float64 {
+	if s == nil {
+		return 0
+	}
+	return s.RSSW1MiB
+}
+
+func cold(s *systemResult) float64 {
+	if s == nil {
+		return 0
+	}
+	return s.ColdStartMs
+}
+
+// row is one line of the table: a figure per system, and whether higher is better.
+type row struct {
+	label string
+	get   func(*systemResult) (float64, bool)
+	disk  func(*diskResult) (float64, bool)
+	prec  int
+	plain bool   // no ratio column
+	cpu   string // a "broker / bench" CPU-seconds cell of this workload (the ratio is the broker's)
+}
+
+func field(name string, f func(*benchResult) float64) func(*systemResult) (float64, bool) {
+	return func(s *systemResult) (float64, bool) {
+		if b := s.w(name); b != nil {
+			return f(b), true
+		}
+		return 0, false
+	}
+}
+
+var (
+	rps  = func(b *benchResult) float64 { return b.RecordsPerSec }
+	mb   = func(b *benchResult) float64 { return b.MBPerSec }
+	p50  = func(b *benchResult) float64 { return b.P50Ms }
+	p99  = func(b *benchResult) float64 { return b.P99Ms }
+	p999 = func(b *benchResult) float64 { return b.P999Ms }
+	pmax = func(b *benchResult) float64 { return b.MaxMs }
+)
+
+var rows = []row{
+	{label: "W1 produce 1 KiB, records/s", get: field("W1", rps)},
+	{label: "W1 produce 1 KiB, MB/s", get: field("W1", mb), prec: 1,
+		disk: func(d *diskResult) (float64, bool) { return d.DirectMBps, d.DirectMBps > 0 }},
+	{label: "W1 produce→ack p50 / p99 ms (ratio of p99)", get: field("W1", p99), prec: 1},
+	{label: "W2 produce 100 B, records/s", get: field("W2", rps)},
+	{label: "W2 produce 100 B, MB/s", get: field("W2", mb), prec: 1},
+	{label: "W2 produce→ack p99 ms", get: field("W2", p99), prec: 1},
+	{label: "W3 consume W1, records/s", get: field("W3", rps)},
+	{label: "W3 consume W1, MB/s", get: field("W3", mb), prec: 1},
+	{label: "W4 e2e p50 ms", get: field("W4", p50), prec: 2},
+	{label: "W4 e2e p99 ms", get: field("W4", p99), prec: 2},
+	{label: "W4 e2e p99.9 ms", get: field("W4", p999), prec: 2},
+	{label: "W4 e2e max ms", get: field("W4", pmax), prec: 2},
+	{label: "W4 e2e records/s", get: field("W4", rps)},
+	{label: "W5 fsync before ack, records/s", get: field("W5", rps)},
+	{label: "W5 fsync before ack, MB/s", get: field("W5", mb), prec: 1,
+		disk: func(d *diskResult) (float64, bool) { return d.FdatasyncMBps, d.FdatasyncMBps > 0 }},
+	{label: "W5 / W1 throughput", get: func(s *systemResult) (float64, bool) {
+		w1, w5 := s.w("W1"), s.w("W5")
+		if w1 == nil || w5 == nil || w1.MBPerSec == 0 {
+			return 0, false
+		}
+		return w5.MBPerSec / w1.MBPerSec, true
+	}, prec: 2},
+	{label: "W1 CPU-s broker / load generator", get: field("W1", func(b *benchResult) float64 { return b.BrokerCPUSec }), prec: 1, cpu: "W1"},
+	{label: "W3 CPU-s broker / load generator", get: field("W3", func(b *benchResult) float64 { return b.BrokerCPUSec }), prec: 1, cpu: "W3"},
+	{label: "RSS peak through W1, MiB", get: func(s *systemResult) (float64, bool) { return s.RSSW1MiB, s.RSSW1MiB > 0 }},
+	{label: "cold start to serving, ms", get: func(s *systemResult) (float64, bool) { return s.ColdStartMs, s.ColdStartMs > 0 }},
+	{label: "machine idle % before W1 (shared)", get: func(s *systemResult) (float64, bool) {
+		if b := s.Workloads["W1"]; b != nil {
+			return b.IdleBefore, true
+		}
+		return 0, false
+	}, plain: true},
+}
+
+// table writes the results as a Markdown table: one column per system, the disk's figures, and
+// Moldau's figure divided by each peer's.
+func (r *report) table(w io.Writer) {
+	m := r.system("moldau")
+	var peers []*systemResult
+	for _, s := range r.Systems {
+		if s.System != "moldau" {
+			peers = append(peers, s)
+		}
+	}
+	hdr := []string{"workload / figure"}
+	for _, s := range r.Systems {
+		hdr = append(hdr, s.Title)
+	}
+	if r.Disk != nil {
+		hdr = append(hdr, "disk (dd)")
+	}
+	if m != nil {
+		for _, p := range peers {
+			hdr = append(hdr, "Moldau/"+p.Title)
+		}
+	}
+	fmt.Fprintf(w, "| %s |\n|%s\n", strings.Join(hdr, " | "), strings.Repeat("---|", len(hdr)))
+	num := func(v float64, prec int) string {
+		if prec == 0 {
+			return fmt.Sprintf("%.0f", v)
+		}
+		return fmt.Sprintf("%.*f", prec, v)
+	}
+	for _, rw := range rows {
+		cells := []string{rw.label}
+		if rw.cpu != "" {
+			for _, s := range r.Systems {
+				if b := s.w(rw.cpu); b != nil {
+					cells = append(cells, fmt.Sprintf("%.2f / %.2f", b.BrokerCPUSec, b.BenchCPUSec))
+				} else {
+					cells = append(cells, "–")
+				}
+			}
+		} else if strings.Contains(rw.label, "p50 / p99") { // two figures in one cell
+			for _, s := range r.Systems {
+				if b := s.w("W1"); b != nil {
+					cells = append(cells, fmt.Sprintf("%.1f / %.1f", b.P50Ms, b.P99Ms))
+				} else {
+					cells = append(cells, "–")
+				}
+			}
+		} else {
+			for _, s := range r.Systems {
+				if v, ok := rw.get(s); ok {
+					cells = append(cells, num(v, rw.prec))
+				} else {
+					cells = append(cells, "–")
+				}
+			}
+		}
+		if r.Disk != nil {
+			if rw.disk != nil {
+				var figs []string
+				for _, d := range []*diskResult{r.Disk, r.DiskEnd} {
+					if d == nil {
+						continue
+					}
+					if v, ok := rw.disk(d); ok {
+						figs = append(figs, num(v, rw.prec))
+					} else {
+						figs = append(figs, "–")
+					}
+				}
+				label := " direct"
+				if strings.HasPrefix(rw.label, "W5") {
+					label = " buffered+fdatasync"
+				}
+				cells = append(cells, strings.Join(figs, " / ")+label)
+			} else {
+				cells = append(cells, "")
+			}
+		}
+		if m != nil {
+			mv, mok := rw.get(m)
+			for _, p := range peers {
+				pv, pok := rw.get(p)
+				if mok && pok && pv != 0 && !rw.plain {
+					cells = append(cells, fmt.Sprintf("%.2fx", mv/pv))
+				} else {
+					cells = append(cells, "–")
+				}
+			}
+		}
+		fmt.Fprintf(w, "| %s |\n", strings.Join(cells, " | "))
+	}
+}
+
+func (r *report) targets(w io.Writer) {
+	fmt.Fprintf(w, "| target (issue 4) | want | measured | status |\n|---|---|---|---|\n")
+	for _, t := range r.Targets {
+		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", t.Name, t.Want, t.Measured, t.Status)
+	}
+}
+
+// write prints the table and the targets to w and saves the JSON (and a Markdown copy) under
+// bench/compare/results unless out names another file.
+func (r *report) write(out, repo string, w io.Writer) error {
+	var md strings.Builder
+	fmt.Fprintf(&md, "Command: `%s`\n\n", r.Command)
+	fmt.Fprintf(&md, "Moldau built from the %s.\n\n", r.Source)
+	fmt.Fprintf(&md, "Machine: %d CPUs (%s), %s, %s; %s; Go %s; %s. Load average at start %q, at end %q.\n\n",
+		r.Machine.NumCPU, r.Machine.CPUModel, r.Machine.MemTotal, r.Machine.Kernel, r.Machine.Disk, r.Machine.Go, r.Machine.Java, r.LoadAvg, r.LoadAvgEnd)
+	if r.Interrupted {
+		md.WriteString("**Interrupted: the figures are incomplete.**\n\n")
+	}
+	r.table(&md)
+	md.WriteString("\nThe disk column is dd of W1's byte count at the start / at the end of the run. ")
+	md.WriteString("Ratios are Moldau's figure divided by the peer's: above 1 is better for throughput, below 1 is better for latency, RSS and start time.\n\n")
+	r.targets(&md)
+	md.WriteString("\nNotes:\n")
+	for _, n := range r.Notes {
+		fmt.Fprintf(&md, "- %s\n", n)
+	}
+	for _, s := range r.Systems {
+		for _, e := range s.Errors {
+			fmt.Fprintf(&md, "\n- %s error: %s", s.Title, e)
+		}
+	}
+	for _, d := range []*diskResult{r.Disk, r.DiskEnd} {
+		if d != nil && d.Error != "" {
+			fmt.Fprintf(&md, "\n- disk error: %s", d.Error)
+		}
+	}
+	md.WriteString("\n")
+	fmt.Fprint(w, "\n"+md.String())
+
+	if out == "" {
+		out = filepath.Join(repo, "bench", "compare", "results", "compare-"+r.Started.Format("20060102-150405")+".json")
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(out, append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	mdPath := strings.TrimSuffix(out, ".json") + ".md"
+	if err := os.WriteFile(mdPath, []byte(md.String()), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\nresults: %s and %s\n", out, mdPath)
+	return nil
+}
