@@ -3,6 +3,7 @@ package group
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -718,5 +719,77 @@ func TestOffsetsPartition(t *testing.T) {
 	// Java: Math.abs("group".hashCode()) % 50 == 98629247 % 50.
 	if p := OffsetsPartition("group", 50); p != 98629247%50 {
 		t.Fatalf("partition %d", p)
+	}
+}
+
+// TestStaticMemberAbsentDuringRebalance: a static member that does not rejoin a rebalance stays
+// in the new generation, as in Kafka (the new leader, a member that did rejoin, assigns it its
+// share), and is removed only if it does not come back before the pending-sync timeout. A dynamic
+// member that does not rejoin leaves at once.
+func TestStaticMemberAbsentDuringRebalance(t *testing.T) {
+	h := newHarness(t, testConfig())
+	static := func(inst, memberID string) *kmsg.JoinGroupRequest {
+		r := joinReq(9, "g", memberID)
+		r.InstanceID = kmsg.StringPtr(inst)
+		return r
+	}
+	a := recv(t, h.join(static("a", "")))
+	if r := recv(t, h.sync(syncReq(5, "g", a.MemberID, a.Generation, map[string]string{a.MemberID: "pa"}))); r.ErrorCode != 0 {
+		t.Fatalf("a syncs: %+v", r)
+	}
+	// b (static) and c (dynamic) join; a, the leader, stays away.
+	bch := h.join(static("b", ""))
+	waitFor(t, "rebalance", func() bool { return h.state("g") == "PreparingRebalance" })
+	cID, cch := h.joinNew(9, "g")
+	waitFor(t, "b and c parked", func() bool { return h.awaitingJoin("g") == 2 })
+	// a stays alive (its heartbeats say REBALANCE_IN_PROGRESS) but does not rejoin before the
+	// 20 s rebalance timeout, as a consumer busy in its poll loop would.
+	for range 4 {
+		h.clock.Advance(5 * time.Second)
+		if code := h.heartbeat("g", a.MemberID, a.Generation); code != kerr.RebalanceInProgress.Code && h.state("g") == "PreparingRebalance" {
+			t.Fatalf("a's heartbeat during the rebalance: %d", code)
+		}
+	}
+	b, c := recv(t, bch), recv(t, cch)
+	if b.ErrorCode != 0 || c.ErrorCode != 0 || b.Generation != a.Generation+1 {
+		t.Fatalf("join: b %+v, c %+v", b, c)
+	}
+	leader := b
+	if c.LeaderID == c.MemberID {
+		leader = c
+	}
+	if leader.LeaderID != leader.MemberID || leader.LeaderID == a.MemberID {
+		t.Fatalf("leader %q, want b or c, not the absent a", leader.LeaderID)
+	}
+	var listed []string
+	for _, m := range leader.Members {
+		listed = append(listed, m.MemberID)
+	}
+	if len(listed) != 3 || !slices.Contains(listed, a.MemberID) || !slices.Contains(listed, cID) {
+		t.Fatalf("leader's member list %v, want a (absent, static), b and c", listed)
+	}
+	// a does not come back.
+	for _, m := range []*kmsg.JoinGroupResponse{b, c} {
+		var assign map[string]string
+		if m == leader {
+			assign = map[string]string{a.MemberID: "pa", b.MemberID: "pb", c.MemberID: "pc"}
+		}
+		if r := recv(t, h.sync(syncReq(5, "g", m.MemberID, m.Generation, assign))); r.ErrorCode != 0 {
+			t.Fatalf("sync of %s: %+v", m.MemberID, r)
+		}
+	}
+	if s := h.state("g"); s != "Stable" {
+		t.Fatalf("state %s after the leader's sync", s)
+	}
+	// b and c heartbeat; a never comes back and is removed (its session times out before its
+	// overdue sync would) and the group rebalances without it.
+	for range 3 {
+		h.clock.Advance(7 * time.Second)
+		h.heartbeat("g", b.MemberID, b.Generation)
+		h.heartbeat("g", c.MemberID, c.Generation)
+	}
+	waitFor(t, "a removed", func() bool { return h.state("g") == "PreparingRebalance" })
+	if code := h.heartbeat("g", a.MemberID, b.Generation); code != kerr.UnknownMemberID.Code {
+		t.Fatalf("a's heartbeat after the pending-sync timeout: %d", code)
 	}
 }

@@ -525,10 +525,29 @@ func (g *group) joinTimerFired(gen uint64) {
 func (g *group) completeJoin() {
 	g.stopJoinTimer()
 	g.initialDelay = false
+	joined := 0
+	for _, m := range g.members {
+		if m.joinWait != nil {
+			joined++
+		}
+	}
+	// As Kafka: the dynamic members that did not rejoin leave; a static member that did not stays
+	// in the new generation (the leader assigns it its share), and goes only if it does not come
+	// back before the pending-sync timeout, or its session timeout, whichever comes first. With
+	// nobody rejoined, everyone goes.
 	for _, m := range g.sortedMembers() {
-		if m.joinWait == nil {
+		if m.joinWait == nil && (m.instanceID == nil || joined == 0) {
 			m.invokeSync(syncResult{err: kerr.UnknownMemberID.Code})
 			g.remove(m.id)
+		}
+	}
+	// The leader must be a member that rejoined (Kafka's maybeElectNewJoinedLeader).
+	if l, ok := g.members[g.leader]; ok && l.joinWait == nil {
+		for _, m := range g.sortedMembers() {
+			if m.joinWait != nil {
+				g.leader = m.id
+				break
+			}
 		}
 	}
 	g.generation++
