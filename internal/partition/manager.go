@@ -27,13 +27,17 @@ type Manager struct {
 	topics map[string][]*Partition // index == partition id; nil entries are not hosted here
 	onDisk map[string]string       // "<topic>-<p>" -> log dir, found at start or created
 	perDir map[string]int          // log dir -> entries of onDisk in it
+
+	checkpointMu sync.Mutex
+	checkpointed map[string]string // log dir -> content of its last written high-watermark checkpoint
 }
 
 // NewManager scans the log directories for existing partition directories; they are opened when
 // the metadata says they belong here (Ensure).
 func NewManager(dirs []string, clock log.Clock) (*Manager, error) {
 	m := &Manager{dirs: dirs, clock: clock, logDirs: make(map[string]*LogDir),
-		topics: make(map[string][]*Partition), onDisk: make(map[string]string), perDir: make(map[string]int)}
+		topics: make(map[string][]*Partition), onDisk: make(map[string]string), perDir: make(map[string]int),
+		checkpointed: make(map[string]string)}
 	for _, d := range dirs {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("create log dir %s: %w", d, err)
@@ -306,13 +310,25 @@ func (m *Manager) WriteHighWatermarks() error {
 	for _, d := range m.dirs {
 		lines := byDir[d]
 		sort.Strings(lines)
-		body := fmt.Sprintf("0\n%d\n", len(lines))
+		var body strings.Builder
+		fmt.Fprintf(&body, "0\n%d\n", len(lines))
 		for _, l := range lines {
-			body += l + "\n"
+			body.WriteString(l)
+			body.WriteByte('\n')
 		}
-		if err := writeFileAtomic(filepath.Join(d, CheckpointFile), []byte(body)); err != nil {
+		m.checkpointMu.Lock()
+		unchanged := m.checkpointed[d] == body.String()
+		m.checkpointMu.Unlock()
+		if unchanged {
+			continue // nothing moved: no rewrite, no fsync
+		}
+		if err := writeFileAtomic(filepath.Join(d, CheckpointFile), []byte(body.String())); err != nil {
 			errs = append(errs, err)
+			continue
 		}
+		m.checkpointMu.Lock()
+		m.checkpointed[d] = body.String()
+		m.checkpointMu.Unlock()
 	}
 	return errors.Join(errs...)
 }
