@@ -142,41 +142,38 @@ func (s *segment) lookupTime(ts int64) int64 {
 // indexBatch updates the in-memory indexes for a batch written at pos,
 // following Kafka's rule: an offset index entry (batch last offset, batch
 // position) and a time index entry (max timestamp so far) whenever more than
-// interval bytes were written since the last entry. It reports which entries
-// it added (the last one of each index). REQUIRES: Log.mu held for writing.
-func (s *segment) indexBatch(pos, size, lastOffset, maxTs int64, interval int32) (addedOff, addedTime bool) {
+// interval bytes were written since the last entry (the files are written
+// later: idxStale). REQUIRES: Log.mu held for writing.
+func (s *segment) indexBatch(pos, size, lastOffset, maxTs int64, interval int32) {
 	if maxTs > s.maxTs {
 		s.maxTs, s.maxTsOffset = maxTs, lastOffset
 	}
 	if s.bytesSinceIndex > int64(interval) {
 		s.offIndex = binary.BigEndian.AppendUint32(s.offIndex, uint32(lastOffset-s.base))
 		s.offIndex = binary.BigEndian.AppendUint32(s.offIndex, uint32(pos))
-		addedOff = true
-		addedTime = s.maybeAppendTime()
+		s.maybeAppendTime()
 		s.bytesSinceIndex = 0
 		s.idxStale = true
 	}
 	s.bytesSinceIndex += size
 	s.size = pos + size
 	s.next = lastOffset + 1
-	return addedOff, addedTime
 }
 
 // maybeAppendTime adds (maxTs, maxTsOffset) to the time index if maxTs is
 // larger than the last entry's timestamp. REQUIRES: Log.mu held for writing.
-func (s *segment) maybeAppendTime() bool {
+func (s *segment) maybeAppendTime() {
 	if s.maxTs < 0 {
-		return false
+		return
 	}
 	if n := s.timeEntries(); n > 0 {
 		if ts, _ := s.timeEntry(n - 1); s.maxTs <= ts {
-			return false
+			return
 		}
 	}
 	s.timeIndex = binary.BigEndian.AppendUint64(s.timeIndex, uint64(s.maxTs))
 	s.timeIndex = binary.BigEndian.AppendUint32(s.timeIndex, uint32(s.maxTsOffset-s.base))
 	s.idxStale = true
-	return true
 }
 
 // writeIndexes writes both index files from memory (temp file, fsync,
