@@ -29,6 +29,14 @@ func writeFileAtomic(dir, name string, data []byte) error {
 	return syncDir(dir)
 }
 
+// WriteFileAtomic is writeFileAtomic for the other files of a log dir (the
+// high-watermark checkpoint, the clean-shutdown marker).
+func WriteFileAtomic(dir, name string, data []byte) error { return writeFileAtomic(dir, name, data) }
+
+// SyncDir fsyncs a directory, making its entries (creations, renames,
+// removals) durable.
+func SyncDir(dir string) error { return syncDir(dir) }
+
 // writeFileAtomicNoDirSync is writeFileAtomic without the directory fsync,
 // for files the caller's next directory fsync makes durable (index files:
 // a crash before it leaves an old or missing index, which Open rebuilds).

@@ -263,7 +263,7 @@ func (m *Manager) Close() error {
 	m.topics = make(map[string][]*Partition)
 	for d, ld := range m.logDirs {
 		if !failed[d] {
-			if err := writeFileAtomic(filepath.Join(d, log.DirCleanShutdownFile), nil); err != nil {
+			if err := log.WriteFileAtomic(d, log.DirCleanShutdownFile, nil); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -282,13 +282,8 @@ func takeCleanShutdownMarker(dir string) (bool, error) {
 	if err := os.Remove(path); err != nil {
 		return false, fmt.Errorf("remove %s: %w", path, err)
 	}
-	d, err := os.Open(dir)
-	if err != nil {
+	if err := log.SyncDir(dir); err != nil {
 		return false, err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return false, fmt.Errorf("fsync %s: %w", dir, err)
 	}
 	return true, nil
 }
@@ -322,7 +317,7 @@ func (m *Manager) WriteHighWatermarks() error {
 		if unchanged {
 			continue // nothing moved: no rewrite, no fsync
 		}
-		if err := writeFileAtomic(filepath.Join(d, CheckpointFile), []byte(body.String())); err != nil {
+		if err := log.WriteFileAtomic(d, CheckpointFile, []byte(body.String())); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -331,32 +326,4 @@ func (m *Manager) WriteHighWatermarks() error {
 		m.checkpointMu.Unlock()
 	}
 	return errors.Join(errs...)
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("sync %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("rename %s: %w", path, err)
-	}
-	dir, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return fmt.Errorf("open dir of %s: %w", path, err)
-	}
-	defer dir.Close()
-	return dir.Sync()
 }
