@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -141,6 +142,19 @@ func consumeRecords(e *env, seeds []string, spec consumeSpec, emit func(*kgo.Rec
 			opts = append(opts, kgo.ConsumerGroup(spec.group), kgo.AutoCommitMarks(), kgo.AutoCommitInterval(time.Second))
 		}
 	}
+	// joined is closed once the client can fetch: at once without a group; with one, when the
+	// first join ends (kgo calls OnPartitionsAssigned after every join, even an empty one). The
+	// idle timeout counts from then, so a group's join (group.initial.rebalance.delay.ms, 3 s by
+	// default) does not use it up.
+	joined := make(chan struct{})
+	if spec.group != "" {
+		var once sync.Once
+		opts = append(opts, kgo.OnPartitionsAssigned(func(context.Context, *kgo.Client, map[string][]int32) {
+			once.Do(func() { close(joined) })
+		}))
+	} else {
+		close(joined)
+	}
 	cl, err := newClient(seeds, opts...)
 	if err != nil {
 		return 0, err
@@ -161,7 +175,7 @@ func consumeRecords(e *env, seeds []string, spec consumeSpec, emit func(*kgo.Rec
 	for {
 		pollCtx, cancel := e.ctx, context.CancelFunc(func() {})
 		if spec.idle > 0 {
-			pollCtx, cancel = context.WithTimeout(e.ctx, spec.idle)
+			pollCtx, cancel = idleContext(e.ctx, spec.idle, joined)
 		}
 		fetches := cl.PollFetches(pollCtx)
 		timedOut := pollCtx.Err() != nil && e.ctx.Err() == nil
@@ -200,6 +214,26 @@ func consumeRecords(e *env, seeds []string, spec consumeSpec, emit func(*kgo.Rec
 			return count, errIdleTimeout
 		}
 	}
+}
+
+// idleContext is a context cancelled idle after ready is closed (or with parent).
+func idleContext(parent context.Context, idle time.Duration, ready <-chan struct{}) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(parent)
+	go func() {
+		select {
+		case <-ready:
+		case <-ctx.Done():
+			return
+		}
+		t := time.NewTimer(idle)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
 }
 
 // parseStart parses an --offset value: earliest, latest or a non-negative number.
