@@ -21,7 +21,7 @@ import (
 
 // installHint is what a machine without the external clients needs. A missing client fails the
 // test: these tests are the proof the README points at, so they must not quietly skip.
-const installHint = "apt-get install -y kcat python3-confluent-kafka"
+const installHint = "apt-get install -y kcat python3-confluent-kafka python3-kafka nodejs npm (or run test/deps.sh)"
 
 const (
 	// python is the interpreter the Debian package python3-confluent-kafka installs into.
