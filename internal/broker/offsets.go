@@ -76,7 +76,7 @@ func (s *offsetsStore) Append(groupID string, kvs []group.KV) error {
 		BaseSequence:  -1,
 		Records:       recs,
 	})
-	if _, err := part.Append(batch, -1); err != nil {
+	if _, err := part.Append(batch, -1, partition.OriginCoordinator); err != nil {
 		return fmt.Errorf("append to %s: %w", metadata.ConsumerOffsetsTopic, err)
 	}
 	return nil
