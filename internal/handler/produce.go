@@ -3,8 +3,9 @@ package handler
 // Produce: v3-12 (record batch v2 only; Kafka 4 dropped older message formats). ApiVersions
 // advertises v0-12, as Kafka 4 does, for librdkafka's sake (see api_versions.go).
 //
-// Batches are appended with the client origin: control and transactional batches are refused
-// (see partition.Origin).
+// Internal topics (__consumer_offsets, ...) are refused with INVALID_TOPIC_EXCEPTION, as Kafka
+// refuses them: only the coordinators append there. Batches are appended with the client origin:
+// control and transactional batches are refused (see partition.Origin).
 //
 // Each partition's batches are validated whole (CRC, size against max.message.bytes, idempotent
 // sequence) and then appended; a partition's error never affects another partition. acks=0 gets
@@ -100,6 +101,10 @@ func (h *Handler) handleProduce(_ context.Context, req *server.Request) (kmsg.Re
 func (h *Handler) produceTo(t *metadata.Topic, topicOK bool, name string, rp kmsg.ProduceRequestTopicPartition, acks int16, sp *kmsg.ProduceResponseTopicPartition) (*log.Syncer, error) {
 	if !topicOK || rp.Partition < 0 || int(rp.Partition) >= len(t.Partitions) {
 		return nil, fmt.Errorf("%s-%d: %w", name, rp.Partition, kerr.UnknownTopicOrPartition)
+	}
+	if metadata.IsInternalTopic(name) {
+		// Only the coordinators write there (ReplicaManager.appendToLocalLog's rule).
+		return nil, fmt.Errorf("cannot append to internal topic %s: %w", name, kerr.InvalidTopicException)
 	}
 	p := h.parts.Get(name, rp.Partition)
 	if p == nil || t.Partitions[rp.Partition].Leader != h.opts.NodeID {
