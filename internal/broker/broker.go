@@ -129,11 +129,15 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Broke
 	if err != nil {
 		return nil, fmt.Errorf("broker: consumer offsets: %w", err)
 	}
+	// The registry exists whether or not metrics.listener serves it: the counters are kept anyway.
+	m := metrics.New()
 	b.groups = group.NewCoordinator(group.Config{
 		InitialRebalanceDelay: time.Duration(cfg.GroupInitialRebalanceDelayMs) * time.Millisecond,
 		MinSessionTimeout:     time.Duration(cfg.GroupMinSessionTimeoutMs) * time.Millisecond,
 		MaxSessionTimeout:     time.Duration(cfg.GroupMaxSessionTimeoutMs) * time.Millisecond,
 		OffsetsRetention:      time.Duration(cfg.OffsetsRetentionMinutes) * time.Minute,
+		Logger:                logger,
+		RecordsSkipped:        m.InternalRecordsSkipped(metadata.ConsumerOffsetsTopic),
 	}, b.offsets, nil)
 
 	h := handler.New(handler.Options{
@@ -145,7 +149,6 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Broke
 
 	var sh server.Handler = h
 	if cfg.MetricsListener != "" {
-		m := metrics.New()
 		m.Gauge("moldau_partitions", "Partitions hosted by this broker.", func() float64 { return float64(len(b.parts.All())) })
 		m.Gauge("moldau_log_bytes", "Bytes of all partition logs on this broker.", func() float64 {
 			var n int64

@@ -76,46 +76,71 @@ func (s *offsetsStore) Append(groupID string, kvs []group.KV) error {
 		BaseSequence:  -1,
 		Records:       recs,
 	})
-	if _, err := part.Append(batch, -1); err != nil {
+	if _, err := part.Append(batch, -1, partition.OriginCoordinator); err != nil {
 		return fmt.Errorf("append to %s: %w", metadata.ConsumerOffsetsTopic, err)
 	}
 	return nil
 }
 
-// Load replays every partition of __consumer_offsets in offset order.
-func (s *offsetsStore) Load(fn func(key, value []byte) error) error {
+// Load replays every partition of __consumer_offsets in offset order. It hands a batch it cannot
+// decode to fn as a record with Err set and goes on with the next batch; when the framing itself is
+// broken, so that the next batch cannot be found, the rest of that partition is handed over the
+// same way. Only a failed read ends the load.
+func (s *offsetsStore) Load(fn func(r group.StoredRecord) error) error {
 	for p := int32(0); p < s.partitions; p++ {
 		part, err := s.partition(p)
 		if err != nil {
 			return err
 		}
-		off := part.LogStartOffset()
-		for off < part.HighWatermark() {
-			data, err := part.Read(off, 1<<20, false, true)
+		if err := loadPartition(part, p, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func loadPartition(part *partition.Partition, p int32, fn func(r group.StoredRecord) error) error {
+	skip := func(off int64, err error) error {
+		return fn(group.StoredRecord{Partition: p, Offset: off,
+			Err: fmt.Errorf("%s-%d at offset %d: %w", metadata.ConsumerOffsetsTopic, p, off, err)})
+	}
+	off := part.LogStartOffset()
+	for off < part.HighWatermark() {
+		data, err := part.Read(off, 1<<20, false, true)
+		if err != nil {
+			return fmt.Errorf("load %s-%d at %d: %w", metadata.ConsumerOffsetsTopic, p, off, err)
+		}
+		if len(data) == 0 {
+			return nil
+		}
+		batches, splitErr := record.Split(data)
+		start := off
+		for _, b := range batches {
+			h, recs, err := record.Records(b)
+			if next := h.LastOffset() + 1; next <= off || h.LastOffsetDelta < 0 {
+				// The header does not move forward: nothing after it can be trusted to.
+				return skip(off, fmt.Errorf("rest of the partition: batch header at offset %d has last offset delta %d (%v)",
+					h.BaseOffset, h.LastOffsetDelta, err))
+			}
 			if err != nil {
-				return fmt.Errorf("load %s-%d at %d: %w", metadata.ConsumerOffsetsTopic, p, off, err)
-			}
-			if len(data) == 0 {
-				break
-			}
-			batches, err := record.Split(data)
-			if err != nil {
-				return fmt.Errorf("load %s-%d at %d: %w", metadata.ConsumerOffsetsTopic, p, off, err)
-			}
-			for _, b := range batches {
-				h, recs, err := record.Records(b)
-				if err != nil {
-					return fmt.Errorf("load %s-%d at %d: %w", metadata.ConsumerOffsetsTopic, p, off, err)
+				if err := skip(h.BaseOffset, err); err != nil {
+					return err
 				}
-				if !h.Control() {
-					for _, r := range recs {
-						if err := fn(r.Key, r.Value); err != nil {
-							return err
-						}
+			} else if !h.Control() {
+				for _, r := range recs {
+					sr := group.StoredRecord{Partition: p, Offset: h.BaseOffset + int64(r.OffsetDelta), Key: r.Key, Value: r.Value}
+					if err := fn(sr); err != nil {
+						return err
 					}
 				}
-				off = h.LastOffset() + 1
 			}
+			off = h.LastOffset() + 1
+		}
+		if splitErr != nil || off == start {
+			if splitErr == nil {
+				splitErr = errors.New("the read returned no whole batch")
+			}
+			return skip(off, fmt.Errorf("rest of the partition: %w", splitErr))
 		}
 	}
 	return nil

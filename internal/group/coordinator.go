@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -36,7 +37,16 @@ type Config struct {
 	// PartitionExists, when set, validates the partitions of OffsetCommit and OffsetDelete
 	// (UNKNOWN_TOPIC_OR_PARTITION otherwise). nil accepts every topic and partition.
 	PartitionExists func(topic string, partition int32) bool
+
+	// Logger receives the coordinator's warnings: records skipped at load, a failed load. nil
+	// discards them.
+	Logger *slog.Logger
+	// RecordsSkipped, when set, counts the stored records the load could not decode and skipped.
+	RecordsSkipped Counter
 }
+
+// Counter is a monotonic counter; a prometheus.Counter is one.
+type Counter interface{ Inc() }
 
 // DefaultConfig returns Kafka's defaults.
 func DefaultConfig() Config {
@@ -101,6 +111,7 @@ type Coordinator struct {
 	cfg   Config
 	store Store
 	clock Clock
+	log   *slog.Logger
 
 	loaded  chan struct{} // closed when the Store replay finished
 	loadErr error         // set before loaded is closed
@@ -120,10 +131,15 @@ func NewCoordinator(cfg Config, store Store, clock Clock) *Coordinator {
 	if clock == nil {
 		clock = realClock{}
 	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	c := &Coordinator{
 		cfg:    cfg.withDefaults(),
 		store:  store,
 		clock:  clock,
+		log:    logger,
 		loaded: make(chan struct{}),
 	}
 	c.mu.groups = make(map[string]*group)
@@ -140,6 +156,7 @@ func (c *Coordinator) load() {
 	groups, err := replay(c, c.store)
 	if err != nil {
 		c.loadErr = fmt.Errorf("load group metadata: %w", err)
+		c.log.Error("group coordinator failed to load; group requests answer COORDINATOR_NOT_AVAILABLE", "err", c.loadErr)
 		return
 	}
 	c.mu.Lock()

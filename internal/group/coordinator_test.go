@@ -678,7 +678,7 @@ type blockingStore struct {
 	release chan struct{}
 }
 
-func (s blockingStore) Load(fn func(key, value []byte) error) error {
+func (s blockingStore) Load(fn func(r StoredRecord) error) error {
 	<-s.release
 	return s.MemoryStore.Load(fn)
 }

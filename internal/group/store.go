@@ -14,6 +14,19 @@ type KV struct {
 	Key, Value []byte
 }
 
+// StoredRecord is one record of the store as Load replays it.
+type StoredRecord struct {
+	// Partition and Offset are where the record is, for the log line that reports a record the
+	// replay skips.
+	Partition int32
+	Offset    int64
+	// Key and Value are the record's; a nil Value is a tombstone.
+	Key, Value []byte
+	// Err, when set, says that the store could not decode what it holds at Offset (a batch or the
+	// rest of the partition; Key and Value are then nil). The replay counts it and skips it.
+	Err error
+}
+
 // Store persists group metadata and offsets as Kafka's __consumer_offsets records
 // (kmsg.OffsetCommitKey/Value, kmsg.GroupMetadataKey/Value). The broker implements it on top of
 // the __consumer_offsets partition logs; a nil value is a tombstone.
@@ -21,8 +34,10 @@ type Store interface {
 	// Append makes records durable (written to the log) before it returns. group names the group
 	// the records belong to, so the store can pick its partition (see OffsetsPartition).
 	Append(group string, records []KV) error
-	// Load replays every record, oldest first, at start.
-	Load(fn func(key, value []byte) error) error
+	// Load replays every record, oldest first, at start. Data it cannot decode is not an error:
+	// it hands it to fn with Err set and carries on. An error (a failed read, or fn's) ends the
+	// load and the coordinator answers COORDINATOR_NOT_AVAILABLE.
+	Load(fn func(r StoredRecord) error) error
 }
 
 // OffsetsPartition returns the __consumer_offsets partition of a group as Kafka computes it:
@@ -71,13 +86,13 @@ func cloneValue(v []byte) []byte {
 	return append([]byte{}, v...)
 }
 
-// Load replays every appended record in order.
-func (s *MemoryStore) Load(fn func(key, value []byte) error) error {
+// Load replays every appended record in order, as partition 0 with its index as the offset.
+func (s *MemoryStore) Load(fn func(r StoredRecord) error) error {
 	s.mu.Lock()
 	recs := append([]KV(nil), s.records...)
 	s.mu.Unlock()
-	for _, r := range recs {
-		if err := fn(r.Key, r.Value); err != nil {
+	for i, r := range recs {
+		if err := fn(StoredRecord{Offset: int64(i), Key: r.Key, Value: r.Value}); err != nil {
 			return err
 		}
 	}
@@ -165,91 +180,135 @@ func (g *group) storeGroup(assignments map[string][]byte) error {
 	return g.c.store.Append(g.name, []KV{{Key: groupKey(g.name), Value: v.AppendTo(nil)}})
 }
 
+// replayer rebuilds groups from the store's records. It trusts nothing it reads: a record it
+// cannot decode is skipped, counted in Config.RecordsSkipped and logged (the first of a load with
+// its position, the rest in one line at the end), and the rest of the records load.
+type replayer struct {
+	c       *Coordinator
+	groups  map[string]*group
+	skipped int
+}
+
+func newReplayer(c *Coordinator) *replayer {
+	return &replayer{c: c, groups: make(map[string]*group)}
+}
+
+func (rp *replayer) group(name string) *group {
+	g, ok := rp.groups[name]
+	if !ok {
+		g = newGroup(rp.c, name)
+		rp.groups[name] = g
+	}
+	return g
+}
+
+// add applies one stored record, or skips it.
+func (rp *replayer) add(r StoredRecord) {
+	err := r.Err
+	if err == nil {
+		err = rp.apply(r.Key, r.Value)
+	}
+	if err == nil {
+		return
+	}
+	rp.skipped++
+	if rp.c.cfg.RecordsSkipped != nil {
+		rp.c.cfg.RecordsSkipped.Inc()
+	}
+	if rp.skipped == 1 {
+		rp.c.log.Warn("skipping a group coordinator record that cannot be decoded",
+			"partition", r.Partition, "offset", r.Offset, "err", err)
+	}
+}
+
+// apply decodes one record and applies it to the groups. It changes nothing when it returns an
+// error.
+func (rp *replayer) apply(key, value []byte) error {
+	if len(key) < 2 {
+		return fmt.Errorf("record key of %d bytes, a key starts with a 2-byte version", len(key))
+	}
+	switch version := int16(binary.BigEndian.Uint16(key)); version {
+	case 0, 1:
+		var k kmsg.OffsetCommitKey
+		if err := k.ReadFrom(key); err != nil {
+			return fmt.Errorf("decode offset commit key: %w", err)
+		}
+		if value == nil {
+			if g, ok := rp.groups[k.Group]; ok {
+				g.deleteOffset(k.Topic, k.Partition)
+			}
+			return nil
+		}
+		var v kmsg.OffsetCommitValue
+		if err := v.ReadFrom(value); err != nil {
+			return fmt.Errorf("decode offset commit value of group %q: %w", k.Group, err)
+		}
+		epoch := v.LeaderEpoch
+		if v.Version < 3 {
+			epoch = -1
+		}
+		rp.group(k.Group).setOffset(k.Topic, k.Partition, offsetEntry{
+			offset: v.Offset, leaderEpoch: epoch, metadata: v.Metadata, commitTime: v.CommitTimestamp,
+		})
+	case 2:
+		var k kmsg.GroupMetadataKey
+		if err := k.ReadFrom(key); err != nil {
+			return fmt.Errorf("decode group metadata key: %w", err)
+		}
+		if value == nil {
+			if g, ok := rp.groups[k.Group]; ok {
+				if !g.hasOffsets() {
+					delete(rp.groups, k.Group)
+				} else {
+					g.protocolType, g.protocol, g.generation = "", "", 0
+				}
+			}
+			return nil
+		}
+		var v kmsg.GroupMetadataValue
+		if err := v.ReadFrom(value); err != nil {
+			return fmt.Errorf("decode group metadata of %q: %w", k.Group, err)
+		}
+		g := rp.group(k.Group)
+		g.protocolType = v.ProtocolType
+		g.generation = v.Generation
+		g.protocol = ""
+		if v.Protocol != nil && len(v.Members) > 0 {
+			g.protocol = *v.Protocol
+		}
+		if len(v.Members) > 0 {
+			// The group had members when the broker stopped: it became Empty on load.
+			g.stateTime = rp.c.clock.Now()
+		} else if v.Version >= 2 && v.CurrentStateTimestamp >= 0 {
+			g.stateTime = time.UnixMilli(v.CurrentStateTimestamp)
+		}
+	default:
+		// Newer record types (KIP-848 consumer groups, share groups): not ours.
+	}
+	return nil
+}
+
 // replay rebuilds groups from the store: offsets, and for groups with metadata their protocol
 // type, protocol and generation. Groups load Empty: members are not restored as live, they rejoin.
+// It fails only when the store's Load fails; undecodable records are skipped (see replayer).
 func replay(c *Coordinator, s Store) (map[string]*group, error) {
-	groups := make(map[string]*group)
-	get := func(name string) *group {
-		g, ok := groups[name]
-		if !ok {
-			g = newGroup(c, name)
-			groups[name] = g
-		}
-		return g
-	}
-	err := s.Load(func(key, value []byte) error {
-		if len(key) < 2 {
-			return fmt.Errorf("record key of %d bytes", len(key))
-		}
-		switch version := int16(binary.BigEndian.Uint16(key)); version {
-		case 0, 1:
-			var k kmsg.OffsetCommitKey
-			if err := k.ReadFrom(key); err != nil {
-				return fmt.Errorf("decode offset commit key: %w", err)
-			}
-			if value == nil {
-				if g, ok := groups[k.Group]; ok {
-					g.deleteOffset(k.Topic, k.Partition)
-				}
-				return nil
-			}
-			var v kmsg.OffsetCommitValue
-			if err := v.ReadFrom(value); err != nil {
-				return fmt.Errorf("decode offset commit value of group %q: %w", k.Group, err)
-			}
-			epoch := v.LeaderEpoch
-			if v.Version < 3 {
-				epoch = -1
-			}
-			get(k.Group).setOffset(k.Topic, k.Partition, offsetEntry{
-				offset: v.Offset, leaderEpoch: epoch, metadata: v.Metadata, commitTime: v.CommitTimestamp,
-			})
-		case 2:
-			var k kmsg.GroupMetadataKey
-			if err := k.ReadFrom(key); err != nil {
-				return fmt.Errorf("decode group metadata key: %w", err)
-			}
-			if value == nil {
-				if g, ok := groups[k.Group]; ok {
-					if !g.hasOffsets() {
-						delete(groups, k.Group)
-					} else {
-						g.protocolType, g.protocol, g.generation = "", "", 0
-					}
-				}
-				return nil
-			}
-			var v kmsg.GroupMetadataValue
-			if err := v.ReadFrom(value); err != nil {
-				return fmt.Errorf("decode group metadata of %q: %w", k.Group, err)
-			}
-			g := get(k.Group)
-			g.protocolType = v.ProtocolType
-			g.generation = v.Generation
-			g.protocol = ""
-			if v.Protocol != nil && len(v.Members) > 0 {
-				g.protocol = *v.Protocol
-			}
-			if len(v.Members) > 0 {
-				// The group had members when the broker stopped: it became Empty on load.
-				g.stateTime = c.clock.Now()
-			} else if v.Version >= 2 && v.CurrentStateTimestamp >= 0 {
-				g.stateTime = time.UnixMilli(v.CurrentStateTimestamp)
-			}
-		default:
-			// Newer record types (KIP-848 consumer groups, share groups): not ours.
-		}
+	rp := newReplayer(c)
+	err := s.Load(func(r StoredRecord) error {
+		rp.add(r)
 		return nil
 	})
+	if rp.skipped > 1 {
+		c.log.Warn("skipped group coordinator records that cannot be decoded", "records", rp.skipped)
+	}
 	if err != nil {
 		return nil, err
 	}
-	for _, g := range groups {
+	for _, g := range rp.groups {
 		// Members are not restored: an Empty group keeps no selected protocol.
 		g.protocol = ""
 		g.subscribed = nil
 	}
-	return groups, nil
+	return rp.groups, nil
 }
 
 func (g *group) setOffset(topic string, partition int32, e offsetEntry) {

@@ -3,6 +3,9 @@ package handler
 // CreatePartitions: v0-3.
 //
 // Raises a topic's partition count (never lowers it), optionally with manual assignments.
+// Internal topics are refused with INVALID_TOPIC_EXCEPTION: __consumer_offsets places a group by
+// hash % partition count, so more partitions would strand every group's state (old Kafka tools
+// refused it: "The number of partitions for the offsets topic cannot be changed").
 
 import (
 	"context"
@@ -10,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/moldau/moldau/internal/metadata"
 	"github.com/moldau/moldau/internal/server"
 )
 
@@ -29,6 +33,13 @@ func (h *Handler) handleCreatePartitions(ctx context.Context, req *server.Reques
 		if seen[rt.Topic] > 1 {
 			st.ErrorCode = kerr.InvalidRequest.Code
 			msg := "Duplicate topic in request."
+			st.ErrorMessage = &msg
+			resp.Topics = append(resp.Topics, st)
+			continue
+		}
+		if metadata.IsInternalTopic(rt.Topic) {
+			st.ErrorCode = kerr.InvalidTopicException.Code
+			msg := "Cannot add partitions to internal topic " + rt.Topic + ": the coordinator maps its keys to partitions by the partition count."
 			st.ErrorMessage = &msg
 			resp.Topics = append(resp.Topics, st)
 			continue

@@ -3,7 +3,8 @@ package handler
 // DeleteRecords: v0-2.
 //
 // Moves each partition's log start offset forward to the requested offset (-1: the high
-// watermark); whole segments below it are deleted. Answers the new low watermark.
+// watermark); whole segments below it are deleted. Answers the new low watermark. Internal topics
+// get INVALID_TOPIC_EXCEPTION, as in Kafka.
 
 import (
 	"context"
@@ -11,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/moldau/moldau/internal/metadata"
 	"github.com/moldau/moldau/internal/server"
 )
 
@@ -30,6 +32,12 @@ func (h *Handler) handleDeleteRecords(_ context.Context, req *server.Request) (k
 			sp.LowWatermark = -1
 			if !ok {
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
+			if metadata.IsInternalTopic(rt.Topic) {
+				// ReplicaManager.deleteRecordsOnLocalLog's rule.
+				sp.ErrorCode = kerr.InvalidTopicException.Code
 				st.Partitions = append(st.Partitions, sp)
 				continue
 			}

@@ -4,6 +4,11 @@ package handler
 //
 // Topics are named by name (v0-5) or by name or id (v6+). The controller removes the topic from
 // the metadata; the broker then closes and deletes the partitions' files.
+//
+// Internal topics (__consumer_offsets, ...) are refused with INVALID_TOPIC_EXCEPTION. Kafka 4's
+// controller leaves that to the authorizer (old Kafka tools refused it client-side, KAFKA-1961);
+// without an authorizer, deleting __consumer_offsets under a running coordinator would lose every
+// group's offsets, so Moldau refuses it with the error Kafka gives for the other writes to them.
 
 import (
 	"context"
@@ -12,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/moldau/moldau/internal/metadata"
 	"github.com/moldau/moldau/internal/server"
 )
 
@@ -57,6 +63,9 @@ func (h *Handler) handleDeleteTopics(ctx context.Context, req *server.Request) (
 			} else {
 				err = fmt.Errorf("topic id %x does not exist: %w", tg.id, kerr.UnknownTopicID)
 			}
+		}
+		if err == nil && metadata.IsInternalTopic(name) {
+			err = fmt.Errorf("cannot delete internal topic %s: %w", name, kerr.InvalidTopicException)
 		}
 		if err == nil {
 			err = h.meta.DeleteTopic(ctx, name)

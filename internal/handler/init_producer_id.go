@@ -2,16 +2,17 @@ package handler
 
 // InitProducerId: v0-5.
 //
-// Idempotent producers (no transactional id) get a fresh producer id at epoch 0, taken from a
-// block of ids the controller allocates through the metadata log, so ids are never reused across
-// restarts. v3+ (KIP-360): a producer that sends its current id and epoch gets the epoch bumped
-// (a new id when the epoch would overflow). Transactional ids arrive with the transaction
-// coordinator; until then they are refused.
+// Idempotent producers (no transactional id) get a fresh producer id at epoch 0 on every call,
+// taken from a block of ids the controller allocates through the metadata log, so ids are never
+// reused across restarts. The ProducerId and ProducerEpoch of the request (v3+, KIP-360) are
+// ignored without a transactional id, as Kafka's TransactionCoordinator.handleInitProducerId
+// ignores them: bumping the epoch of whatever id a client names would let any client fence any
+// other producer. Transactional ids arrive with the transaction coordinator; until then they are
+// refused.
 
 import (
 	"context"
 	"fmt"
-	"math"
 	"sync"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -29,10 +30,6 @@ func (h *Handler) handleInitProducerID(ctx context.Context, req *server.Request)
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
 	if r.TransactionalID != nil {
 		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
-		return resp, nil
-	}
-	if r.ProducerID >= 0 && r.ProducerEpoch >= 0 && r.ProducerEpoch < math.MaxInt16-1 {
-		resp.ProducerID, resp.ProducerEpoch = r.ProducerID, r.ProducerEpoch+1
 		return resp, nil
 	}
 	id, err := h.pids.next(ctx)

@@ -5,7 +5,9 @@ package handler
 // Brokers, cluster id, controller and the requested topics (null = all; v1+ empty = none).
 // A topic that does not exist is created with the broker defaults when the request allows it
 // (v4+ AllowAutoTopicCreation; always before v4) and auto.create.topics.enable is on; the
-// response then already describes the new topic. v10+ topics may be named by id.
+// response then already describes the new topic. v10+ topics may be named by id. Internal topics
+// (metadata.IsInternalTopic) are reported IsInternal and never auto-created: their coordinator
+// creates them with their own settings.
 
 import (
 	"context"
@@ -91,7 +93,7 @@ func (h *Handler) lookupMetadataTopic(ctx context.Context, im *metadata.Image, r
 	if t, ok := im.Topic(name); ok {
 		return t, nil
 	}
-	if !autoCreate {
+	if !autoCreate || metadata.IsInternalTopic(name) { // internal topics: their coordinator creates them
 		return nil, fmt.Errorf("topic %q: %w", name, kerr.UnknownTopicOrPartition)
 	}
 	t, err := h.meta.CreateTopic(ctx, metadata.CreateTopic{Name: name, Partitions: -1, ReplicationFactor: -1})
@@ -111,7 +113,7 @@ func metadataTopic(t *metadata.Topic, version int16) kmsg.MetadataResponseTopic 
 	name := t.Name
 	mt.Topic = &name
 	mt.TopicID = t.ID
-	mt.IsInternal = t.Internal
+	mt.IsInternal = t.Internal || metadata.IsInternalTopic(t.Name)
 	for _, p := range t.Partitions {
 		mp := kmsg.NewMetadataResponseTopicPartition()
 		mp.Partition = p.Partition

@@ -3,6 +3,10 @@ package handler
 // Produce: v3-12 (record batch v2 only; Kafka 4 dropped older message formats). ApiVersions
 // advertises v0-12, as Kafka 4 does, for librdkafka's sake (see api_versions.go).
 //
+// Internal topics (__consumer_offsets, ...) are refused with INVALID_TOPIC_EXCEPTION, as Kafka
+// refuses them: only the coordinators append there. Batches are appended with the client origin:
+// control and transactional batches are refused (see partition.Origin).
+//
 // Each partition's batches are validated whole (CRC, size against max.message.bytes, idempotent
 // sequence) and then appended; a partition's error never affects another partition. acks=0 gets
 // no response. On one node, acks=1 and acks=-1 are both satisfied once the batch is in the log,
@@ -19,6 +23,7 @@ import (
 
 	"github.com/moldau/moldau/internal/log"
 	"github.com/moldau/moldau/internal/metadata"
+	"github.com/moldau/moldau/internal/partition"
 	"github.com/moldau/moldau/internal/server"
 )
 
@@ -97,11 +102,15 @@ func (h *Handler) produceTo(t *metadata.Topic, topicOK bool, name string, rp kms
 	if !topicOK || rp.Partition < 0 || int(rp.Partition) >= len(t.Partitions) {
 		return nil, fmt.Errorf("%s-%d: %w", name, rp.Partition, kerr.UnknownTopicOrPartition)
 	}
+	if metadata.IsInternalTopic(name) {
+		// Only the coordinators write there (ReplicaManager.appendToLocalLog's rule).
+		return nil, fmt.Errorf("cannot append to internal topic %s: %w", name, kerr.InvalidTopicException)
+	}
 	p := h.parts.Get(name, rp.Partition)
 	if p == nil || t.Partitions[rp.Partition].Leader != h.opts.NodeID {
 		return nil, fmt.Errorf("%s-%d: %w", name, rp.Partition, kerr.NotLeaderForPartition)
 	}
-	res, err := p.Append(rp.Records, acks)
+	res, err := p.Append(rp.Records, acks, partition.OriginClient)
 	if err != nil {
 		return nil, err
 	}

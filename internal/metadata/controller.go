@@ -31,12 +31,6 @@ var (
 // ProducerIDBlockSize is the number of producer ids AllocateProducerIDs hands out at once.
 const ProducerIDBlockSize = 1000
 
-// Internal topic names.
-const (
-	ConsumerOffsetsTopic  = "__consumer_offsets"
-	TransactionStateTopic = "__transaction_state"
-)
-
 // committer appends an encoded batch to the metadata log and returns the FSM's response.
 // The raft node implements it; tests use a direct one.
 type committer interface {

@@ -230,9 +230,8 @@ func RandomUUID() UUID {
 // NewClusterID returns a random cluster id in Kafka's format (22 base64url chars).
 func NewClusterID() string { return RandomUUID().String() }
 
+// cloneInt32s copies s; nil and empty both become an empty, non-nil slice, so an image applied
+// from the log and one restored from a snapshot of it hold the same value.
 func cloneInt32s(s []int32) []int32 {
-	if s == nil {
-		return []int32{}
-	}
-	return append([]int32(nil), s...)
+	return append([]int32{}, s...)
 }

@@ -34,6 +34,9 @@ type Metrics struct {
 	requestSeconds *prometheus.HistogramVec // by api
 	requestErrors  *prometheus.CounterVec   // by api: requests that closed the connection
 	producedBytes  prometheus.Counter
+	// internalSkipped counts, by topic, the records of internal topics that a coordinator's load
+	// could not decode and skipped.
+	internalSkipped *prometheus.CounterVec
 }
 
 // New creates the registry with the Go runtime and process collectors.
@@ -54,8 +57,12 @@ func New() *Metrics {
 		producedBytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "moldau_produce_bytes_total", Help: "Record batch bytes received in produce requests.",
 		}),
+		internalSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "moldau_internal_topic_records_skipped_total",
+			Help: "Records (or undecodable batches) of internal topics that a coordinator skipped while loading, by topic.",
+		}, []string{"topic"}),
 	}
-	m.reg.MustRegister(m.requests, m.requestSeconds, m.requestErrors, m.producedBytes,
+	m.reg.MustRegister(m.requests, m.requestSeconds, m.requestErrors, m.producedBytes, m.internalSkipped,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -63,6 +70,12 @@ func New() *Metrics {
 // Gauge registers a gauge whose value fn computes at each scrape.
 func (m *Metrics) Gauge(name, help string, fn func() float64) {
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, fn))
+}
+
+// InternalRecordsSkipped is the counter of topic's records that a coordinator's load skipped
+// because it could not decode them (moldau_internal_topic_records_skipped_total).
+func (m *Metrics) InternalRecordsSkipped(topic string) prometheus.Counter {
+	return m.internalSkipped.WithLabelValues(topic)
 }
 
 // Instrument wraps h so that every request is counted and timed.

@@ -156,11 +156,63 @@ type AppendResult struct {
 	LogStartOffset int64
 }
 
-// Append validates and appends the record batches of one produce request partition. acks is the
-// request's acks (-1 checks min.insync.replicas). Errors wrap a kerr.Error with the Kafka code.
+// Origin is who an append comes from, as Kafka's AppendOrigin: it decides what a batch may carry.
+type Origin uint8
+
+const (
+	// OriginClient is a Produce request. Its batches are checked as Kafka's LogValidator checks a
+	// client's: no control batches (transaction markers are the broker's to write), no
+	// transactional batches (no transaction is ever open until the transaction coordinator
+	// exists), and an idempotent batch carries a sequence. The zero value, so that an append that
+	// does not say who sent it gets the strictest checks.
+	OriginClient Origin = iota
+	// OriginCoordinator is the broker's own coordinators writing their internal topics (the group
+	// coordinator's __consumer_offsets records; transaction markers later).
+	OriginCoordinator
+	// OriginReplication is a follower appending what it fetched from the leader, already validated
+	// there. Nothing uses it until replication exists.
+	OriginReplication
+)
+
+func (o Origin) String() string {
+	switch o {
+	case OriginClient:
+		return "client"
+	case OriginCoordinator:
+		return "coordinator"
+	case OriginReplication:
+		return "replication"
+	}
+	return fmt.Sprintf("origin(%d)", uint8(o))
+}
+
+// checkOrigin refuses what a batch of h may not carry when it comes from origin.
+func (p *Partition) checkOrigin(h record.BatchHeader, origin Origin) error {
+	if origin != OriginClient {
+		return nil
+	}
+	switch {
+	case h.Control():
+		return fmt.Errorf("clients are not allowed to write control records in topic partition %s-%d: %w",
+			p.Topic, p.Index, kerr.InvalidRecord)
+	case h.Transactional():
+		// Kafka answers a transactional batch that no ongoing transaction covers with
+		// INVALID_TXN_STATE (UnifiedLog's KIP-890 verification): here none ever is.
+		return fmt.Errorf("topic partition %s-%d: record was not part of an ongoing transaction (transactions are not supported yet): %w",
+			p.Topic, p.Index, kerr.InvalidTxnState)
+	case h.ProducerID >= 0 && h.BaseSequence < 0:
+		return fmt.Errorf("invalid sequence number %d in record batch with producerId %d in topic partition %s-%d: %w",
+			h.BaseSequence, h.ProducerID, p.Topic, p.Index, kerr.InvalidRecord)
+	}
+	return nil
+}
+
+// Append validates and appends the record batches of one produce request partition, or of one
+// write of a coordinator. acks is the request's acks (-1 checks min.insync.replicas); origin is
+// who sent the batches (see Origin). Errors wrap a kerr.Error with the Kafka code.
 //
 // All batches are validated before any is written, so a request is appended whole or not at all.
-func (p *Partition) Append(records []byte, acks int16) (AppendResult, error) {
+func (p *Partition) Append(records []byte, acks int16, origin Origin) (AppendResult, error) {
 	s := p.settings.Load()
 	res := AppendResult{BaseOffset: -1, LogAppendTime: -1}
 	if acks == -1 && int(p.isrSize.Load()) < s.MinInsyncReplicas {
@@ -182,6 +234,9 @@ func (p *Partition) Append(records []byte, acks int16) (AppendResult, error) {
 				return res, fmt.Errorf("partition %s-%d: %v: %w", p.Topic, p.Index, err, kerr.UnsupportedForMessageFormat)
 			}
 			return res, fmt.Errorf("partition %s-%d: %v: %w", p.Topic, p.Index, err, kerr.CorruptMessage)
+		}
+		if err := p.checkOrigin(h, origin); err != nil {
+			return res, err
 		}
 		if int64(len(b)) > int64(s.MaxMessageBytes) {
 			return res, fmt.Errorf("partition %s-%d: batch of %d bytes is over max.message.bytes %d: %w",

@@ -45,7 +45,7 @@ func TestAppendAllocationsIndependentOfRecords(t *testing.T) {
 	allocs := func(n int) float64 {
 		b := produceBatch(n, 100, record.CodecNone)
 		return testing.AllocsPerRun(200, func() {
-			if _, err := p.Append(b, -1); err != nil {
+			if _, err := p.Append(b, -1, OriginClient); err != nil {
 				t.Fatal(err)
 			}
 		})
@@ -72,7 +72,7 @@ func BenchmarkPartitionAppend(b *testing.B) {
 			b.SetBytes(int64(len(batch)))
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := p.Append(batch, -1); err != nil {
+				if _, err := p.Append(batch, -1, OriginClient); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -99,7 +99,7 @@ func TestDirCleanShutdownMarker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.Append(produceBatch(10, 10, record.CodecNone), -1); err != nil {
+	if _, err := p.Append(produceBatch(10, 10, record.CodecNone), -1, OriginClient); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.Close(); err != nil {
