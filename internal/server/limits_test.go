@@ -359,3 +359,61 @@ func TestFirstRequestCap(t *testing.T) {
 		t.Fatalf("3 MiB Produce as the first request: corr %d, err %v", corr, err)
 	}
 }
+
+// bigFetchHandler answers a Fetch with a response of 48 MiB (one Chunked byte run) and every
+// other request as echoHandler.
+type bigFetchHandler struct{ echoHandler }
+
+func (bigFetchHandler) Handle(ctx context.Context, req *Request) (kmsg.Response, error) {
+	if req.Key == kmsg.Fetch.Int16() {
+		resp := req.Msg.ResponseKind()
+		resp.SetVersion(req.Version)
+		return &Chunked{Response: resp, Chunks: []Chunk{{Bytes: make([]byte, 48<<20)}}}, nil
+	}
+	return echoHandler{}.Handle(ctx, req)
+}
+
+// A connection whose response is still being written (a consumer slower than the idle timeout
+// to read a large fetch) is not idle.
+func TestNotIdleWhileWriting(t *testing.T) {
+	l, err := NewLimits(LimitsConfig{MaxConnections: math.MaxInt32, MaxConnectionsPerIP: math.MaxInt32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(Config{Addr: "127.0.0.1:0", IdleTimeout: 500 * time.Millisecond, Limits: l,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, bigFetchHandler{})
+	if err := s.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve()
+	t.Cleanup(func() { s.Shutdown(context.Background()) })
+	c := dial(t, s)
+	f := kmsg.NewPtrFetchRequest()
+	f.SetVersion(11)
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write(frame(1, 11, 1, "slow", f.AppendTo(nil))); err != nil {
+		t.Fatal(err)
+	}
+	// The client reads the first 24 MiB at 1 MiB every 25 ms (over 600 ms, more than the idle
+	// timeout; the socket buffers hold far less than the 24 MiB left, so the server is still
+	// writing), then the rest at once.
+	var hdr [8]byte
+	if _, err := io.ReadFull(c, hdr[:]); err != nil {
+		t.Fatal(err)
+	}
+	left := int64(binary.BigEndian.Uint32(hdr[:4])) - 4
+	for left > 24<<20 {
+		n, err := io.CopyN(io.Discard, c, 1<<20)
+		if err != nil {
+			t.Fatalf("slow read of the response, %d bytes left: %v", left, err)
+		}
+		left -= n
+		time.Sleep(25 * time.Millisecond) // the client's pace, not synchronisation
+	}
+	if _, err := io.CopyN(io.Discard, c, left); err != nil {
+		t.Fatalf("rest of the response: %v", err)
+	}
+	if corr, err := roundTrip(t, c, metadataFrame(2)); err != nil || corr != 2 {
+		t.Fatalf("request after the slow response: corr %d, err %v", corr, err)
+	}
+}
