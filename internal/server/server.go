@@ -7,6 +7,14 @@
 // arrived, as the Kafka protocol requires. While the writer sends one response, the reader is
 // already decoding and handling the next request. The writer sends every response queued at that
 // moment with one vectored write (writev), record data from segment files by sendfile.
+//
+// Memory and connections are bounded (limits.go, reader.go): a frame is read as its bytes arrive,
+// charged to a broker-wide budget (queued.max.request.bytes) until its request has been handled,
+// and a reader whose next chunk does not fit stops reading its socket; idle connections and frames
+// that do not arrive in time are closed (connections.max.idle.ms); the accept loop waits at
+// max.connections and closes a connection over max.connections.per.ip.
+//
+// Locks: Server.mu, budget.mu and connLimiter.mu are each taken alone, never one inside another.
 package server
 
 import (
