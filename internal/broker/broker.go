@@ -147,6 +147,21 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Broke
 		AutoCreateTopics: cfg.AutoCreateTopicsEnable,
 	}, b.meta, b.parts, b.groups, b, logger)
 
+	overrides := make(map[string]int, len(cfg.MaxConnectionsPerIPOverrides))
+	for host, n := range cfg.MaxConnectionsPerIPOverrides {
+		overrides[host] = int(n)
+	}
+	limits, err := server.NewLimits(server.LimitsConfig{
+		QueuedMaxRequestBytes:        cfg.QueuedMaxRequestBytes,
+		MaxConnections:               int(cfg.MaxConnections),
+		MaxConnectionsPerIP:          int(cfg.MaxConnectionsPerIP),
+		MaxConnectionsPerIPOverrides: overrides,
+		Logger:                       logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+
 	var sh server.Handler = h
 	if cfg.MetricsListener != "" {
 		m.Gauge("moldau_partitions", "Partitions hosted by this broker.", func() float64 { return float64(len(b.parts.All())) })
@@ -157,6 +172,11 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Broke
 			}
 			return float64(n)
 		})
+		m.Gauge("moldau_queued_request_bytes", "Bytes of requests partially received or not yet handled (bounded by queued.max.request.bytes).",
+			func() float64 { return float64(limits.QueuedRequestBytes()) })
+		m.Gauge("moldau_connections", "Open client connections.", func() float64 { return float64(limits.Connections()) })
+		m.Counter("moldau_connections_rejected_total", "Connections closed at once because their address had max.connections.per.ip connections.",
+			func() float64 { return float64(limits.RejectedConnections()) })
 		if b.metrics, err = m.Listen(cfg.MetricsListener, logger); err != nil {
 			return nil, fmt.Errorf("broker: %w", err)
 		}
@@ -167,6 +187,8 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Broke
 		Ln:              netLn,
 		Listener:        ln.Name,
 		MaxRequestBytes: cfg.SocketRequestMaxBytes,
+		IdleTimeout:     time.Duration(cfg.ConnectionsMaxIdleMs) * time.Millisecond,
+		Limits:          limits,
 		Logger:          logger,
 	}, sh)
 	if err := b.srv.Listen(); err != nil {

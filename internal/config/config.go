@@ -113,6 +113,12 @@ type Config struct {
 	MessageMaxBytes              int32    // message.max.bytes
 	SocketRequestMaxBytes        int32    // socket.request.max.bytes
 
+	QueuedMaxRequestBytes        int64            // queued.max.request.bytes; -1 = unbounded
+	ConnectionsMaxIdleMs         int64            // connections.max.idle.ms; -1 = never
+	MaxConnections               int32            // max.connections
+	MaxConnectionsPerIP          int32            // max.connections.per.ip
+	MaxConnectionsPerIPOverrides map[string]int32 // max.connections.per.ip.overrides: host -> cap
+
 	OffsetsTopicNumPartitions     int32 // offsets.topic.num.partitions
 	OffsetsTopicReplicationFactor int16 // offsets.topic.replication.factor
 	OffsetsRetentionMinutes       int32 // offsets.retention.minutes
@@ -374,6 +380,14 @@ func (b *builder) fill() {
 	c.UncleanLeaderElectionEnable = b.bool("unclean.leader.election.enable")
 	c.MessageMaxBytes = b.int32("message.max.bytes")
 	c.SocketRequestMaxBytes = b.int32("socket.request.max.bytes")
+	c.QueuedMaxRequestBytes = b.int64("queued.max.request.bytes")
+	c.ConnectionsMaxIdleMs = b.int64("connections.max.idle.ms")
+	c.MaxConnections = b.int32("max.connections")
+	c.MaxConnectionsPerIP = b.int32("max.connections.per.ip")
+	c.MaxConnectionsPerIPOverrides, _ = ParseConnectionOverrides(b.get("max.connections.per.ip.overrides"))
+	if c.MaxConnectionsPerIP == 0 && len(c.MaxConnectionsPerIPOverrides) == 0 {
+		b.fail("max.connections.per.ip", "can be 0 only if max.connections.per.ip.overrides is set (as in Kafka)")
+	}
 	if b.int64("log.cleaner.min.compaction.lag.ms") > b.int64("log.cleaner.max.compaction.lag.ms") {
 		b.fail("log.cleaner.min.compaction.lag.ms", fmt.Sprintf("must not exceed log.cleaner.max.compaction.lag.ms (%s)", b.get("log.cleaner.max.compaction.lag.ms")))
 	}

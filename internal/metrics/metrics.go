@@ -78,6 +78,11 @@ func (m *Metrics) InternalRecordsSkipped(topic string) prometheus.Counter {
 	return m.internalSkipped.WithLabelValues(topic)
 }
 
+// Counter registers a counter whose value fn reads at each scrape (fn must never decrease).
+func (m *Metrics) Counter(name, help string, fn func() float64) {
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, fn))
+}
+
 // Instrument wraps h so that every request is counted and timed.
 func (m *Metrics) Instrument(h server.Handler) server.Handler { return &instrumented{Handler: h, m: m} }
 

@@ -7,6 +7,14 @@
 // arrived, as the Kafka protocol requires. While the writer sends one response, the reader is
 // already decoding and handling the next request. The writer sends every response queued at that
 // moment with one vectored write (writev), record data from segment files by sendfile.
+//
+// Memory and connections are bounded (limits.go, reader.go): a frame is read as its bytes arrive,
+// charged to a broker-wide budget (queued.max.request.bytes) until its request has been handled,
+// and a reader whose next chunk does not fit stops reading its socket; idle connections and frames
+// that do not arrive in time are closed (connections.max.idle.ms); the accept loop waits at
+// max.connections and closes a connection over max.connections.per.ip.
+//
+// Locks: Server.mu, budget.mu and connLimiter.mu are each taken alone, never one inside another.
 package server
 
 import (
@@ -14,9 +22,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -59,7 +67,14 @@ type Config struct {
 	Listener string
 	// MaxRequestBytes is socket.request.max.bytes: a frame larger than this closes the connection.
 	MaxRequestBytes int32
-	Logger          *slog.Logger
+	// IdleTimeout is connections.max.idle.ms: a connection with nothing received and no response
+	// being written for this long is closed, and so is one whose frame, once begun, is not
+	// received in full within it (see conn.readFrame). <= 0: never.
+	IdleTimeout time.Duration
+	// Limits is the broker-wide request memory budget and connection caps, shared with the
+	// broker's other listeners. Nil: no limits.
+	Limits *Limits
+	Logger *slog.Logger
 }
 
 // Server is a Kafka protocol listener.
@@ -67,6 +82,7 @@ type Server struct {
 	cfg     Config
 	handler Handler
 	log     *slog.Logger
+	limits  *Limits
 
 	ln     net.Listener
 	ctx    context.Context
@@ -85,8 +101,12 @@ func New(cfg Config, h Handler) *Server {
 	if cfg.Listener == "" {
 		cfg.Listener = "PLAINTEXT"
 	}
+	limits := cfg.Limits
+	if limits == nil {
+		limits = unlimited(cfg.Logger)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{cfg: cfg, handler: h, log: cfg.Logger, ctx: ctx, cancel: cancel, conns: make(map[net.Conn]struct{})}
+	return &Server{cfg: cfg, handler: h, log: cfg.Logger, limits: limits, ctx: ctx, cancel: cancel, conns: make(map[net.Conn]struct{})}
 }
 
 // Listen binds the listening socket.
@@ -123,6 +143,13 @@ func (s *Server) Serve() error {
 			}
 			return fmt.Errorf("accept: %w", err)
 		}
+		// At max.connections this waits, as Kafka's acceptor does, for a connection to close;
+		// over max.connections.per.ip the connection is closed at once.
+		addr := remoteAddr(c)
+		if !s.limits.conns.admit(s.ctx, addr) {
+			c.Close()
+			continue
+		}
 		if tc, ok := c.(*net.TCPConn); ok {
 			_ = tc.SetNoDelay(true)
 		}
@@ -130,12 +157,13 @@ func (s *Server) Serve() error {
 		if s.ctx.Err() != nil {
 			s.mu.Unlock()
 			c.Close()
+			s.limits.conns.release(addr)
 			return nil
 		}
 		s.conns[c] = struct{}{}
 		s.wg.Add(1)
 		s.mu.Unlock()
-		go s.serveConn(c)
+		go s.serveConn(c, addr)
 	}
 }
 
@@ -177,19 +205,22 @@ func (r response) appendTo(chunks []Chunk) []Chunk {
 // maxChunksPerWrite bounds how many chunks the writer gathers into one write (IOV_MAX is 1024).
 const maxChunksPerWrite = 512
 
-func (s *Server) serveConn(c net.Conn) {
+func (s *Server) serveConn(nc net.Conn, addr netip.Addr) {
 	defer s.wg.Done()
+	c := &conn{s: s, nc: nc, remote: nc.RemoteAddr().String()}
 	defer func() {
 		s.mu.Lock()
-		delete(s.conns, c)
+		delete(s.conns, nc)
 		s.mu.Unlock()
-		c.Close()
+		nc.Close()
+		s.limits.budget.giveBack(&c.charge)
+		s.limits.conns.release(addr)
 	}()
 
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
 
-	// The writer owns the write side of c; the reader closes out when it stops, and the writer
+	// The writer owns the write side of nc; the reader closes out when it stops, and the writer
 	// drains what is queued, then exits. A write error cancels ctx so a blocked handler returns.
 	out := make(chan response, 64)
 	writerDone := make(chan struct{})
@@ -200,6 +231,7 @@ func (s *Server) serveConn(c net.Conn) {
 			// Every response already queued goes out with this one: their bytes in one vectored
 			// write (record data from files by sendfile in between).
 			chunks = r.appendTo(chunks[:0])
+			n := int32(1)
 			for more := true; more && len(chunks) < maxChunksPerWrite; {
 				select {
 				case r, ok := <-out:
@@ -208,13 +240,17 @@ func (s *Server) serveConn(c net.Conn) {
 						break
 					}
 					chunks = r.appendTo(chunks)
+					n++
 				default:
 					more = false
 				}
 			}
-			if err := writeChunks(c, chunks); err != nil {
+			err := writeChunks(nc, chunks)
+			c.lastWrite.Store(time.Now().UnixNano())
+			c.pending.Add(-n)
+			if err != nil {
 				cancel()
-				c.Close()
+				nc.Close()
 				for range out {
 				}
 				return
@@ -226,36 +262,23 @@ func (s *Server) serveConn(c net.Conn) {
 		<-writerDone
 	}()
 
-	remote := c.RemoteAddr().String()
-	var sizeBuf [4]byte
-	var buf []byte // the request buffer, reused from one Produce to the next
 	for {
-		if _, err := io.ReadFull(c, sizeBuf[:]); err != nil {
-			return
-		}
-		size := int32(binary.BigEndian.Uint32(sizeBuf[:]))
-		if size < 8 || (s.cfg.MaxRequestBytes > 0 && size > s.cfg.MaxRequestBytes) {
-			s.log.Warn("closing connection: request frame size out of range",
-				"remote", remote, "size", size, "socket.request.max.bytes", s.cfg.MaxRequestBytes)
-			return
-		}
-		if cap(buf) < int(size) {
-			buf = make([]byte, size)
-		}
-		body := buf[:size]
-		if _, err := io.ReadFull(c, body); err != nil {
-			return
-		}
-		req, err := s.decode(body, remote)
+		body, err := c.readFrame(ctx)
 		if err != nil {
-			s.log.Info("closing connection: undecodable request", "remote", remote, "err", err)
+			return
+		}
+		req, err := s.decode(body, c.remote)
+		if err != nil {
+			s.log.Info("closing connection: undecodable request", "remote", c.remote, "err", err)
 			return
 		}
 		// A decoded request may keep slices of body (kmsg aliases bytes fields), so the buffer is
 		// reused only after a Produce, whose handler is done with its record batches when it
 		// returns (they are copied into the log); any other request keeps it.
-		if req.Key != kmsg.Produce.Int16() || size > maxReusedRequestBuffer {
-			buf = nil
+		if req.Key == kmsg.Produce.Int16() && len(body) <= maxReusedRequestBuffer {
+			c.buf = body
+		} else {
+			c.buf = nil
 		}
 		var resp kmsg.Response
 		if req.Msg == nil { // ApiVersions at an unsupported version
@@ -263,10 +286,13 @@ func (s *Server) serveConn(c net.Conn) {
 		} else {
 			resp, err = s.safeHandle(ctx, req)
 			if err != nil {
-				s.log.Info("closing connection", "remote", remote, "api_key", req.Key, "version", req.Version, "err", err)
+				s.log.Info("closing connection", "remote", c.remote, "api_key", req.Key, "version", req.Version, "err", err)
 				return
 			}
 		}
+		// Handled: the request's bytes leave the budget (the response's do not count).
+		s.limits.budget.giveBack(&c.charge)
+		c.served = true
 		if resp == nil {
 			continue
 		}
@@ -276,6 +302,7 @@ func (s *Server) serveConn(c net.Conn) {
 		} else {
 			r.buf = encodeResponse(req.CorrelationID, resp)
 		}
+		c.pending.Add(1)
 		select {
 		case out <- r:
 		case <-ctx.Done():
@@ -314,11 +341,12 @@ func (s *Server) decode(body []byte, remote string) (*Request, error) {
 	if clientID != nil {
 		req.ClientID = *clientID
 	}
+	supported := s.handler.SupportedVersion(key, version)
 	msg := kmsg.RequestForKey(key)
 	if msg == nil {
 		return nil, fmt.Errorf("unknown api key %d", key)
 	}
-	if !s.handler.SupportedVersion(key, version) {
+	if !supported {
 		if key == kmsg.ApiVersions.Int16() {
 			return req, nil
 		}
