@@ -5,7 +5,8 @@ package handler
 // Brokers, cluster id, controller and the requested topics (null = all; v1+ empty = none).
 // A topic that does not exist is created with the broker defaults when the request allows it
 // (v4+ AllowAutoTopicCreation; always before v4) and auto.create.topics.enable is on; the
-// response then already describes the new topic. v10+ topics may be named by id.
+// response then already describes the new topic. v10+ topics may be named by id. Brokers are given
+// with their endpoint on the listener the request arrived on (Kafka's rule).
 
 import (
 	"context"
@@ -59,7 +60,8 @@ func (h *Handler) handleMetadata(ctx context.Context, req *server.Request) (kmsg
 
 	for _, b := range im.Brokers() {
 		mb := kmsg.NewMetadataResponseBroker()
-		mb.NodeID, mb.Host, mb.Port = b.NodeID, b.Host, b.Port
+		e := h.brokerEndpoint(req, b)
+		mb.NodeID, mb.Host, mb.Port = b.NodeID, e.Host, e.Port
 		if b.Rack != "" {
 			rack := b.Rack
 			mb.Rack = &rack
