@@ -118,11 +118,14 @@ func samePath(f *os.File, path string) (bool, error) {
 
 // holderOf is " (pid N)" from the lock file at path, "" when it names no pid.
 func holderOf(path string) string {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return ""
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	defer f.Close()
+	buf := make([]byte, 32) // a pid and a newline; anything longer is not one
+	n, _ := f.ReadAt(buf, 0)
+	pid, err := strconv.Atoi(strings.TrimSpace(string(buf[:n])))
 	if err != nil || pid <= 0 {
 		return ""
 	}

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"golang.org/x/sys/unix"
 )
 
@@ -194,5 +195,58 @@ func TestServerSignalDuringStartup(t *testing.T) {
 				t.Errorf("output\n%s\nwant it to say it was interrupted during start-up", s)
 			}
 		})
+	}
+}
+
+// TestServerListeners: every listener in listeners is served; a listener bound to all interfaces
+// without an advertised.listeners entry is advertised with the host's name (Kafka's rule), and
+// the start-up line says what each listener advertises; Metadata on each listener answers with
+// that listener's endpoint. (Only 127.0.0.1 is dialed: the host name is compared, not used.)
+func TestServerListeners(t *testing.T) {
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p1, p2 := freePort(t), freePort(t)
+	internal := fmt.Sprintf("127.0.0.1:%d", p1)
+	dir := t.TempDir()
+	b := startBrokerArgs(t, internal, dir, nil,
+		"--listeners", fmt.Sprintf("INTERNAL://%s,EXTERNAL://:%d", internal, p2),
+		"--override", "listener.security.protocol.map=INTERNAL:PLAINTEXT,EXTERNAL:PLAINTEXT",
+		"--data-dir", dir)
+	line := b.log.Since(b.runLog)
+	for _, want := range []string{
+		fmt.Sprintf("listening on %s (advertised INTERNAL://%s)", internal, internal),
+		fmt.Sprintf("(advertised EXTERNAL://%s)", net.JoinHostPort(host, strconv.Itoa(p2))),
+	} {
+		if !strings.Contains(line, want) {
+			t.Errorf("start-up output\n%s\nwant it to contain %q", line, want)
+		}
+	}
+	for _, tt := range []struct {
+		dial, host string
+		port       int
+	}{{internal, "127.0.0.1", p1}, {fmt.Sprintf("127.0.0.1:%d", p2), host, p2}} {
+		w := dialWire(t, tt.dial)
+		req := kmsg.NewPtrMetadataRequest()
+		req.Version = 9
+		resp := w.request(req).(*kmsg.MetadataResponse)
+		if len(resp.Brokers) != 1 || resp.Brokers[0].Host != tt.host || resp.Brokers[0].Port != int32(tt.port) {
+			t.Errorf("Metadata on %s: brokers %+v, want %s:%d", tt.dial, resp.Brokers, tt.host, tt.port)
+		}
+	}
+}
+
+// TestServerUnsupportedListenerProtocol: a listener mapped to SSL or SASL_* fails at start,
+// saying that it is not supported yet, before anything is written.
+func TestServerUnsupportedListenerProtocol(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	out := serverMustFail(t, "--listeners", fmt.Sprintf("PLAINTEXT://127.0.0.1:%d,SECURE://127.0.0.1:%d", freePort(t), freePort(t)),
+		"--override", "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SECURE:SASL_SSL", "--data-dir", dir)
+	if want := "is not supported yet: listener SECURE uses security protocol SASL_SSL"; !strings.Contains(out, want) {
+		t.Errorf("output\n%s\nwant it to contain %q", out, want)
+	}
+	if got := listDir(t, dir); got != "missing" {
+		t.Errorf("the failed start left %s as %q", dir, got)
 	}
 }
