@@ -127,7 +127,7 @@ func serve(args []string, stderr io.Writer) int {
 			fmt.Fprint(stderr, help.Usage)
 			return 0
 		}
-		fmt.Fprintf(stderr, "moldau server: %v\n", err)
+		fmt.Fprintf(stderr, "moldau server: %v\n", err) // config errors do not name the command
 		return 2
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -138,15 +138,19 @@ func serve(args []string, stderr io.Writer) int {
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 	start := time.Now()
-	b, err := broker.Start(ctx, cfg, logger)
-	if err != nil {
-		fmt.Fprintf(stderr, "moldau server: %v\n", err)
-		return 1
+	b, code := startBroker(ctx, cancel, cfg, logger, stderr)
+	if b == nil {
+		return code
 	}
 	dirs, _ := filepath.Abs(cfg.LogDirs[0])
-	fmt.Fprintf(stderr, "moldau %s: node %d listening on %s (advertised %s), data in %s, ready in %s\n",
-		version, cfg.NodeID, b.Addr(), b.Advertised(), dirs, time.Since(start).Round(time.Millisecond))
+	var listening []string
+	for _, l := range b.Listeners() {
+		listening = append(listening, fmt.Sprintf("%s (advertised %s)", l.Addr, l.Advertised))
+	}
+	fmt.Fprintf(stderr, "moldau %s: node %d listening on %s, data in %s, ready in %s\n",
+		version, cfg.NodeID, strings.Join(listening, ", "), dirs, time.Since(start).Round(time.Millisecond))
 	<-ctx.Done()
+	cancel() // a second Ctrl-C or SIGTERM now ends the process at once
 	fmt.Fprintln(stderr, "moldau: shutting down")
 	sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer scancel()
@@ -156,4 +160,52 @@ func serve(args []string, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stderr, "moldau: stopped cleanly")
 	return 0
+}
+
+// startupStopGrace bounds how long an interrupted start-up may take to stop before the process
+// exits anyway (what it wrote so far is crash-safe, as after kill -9).
+const startupStopGrace = 3 * time.Second
+
+// startBroker runs broker.Start. A SIGINT or SIGTERM during start-up (ctx ends) stops the
+// process: Start notices ctx between its phases; if it does not return within startupStopGrace
+// the process exits without it. The broker is nil when the process must exit with code.
+func startBroker(ctx context.Context, stopSignals context.CancelFunc, cfg *config.Config, logger *slog.Logger, stderr io.Writer) (*broker.Broker, int) {
+	type result struct {
+		b   *broker.Broker
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		b, err := broker.Start(ctx, cfg, logger)
+		done <- result{b, err}
+	}()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			if ctx.Err() != nil {
+				fmt.Fprintln(stderr, "moldau server: interrupted during start-up; stopped")
+				return nil, 1
+			}
+			fmt.Fprintf(stderr, "moldau server: %v\n", r.err)
+			return nil, 1
+		}
+		return r.b, 0
+	case <-ctx.Done():
+	}
+	stopSignals() // a second signal ends the process at once
+	fmt.Fprintln(stderr, "moldau server: interrupted during start-up; stopping")
+	select {
+	case r := <-done:
+		if r.err == nil { // Start finished just as the signal came: stop it cleanly
+			sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer scancel()
+			if err := r.b.Shutdown(sctx); err != nil {
+				fmt.Fprintf(stderr, "moldau: shutdown: %v\n", err)
+			}
+		}
+		fmt.Fprintln(stderr, "moldau server: stopped during start-up")
+	case <-time.After(startupStopGrace):
+		fmt.Fprintf(stderr, "moldau server: start-up did not stop within %s of the signal; exiting\n", startupStopGrace)
+	}
+	return nil, 1
 }

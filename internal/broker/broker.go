@@ -1,5 +1,5 @@
 // Package broker wires a Moldau node together: the metadata controller (raft), the partitions
-// hosted here, the group coordinator, the request handlers and the listener. It keeps the local
+// hosted here, the group coordinator, the request handlers and the client listeners. It keeps the local
 // partitions in line with the metadata image and runs the background maintenance (retention).
 package broker
 
@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/moldau/moldau/internal/config"
@@ -30,15 +31,13 @@ type Broker struct {
 	log   *slog.Logger
 	clock systemClock
 
-	meta    *metadata.Controller
-	parts   *partition.Manager
-	groups  *group.Coordinator
-	offsets *offsetsStore
-	srv     *server.Server
-	ln      net.Listener    // the bound client listener, served by srv
-	metrics *metrics.Server // metrics.listener: /metrics and /debug/pprof/; nil when off
-
-	advertised config.Listener // the client listener as advertised, with its bound port
+	locks     []*dirLock // one per log dir, held from the start of Start to the end of Shutdown
+	meta      *metadata.Controller
+	parts     *partition.Manager
+	groups    *group.Coordinator
+	offsets   *offsetsStore
+	listeners []*clientListener // every client listener, in the order of listeners
+	metrics   *metrics.Server   // metrics.listener: /metrics and /debug/pprof/; nil when off
 
 	syncMu sync.Mutex // serialises Sync
 
@@ -46,12 +45,31 @@ type Broker struct {
 	wg   sync.WaitGroup // background loops
 }
 
+// clientListener is one entry of listeners: its bound socket and the server that serves it.
+type clientListener struct {
+	bind       config.Listener // as configured
+	advertised config.Listener // as advertised, a port of 0 replaced by the bound port
+	ln         net.Listener
+	srv        *server.Server // nil until Start has wired the handler
+}
+
+// Listener describes one client listener of a running broker.
+type Listener struct {
+	Name       string
+	Addr       net.Addr        // the bound address
+	Advertised config.Listener // what clients that connect to it are told
+}
+
 type systemClock struct{}
 
 func (systemClock) Now() time.Time { return time.Now() }
 
-// Start opens the data directories, recovers the logs, starts the metadata quorum, the group
-// coordinator and the listener. The broker serves clients when Start returns.
+// Start locks the log dirs, binds every client listener, starts the metadata quorum, recovers
+// the logs, starts the group coordinator and serves. The broker serves clients when Start returns.
+//
+// Start fails at once, before anything that could wait, when a log dir is in use by another
+// process (its .lock) or a listener's port is taken. A failed start leaves a log dir that was
+// empty or missing before it as it was. Start stops early, with ctx's error, when ctx ends.
 func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Broker, error) {
 	if logger == nil {
 		logger = slog.Default()
@@ -63,20 +81,41 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Broke
 			if b.metrics != nil {
 				b.metrics.Shutdown(context.Background())
 			}
-			if b.ln != nil {
-				b.ln.Close()
+			for _, l := range b.listeners {
+				l.ln.Close()
 			}
 			b.closeParts()
+			releaseDirLocks(b.locks, true)
 		}
 	}()
 
 	if len(cfg.LogDirs) == 0 {
 		return nil, errors.New("broker: no log.dirs configured")
 	}
-	for _, d := range cfg.LogDirs {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return nil, fmt.Errorf("broker: create log dir: %w", err)
+	// First the log dir locks: the raft store in the first log dir would otherwise wait forever
+	// on its own file lock held by the other process.
+	var err error
+	if b.locks, err = lockLogDirs(cfg.LogDirs); err != nil {
+		return nil, err
+	}
+	// Then every client listener, before anything is written to the log dirs. Binding before
+	// registering also lets a listener on port 0 advertise the port it got.
+	for i, ln := range cfg.Listeners {
+		netLn, err := net.Listen("tcp", ln.Addr())
+		if err != nil {
+			if errors.Is(err, syscall.EADDRINUSE) {
+				return nil, fmt.Errorf("listener %s: address %s is already in use; stop what listens there or choose another port (listeners)", ln, ln.Addr())
+			}
+			return nil, fmt.Errorf("listener %s: %w", ln, err)
 		}
+		adv := cfg.AdvertisedListeners[i]
+		if adv.Port == 0 {
+			adv.Port = netLn.Addr().(*net.TCPAddr).Port
+		}
+		b.listeners = append(b.listeners, &clientListener{bind: ln, advertised: adv, ln: netLn})
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("broker: start: %w", err)
 	}
 
 	voters := make(map[int32]string)
@@ -101,20 +140,13 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Broke
 	}
 	b.meta = meta
 
-	// Bind before registering: a listener on port 0 advertises the port it got.
-	ln := cfg.Listeners[0]
-	netLn, err := net.Listen("tcp", ln.Addr())
-	if err != nil {
-		return nil, fmt.Errorf("broker: listen on %s: %w", ln.Addr(), err)
-	}
-	b.ln = netLn
-	adv := cfg.AdvertisedListeners[0]
-	if adv.Port == 0 {
-		adv.Port = netLn.Addr().(*net.TCPAddr).Port
-	}
-	b.advertised = adv
-	if err := b.registerSelf(ctx, adv.Host, int32(adv.Port)); err != nil {
+	// The metadata records one endpoint per broker: the first listener's.
+	first := b.listeners[0].advertised
+	if err := b.registerSelf(ctx, first.Host, int32(first.Port)); err != nil {
 		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("broker: start: %w", err)
 	}
 
 	b.parts, err = partition.NewManager(cfg.LogDirs, b.clock)
@@ -123,6 +155,9 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Broke
 	}
 	if err := b.Sync(); err != nil {
 		return nil, fmt.Errorf("broker: open partitions: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("broker: start: %w", err)
 	}
 
 	b.offsets, err = newOffsetsStore(ctx, b)
@@ -140,10 +175,13 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Broke
 		RecordsSkipped:        m.InternalRecordsSkipped(metadata.ConsumerOffsetsTopic),
 	}, b.offsets, nil)
 
+	endpoints := make(map[string]handler.Endpoint, len(b.listeners))
+	for _, l := range b.listeners {
+		endpoints[l.bind.Name] = handler.Endpoint{Host: l.advertised.Host, Port: int32(l.advertised.Port)}
+	}
 	h := handler.New(handler.Options{
 		NodeID:           cfg.NodeID,
-		Host:             adv.Host,
-		Port:             int32(adv.Port),
+		Listeners:        endpoints,
 		AutoCreateTopics: cfg.AutoCreateTopicsEnable,
 	}, b.meta, b.parts, b.groups, b, logger)
 
@@ -183,24 +221,29 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Broke
 		sh = m.Instrument(h)
 	}
 
-	b.srv = server.New(server.Config{
-		Ln:              netLn,
-		Listener:        ln.Name,
-		MaxRequestBytes: cfg.SocketRequestMaxBytes,
-		IdleTimeout:     time.Duration(cfg.ConnectionsMaxIdleMs) * time.Millisecond,
-		Limits:          limits,
-		Logger:          logger,
-	}, sh)
-	if err := b.srv.Listen(); err != nil {
-		return nil, fmt.Errorf("broker: %w", err)
-	}
-	b.wg.Add(3)
-	go func() {
-		defer b.wg.Done()
-		if err := b.srv.Serve(); err != nil {
-			b.log.Error("listener stopped", "err", err)
+	for _, l := range b.listeners {
+		l.srv = server.New(server.Config{
+			Ln:              l.ln,
+			Listener:        l.bind.Name,
+			MaxRequestBytes: cfg.SocketRequestMaxBytes,
+			IdleTimeout:     time.Duration(cfg.ConnectionsMaxIdleMs) * time.Millisecond,
+			Limits:          limits, // one for every listener: the budget and the connection caps are broker-wide
+			Logger:          logger.With("listener", l.bind.Name),
+		}, sh)
+		if err := l.srv.Listen(); err != nil {
+			return nil, fmt.Errorf("broker: listener %s: %w", l.bind, err)
 		}
-	}()
+	}
+	for _, l := range b.listeners {
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			if err := l.srv.Serve(); err != nil {
+				b.log.Error("listener stopped", "listener", l.bind.Name, "err", err)
+			}
+		}()
+	}
+	b.wg.Add(2)
 	go b.followMetadata()
 	go b.maintenance()
 	if cfg.LogCleanerEnable {
@@ -211,11 +254,17 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Broke
 	return b, nil
 }
 
-// Addr is the address the client listener is bound to.
-func (b *Broker) Addr() net.Addr { return b.srv.Addr() }
+// Addr is the address the first client listener is bound to.
+func (b *Broker) Addr() net.Addr { return b.listeners[0].ln.Addr() }
 
-// Advertised is the advertised client listener.
-func (b *Broker) Advertised() config.Listener { return b.advertised }
+// Listeners describes every client listener, in the order of the listeners config.
+func (b *Broker) Listeners() []Listener {
+	out := make([]Listener, len(b.listeners))
+	for i, l := range b.listeners {
+		out[i] = Listener{Name: l.bind.Name, Addr: l.ln.Addr(), Advertised: l.advertised}
+	}
+	return out
+}
 
 // MetricsAddr is the bound metrics.listener address, nil when metrics are off.
 func (b *Broker) MetricsAddr() net.Addr {
@@ -399,9 +448,9 @@ func (b *Broker) CleanLogs(force bool) {
 // Shutdown stops serving, then flushes and closes every log and the metadata quorum.
 func (b *Broker) Shutdown(ctx context.Context) error {
 	var errs []error
-	if b.srv != nil {
-		if err := b.srv.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("stop listener: %w", err))
+	for _, l := range b.listeners {
+		if err := l.srv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop listener %s: %w", l.bind.Name, err))
 		}
 	}
 	if b.metrics != nil {
@@ -417,6 +466,7 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	if err := b.closeParts(); err != nil {
 		errs = append(errs, err)
 	}
+	releaseDirLocks(b.locks, false) // last: nothing writes to the log dirs any more
 	return errors.Join(errs...)
 }
 

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -75,8 +76,9 @@ type Config struct {
 	// controller.listener.names). A port of 0 means any free port.
 	Listeners []Listener
 	// AdvertisedListeners has one entry per client listener, same order and names: the
-	// advertised.listeners entry of that name, or the listener with a wildcard host replaced by
-	// 127.0.0.1. A port of 0 must be replaced by the bound port.
+	// advertised.listeners entry of that name, or the listener itself with an empty or wildcard
+	// host replaced by this machine's host name (os.Hostname; 127.0.0.1 if that fails), as Kafka
+	// advertises its canonical host name. A port of 0 must be replaced by the bound port.
 	AdvertisedListeners []Listener
 	// ControllerListener is the raft transport bind address (host:port); "" together with empty
 	// ControllerQuorumVoters means a single voter with an in-memory transport. Other voters dial
@@ -200,7 +202,10 @@ type setting struct {
 	origin string
 }
 
-func build(layers []layer) (*Config, error) {
+func build(layers []layer) (*Config, error) { return buildWith(layers, os.Hostname) }
+
+// buildWith is build with the function that names this machine (os.Hostname but in tests).
+func buildWith(layers []layer, hostname func() (string, error)) (*Config, error) {
 	var errs []error
 	set := map[string]setting{}
 	ignored := map[string]bool{}
@@ -233,7 +238,7 @@ func build(layers []layer) (*Config, error) {
 		return nil, errors.Join(errs...)
 	}
 
-	b := &builder{set: set, c: &Config{
+	b := &builder{set: set, hostname: hostname, c: &Config{
 		Raw:     map[string]string{},
 		Sources: map[string]Source{},
 		layers:  layers,
@@ -248,9 +253,10 @@ func build(layers []layer) (*Config, error) {
 
 // builder turns validated settings into a Config; it collects cross-key errors.
 type builder struct {
-	set  map[string]setting
-	c    *Config
-	errs []error
+	set      map[string]setting
+	c        *Config
+	errs     []error
+	hostname func() (string, error) // names this machine for wildcard listeners
 }
 
 // get returns the effective text of key and records it in Raw/Sources.
@@ -405,6 +411,18 @@ func (b *builder) fill() {
 	c.ProducerIDExpirationMs = b.int32("producer.id.expiration.ms")
 }
 
+// localHostName is the name a listener bound to all interfaces is advertised with: this machine's
+// host name, as Kafka advertises InetAddress.getLocalHost().getCanonicalHostName(); 127.0.0.1
+// when the host name cannot be read.
+func (b *builder) localHostName() string {
+	if b.hostname != nil {
+		if h, err := b.hostname(); err == nil && h != "" {
+			return h
+		}
+	}
+	return "127.0.0.1"
+}
+
 func (b *builder) fillListeners() {
 	c := b.c
 	protocols, _ := parseProtocolMap(b.get("listener.security.protocol.map"))
@@ -421,7 +439,7 @@ func (b *builder) fillListeners() {
 			proto = "PLAINTEXT" // Moldau: a listener name missing from the map is plaintext
 		}
 		if proto != "PLAINTEXT" {
-			b.fail("listeners", fmt.Sprintf("is not supported: listener %s uses security protocol %s, Moldau serves PLAINTEXT only", l.Name, proto))
+			b.fail("listeners", fmt.Sprintf("is not supported yet: listener %s uses security protocol %s (listener.security.protocol.map), Moldau serves PLAINTEXT only", l.Name, proto))
 			unsupported = true
 			continue
 		}
@@ -459,10 +477,10 @@ func (b *builder) fillListeners() {
 	for _, l := range c.Listeners {
 		a, ok := advertised[l.Name]
 		if !ok {
-			a = l
+			a = l // Kafka: a listener without an advertised entry is advertised as bound
 		}
 		if wildcardHost(a.Host) {
-			a.Host = "127.0.0.1"
+			a.Host = b.localHostName()
 		}
 		a.SecurityProtocol = l.SecurityProtocol
 		c.AdvertisedListeners = append(c.AdvertisedListeners, a)

@@ -179,18 +179,23 @@ func TestRetentionPrecedence(t *testing.T) {
 }
 
 func TestListeners(t *testing.T) {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		t.Fatalf("os.Hostname() = %q, %v: the wildcard rule below needs a host name", host, err)
+	}
 	tests := []struct {
 		set                  map[string]string
 		listeners, adv, ctrl string
 	}{
-		{map[string]string{"listeners": "PLAINTEXT://0.0.0.0:9092"}, "PLAINTEXT://0.0.0.0:9092", "PLAINTEXT://127.0.0.1:9092", ""},
-		{map[string]string{"listeners": "plaintext://:9092"}, "PLAINTEXT://:9092", "PLAINTEXT://127.0.0.1:9092", ""},
+		{map[string]string{"listeners": "PLAINTEXT://0.0.0.0:9092"}, "PLAINTEXT://0.0.0.0:9092", "PLAINTEXT://" + host + ":9092", ""},
+		{map[string]string{"listeners": "plaintext://:9092"}, "PLAINTEXT://:9092", "PLAINTEXT://" + host + ":9092", ""},
+		{map[string]string{"listeners": "PLAINTEXT://[::]:9092"}, "PLAINTEXT://[::]:9092", "PLAINTEXT://" + host + ":9092", ""},
 		{map[string]string{"listeners": "PLAINTEXT://[::1]:9092"}, "PLAINTEXT://[::1]:9092", "PLAINTEXT://[::1]:9092", ""},
 		{map[string]string{"listeners": "PLAINTEXT://127.0.0.1:0"}, "PLAINTEXT://127.0.0.1:0", "PLAINTEXT://127.0.0.1:0", ""},
 		{map[string]string{"listeners": "INTERNAL://:9092, EXTERNAL://:9094", "advertised.listeners": "EXTERNAL://kafka.example:9094"},
-			"INTERNAL://:9092,EXTERNAL://:9094", "INTERNAL://127.0.0.1:9092,EXTERNAL://kafka.example:9094", ""},
+			"INTERNAL://:9092,EXTERNAL://:9094", "INTERNAL://" + host + ":9092,EXTERNAL://kafka.example:9094", ""},
 		{map[string]string{"listeners": "PLAINTEXT://:9092,CONTROLLER://:9093", "controller.listener.names": "CONTROLLER"},
-			"PLAINTEXT://:9092", "PLAINTEXT://127.0.0.1:9092", ":9093"},
+			"PLAINTEXT://:9092", "PLAINTEXT://" + host + ":9092", ":9093"},
 		{map[string]string{"controller.quorum.voters": "1@node1:9093,2@node2:9093,3@node3:9093"},
 			"PLAINTEXT://127.0.0.1:9092", "PLAINTEXT://127.0.0.1:9092", "node1:9093"},
 		{map[string]string{"controller.quorum.voters": "1@node1:9093", "controller.listener": "0.0.0.0:9093"},
@@ -214,6 +219,46 @@ func TestListeners(t *testing.T) {
 		}
 		if c.Raw["advertised.listeners"] != tt.adv {
 			t.Errorf("Raw advertised.listeners = %q", c.Raw["advertised.listeners"])
+		}
+	}
+}
+
+// TestWildcardListenerHostname: a listener bound to all interfaces (0.0.0.0, ::, empty host) and
+// not in advertised.listeners is advertised with this machine's host name, as Kafka advertises
+// its canonical host name; an explicit host is advertised as is; 127.0.0.1 only when the host
+// name cannot be read.
+func TestWildcardListenerHostname(t *testing.T) {
+	named := func() (string, error) { return "broker-7.example", nil }
+	broken := func() (string, error) { return "", errors.New("uname failed") }
+	tests := []struct {
+		listeners, advertised string
+		hostname              func() (string, error)
+		want                  string
+	}{
+		{"PLAINTEXT://0.0.0.0:9092", "", named, "PLAINTEXT://broker-7.example:9092"},
+		{"PLAINTEXT://:9092", "", named, "PLAINTEXT://broker-7.example:9092"},
+		{"PLAINTEXT://[::]:9092", "", named, "PLAINTEXT://broker-7.example:9092"},
+		{"PLAINTEXT://127.0.0.1:9092", "", named, "PLAINTEXT://127.0.0.1:9092"},
+		{"PLAINTEXT://0.0.0.0:9092", "", broken, "PLAINTEXT://127.0.0.1:9092"},
+		{"INTERNAL://0.0.0.0:9092,EXTERNAL://0.0.0.0:9094", "EXTERNAL://public.example:19094", named,
+			"INTERNAL://broker-7.example:9092,EXTERNAL://public.example:19094"},
+	}
+	for _, tt := range tests {
+		set := map[string]string{"listeners": tt.listeners}
+		if tt.advertised != "" {
+			set["advertised.listeners"] = tt.advertised
+		}
+		c, err := buildWith([]layer{{source: SourceStatic, values: set}}, tt.hostname)
+		if err != nil {
+			t.Errorf("%v: %v", set, err)
+			continue
+		}
+		var got []string
+		for _, a := range c.AdvertisedListeners {
+			got = append(got, a.String())
+		}
+		if strings.Join(got, ",") != tt.want || c.Raw["advertised.listeners"] != tt.want {
+			t.Errorf("%v: advertised %v (Raw %q), want %s", set, got, c.Raw["advertised.listeners"], tt.want)
 		}
 	}
 }
@@ -260,8 +305,8 @@ func TestBuildErrors(t *testing.T) {
 		{map[string]string{"listeners": "A://:1,a://:2"}, `config: listeners: "A://:1,a://:2" is not valid: listener name A is used twice`, ErrInvalidValue},
 		{map[string]string{"listeners": "A.B://:1"}, `config: listeners: "A.B://:1" is not valid: "A.B://:1": listener name "A.B" may only hold letters, digits, '_' and '-'`, ErrInvalidValue},
 		{map[string]string{"listeners": ""}, `config: listeners: "" is not valid: no listener (expected NAME://host:port,...)`, ErrInvalidValue},
-		{map[string]string{"listeners": "SSL://:9093"}, `config: listeners: "SSL://:9093" is not supported: listener SSL uses security protocol SSL, Moldau serves PLAINTEXT only`, ErrInvalidValue},
-		{map[string]string{"listeners": "EXT://:9093", "listener.security.protocol.map": "EXT:SASL_SSL"}, `config: listeners: "EXT://:9093" is not supported: listener EXT uses security protocol SASL_SSL, Moldau serves PLAINTEXT only`, ErrInvalidValue},
+		{map[string]string{"listeners": "SSL://:9093"}, `config: listeners: "SSL://:9093" is not supported yet: listener SSL uses security protocol SSL (listener.security.protocol.map), Moldau serves PLAINTEXT only`, ErrInvalidValue},
+		{map[string]string{"listeners": "EXT://:9093", "listener.security.protocol.map": "EXT:SASL_SSL"}, `config: listeners: "EXT://:9093" is not supported yet: listener EXT uses security protocol SASL_SSL (listener.security.protocol.map), Moldau serves PLAINTEXT only`, ErrInvalidValue},
 		{map[string]string{"listener.security.protocol.map": "EXT:TLS"}, `config: listener.security.protocol.map: "EXT:TLS" is not valid: "EXT:TLS": unknown security protocol TLS (expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL)`, ErrInvalidValue},
 		{map[string]string{"listener.security.protocol.map": "EXT"}, `config: listener.security.protocol.map: "EXT" is not valid: "EXT" is not NAME:PROTOCOL`, ErrInvalidValue},
 		{map[string]string{"listeners": "CONTROLLER://:9093", "controller.listener.names": "CONTROLLER"}, `config: listeners: "CONTROLLER://:9093" has no client listener: every listener is named in controller.listener.names`, ErrInvalidValue},
@@ -362,11 +407,11 @@ func TestParseServerArgs(t *testing.T) {
 		env  []string
 		want string
 	}{
-		{[]string{"--foo"}, nil, "moldau server: flag provided but not defined: -foo\nRun 'moldau server -h' for the flags; any config key can be set with --override key=value"},
-		{[]string{"--log.retention.ms=5"}, nil, "moldau server: flag provided but not defined: -log.retention.ms\nlog.retention.ms is a config key, not a flag: use --override log.retention.ms=VALUE"},
-		{[]string{"--override", "novalue"}, nil, "moldau server: invalid value \"novalue\" for flag -override: \"novalue\" is not key=value\nRun 'moldau server -h' for the flags; any config key can be set with --override key=value"},
-		{[]string{"a.properties", "b.properties"}, nil, `moldau server: unexpected arguments ["b.properties"]: give one properties file, and set keys with --override key=value`},
-		{[]string{"--config", "a.properties", "b.properties"}, nil, "moldau server: properties file given twice (--config a.properties and b.properties): give one"},
+		{[]string{"--foo"}, nil, "flag provided but not defined: -foo\nRun 'moldau server -h' for the flags; any config key can be set with --override key=value"},
+		{[]string{"--log.retention.ms=5"}, nil, "flag provided but not defined: -log.retention.ms\nlog.retention.ms is a config key, not a flag: use --override log.retention.ms=VALUE"},
+		{[]string{"--override", "novalue"}, nil, "invalid value \"novalue\" for flag -override: \"novalue\" is not key=value\nRun 'moldau server -h' for the flags; any config key can be set with --override key=value"},
+		{[]string{"a.properties", "b.properties"}, nil, `unexpected arguments ["b.properties"]: give one properties file, and set keys with --override key=value`},
+		{[]string{"--config", "a.properties", "b.properties"}, nil, "properties file given twice (--config a.properties and b.properties): give one"},
 		{[]string{"--node-id", "x"}, nil, `config: node.id: "x" is not an integer (from flag --node-id)`},
 		{[]string{"--override", "log.segment.bytes=abc"}, nil, `config: log.segment.bytes: "abc" is not an integer (from flag --override log.segment.bytes=abc)`},
 		{nil, []string{"KAFKA_LOG_SEGMENT_BYTES=abc"}, `config: log.segment.bytes: "abc" is not an integer (from environment variable KAFKA_LOG_SEGMENT_BYTES)`},

@@ -35,7 +35,8 @@ var convenienceFlags = []struct{ name, key, usage string }{
 //
 // As kafka-server-start, the properties file may also be given as the first positional argument.
 // Precedence: flags (in command-line order, --override and the named flags alike) > environment
-// (FromEnv) > file > defaults.
+// (FromEnv) > file > defaults. Errors do not start with "moldau server:": the caller names the
+// command once when it prints them.
 func ParseServerArgs(args []string, environ []string) (*Config, error) {
 	fs := flag.NewFlagSet("moldau server", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -73,7 +74,7 @@ func ParseServerArgs(args []string, environ []string) (*Config, error) {
 					hint = fmt.Sprintf("%s is a config key, not a flag: use --override %s=VALUE", name, name)
 				}
 			}
-			return nil, fmt.Errorf("moldau server: %v\n%s", err, hint)
+			return nil, fmt.Errorf("%v\n%s", err, hint)
 		}
 		rest = fs.Args()
 		if len(rest) == 0 {
@@ -84,9 +85,9 @@ func ParseServerArgs(args []string, environ []string) (*Config, error) {
 	}
 	switch {
 	case len(positional) > 1:
-		return nil, fmt.Errorf("moldau server: unexpected arguments %q: give one properties file, and set keys with --override key=value", positional[1:])
+		return nil, fmt.Errorf("unexpected arguments %q: give one properties file, and set keys with --override key=value", positional[1:])
 	case len(positional) == 1 && configPath != "":
-		return nil, fmt.Errorf("moldau server: properties file given twice (--config %s and %s): give one", configPath, positional[0])
+		return nil, fmt.Errorf("properties file given twice (--config %s and %s): give one", configPath, positional[0])
 	case len(positional) == 1:
 		configPath = positional[0]
 	}

@@ -3,7 +3,8 @@ package handler
 // DescribeCluster: v0-1.
 //
 // The cluster id, the controller and the brokers (v1: EndpointType 1 = brokers; controllers are
-// not listed separately because every Moldau node serves clients).
+// not listed separately because every Moldau node serves clients). Each broker is given with its
+// endpoint on the listener the request arrived on.
 
 import (
 	"context"
@@ -29,7 +30,8 @@ func (h *Handler) handleDescribeCluster(_ context.Context, req *server.Request) 
 	resp.EndpointType = 1
 	for _, b := range im.Brokers() {
 		rb := kmsg.NewDescribeClusterResponseBroker()
-		rb.NodeID, rb.Host, rb.Port = b.NodeID, b.Host, b.Port
+		e := h.brokerEndpoint(req, b)
+		rb.NodeID, rb.Host, rb.Port = b.NodeID, e.Host, e.Port
 		if b.Rack != "" {
 			rack := b.Rack
 			rb.Rack = &rack

@@ -36,11 +36,12 @@ func init() {
 func (h *Handler) handleFindCoordinator(_ context.Context, req *server.Request) (kmsg.Response, error) {
 	r := req.Msg.(*kmsg.FindCoordinatorRequest)
 	resp := r.ResponseKind().(*kmsg.FindCoordinatorResponse)
+	self := h.selfEndpoint(req) // on the listener the request came in on
 	answer := func(keyType int8) (int32, string, int32, int16) {
 		if keyType != 0 { // transaction coordinators arrive with transactions
 			return -1, "", -1, kerr.CoordinatorNotAvailable.Code
 		}
-		return h.opts.NodeID, h.opts.Host, h.opts.Port, 0
+		return h.opts.NodeID, self.Host, self.Port, 0
 	}
 	if r.Version >= 4 {
 		for _, key := range r.CoordinatorKeys {

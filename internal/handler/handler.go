@@ -63,11 +63,44 @@ type Cluster interface {
 
 // Options are this broker's identity and the settings handlers read.
 type Options struct {
-	NodeID           int32
-	Host             string // advertised host
-	Port             int32  // advertised port
+	NodeID int32
+	// Listeners maps each client listener's name (server.Request.Listener) to the endpoint this
+	// broker advertises on it. Metadata, FindCoordinator and DescribeCluster answer a request
+	// with the endpoint of the listener it arrived on, as Kafka does, so clients stay on the
+	// network they came in through (an internal and an external listener).
+	Listeners        map[string]Endpoint
 	Rack             string
 	AutoCreateTopics bool
+}
+
+// Endpoint is an advertised host and port.
+type Endpoint struct {
+	Host string
+	Port int32
+}
+
+// selfEndpoint is the endpoint this broker advertises on the listener req arrived on. A listener
+// missing from Options.Listeners (a request not from a server, in tests) gets the endpoint
+// registered in the metadata.
+func (h *Handler) selfEndpoint(req *server.Request) Endpoint {
+	if e, ok := h.opts.Listeners[req.Listener]; ok {
+		return e
+	}
+	if b, ok := h.meta.Image().Broker(h.opts.NodeID); ok {
+		return Endpoint{Host: b.Host, Port: b.Port}
+	}
+	return Endpoint{}
+}
+
+// brokerEndpoint is the endpoint of broker b for a request on req's listener: this broker's own
+// per-listener endpoint, or the endpoint another broker registered.
+// TODO(cluster): registrations carry one endpoint; with several brokers each must register
+// every listener (Kafka's BrokerRegistrationRecord endpoints) and be answered by name here.
+func (h *Handler) brokerEndpoint(req *server.Request, b metadata.Broker) Endpoint {
+	if b.NodeID == h.opts.NodeID {
+		return h.selfEndpoint(req)
+	}
+	return Endpoint{Host: b.Host, Port: b.Port}
 }
 
 // Handler answers every request of this broker. It implements server.Handler.

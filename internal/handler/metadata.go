@@ -7,7 +7,8 @@ package handler
 // (v4+ AllowAutoTopicCreation; always before v4) and auto.create.topics.enable is on; the
 // response then already describes the new topic. v10+ topics may be named by id. Internal topics
 // (metadata.IsInternalTopic) are reported IsInternal and never auto-created: their coordinator
-// creates them with their own settings.
+// creates them with their own settings. Brokers are given with their endpoint on the listener the
+// request arrived on (Kafka's rule).
 
 import (
 	"context"
@@ -61,7 +62,8 @@ func (h *Handler) handleMetadata(ctx context.Context, req *server.Request) (kmsg
 
 	for _, b := range im.Brokers() {
 		mb := kmsg.NewMetadataResponseBroker()
-		mb.NodeID, mb.Host, mb.Port = b.NodeID, b.Host, b.Port
+		e := h.brokerEndpoint(req, b)
+		mb.NodeID, mb.Host, mb.Port = b.NodeID, e.Host, e.Port
 		if b.Rack != "" {
 			rack := b.Rack
 			mb.Rack = &rack
