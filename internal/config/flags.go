@@ -35,7 +35,9 @@ var convenienceFlags = []struct{ name, key, usage string }{
 //
 // As kafka-server-start, the properties file may also be given as the first positional argument.
 // Precedence: flags (in command-line order, --override and the named flags alike) > environment
-// (FromEnv) > file > defaults.
+// (FromEnv) > file > defaults. Environment variables that name no broker key are left out and
+// listed in Config.EnvWarnings, so a variable meant for another program (MOLDAU_BOOTSTRAP, read
+// by the client commands, is skipped silently) or another Kafka image never stops the server.
 func ParseServerArgs(args []string, environ []string) (*Config, error) {
 	fs := flag.NewFlagSet("moldau server", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -73,7 +75,7 @@ func ParseServerArgs(args []string, environ []string) (*Config, error) {
 					hint = fmt.Sprintf("%s is a config key, not a flag: use --override %s=VALUE", name, name)
 				}
 			}
-			return nil, fmt.Errorf("moldau server: %v\n%s", err, hint)
+			return nil, fmt.Errorf("%v\n%s", err, hint)
 		}
 		rest = fs.Args()
 		if len(rest) == 0 {
@@ -84,9 +86,9 @@ func ParseServerArgs(args []string, environ []string) (*Config, error) {
 	}
 	switch {
 	case len(positional) > 1:
-		return nil, fmt.Errorf("moldau server: unexpected arguments %q: give one properties file, and set keys with --override key=value", positional[1:])
+		return nil, fmt.Errorf("unexpected arguments %q: give one properties file, and set keys with --override key=value", positional[1:])
 	case len(positional) == 1 && configPath != "":
-		return nil, fmt.Errorf("moldau server: properties file given twice (--config %s and %s): give one", configPath, positional[0])
+		return nil, fmt.Errorf("properties file given twice (--config %s and %s): give one", configPath, positional[0])
 	case len(positional) == 1:
 		configPath = positional[0]
 	}
@@ -99,11 +101,16 @@ func ParseServerArgs(args []string, environ []string) (*Config, error) {
 		}
 		layers = append(layers, layer{source: SourceFile, values: props, where: configPath})
 	}
-	env, envOrigins := fromEnv(environ)
+	env, envOrigins, envWarnings := serverEnv(environ)
 	layers = append(layers,
 		layer{source: SourceEnv, values: env, origin: envOrigins},
 		layer{source: SourceFlag, values: flagValues, origin: flagOrigins})
-	return build(layers)
+	c, err := build(layers)
+	if err != nil {
+		return nil, err
+	}
+	c.EnvWarnings = envWarnings
+	return c, nil
 }
 
 func serverUsage(fs *flag.FlagSet) string {
