@@ -88,7 +88,9 @@ func TestConsoleProducerPrompt(t *testing.T) {
 	e := &env{ctx: ctx, stdin: slave, stdout: slave, stderr: &errb,
 		getenv: func(string) string { return "" }, adminTimeout: 15 * time.Second, now: time.Now}
 	done := make(chan int, 1)
-	go func() { done <- e.run("kafka-console-producer", []string{"--bootstrap-server", addr, "--topic", "tty"}) }()
+	go func() {
+		done <- e.run("kafka-console-producer", []string{"--bootstrap-server", addr, "--topic", "tty"})
+	}()
 
 	out := make(chan byte, 64)
 	go func() {
