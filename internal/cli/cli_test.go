@@ -117,6 +117,10 @@ func TestKafkaTopics(t *testing.T) {
 	if !re.MatchString(out) {
 		t.Errorf("describe: %q", out)
 	}
+	// Kafka 4.x's paging option is accepted; the output is the same.
+	if out2 := kt("--describe", "--topic", "topic1", "--partition-size-limit-per-response", "1"); out2 != out {
+		t.Errorf("describe with --partition-size-limit-per-response: %q, want %q", out2, out)
+	}
 	if out := kt("--list"); out != "my.topic\ntopic1\n" {
 		t.Errorf("list: %q", out)
 	}
