@@ -15,7 +15,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 const consumeUsage = `Usage: moldau consume TOPIC [options]
@@ -221,70 +220,6 @@ func consumeRecords(e *env, seeds []string, spec consumeSpec, emit func(*kgo.Rec
 		}
 		if n == 0 && timedOut {
 			return count, errIdleTimeout
-		}
-	}
-}
-
-// missingTopics asks for the metadata of topics, letting the broker create them when
-// autoCreate, and returns those that still do not exist.
-func missingTopics(ctx context.Context, cl *kgo.Client, topics []string, autoCreate bool) ([]string, error) {
-	req := kmsg.NewPtrMetadataRequest()
-	req.AllowAutoTopicCreation = autoCreate
-	for _, t := range topics {
-		rt := kmsg.NewMetadataRequestTopic()
-		rt.Topic = kmsg.StringPtr(t)
-		req.Topics = append(req.Topics, rt)
-	}
-	resp, err := req.RequestWith(ctx, cl)
-	if err != nil {
-		return nil, err
-	}
-	var missing []string
-	for _, t := range resp.Topics {
-		if t.Topic != nil && t.ErrorCode == kerr.UnknownTopicOrPartition.Code {
-			missing = append(missing, *t.Topic)
-		}
-	}
-	return missing, nil
-}
-
-// warnMissingTopics prints a warning for each topic that does not exist and was not created:
-// the consumer then waits for it, as Kafka's console consumer does, but not silently. It returns
-// those topics.
-func warnMissingTopics(e *env, cl *kgo.Client, topics []string, autoCreate bool) []string {
-	ctx, cancel := e.adminCtx()
-	defer cancel()
-	missing, err := missingTopics(ctx, cl, topics, autoCreate)
-	if err != nil {
-		return nil // the consumer reports connection problems itself
-	}
-	why := "auto-creation is off in the broker (auto.create.topics.enable=false)"
-	if !autoCreate {
-		why = "allow.auto.create.topics=false"
-	}
-	for _, t := range missing {
-		fmt.Fprintf(e.stderr, "%s: warning: topic %s does not exist (UNKNOWN_TOPIC_OR_PARTITION) and was not created: %s; waiting for it to be created\n", e.name, t, why)
-	}
-	return missing
-}
-
-// awaitTopics polls the metadata of topics every second until all exist, then makes the client
-// refresh its metadata, or until ctx is done.
-func awaitTopics(ctx context.Context, cl *kgo.Client, topics []string, autoCreate bool) {
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		missing, err := missingTopics(rctx, cl, topics, autoCreate)
-		cancel()
-		if err == nil && len(missing) == 0 {
-			cl.ForceMetadataRefresh()
-			return
 		}
 	}
 }
