@@ -120,7 +120,9 @@ func serverUsage(fs *flag.FlagSet) string {
 Starts a Moldau node (broker and controller). Settings come from, highest first:
 flags, KAFKA_*/MOLDAU_* environment variables (KAFKA_LOG_DIRS -> log.dirs), the
 properties file, defaults. Config keys are Kafka's; any key can be set with
---override key=value.
+--override key=value. An unknown key in the file or a flag stops the server; an
+environment variable that names no key is ignored with a warning (MOLDAU_BOOTSTRAP,
+the client commands' variable, silently).
 
 Flags:
 `)
