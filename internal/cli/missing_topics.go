@@ -33,7 +33,7 @@ func missingTopics(ctx context.Context, cl *kgo.Client, topics []string, autoCre
 	return missing, nil
 }
 
-// warnMissingTopics prints a warning for each topic that does not exist and was not created:
+// warnMissingTopics prints a warning for each topic that does not exist (and was not created):
 // the consumer then waits for it, as Kafka's console consumer does, but not silently. It returns
 // those topics.
 func warnMissingTopics(e *env, cl *kgo.Client, topics []string, autoCreate bool) []string {
@@ -43,12 +43,14 @@ func warnMissingTopics(e *env, cl *kgo.Client, topics []string, autoCreate bool)
 	if err != nil {
 		return nil // the consumer reports connection problems itself
 	}
-	why := "auto-creation is off in the broker (auto.create.topics.enable=false)"
+	// The answer does not say why the topic was not created: a broker with auto-creation off
+	// answers this way, and so may one still creating it (Kafka's does).
+	why := "the broker creates it only with auto.create.topics.enable=true"
 	if !autoCreate {
-		why = "allow.auto.create.topics=false"
+		why = "allow.auto.create.topics=false: this consumer does not ask the broker to create it"
 	}
 	for _, t := range missing {
-		fmt.Fprintf(e.stderr, "%s: warning: topic %s does not exist (UNKNOWN_TOPIC_OR_PARTITION) and was not created: %s; waiting for it to be created\n", e.name, t, why)
+		fmt.Fprintf(e.stderr, "%s: warning: topic %s does not exist (UNKNOWN_TOPIC_OR_PARTITION); waiting for it to be created (%s)\n", e.name, t, why)
 	}
 	return missing
 }

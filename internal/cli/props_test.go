@@ -218,7 +218,7 @@ func TestConsoleConsumerMissingTopic(t *testing.T) {
 		done <- e.run("kafka-console-consumer", []string{"--bootstrap-server", addr, "--topic", "later", "--from-beginning",
 			"--max-messages", "1", "--command-property", "allow.auto.create.topics=false"})
 	}()
-	want := "kafka-console-consumer: warning: topic later does not exist (UNKNOWN_TOPIC_OR_PARTITION) and was not created: allow.auto.create.topics=false; waiting for it to be created\n"
+	want := "kafka-console-consumer: warning: topic later does not exist (UNKNOWN_TOPIC_OR_PARTITION); waiting for it to be created (allow.auto.create.topics=false: this consumer does not ask the broker to create it)\n"
 	for !strings.Contains(errb.String(), want) {
 		select {
 		case code := <-done:

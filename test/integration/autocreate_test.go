@@ -62,7 +62,7 @@ func TestToolsNoAutoCreate(t *testing.T) {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	warning := "kafka-console-consumer: warning: topic later does not exist (UNKNOWN_TOPIC_OR_PARTITION) and was not created: auto-creation is off in the broker (auto.create.topics.enable=false); waiting for it to be created\n"
+	warning := "kafka-console-consumer: warning: topic later does not exist (UNKNOWN_TOPIC_OR_PARTITION); waiting for it to be created (the broker creates it only with auto.create.topics.enable=true)\n"
 	for !strings.Contains(stderr.Since(0), warning) {
 		select {
 		case err := <-exited:
