@@ -43,7 +43,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	cmd, rest := strings.TrimSuffix(args[1], ".sh"), args[2:]
 	switch cmd {
 	case "server":
-		return serve(rest, stderr)
+		return serve(rest, stdout, stderr)
 	case "help", "-h", "--help":
 		usage(stdout)
 		return 0
@@ -119,12 +119,14 @@ func commandList() string {
 	return b.String()
 }
 
-func serve(args []string, stderr io.Writer) int {
+// serve runs `moldau server`. Errors from config and broker start-up carry no "moldau server:"
+// prefix of their own: it is added here, once.
+func serve(args []string, stdout, stderr io.Writer) int {
 	cfg, err := config.ParseServerArgs(args, os.Environ())
 	if err != nil {
 		var help *config.HelpError
 		if errors.As(err, &help) {
-			fmt.Fprint(stderr, help.Usage)
+			fmt.Fprint(stdout, help.Usage)
 			return 0
 		}
 		fmt.Fprintf(stderr, "moldau server: %v\n", err) // config errors do not name the command
@@ -133,6 +135,13 @@ func serve(args []string, stderr io.Writer) int {
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	for _, k := range cfg.Ignored {
 		logger.Warn("config key has no effect in Moldau and is ignored", "key", k)
+	}
+	for _, w := range cfg.EnvWarnings {
+		if w.Key != "" {
+			logger.Warn("environment variable ignored", "variable", w.Var, "taken_for_key", w.Key, "reason", w.Reason)
+		} else {
+			logger.Warn("environment variable ignored", "variable", w.Var, "reason", w.Reason)
+		}
 	}
 
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

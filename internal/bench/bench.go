@@ -28,6 +28,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -58,7 +59,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, usage)
 		return 0
 	}
-	cfg, err := parseFlags(args[0], args[1:])
+	cfg, err := parseFlags(args[0], args[1:], os.Getenv)
 	if err != nil {
 		var ue *usageError
 		switch {
@@ -132,7 +133,11 @@ func flagSet(workload string, cfg *config, brokers *string) *flag.FlagSet {
 	fs := flag.NewFlagSet("moldau bench "+workload, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
-	fs.StringVar(brokers, "brokers", "127.0.0.1:9092", "comma-separated bootstrap brokers")
+	// The same names and fallback as every other moldau command: -bootstrap-server, -b or
+	// -brokers, else $MOLDAU_BOOTSTRAP, else 127.0.0.1:9092.
+	fs.StringVar(brokers, "bootstrap-server", "", "comma-separated bootstrap brokers (default $"+BootstrapEnv+" or "+defaultBootstrap+")")
+	fs.StringVar(brokers, "b", "", "alias for -bootstrap-server")
+	fs.StringVar(brokers, "brokers", "", "alias for -bootstrap-server")
 	fs.StringVar(&cfg.topic, "topic", "bench", "topic")
 	fs.DurationVar(&cfg.stallTimeout, "stall-timeout", 30*time.Second, "fail if no record is acknowledged or received for this long")
 	fs.DurationVar(&cfg.progress, "progress", time.Second, "interval of progress lines on stderr (0: none)")
@@ -174,8 +179,14 @@ func printFlags(w io.Writer, workload string) {
 	fs.PrintDefaults()
 }
 
+// BootstrapEnv names the default bootstrap servers, as for the other moldau commands.
+const BootstrapEnv = "MOLDAU_BOOTSTRAP"
+
+const defaultBootstrap = "127.0.0.1:9092"
+
 // parseFlags parses and validates one workload's flags; every error is a *usageError or ErrHelp.
-func parseFlags(workload string, args []string) (*config, error) {
+// getenv supplies MOLDAU_BOOTSTRAP when no bootstrap flag is given.
+func parseFlags(workload string, args []string, getenv func(string) string) (*config, error) {
 	switch workload {
 	case "produce", "consume", "e2e":
 	default:
@@ -196,6 +207,12 @@ func parseFlags(workload string, args []string) (*config, error) {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 
+	if !set["bootstrap-server"] && !set["b"] && !set["brokers"] {
+		brokers = getenv(BootstrapEnv)
+		if strings.TrimSpace(brokers) == "" {
+			brokers = defaultBootstrap
+		}
+	}
 	for s := range strings.SplitSeq(brokers, ",") {
 		if s = strings.TrimSpace(s); s != "" {
 			cfg.brokers = append(cfg.brokers, s)
@@ -203,7 +220,7 @@ func parseFlags(workload string, args []string) (*config, error) {
 	}
 	switch {
 	case len(cfg.brokers) == 0:
-		return nil, usagef("-brokers must name at least one host:port")
+		return nil, usagef("-bootstrap-server must name at least one host:port")
 	case cfg.topic == "":
 		return nil, usagef("-topic must not be empty")
 	case cfg.recordSize < 0:

@@ -22,6 +22,18 @@ import (
 	brokerconfig "github.com/moldau/moldau/internal/config"
 )
 
+func noEnv(string) string { return "" }
+
+// env is a getenv with one variable set.
+func env(name, value string) func(string) string {
+	return func(k string) string {
+		if k == name {
+			return value
+		}
+		return ""
+	}
+}
+
 func TestParseFlags(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
@@ -29,6 +41,7 @@ func TestParseFlags(t *testing.T) {
 		args     []string
 		err      string             // substring of the usage error; "" = valid
 		check    func(*config) bool // for valid command lines
+		getenv   func(string) string
 	}{
 		{name: "produce defaults", workload: "produce", check: func(c *config) bool {
 			return slices.Equal(c.brokers, []string{"127.0.0.1:9092"}) && c.topic == "bench" && c.records == 1_000_000 &&
@@ -58,7 +71,19 @@ func TestParseFlags(t *testing.T) {
 		{name: "unknown flag", workload: "produce", args: []string{"-nope"}, err: "flag provided but not defined"},
 		{name: "bad value", workload: "produce", args: []string{"-records", "many"}, err: "invalid value"},
 		{name: "stray argument", workload: "produce", args: []string{"extra"}, err: `unexpected argument "extra"`},
-		{name: "no brokers", workload: "produce", args: []string{"-brokers", " , "}, err: "-brokers"},
+		{name: "no brokers", workload: "produce", args: []string{"-brokers", " , "}, err: "-bootstrap-server"},
+		{name: "bootstrap-server", workload: "produce", args: []string{"--bootstrap-server", "a:1,b:2"}, check: func(c *config) bool {
+			return slices.Equal(c.brokers, []string{"a:1", "b:2"})
+		}},
+		{name: "-b", workload: "consume", args: []string{"-b", "a:1"}, check: func(c *config) bool {
+			return slices.Equal(c.brokers, []string{"a:1"})
+		}},
+		{name: "MOLDAU_BOOTSTRAP", workload: "e2e", getenv: env(BootstrapEnv, "env:1, env:2"), check: func(c *config) bool {
+			return slices.Equal(c.brokers, []string{"env:1", "env:2"})
+		}},
+		{name: "flag wins over MOLDAU_BOOTSTRAP", workload: "produce", args: []string{"-bootstrap-server", "flag:1"}, getenv: env(BootstrapEnv, "env:1"), check: func(c *config) bool {
+			return slices.Equal(c.brokers, []string{"flag:1"})
+		}},
 		{name: "empty topic", workload: "consume", args: []string{"-topic", ""}, err: "-topic"},
 		{name: "negative record size", workload: "produce", args: []string{"-record-size", "-1"}, err: "-record-size"},
 		{name: "consume has no record size", workload: "consume", args: []string{"-record-size", "10"}, err: "not defined"},
@@ -82,7 +107,11 @@ func TestParseFlags(t *testing.T) {
 		{name: "e2e no duration", workload: "e2e", args: []string{"-duration", "0s"}, err: "-duration must be > 0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg, err := parseFlags(tc.workload, tc.args)
+			getenv := tc.getenv
+			if getenv == nil {
+				getenv = noEnv
+			}
+			cfg, err := parseFlags(tc.workload, tc.args, getenv)
 			if tc.err == "" {
 				if err != nil {
 					t.Fatalf("parseFlags: %v", err)
@@ -124,7 +153,7 @@ func TestRunUsage(t *testing.T) {
 			}
 		}
 	}
-	if _, err := parseFlags("produce", []string{"-help"}); !errors.Is(err, flag.ErrHelp) {
+	if _, err := parseFlags("produce", []string{"-help"}, noEnv); !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("-help: got %v, want flag.ErrHelp", err)
 	}
 }

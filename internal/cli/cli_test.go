@@ -117,6 +117,10 @@ func TestKafkaTopics(t *testing.T) {
 	if !re.MatchString(out) {
 		t.Errorf("describe: %q", out)
 	}
+	// Kafka 4.x's paging option is accepted; the output is the same.
+	if out2 := kt("--describe", "--topic", "topic1", "--partition-size-limit-per-response", "1"); out2 != out {
+		t.Errorf("describe with --partition-size-limit-per-response: %q, want %q", out2, out)
+	}
 	if out := kt("--list"); out != "my.topic\ntopic1\n" {
 		t.Errorf("list: %q", out)
 	}
@@ -156,10 +160,10 @@ func TestConsoleProduceConsumeRoundTrip(t *testing.T) {
 	addr := startCluster(t, "t")
 	bs := []string{"--bootstrap-server", addr}
 	input := "k1:v1\nk2:v2\nk3:v3" // no trailing newline: the last line still counts
-	mustRun(t, input, "kafka-console-producer", append(bs, "--topic", "t", "--property", "parse.key=true", "--property", "key.separator=:")...)
+	mustRun(t, input, "kafka-console-producer", append(bs, "--topic", "t", "--reader-property", "parse.key=true", "--reader-property", "key.separator=:")...)
 	mustRun(t, "h1:a,h2:b\tk4\tv4\n", "kafka-console-producer", append(bs, "--topic", "t", "--property", "parse.key=true", "--property", "parse.headers=true", "--compression-codec")...)
 	stdout, stderr, code := runCmd(t, "", "kafka-console-consumer", append(bs, "--topic", "t", "--from-beginning", "--max-messages", "4",
-		"--property", "print.key=true", "--property", "print.partition=true", "--property", "print.offset=true", "--property", "print.headers=true")...)
+		"--formatter-property", "print.key=true", "--formatter-property", "print.partition=true", "--formatter-property", "print.offset=true", "--formatter-property", "print.headers=true")...)
 	if code != 0 {
 		t.Fatalf("consume: code %d stderr %q", code, stderr)
 	}
@@ -174,9 +178,13 @@ func TestConsoleProduceConsumeRoundTrip(t *testing.T) {
 		t.Errorf("stderr %q", stderr)
 	}
 	// --max-messages stops early; print.timestamp shows CreateTime.
-	stdout, _, _ = runCmd(t, "", "kafka-console-consumer", append(bs, "--topic", "t", "--from-beginning", "--max-messages", "1", "--property", "print.timestamp=true")...)
+	// The deprecated --property still works, with Kafka's deprecation warning.
+	stdout, stderr, _ = runCmd(t, "", "kafka-console-consumer", append(bs, "--topic", "t", "--from-beginning", "--max-messages", "1", "--property", "print.timestamp=true")...)
 	if !regexp.MustCompile(`^CreateTime:\d{13}\tv1\n$`).MatchString(stdout) {
 		t.Errorf("timestamp: %q", stdout)
+	}
+	if !strings.HasPrefix(stderr, "Option --property is deprecated and will be removed in a future version. Use --formatter-property instead.\n") {
+		t.Errorf("--property: stderr %q, want Kafka's deprecation warning", stderr)
 	}
 	// --partition with --offset, and --timeout-ms ends an idle consumer with Kafka's message.
 	stdout, stderr, code = runCmd(t, "", "kafka-console-consumer", append(bs, "--topic", "t", "--partition", "0", "--offset", "2", "--timeout-ms", "1500")...)

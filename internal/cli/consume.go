@@ -49,6 +49,12 @@ type consumeSpec struct {
 	maxMessages int64         // <= 0: unlimited
 	idle        time.Duration // > 0: stop when no record arrives for this long
 	opts        []kgo.Opt
+	// autoCreate asks the broker to create missing topics (Kafka's consumer default,
+	// allow.auto.create.topics=true; the broker's auto.create.topics.enable decides).
+	autoCreate bool
+	// warnMissing reports, once, a subscribed topic that does not exist (and was not created),
+	// then keeps waiting for it, as Kafka's console consumer does.
+	warnMissing bool
 }
 
 // errIdleTimeout reports that consumeRecords stopped because --timeout passed without records.
@@ -135,6 +141,9 @@ func consumeRecords(e *env, seeds []string, spec consumeSpec, emit func(*kgo.Rec
 			reset = kgo.NewOffset().AtStart()
 		}
 		opts = append(opts, kgo.ConsumeTopics(spec.topics...), kgo.ConsumeResetOffset(reset))
+		if spec.autoCreate {
+			opts = append(opts, kgo.AllowAutoTopicCreation())
+		}
 		if spec.regex {
 			opts = append(opts, kgo.ConsumeRegex())
 		}
@@ -171,6 +180,19 @@ func consumeRecords(e *env, seeds []string, spec consumeSpec, emit func(*kgo.Rec
 		cl.Close()
 	}()
 
+	if spec.warnMissing && !spec.regex && !explicit {
+		if missing := warnMissingTopics(e, cl, spec.topics, spec.autoCreate); len(missing) > 0 {
+			// kgo looks for a missing topic again only at its metadata max age; poll for it, as
+			// Kafka's consumer does, so the consumer starts as soon as the topic is created.
+			ctx, cancel := context.WithCancel(e.ctx)
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				awaitTopics(ctx, cl, missing, spec.autoCreate)
+			}()
+			defer func() { cancel(); <-done }()
+		}
+	}
 	warned := map[string]bool{}
 	for {
 		pollCtx, cancel := e.ctx, context.CancelFunc(func() {})

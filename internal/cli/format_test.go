@@ -307,6 +307,8 @@ func TestArgumentErrors(t *testing.T) {
 			"kafka-topics: Command must include exactly one action: --list, --describe, --create, --alter or --delete\n"},
 		{"kafka-topics", []string{"--create", "--topic", "t"}, 2, "kafka-topics: Missing required argument \"[bootstrap-server]\"\n"},
 		{"kafka-topics", []string{"--bootstrap-server", "127.0.0.1:1", "--nope"}, 2, "kafka-topics: flag provided but not defined: --nope\n"},
+		{"kafka-topics", []string{"--bootstrap-server", "127.0.0.1:1", "--describe", "--partition-size-limit-per-response", "0"}, 1,
+			"kafka-topics: --partition-size-limit-per-response must be a positive integer, got \"0\"\nTry 'kafka-topics --help' for more information.\n"},
 		{"kafka-topics.sh", []string{"--bootstrap-server", "127.0.0.1:1", "--create"}, 2, "kafka-topics: Missing required argument \"[topic]\"\n"},
 		{"topic", []string{"create", "t", "--partitions", "0"}, 1, "moldau topic create: --partitions must be a positive integer (or -1 for the broker default), got \"0\"\n"},
 		{"topic", []string{"create"}, 2, "moldau topic create: missing topic name"},

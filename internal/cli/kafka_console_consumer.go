@@ -134,50 +134,6 @@ func (f messageFormatter) write(w io.Writer, r *kgo.Record) error {
 	return err
 }
 
-// consumerPropertyOpts maps the consumer properties Moldau understands to client options and
-// settings; group.id and auto.offset.reset are returned for the caller.
-func (e *env) consumerPropertyOpts(props map[string]string) (opts []kgo.Opt, group, reset string, ignored []string, err error) {
-	for k, v := range props {
-		v = strings.TrimSpace(v)
-		switch k {
-		case "group.id":
-			group = v
-		case "auto.offset.reset":
-			if v != "earliest" && v != "latest" {
-				return nil, "", "", nil, e.argf("consumer property auto.offset.reset must be earliest or latest, got %q", v)
-			}
-			reset = v
-		case "client.id":
-			opts = append(opts, kgo.ClientID(v))
-		case "isolation.level":
-			o, err := e.isolationOpt(v)
-			if err != nil {
-				return nil, "", "", nil, err
-			}
-			opts = append(opts, o)
-		case "fetch.max.bytes", "max.partition.fetch.bytes", "fetch.max.wait.ms", "session.timeout.ms":
-			n, perr := strconv.ParseInt(v, 10, 32)
-			if perr != nil || n <= 0 {
-				return nil, "", "", nil, e.argf("consumer property %s must be a positive integer, got %q", k, v)
-			}
-			switch k {
-			case "fetch.max.bytes":
-				opts = append(opts, kgo.FetchMaxBytes(int32(n)))
-			case "max.partition.fetch.bytes":
-				opts = append(opts, kgo.FetchMaxPartitionBytes(int32(n)))
-			case "fetch.max.wait.ms":
-				opts = append(opts, kgo.FetchMaxWait(time.Duration(n)*time.Millisecond))
-			case "session.timeout.ms":
-				opts = append(opts, kgo.SessionTimeout(time.Duration(n)*time.Millisecond))
-			}
-		case "bootstrap.servers", "enable.auto.commit", "key.deserializer", "value.deserializer":
-		default:
-			ignored = append(ignored, k)
-		}
-	}
-	return opts, group, reset, ignored, nil
-}
-
 func (e *env) isolationOpt(v string) (kgo.Opt, error) {
 	switch strings.TrimSpace(v) {
 	case "read_uncommitted":
@@ -190,9 +146,12 @@ func (e *env) isolationOpt(v string) (kgo.Opt, error) {
 
 func runKafkaConsoleConsumer(e *env, args []string) error {
 	fs := newFlagSet("kafka-console-consumer")
-	var bootstrap, topic, include, group, partitionS, offsetS, maxS, timeoutS, isolation, consumerConfig, ignoredS string
-	var props, consumerProps listFlag
+	var bootstrap, topic, include, group, partitionS, offsetS, maxS, timeoutS, isolation, ignoredS string
 	var fromBeginning, skipErrors bool
+	client := toolProps{propFlag: "command-property", oldPropFlag: "consumer-property",
+		configFlag: "command-config", oldConfigFlag: "consumer.config", deprecation: consumerDeprecation, oldFirst: true}
+	formatterProps := toolProps{propFlag: "formatter-property", oldPropFlag: "property",
+		configFlag: "formatter-config", deprecation: consumerDeprecation, oldFirst: true}
 	fs.StringVar(&bootstrap, "bootstrap-server", "", "REQUIRED: the server(s) to connect to")
 	fs.StringVar(&topic, "topic", "", "the topic to consume on")
 	fs.StringVar(&include, "include", "", "regular expression of the topics to consume")
@@ -203,11 +162,8 @@ func runKafkaConsoleConsumer(e *env, args []string) error {
 	fs.BoolVar(&fromBeginning, "from-beginning", false, "start with the earliest message present rather than the latest")
 	fs.StringVar(&maxS, "max-messages", "", "the maximum number of messages to consume before exiting")
 	fs.StringVar(&timeoutS, "timeout-ms", "", "exit if no message is available for consumption for this long")
-	fs.Var(&props, "property", "formatter property k=v (repeatable)")
-	fs.Var(&props, "formatter-property", "alias for --property")
-	fs.Var(&consumerProps, "consumer-property", "consumer property k=v (repeatable)")
-	fs.StringVar(&consumerConfig, "consumer.config", "", "consumer config properties file")
-	fs.StringVar(&consumerConfig, "command-config", "", "alias for --consumer.config")
+	formatterProps.register(fs, "formatter")
+	client.register(fs, "consumer config")
 	fs.StringVar(&isolation, "isolation-level", "read_uncommitted", "read_committed or read_uncommitted")
 	fs.BoolVar(&skipErrors, "skip-message-on-error", false, "accepted and ignored")
 	fs.BoolVar(&skipErrors, "enable-systest-events", false, "accepted and ignored")
@@ -227,15 +183,15 @@ func runKafkaConsoleConsumer(e *env, args []string) error {
 	if ignoredS != "" && isFlagSet(fs, "formatter") && !strings.HasSuffix(ignoredS, "DefaultMessageFormatter") {
 		return e.argf("--formatter %s is not supported; only the default formatter is", ignoredS)
 	}
-	cfgBootstrap, cfgProps, err := e.commandConfigBootstrap(consumerConfig, "consumer.config", map[string]bool{"group.id": true, "auto.offset.reset": true, "client.id": true, "isolation.level": true})
+	merged, err := client.resolve(e)
 	if err != nil {
 		return err
 	}
-	seeds, err := e.kafkaBootstrap(bootstrap, cfgBootstrap)
+	seeds, err := e.kafkaBootstrap(bootstrap, merged["bootstrap.servers"])
 	if err != nil {
 		return err
 	}
-	fprops, _, err := e.parseKV("property", props)
+	fprops, err := formatterProps.resolve(e)
 	if err != nil {
 		return err
 	}
@@ -244,28 +200,15 @@ func runKafkaConsoleConsumer(e *env, args []string) error {
 		return e.argf("%v", err)
 	}
 	if len(unknown) > 0 {
-		fmt.Fprintf(e.stderr, "%s: note: ignoring unknown --property keys: %s\n", e.name, strings.Join(sortedCopy(unknown), ", "))
+		fmt.Fprintf(e.stderr, "%s: note: ignoring unknown formatter properties: %s\n", e.name, strings.Join(sortedCopy(unknown), ", "))
 	}
-	cprops, _, err := e.parseKV("consumer-property", consumerProps)
+	cs, err := e.consumerPropertyOpts(merged)
 	if err != nil {
 		return err
 	}
-	merged := map[string]string{}
-	for k, v := range cfgProps {
-		merged[k] = v
-	}
-	for k, v := range cprops {
-		merged[k] = v
-	}
-	copts, propGroup, reset, ignored, err := e.consumerPropertyOpts(merged)
-	if err != nil {
-		return err
-	}
-	if len(ignored) > 0 {
-		fmt.Fprintf(e.stderr, "%s: note: ignoring unsupported consumer properties: %s\n", e.name, strings.Join(sortedCopy(ignored), ", "))
-	}
+	copts, propGroup, reset := cs.opts, cs.group, cs.reset
 	if group != "" && propGroup != "" && group != propGroup {
-		return e.usagef("Group id from --group (%s) and --consumer-property group.id (%s) differ; give one", group, propGroup)
+		return e.usagef("Group id from --group (%s) and the group.id property (%s) differ; give one", group, propGroup)
 	}
 	if group == "" {
 		group = propGroup
@@ -274,7 +217,13 @@ func runKafkaConsoleConsumer(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	spec := consumeSpec{partition: -1, group: group, opts: append([]kgo.Opt{iso, kgo.ClientID("console-consumer")}, copts...)}
+	// --isolation-level given on the command line wins over the isolation.level property, which
+	// wins over the flag's default (Kafka's maybeMergeOptions).
+	opts := append([]kgo.Opt{iso, kgo.ClientID("console-consumer")}, copts...)
+	if isFlagSet(fs, "isolation-level") {
+		opts = append(opts, iso)
+	}
+	spec := consumeSpec{partition: -1, group: group, opts: opts, autoCreate: cs.autoCreate, warnMissing: true}
 	if topic != "" {
 		spec.topics = []string{topic}
 	} else {

@@ -1,11 +1,16 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -146,72 +151,26 @@ func (c lineReaderConfig) parseLine(line []byte, lineNo int) (*kgo.Record, error
 	return rec, nil
 }
 
-// producerPropertyOpts maps the producer properties Moldau understands to client options.
-func (e *env) producerPropertyOpts(props map[string]string) ([]kgo.Opt, []string, error) {
-	var opts []kgo.Opt
-	var ignored []string
-	for k, v := range props {
-		v = strings.TrimSpace(v)
-		switch k {
-		case "acks":
-			o, err := e.acksOpts("producer-property acks", v)
-			if err != nil {
-				return nil, nil, err
-			}
-			opts = append(opts, o...)
-		case "compression.type":
-			o, err := e.compressionOpt("producer-property compression.type", v)
-			if err != nil {
-				return nil, nil, err
-			}
-			opts = append(opts, o)
-		case "linger.ms", "batch.size", "delivery.timeout.ms", "max.request.size":
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil || n < 0 {
-				return nil, nil, e.argf("producer property %s must be a non-negative integer, got %q", k, v)
-			}
-			switch k {
-			case "linger.ms":
-				opts = append(opts, kgo.ProducerLinger(time.Duration(n)*time.Millisecond))
-			case "batch.size":
-				opts = append(opts, kgo.ProducerBatchMaxBytes(int32(max(n, 1))))
-			case "delivery.timeout.ms":
-				opts = append(opts, kgo.RecordDeliveryTimeout(time.Duration(n)*time.Millisecond))
-			case "max.request.size":
-				opts = append(opts, kgo.BrokerMaxWriteBytes(int32(max(n, 1<<20))))
-			}
-		case "client.id":
-			opts = append(opts, kgo.ClientID(v))
-		case "enable.idempotence":
-			if b, err := strconv.ParseBool(v); err == nil && !b {
-				opts = append(opts, kgo.DisableIdempotentWrite())
-			}
-		case "bootstrap.servers":
-		default:
-			ignored = append(ignored, k)
-		}
-	}
-	return opts, ignored, nil
-}
-
 func runKafkaConsoleProducer(e *env, args []string) error {
 	fs := newFlagSet("kafka-console-producer")
-	var bootstrap, brokerList, topic, codec, acks, producerConfig, lingerS, batchS string
-	var props, producerProps listFlag
+	var bootstrap, brokerList, topic, codec, acks, lingerS, batchS string
 	var syncSend bool
 	var ignoredS string
+	client := toolProps{propFlag: "command-property", oldPropFlag: "producer-property",
+		configFlag: "command-config", oldConfigFlag: "producer.config", deprecation: producerDeprecation}
+	reader := toolProps{propFlag: "reader-property", oldPropFlag: "property",
+		configFlag: "reader-config", deprecation: producerDeprecation}
 	fs.StringVar(&bootstrap, "bootstrap-server", "", "REQUIRED unless --broker-list is given: the server(s) to connect to")
 	fs.StringVar(&brokerList, "broker-list", "", "DEPRECATED, use --bootstrap-server instead")
 	fs.StringVar(&topic, "topic", "", "REQUIRED: the topic to produce messages to")
-	fs.Var(&props, "property", "line reader property k=v (repeatable)")
-	fs.Var(&producerProps, "producer-property", "producer property k=v (repeatable)")
-	fs.StringVar(&producerConfig, "producer.config", "", "producer config properties file")
+	client.register(fs, "producer config")
+	reader.register(fs, "line reader")
 	fs.StringVar(&codec, "compression-codec", "", "none, gzip, snappy, lz4 or zstd; given without a value, gzip")
 	fs.StringVar(&acks, "request-required-acks", "-1", "the required acks of the producer requests")
 	fs.BoolVar(&syncSend, "sync", false, "send each message synchronously")
 	fs.StringVar(&lingerS, "timeout", "1000", "linger: ms a message may wait for its batch to fill")
 	fs.StringVar(&batchS, "batch-size", "", "number of bytes in a batch (batch.size)")
-	for _, n := range []string{"message-send-max-retries", "retry-backoff-ms", "max-block-ms", "max-memory-bytes", "max-partition-memory-bytes", "metadata-expiry-ms", "request-timeout-ms", "socket-buffer-size", "line-reader", "reader-config"} {
+	for _, n := range []string{"message-send-max-retries", "retry-backoff-ms", "max-block-ms", "max-memory-bytes", "max-partition-memory-bytes", "metadata-expiry-ms", "request-timeout-ms", "socket-buffer-size", "line-reader"} {
 		fs.StringVar(&ignoredS, n, "", "accepted and ignored by Moldau")
 	}
 	// Kafka's --compression-codec takes an optional value; give a bare one its default.
@@ -226,15 +185,15 @@ func runKafkaConsoleProducer(e *env, args []string) error {
 	if topic == "" {
 		return e.usagef("Missing required argument \"[topic]\"")
 	}
-	cfgBootstrap, cfgProps, err := e.commandConfigBootstrap(producerConfig, "producer.config", map[string]bool{"acks": true, "compression.type": true, "linger.ms": true, "batch.size": true, "client.id": true, "enable.idempotence": true, "delivery.timeout.ms": true, "max.request.size": true})
+	clientProps, err := client.resolve(e)
 	if err != nil {
 		return err
 	}
-	seeds, err := e.kafkaBootstrap(bootstrap, brokerList, cfgBootstrap)
+	seeds, err := e.kafkaBootstrap(bootstrap, brokerList, clientProps["bootstrap.servers"])
 	if err != nil {
 		return err
 	}
-	readerProps, _, err := e.parseKV("property", props)
+	readerProps, err := reader.resolve(e)
 	if err != nil {
 		return err
 	}
@@ -243,13 +202,15 @@ func runKafkaConsoleProducer(e *env, args []string) error {
 		return e.argf("%v", err)
 	}
 	if len(unknown) > 0 {
-		fmt.Fprintf(e.stderr, "%s: note: ignoring unknown --property keys: %s\n", e.name, strings.Join(sortedCopy(unknown), ", "))
+		fmt.Fprintf(e.stderr, "%s: note: ignoring unknown line reader properties: %s\n", e.name, strings.Join(sortedCopy(unknown), ", "))
 	}
 	linger, err := e.parseInt("timeout", lingerS, 0, "a non-negative number of milliseconds")
 	if err != nil {
 		return err
 	}
-	opts, err := e.acksOpts("request-required-acks", acks)
+	// As Kafka's maybeMergeOptions: a tool flag given on the command line wins over a client
+	// property, a client property wins over a flag's default.
+	acksOpts, err := e.acksOpts("request-required-acks", acks)
 	if err != nil {
 		return err
 	}
@@ -257,40 +218,53 @@ func runKafkaConsoleProducer(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	opts = append(opts, comp, kgo.ClientID("console-producer"), kgo.ProducerLinger(time.Duration(linger)*time.Millisecond),
-		kgo.RecordDeliveryTimeout(2*time.Minute))
+	flagOpts := map[string][]kgo.Opt{
+		"request-required-acks": acksOpts,
+		"compression-codec":     {comp},
+		"timeout":               {kgo.ProducerLinger(time.Duration(linger) * time.Millisecond)},
+	}
 	if batchS != "" {
 		n, err := e.parseInt("batch-size", batchS, 1, "a positive number of bytes")
 		if err != nil {
 			return err
 		}
-		opts = append(opts, kgo.ProducerBatchMaxBytes(int32(min(n, 1<<30))))
+		flagOpts["batch-size"] = []kgo.Opt{kgo.ProducerBatchMaxBytes(int32(min(n, 1<<30)))}
 	}
-	// Properties from --producer.config first, then --producer-property, so the flags win.
-	pp, _, err := e.parseKV("producer-property", producerProps)
+	// Kafka's producer asks the broker to create a missing topic (the broker's
+	// auto.create.topics.enable decides); so does this one.
+	opts := []kgo.Opt{kgo.ClientID("console-producer"), kgo.RecordDeliveryTimeout(2 * time.Minute), kgo.AllowAutoTopicCreation()}
+	flagNames := slices.Sorted(maps.Keys(flagOpts))
+	for _, name := range flagNames {
+		opts = append(opts, flagOpts[name]...)
+	}
+	propOpts, err := e.producerPropertyOpts(clientProps)
 	if err != nil {
 		return err
 	}
-	for i, m := range []map[string]string{cfgProps, pp} {
-		o, ignored, err := e.producerPropertyOpts(m)
-		if err != nil {
-			return err
+	opts = append(opts, propOpts...)
+	for _, name := range flagNames {
+		if isFlagSet(fs, name) {
+			opts = append(opts, flagOpts[name]...)
 		}
-		if len(ignored) > 0 && i == 1 {
-			fmt.Fprintf(e.stderr, "%s: note: ignoring unsupported producer properties: %s\n", e.name, strings.Join(sortedCopy(ignored), ", "))
-		}
-		opts = append(opts, o...)
 	}
 	cl, err := newClient(seeds, opts...)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	res, err := produceLines(e, cl, e.stdin, topic, -1, lr.parseLine, syncSend)
+	var prompt io.Writer
+	if interactive(e.stdin, e.stdout) {
+		prompt = e.stdout
+	}
+	res, err := produceLines(e, cl, e.stdin, prompt, topic, -1, lr.parseLine, syncSend)
 	if err != nil {
 		return err
 	}
 	if res.failed > 0 {
+		if errors.Is(res.firstErr, kerr.UnknownTopicOrPartition) {
+			return &exitError{code: 1, msg: fmt.Sprintf("%s: %d of %d messages failed: %s", e.name, res.failed, res.sent+res.failed,
+				missingTopicMessage(topic, "kafka-topics --create --topic "+topic+" --bootstrap-server "+strings.Join(seeds, ",")))}
+		}
 		return &exitError{code: 1, msg: fmt.Sprintf("%s: %d of %d messages failed; first error: %v", e.name, res.failed, res.sent+res.failed, res.firstErr)}
 	}
 	return nil

@@ -109,6 +109,8 @@ func runKafkaTopics(e *env, args []string) error {
 	fs.BoolVar(&underMinISR, "under-min-isr-partitions", false, "With --describe, only show partitions whose ISR count is below the configured minimum (Moldau: ISR empty).")
 	fs.BoolVar(&topicsWithOverrides, "topics-with-overrides", false, "With --describe, only show topics that have configs overridden.")
 	fs.BoolVar(&version, "version", false, "Display Kafka version.")
+	var partitionLimitS string
+	fs.StringVar(&partitionLimitS, "partition-size-limit-per-response", "", "Kafka 4.x: partitions per DescribeTopicPartitions response; accepted (Moldau's kafka-topics reads Metadata in one request)")
 	pos, err := e.parseArgs(fs, args, kafkaTopicsUsage)
 	if err != nil {
 		return err
@@ -128,6 +130,11 @@ func runKafkaTopics(e *env, args []string) error {
 	}
 	if actions != 1 {
 		return e.usagef("Command must include exactly one action: --list, --describe, --create, --alter or --delete")
+	}
+	if partitionLimitS != "" {
+		if _, err := e.parseInt("partition-size-limit-per-response", partitionLimitS, 1, "a positive integer"); err != nil {
+			return err
+		}
 	}
 	if replicaAssignment != "" {
 		return e.argf("--replica-assignment is not supported by Moldau; use --partitions and --replication-factor")

@@ -68,7 +68,8 @@ type produceResult struct {
 // (partition >= 0 pins the partition; the client must use a manual partitioner then). With sync
 // each record is acknowledged before the next line is read; otherwise records are pipelined and
 // flushed at EOF. Per-record failures are reported to stderr (the first maxReported of them).
-func produceLines(e *env, cl *kgo.Client, r io.Reader, topic string, partition int32, parse lineParser, syncSend bool) (produceResult, error) {
+// A non-nil prompt gets ">" before each line is read, as Kafka's console producer prints it.
+func produceLines(e *env, cl *kgo.Client, r io.Reader, prompt io.Writer, topic string, partition int32, parse lineParser, syncSend bool) (produceResult, error) {
 	const maxReported = 10
 	var (
 		mu  sync.Mutex
@@ -93,6 +94,9 @@ func produceLines(e *env, cl *kgo.Client, r io.Reader, topic string, partition i
 	br := bufio.NewReaderSize(r, 1<<16)
 	lineNo := 0
 	for {
+		if prompt != nil {
+			_, _ = io.WriteString(prompt, ">")
+		}
 		line, readErr := br.ReadBytes('\n')
 		if readErr != nil && readErr != io.EOF {
 			return res, fmt.Errorf("read input: %w", readErr)
@@ -183,7 +187,9 @@ func runProduce(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	opts = append(opts, comp, kgo.ProducerLinger(linger), kgo.RecordDeliveryTimeout(2*time.Minute))
+	// As kcat and Kafka's producer: ask the broker to create a missing topic, and let its
+	// auto.create.topics.enable decide.
+	opts = append(opts, comp, kgo.ProducerLinger(linger), kgo.RecordDeliveryTimeout(2*time.Minute), kgo.AllowAutoTopicCreation())
 	if partition >= 0 {
 		opts = append(opts, kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	}
@@ -207,7 +213,7 @@ func runProduce(e *env, args []string) error {
 		return rec, nil
 	}
 	start := e.now()
-	res, err := produceLines(e, cl, e.stdin, topic, int32(partition), parse, false)
+	res, err := produceLines(e, cl, e.stdin, nil, topic, int32(partition), parse, false)
 	if err != nil {
 		return err
 	}
@@ -216,11 +222,17 @@ func runProduce(e *env, args []string) error {
 	}
 	if res.failed > 0 {
 		if errors.Is(res.firstErr, kerr.UnknownTopicOrPartition) {
-			return fmt.Errorf("%d of %d records failed: topic %s does not exist (create it with 'moldau topic create %s')", res.failed, res.sent+res.failed, topic, topic)
+			return fmt.Errorf("%d of %d records failed: %s", res.failed, res.sent+res.failed, missingTopicMessage(topic, "moldau topic create "+topic))
 		}
 		return fmt.Errorf("%d of %d records failed; first error: %w", res.failed, res.sent+res.failed, res.firstErr)
 	}
 	return nil
+}
+
+// missingTopicMessage explains a produce that failed with UNKNOWN_TOPIC_OR_PARTITION although
+// the producer asked for auto-creation: the broker has auto.create.topics.enable=false.
+func missingTopicMessage(topic, create string) string {
+	return fmt.Sprintf("topic %s does not exist and the broker does not create topics automatically (auto.create.topics.enable=false): create it with '%s'", topic, create)
 }
 
 // itoa32 is strconv.Itoa for int32.

@@ -139,6 +139,9 @@ type Config struct {
 	Sources map[string]Source
 	// Ignored lists, sorted, the keys that were set but mean nothing to Moldau (log a warning).
 	Ignored []string
+	// EnvWarnings lists, by variable name, the environment variables ParseServerArgs ignored (log
+	// each once).
+	EnvWarnings []EnvWarning
 
 	layers []layer // kept for WithDynamic
 }

@@ -415,7 +415,6 @@ func TestParseServerArgs(t *testing.T) {
 		{[]string{"--node-id", "x"}, nil, `config: node.id: "x" is not an integer (from flag --node-id)`},
 		{[]string{"--override", "log.segment.bytes=abc"}, nil, `config: log.segment.bytes: "abc" is not an integer (from flag --override log.segment.bytes=abc)`},
 		{nil, []string{"KAFKA_LOG_SEGMENT_BYTES=abc"}, `config: log.segment.bytes: "abc" is not an integer (from environment variable KAFKA_LOG_SEGMENT_BYTES)`},
-		{nil, []string{"KAFKA_LOG_RETENSION_MS=1"}, `config: unknown key "log.retension.ms" (did you mean "log.retention.ms"?) (from environment variable KAFKA_LOG_RETENSION_MS)`},
 		{[]string{"--config", file, "--override", "log.dirs="}, nil, ""},
 	}
 	for _, tt := range tests {
@@ -433,6 +432,68 @@ func TestParseServerArgs(t *testing.T) {
 	_, err = ParseServerArgs([]string{"--config", filepath.Join(t.TempDir(), "none")}, nil)
 	if err == nil || !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing file: %v", err)
+	}
+}
+
+// TestServerEnvWarnings: environment variables that name no broker key never stop the server;
+// each is reported once, naming the variable and the key it was taken for, and has no effect.
+// MOLDAU_BOOTSTRAP (the client commands' variable) is skipped without a word. Keys in a file or on
+// the command line stay strict (TestParseServerArgs).
+func TestServerEnvWarnings(t *testing.T) {
+	env := []string{
+		"MOLDAU_BOOTSTRAP=127.0.0.1:9092",
+		"MOLDAU_SOMETHING_ELSE=1",
+		"KAFKA_LOG_RETENSION_MS=1",
+		"KAFKA_CREATE_TOPICS=orders:3:1",
+		"KAFKA_ZOOKEEPER_CONNECT=zookeeper:2181",
+		"KAFKA_ADVERTISED_HOST_NAME=broker",
+		"KAFKA_CFG_NODE_ID=7",
+		"KAFKA_INTER_BROKER_LISTENER_NAME=PLAINTEXT",
+		"KAFKA_NUM_PARTITIONS=5", // a broker key: used
+		"KAFKA_NODE_ID=3",        // Confluent/Apache image convention: used
+		"PATH=/usr/bin",
+	}
+	c, err := ParseServerArgs(nil, env)
+	if err != nil {
+		t.Fatalf("ParseServerArgs with unknown variables: %v", err)
+	}
+	if c.NumPartitions != 5 || c.NodeID != 3 {
+		t.Errorf("NumPartitions, NodeID = %d, %d; want 5, 3 from KAFKA_NUM_PARTITIONS and KAFKA_NODE_ID", c.NumPartitions, c.NodeID)
+	}
+	if c.LogRetentionMs != 604800000 {
+		t.Errorf("LogRetentionMs = %d: the misspelt variable had an effect", c.LogRetentionMs)
+	}
+	want := []string{
+		`environment variable KAFKA_ADVERTISED_HOST_NAME ignored: advertised.host.name was removed from Kafka: set KAFKA_ADVERTISED_LISTENERS=PLAINTEXT://HOST:PORT`,
+		`environment variable KAFKA_CFG_NODE_ID ignored: bitnami/kafka's spelling; Moldau reads the Confluent/Apache image convention: rename it to KAFKA_NODE_ID`,
+		`environment variable KAFKA_CREATE_TOPICS ignored: wurstmeister/kafka's topic list is not read by Moldau: create topics with 'moldau topic create' or 'kafka-topics --create', or let auto.create.topics.enable create them on first use`,
+		`environment variable KAFKA_INTER_BROKER_LISTENER_NAME (taken for config key "inter.broker.listener.name") ignored: a Kafka key that has no effect in Moldau`,
+		`environment variable KAFKA_LOG_RETENSION_MS (taken for config key "log.retension.ms") ignored: not a Moldau config key (did you mean "log.retention.ms"?)`,
+		`environment variable KAFKA_ZOOKEEPER_CONNECT ignored: Moldau needs no ZooKeeper (its metadata quorum is built in): remove it`,
+		`environment variable MOLDAU_SOMETHING_ELSE (taken for config key "something.else") ignored: not a Moldau config key`,
+	}
+	var got []string
+	for _, w := range c.EnvWarnings {
+		got = append(got, w.String())
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("EnvWarnings:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if len(c.Ignored) != 0 {
+		t.Errorf("Ignored = %v: variables are reported in EnvWarnings, by variable", c.Ignored)
+	}
+
+	// A known key with a bad value from the environment is still an error: the variable was meant
+	// for the broker.
+	if _, err := ParseServerArgs(nil, []string{"KAFKA_NUM_PARTITIONS=zero"}); err == nil {
+		t.Error("KAFKA_NUM_PARTITIONS=zero: no error")
+	}
+	// The same unknown key in a file or an --override is an error.
+	file := writeFile(t, "log.retension.ms=1\n")
+	for _, args := range [][]string{{"--config", file}, {"--override", "log.retension.ms=1"}} {
+		if _, err := ParseServerArgs(args, nil); !errors.Is(err, ErrUnknownKey) {
+			t.Errorf("ParseServerArgs(%q) = %v, want an unknown key error", args, err)
+		}
 	}
 }
 

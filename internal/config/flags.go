@@ -35,8 +35,10 @@ var convenienceFlags = []struct{ name, key, usage string }{
 //
 // As kafka-server-start, the properties file may also be given as the first positional argument.
 // Precedence: flags (in command-line order, --override and the named flags alike) > environment
-// (FromEnv) > file > defaults. Errors do not start with "moldau server:": the caller names the
-// command once when it prints them.
+// (FromEnv) > file > defaults. Environment variables that name no broker key are left out and
+// listed in Config.EnvWarnings, so a variable meant for another program (MOLDAU_BOOTSTRAP, read
+// by the client commands, is skipped silently) or another Kafka image never stops the server.
+// Errors do not start with "moldau server:": the caller names the command once when it prints them.
 func ParseServerArgs(args []string, environ []string) (*Config, error) {
 	fs := flag.NewFlagSet("moldau server", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -100,11 +102,16 @@ func ParseServerArgs(args []string, environ []string) (*Config, error) {
 		}
 		layers = append(layers, layer{source: SourceFile, values: props, where: configPath})
 	}
-	env, envOrigins := fromEnv(environ)
+	env, envOrigins, envWarnings := serverEnv(environ)
 	layers = append(layers,
 		layer{source: SourceEnv, values: env, origin: envOrigins},
 		layer{source: SourceFlag, values: flagValues, origin: flagOrigins})
-	return build(layers)
+	c, err := build(layers)
+	if err != nil {
+		return nil, err
+	}
+	c.EnvWarnings = envWarnings
+	return c, nil
 }
 
 func serverUsage(fs *flag.FlagSet) string {
@@ -114,7 +121,9 @@ func serverUsage(fs *flag.FlagSet) string {
 Starts a Moldau node (broker and controller). Settings come from, highest first:
 flags, KAFKA_*/MOLDAU_* environment variables (KAFKA_LOG_DIRS -> log.dirs), the
 properties file, defaults. Config keys are Kafka's; any key can be set with
---override key=value.
+--override key=value. An unknown key in the file or a flag stops the server; an
+environment variable that names no key is ignored with a warning (MOLDAU_BOOTSTRAP,
+the client commands' variable, silently).
 
 Flags:
 `)

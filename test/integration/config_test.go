@@ -124,3 +124,54 @@ group.initial.rebalance.delay.ms=0
 	}
 	b.stop()
 }
+
+// TestConfigUnknownEnvironment: the server starts with MOLDAU_BOOTSTRAP (the client commands'
+// variable, which README tells users to export), an unrelated MOLDAU_* variable and variables of
+// other Kafka images in its environment. Each of the others gets one warning naming the variable;
+// MOLDAU_BOOTSTRAP gets none. KAFKA_NUM_PARTITIONS, a broker key, still applies.
+func TestConfigUnknownEnvironment(t *testing.T) {
+	b := startBrokerEnv(t, []string{
+		"MOLDAU_BOOTSTRAP=127.0.0.1:1",
+		"MOLDAU_UNRELATED_SETTING=x",
+		"KAFKA_CREATE_TOPICS=orders:3:1",
+		"KAFKA_ZOOKEEPER_CONNECT=zookeeper:2181",
+		"KAFKA_NUM_PARTITIONS=2",
+	})
+	out := b.log.Since(b.runLog)
+	for _, v := range []string{"MOLDAU_UNRELATED_SETTING", "KAFKA_CREATE_TOPICS", "KAFKA_ZOOKEEPER_CONNECT"} {
+		if n := strings.Count(out, "variable="+v+" "); n != 1 {
+			t.Errorf("%d warnings naming %s, want 1", n, v)
+		}
+	}
+	if !strings.Contains(out, `taken_for_key=unrelated.setting`) {
+		t.Errorf("the warning for MOLDAU_UNRELATED_SETTING does not say which key it was taken for")
+	}
+	if strings.Contains(out, "MOLDAU_BOOTSTRAP") || strings.Contains(out, "bootstrap") {
+		t.Errorf("the server mentions MOLDAU_BOOTSTRAP, which is the client commands' variable")
+	}
+	if code, n := metadataAutoCreate(t, b.Addr, "env-partitions"); code != 0 || n != 2 {
+		t.Errorf("auto-created topic: %s with %d partitions, want 2 from KAFKA_NUM_PARTITIONS", codeName(code), n)
+	}
+	b.stop()
+}
+
+// TestServerHelpAndErrors: `moldau server -h` prints its usage to stdout and exits 0; a bad flag
+// is reported once with the "moldau server:" prefix, not twice.
+func TestServerHelpAndErrors(t *testing.T) {
+	for _, arg := range []string{"-h", "--help"} {
+		stdout, stderr, err := run(t, "", moldauBin, "server", arg)
+		if err != nil || !strings.Contains(stdout, "Usage: moldau server") || stderr != "" {
+			t.Errorf("moldau server %s: %v; stdout %d bytes, stderr %d bytes; want the usage on stdout, exit 0", arg, err, len(stdout), len(stderr))
+		}
+	}
+	for _, args := range [][]string{{"server", "--no-such-flag"}, {"server", "a.properties", "b.properties"}} {
+		_, stderr, err := run(t, "", moldauBin, args...)
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+			t.Errorf("moldau %s: %v, want exit status 2", strings.Join(args, " "), err)
+		}
+		if !strings.HasPrefix(stderr, "moldau server: ") || strings.Count(stderr, "moldau server:") != 1 {
+			t.Errorf("moldau %s: stderr %q, want one \"moldau server:\" prefix", strings.Join(args, " "), stderr)
+		}
+	}
+}

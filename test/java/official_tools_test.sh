@@ -47,6 +47,12 @@ kt kafka-topics --describe --topic "$TOPIC" --bootstrap-server "$BOOTSTRAP" >"$o
 check "kafka-topics --describe shows Topic, Partition 0, Leader, Replicas, Isr" \
   'grep -q "Topic: $TOPIC" "$out/describe" && grep "Partition: 0" "$out/describe" | grep "Leader:" | grep "Replicas:" | grep -q "Isr:"' "$out/describe"
 
+# Kafka 4.x's kafka-topics describes with DescribeTopicPartitions (API 75); a broker without it
+# makes the tool fall back to Metadata and print "Elr: N/A  LastKnownElr: N/A". Kafka 4.4 prints
+# both empty for a partition whose ISR is complete.
+check "kafka-topics --describe prints empty Elr and LastKnownElr, as Kafka 4.4 does (DescribeTopicPartitions)" \
+  'grep "Partition: 0" "$out/describe" | grep -q "$(printf '\''\tElr: \tLastKnownElr: $'\'')"' "$out/describe"
+
 kt kafka-topics --list --bootstrap-server "$BOOTSTRAP" >"$out/list" 2>&1
 check "kafka-topics --list lists $TOPIC" 'grep -qx "$TOPIC" "$out/list"' "$out/list"
 
