@@ -319,13 +319,20 @@ func (l *Log) load(dirClean bool) error {
 	}
 	start, _, startErr := readOffsetFile(l.fs, l.dir, logStartOffsetFile)
 	if startErr != nil {
-		// Reading it as 0 would bring deleted records back; the first segment's base offset
-		// (below which nothing exists) is the best the segments say. Rewritten below.
-		l.logger.Error("log start offset unreadable: using the first segment's base offset", "dir", l.dir, "err", startErr)
+		// Reading it as 0 would bring deleted records back. What else says where the log
+		// starts: nothing exists below the first segment's base offset, and the first entry of
+		// the leader-epoch checkpoint was moved up to the start offset whenever the start
+		// moved into its range (truncateEpochsFromStart; a partition records its epoch before
+		// its first append). The larger of the two is used, and written back below.
 		start = 0
 		if len(bases) > 0 {
 			start = bases[0]
 		}
+		if len(l.mu.epochs) > 0 {
+			start = max(start, l.mu.epochs[0].start)
+		}
+		l.logger.Error("log start offset unreadable: recovered it from the segments and the leader-epoch checkpoint",
+			"dir", l.dir, "err", startErr, "log_start_offset", start)
 	}
 	recoveryPoint, _, rpErr := readOffsetFile(l.fs, l.dir, recoveryPointFile) // missing: recover everything
 	if rpErr != nil {

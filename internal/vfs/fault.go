@@ -56,7 +56,7 @@ func OnPrefix(prefix string, err error, ops ...Op) Injector {
 			return nil
 		}
 		p := cleanPath(path)
-		if p == prefix || strings.HasPrefix(p, prefix+string(filepath.Separator)) {
+		if p == prefix || strings.HasPrefix(p, strings.TrimSuffix(prefix, string(filepath.Separator))+string(filepath.Separator)) {
 			return err
 		}
 		return nil
