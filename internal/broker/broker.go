@@ -22,6 +22,7 @@ import (
 	"github.com/moldau/moldau/internal/metrics"
 	"github.com/moldau/moldau/internal/partition"
 	"github.com/moldau/moldau/internal/server"
+	"github.com/moldau/moldau/internal/vfs"
 )
 
 // Broker is one running Moldau node.
@@ -50,11 +51,25 @@ type systemClock struct{}
 
 func (systemClock) Now() time.Time { return time.Now() }
 
+// Option configures Start.
+type Option func(*options)
+
+type options struct{ fs vfs.FS }
+
+// WithFS puts every file of the log dirs (partition logs, checkpoints, markers) and the raft
+// snapshots on fsys instead of the OS filesystem; tests inject disk faults with vfs.NewFaultFS
+// over vfs.Default. raft-boltdb's raft.db is always on the OS filesystem (see package vfs).
+func WithFS(fsys vfs.FS) Option { return func(o *options) { o.fs = fsys } }
+
 // Start opens the data directories, recovers the logs, starts the metadata quorum, the group
 // coordinator and the listener. The broker serves clients when Start returns.
-func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Broker, error) {
+func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ...Option) (*Broker, error) {
 	if logger == nil {
 		logger = slog.Default()
+	}
+	o := options{fs: vfs.Default}
+	for _, opt := range opts {
+		opt(&o)
 	}
 	b := &Broker{cfg: cfg, log: logger, stop: make(chan struct{})}
 	ok := false
@@ -74,7 +89,7 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Broke
 		return nil, errors.New("broker: no log.dirs configured")
 	}
 	for _, d := range cfg.LogDirs {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+		if err := o.fs.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("broker: create log dir: %w", err)
 		}
 	}
@@ -86,6 +101,7 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Broke
 	meta, err := metadata.Start(ctx, metadata.Config{
 		NodeID:                   cfg.NodeID,
 		RaftDir:                  filepath.Join(cfg.LogDirs[0], "__raft"),
+		RaftFS:                   o.fs,
 		RaftBindAddr:             cfg.ControllerListener,
 		RaftAdvertiseAddr:        cfg.ControllerListener,
 		Voters:                   voters,
@@ -117,7 +133,7 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Broke
 		return nil, err
 	}
 
-	b.parts, err = partition.NewManager(cfg.LogDirs, b.clock)
+	b.parts, err = partition.NewManager(cfg.LogDirs, b.clock, partition.WithFS(o.fs), partition.WithLogger(logger))
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
