@@ -170,6 +170,27 @@ func TestFsyncFailureFailsLog(t *testing.T) {
 	}
 }
 
+// TestWriteEIOFailsLog: a write failing with EIO (unlike ENOSPC) fails the log even though it
+// was cut back: the disk is not to be trusted.
+func TestWriteEIOFailsLog(t *testing.T) {
+	ffs := vfs.NewFaultFS(memDir(t))
+	var reports atomic.Int32
+	l := openFS(t, ffs, "/data/p-0", testConfig(), OnFailure(func(error) { reports.Add(1) }))
+	defer l.Close()
+	mustAppend(t, l, batch("a", 2, 0))
+	ffs.SetInjector(vfs.OnPrefix("/data", syscall.EIO, vfs.OpWrite))
+	if _, err := l.Append(batch("b", 2, 0), 0, -1); !errors.Is(err, ErrLogFailed) || !errors.Is(err, syscall.EIO) {
+		t.Fatalf("append whose write fails with EIO: %v", err)
+	}
+	ffs.SetInjector(nil)
+	if _, err := l.Append(batch("c", 2, 0), 0, -1); !errors.Is(err, ErrLogFailed) || reports.Load() != 1 {
+		t.Fatalf("append after: %v, %d reports", err, reports.Load())
+	}
+	if got := values(t, l); len(got) != 2 {
+		t.Fatalf("reads after: %d records", len(got))
+	}
+}
+
 // TestFailedCutBackFailsLog: a write that fails and cannot be cut back leaves bytes the log does
 // not know: the log fails.
 func TestFailedCutBackFailsLog(t *testing.T) {

@@ -11,6 +11,7 @@
 //	log-start-offset                decimal log start offset (DeleteRecords, retention)
 //	.clean_shutdown                 written by Close, removed by Open
 //	*.deleted                       removed segments waiting for FileDeleteDelayMs
+//	cleaner-swap, truncate-to       commit points of a cleaner swap / a truncation (compact.go, truncate.go)
 //
 // Index layouts match Kafka's (big-endian). Index entries are kept in memory
 // and their files written whole when a segment is sealed (roll) and at Close;
@@ -19,9 +20,21 @@
 // the recovery point) is validated and re-indexed from its .log at the next
 // Open. Data is fsynced per the flush policy, on Flush, and on Close.
 //
+// # Files and failures
+//
+// Every file operation goes through a vfs.FS (WithFS; vfs.Default is the OS).
+// A write refused for lack of space (ENOSPC) is cut back and returned: the
+// log is as before and takes the next append. A failed fsync (of a segment,
+// an index, a checkpoint or the directory), an EIO from any operation, or a
+// failed write or truncation that could not be undone fails the log: every
+// later mutation returns ErrLogFailed (Failed says why), reads go on, Close
+// reports it (so no clean-shutdown marker is written), and OnFailure hears
+// of it once, so the owner can take the whole log dir offline.
+//
 // # Locks
 //
-// Lock order: cleanMu, then appendMu, then mu. cleanMu serializes cleaning
+// Lock order: cleanMu, then appendMu, then mu. OnFailure callbacks run with
+// appendMu (or cleanMu) held and must take no lock of the log. cleanMu serializes cleaning
 // passes (compact.go), which read rolled segments and write their
 // replacements without appendMu and take it only to swap them in. appendMu serializes every mutation (Append,
 // roll, Flush, retention, DeleteRecordsBefore, AssignEpoch, SetConfig, Close).
@@ -44,6 +57,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/moldau/moldau/internal/record"
@@ -525,7 +539,7 @@ func (l *Log) Append(batch []byte, leaderEpoch int32, logAppendTime int64) (Appe
 		if terr := s.log.Truncate(pos); terr != nil {
 			return AppendResult{}, l.fail(fmt.Errorf("write %s: %w; truncate back to %d: %v", s.log.Name(), err, pos, terr))
 		}
-		return AppendResult{}, fmt.Errorf("append to %s: %w", s.log.Name(), err)
+		return AppendResult{}, l.checkLocked(fmt.Errorf("append to %s: %w", s.log.Name(), err))
 	}
 	s.dirty = true
 
@@ -635,10 +649,11 @@ func (l *Log) fail(err error) error {
 }
 
 // checkLocked fails the log if err comes from an fsync (after which what is
-// on disk is unknown) and returns err. Other errors (a full disk refusing a
-// write that was undone) leave the log usable.
+// on disk is unknown) or is an I/O error (EIO) from any operation, and
+// returns err. Other errors, a full disk (ENOSPC) refusing a write that was
+// undone among them, leave the log usable.
 func (l *Log) checkLocked(err error) error {
-	if err != nil && isSyncError(err) && !errors.Is(err, ErrLogFailed) {
+	if err != nil && (isSyncError(err) || errors.Is(err, syscall.EIO)) && !errors.Is(err, ErrLogFailed) {
 		return l.fail(err)
 	}
 	return err

@@ -61,7 +61,7 @@ type Partition struct {
 //
 // A log dir goes offline (Fail) when a write or fsync in it failed in a way that leaves the state
 // of its data unknown (Kafka's LogDirFailureChannel): a failed fsync of any of its files, a failed
-// group-commit sync, a failed write that could not be cut back. Its partitions then answer
+// group-commit sync, an EIO, a failed write that could not be cut back. Its partitions then answer
 // KAFKA_STORAGE_ERROR to produce and fetch until the broker restarts; other log dirs keep
 // working. A write refused for lack of space and cut back is not a failure: the append fails
 // with KAFKA_STORAGE_ERROR and the next one is tried again.
