@@ -332,6 +332,9 @@ func (b *Broker) maintenance() {
 // EnforceRetention applies retention.ms / retention.bytes and segment.ms rolls on every partition.
 func (b *Broker) EnforceRetention() {
 	for _, p := range b.parts.All() {
+		if p.Offline() != nil {
+			continue // its log dir failed: nothing is written there any more
+		}
 		n, err := p.Log().EnforceRetention()
 		if err != nil {
 			b.log.Warn("retention", "topic", p.Topic, "partition", p.Index, "err", err)
@@ -370,6 +373,9 @@ func (b *Broker) CleanLogs(force bool) {
 		case <-b.stop:
 			return
 		default:
+		}
+		if p.Offline() != nil {
+			continue
 		}
 		l, hw := p.Log(), p.HighWatermark()
 		if !force && !l.NeedsCleaning(hw) {

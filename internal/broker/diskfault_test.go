@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -193,6 +194,18 @@ func TestLogDirFailure(t *testing.T) {
 		}
 		if code, _ := rawFetch(ctx, t, cl, "two-dirs", created.ID, p); code != kerr.KafkaStorageError.Code {
 			t.Fatalf("fetch from %d in the failed dir: error %d", p, code)
+		}
+	}
+	dirs, err := kadm.NewClient(cl).DescribeAllLogDirs(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, byDir := range dirs {
+		if err := byDir[d2].Err; !errors.Is(err, kerr.KafkaStorageError) {
+			t.Fatalf("DescribeLogDirs: failed dir %s: %v", d2, err)
+		}
+		if err := byDir[d1].Err; err != nil {
+			t.Fatalf("DescribeLogDirs: healthy dir %s: %v", d1, err)
 		}
 	}
 	for _, p := range good {

@@ -385,6 +385,10 @@ func (p *Partition) ReadSections(offset int64, maxBytes int32, readCommitted, mi
 	return secs, nil
 }
 
+// Offline returns why the partition's log dir is offline (KAFKA_STORAGE_ERROR), nil while it is
+// online. Maintenance (retention, the cleaner) skips offline partitions.
+func (p *Partition) Offline() error { return p.offline() }
+
 // offline returns KAFKA_STORAGE_ERROR when the partition's log dir is offline.
 func (p *Partition) offline() error {
 	if err := p.dir.Err(); err != nil {
