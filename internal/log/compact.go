@@ -77,6 +77,7 @@ func (l *Log) NeedsCleaning(upTo int64) bool {
 		return false
 	}
 	nowMs := l.clock.Now().UnixMilli()
+	l.applyTruncation()
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	segs := l.cleanableLocked(upTo, cfg, nowMs)
@@ -152,6 +153,7 @@ func (l *Log) Clean(upTo int64) (CleanStats, error) {
 	l.mu.RLock()
 	l.firstDirty = segs[len(segs)-1].next
 	l.mu.RUnlock()
+	l.applyTruncation()
 	l.tombstoneDue = c.tombstoneDue
 	return c.stats, nil
 }
@@ -354,6 +356,14 @@ func (c *cleaner) cleanGroup(group []*segment) error {
 	c.stats.Groups++
 	c.stats.BytesWritten += out.size
 	return nil
+}
+
+// applyTruncation makes the offsets from the lowest end a truncation left
+// dirty again: what is appended there was never cleaned. REQUIRES: cleanMu held.
+func (l *Log) applyTruncation() {
+	if t := l.truncatedTo.Swap(math.MaxInt64); t < l.firstDirty {
+		l.firstDirty = t
+	}
 }
 
 func (l *Log) isClosed() bool {

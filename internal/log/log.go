@@ -209,7 +209,10 @@ type Log struct {
 
 	cleanMu sync.Mutex
 	// Guarded by cleanMu.
-	firstDirty   int64                   // offsets below this were compacted by this process's last pass
+	firstDirty int64 // offsets below this were compacted by this process's last pass
+	// truncatedTo is the lowest end offset a TruncateTo left since the cleaner last looked
+	// (MaxInt64: none); offsets from there on are new data, dirty again (applyTruncation).
+	truncatedTo  atomic.Int64
 	tombstoneDue int64                   // clock ms from which a tombstone kept by the last pass may go; MaxInt64: none
 	swapHook     func(step string) error // tests only: fail a cleaner swap after a step
 
@@ -264,6 +267,7 @@ func open(dir string, cfg Config, clock Clock, managed, dirClean bool, opts []Op
 	l := &Log{dir: dir, fs: o.fs, clock: clock, cfg: cfg.normalized(), managed: managed, firstUnflushedMs: -1,
 		onFailure: o.onFailure, logger: o.logger,
 		tombstoneDue: math.MaxInt64, pending: map[*segment]*time.Timer{}}
+	l.truncatedTo.Store(math.MaxInt64)
 	if err := l.load(dirClean); err != nil {
 		for _, s := range l.mu.segments {
 			s.close()

@@ -136,6 +136,8 @@ func (l *Log) TruncateTo(offset int64) error {
 	l.mu.endOffset = newEnd
 	l.mu.epochs = epochs
 	l.mu.Unlock()
+	for t := l.truncatedTo.Load(); newEnd < t && !l.truncatedTo.CompareAndSwap(t, newEnd); t = l.truncatedTo.Load() {
+	}
 	s.bytesSinceIndex = 0
 	if nOff > 0 {
 		_, p := s.offsetEntry(nOff - 1)

@@ -167,3 +167,25 @@ func TestTruncateToErrors(t *testing.T) {
 		t.Fatalf("reopened after a failed committed truncation: end %d", l2.LogEndOffset())
 	}
 }
+
+// TestTruncateMakesCompactedRangeDirty: data appended after a truncation into a range the
+// cleaner had already cleaned is dirty again (it was never cleaned).
+func TestTruncateMakesCompactedRangeDirty(t *testing.T) {
+	clock := newClock()
+	l := mustOpen(t, t.TempDir(), compactConfig(), clock)
+	defer l.Close()
+	fill(t, l, clock, 20)
+	if _, err := l.Clean(l.LogEndOffset()); err != nil {
+		t.Fatal(err)
+	}
+	if l.NeedsCleaning(l.LogEndOffset()) {
+		t.Fatal("needs cleaning right after a pass")
+	}
+	if err := l.TruncateTo(l.mu.segments[0].next); err != nil {
+		t.Fatal(err)
+	}
+	fill(t, l, clock, 10)
+	if !l.NeedsCleaning(l.LogEndOffset()) {
+		t.Fatal("data appended after a truncation into the cleaned range counts as clean")
+	}
+}
