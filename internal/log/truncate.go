@@ -148,13 +148,16 @@ func (l *Log) TruncateTo(offset int64) error {
 		s.firstAppendMs = -1
 	}
 
-	for _, r := range retired {
+	for j, r := range retired {
 		for _, ext := range segmentExts {
 			err := l.fs.Rename(r.path(ext), r.path(ext)+deletedSuffix)
 			if errors.Is(err, fs.ErrNotExist) && ext != ".log" {
 				err = nil // index files are written at roll; a crash may have left none
 			}
 			if err := l.truncateStep("retire "+segmentName(r.base, ext), err); err != nil {
+				for _, r := range retired[j:] {
+					r.close() // out of the log: nothing else closes them
+				}
 				return fail(err)
 			}
 		}
