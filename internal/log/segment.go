@@ -198,13 +198,27 @@ func (s *segment) writeIndexes() error {
 	return nil
 }
 
+// readAtNoEscape is f.ReadAt(b, off) for a small b that is a caller's stack
+// array: through the File interface b would escape to the heap (an
+// allocation per read), so an *os.File is read directly and other files
+// through a copy.
+func readAtNoEscape(f vfs.File, b []byte, off int64) (int, error) {
+	if of, ok := f.(*os.File); ok {
+		return of.ReadAt(b, off)
+	}
+	tmp := make([]byte, len(b))
+	n, err := f.ReadAt(tmp, off)
+	copy(b, tmp[:n])
+	return n, err
+}
+
 // readHeader reads the batch header at pos into buf and checks that the
 // whole batch lies within limit.
 func readHeader(f vfs.File, pos, limit int64, buf *[record.HeaderSize]byte) (record.BatchHeader, error) {
 	if limit-pos < record.HeaderSize {
 		return record.BatchHeader{}, fmt.Errorf("%s at %d: %d bytes left for a header: %w", f.Name(), pos, limit-pos, record.ErrCorrupt)
 	}
-	if _, err := f.ReadAt(buf[:], pos); err != nil {
+	if _, err := readAtNoEscape(f, buf[:], pos); err != nil {
 		return record.BatchHeader{}, fmt.Errorf("read %s at %d: %w", f.Name(), pos, err)
 	}
 	h, _ := record.ParseHeader(buf[:])
@@ -221,7 +235,7 @@ func (s *segment) readBatch(pos, limit, next int64, buf *[]byte) (record.BatchHe
 		return record.BatchHeader{}, fmt.Errorf("%d trailing bytes: %w", limit-pos, record.ErrCorrupt)
 	}
 	var lenBuf [12]byte
-	if _, err := s.log.ReadAt(lenBuf[:], pos); err != nil {
+	if _, err := readAtNoEscape(s.log, lenBuf[:], pos); err != nil {
 		return record.BatchHeader{}, err
 	}
 	length := int64(int32(binary.BigEndian.Uint32(lenBuf[8:])))
