@@ -32,8 +32,9 @@ type Syncer struct {
 	failed    error
 }
 
-// NewSyncer opens dir of fsys for syncing. onFailure, if not nil, is called
-// once, when a sync fails.
+// NewSyncer opens dir of fsys for syncing (the sync goes through fsys.SyncFS:
+// syncfs(2) for vfs.Default). onFailure, if not nil, is called once, when a
+// sync fails, with the Syncer's lock held: it must not call the Syncer.
 func NewSyncer(fsys vfs.FS, dir string, onFailure func(error)) (*Syncer, error) {
 	f, err := fsys.OpenDir(dir)
 	if err != nil {
