@@ -23,6 +23,7 @@ import (
 	"github.com/moldau/moldau/internal/metrics"
 	"github.com/moldau/moldau/internal/partition"
 	"github.com/moldau/moldau/internal/server"
+	"github.com/moldau/moldau/internal/vfs"
 )
 
 // Broker is one running Moldau node.
@@ -64,15 +65,29 @@ type systemClock struct{}
 
 func (systemClock) Now() time.Time { return time.Now() }
 
+// Option configures Start.
+type Option func(*options)
+
+type options struct{ fs vfs.FS }
+
+// WithFS puts every file of the log dirs (partition logs, checkpoints, markers) and the raft
+// snapshots on fsys instead of the OS filesystem; tests inject disk faults with vfs.NewFaultFS
+// over vfs.Default. raft-boltdb's raft.db is always on the OS filesystem (see package vfs).
+func WithFS(fsys vfs.FS) Option { return func(o *options) { o.fs = fsys } }
+
 // Start locks the log dirs, binds every client listener, starts the metadata quorum, recovers
 // the logs, starts the group coordinator and serves. The broker serves clients when Start returns.
 //
 // Start fails at once, before anything that could wait, when a log dir is in use by another
 // process (its .lock) or a listener's port is taken. A failed start leaves a log dir that was
 // empty or missing before it as it was. Start stops early, with ctx's error, when ctx ends.
-func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Broker, error) {
+func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ...Option) (*Broker, error) {
 	if logger == nil {
 		logger = slog.Default()
+	}
+	o := options{fs: vfs.Default}
+	for _, opt := range opts {
+		opt(&o)
 	}
 	b := &Broker{cfg: cfg, log: logger, stop: make(chan struct{})}
 	ok := false
@@ -125,6 +140,7 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Broke
 	meta, err := metadata.Start(ctx, metadata.Config{
 		NodeID:                   cfg.NodeID,
 		RaftDir:                  filepath.Join(cfg.LogDirs[0], "__raft"),
+		RaftFS:                   o.fs,
 		RaftBindAddr:             cfg.ControllerListener,
 		RaftAdvertiseAddr:        cfg.ControllerListener,
 		Voters:                   voters,
@@ -149,7 +165,7 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Broke
 		return nil, fmt.Errorf("broker: start: %w", err)
 	}
 
-	b.parts, err = partition.NewManager(cfg.LogDirs, b.clock)
+	b.parts, err = partition.NewManager(cfg.LogDirs, b.clock, partition.WithFS(o.fs), partition.WithLogger(logger))
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
@@ -390,6 +406,9 @@ func (b *Broker) maintenance() {
 // EnforceRetention applies retention.ms / retention.bytes and segment.ms rolls on every partition.
 func (b *Broker) EnforceRetention() {
 	for _, p := range b.parts.All() {
+		if p.Offline() != nil {
+			continue // its log dir failed: nothing is written there any more
+		}
 		n, err := p.Log().EnforceRetention()
 		if err != nil {
 			b.log.Warn("retention", "topic", p.Topic, "partition", p.Index, "err", err)
@@ -428,6 +447,9 @@ func (b *Broker) CleanLogs(force bool) {
 		case <-b.stop:
 			return
 		default:
+		}
+		if p.Offline() != nil {
+			continue
 		}
 		l, hw := p.Log(), p.HighWatermark()
 		if !force && !l.NeedsCleaning(hw) {

@@ -19,6 +19,7 @@ import (
 	"github.com/moldau/moldau/internal/metadata"
 	"github.com/moldau/moldau/internal/partition"
 	"github.com/moldau/moldau/internal/record"
+	"github.com/moldau/moldau/internal/vfs"
 )
 
 // TestConsumerOffsetsUndecodableRecordSkipped: a record the group coordinator cannot decode in
@@ -98,7 +99,7 @@ func TestConsumerOffsetsUndecodableRecordSkipped(t *testing.T) {
 // and the batches after it load.
 func TestLoadPartitionSkipsUndecodableBatch(t *testing.T) {
 	dir := t.TempDir()
-	syncer, err := log.NewSyncer(dir)
+	syncer, err := log.NewSyncer(vfs.Default, dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"syscall"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/moldau/moldau/internal/server"
@@ -52,6 +53,11 @@ func (h *Handler) handleDescribeLogDirs(_ context.Context, req *server.Request) 
 		rd := kmsg.NewDescribeLogDirsResponseDir()
 		rd.Dir = dir
 		rd.TotalBytes, rd.UsableBytes = -1, -1
+		if ld := h.parts.LogDir(dir); ld != nil && ld.Err() != nil {
+			rd.ErrorCode = kerr.KafkaStorageError.Code // offline, as Kafka reports it
+			resp.Dirs = append(resp.Dirs, rd)
+			continue
+		}
 		var fs syscall.Statfs_t
 		if syscall.Statfs(dir, &fs) == nil {
 			rd.TotalBytes = int64(fs.Blocks) * int64(fs.Bsize)

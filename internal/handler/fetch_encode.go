@@ -10,7 +10,7 @@ import (
 
 // encodeFetch encodes a Fetch response (v4-17) as server chunks, with each partition's record
 // data taken from the segment file sections in secs[topic][partition] (sent with sendfile)
-// instead of RecordBatches. The bytes are exactly what kmsg's FetchResponse.AppendTo produces for
+// instead of RecordBatches (or, for a log on a filesystem without OS files, their bytes). The bytes are exactly what kmsg's FetchResponse.AppendTo produces for
 // the same response with the records inlined (TestEncodeFetchMatchesKmsg).
 //
 // It writes no tagged fields: Moldau never sets DivergingEpoch, CurrentLeader, SnapshotID or
@@ -86,6 +86,10 @@ func encodeFetch(resp *kmsg.FetchResponse, secs [][][]log.Section) []server.Chun
 				}
 				chunks = append(chunks, server.Chunk{Bytes: dst})
 				for _, s := range ps {
+					if s.File == nil { // a filesystem without OS files (tests): the bytes were read
+						chunks = append(chunks, server.Chunk{Bytes: s.Data})
+						continue
+					}
 					chunks = append(chunks, server.Chunk{File: s.File, Pos: s.Pos, Len: s.Len})
 				}
 				dst = make([]byte, 0, 256)

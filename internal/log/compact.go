@@ -35,13 +35,14 @@ package log
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/moldau/moldau/internal/record"
+	"github.com/moldau/moldau/internal/vfs"
 )
 
 // segmentExts are the extensions of a segment's files.
@@ -76,6 +77,7 @@ func (l *Log) NeedsCleaning(upTo int64) bool {
 		return false
 	}
 	nowMs := l.clock.Now().UnixMilli()
+	l.applyTruncation()
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	segs := l.cleanableLocked(upTo, cfg, nowMs)
@@ -151,6 +153,7 @@ func (l *Log) Clean(upTo int64) (CleanStats, error) {
 	l.mu.RLock()
 	l.firstDirty = segs[len(segs)-1].next
 	l.mu.RUnlock()
+	l.applyTruncation()
 	l.tombstoneDue = c.tombstoneDue
 	return c.stats, nil
 }
@@ -302,7 +305,7 @@ func (c *cleaner) compactBatch(h record.BatchHeader, batch []byte) ([]byte, erro
 // and swaps it in for them.
 func (c *cleaner) cleanGroup(group []*segment) error {
 	l := c.l
-	out, err := openSegmentFiles(l.dir, group[0].base, cleanedSuffix, true)
+	out, err := openSegmentFiles(l.fs, l.dir, group[0].base, cleanedSuffix, true)
 	if err != nil {
 		return err
 	}
@@ -311,7 +314,7 @@ func (c *cleaner) cleanGroup(group []*segment) error {
 		if !swapped {
 			out.close()
 			for _, ext := range segmentExts {
-				os.Remove(out.path(ext) + cleanedSuffix)
+				l.fs.Remove(out.path(ext) + cleanedSuffix)
 			}
 		}
 	}()
@@ -342,7 +345,9 @@ func (c *cleaner) cleanGroup(group []*segment) error {
 		return err
 	}
 	if err := out.sync(); err != nil {
-		return err
+		l.appendMu.Lock()
+		defer l.appendMu.Unlock()
+		return l.checkLocked(err)
 	}
 	if err := l.swapCleaned(out, group); err != nil {
 		return err
@@ -351,6 +356,14 @@ func (c *cleaner) cleanGroup(group []*segment) error {
 	c.stats.Groups++
 	c.stats.BytesWritten += out.size
 	return nil
+}
+
+// applyTruncation makes the offsets from the lowest end a truncation left
+// dirty again: what is appended there was never cleaned. REQUIRES: cleanMu held.
+func (l *Log) applyTruncation() {
+	if t := l.truncatedTo.Swap(math.MaxInt64); t < l.firstDirty {
+		l.firstDirty = t
+	}
 }
 
 func (l *Log) isClosed() bool {
@@ -364,7 +377,7 @@ func (l *Log) isClosed() bool {
 func (l *Log) swapCleaned(out *segment, group []*segment) error {
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
-	if l.mu.closed || l.failed != nil {
+	if l.mu.closed || l.failed.Load() != nil {
 		return errCleanAborted
 	}
 	segs := l.mu.segments
@@ -380,33 +393,32 @@ func (l *Log) swapCleaned(out *segment, group []*segment) error {
 			return errCleanAborted
 		}
 	}
-	if err := l.swapStep("commit", writeFileAtomic(l.dir, cleanerSwapFile, swapManifest(out.base, group))); err != nil {
-		return err
+	if err := l.swapStep("commit", writeFileAtomic(l.fs, l.dir, cleanerSwapFile, swapManifest(out.base, group))); err != nil {
+		return l.checkLocked(err)
 	}
 	// Committed: from here on Open would finish the swap, so a failure marks the log failed.
 	fail := func(err error) error {
-		l.failed = fmt.Errorf("swap cleaned segment %s: %w", out.path(".log"), err)
-		return l.failed
+		return l.fail(fmt.Errorf("swap cleaned segment %s: %w", out.path(".log"), err))
 	}
 	for _, s := range group {
 		for _, ext := range segmentExts {
-			if err := l.swapStep("retire "+segmentName(s.base, ext), os.Rename(s.path(ext), s.path(ext)+deletedSuffix)); err != nil {
+			if err := l.swapStep("retire "+segmentName(s.base, ext), l.fs.Rename(s.path(ext), s.path(ext)+deletedSuffix)); err != nil {
 				return fail(err)
 			}
 		}
 	}
 	for _, ext := range []string{".index", ".timeindex", ".log"} {
-		if err := l.swapStep("install "+ext, os.Rename(out.path(ext)+cleanedSuffix, out.path(ext))); err != nil {
+		if err := l.swapStep("install "+ext, l.fs.Rename(out.path(ext)+cleanedSuffix, out.path(ext))); err != nil {
 			return fail(err)
 		}
 	}
-	if err := l.swapStep("sync", syncDir(l.dir)); err != nil {
+	if err := l.swapStep("sync", syncDir(l.fs, l.dir)); err != nil {
 		return fail(err)
 	}
-	if err := l.swapStep("uncommit", os.Remove(filepath.Join(l.dir, cleanerSwapFile))); err != nil {
+	if err := l.swapStep("uncommit", l.fs.Remove(filepath.Join(l.dir, cleanerSwapFile))); err != nil {
 		return fail(err)
 	}
-	if err := syncDir(l.dir); err != nil {
+	if err := syncDir(l.fs, l.dir); err != nil {
 		return fail(err)
 	}
 	l.mu.Lock()
@@ -444,10 +456,10 @@ func swapManifest(base int64, group []*segment) []byte {
 // exists) when the process stopped: the replaced segments go and the cleaned
 // .log takes its final name (its indexes are rebuilt by recovery). Without a
 // cleaner-swap file there is nothing to do; Open removes stray *.cleaned.
-func finishCleanerSwap(dir string) error {
+func finishCleanerSwap(fsys vfs.FS, dir string) error {
 	manifest := filepath.Join(dir, cleanerSwapFile)
-	data, err := os.ReadFile(manifest)
-	if os.IsNotExist(err) {
+	data, err := vfs.ReadFile(fsys, manifest)
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
@@ -466,13 +478,13 @@ func finishCleanerSwap(dir string) error {
 	}
 	newBase, replaced := bases[0], bases[1:]
 	cleanedLog := filepath.Join(dir, segmentName(newBase, ".log")+cleanedSuffix)
-	if _, err := os.Stat(cleanedLog); err == nil {
+	if _, err := fsys.Stat(cleanedLog); err == nil {
 		// The output is not in place yet: every replaced file goes (the one
 		// named like the output included), then the output takes its name.
-		if err := removeSegmentFiles(dir, replaced); err != nil {
+		if err := removeSegmentFiles(fsys, dir, replaced); err != nil {
 			return err
 		}
-		if err := os.Rename(cleanedLog, filepath.Join(dir, segmentName(newBase, ".log"))); err != nil {
+		if err := fsys.Rename(cleanedLog, filepath.Join(dir, segmentName(newBase, ".log"))); err != nil {
 			return fmt.Errorf("finish cleaner swap: %w", err)
 		}
 	} else {
@@ -483,23 +495,23 @@ func finishCleanerSwap(dir string) error {
 				others = append(others, b)
 			}
 		}
-		if err := removeSegmentFiles(dir, others); err != nil {
+		if err := removeSegmentFiles(fsys, dir, others); err != nil {
 			return err
 		}
 	}
 	for _, ext := range []string{".index", ".timeindex"} {
 		// Whichever index files exist may be the old segment's: rebuild them.
 		for _, name := range []string{segmentName(newBase, ext), segmentName(newBase, ext) + cleanedSuffix} {
-			if err := os.Remove(filepath.Join(dir, name)); err != nil && !os.IsNotExist(err) {
+			if err := fsys.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("finish cleaner swap: %w", err)
 			}
 		}
 	}
-	if err := syncDir(dir); err != nil {
+	if err := syncDir(fsys, dir); err != nil {
 		return err
 	}
-	if err := os.Remove(manifest); err != nil {
+	if err := fsys.Remove(manifest); err != nil {
 		return fmt.Errorf("finish cleaner swap: %w", err)
 	}
-	return syncDir(dir)
+	return syncDir(fsys, dir)
 }

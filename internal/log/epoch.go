@@ -3,11 +3,14 @@ package log
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
-	"os"
+	"io/fs"
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/moldau/moldau/internal/vfs"
 )
 
 // epochEntry: leader epoch `epoch` started at offset `start`.
@@ -18,10 +21,10 @@ type epochEntry struct {
 	start int64
 }
 
-func loadEpochs(dir string) ([]epochEntry, error) {
+func loadEpochs(fsys vfs.FS, dir string) ([]epochEntry, error) {
 	path := filepath.Join(dir, leaderEpochFile)
-	b, err := os.ReadFile(path)
-	if os.IsNotExist(err) {
+	b, err := vfs.ReadFile(fsys, path)
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
@@ -63,13 +66,13 @@ func loadEpochs(dir string) ([]epochEntry, error) {
 	return out, nil
 }
 
-func writeEpochs(dir string, entries []epochEntry) error {
+func writeEpochs(fsys vfs.FS, dir string, entries []epochEntry) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "0\n%d\n", len(entries))
 	for _, e := range entries {
 		fmt.Fprintf(&b, "%d %d\n", e.epoch, e.start)
 	}
-	return writeFileAtomic(dir, leaderEpochFile, []byte(b.String()))
+	return writeFileAtomic(fsys, dir, leaderEpochFile, []byte(b.String()))
 }
 
 // assignEpoch applies Kafka's LeaderEpochFileCache.assign rule and reports

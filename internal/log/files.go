@@ -1,11 +1,14 @@
 package log
 
 import (
+	"errors"
 	"fmt"
-	"os"
+	"io/fs"
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/moldau/moldau/internal/vfs"
 )
 
 // Files kept in a partition directory besides the segments.
@@ -20,77 +23,92 @@ const (
 	cleanerSwapFile    = "cleaner-swap" // a committed swap of cleaned segments (compact.go)
 )
 
+// syncError marks an error of an fsync (of a file or a directory): after one the state of the
+// data on disk is unknown, and the log stops taking writes (Log.failed).
+type syncError struct{ err error }
+
+func (e *syncError) Error() string { return e.err.Error() }
+func (e *syncError) Unwrap() error { return e.err }
+
+func isSyncError(err error) bool {
+	var se *syncError
+	return errors.As(err, &se)
+}
+
 // writeFileAtomic replaces dir/name with data: write a temp file, fsync it,
 // rename it over the target, fsync the directory.
-func writeFileAtomic(dir, name string, data []byte) error {
-	if err := writeFileAtomicNoDirSync(filepath.Join(dir, name), data); err != nil {
+func writeFileAtomic(fsys vfs.FS, dir, name string, data []byte) error {
+	if err := writeFileAtomicNoDirSync(fsys, filepath.Join(dir, name), data); err != nil {
 		return err
 	}
-	return syncDir(dir)
+	return syncDir(fsys, dir)
 }
 
 // WriteFileAtomic is writeFileAtomic for the other files of a log dir (the
 // high-watermark checkpoint, the clean-shutdown marker).
-func WriteFileAtomic(dir, name string, data []byte) error { return writeFileAtomic(dir, name, data) }
+func WriteFileAtomic(fsys vfs.FS, dir, name string, data []byte) error {
+	return writeFileAtomic(fsys, dir, name, data)
+}
 
 // SyncDir fsyncs a directory, making its entries (creations, renames,
 // removals) durable.
-func SyncDir(dir string) error { return syncDir(dir) }
+func SyncDir(fsys vfs.FS, dir string) error { return syncDir(fsys, dir) }
 
 // writeFileAtomicNoDirSync is writeFileAtomic without the directory fsync,
 // for files the caller's next directory fsync makes durable (index files:
 // a crash before it leaves an old or missing index, which Open rebuilds).
-func writeFileAtomicNoDirSync(path string, data []byte) error {
+// A failed write removes the temp file (a full disk gets its space back).
+func writeFileAtomicNoDirSync(fsys vfs.FS, path string, data []byte) error {
 	tmp := path + tmpSuffix
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := fsys.Create(tmp)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	if _, err := f.Write(data); err != nil {
 		f.Close()
+		fsys.Remove(tmp)
 		return fmt.Errorf("write %s: %w", tmp, err)
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
-		return fmt.Errorf("fsync %s: %w", tmp, err)
+		return &syncError{fmt.Errorf("fsync %s: %w", tmp, err)}
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("close %s: %w", tmp, err)
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := fsys.Rename(tmp, path); err != nil {
 		return fmt.Errorf("rename %s: %w", tmp, err)
 	}
 	return nil
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("fsync dir %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fsync dir %s: %w", dir, err)
+func syncDir(fsys vfs.FS, dir string) error {
+	if err := fsys.SyncDir(dir); err != nil {
+		return &syncError{fmt.Errorf("fsync dir %s: %w", dir, err)}
 	}
 	return nil
 }
 
-// readOffsetFile reads a file holding one decimal offset. ok is false if the
-// file is missing or unreadable (the caller falls back to a safe default).
-func readOffsetFile(dir, name string) (off int64, ok bool) {
-	b, err := os.ReadFile(filepath.Join(dir, name))
+// readOffsetFile reads a file holding one decimal offset. A missing file is
+// (0, false, nil); a file that cannot be read or parsed is an error.
+func readOffsetFile(fsys vfs.FS, dir, name string) (off int64, ok bool, err error) {
+	path := filepath.Join(dir, name)
+	b, err := vfs.ReadFile(fsys, path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, false, nil
+	}
 	if err != nil {
-		return 0, false
+		return 0, false, fmt.Errorf("read %s: %w", path, err)
 	}
 	off, err = strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
 	if err != nil || off < 0 {
-		return 0, false
+		return 0, false, fmt.Errorf("parse %s: %q is not an offset", path, b)
 	}
-	return off, true
+	return off, true, nil
 }
 
-func writeOffsetFile(dir, name string, off int64) error {
-	return writeFileAtomic(dir, name, []byte(strconv.FormatInt(off, 10)+"\n"))
+func writeOffsetFile(fsys vfs.FS, dir, name string, off int64) error {
+	return writeFileAtomic(fsys, dir, name, []byte(strconv.FormatInt(off, 10)+"\n"))
 }
 
 // parseSegmentName returns the base offset of a 20-digit segment file name

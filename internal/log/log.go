@@ -11,6 +11,7 @@
 //	log-start-offset                decimal log start offset (DeleteRecords, retention)
 //	.clean_shutdown                 written by Close, removed by Open
 //	*.deleted                       removed segments waiting for FileDeleteDelayMs
+//	cleaner-swap, truncate-to       commit points of a cleaner swap / a truncation (compact.go, truncate.go)
 //
 // Index layouts match Kafka's (big-endian). Index entries are kept in memory
 // and their files written whole when a segment is sealed (roll) and at Close;
@@ -19,9 +20,21 @@
 // the recovery point) is validated and re-indexed from its .log at the next
 // Open. Data is fsynced per the flush policy, on Flush, and on Close.
 //
+// # Files and failures
+//
+// Every file operation goes through a vfs.FS (WithFS; vfs.Default is the OS).
+// A write refused for lack of space (ENOSPC) is cut back and returned: the
+// log is as before and takes the next append. A failed fsync (of a segment,
+// an index, a checkpoint or the directory), an EIO from any operation, or a
+// failed write or truncation that could not be undone fails the log: every
+// later mutation returns ErrLogFailed (Failed says why), reads go on, Close
+// reports it (so no clean-shutdown marker is written), and OnFailure hears
+// of it once, so the owner can take the whole log dir offline.
+//
 // # Locks
 //
-// Lock order: cleanMu, then appendMu, then mu. cleanMu serializes cleaning
+// Lock order: cleanMu, then appendMu, then mu. OnFailure callbacks run with
+// appendMu (or cleanMu) held and must take no lock of the log. cleanMu serializes cleaning
 // passes (compact.go), which read rolled segments and write their
 // replacements without appendMu and take it only to swap them in. appendMu serializes every mutation (Append,
 // roll, Flush, retention, DeleteRecordsBefore, AssignEpoch, SetConfig, Close).
@@ -35,22 +48,53 @@ package log
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/moldau/moldau/internal/record"
+	"github.com/moldau/moldau/internal/vfs"
 )
 
 // Errors returned by Log methods.
 var (
 	ErrOffsetOutOfRange = errors.New("offset out of range")
 	ErrLogClosed        = errors.New("log closed")
+	// ErrLogFailed wraps the error of a write or fsync after which the state of the log on disk
+	// is unknown: the log refuses every later mutation (Failed says why) until it is reopened.
+	ErrLogFailed = errors.New("log failed")
 )
+
+// Option configures Open and OpenManaged.
+type Option func(*options)
+
+type options struct {
+	fs        vfs.FS
+	onFailure func(error)
+	logger    *slog.Logger
+}
+
+// WithFS makes the log do all its file I/O through fsys (default vfs.Default).
+func WithFS(fsys vfs.FS) Option { return func(o *options) { o.fs = fsys } }
+
+// OnFailure registers fn, called once, from whichever goroutine saw it, when the log fails
+// (ErrLogFailed: an fsync failed, or a failed write or truncation could not be undone). fn must
+// not call back into the log; the partition layer uses it to take the whole log dir offline.
+func OnFailure(fn func(err error)) Option { return func(o *options) { o.onFailure = fn } }
+
+// WithLogger sets where recovery reports what it repaired (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// failure is the first error that failed a log.
+type failure struct{ err error }
 
 // Config holds the per-partition log settings. Zero values of SegmentBytes,
 // SegmentMs, SegmentIndexBytes and the flush intervals mean "default"; the
@@ -132,9 +176,16 @@ func (systemClock) Now() time.Time { return time.Now() }
 
 // Log is one partition's log. All methods are safe for concurrent use.
 type Log struct {
-	dir     string
-	clock   Clock
-	managed bool // OpenManaged: the log dir's marker, not .clean_shutdown, tells a clean shutdown
+	dir       string
+	fs        vfs.FS
+	clock     Clock
+	managed   bool // OpenManaged: the log dir's marker, not .clean_shutdown, tells a clean shutdown
+	onFailure func(error)
+	logger    *slog.Logger
+
+	// failed is set once, by fail, when a write or fsync failed in a way the log cannot undo:
+	// from then on every mutation returns ErrLogFailed.
+	failed atomic.Pointer[failure]
 
 	appendMu sync.Mutex
 	// Guarded by appendMu.
@@ -143,7 +194,6 @@ type Log struct {
 	firstUnflushedMs int64 // -1: nothing unflushed
 	recoveryPoint    int64 // persisted in recovery-point
 	dirDirty         bool  // files created/renamed since the last directory fsync
-	failed           error // a write or fsync failed: the log refuses appends
 
 	mu struct {
 		sync.RWMutex
@@ -159,9 +209,14 @@ type Log struct {
 
 	cleanMu sync.Mutex
 	// Guarded by cleanMu.
-	firstDirty   int64                   // offsets below this were compacted by this process's last pass
+	firstDirty int64 // offsets below this were compacted by this process's last pass
+	// truncatedTo is the lowest end offset a TruncateTo left since the cleaner last looked
+	// (MaxInt64: none); offsets from there on are new data, dirty again (applyTruncation).
+	truncatedTo  atomic.Int64
 	tombstoneDue int64                   // clock ms from which a tombstone kept by the last pass may go; MaxInt64: none
 	swapHook     func(step string) error // tests only: fail a cleaner swap after a step
+
+	truncateHook func(step string) error // tests only, guarded by appendMu: stop TruncateTo after a step
 
 	delMu   sync.Mutex
 	pending map[*segment]*time.Timer // segments renamed to .deleted, waiting for FileDeleteDelayMs
@@ -173,8 +228,8 @@ type Log struct {
 // otherwise it validates every batch from the segment holding the recovery
 // point on, truncates at the first invalid or torn byte and deletes later
 // segments. Missing or damaged index files are rebuilt.
-func Open(dir string, cfg Config, clock Clock) (*Log, error) {
-	return open(dir, cfg, clock, false, false)
+func Open(dir string, cfg Config, clock Clock, opts ...Option) (*Log, error) {
+	return open(dir, cfg, clock, false, false, opts)
 }
 
 // DirCleanShutdownFile marks a log dir all of whose logs were closed cleanly,
@@ -185,19 +240,34 @@ const DirCleanShutdownFile = ".moldau_clean_shutdown"
 // for the whole log dir (one DirCleanShutdownFile instead of one marker per
 // partition, which costs two fsyncs per partition at every start and stop):
 // dirClean says the log was closed cleanly, and Close writes no marker.
-func OpenManaged(dir string, cfg Config, clock Clock, dirClean bool) (*Log, error) {
-	return open(dir, cfg, clock, true, dirClean)
+func OpenManaged(dir string, cfg Config, clock Clock, dirClean bool, opts ...Option) (*Log, error) {
+	return open(dir, cfg, clock, true, dirClean, opts)
 }
 
-func open(dir string, cfg Config, clock Clock, managed, dirClean bool) (*Log, error) {
+func open(dir string, cfg Config, clock Clock, managed, dirClean bool, opts []Option) (*Log, error) {
+	o := options{fs: vfs.Default, logger: slog.Default()}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if clock == nil {
 		clock = systemClock{}
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if _, err := o.fs.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		// A new partition directory: its entry in the log dir must be durable before anything
+		// written into it can be.
+		if err := o.fs.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("open log %s: %w", dir, err)
+		}
+		if err := syncDir(o.fs, filepath.Dir(dir)); err != nil {
+			return nil, fmt.Errorf("open log %s: %w", dir, err)
+		}
+	} else if err != nil {
 		return nil, fmt.Errorf("open log %s: %w", dir, err)
 	}
-	l := &Log{dir: dir, clock: clock, cfg: cfg.normalized(), managed: managed, firstUnflushedMs: -1,
+	l := &Log{dir: dir, fs: o.fs, clock: clock, cfg: cfg.normalized(), managed: managed, firstUnflushedMs: -1,
+		onFailure: o.onFailure, logger: o.logger,
 		tombstoneDue: math.MaxInt64, pending: map[*segment]*time.Timer{}}
+	l.truncatedTo.Store(math.MaxInt64)
 	if err := l.load(dirClean); err != nil {
 		for _, s := range l.mu.segments {
 			s.close()
@@ -208,29 +278,32 @@ func open(dir string, cfg Config, clock Clock, managed, dirClean bool) (*Log, er
 }
 
 func (l *Log) load(dirClean bool) error {
-	if err := finishCleanerSwap(l.dir); err != nil {
+	if err := finishCleanerSwap(l.fs, l.dir); err != nil {
+		return err
+	}
+	if err := finishTruncation(l.fs, l.dir); err != nil {
 		return err
 	}
 	cleanPath := filepath.Join(l.dir, cleanShutdownFile)
-	_, statErr := os.Stat(cleanPath)
+	_, statErr := l.fs.Stat(cleanPath)
 	clean := statErr == nil
 	if l.managed {
 		clean = dirClean
 		if statErr == nil { // left by an unmanaged Close: the dir's marker decides
-			if err := os.Remove(cleanPath); err != nil {
+			if err := l.fs.Remove(cleanPath); err != nil {
 				return err
 			}
 		}
 	} else if clean {
 		// Remove the marker before touching anything: a crash from here on is unclean.
-		if err := os.Remove(cleanPath); err != nil {
+		if err := l.fs.Remove(cleanPath); err != nil {
 			return err
 		}
-		if err := syncDir(l.dir); err != nil {
+		if err := syncDir(l.fs, l.dir); err != nil {
 			return err
 		}
 	}
-	entries, err := os.ReadDir(l.dir)
+	entries, err := l.fs.ReadDir(l.dir)
 	if err != nil {
 		return err
 	}
@@ -252,31 +325,51 @@ func (l *Log) load(dirClean bool) error {
 		}
 		if orphan || strings.HasSuffix(name, deletedSuffix) || strings.HasSuffix(name, tmpSuffix) ||
 			strings.HasSuffix(name, cleanedSuffix) {
-			if err := os.Remove(filepath.Join(l.dir, name)); err != nil && !os.IsNotExist(err) {
+			if err := l.fs.Remove(filepath.Join(l.dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return err
 			}
 		}
 	}
 	sort.Slice(bases, func(i, j int) bool { return bases[i] < bases[j] })
 
-	if l.mu.epochs, err = loadEpochs(l.dir); err != nil {
+	if l.mu.epochs, err = loadEpochs(l.fs, l.dir); err != nil {
 		return err
 	}
-	start, _ := readOffsetFile(l.dir, logStartOffsetFile)
-	recoveryPoint, _ := readOffsetFile(l.dir, recoveryPointFile) // missing: recover everything
+	start, _, startErr := readOffsetFile(l.fs, l.dir, logStartOffsetFile)
+	if startErr != nil {
+		// Reading it as 0 would bring deleted records back. What else says where the log
+		// starts: nothing exists below the first segment's base offset, and the first entry of
+		// the leader-epoch checkpoint was moved up to the start offset whenever the start
+		// moved into its range (truncateEpochsFromStart; a partition records its epoch before
+		// its first append). The larger of the two is used, and written back below.
+		start = 0
+		if len(bases) > 0 {
+			start = bases[0]
+		}
+		if len(l.mu.epochs) > 0 {
+			start = max(start, l.mu.epochs[0].start)
+		}
+		l.logger.Error("log start offset unreadable: recovered it from the segments and the leader-epoch checkpoint",
+			"dir", l.dir, "err", startErr, "log_start_offset", start)
+	}
+	recoveryPoint, _, rpErr := readOffsetFile(l.fs, l.dir, recoveryPointFile) // missing: recover everything
+	if rpErr != nil {
+		l.logger.Warn("recovery point unreadable: validating every segment", "dir", l.dir, "err", rpErr)
+		recoveryPoint = 0
+	}
 
 	interval := l.cfg.IndexIntervalBytes
 	anyTruncated := false
 	var segs []*segment
 	for i, base := range bases {
-		s, err := openSegment(l.dir, base, false)
+		s, err := openSegment(l.fs, l.dir, base, false)
 		if err != nil {
 			return err
 		}
 		if n := len(segs); n > 0 && base < segs[n-1].next {
 			// Overlaps its predecessor: this and all later segments go.
 			s.close()
-			if err := removeSegmentFiles(l.dir, bases[i:]); err != nil {
+			if err := removeSegmentFiles(l.fs, l.dir, bases[i:]); err != nil {
 				return err
 			}
 			break
@@ -293,7 +386,7 @@ func (l *Log) load(dirClean bool) error {
 		}
 		anyTruncated = anyTruncated || truncated
 		if truncated && i+1 < len(bases) {
-			if err := removeSegmentFiles(l.dir, bases[i+1:]); err != nil {
+			if err := removeSegmentFiles(l.fs, l.dir, bases[i+1:]); err != nil {
 				return err
 			}
 			break
@@ -312,14 +405,14 @@ func (l *Log) load(dirClean bool) error {
 			for _, s := range segs {
 				s.close()
 			}
-			if err := removeSegmentFiles(l.dir, bases[:len(segs)]); err != nil {
+			if err := removeSegmentFiles(l.fs, l.dir, bases[:len(segs)]); err != nil {
 				return err
 			}
 			segs = nil
 		}
 	}
 	if len(segs) == 0 {
-		s, err := openSegment(l.dir, start, true)
+		s, err := openSegment(l.fs, l.dir, start, true)
 		if err != nil {
 			return err
 		}
@@ -339,13 +432,18 @@ func (l *Log) load(dirClean bool) error {
 	// partition write it back when it becomes leader, two fsyncs per partition per start.
 	if e, changed := truncateEpochsFromEnd(l.mu.epochs, l.mu.endOffset+1); changed {
 		l.mu.epochs = e
-		if err := writeEpochs(l.dir, e); err != nil {
+		if err := writeEpochs(l.fs, l.dir, e); err != nil {
 			return err
 		}
 	}
 	if e, changed := truncateEpochsFromStart(l.mu.epochs, l.mu.startOffset); changed {
 		l.mu.epochs = e
-		if err := writeEpochs(l.dir, e); err != nil {
+		if err := writeEpochs(l.fs, l.dir, e); err != nil {
+			return err
+		}
+	}
+	if startErr != nil {
+		if err := writeOffsetFile(l.fs, l.dir, logStartOffsetFile, l.mu.startOffset); err != nil {
 			return err
 		}
 	}
@@ -358,10 +456,10 @@ func (l *Log) load(dirClean bool) error {
 	return nil
 }
 
-func removeSegmentFiles(dir string, bases []int64) error {
+func removeSegmentFiles(fsys vfs.FS, dir string, bases []int64) error {
 	for _, base := range bases {
 		for _, ext := range []string{".log", ".index", ".timeindex"} {
-			if err := os.Remove(filepath.Join(dir, segmentName(base, ext))); err != nil && !os.IsNotExist(err) {
+			if err := fsys.Remove(filepath.Join(dir, segmentName(base, ext))); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return err
 			}
 		}
@@ -399,8 +497,8 @@ func (l *Log) Append(batch []byte, leaderEpoch int32, logAppendTime int64) (Appe
 	if l.mu.closed {
 		return AppendResult{}, ErrLogClosed
 	}
-	if l.failed != nil {
-		return AppendResult{}, fmt.Errorf("append: log failed earlier: %w", l.failed)
+	if f := l.failed.Load(); f != nil {
+		return AppendResult{}, fmt.Errorf("append: %w earlier: %w", ErrLogFailed, f.err)
 	}
 	h, err := record.ParseHeader(batch)
 	if err != nil {
@@ -419,7 +517,14 @@ func (l *Log) Append(batch []byte, leaderEpoch int32, logAppendTime int64) (Appe
 	s := l.mu.segments[len(l.mu.segments)-1]
 	if l.shouldRoll(s, int64(len(batch)), last, nowMs) {
 		if s, err = l.rollLocked(); err != nil {
-			return AppendResult{}, fmt.Errorf("append: %w", err)
+			return AppendResult{}, l.checkLocked(fmt.Errorf("append: %w", err))
+		}
+	}
+	// A new epoch is recorded before its first batch is written: a failure leaves nothing
+	// appended.
+	if leaderEpoch >= 0 && leaderEpoch > l.latestEpochLocked() {
+		if err := l.assignEpochLocked(leaderEpoch, base); err != nil {
+			return AppendResult{}, l.checkLocked(fmt.Errorf("append: %w", err))
 		}
 	}
 
@@ -432,10 +537,13 @@ func (l *Log) Append(batch []byte, leaderEpoch int32, logAppendTime int64) (Appe
 	}
 	pos := s.size
 	if _, err := s.log.WriteAt(batch, pos); err != nil {
+		// Nothing past pos is part of the log: cut it off, and the log is as it was (a full
+		// disk can take appends again once space is freed). If the cut fails, the file holds
+		// bytes the log does not know: fail.
 		if terr := s.log.Truncate(pos); terr != nil {
-			l.failed = fmt.Errorf("write %s: %w; truncate back: %v", s.log.Name(), err, terr)
+			return AppendResult{}, l.fail(fmt.Errorf("write %s: %w; truncate back to %d: %v", s.log.Name(), err, pos, terr))
 		}
-		return AppendResult{}, fmt.Errorf("append to %s: %w", s.log.Name(), err)
+		return AppendResult{}, l.checkLocked(fmt.Errorf("append to %s: %w", s.log.Name(), err))
 	}
 	s.dirty = true
 
@@ -446,11 +554,6 @@ func (l *Log) Append(batch []byte, leaderEpoch int32, logAppendTime int64) (Appe
 	if s.firstAppendMs < 0 {
 		s.firstAppendMs = nowMs
 	}
-	if leaderEpoch >= 0 && leaderEpoch > l.latestEpochLocked() {
-		if err := l.assignEpochLocked(leaderEpoch, base); err != nil {
-			return AppendResult{}, fmt.Errorf("append: %w", err)
-		}
-	}
 
 	l.unflushedMsgs += int64(h.NumRecords)
 	if l.firstUnflushedMs < 0 {
@@ -458,7 +561,7 @@ func (l *Log) Append(batch []byte, leaderEpoch int32, logAppendTime int64) (Appe
 	}
 	if l.unflushedMsgs >= l.cfg.FlushIntervalMessages || nowMs-l.firstUnflushedMs >= l.cfg.FlushIntervalMs {
 		if err := l.flushLocked(); err != nil {
-			return AppendResult{}, fmt.Errorf("append: %w", err)
+			return AppendResult{}, l.checkLocked(fmt.Errorf("append: %w", err))
 		}
 	}
 	return AppendResult{BaseOffset: base, LastOffset: last, LogAppendTime: stamped, FirstPosition: pos}, nil
@@ -488,7 +591,7 @@ func (l *Log) rollLocked() (*segment, error) {
 	if err := old.writeIndexes(); err != nil {
 		return nil, fmt.Errorf("roll: %w", err)
 	}
-	s, err := openSegment(l.dir, l.mu.endOffset, true)
+	s, err := openSegment(l.fs, l.dir, l.mu.endOffset, true)
 	if err != nil {
 		return nil, fmt.Errorf("roll: %w", err)
 	}
@@ -507,32 +610,63 @@ func (l *Log) Flush() error {
 	if l.mu.closed {
 		return ErrLogClosed
 	}
-	return l.flushLocked()
+	if f := l.failed.Load(); f != nil {
+		return fmt.Errorf("flush: %w earlier: %w", ErrLogFailed, f.err)
+	}
+	return l.checkLocked(l.flushLocked())
 }
 
-// flushLocked: REQUIRES appendMu held.
+// flushLocked: REQUIRES appendMu held. A failed fsync fails the log (the
+// caller's checkLocked).
 func (l *Log) flushLocked() error {
 	for _, s := range l.mu.segments {
 		if s.dirty {
 			if err := s.sync(); err != nil {
-				l.failed = err
 				return err
 			}
 		}
 	}
 	if l.dirDirty {
-		if err := syncDir(l.dir); err != nil {
-			l.failed = err
+		if err := syncDir(l.fs, l.dir); err != nil {
 			return err
 		}
 		l.dirDirty = false
 	}
 	l.unflushedMsgs, l.firstUnflushedMs = 0, -1
 	if end := l.mu.endOffset; end != l.recoveryPoint {
-		if err := writeOffsetFile(l.dir, recoveryPointFile, end); err != nil {
+		if err := writeOffsetFile(l.fs, l.dir, recoveryPointFile, end); err != nil {
 			return err
 		}
 		l.recoveryPoint = end
+	}
+	return nil
+}
+
+// fail marks the log failed with err (the first failure stays), tells the
+// owner (OnFailure) and returns err wrapped with ErrLogFailed. Safe without
+// locks.
+func (l *Log) fail(err error) error {
+	if l.failed.CompareAndSwap(nil, &failure{err: err}) && l.onFailure != nil {
+		l.onFailure(fmt.Errorf("log %s: %w", l.dir, err))
+	}
+	return fmt.Errorf("%w: %w", ErrLogFailed, err)
+}
+
+// checkLocked fails the log if err comes from an fsync (after which what is
+// on disk is unknown) or is an I/O error (EIO) from any operation, and
+// returns err. Other errors, a full disk (ENOSPC) refusing a write that was
+// undone among them, leave the log usable.
+func (l *Log) checkLocked(err error) error {
+	if err != nil && (isSyncError(err) || errors.Is(err, syscall.EIO)) && !errors.Is(err, ErrLogFailed) {
+		return l.fail(err)
+	}
+	return err
+}
+
+// Failed returns why the log refuses writes, or nil.
+func (l *Log) Failed() error {
+	if f := l.failed.Load(); f != nil {
+		return f.err
 	}
 	return nil
 }
@@ -545,8 +679,12 @@ func (l *Log) flushLocked() error {
 // uses a section after that (only possible if it holds it longer than
 // FileDeleteDelayMs, or with a 0 delay) gets an error from the read or
 // sendfile, never wrong bytes, and should treat it as a retriable read error.
+//
+// On a filesystem without OS files (vfs.NewMem, vfs.NewFaultFS: tests), File
+// is nil and Data holds the section's bytes, read when the section was made.
 type Section struct {
 	File     *os.File
+	Data     []byte
 	Pos, Len int64
 }
 
@@ -574,7 +712,9 @@ func (l *Log) Read(offset int64, maxBytes int32, maxOffset int64, minOneBatch bo
 	data := make([]byte, total)
 	at := int64(0)
 	for _, s := range secs {
-		if _, err := s.File.ReadAt(data[at:at+s.Len], s.Pos); err != nil {
+		if s.File == nil {
+			copy(data[at:], s.Data)
+		} else if _, err := s.File.ReadAt(data[at:at+s.Len], s.Pos); err != nil {
 			return ReadResult{}, fmt.Errorf("read %s at %d: %w", s.File.Name(), s.Pos, err)
 		}
 		at += s.Len
@@ -616,7 +756,7 @@ func (l *Log) sectionsLocked(offset int64, maxBytes int32, maxOffset int64, minO
 		if !found {
 			pos = s.lookup(offset)
 		}
-		sec := Section{File: s.log, Pos: -1}
+		sec := Section{File: s.osLog, Pos: -1}
 		done := false
 		for pos < s.size {
 			h, err := readHeader(s.log, pos, s.size, &hdr)
@@ -645,6 +785,12 @@ func (l *Log) sectionsLocked(offset int64, maxBytes int32, maxOffset int64, minO
 			pos += size
 		}
 		if sec.Len > 0 {
+			if sec.File == nil {
+				sec.Data = make([]byte, sec.Len)
+				if _, err := s.log.ReadAt(sec.Data, sec.Pos); err != nil {
+					return nil, fmt.Errorf("read %s at %d: %w", s.log.Name(), sec.Pos, err)
+				}
+			}
 			out = append(out, sec)
 		}
 		if done {
@@ -746,7 +892,7 @@ func (l *Log) OffsetForTimestamp(ts int64) (offset, timestamp int64, ok bool, er
 }
 
 // findInBatch decodes the batch at pos and returns the first record matching.
-func findInBatch(f *os.File, pos int64, size int, match func(offset, ts int64) bool) (int64, int64, bool, error) {
+func findInBatch(f vfs.File, pos int64, size int, match func(offset, ts int64) bool) (int64, int64, bool, error) {
 	b := make([]byte, size)
 	if _, err := f.ReadAt(b, pos); err != nil {
 		return 0, 0, false, fmt.Errorf("read %s at %d: %w", f.Name(), pos, err)
@@ -812,17 +958,21 @@ func (l *Log) Close() error {
 	l.mu.Lock()
 	active.maybeAppendTime()
 	l.mu.Unlock()
-	if active.idxStale {
-		if err := active.writeIndexes(); err != nil {
+	if active.idxStale && l.failed.Load() == nil {
+		if err := l.checkLocked(active.writeIndexes()); err != nil {
 			errs = append(errs, err)
 		}
 		l.dirDirty = true
 	}
-	if err := l.flushLocked(); err != nil {
+	if f := l.failed.Load(); f != nil {
+		// Nothing written since the failure can be trusted to be on disk: no flush, and the
+		// error keeps the log dir from being marked clean.
+		errs = append(errs, fmt.Errorf("%w: %w", ErrLogFailed, f.err))
+	} else if err := l.checkLocked(l.flushLocked()); err != nil {
 		errs = append(errs, err)
 	}
-	if len(errs) == 0 && l.failed == nil && !l.managed {
-		if err := writeFileAtomic(l.dir, cleanShutdownFile, nil); err != nil {
+	if len(errs) == 0 && l.failed.Load() == nil && !l.managed {
+		if err := l.checkLocked(writeFileAtomic(l.fs, l.dir, cleanShutdownFile, nil)); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -842,10 +992,10 @@ func (l *Log) Close() error {
 // Delete closes the log and removes its directory.
 func (l *Log) Delete() error {
 	cerr := l.Close()
-	if err := os.RemoveAll(l.dir); err != nil {
+	if err := l.fs.RemoveAll(l.dir); err != nil {
 		return fmt.Errorf("delete log %s: %w", l.dir, err)
 	}
-	if cerr != nil && !errors.Is(cerr, os.ErrNotExist) {
+	if cerr != nil && !errors.Is(cerr, fs.ErrNotExist) {
 		return cerr
 	}
 	return nil

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/moldau/moldau/internal/record"
+	"github.com/moldau/moldau/internal/vfs"
 )
 
 type fakeClock struct {
@@ -465,7 +466,7 @@ func TestRetention(t *testing.T) {
 			t.Fatal("left", e.Name())
 		}
 	}
-	if off, ok := readOffsetFile(dir, logStartOffsetFile); !ok || off != l.LogStartOffset() {
+	if off, ok, _ := readOffsetFile(vfs.Default, dir, logStartOffsetFile); !ok || off != l.LogStartOffset() {
 		t.Fatal(off, ok)
 	}
 }
@@ -576,11 +577,11 @@ func TestFlushPolicy(t *testing.T) {
 	l := mustOpen(t, dir, cfg, clock)
 	defer l.Close()
 	mustAppend(t, l, batch("f", 3, 0))
-	if off, _ := readOffsetFile(dir, recoveryPointFile); off != 0 {
+	if off, _, _ := readOffsetFile(vfs.Default, dir, recoveryPointFile); off != 0 {
 		t.Fatal("flushed early", off)
 	}
 	mustAppend(t, l, batch("f", 3, 0))
-	if off, _ := readOffsetFile(dir, recoveryPointFile); off != 6 {
+	if off, _, _ := readOffsetFile(vfs.Default, dir, recoveryPointFile); off != 6 {
 		t.Fatal("not flushed by count", off)
 	}
 	cfg.FlushIntervalMessages = math.MaxInt64
@@ -589,7 +590,7 @@ func TestFlushPolicy(t *testing.T) {
 	mustAppend(t, l, batch("f", 1, 0))
 	clock.Add(time.Second)
 	mustAppend(t, l, batch("f", 1, 0))
-	if off, _ := readOffsetFile(dir, recoveryPointFile); off != 8 {
+	if off, _, _ := readOffsetFile(vfs.Default, dir, recoveryPointFile); off != 8 {
 		t.Fatal("not flushed by time", off)
 	}
 }

@@ -2,10 +2,7 @@ package log
 
 import (
 	"fmt"
-	"os"
 	"time"
-
-	"github.com/moldau/moldau/internal/record"
 )
 
 // EnforceRetention rolls the active segment if segment.ms elapsed, then
@@ -24,9 +21,12 @@ func (l *Log) EnforceRetention() (int, error) {
 		return 0, ErrLogClosed
 	}
 	nowMs := l.clock.Now().UnixMilli()
+	if f := l.failed.Load(); f != nil {
+		return 0, fmt.Errorf("retention: %w earlier: %w", ErrLogFailed, f.err)
+	}
 	if active := l.mu.segments[len(l.mu.segments)-1]; active.size > 0 && nowMs-active.firstAppendMs >= l.cfg.SegmentMs {
 		if _, err := l.rollLocked(); err != nil {
-			return 0, fmt.Errorf("retention: %w", err)
+			return 0, l.checkLocked(fmt.Errorf("retention: %w", err))
 		}
 	}
 	segs := l.mu.segments
@@ -50,7 +50,7 @@ func (l *Log) EnforceRetention() (int, error) {
 		}
 	}
 	if err := l.deleteSegmentsLocked(n); err != nil {
-		return 0, fmt.Errorf("retention: %w", err)
+		return 0, l.checkLocked(fmt.Errorf("retention: %w", err))
 	}
 	return n, nil
 }
@@ -81,8 +81,11 @@ func (l *Log) DeleteRecordsBefore(offset int64) error {
 	if offset <= l.mu.startOffset {
 		return nil
 	}
+	if f := l.failed.Load(); f != nil {
+		return fmt.Errorf("delete records: %w earlier: %w", ErrLogFailed, f.err)
+	}
 	if err := l.setStartOffsetLocked(offset); err != nil {
-		return fmt.Errorf("delete records: %w", err)
+		return l.checkLocked(fmt.Errorf("delete records: %w", err))
 	}
 	segs := l.mu.segments
 	n := 0
@@ -90,7 +93,7 @@ func (l *Log) DeleteRecordsBefore(offset int64) error {
 		n++
 	}
 	if err := l.deleteSegmentsLocked(n); err != nil {
-		return fmt.Errorf("delete records: %w", err)
+		return l.checkLocked(fmt.Errorf("delete records: %w", err))
 	}
 	return nil
 }
@@ -99,16 +102,20 @@ func (l *Log) DeleteRecordsBefore(offset int64) error {
 // trims the epoch cache. REQUIRES: appendMu held.
 func (l *Log) setStartOffsetLocked(start int64) error {
 	epochs, changed := truncateEpochsFromStart(l.mu.epochs, start)
+	// Disk first: a failed write leaves the log as it was, in memory and on disk.
+	if err := writeOffsetFile(l.fs, l.dir, logStartOffsetFile, start); err != nil {
+		return err
+	}
+	if changed {
+		if err := writeEpochs(l.fs, l.dir, epochs); err != nil {
+			return err
+		}
+	}
 	l.mu.Lock()
 	l.mu.startOffset = start
 	l.mu.epochs = epochs
 	l.mu.Unlock()
-	if changed {
-		if err := writeEpochs(l.dir, epochs); err != nil {
-			return err
-		}
-	}
-	return writeOffsetFile(l.dir, logStartOffsetFile, start)
+	return nil
 }
 
 // deleteSegmentsLocked removes the first n segments from the log (n < number
@@ -132,7 +139,7 @@ func (l *Log) deleteSegmentsLocked(n int) error {
 	var firstErr error
 	for _, s := range removed {
 		for _, ext := range []string{".log", ".index", ".timeindex"} {
-			if err := os.Rename(s.path(ext), s.path(ext)+deletedSuffix); err != nil && firstErr == nil {
+			if err := l.fs.Rename(s.path(ext), s.path(ext)+deletedSuffix); err != nil && firstErr == nil {
 				firstErr = err
 			}
 		}
@@ -180,7 +187,7 @@ func (l *Log) finishPendingDeletes() {
 func removeDeleted(s *segment) {
 	s.close()
 	for _, ext := range []string{".log", ".index", ".timeindex"} {
-		os.Remove(s.path(ext) + deletedSuffix)
+		s.fs.Remove(s.path(ext) + deletedSuffix)
 	}
 }
 
@@ -193,7 +200,10 @@ func (l *Log) AssignEpoch(epoch int32, startOffset int64) error {
 	if l.mu.closed {
 		return ErrLogClosed
 	}
-	return l.assignEpochLocked(epoch, startOffset)
+	if f := l.failed.Load(); f != nil {
+		return fmt.Errorf("assign epoch: %w earlier: %w", ErrLogFailed, f.err)
+	}
+	return l.checkLocked(l.assignEpochLocked(epoch, startOffset))
 }
 
 // assignEpochLocked: REQUIRES appendMu held.
@@ -205,12 +215,12 @@ func (l *Log) assignEpochLocked(epoch int32, start int64) error {
 	if !changed {
 		return nil
 	}
+	if err := writeEpochs(l.fs, l.dir, entries); err != nil {
+		return fmt.Errorf("assign epoch: %w", err)
+	}
 	l.mu.Lock()
 	l.mu.epochs = entries
 	l.mu.Unlock()
-	if err := writeEpochs(l.dir, entries); err != nil {
-		return fmt.Errorf("assign epoch: %w", err)
-	}
 	return nil
 }
 
@@ -257,102 +267,4 @@ func (l *Log) EndOffsetForEpoch(epoch int32) (leaderEpoch int32, endOffset int64
 		return epoch, entries[0].start
 	}
 	return entries[hi-1].epoch, entries[hi].start
-}
-
-// TruncateTo removes every batch with a base offset >= offset, for a
-// follower that diverged from the new leader. The log end offset becomes the
-// end of the last remaining batch (offset itself when offset is a batch
-// boundary). Offsets at or above the log end are a no-op; below the log
-// start offset: ErrOffsetOutOfRange.
-func (l *Log) TruncateTo(offset int64) error {
-	l.appendMu.Lock()
-	defer l.appendMu.Unlock()
-	if l.mu.closed {
-		return ErrLogClosed
-	}
-	if offset >= l.mu.endOffset {
-		return nil
-	}
-	if offset < l.mu.startOffset {
-		return fmt.Errorf("truncate to %d, log starts at %d: %w", offset, l.mu.startOffset, ErrOffsetOutOfRange)
-	}
-	segs := l.mu.segments
-	i := l.segmentFor(offset)
-	s := segs[i]
-	var hdr [record.HeaderSize]byte
-	pos := s.lookup(offset)
-	for pos < s.size {
-		h, err := readHeader(s.log, pos, s.size, &hdr)
-		if err != nil {
-			return fmt.Errorf("truncate: %w", err)
-		}
-		if h.BaseOffset >= offset {
-			break
-		}
-		pos += int64(h.Size())
-	}
-	// Whole later segments go first, then the tail of segment i.
-	l.mu.Lock()
-	l.mu.segments = segs[:i+1]
-	l.mu.Unlock()
-	for _, r := range segs[i+1:] {
-		for _, ext := range []string{".log", ".index", ".timeindex"} {
-			os.Rename(r.path(ext), r.path(ext)+deletedSuffix)
-		}
-		l.scheduleDelete(r, l.deleteDelay())
-	}
-	nOff, nTime := 0, 0
-	for nOff < s.offsetEntries() {
-		if _, p := s.offsetEntry(nOff); int64(p) >= pos {
-			break
-		}
-		nOff++
-	}
-	for nTime < s.timeEntries() {
-		if _, rel := s.timeEntry(nTime); s.base+int64(rel) >= offset {
-			break
-		}
-		nTime++
-	}
-	if err := s.log.Truncate(pos); err != nil {
-		l.failed = err
-		return fmt.Errorf("truncate: %w", err)
-	}
-	l.mu.Lock()
-	s.offIndex, s.timeIndex = s.offIndex[:nOff*offsetEntrySize], s.timeIndex[:nTime*timeEntrySize]
-	if err := s.writeIndexes(); err != nil {
-		l.failed = err
-		l.mu.Unlock()
-		return fmt.Errorf("truncate: %w", err)
-	}
-	if !s.load(l.cfg.IndexIntervalBytes) {
-		if _, err := s.recover(l.cfg.IndexIntervalBytes); err != nil {
-			l.failed = err
-			l.mu.Unlock()
-			return fmt.Errorf("truncate: %w", err)
-		}
-	}
-	s.dirty = true
-	l.mu.endOffset = s.next
-	epochs, changed := truncateEpochsFromEnd(l.mu.epochs, s.next)
-	l.mu.epochs = epochs
-	l.mu.Unlock()
-	if s.size == 0 {
-		s.firstAppendMs = -1
-	}
-	l.dirDirty = true
-	if changed {
-		if err := writeEpochs(l.dir, epochs); err != nil {
-			return fmt.Errorf("truncate: %w", err)
-		}
-	}
-	// Segments rewritten below a stale recovery point would skip validation
-	// after a crash: move it back first.
-	if l.recoveryPoint > s.next {
-		if err := writeOffsetFile(l.dir, recoveryPointFile, s.next); err != nil {
-			return fmt.Errorf("truncate: %w", err)
-		}
-		l.recoveryPoint = s.next
-	}
-	return nil
 }

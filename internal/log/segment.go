@@ -2,13 +2,16 @@ package log
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
 	"sort"
 
 	"github.com/moldau/moldau/internal/record"
+	"github.com/moldau/moldau/internal/vfs"
 )
 
 const (
@@ -32,11 +35,13 @@ const (
 // readers use, with Log.mu held for writing; readers hold Log.mu for reading.
 type segment struct {
 	base      int64
+	fs        vfs.FS
 	dir       string
-	log       *os.File
-	idxSuffix string // after the index files' extensions: cleanedSuffix until swapped in
-	offIndex  []byte // offsetEntrySize entries
-	timeIndex []byte // timeEntrySize entries
+	log       vfs.File
+	osLog     *os.File // log's *os.File when the FS has them (sendfile), else nil
+	idxSuffix string   // after the index files' extensions: cleanedSuffix until swapped in
+	offIndex  []byte   // offsetEntrySize entries
+	timeIndex []byte   // timeEntrySize entries
 
 	size        int64 // bytes of whole batches in the .log
 	next        int64 // offset after the last batch; base when empty
@@ -56,28 +61,30 @@ func (s *segment) path(ext string) string { return filepath.Join(s.dir, segmentN
 
 // openSegment opens (creating when create is set, truncating stale files) the
 // three files of the segment with the given base offset.
-func openSegment(dir string, base int64, create bool) (*segment, error) {
-	return openSegmentFiles(dir, base, "", create)
+func openSegment(fsys vfs.FS, dir string, base int64, create bool) (*segment, error) {
+	return openSegmentFiles(fsys, dir, base, "", create)
 }
 
 // openSegmentFiles is openSegment for files named with suffix after their
 // extension (the cleaner writes NNN.log.cleaned & co); path still names the
 // final files.
-func openSegmentFiles(dir string, base int64, suffix string, create bool) (*segment, error) {
-	s := &segment{base: base, dir: dir, idxSuffix: suffix, next: base, maxTs: -1, maxTsOffset: -1, firstAppendMs: -1, idxStale: create}
-	flags := os.O_RDWR
+func openSegmentFiles(fsys vfs.FS, dir string, base int64, suffix string, create bool) (*segment, error) {
+	s := &segment{base: base, fs: fsys, dir: dir, idxSuffix: suffix, next: base, maxTs: -1, maxTsOffset: -1, firstAppendMs: -1, idxStale: create}
+	var err error
 	if create {
-		flags |= os.O_CREATE | os.O_TRUNC
 		for _, ext := range []string{".index", ".timeindex"} {
-			if err := os.Remove(s.path(ext) + suffix); err != nil && !os.IsNotExist(err) {
+			if err := fsys.Remove(s.path(ext) + suffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return nil, fmt.Errorf("create segment: stale index: %w", err)
 			}
 		}
+		s.log, err = fsys.Create(s.path(".log") + suffix)
+	} else {
+		s.log, err = fsys.OpenReadWrite(s.path(".log")+suffix, false)
 	}
-	var err error
-	if s.log, err = os.OpenFile(s.path(".log")+suffix, flags, 0o644); err != nil {
+	if err != nil {
 		return nil, fmt.Errorf("open segment: %w", err)
 	}
+	s.osLog, _ = vfs.OSFile(s.log)
 	return s, nil
 }
 
@@ -90,7 +97,7 @@ func (s *segment) close() error {
 
 func (s *segment) sync() error {
 	if err := s.log.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", s.log.Name(), err)
+		return &syncError{fmt.Errorf("fsync %s: %w", s.log.Name(), err)}
 	}
 	s.dirty = false
 	return nil
@@ -183,7 +190,7 @@ func (s *segment) writeIndexes() error {
 		ext string
 		b   []byte
 	}{{".index", s.offIndex}, {".timeindex", s.timeIndex}} {
-		if err := writeFileAtomicNoDirSync(s.path(x.ext)+s.idxSuffix, x.b); err != nil {
+		if err := writeFileAtomicNoDirSync(s.fs, s.path(x.ext)+s.idxSuffix, x.b); err != nil {
 			return err
 		}
 	}
@@ -191,13 +198,27 @@ func (s *segment) writeIndexes() error {
 	return nil
 }
 
+// readAtNoEscape is f.ReadAt(b, off) for a small b that is a caller's stack
+// array: through the File interface b would escape to the heap (an
+// allocation per read), so an *os.File is read directly and other files
+// through a copy.
+func readAtNoEscape(f vfs.File, b []byte, off int64) (int, error) {
+	if of, ok := f.(*os.File); ok {
+		return of.ReadAt(b, off)
+	}
+	tmp := make([]byte, len(b))
+	n, err := f.ReadAt(tmp, off)
+	copy(b, tmp[:n])
+	return n, err
+}
+
 // readHeader reads the batch header at pos into buf and checks that the
 // whole batch lies within limit.
-func readHeader(f *os.File, pos, limit int64, buf *[record.HeaderSize]byte) (record.BatchHeader, error) {
+func readHeader(f vfs.File, pos, limit int64, buf *[record.HeaderSize]byte) (record.BatchHeader, error) {
 	if limit-pos < record.HeaderSize {
 		return record.BatchHeader{}, fmt.Errorf("%s at %d: %d bytes left for a header: %w", f.Name(), pos, limit-pos, record.ErrCorrupt)
 	}
-	if _, err := f.ReadAt(buf[:], pos); err != nil {
+	if _, err := readAtNoEscape(f, buf[:], pos); err != nil {
 		return record.BatchHeader{}, fmt.Errorf("read %s at %d: %w", f.Name(), pos, err)
 	}
 	h, _ := record.ParseHeader(buf[:])
@@ -214,7 +235,7 @@ func (s *segment) readBatch(pos, limit, next int64, buf *[]byte) (record.BatchHe
 		return record.BatchHeader{}, fmt.Errorf("%d trailing bytes: %w", limit-pos, record.ErrCorrupt)
 	}
 	var lenBuf [12]byte
-	if _, err := s.log.ReadAt(lenBuf[:], pos); err != nil {
+	if _, err := readAtNoEscape(s.log, lenBuf[:], pos); err != nil {
 		return record.BatchHeader{}, err
 	}
 	length := int64(int32(binary.BigEndian.Uint32(lenBuf[8:])))
@@ -283,10 +304,10 @@ func (s *segment) load(interval int32) bool {
 		return false
 	}
 	fileSize := fi.Size()
-	if s.offIndex, err = os.ReadFile(s.path(".index") + s.idxSuffix); err != nil || len(s.offIndex)%offsetEntrySize != 0 {
+	if s.offIndex, err = vfs.ReadFile(s.fs, s.path(".index")+s.idxSuffix); err != nil || len(s.offIndex)%offsetEntrySize != 0 {
 		return false
 	}
-	if s.timeIndex, err = os.ReadFile(s.path(".timeindex") + s.idxSuffix); err != nil || len(s.timeIndex)%timeEntrySize != 0 {
+	if s.timeIndex, err = vfs.ReadFile(s.fs, s.path(".timeindex")+s.idxSuffix); err != nil || len(s.timeIndex)%timeEntrySize != 0 {
 		return false
 	}
 	if fileSize > 0 && (s.offsetEntries() == 0 || s.timeEntries() == 0) {

@@ -2,8 +2,9 @@ package log
 
 import (
 	"fmt"
-	"os"
 	"sync"
+
+	"github.com/moldau/moldau/internal/vfs"
 )
 
 // Syncer group-commits fsyncs for one log dir: Sync returns once a
@@ -16,10 +17,12 @@ import (
 //
 // A failed sync makes the Syncer fail every later call: the state of the
 // dir's data is unknown, and the broker stops acknowledging writes to it
-// rather than acknowledge what may not be on disk.
+// rather than acknowledge what may not be on disk; onFailure (the log dir's
+// owner) hears of it once.
 type Syncer struct {
-	dir    *os.File
-	syncFS func(*os.File) error // syncFS; tests substitute it
+	dir       vfs.File
+	syncFS    func(vfs.File) error // the FS's SyncFS; tests substitute it
+	onFailure func(error)
 
 	mu   sync.Mutex
 	cond *sync.Cond
@@ -29,13 +32,15 @@ type Syncer struct {
 	failed    error
 }
 
-// NewSyncer opens dir for syncing.
-func NewSyncer(dir string) (*Syncer, error) {
-	f, err := os.Open(dir)
+// NewSyncer opens dir of fsys for syncing (the sync goes through fsys.SyncFS:
+// syncfs(2) for vfs.Default). onFailure, if not nil, is called once, when a
+// sync fails, with the Syncer's lock held: it must not call the Syncer.
+func NewSyncer(fsys vfs.FS, dir string, onFailure func(error)) (*Syncer, error) {
+	f, err := fsys.OpenDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("syncer: %w", err)
 	}
-	s := &Syncer{dir: f, syncFS: syncFS}
+	s := &Syncer{dir: f, syncFS: fsys.SyncFS, onFailure: onFailure}
 	s.cond = sync.NewCond(&s.mu)
 	return s, nil
 }
@@ -56,8 +61,11 @@ func (s *Syncer) Sync() error {
 		err := s.syncFS(s.dir)
 		s.mu.Lock()
 		s.completed = s.started
-		if err != nil {
+		if err != nil && s.failed == nil {
 			s.failed = fmt.Errorf("sync log dir %s: %w", s.dir.Name(), err)
+			if s.onFailure != nil {
+				s.onFailure(s.failed)
+			}
 		}
 		s.cond.Broadcast()
 	}

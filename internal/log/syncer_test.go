@@ -6,12 +6,14 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/moldau/moldau/internal/vfs"
 )
 
 // TestSyncerGroupsWaiters holds the first sync, queues callers behind it and checks that one more
 // sync serves them all, and that a caller never returns before a sync that began after its call.
 func TestSyncerGroupsWaiters(t *testing.T) {
-	s, err := NewSyncer(t.TempDir())
+	s, err := NewSyncer(vfs.Default, t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -20,7 +22,7 @@ func TestSyncerGroupsWaiters(t *testing.T) {
 	release := make(chan struct{})
 	var mu sync.Mutex
 	calls := 0
-	s.syncFS = func(*os.File) error {
+	s.syncFS = func(vfs.File) error {
 		mu.Lock()
 		calls++
 		n := calls
@@ -71,17 +73,17 @@ func TestSyncerGroupsWaiters(t *testing.T) {
 }
 
 func TestSyncerFailureSticks(t *testing.T) {
-	s, err := NewSyncer(t.TempDir())
+	s, err := NewSyncer(vfs.Default, t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
 	boom := errors.New("EIO")
-	s.syncFS = func(*os.File) error { return boom }
+	s.syncFS = func(vfs.File) error { return boom }
 	if err := s.Sync(); !errors.Is(err, boom) {
 		t.Fatalf("sync: %v", err)
 	}
-	s.syncFS = func(*os.File) error { return nil }
+	s.syncFS = func(vfs.File) error { return nil }
 	if err := s.Sync(); !errors.Is(err, boom) {
 		t.Fatalf("sync after a failure: %v", err)
 	}
@@ -89,7 +91,7 @@ func TestSyncerFailureSticks(t *testing.T) {
 
 func TestSyncerRealSyncfs(t *testing.T) {
 	dir := t.TempDir()
-	s, err := NewSyncer(dir)
+	s, err := NewSyncer(vfs.Default, dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

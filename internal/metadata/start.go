@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/moldau/moldau/internal/raftstore"
+	"github.com/moldau/moldau/internal/vfs"
 )
 
 // Config configures the metadata controller and its raft node.
@@ -15,6 +16,8 @@ type Config struct {
 	NodeID int32
 	// RaftDir is the raft data directory, e.g. <first log dir>/__raft.
 	RaftDir string
+	// RaftFS holds the raft snapshots (nil: vfs.Default); see raftstore.Config.FS.
+	RaftFS vfs.FS
 	// RaftBindAddr / RaftAdvertiseAddr: TCP transport; empty bind address = in-memory
 	// transport (single node, no extra port).
 	RaftBindAddr      string
@@ -75,6 +78,7 @@ func Start(ctx context.Context, cfg Config) (*Controller, error) {
 	node, err := raftstore.Open(raftstore.Config{
 		NodeID:            cfg.NodeID,
 		Dir:               cfg.RaftDir,
+		FS:                cfg.RaftFS,
 		BindAddr:          cfg.RaftBindAddr,
 		AdvertiseAddr:     cfg.RaftAdvertiseAddr,
 		Voters:            cfg.Voters,

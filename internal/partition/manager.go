@@ -3,7 +3,8 @@ package partition
 import (
 	"errors"
 	"fmt"
-	"os"
+	"io/fs"
+	"log/slog"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	"sync/atomic"
 
 	"github.com/moldau/moldau/internal/log"
+	"github.com/moldau/moldau/internal/vfs"
 )
 
 // Manager owns the partitions hosted on this broker, across its log directories.
@@ -21,6 +23,8 @@ import (
 type Manager struct {
 	dirs    []string
 	clock   log.Clock
+	fs      vfs.FS
+	logger  *slog.Logger
 	logDirs map[string]*LogDir // by path
 
 	mu     sync.RWMutex
@@ -32,26 +36,38 @@ type Manager struct {
 	checkpointed map[string]string // log dir -> content of its last written high-watermark checkpoint
 }
 
+// Option configures NewManager.
+type Option func(*Manager)
+
+// WithFS puts every file of the manager's log dirs on fsys (default vfs.Default).
+func WithFS(fsys vfs.FS) Option { return func(m *Manager) { m.fs = fsys } }
+
+// WithLogger sets where log dir failures are reported (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(m *Manager) { m.logger = l } }
+
 // NewManager scans the log directories for existing partition directories; they are opened when
 // the metadata says they belong here (Ensure).
-func NewManager(dirs []string, clock log.Clock) (*Manager, error) {
-	m := &Manager{dirs: dirs, clock: clock, logDirs: make(map[string]*LogDir),
+func NewManager(dirs []string, clock log.Clock, opts ...Option) (*Manager, error) {
+	m := &Manager{dirs: dirs, clock: clock, fs: vfs.Default, logger: slog.Default(), logDirs: make(map[string]*LogDir),
 		topics: make(map[string][]*Partition), onDisk: make(map[string]string), perDir: make(map[string]int),
 		checkpointed: make(map[string]string)}
+	for _, o := range opts {
+		o(m)
+	}
 	for _, d := range dirs {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+		if err := m.fs.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("create log dir %s: %w", d, err)
 		}
-		clean, err := takeCleanShutdownMarker(d)
+		clean, err := takeCleanShutdownMarker(m.fs, d)
 		if err != nil {
 			return nil, err
 		}
-		syncer, err := log.NewSyncer(d)
-		if err != nil {
+		ld := &LogDir{Path: d, FS: m.fs, CleanShutdown: clean, Logger: m.logger}
+		if ld.Syncer, err = log.NewSyncer(m.fs, d, ld.Fail); err != nil {
 			return nil, err
 		}
-		m.logDirs[d] = &LogDir{Path: d, Syncer: syncer, CleanShutdown: clean}
-		entries, err := os.ReadDir(d)
+		m.logDirs[d] = ld
+		entries, err := m.fs.ReadDir(d)
 		if err != nil {
 			return nil, fmt.Errorf("read log dir %s: %w", d, err)
 		}
@@ -135,7 +151,9 @@ func (m *Manager) Ensure(topic string, p int32, s Settings, leaderEpoch int32) (
 	name := DirName(topic, p)
 	dir, ok := m.onDisk[name]
 	if !ok {
-		dir = m.leastLoadedDirLocked()
+		if dir, ok = m.leastLoadedDirLocked(); !ok {
+			return nil, fmt.Errorf("create partition %s-%d: every log dir is offline: %w", topic, p, m.logDirs[m.dirs[0]].Err())
+		}
 		m.onDisk[name] = dir
 		m.perDir[dir]++
 	}
@@ -152,16 +170,22 @@ func (m *Manager) Ensure(topic string, p int32, s Settings, leaderEpoch int32) (
 	return part, nil
 }
 
-// leastLoadedDirLocked picks the log dir with the fewest partitions. REQUIRES: m.mu held.
-func (m *Manager) leastLoadedDirLocked() string {
-	best := m.dirs[0]
-	for _, d := range m.dirs[1:] {
-		if m.perDir[d] < m.perDir[best] {
-			best = d
+// leastLoadedDirLocked picks the online log dir with the fewest partitions; ok is false when
+// every dir is offline. REQUIRES: m.mu held.
+func (m *Manager) leastLoadedDirLocked() (best string, ok bool) {
+	for _, d := range m.dirs {
+		if m.logDirs[d].Err() != nil {
+			continue
+		}
+		if !ok || m.perDir[d] < m.perDir[best] {
+			best, ok = d, true
 		}
 	}
-	return best
+	return best, ok
 }
+
+// LogDir returns the state of the log dir at path (nil if it is not one of the manager's).
+func (m *Manager) LogDir(path string) *LogDir { return m.logDirs[path] }
 
 // RemoveTopic closes and deletes every hosted partition of a topic and any leftover directory.
 func (m *Manager) RemoveTopic(topic string) error {
@@ -186,7 +210,7 @@ func (m *Manager) RemoveTopic(topic string) error {
 		}
 	}
 	for _, d := range dirs {
-		if err := os.RemoveAll(d); err != nil {
+		if err := m.fs.RemoveAll(d); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -262,8 +286,8 @@ func (m *Manager) Close() error {
 	}
 	m.topics = make(map[string][]*Partition)
 	for d, ld := range m.logDirs {
-		if !failed[d] {
-			if err := log.WriteFileAtomic(d, log.DirCleanShutdownFile, nil); err != nil {
+		if !failed[d] && ld.Err() == nil {
+			if err := log.WriteFileAtomic(m.fs, d, log.DirCleanShutdownFile, nil); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -274,15 +298,15 @@ func (m *Manager) Close() error {
 
 // takeCleanShutdownMarker reports whether dir holds log.DirCleanShutdownFile and removes it,
 // durably, before any log of the dir is opened: from then on a crash is an unclean shutdown.
-func takeCleanShutdownMarker(dir string) (bool, error) {
+func takeCleanShutdownMarker(fsys vfs.FS, dir string) (bool, error) {
 	path := filepath.Join(dir, log.DirCleanShutdownFile)
-	if _, err := os.Stat(path); os.IsNotExist(err) {
+	if _, err := fsys.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}
-	if err := os.Remove(path); err != nil {
+	if err := fsys.Remove(path); err != nil {
 		return false, fmt.Errorf("remove %s: %w", path, err)
 	}
-	if err := log.SyncDir(dir); err != nil {
+	if err := log.SyncDir(fsys, dir); err != nil {
 		return false, err
 	}
 	return true, nil
@@ -303,6 +327,9 @@ func (m *Manager) WriteHighWatermarks() error {
 	}
 	var errs []error
 	for _, d := range m.dirs {
+		if m.logDirs[d].Err() != nil {
+			continue // offline: nothing is written there any more
+		}
 		lines := byDir[d]
 		sort.Strings(lines)
 		var body strings.Builder
@@ -317,7 +344,7 @@ func (m *Manager) WriteHighWatermarks() error {
 		if unchanged {
 			continue // nothing moved: no rewrite, no fsync
 		}
-		if err := log.WriteFileAtomic(d, CheckpointFile, []byte(body.String())); err != nil {
+		if err := log.WriteFileAtomic(m.fs, d, CheckpointFile, []byte(body.String())); err != nil {
 			errs = append(errs, err)
 			continue
 		}

@@ -5,6 +5,7 @@ package partition
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/moldau/moldau/internal/log"
 	"github.com/moldau/moldau/internal/record"
+	"github.com/moldau/moldau/internal/vfs"
 )
 
 // Settings are the topic-level settings a partition applies.
@@ -37,6 +39,7 @@ type Partition struct {
 	Index int32
 
 	log      *log.Log
+	dir      *LogDir
 	syncer   *log.Syncer // the log dir's; used when Settings.SyncBeforeAck
 	settings atomic.Pointer[Settings]
 	clock    log.Clock
@@ -55,19 +58,62 @@ type Partition struct {
 }
 
 // LogDir is what the partitions of one log dir share.
+//
+// A log dir goes offline (Fail) when a write or fsync in it failed in a way that leaves the state
+// of its data unknown (Kafka's LogDirFailureChannel): a failed fsync of any of its files, a failed
+// group-commit sync, an EIO, a failed write that could not be cut back. Its partitions then answer
+// KAFKA_STORAGE_ERROR to produce and fetch until the broker restarts; other log dirs keep
+// working. A write refused for lack of space and cut back is not a failure: the append fails
+// with KAFKA_STORAGE_ERROR and the next one is tried again.
 type LogDir struct {
 	Path string
+	// FS is the filesystem the dir's files are on (nil: vfs.Default).
+	FS vfs.FS
 	// Syncer group-commits fsyncs for the dir (AckSyncer hands it out under SyncBeforeAck).
 	Syncer *log.Syncer
 	// CleanShutdown: the dir's log.DirCleanShutdownFile was there at start, so every log of the
 	// dir was closed cleanly (log.OpenManaged).
 	CleanShutdown bool
+	// Logger hears when the dir goes offline (nil: slog.Default()).
+	Logger *slog.Logger
+
+	failed atomic.Pointer[error]
+}
+
+// Fail takes the log dir offline with err; the first error stays. Safe from any goroutine and
+// with any lock held (it takes none).
+func (d *LogDir) Fail(err error) {
+	if d.failed.CompareAndSwap(nil, &err) {
+		logger := d.Logger
+		if logger == nil {
+			logger = slog.Default()
+		}
+		logger.Error("log dir offline: its partitions answer KAFKA_STORAGE_ERROR until restart", "dir", d.Path, "err", err)
+	}
+}
+
+// Err is why the log dir is offline, or nil while it is online.
+func (d *LogDir) Err() error {
+	if p := d.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (d *LogDir) fs() vfs.FS {
+	if d.FS == nil {
+		return vfs.Default
+	}
+	return d.FS
 }
 
 // Open opens (or creates) the partition's log in dir, a directory of the log dir ld, and
 // rebuilds its producer state.
 func Open(dir, topic string, index int32, s Settings, leaderEpoch int32, clock log.Clock, ld *LogDir) (*Partition, error) {
-	l, err := log.OpenManaged(dir, s.Log, clock, ld.CleanShutdown)
+	if err := ld.Err(); err != nil {
+		return nil, fmt.Errorf("open partition %s-%d: log dir %s is offline: %v: %w", topic, index, ld.Path, err, kerr.KafkaStorageError)
+	}
+	l, err := log.OpenManaged(dir, s.Log, clock, ld.CleanShutdown, log.WithFS(ld.fs()), log.OnFailure(ld.Fail))
 	if err != nil {
 		return nil, fmt.Errorf("open partition %s-%d: %w", topic, index, err)
 	}
@@ -75,6 +121,7 @@ func Open(dir, topic string, index int32, s Settings, leaderEpoch int32, clock l
 		Topic:     topic,
 		Index:     index,
 		log:       l,
+		dir:       ld,
 		syncer:    ld.Syncer,
 		clock:     clock,
 		producers: make(producerStates),
@@ -215,6 +262,9 @@ func (p *Partition) checkOrigin(h record.BatchHeader, origin Origin) error {
 func (p *Partition) Append(records []byte, acks int16, origin Origin) (AppendResult, error) {
 	s := p.settings.Load()
 	res := AppendResult{BaseOffset: -1, LogAppendTime: -1}
+	if err := p.offline(); err != nil {
+		return res, err
+	}
 	if acks == -1 && int(p.isrSize.Load()) < s.MinInsyncReplicas {
 		return res, fmt.Errorf("partition %s-%d has %d in-sync replicas, min.insync.replicas is %d: %w",
 			p.Topic, p.Index, p.isrSize.Load(), s.MinInsyncReplicas, kerr.NotEnoughReplicas)
@@ -390,8 +440,23 @@ func (p *Partition) ReadSections(offset int64, maxBytes int32, readCommitted, mi
 	return secs, nil
 }
 
+// Offline returns why the partition's log dir is offline (KAFKA_STORAGE_ERROR), nil while it is
+// online. Maintenance (retention, the cleaner) skips offline partitions.
+func (p *Partition) Offline() error { return p.offline() }
+
+// offline returns KAFKA_STORAGE_ERROR when the partition's log dir is offline.
+func (p *Partition) offline() error {
+	if err := p.dir.Err(); err != nil {
+		return fmt.Errorf("partition %s-%d: log dir %s is offline: %v: %w", p.Topic, p.Index, p.dir.Path, err, kerr.KafkaStorageError)
+	}
+	return nil
+}
+
 // readLimit checks that offset is in the log and returns the offset reads stop at.
 func (p *Partition) readLimit(offset int64, readCommitted bool) (int64, error) {
+	if err := p.offline(); err != nil {
+		return 0, err
+	}
 	limit := p.HighWatermark()
 	if readCommitted {
 		limit = p.LastStableOffset()
@@ -413,6 +478,9 @@ func (p *Partition) readError(err error) error {
 // OffsetForTimestamp answers ListOffsets for a timestamp >= 0: the first offset whose timestamp is
 // at least ts, or (-1, -1) when there is none.
 func (p *Partition) OffsetForTimestamp(ts int64) (offset, timestamp int64, err error) {
+	if err := p.offline(); err != nil {
+		return -1, -1, err
+	}
 	off, t, ok, err := p.log.OffsetForTimestamp(ts)
 	if err != nil {
 		return -1, -1, fmt.Errorf("partition %s-%d: %v: %w", p.Topic, p.Index, err, kerr.KafkaStorageError)
@@ -425,6 +493,9 @@ func (p *Partition) OffsetForTimestamp(ts int64) (offset, timestamp int64, err e
 
 // MaxTimestamp answers ListOffsets with timestamp -3.
 func (p *Partition) MaxTimestamp() (offset, timestamp int64, err error) {
+	if err := p.offline(); err != nil {
+		return -1, -1, err
+	}
 	off, t, err := p.log.MaxTimestamp()
 	if err != nil {
 		return -1, -1, fmt.Errorf("partition %s-%d: %v: %w", p.Topic, p.Index, err, kerr.KafkaStorageError)
@@ -434,6 +505,9 @@ func (p *Partition) MaxTimestamp() (offset, timestamp int64, err error) {
 
 // DeleteRecords moves the log start offset to offset (-1: the high watermark).
 func (p *Partition) DeleteRecords(offset int64) (int64, error) {
+	if err := p.offline(); err != nil {
+		return -1, err
+	}
 	hw := p.HighWatermark()
 	if offset == -1 {
 		offset = hw
@@ -448,6 +522,39 @@ func (p *Partition) DeleteRecords(offset int64) (int64, error) {
 		}
 	}
 	return p.log.LogStartOffset(), nil
+}
+
+// TruncateTo removes every batch of the log with a base offset >= offset (log.Log.TruncateTo,
+// crash-safe), for a replica whose log diverged from its leader's, then rebuilds the idempotent
+// producer state from what is left and clamps the high watermark to the new log end offset
+// (INVARIANT: highWatermark <= LogEndOffset). Offsets at or past the log end are a no-op.
+//
+// Locks: appendMu (no append runs meanwhile), then the log's appendMu and, briefly, its mu.
+func (p *Partition) TruncateTo(offset int64) error {
+	if err := p.offline(); err != nil {
+		return err
+	}
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	if err := p.log.TruncateTo(offset); err != nil {
+		if errors.Is(err, log.ErrOffsetOutOfRange) {
+			return fmt.Errorf("partition %s-%d: %v: %w", p.Topic, p.Index, err, kerr.OffsetOutOfRange)
+		}
+		return fmt.Errorf("partition %s-%d: %v: %w", p.Topic, p.Index, err, kerr.KafkaStorageError)
+	}
+	producers := make(producerStates)
+	err := p.log.ScanHeaders(p.log.LogStartOffset(), func(h record.BatchHeader) error {
+		producers.update(h)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("partition %s-%d: rebuild producer state after truncation: %v: %w", p.Topic, p.Index, err, kerr.KafkaStorageError)
+	}
+	p.producers = producers
+	if end := p.log.LogEndOffset(); p.highWatermark.Load() > end {
+		p.highWatermark.Store(end)
+	}
+	return nil
 }
 
 // EndOffsetForEpoch answers OffsetForLeaderEpoch.

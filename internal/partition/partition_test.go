@@ -7,6 +7,7 @@ import (
 
 	"github.com/moldau/moldau/internal/log"
 	"github.com/moldau/moldau/internal/record"
+	"github.com/moldau/moldau/internal/vfs"
 )
 
 func openTest(t testing.TB) *Partition {
@@ -14,7 +15,7 @@ func openTest(t testing.TB) *Partition {
 	cfg := log.DefaultConfig()
 	cfg.FileDeleteDelayMs = 0
 	dir := t.TempDir()
-	syncer, err := log.NewSyncer(dir)
+	syncer, err := log.NewSyncer(vfs.Default, dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,8 +1,12 @@
 // Package raftstore is Moldau's glue to hashicorp/raft: it opens the log and stable store
-// (raft-boltdb), the file snapshot store and a transport, bootstraps the cluster once, and
+// (raft-boltdb), the snapshot store (snapshot.go, on a vfs.FS) and a transport, bootstraps the cluster once, and
 // exposes a small Node API (Apply with a context, leadership, snapshots, Close).
 //
 // The FSM itself lives in internal/metadata; raftstore knows nothing about what the log holds.
+//
+// Files: the snapshots go through Config.FS (the filesystem seam, package vfs); raft.db does
+// not: bolt opens, mmaps, writes and fsyncs it itself on the OS filesystem, so disk faults in
+// tests cannot reach it and a vfs.MemFS cannot hold it.
 package raftstore
 
 import (
@@ -20,6 +24,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/moldau/moldau/internal/vfs"
 )
 
 var (
@@ -38,6 +44,9 @@ type Config struct {
 	NodeID int32
 	// Dir holds raft.db (log + stable store) and snapshots/. Created if missing.
 	Dir string
+	// FS holds Dir and the snapshots (nil: vfs.Default). raft.db is not on it: bolt maps and
+	// writes its file itself, always on the OS filesystem.
+	FS vfs.FS
 	// BindAddr is the host:port the TCP transport listens on. Empty: in-memory transport
 	// (single node, no extra port).
 	BindAddr string
@@ -73,7 +82,7 @@ type Node struct {
 	cfg    Config
 	raft   *raft.Raft
 	store  *raftboltdb.BoltStore
-	snaps  *raft.FileSnapshotStore
+	snaps  *snapshotStore
 	trans  raft.Transport
 	logger hclog.Logger
 	single bool
@@ -127,7 +136,10 @@ func Open(cfg Config, fsm raft.FSM) (*Node, error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("raftstore: no directory")
 	}
-	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+	if cfg.FS == nil {
+		cfg.FS = vfs.Default
+	}
+	if err := cfg.FS.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("raftstore: create dir: %w", err)
 	}
 	// A single voter elects itself at every start, which hashicorp/raft reports as a WARN
@@ -155,7 +167,7 @@ func Open(cfg Config, fsm raft.FSM) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("raftstore: open %s: %w", dbPath, err)
 	}
-	n.snaps, err = raft.NewFileSnapshotStoreWithLogger(cfg.Dir, cfg.SnapshotRetain, logger.Named("snapshot"))
+	n.snaps, err = newSnapshotStore(cfg.FS, cfg.Dir, cfg.SnapshotRetain, logger.Named("snapshot"))
 	if err != nil {
 		return nil, fmt.Errorf("raftstore: open snapshot store: %w", err)
 	}

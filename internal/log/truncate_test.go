@@ -1,0 +1,191 @@
+package log
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/moldau/moldau/internal/vfs"
+)
+
+// truncateFixture is a flushed log of several segments and three leader epochs on an in-memory
+// filesystem.
+func truncateFixture(t *testing.T) (*vfs.MemFS, *Log, map[int64]string) {
+	t.Helper()
+	m := memDir(t)
+	cfg := testConfig()
+	cfg.SegmentBytes = 1024
+	cfg.IndexIntervalBytes = 128
+	l := openFS(t, m, "/data/p-0", cfg)
+	for i := range 60 {
+		epoch := int32(i / 8) // epoch 1 holds offsets 16-31
+		if _, err := l.Append(batch(fmt.Sprint(i), 2, int64(1000+i)), epoch, -1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return m, l, values(t, l)
+}
+
+// truncationPoint is an offset in the middle of the second segment, in epoch 1, so that the
+// truncation retires whole segments, cuts one and drops epoch 2.
+func truncationPoint(l *Log) int64 { return l.mu.segments[1].base + 6 } // a batch boundary: batches hold 2 records
+
+// TestTruncateToCrash stops TruncateTo after each of its steps and cuts the power there: the log
+// reopened on what survived is valid and ends at the truncation point or at its old end, never
+// in between, and holds exactly the records it held below that end.
+func TestTruncateToCrash(t *testing.T) {
+	_, l, _ := truncateFixture(t)
+	var steps []string
+	l.truncateHook = func(step string) error { steps = append(steps, step); return nil }
+	if err := l.TruncateTo(truncationPoint(l)); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	joined := strings.Join(steps, ",")
+	for _, want := range []string{"begin", "commit", "retire ", "indexes", "truncate", "sync log", "epochs", "recovery point", "sync dir", "uncommit"} {
+		if !strings.Contains(joined, want) {
+			t.Fatalf("steps %v lack %q", steps, want)
+		}
+	}
+
+	for _, step := range append(steps, "none") {
+		for _, powerCut := range []bool{true, false} {
+			name := step + "/kill -9"
+			if powerCut {
+				name = step + "/power cut"
+			}
+			t.Run(name, func(t *testing.T) { truncateCrashAt(t, step, powerCut) })
+		}
+	}
+}
+
+// truncateCrashAt runs one case of TestTruncateToCrash: a power cut loses what was not fsynced;
+// a kill -9 keeps every write (the page cache survives) but not the process's memory.
+func truncateCrashAt(t *testing.T, step string, powerCut bool) {
+	m, l, before := truncateFixture(t)
+	oldEnd, cut := l.LogEndOffset(), truncationPoint(l)
+	crash := errors.New("power cut at " + step)
+	l.truncateHook = func(s string) error {
+		if s == step {
+			return crash
+		}
+		return nil
+	}
+	err := l.TruncateTo(cut)
+	if step != "none" && !errors.Is(err, crash) {
+		t.Fatalf("truncate: %v", err)
+	}
+	if step == "none" && (err != nil || l.LogEndOffset() != cut) {
+		t.Fatalf("truncate: %v, end %d", err, l.LogEndOffset())
+	}
+	disk := m
+	if powerCut {
+		disk = m.Crash()
+	} else {
+		abandon(l)
+	}
+	l2 := openFS(t, disk, "/data/p-0", testConfig())
+	defer l2.Close()
+	end := l2.LogEndOffset()
+	committed := step != "begin"
+	if committed && end != cut || !committed && end != oldEnd {
+		t.Fatalf("after a crash at %q: end %d; old end %d, truncation point %d", step, end, oldEnd, cut)
+	}
+	got := values(t, l2)
+	if len(got) != int(end) {
+		t.Fatalf("after a crash at %q: %d records below end %d", step, len(got), end)
+	}
+	for off, v := range got {
+		if before[off] != v {
+			t.Fatalf("offset %d reads %q, held %q", off, v, before[off])
+		}
+	}
+	if committed {
+		if e := l2.LatestEpoch(); e != 1 {
+			t.Fatalf("latest epoch %d after truncating into epoch 1", e)
+		}
+		if ep, eo := l2.EndOffsetForEpoch(1); ep != 1 || eo != cut {
+			t.Fatalf("epoch 1 ends at %d (epoch %d), want %d", eo, ep, cut)
+		}
+	}
+	if _, err := disk.Stat("/data/p-0/" + truncateFile); err == nil {
+		t.Fatal("truncate-to left behind")
+	}
+	// The recovered log takes appends right after its end, and they survive a crash.
+	r, err := l2.Append(batch("after", 1, 5000), 3, -1)
+	if err != nil || r.BaseOffset != end {
+		t.Fatalf("append after recovery: %+v %v", r, err)
+	}
+	if err := l2.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	l3 := openFS(t, disk.Crash(), "/data/p-0", testConfig())
+	defer l3.Close()
+	if l3.LogEndOffset() != end+1 {
+		t.Fatalf("after a second crash: end %d, want %d", l3.LogEndOffset(), end+1)
+	}
+}
+
+// TestTruncateToErrors: every failing step is returned; one after the commit fails the log
+// (whose state on disk the next Open finishes), one before leaves it usable.
+func TestTruncateToErrors(t *testing.T) {
+	m := memDir(t)
+	ffs := vfs.NewFaultFS(m)
+	cfg := testConfig()
+	cfg.SegmentBytes = 1024
+	l := openFS(t, ffs, "/data/p-0", cfg)
+	for i := range 40 {
+		mustAppend(t, l, batch(fmt.Sprint(i), 2, 0))
+	}
+	end := l.LogEndOffset()
+	// Before the commit: the truncate-to file cannot be written.
+	ffs.SetInjector(vfs.OnPrefix("/data/p-0/"+truncateFile+tmpSuffix, errors.New("disk full"), vfs.OpCreate))
+	if err := l.TruncateTo(10); err == nil || l.Failed() != nil || l.LogEndOffset() != end {
+		t.Fatalf("uncommitted failure: %v, failed %v, end %d", err, l.Failed(), l.LogEndOffset())
+	}
+	// After the commit: a rename fails (this used to be ignored).
+	ffs.SetInjector(vfs.OnPrefix("/data/p-0", errors.New("rename refused"), vfs.OpRename))
+	ffs.SetInjector(func(op vfs.Op, path string) error {
+		if op == vfs.OpRename && strings.HasSuffix(path, deletedSuffix) {
+			return errors.New("rename refused")
+		}
+		return nil
+	})
+	err := l.TruncateTo(10)
+	if !errors.Is(err, ErrLogFailed) || !strings.Contains(err.Error(), "rename refused") {
+		t.Fatalf("failed retire: %v", err)
+	}
+	ffs.SetInjector(nil)
+	l.Close()
+	l2 := openFS(t, m, "/data/p-0", cfg)
+	defer l2.Close()
+	if l2.LogEndOffset() != 10 || len(values(t, l2)) != 10 {
+		t.Fatalf("reopened after a failed committed truncation: end %d", l2.LogEndOffset())
+	}
+}
+
+// TestTruncateMakesCompactedRangeDirty: data appended after a truncation into a range the
+// cleaner had already cleaned is dirty again (it was never cleaned).
+func TestTruncateMakesCompactedRangeDirty(t *testing.T) {
+	clock := newClock()
+	l := mustOpen(t, t.TempDir(), compactConfig(), clock)
+	defer l.Close()
+	fill(t, l, clock, 20)
+	if _, err := l.Clean(l.LogEndOffset()); err != nil {
+		t.Fatal(err)
+	}
+	if l.NeedsCleaning(l.LogEndOffset()) {
+		t.Fatal("needs cleaning right after a pass")
+	}
+	if err := l.TruncateTo(l.mu.segments[0].next); err != nil {
+		t.Fatal(err)
+	}
+	fill(t, l, clock, 10)
+	if !l.NeedsCleaning(l.LogEndOffset()) {
+		t.Fatal("data appended after a truncation into the cleaned range counts as clean")
+	}
+}
