@@ -439,7 +439,13 @@ func (b *builder) fillListeners() {
 	for _, l := range all {
 		proto, ok := protocols[l.Name]
 		if !ok {
-			proto = "PLAINTEXT" // Moldau: a listener name missing from the map is plaintext
+			if !controllerNames[l.Name] {
+				// Kafka refuses a client listener whose name the map does not define.
+				b.fail("listeners", fmt.Sprintf("has listener %s, which listener.security.protocol.map does not define: add %s:PLAINTEXT to listener.security.protocol.map", l.Name, l.Name))
+				unsupported = true
+				continue
+			}
+			proto = "PLAINTEXT" // a controller listener missing from the map is plaintext, as in KRaft
 		}
 		if proto != "PLAINTEXT" {
 			b.fail("listeners", fmt.Sprintf("is not supported yet: listener %s uses security protocol %s (listener.security.protocol.map), Moldau serves PLAINTEXT only", l.Name, proto))

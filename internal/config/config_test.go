@@ -192,7 +192,8 @@ func TestListeners(t *testing.T) {
 		{map[string]string{"listeners": "PLAINTEXT://[::]:9092"}, "PLAINTEXT://[::]:9092", "PLAINTEXT://" + host + ":9092", ""},
 		{map[string]string{"listeners": "PLAINTEXT://[::1]:9092"}, "PLAINTEXT://[::1]:9092", "PLAINTEXT://[::1]:9092", ""},
 		{map[string]string{"listeners": "PLAINTEXT://127.0.0.1:0"}, "PLAINTEXT://127.0.0.1:0", "PLAINTEXT://127.0.0.1:0", ""},
-		{map[string]string{"listeners": "INTERNAL://:9092, EXTERNAL://:9094", "advertised.listeners": "EXTERNAL://kafka.example:9094"},
+		{map[string]string{"listeners": "INTERNAL://:9092, EXTERNAL://:9094", "advertised.listeners": "EXTERNAL://kafka.example:9094",
+			"listener.security.protocol.map": "INTERNAL:PLAINTEXT,EXTERNAL:PLAINTEXT"},
 			"INTERNAL://:9092,EXTERNAL://:9094", "INTERNAL://" + host + ":9092,EXTERNAL://kafka.example:9094", ""},
 		{map[string]string{"listeners": "PLAINTEXT://:9092,CONTROLLER://:9093", "controller.listener.names": "CONTROLLER"},
 			"PLAINTEXT://:9092", "PLAINTEXT://" + host + ":9092", ":9093"},
@@ -244,7 +245,7 @@ func TestWildcardListenerHostname(t *testing.T) {
 			"INTERNAL://broker-7.example:9092,EXTERNAL://public.example:19094"},
 	}
 	for _, tt := range tests {
-		set := map[string]string{"listeners": tt.listeners}
+		set := map[string]string{"listeners": tt.listeners, "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,INTERNAL:PLAINTEXT,EXTERNAL:PLAINTEXT"}
 		if tt.advertised != "" {
 			set["advertised.listeners"] = tt.advertised
 		}
@@ -312,7 +313,7 @@ func TestBuildErrors(t *testing.T) {
 		{map[string]string{"listeners": "CONTROLLER://:9093", "controller.listener.names": "CONTROLLER"}, `config: listeners: "CONTROLLER://:9093" has no client listener: every listener is named in controller.listener.names`, ErrInvalidValue},
 		{map[string]string{"advertised.listeners": "OTHER://h:1"}, `config: advertised.listeners: "OTHER://h:1" names listener OTHER, which is not a client listener in listeners`, ErrInvalidValue},
 		{map[string]string{"advertised.listeners": "PLAINTEXT://0.0.0.0:9092"}, `config: advertised.listeners: "PLAINTEXT://0.0.0.0:9092" advertises PLAINTEXT://0.0.0.0:9092, a wildcard address clients cannot connect to: use a host name or IP`, ErrInvalidValue},
-		{map[string]string{"listeners": "A://:9092,B://:9092"}, `config: listeners: "A://:9092,B://:9092" uses port 9092, already used by listeners`, ErrInvalidValue},
+		{map[string]string{"listeners": "A://:9092,B://:9092", "listener.security.protocol.map": "A:PLAINTEXT,B:PLAINTEXT"}, `config: listeners: "A://:9092,B://:9092" uses port 9092, already used by listeners`, ErrInvalidValue},
 		{map[string]string{"metrics.listener": ":9092"}, `config: metrics.listener: ":9092" uses port 9092, already used by listeners`, ErrInvalidValue},
 		{map[string]string{"metrics.listener": "9100"}, `config: metrics.listener: "9100" is not valid: "9100": missing port in address (expected host:port)`, ErrInvalidValue},
 		{map[string]string{"controller.listener": "x:y"}, `config: controller.listener: "x:y" is not valid: "x:y": port "y" is not a number between 0 and 65535 (expected host:port)`, ErrInvalidValue},
@@ -548,5 +549,22 @@ func TestWithDynamic(t *testing.T) {
 	want := `config: num.partitions: "4" cannot be changed at runtime: set it in server.properties and restart`
 	if errText(err) != want || !errors.Is(err, ErrReadOnly) {
 		t.Errorf("got %v", err)
+	}
+}
+
+// TestListenerNameMustBeMapped: as in Kafka, a client listener whose name
+// listener.security.protocol.map does not define stops the start, saying what to add; a
+// controller listener missing from the map is PLAINTEXT.
+func TestListenerNameMustBeMapped(t *testing.T) {
+	_, err := Build(map[string]string{"listeners": "PLAINTEXT://127.0.0.1:9092,DOCKER://127.0.0.1:29092"})
+	if err == nil || !strings.Contains(err.Error(), "add DOCKER:PLAINTEXT to listener.security.protocol.map") {
+		t.Errorf("unmapped listener DOCKER: err = %v, want it to say what to add", err)
+	}
+	c, err := Build(map[string]string{"listeners": "PLAINTEXT://127.0.0.1:9092,CTRL://127.0.0.1:9093", "controller.listener.names": "CTRL"})
+	if err != nil {
+		t.Fatalf("unmapped controller listener: %v", err)
+	}
+	if c.ControllerListener != "127.0.0.1:9093" {
+		t.Errorf("ControllerListener = %q", c.ControllerListener)
 	}
 }

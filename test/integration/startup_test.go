@@ -114,7 +114,8 @@ func TestServerPortInUse(t *testing.T) {
 		}
 	}
 	// The second of two listeners taken: the same, nothing left behind.
-	out := serverMustFail(t, "--listeners", fmt.Sprintf("INTERNAL://127.0.0.1:%d,EXTERNAL://%s", freePort(t), addr), "--data-dir", missing)
+	out := serverMustFail(t, "--listeners", fmt.Sprintf("INTERNAL://127.0.0.1:%d,EXTERNAL://%s", freePort(t), addr), "--data-dir", missing,
+		"--override", "listener.security.protocol.map=INTERNAL:PLAINTEXT,EXTERNAL:PLAINTEXT")
 	if want := fmt.Sprintf("listener EXTERNAL://%s: address %s is already in use", addr, addr); !strings.Contains(out, want) {
 		t.Errorf("output\n%s\nwant it to contain %q", out, want)
 	}
