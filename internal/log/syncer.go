@@ -18,11 +18,12 @@ import (
 // dir's data is unknown, and the broker stops acknowledging writes to it
 // rather than acknowledge what may not be on disk.
 type Syncer struct {
-	dir    *os.File
-	syncFS func(*os.File) error // syncFS; tests substitute it
+	dir *os.File
 
 	mu   sync.Mutex
 	cond *sync.Cond
+	// Guarded by mu.
+	syncFS func(*os.File) error // syncFS; tests substitute it (SetSyncFunc)
 	// Guarded by mu. INVARIANT: completed <= started <= completed+1.
 	started   uint64 // syncs begun
 	completed uint64 // syncs finished
@@ -52,8 +53,9 @@ func (s *Syncer) Sync() error {
 			continue
 		}
 		s.started++
+		syncFS := s.syncFS
 		s.mu.Unlock()
-		err := s.syncFS(s.dir)
+		err := syncFS(s.dir)
 		s.mu.Lock()
 		s.completed = s.started
 		if err != nil {
@@ -62,6 +64,15 @@ func (s *Syncer) Sync() error {
 		s.cond.Broadcast()
 	}
 	return s.failed
+}
+
+// SetSyncFunc replaces the filesystem sync (syncfs(2) of the dir, passed as fn's argument) by fn,
+// for tests that hold a sync to see what waits for it, or fail one. A sync already running
+// finishes with the function it started with.
+func (s *Syncer) SetSyncFunc(fn func(dir *os.File) error) {
+	s.mu.Lock()
+	s.syncFS = fn
+	s.mu.Unlock()
 }
 
 // Syncs returns the number of completed syncs (for tests and metrics).

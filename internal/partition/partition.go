@@ -23,8 +23,9 @@ type Settings struct {
 	LogAppendTime bool
 	// MinInsyncReplicas is min.insync.replicas, checked for acks=all.
 	MinInsyncReplicas int
-	// SyncBeforeAck is log.flush.interval.messages=1 (flush.messages=1): a produce is answered
-	// only once its batches are on disk, through the log dir's group-commit Syncer.
+	// SyncBeforeAck is log.flush.interval.messages=1 (flush.messages=1), the default: a produce
+	// (and an offset commit, on __consumer_offsets) is answered only once its batches are on disk,
+	// through the log dir's group-commit Syncer.
 	SyncBeforeAck bool
 }
 
