@@ -18,15 +18,24 @@ import (
 //
 // A partition lives in `<log.dir>/<topic>-<partition>`. New partitions go to the log directory
 // holding the fewest partitions, as Kafka places them.
+//
+// Lock order: mu is never held while a partition is opened, closed or deleted, nor while any
+// Partition or log lock is taken: opening a partition (recovery, fsyncs) happens between two
+// critical sections of mu (reserve the slot, publish it), so Get, and with it every produce and
+// fetch, never waits for another partition's disk work.
 type Manager struct {
 	dirs    []string
 	clock   log.Clock
 	logDirs map[string]*LogDir // by path
+	// open opens one partition (Open); tests substitute a slow or failing one.
+	open func(dir, topic string, index int32, s Settings, leaderEpoch int32, clock log.Clock, ld *LogDir) (*Partition, error)
 
-	mu     sync.RWMutex
-	topics map[string][]*Partition // index == partition id; nil entries are not hosted here
-	onDisk map[string]string       // "<topic>-<p>" -> log dir, found at start or created
-	perDir map[string]int          // log dir -> entries of onDisk in it
+	mu      sync.RWMutex
+	topics  map[string][]*Partition // index == partition id; nil entries are not hosted here
+	opening map[string]*opening     // "<topic>-<p>" -> an open in progress (not in topics yet)
+	onDisk  map[string]string       // "<topic>-<p>" -> log dir, found at start or created
+	perDir  map[string]int          // log dir -> entries of onDisk in it
+	closed  bool                    // Close began: no more opens
 
 	checkpointMu sync.Mutex
 	checkpointed map[string]string // log dir -> content of its last written high-watermark checkpoint
@@ -35,8 +44,9 @@ type Manager struct {
 // NewManager scans the log directories for existing partition directories; they are opened when
 // the metadata says they belong here (Ensure).
 func NewManager(dirs []string, clock log.Clock) (*Manager, error) {
-	m := &Manager{dirs: dirs, clock: clock, logDirs: make(map[string]*LogDir),
-		topics: make(map[string][]*Partition), onDisk: make(map[string]string), perDir: make(map[string]int),
+	m := &Manager{dirs: dirs, clock: clock, logDirs: make(map[string]*LogDir), open: Open,
+		topics: make(map[string][]*Partition), opening: make(map[string]*opening),
+		onDisk: make(map[string]string), perDir: make(map[string]int),
 		checkpointed: make(map[string]string)}
 	for _, d := range dirs {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -117,39 +127,104 @@ func (m *Manager) All() []*Partition {
 	return out
 }
 
-// Ensure opens the partition if it is not open yet, creating its directory if needed.
+// opening is a partition being opened by one Ensure; concurrent Ensures of it wait for done.
+type opening struct {
+	topic string
+	done  chan struct{} // closed when the open finished, published or not
+	// Set before done is closed.
+	part *Partition
+	err  error
+	// Guarded by Manager.mu: the topic was removed (RemoveTopic) or the manager closed while
+	// the partition was being opened; the opener deletes or closes it instead of publishing it.
+	removed, closed bool
+}
+
+// ErrRemovedWhileOpening is returned by Ensure when RemoveTopic (or Close) ran while it was
+// opening the partition: the partition was deleted (closed) again and is not hosted.
+var ErrRemovedWhileOpening = errors.New("partition removed while it was being opened")
+
+// Ensure opens the partition if it is not open yet, creating its directory if needed. Concurrent
+// calls for one partition open it once; the others wait for that open and share its outcome.
+// The manager's lock is not held while the partition is opened (see Manager).
 func (m *Manager) Ensure(topic string, p int32, s Settings, leaderEpoch int32) (*Partition, error) {
-	if part := m.Get(topic, p); part != nil {
-		if part.LeaderEpoch() < leaderEpoch {
-			if err := part.BecomeLeader(leaderEpoch); err != nil {
-				return nil, err
+	for {
+		if part := m.Get(topic, p); part != nil {
+			if part.LeaderEpoch() < leaderEpoch {
+				if err := part.BecomeLeader(leaderEpoch); err != nil {
+					return nil, err
+				}
 			}
+			return part, nil
 		}
-		return part, nil
+		name := DirName(topic, p)
+		m.mu.Lock()
+		if m.closed {
+			m.mu.Unlock()
+			return nil, fmt.Errorf("open partition %s: partition manager closed: %w", name, ErrRemovedWhileOpening)
+		}
+		if ps := m.topics[topic]; int(p) < len(ps) && ps[p] != nil {
+			m.mu.Unlock()
+			continue // published since Get: apply the leader epoch above
+		}
+		if op := m.opening[name]; op != nil {
+			m.mu.Unlock()
+			<-op.done
+			if op.err != nil {
+				return nil, op.err
+			}
+			continue
+		}
+		dir, ok := m.onDisk[name]
+		if !ok {
+			dir = m.leastLoadedDirLocked()
+			m.onDisk[name] = dir
+			m.perDir[dir]++
+		}
+		op := &opening{topic: topic, done: make(chan struct{})}
+		m.opening[name] = op
+		m.mu.Unlock()
+
+		return m.openReserved(op, name, dir, p, s, leaderEpoch)
 	}
+}
+
+// openReserved opens the partition reserved by op, without the manager's lock, then publishes it,
+// unless RemoveTopic or Close ran meanwhile.
+func (m *Manager) openReserved(op *opening, name, dir string, p int32, s Settings, leaderEpoch int32) (*Partition, error) {
+	part, err := m.open(filepath.Join(dir, name), op.topic, p, s, leaderEpoch, m.clock, m.logDirs[dir])
+
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if ps := m.topics[topic]; int(p) < len(ps) && ps[p] != nil {
-		return ps[p], nil
+	delete(m.opening, name)
+	removed, closed := op.removed, op.closed
+	if err == nil && !removed && !closed {
+		ps := m.topics[op.topic]
+		for int(p) >= len(ps) {
+			ps = append(ps, nil)
+		}
+		ps[p] = part
+		m.topics[op.topic] = ps
 	}
-	name := DirName(topic, p)
-	dir, ok := m.onDisk[name]
-	if !ok {
-		dir = m.leastLoadedDirLocked()
-		m.onDisk[name] = dir
-		m.perDir[dir]++
+	m.mu.Unlock()
+
+	switch {
+	case err != nil:
+	case removed:
+		err = fmt.Errorf("open partition %s: %w", name, ErrRemovedWhileOpening)
+		if derr := part.Delete(); derr != nil {
+			err = fmt.Errorf("%w; delete it: %v", err, derr)
+		}
+	case closed:
+		err = fmt.Errorf("open partition %s: partition manager closed: %w", name, ErrRemovedWhileOpening)
+		if cerr := part.Close(); cerr != nil {
+			err = fmt.Errorf("%w; close it: %v", err, cerr)
+		}
 	}
-	part, err := Open(filepath.Join(dir, name), topic, p, s, leaderEpoch, m.clock, m.logDirs[dir])
 	if err != nil {
-		return nil, err
+		part = nil
 	}
-	ps := m.topics[topic]
-	for int(p) >= len(ps) {
-		ps = append(ps, nil)
-	}
-	ps[p] = part
-	m.topics[topic] = ps
-	return part, nil
+	op.part, op.err = part, err
+	close(op.done)
+	return part, err
 }
 
 // leastLoadedDirLocked picks the log dir with the fewest partitions. REQUIRES: m.mu held.
@@ -164,6 +239,8 @@ func (m *Manager) leastLoadedDirLocked() string {
 }
 
 // RemoveTopic closes and deletes every hosted partition of a topic and any leftover directory.
+// Partitions of the topic being opened (Ensure) are deleted by their opener, which RemoveTopic
+// waits for before it removes the directories.
 func (m *Manager) RemoveTopic(topic string) error {
 	m.mu.Lock()
 	ps := m.topics[topic]
@@ -176,7 +253,17 @@ func (m *Manager) RemoveTopic(topic string) error {
 			m.perDir[d]--
 		}
 	}
+	var inFlight []*opening
+	for _, op := range m.opening {
+		if op.topic == topic {
+			op.removed = true
+			inFlight = append(inFlight, op)
+		}
+	}
 	m.mu.Unlock()
+	for _, op := range inFlight {
+		<-op.done
+	}
 	var errs []error
 	for _, p := range ps {
 		if p != nil {
@@ -226,11 +313,15 @@ const closeWorkers = 32
 
 // Close closes every partition, then marks each log dir whose partitions all closed cleanly
 // with log.DirCleanShutdownFile.
+// Opens in progress are waited for, and close their partition instead of publishing it.
 func (m *Manager) Close() error {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	// Closing a partition that took writes costs a few fsyncs; with thousands of partitions
-	// they run in parallel, which the disk's queue absorbs.
+	m.closed = true
+	var inFlight []*opening
+	for _, op := range m.opening {
+		op.closed = true
+		inFlight = append(inFlight, op)
+	}
 	var all []*Partition
 	for _, ps := range m.topics {
 		for _, p := range ps {
@@ -239,6 +330,17 @@ func (m *Manager) Close() error {
 			}
 		}
 	}
+	m.topics = make(map[string][]*Partition)
+	dirOf := make([]string, len(all))
+	for i, p := range all {
+		dirOf[i] = m.onDisk[DirName(p.Topic, p.Index)]
+	}
+	m.mu.Unlock()
+	for _, op := range inFlight {
+		<-op.done
+	}
+	// Closing a partition that took writes costs a few fsyncs; with thousands of partitions
+	// they run in parallel, which the disk's queue absorbs.
 	closeErrs := make([]error, len(all))
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -257,10 +359,9 @@ func (m *Manager) Close() error {
 	for i, err := range closeErrs {
 		if err != nil {
 			errs = append(errs, err)
-			failed[m.onDisk[DirName(all[i].Topic, all[i].Index)]] = true
+			failed[dirOf[i]] = true
 		}
 	}
-	m.topics = make(map[string][]*Partition)
 	for d, ld := range m.logDirs {
 		if !failed[d] {
 			if err := log.WriteFileAtomic(d, log.DirCleanShutdownFile, nil); err != nil {

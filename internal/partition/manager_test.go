@@ -1,0 +1,231 @@
+package partition
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/moldau/moldau/internal/log"
+)
+
+type wallClock struct{}
+
+func (wallClock) Now() time.Time { return time.Now() }
+
+func testSettings() Settings {
+	cfg := log.DefaultConfig()
+	cfg.FileDeleteDelayMs = 0
+	return Settings{Log: cfg, MaxMessageBytes: 1 << 20, MinInsyncReplicas: 1}
+}
+
+func newTestManager(t *testing.T) *Manager {
+	t.Helper()
+	m, err := NewManager([]string{t.TempDir()}, wallClock{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+// slowOpen makes m's opens of topic block until release is called, counting them and reporting
+// each on entered.
+// The test's end releases the opens if it did not (a failed test must not leave an open blocked:
+// the manager's Close waits for it; cleanups run last registered first, so before that Close).
+func slowOpen(t *testing.T, m *Manager, topic string) (entered chan struct{}, release func(), opens *atomic.Int32) {
+	entered, opens = make(chan struct{}, 16), new(atomic.Int32)
+	ch := make(chan struct{})
+	var once sync.Once
+	release = func() { once.Do(func() { close(ch) }) }
+	t.Cleanup(release)
+	m.open = func(dir, tp string, index int32, s Settings, epoch int32, clock log.Clock, ld *LogDir) (*Partition, error) {
+		if tp == topic {
+			opens.Add(1)
+			entered <- struct{}{}
+			<-ch
+		}
+		return Open(dir, tp, index, s, epoch, clock, ld)
+	}
+	return entered, release, opens
+}
+
+// waitUntil polls cond, under m.mu, until it holds or a deadline passes.
+func waitUntil(t *testing.T, m *Manager, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		m.mu.RLock()
+		ok := cond()
+		m.mu.RUnlock()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func waitFor[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(10 * time.Second):
+		t.Fatalf("timed out waiting for %s", what)
+	}
+	var zero T
+	return zero
+}
+
+// TestEnsureOpensOutsideTheLock: while one partition is being opened (recovery, fsyncs), Get,
+// Topic, All and Ensure of other, open partitions answer at once; a second Ensure of the partition
+// being opened waits for that open and does not open it again.
+func TestEnsureOpensOutsideTheLock(t *testing.T) {
+	m := newTestManager(t)
+	hot, err := m.Ensure("hot", 0, testSettings(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entered, release, opens := slowOpen(t, m, "new")
+	type result struct {
+		p   *Partition
+		err error
+	}
+	first := make(chan result, 1)
+	go func() { p, err := m.Ensure("new", 0, testSettings(), 0); first <- result{p, err} }()
+	waitFor(t, entered, "the slow open")
+
+	got := make(chan *Partition, 1)
+	go func() {
+		if m.Get("hot", 0) == nil || len(m.Topic("hot")) != 1 || len(m.All()) != 1 {
+			t.Error("hot partition not listed during the open")
+		}
+		p, err := m.Ensure("hot", 0, testSettings(), 0)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- p
+	}()
+	if p := waitFor(t, got, "Get and Ensure of another partition during a slow open"); p != hot {
+		t.Fatalf("Ensure of an open partition returned %p, want %p", p, hot)
+	}
+	if m.Get("new", 0) != nil {
+		t.Fatal("a partition is visible before its open finished")
+	}
+
+	second := make(chan result, 1)
+	go func() { p, err := m.Ensure("new", 0, testSettings(), 0); second <- result{p, err} }()
+	release()
+	r1, r2 := waitFor(t, first, "the first Ensure"), waitFor(t, second, "the second Ensure")
+	if r1.err != nil || r2.err != nil {
+		t.Fatal(r1.err, r2.err)
+	}
+	if r1.p != r2.p || m.Get("new", 0) != r1.p {
+		t.Fatalf("two Ensures returned %p and %p, Get %p", r1.p, r2.p, m.Get("new", 0))
+	}
+	if n := opens.Load(); n != 1 {
+		t.Fatalf("partition opened %d times", n)
+	}
+}
+
+// TestEnsureConcurrentOpenOnce: many concurrent Ensures of one new partition open it once.
+func TestEnsureConcurrentOpenOnce(t *testing.T) {
+	m := newTestManager(t)
+	entered, release, opens := slowOpen(t, m, "t")
+	var wg sync.WaitGroup
+	parts := make([]*Partition, 8)
+	for i := range parts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p, err := m.Ensure("t", 3, testSettings(), 0)
+			if err != nil {
+				t.Error(err)
+			}
+			parts[i] = p
+		}()
+	}
+	waitFor(t, entered, "the open")
+	release()
+	wg.Wait()
+	for _, p := range parts {
+		if p == nil || p != parts[0] {
+			t.Fatalf("Ensures returned different partitions: %v", parts)
+		}
+	}
+	if n := opens.Load(); n != 1 {
+		t.Fatalf("partition opened %d times", n)
+	}
+}
+
+// TestRemoveTopicDuringOpen: RemoveTopic racing an open waits for it; the opened partition is
+// deleted, not published, and its Ensure reports ErrRemovedWhileOpening.
+func TestRemoveTopicDuringOpen(t *testing.T) {
+	m := newTestManager(t)
+	entered, release, _ := slowOpen(t, m, "doomed")
+	ensured := make(chan error, 1)
+	go func() { _, err := m.Ensure("doomed", 0, testSettings(), 0); ensured <- err }()
+	waitFor(t, entered, "the slow open")
+	removed := make(chan error, 1)
+	go func() { removed <- m.RemoveTopic("doomed") }()
+	waitUntil(t, m, "RemoveTopic to mark the open", func() bool {
+		op := m.opening[DirName("doomed", 0)]
+		return op != nil && op.removed
+	})
+	select {
+	case err := <-removed:
+		t.Fatalf("RemoveTopic returned (%v) while the partition was still being opened", err)
+	case err := <-ensured:
+		t.Fatalf("Ensure returned (%v) before its open finished", err)
+	case <-time.After(100 * time.Millisecond): // a bounded look: neither may finish while held
+	}
+	release()
+	if err := waitFor(t, ensured, "Ensure"); !errors.Is(err, ErrRemovedWhileOpening) {
+		t.Fatalf("Ensure: %v, want ErrRemovedWhileOpening", err)
+	}
+	if err := waitFor(t, removed, "RemoveTopic"); err != nil {
+		t.Fatal(err)
+	}
+	if m.Get("doomed", 0) != nil || len(m.All()) != 0 {
+		t.Fatal("a removed partition is hosted")
+	}
+	if _, err := os.Stat(filepath.Join(m.dirs[0], DirName("doomed", 0))); !os.IsNotExist(err) {
+		t.Fatalf("the removed partition's directory is still there: %v", err)
+	}
+	// The topic can be created again.
+	if _, err := m.Ensure("doomed", 0, testSettings(), 0); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCloseDuringOpen: Close waits for an open in progress, which closes its partition instead of
+// publishing it; the log dir is still marked cleanly shut down.
+func TestCloseDuringOpen(t *testing.T) {
+	m, err := NewManager([]string{t.TempDir()}, wallClock{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entered, release, _ := slowOpen(t, m, "late")
+	ensured := make(chan error, 1)
+	go func() { _, err := m.Ensure("late", 0, testSettings(), 0); ensured <- err }()
+	waitFor(t, entered, "the slow open")
+	closed := make(chan error, 1)
+	go func() { closed <- m.Close() }()
+	waitUntil(t, m, "Close to begin", func() bool { return m.closed })
+	release()
+	if err := waitFor(t, closed, "Close"); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitFor(t, ensured, "Ensure"); !errors.Is(err, ErrRemovedWhileOpening) {
+		t.Fatalf("Ensure: %v, want ErrRemovedWhileOpening", err)
+	}
+	if _, err := os.Stat(filepath.Join(m.dirs[0], log.DirCleanShutdownFile)); err != nil {
+		t.Fatalf("no clean-shutdown marker: %v", err)
+	}
+}
