@@ -39,7 +39,13 @@ type Manager struct {
 
 	checkpointMu sync.Mutex
 	checkpointed map[string]string // log dir -> content of its last written high-watermark checkpoint
+
+	checkpointErrs []error // high-watermark checkpoints that could not be read at start
 }
+
+// CheckpointErrors lists the high-watermark checkpoints that were unreadable or corrupt at start
+// (ignored: their partitions started from their log start offsets); the broker logs them.
+func (m *Manager) CheckpointErrors() []error { return append([]error(nil), m.checkpointErrs...) }
 
 // NewManager scans the log directories for existing partition directories; they are opened when
 // the metadata says they belong here (Ensure).
@@ -60,7 +66,15 @@ func NewManager(dirs []string, clock log.Clock) (*Manager, error) {
 		if err != nil {
 			return nil, err
 		}
-		m.logDirs[d] = &LogDir{Path: d, Syncer: syncer, CleanShutdown: clean}
+		hws, err := ReadHighWatermarks(d)
+		if err != nil {
+			// The checkpoint is a cache of what was committed: without it every partition of
+			// the dir starts from its log start offset (StartHighWatermark), which exposes
+			// nothing uncommitted, and the next checkpoint rewrites it. Reported, not fatal.
+			m.checkpointErrs = append(m.checkpointErrs, err)
+			hws = nil
+		}
+		m.logDirs[d] = &LogDir{Path: d, Syncer: syncer, CleanShutdown: clean, HighWatermarks: hws}
 		entries, err := os.ReadDir(d)
 		if err != nil {
 			return nil, fmt.Errorf("read log dir %s: %w", d, err)
@@ -427,4 +441,52 @@ func (m *Manager) WriteHighWatermarks() error {
 		m.checkpointMu.Unlock()
 	}
 	return errors.Join(errs...)
+}
+
+// ReadHighWatermarks reads a log dir's CheckpointFile (Kafka's format, version 0), by DirName.
+// A missing file is no error (nil map); a malformed one is, naming the file and the line, and
+// nothing of it is used.
+func ReadHighWatermarks(dir string) (map[string]int64, error) {
+	path := filepath.Join(dir, CheckpointFile)
+	b, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read high-watermark checkpoint: %w", err)
+	}
+	bad := func(line int, format string, a ...any) error {
+		return fmt.Errorf("high-watermark checkpoint %s: line %d: %s", path, line, fmt.Sprintf(format, a...))
+	}
+	lines := strings.Split(string(b), "\n")
+	if n := len(lines); n > 0 && lines[n-1] == "" {
+		lines = lines[:n-1]
+	}
+	if len(lines) < 2 {
+		return nil, bad(len(lines)+1, "truncated: want a version and a count line")
+	}
+	if lines[0] != "0" {
+		return nil, bad(1, "version %q, want 0", lines[0])
+	}
+	count, err := strconv.Atoi(lines[1])
+	if err != nil || count < 0 {
+		return nil, bad(2, "count %q is not a number of entries", lines[1])
+	}
+	if count != len(lines)-2 {
+		return nil, bad(2, "count %d, but %d entries follow", count, len(lines)-2)
+	}
+	out := make(map[string]int64, count)
+	for i, l := range lines[2:] {
+		f := strings.Split(l, " ")
+		if len(f) != 3 || f[0] == "" {
+			return nil, bad(i+3, "%q is not \"topic partition offset\"", l)
+		}
+		p, err1 := strconv.ParseInt(f[1], 10, 32)
+		off, err2 := strconv.ParseInt(f[2], 10, 64)
+		if err1 != nil || err2 != nil || p < 0 || off < 0 {
+			return nil, bad(i+3, "%q: partition or offset is not a non-negative number", l)
+		}
+		out[DirName(f[0], int32(p))] = off
+	}
+	return out, nil
 }

@@ -229,3 +229,106 @@ func TestCloseDuringOpen(t *testing.T) {
 		t.Fatalf("no clean-shutdown marker: %v", err)
 	}
 }
+
+func TestStartHighWatermark(t *testing.T) {
+	for _, tc := range []struct {
+		cp                 int64
+		ok                 bool
+		start, end, wantHW int64
+	}{
+		{5, true, 0, 10, 5},
+		{0, true, 3, 10, 3},   // below the log start (records deleted since): the log start
+		{99, true, 0, 10, 10}, // beyond the log end (unflushed tail lost in a crash): the log end
+		{7, false, 2, 10, 2},  // no entry: nothing known committed
+		{0, false, 0, 0, 0},
+	} {
+		if got := StartHighWatermark(tc.cp, tc.ok, tc.start, tc.end); got != tc.wantHW {
+			t.Errorf("StartHighWatermark(%d, %v, %d, %d) = %d, want %d", tc.cp, tc.ok, tc.start, tc.end, got, tc.wantHW)
+		}
+	}
+}
+
+// TestHighWatermarkCheckpointReadAtStart: a partition starts from its checkpointed high watermark,
+// clamped to its log; a corrupt checkpoint is reported and ignored (start from the log start),
+// then rewritten. A single replica then commits its whole log (the leader's rule), as before.
+func TestHighWatermarkCheckpointReadAtStart(t *testing.T) {
+	dir := t.TempDir()
+	open := func() (*Manager, *Partition) {
+		t.Helper()
+		m, err := NewManager([]string{dir}, wallClock{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := m.Ensure("t", 0, testSettings(), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m, p
+	}
+	m, p := open()
+	for range 10 {
+		if _, err := p.Append(produceBatch(1, 10, 0), -1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := p.DeleteRecords(2); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.WriteHighWatermarks(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	hws, err := ReadHighWatermarks(dir)
+	if err != nil || hws["t-0"] != 10 {
+		t.Fatalf("checkpoint written: %v, %v", hws, err)
+	}
+
+	path := filepath.Join(dir, CheckpointFile)
+	for _, tc := range []struct {
+		name, checkpoint string
+		wantStart        int64
+		wantErr          bool
+	}{
+		{"as written", "", 10, false},
+		{"inside the log", "0\n1\nt 0 6\n", 6, false},
+		{"below the log start", "0\n1\nt 0 1\n", 2, false},
+		{"beyond the log end", "0\n1\nt 0 500\n", 10, false},
+		{"no entry", "0\n1\nother 0 5\n", 2, false},
+		{"corrupt count", "0\n3\nt 0 6\n", 2, true},
+		{"corrupt line", "0\n1\nt 0 six\n", 2, true},
+		{"wrong version", "1\n1\nt 0 6\n", 2, true},
+		{"garbage", "\x00\xff\n", 2, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.checkpoint != "" {
+				if err := os.WriteFile(path, []byte(tc.checkpoint), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			m, p := open()
+			defer func() {
+				if err := m.Close(); err != nil {
+					t.Fatal(err)
+				}
+			}()
+			if errs := m.CheckpointErrors(); (len(errs) > 0) != tc.wantErr {
+				t.Fatalf("checkpoint errors %v, want some: %v", errs, tc.wantErr)
+			}
+			if got := p.StartedFrom(); got != tc.wantStart {
+				t.Fatalf("started from high watermark %d, want %d", got, tc.wantStart)
+			}
+			if hw := p.HighWatermark(); hw != 10 {
+				t.Fatalf("high watermark %d after start, want the log end 10 (a single replica)", hw)
+			}
+			// The next checkpoint replaces whatever was there with the partition's real state.
+			if err := m.WriteHighWatermarks(); err != nil {
+				t.Fatal(err)
+			}
+			if hws, err := ReadHighWatermarks(dir); err != nil || hws["t-0"] != 10 {
+				t.Fatalf("checkpoint rewritten: %v, %v", hws, err)
+			}
+		})
+	}
+}

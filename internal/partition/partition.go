@@ -47,9 +47,10 @@ type Partition struct {
 
 	// highWatermark is the offset below which records are committed and visible to consumers.
 	// INVARIANT: LogStartOffset <= highWatermark <= LogEndOffset.
-	highWatermark atomic.Int64
-	leaderEpoch   atomic.Int32
-	isrSize       atomic.Int32
+	highWatermark      atomic.Int64
+	startHighWatermark int64 // set by Open: StartHighWatermark of the checkpoint
+	leaderEpoch        atomic.Int32
+	isrSize            atomic.Int32
 
 	watchMu  sync.Mutex
 	watchers map[chan<- struct{}]struct{} // signalled (non-blocking) when the high watermark moves
@@ -63,6 +64,9 @@ type LogDir struct {
 	// CleanShutdown: the dir's log.DirCleanShutdownFile was there at start, so every log of the
 	// dir was closed cleanly (log.OpenManaged).
 	CleanShutdown bool
+	// HighWatermarks are the dir's checkpointed high watermarks (CheckpointFile) read at start, by
+	// DirName; nil when there was none or it could not be read. Read-only once partitions open.
+	HighWatermarks map[string]int64
 }
 
 // Open opens (or creates) the partition's log in dir, a directory of the log dir ld, and
@@ -87,14 +91,37 @@ func Open(dir, topic string, index int32, s Settings, leaderEpoch int32, clock l
 		l.Close()
 		return nil, fmt.Errorf("open partition %s-%d: %w", topic, index, err)
 	}
-	// A single replica is its own ISR: everything recovered is committed.
-	p.highWatermark.Store(l.LogEndOffset())
+	// Start from the checkpointed high watermark, as Kafka does, so that a replica never exposes
+	// more than was known committed; then the leader's rule: the high watermark is the smallest
+	// log end offset in the ISR, and a single replica is its own ISR, so everything recovered is
+	// committed.
+	cp, ok := ld.HighWatermarks[DirName(topic, index)]
+	p.startHighWatermark = StartHighWatermark(cp, ok, l.LogStartOffset(), l.LogEndOffset())
+	p.highWatermark.Store(p.startHighWatermark)
+	if p.isrSize.Load() == 1 {
+		p.highWatermark.Store(l.LogEndOffset())
+	}
 	if err := p.BecomeLeader(leaderEpoch); err != nil {
 		l.Close()
 		return nil, err
 	}
 	return p, nil
 }
+
+// StartHighWatermark is the high watermark a replica starts from: its checkpointed value (ok: the
+// checkpoint has an entry) clamped to [logStart, logEnd], or logStart when there is no entry (a new
+// partition, a lost or corrupt checkpoint): nothing is exposed that is not known to be committed.
+// INVARIANT: logStart <= result <= logEnd.
+func StartHighWatermark(checkpointed int64, ok bool, logStart, logEnd int64) int64 {
+	if !ok {
+		return logStart
+	}
+	return min(max(checkpointed, logStart), logEnd)
+}
+
+// StartedFrom is the high watermark the partition started from (StartHighWatermark), before the
+// leader's rule moved it to the log end offset.
+func (p *Partition) StartedFrom() int64 { return p.startHighWatermark }
 
 // rebuildProducerState replays batch headers to restore idempotent producer state after a restart.
 func (p *Partition) rebuildProducerState() error {
