@@ -270,3 +270,40 @@ func TestDescribeFlushDefault(t *testing.T) {
 		t.Error("log.flush.interval.messages not described")
 	}
 }
+
+// TestFlushPolicyAlteredAtRuntime: setting flush.messages on a topic with AlterConfigs gives it
+// Kafka's meaning at once (no sync before ack); deleting the override brings the default back.
+func TestFlushPolicyAlteredAtRuntime(t *testing.T) {
+	b := testBroker(t, t.TempDir())
+	defer stopBroker(t, b)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(client(t, b))
+	if _, err := adm.CreateTopic(ctx, 1, 1, nil, "t"); err != nil {
+		t.Fatal(err)
+	}
+	waitSync := func(want bool) {
+		t.Helper()
+		for (b.parts.Get("t", 0).AckSyncer() != nil) != want {
+			if ctx.Err() != nil {
+				t.Fatalf("sync before ack never became %v", want)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	waitSync(true)
+	alter := func(op kadm.IncrementalOp, value string) {
+		t.Helper()
+		rs, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: op, Name: "flush.messages", Value: kmsg.StringPtr(value)}}, "t")
+		if err == nil {
+			_, err = rs.On("t", nil)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	alter(kadm.SetConfig, "1000")
+	waitSync(false)
+	alter(kadm.DeleteConfig, "")
+	waitSync(true)
+}
