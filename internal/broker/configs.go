@@ -166,6 +166,11 @@ func (b *Broker) DescribeTopicConfigs(topic string, keys []string, synonyms, doc
 		if k.Name == "flush.messages" && source == int8(kmsg.ConfigSourceDefaultConfig) && resolvedErr == nil {
 			v := strconv.FormatInt(resolved.FlushIntervalMessages, 10)
 			value = &v
+			for i := range syns {
+				if syns[i].Source == kmsg.ConfigSourceDefaultConfig {
+					syns[i].Value = &v
+				}
+			}
 		}
 		c := describeEntry(k, value, source, false, docs)
 		if synonyms {
