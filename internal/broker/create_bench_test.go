@@ -106,3 +106,45 @@ func produceDuringCreate(b *testing.B, overrides []string, bigTopic string) {
 	b.ReportMetric(float64(len(lat)), "produces")
 	b.ReportMetric(window.Seconds(), "create-s")
 }
+
+// BenchmarkOffsetCommit measures one OffsetCommit at a time (a group-less commit of one
+// partition) with fsync before ack (the default: each commit waits for a syncfs of the log dir)
+// and without (Kafka's flush default):
+//
+//	go test -run '^$' -bench OffsetCommit -benchtime 2000x ./internal/broker/
+func BenchmarkOffsetCommit(b *testing.B) {
+	for _, bc := range []struct {
+		name      string
+		overrides []string
+	}{
+		{"fsync", nil},
+		{"no-fsync", kafkaFlushDefault},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			br := testBroker(b, b.TempDir(), bc.overrides...)
+			defer stopBroker(b, br)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			defer cancel()
+			cl := client(b, br)
+			if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, nil, "t"); err != nil {
+				b.Fatal(err)
+			}
+			if err := <-commitOffset(ctx, cl, "bench", "t", 0); err != nil {
+				b.Fatal(err)
+			}
+			lat := make([]time.Duration, 0, b.N)
+			b.ResetTimer()
+			for i := range b.N {
+				start := time.Now()
+				if err := <-commitOffset(ctx, cl, "bench", "t", int64(i)); err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, time.Since(start))
+			}
+			b.StopTimer()
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2])/1e6, "p50-ms")
+			b.ReportMetric(float64(lat[min(len(lat)-1, len(lat)*99/100)])/1e6, "p99-ms")
+		})
+	}
+}
