@@ -1,11 +1,16 @@
 package broker
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"math"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,8 +19,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/moldau/moldau/internal/config"
 	"github.com/moldau/moldau/internal/group"
 	"github.com/moldau/moldau/internal/metadata"
+	"github.com/moldau/moldau/internal/partition"
 )
 
 // kafkaFlushDefault is Kafka's default flush policy (never fsync on the write path), set explicitly:
@@ -306,4 +313,76 @@ func TestFlushPolicyAlteredAtRuntime(t *testing.T) {
 	waitSync(false)
 	alter(kadm.DeleteConfig, "")
 	waitSync(true)
+}
+
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.String()
+}
+
+// TestCorruptHighWatermarkCheckpoint: a broker whose high-watermark checkpoint is garbage starts,
+// says so at ERROR, serves every acknowledged record (a single replica commits its whole log)
+// and rewrites the checkpoint at shutdown.
+func TestCorruptHighWatermarkCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	b := testBroker(t, dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := kadm.NewClient(client(t, b)).CreateTopic(ctx, 1, 1, nil, "t"); err != nil {
+		t.Fatal(err)
+	}
+	cl := client(t, b, kgo.DefaultProduceTopic("t"))
+	const n = 50
+	for i := range n {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte(strconv.Itoa(i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cl.Close()
+	stopBroker(t, b)
+
+	path := filepath.Join(dir, partition.CheckpointFile)
+	if err := os.WriteFile(path, []byte("0\n2\nt 0 7\n"), 0o644); err != nil { // count says 2, one entry
+		t.Fatal(err)
+	}
+	cfg, err := config.Build(map[string]string{
+		"listeners": "PLAINTEXT://127.0.0.1:0", "log.dirs": dir,
+		"group.initial.rebalance.delay.ms": "0", "offsets.topic.num.partitions": "3",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	b, err = Start(ctx, cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), "high-watermark checkpoint") {
+		t.Errorf("no ERROR about the corrupt checkpoint in the log:\n%s", logs.String())
+	}
+	p := b.parts.Get("t", 0)
+	if p.StartedFrom() != 0 || p.HighWatermark() != n {
+		t.Errorf("started from %d, high watermark %d; want 0 (no usable checkpoint) and %d", p.StartedFrom(), p.HighWatermark(), n)
+	}
+	if got := consumeAll(t, b, "t", n); len(got) != n {
+		t.Errorf("consumed %d records, want %d", len(got), n)
+	}
+	stopBroker(t, b)
+	hws, err := partition.ReadHighWatermarks(dir)
+	if err != nil || hws[partition.DirName("t", 0)] != n {
+		t.Fatalf("checkpoint after restart: %v, %v", hws, err)
+	}
 }

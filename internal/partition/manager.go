@@ -455,6 +455,11 @@ func ReadHighWatermarks(dir string) (map[string]int64, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read high-watermark checkpoint: %w", err)
 	}
+	return parseHighWatermarks(path, b)
+}
+
+// parseHighWatermarks parses the content b of the checkpoint file path (ReadHighWatermarks).
+func parseHighWatermarks(path string, b []byte) (map[string]int64, error) {
 	bad := func(line int, format string, a ...any) error {
 		return fmt.Errorf("high-watermark checkpoint %s: line %d: %s", path, line, fmt.Sprintf(format, a...))
 	}

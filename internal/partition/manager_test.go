@@ -332,3 +332,29 @@ func TestHighWatermarkCheckpointReadAtStart(t *testing.T) {
 		})
 	}
 }
+
+// FuzzParseHighWatermarks: any bytes on disk give a map of non-negative offsets or an error, never
+// a panic; a well-formed file gives back what it says.
+func FuzzParseHighWatermarks(f *testing.F) {
+	for _, seed := range []string{
+		"0\n0\n", "0\n1\nt 0 5\n", "0\n2\na-b 3 0\nc 0 9223372036854775807\n", "0\n1\nt 0 5",
+		"1\n0\n", "0\n2\nt 0 5\n", "0\n1\nt -1 5\n", "0\n1\nt 0 -5\n", "0\n1\nt 0\n", "", "\n\n\n",
+		"0\n99999999999999999999\n", "0\n1\n 0 1\n", "0\n1\nt 0 5 6\n",
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		hws, err := parseHighWatermarks("fuzz", b)
+		if err != nil {
+			if hws != nil {
+				t.Fatalf("entries %v with error %v", hws, err)
+			}
+			return
+		}
+		for name, off := range hws {
+			if _, _, ok := ParseDirName(name); !ok || off < 0 {
+				t.Fatalf("entry %q %d", name, off)
+			}
+		}
+	})
+}
