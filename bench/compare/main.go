@@ -18,8 +18,13 @@
 //	W2  the same with 100-byte records
 //	W3  consume W1's records from the start (one consumer)
 //	W4  end to end: one producer at 20 000 records/s for 30 s (1 KiB, linger 0), one consumer
-//	W5  W1 against a fresh broker with fsync before ack (log.flush.interval.messages=1; NATS:
-//	    sync always)
+//	W5  W1 against a fresh broker with fsync before ack (log.flush.interval.messages=1, which is
+//	    Moldau's default; NATS: sync always)
+//	W6  W4 against that broker (fsync before ack); Kafka-protocol systems only
+//
+// W1-W4 run every system without fsync on the write path, as Kafka's defaults do: Moldau with
+// log.flush.interval.messages=9223372036854775807 set explicitly (-moldau-defaults: with its own
+// defaults, i.e. fsync before ack, instead). W1/W4 against W5/W6 is the durability cost matrix.
 //
 // Before each workload it calls sync(2) (-sync) so that one workload's writeback does not land in
 // the next, and waits for the shared machine to be idle (-idle-wait).
@@ -63,6 +68,7 @@ type options struct {
 	idleWait        time.Duration
 	idleMin         float64
 	syncBetween     bool
+	moldauDefaults  bool
 }
 
 // harness holds one comparison run.
@@ -94,6 +100,7 @@ func realMain() int {
 	flag.StringVar(&opts.rev, "rev", "", "build Moldau and kfake from this git revision (git archive) instead of the working tree")
 	flag.DurationVar(&opts.idleWait, "idle-wait", 60*time.Second, "before each workload, wait up to this long for the machine to be idle (it is shared)")
 	flag.Float64Var(&opts.idleMin, "idle-min", 85, "idle CPU percentage (over 1 s) that counts as idle for -idle-wait")
+	flag.BoolVar(&opts.moldauDefaults, "moldau-defaults", false, "run Moldau's W1-W4 with its own flush default (fsync before ack) instead of Kafka's (no fsync)")
 	flag.BoolVar(&opts.syncBetween, "sync", true, "sync(2) before each workload, so that the kernel's writeback of one workload's data does not land in the next")
 	flag.Parse()
 	if opts.scale <= 0 {
@@ -372,6 +379,10 @@ func (h *harness) workloads() map[string]workload {
 		},
 		"W5": produce("w5", "1024"),
 	}
+	w6 := w["W4"]
+	w6.args = slices.Clone(w6.args)
+	w6.args[slices.Index(w6.args, "-topic")+1] = "w6"
+	w["W6"] = w6
 	for k, v := range w {
 		v.name = k
 		w[k] = v
@@ -380,7 +391,7 @@ func (h *harness) workloads() map[string]workload {
 }
 
 // runSystem starts s with a fresh data directory, runs W1, W3, W2 and W4 against it, stops it,
-// then (where it applies) starts it again with fsync before ack for W5.
+// then (where it applies) starts it again with fsync before ack for W5 and W6.
 func (h *harness) runSystem(ctx context.Context, s *system) *systemResult {
 	res := &systemResult{System: s.key, Title: s.title, Workloads: map[string]*benchResult{}, LoadAvgStart: loadAvg()}
 	h.logf("%s: start", s.key)
@@ -439,6 +450,17 @@ loop:
 		}
 		if err != nil {
 			res.fail("W5: %v", err)
+		}
+		if s.key != "nats" && ctx.Err() == nil {
+			// End-to-end latency with fsync before ack (JetStream's sync always cannot keep W4's
+			// rate: no W6 for NATS).
+			br, err := h.bench(ctx, s, p.pid(), addr, dir, wl["W6"])
+			if br != nil {
+				res.Workloads["W6"] = br
+			}
+			if err != nil {
+				res.fail("W6: %v", err)
+			}
 		}
 		h.stopSystem(s, p, dir, res)
 	}

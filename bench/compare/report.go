@@ -76,21 +76,23 @@ type target struct {
 }
 
 type report struct {
-	Command     string          `json:"command"`
-	Scale       float64         `json:"scale"`
-	SyncBetween bool            `json:"sync_between_workloads"`
-	Source      string          `json:"source"` // what Moldau was built from
-	Started     time.Time       `json:"started"`
-	Finished    time.Time       `json:"finished"`
-	Interrupted bool            `json:"interrupted,omitempty"`
-	Machine     machineFacts    `json:"machine"`
-	LoadAvg     string          `json:"loadavg_start"`
-	LoadAvgEnd  string          `json:"loadavg_end"`
-	Disk        *diskResult     `json:"disk,omitempty"`     // measured first
-	DiskEnd     *diskResult     `json:"disk_end,omitempty"` // measured again after the systems
-	Systems     []*systemResult `json:"systems"`
-	Targets     []target        `json:"targets"`
-	Notes       []string        `json:"notes"`
+	Command     string  `json:"command"`
+	Scale       float64 `json:"scale"`
+	SyncBetween bool    `json:"sync_between_workloads"`
+	// MoldauDefaults: Moldau's W1-W4 ran with its own flush default (fsync before ack).
+	MoldauDefaults bool            `json:"moldau_defaults,omitempty"`
+	Source         string          `json:"source"` // what Moldau was built from
+	Started        time.Time       `json:"started"`
+	Finished       time.Time       `json:"finished"`
+	Interrupted    bool            `json:"interrupted,omitempty"`
+	Machine        machineFacts    `json:"machine"`
+	LoadAvg        string          `json:"loadavg_start"`
+	LoadAvgEnd     string          `json:"loadavg_end"`
+	Disk           *diskResult     `json:"disk,omitempty"`     // measured first
+	DiskEnd        *diskResult     `json:"disk_end,omitempty"` // measured again after the systems
+	Systems        []*systemResult `json:"systems"`
+	Targets        []target        `json:"targets"`
+	Notes          []string        `json:"notes"`
 }
 
 func newReport(o options) *report {
@@ -98,18 +100,25 @@ func newReport(o options) *report {
 	if o.syncBetween {
 		syncNote = "sync(2) before each workload (-sync): no workload runs while the kernel writes back the previous one's data."
 	}
+	flushNote := "Moldau W1-W4: log.flush.interval.messages=" + kafkaNoFlush + " set explicitly, i.e. no fsync on the write path as in Kafka's default; Moldau's own default is fsync before ack (W5, W6)."
+	if o.moldauDefaults {
+		flushNote = "Moldau W1-W4 with its default flush policy (-moldau-defaults): fsync before ack, as in W5 and W6."
+	}
 	r := &report{
-		Command:     "go run ./bench/compare " + strings.Join(os.Args[1:], " "),
-		Scale:       o.scale,
-		SyncBetween: o.syncBetween,
-		Started:     time.Now().UTC(),
-		LoadAvg:     loadAvg(),
+		Command:        "go run ./bench/compare " + strings.Join(os.Args[1:], " "),
+		Scale:          o.scale,
+		SyncBetween:    o.syncBetween,
+		MoldauDefaults: o.moldauDefaults,
+		Started:        time.Now().UTC(),
+		LoadAvg:        loadAvg(),
 		Notes: []string{
 			syncNote,
+			flushNote,
 			"W4 uses linger 0 so that its latency is the broker's, not the client's batching delay.",
 			"Kafka: every setting default except what one KRaft node needs; JVM options of kafka-server-start.sh; heap -Xmx/-Xms " + o.kafkaHeap + ".",
 			"NATS: stream of file storage, 1 replica, subjects TOPIC.0..5; PublishAsync with 4000 pending per connection; ordered pull consumers; W5 with sync always, for a time window (60 s x scale) instead of W1's record count.",
-			"kfake is in memory: no W5.",
+			"kfake is in memory: no W5, no W6.",
+			"W5 and W6 (fsync before ack) run against a second, fresh broker: Moldau with its default flush policy, Kafka with log.flush.interval.messages=1, NATS with sync always (no W6: it cannot keep W4's rate).",
 		},
 	}
 	r.Machine = machineFacts{NumCPU: runtime.NumCPU(), Go: runtime.Version()}
@@ -310,6 +319,10 @@ var rows = []row{
 	{label: "W5 fsync before ack, records/s", get: field("W5", rps)},
 	{label: "W5 fsync before ack, MB/s", get: field("W5", mb), prec: 1,
 		disk: func(d *diskResult) (float64, bool) { return d.FdatasyncMBps, d.FdatasyncMBps > 0 }},
+	{label: "W5 fsync before ack, produce→ack p99 ms", get: field("W5", p99), prec: 1},
+	{label: "W6 fsync before ack, e2e p50 ms", get: field("W6", p50), prec: 2},
+	{label: "W6 fsync before ack, e2e p99 ms", get: field("W6", p99), prec: 2},
+	{label: "W6 fsync before ack, e2e p99.9 ms", get: field("W6", p999), prec: 2},
 	{label: "W5 / W1 throughput", get: func(s *systemResult) (float64, bool) {
 		w1, w5 := s.w("W1"), s.w("W5")
 		if w1 == nil || w5 == nil || w1.MBPerSec == 0 {
@@ -422,6 +435,38 @@ func (r *report) table(w io.Writer) {
 	}
 }
 
+// durability writes the durability cost matrix: per system with a disk, without fsync on the
+// write path (W1, W4) and with fsync before ack (W5, W6).
+func (r *report) durability(w io.Writer) {
+	fmt.Fprintf(w, "| system | fsync before ack | W1/W5 produce MB/s | W1/W5 produce→ack p99 ms | W4/W6 e2e p50 ms | W4/W6 e2e p99 ms | W4/W6 e2e p99.9 ms |\n|---|---|---:|---:|---:|---:|---:|\n")
+	cell := func(b *benchResult, f func(*benchResult) float64, prec int) string {
+		if b == nil {
+			return "–"
+		}
+		return fmt.Sprintf("%.*f", prec, f(b))
+	}
+	for _, s := range r.Systems {
+		if s.w("W5") == nil && s.w("W6") == nil {
+			continue
+		}
+		for _, mode := range []struct{ label, produce, e2e string }{{"off", "W1", "W4"}, {"on", "W5", "W6"}} {
+			label := mode.label
+			if s.System == "moldau" {
+				if mode.label == "on" {
+					label += " (Moldau's default)"
+				} else if !r.MoldauDefaults {
+					label += " (log.flush.interval.messages=" + kafkaNoFlush + ")"
+				}
+			} else if s.System == "kafka" && mode.label == "off" {
+				label += " (Kafka's default)"
+			}
+			pw, ew := s.w(mode.produce), s.w(mode.e2e)
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s |\n", s.Title, label,
+				cell(pw, mb, 1), cell(pw, p99, 1), cell(ew, p50, 2), cell(ew, p99, 2), cell(ew, p999, 2))
+		}
+	}
+}
+
 func (r *report) targets(w io.Writer) {
 	fmt.Fprintf(w, "| target (issue 4) | want | measured | status |\n|---|---|---|---|\n")
 	for _, t := range r.Targets {
@@ -443,6 +488,9 @@ func (r *report) write(out, repo string, w io.Writer) error {
 	r.table(&md)
 	md.WriteString("\nThe disk column is dd of W1's byte count at the start / at the end of the run. ")
 	md.WriteString("Ratios are Moldau's figure divided by the peer's: above 1 is better for throughput, below 1 is better for latency, RSS and start time.\n\n")
+	md.WriteString("Durability cost (fsync on/off, same run):\n\n")
+	r.durability(&md)
+	md.WriteString("\n")
 	r.targets(&md)
 	md.WriteString("\nNotes:\n")
 	for _, n := range r.Notes {

@@ -21,7 +21,8 @@ type system struct {
 	key   string // the -systems name
 	title string // the table header
 	// start starts the system listening on addr with its data under dir; fsync asks for the
-	// "fsync before ack" durability of W5.
+	// "fsync before ack" durability of W5 and W6, otherwise it runs without fsync on the write
+	// path (Kafka's default; Moldau's only with log.flush.interval.messages set explicitly).
 	start func(ctx context.Context, h *harness, dir, addr string, fsync bool) (*proc, error)
 	// ready returns once the system answers a metadata request on addr.
 	ready func(ctx context.Context, addr string) error
@@ -36,8 +37,10 @@ var allSystems = []*system{
 		key: "moldau", title: "Moldau", fsync: true,
 		start: func(ctx context.Context, h *harness, dir, addr string, fsync bool) (*proc, error) {
 			argv := []string{h.bin("moldau"), "server", "--listeners", "PLAINTEXT://" + addr, "--data-dir", filepath.Join(dir, "data")}
-			if fsync {
-				argv = append(argv, "--override", "log.flush.interval.messages=1")
+			if !fsync && !h.opts.moldauDefaults {
+				// Moldau's default is fsync before ack; the first pass runs every system as Kafka's
+				// default does, without: Kafka's log.flush.interval.messages, set explicitly.
+				argv = append(argv, "--override", "log.flush.interval.messages="+kafkaNoFlush)
 			}
 			return startProc("moldau", filepath.Join(dir, "server.log"), dir, nil, argv...)
 		},
@@ -71,6 +74,9 @@ var allSystems = []*system{
 		bench: func(h *harness) []string { return []string{h.bin("natsbench")} },
 	},
 }
+
+// kafkaNoFlush is Kafka's default log.flush.interval.messages: never fsync on the write path.
+const kafkaNoFlush = "9223372036854775807"
 
 // kafkaServerProperties is a single KRaft node (broker and controller) on loopback. Apart from
 // what one node needs (replication factors of internal topics), every setting is Kafka's default.

@@ -169,6 +169,9 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
+	for _, err := range b.parts.CheckpointErrors() {
+		b.log.Error("high-watermark checkpoint ignored: its partitions start from their log start offsets (a single replica then commits its whole log at once); it is rewritten within seconds", "err", err)
+	}
 	if err := b.Sync(); err != nil {
 		return nil, fmt.Errorf("broker: open partitions: %w", err)
 	}
@@ -378,7 +381,7 @@ func (b *Broker) followMetadata() {
 const highWatermarkCheckpointInterval = 5 * time.Second
 
 // maintenance enforces retention every log.retention.check.interval.ms and checkpoints the high
-// watermarks every five seconds.
+// watermarks every five seconds (read back at start: partition.StartHighWatermark).
 func (b *Broker) maintenance() {
 	defer b.wg.Done()
 	interval := time.Duration(b.cfg.LogRetentionCheckIntervalMs) * time.Millisecond

@@ -24,7 +24,7 @@ import (
 )
 
 // testBroker starts a broker on a free loopback port with a fresh data dir.
-func testBroker(t *testing.T, dir string, overrides ...string) *Broker {
+func testBroker(t testing.TB, dir string, overrides ...string) *Broker {
 	t.Helper()
 	layer := map[string]string{
 		"listeners":                        "PLAINTEXT://127.0.0.1:0",
@@ -46,7 +46,7 @@ func testBroker(t *testing.T, dir string, overrides ...string) *Broker {
 	return b
 }
 
-func stopBroker(t *testing.T, b *Broker) {
+func stopBroker(t testing.TB, b *Broker) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -55,7 +55,7 @@ func stopBroker(t *testing.T, b *Broker) {
 	}
 }
 
-func client(t *testing.T, b *Broker, opts ...kgo.Opt) *kgo.Client {
+func client(t testing.TB, b *Broker, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
 	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(b.Addr().String())}, opts...)...)
 	if err != nil {

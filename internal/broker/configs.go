@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -57,7 +58,8 @@ func (b *Broker) settingsFor(t *metadata.Topic) (partition.Settings, error) {
 		MinInsyncReplicas: int(ts.MinInsyncReplicas),
 	}
 	if ts.FlushIntervalMessages == 1 {
-		// Every message flushed: group-commit before the ack instead of an fsync per batch.
+		// Every message flushed (Moldau's default, config.FlushPolicy): group-commit before the
+		// ack instead of an fsync per batch.
 		settings.SyncBeforeAck = true
 		settings.Log.FlushIntervalMessages = math.MaxInt64
 	}
@@ -120,6 +122,9 @@ func (b *Broker) DescribeTopicConfigs(topic string, keys []string, synonyms, doc
 	}
 	eff := b.effectiveConfig()
 	defaults := eff.TopicDefaults()
+	// The resolved flush policy: flush.messages at its default is 1 (fsync before ack) unless a
+	// flush.ms makes it Kafka's never (config.FlushPolicy).
+	resolved, resolvedErr := config.ParseTopicSettings(defaults, t.Configs)
 	want := wanted(keys)
 	var out []kmsg.DescribeConfigsResponseResourceConfig
 	for _, k := range config.TopicKeys() {
@@ -157,6 +162,15 @@ func (b *Broker) DescribeTopicConfigs(topic string, keys []string, synonyms, doc
 			}
 			source = int8(kmsg.ConfigSourceDefaultConfig)
 			addSyn(k.Name, value, source)
+		}
+		if k.Name == "flush.messages" && source == int8(kmsg.ConfigSourceDefaultConfig) && resolvedErr == nil {
+			v := strconv.FormatInt(resolved.FlushIntervalMessages, 10)
+			value = &v
+			for i := range syns {
+				if syns[i].Source == kmsg.ConfigSourceDefaultConfig {
+					syns[i].Value = &v
+				}
+			}
 		}
 		c := describeEntry(k, value, source, false, docs)
 		if synonyms {

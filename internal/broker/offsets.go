@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+
 	"github.com/moldau/moldau/internal/group"
 	"github.com/moldau/moldau/internal/metadata"
 	"github.com/moldau/moldau/internal/partition"
@@ -56,7 +58,13 @@ func (s *offsetsStore) partition(p int32) (*partition.Partition, error) {
 }
 
 // Append writes the records as one batch to the group's partition. It returns once the batch is in
-// the log (written to the file), so a process crash after it returns does not lose it.
+// the log (written to the file), so a process crash after it returns does not lose it, and, when
+// the partition's flush policy is fsync before ack (the default), once a group-committed sync of
+// its log dir covered it, so a power cut does not lose it either: the coordinator answers an
+// OffsetCommit only after Append returns, as a produce is answered only after its sync.
+//
+// The coordinator calls Append with the group's lock held, so a group's commits wait for their
+// syncs one after the other; commits of different groups, and produces, share each sync.
 func (s *offsetsStore) Append(groupID string, kvs []group.KV) error {
 	if len(kvs) == 0 {
 		return nil
@@ -78,6 +86,11 @@ func (s *offsetsStore) Append(groupID string, kvs []group.KV) error {
 	})
 	if _, err := part.Append(batch, -1, partition.OriginCoordinator); err != nil {
 		return fmt.Errorf("append to %s: %w", metadata.ConsumerOffsetsTopic, err)
+	}
+	if syncer := part.AckSyncer(); syncer != nil {
+		if err := syncer.Sync(); err != nil {
+			return fmt.Errorf("%s-%d: fsync before ack: %v: %w", metadata.ConsumerOffsetsTopic, part.Index, err, kerr.KafkaStorageError)
+		}
 	}
 	return nil
 }

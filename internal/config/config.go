@@ -100,7 +100,7 @@ type Config struct {
 	LogRollMs                    int64    // log.roll.ms|hours
 	LogIndexIntervalBytes        int32    // log.index.interval.bytes
 	LogIndexSizeMaxBytes         int32    // log.index.size.max.bytes
-	LogFlushIntervalMessages     int64    // log.flush.interval.messages
+	LogFlushIntervalMessages     int64    // log.flush.interval.messages; 1 (fsync before ack) unless it or log.flush.interval.ms is set
 	LogFlushIntervalMs           int64    // log.flush.interval.ms; math.MaxInt64 when unset
 	LogSegmentDeleteDelayMs      int64    // log.segment.delete.delay.ms
 	LogRetentionCheckIntervalMs  int64    // log.retention.check.interval.ms
@@ -371,6 +371,11 @@ func (b *builder) fill() {
 	c.LogIndexIntervalBytes = b.int32("log.index.interval.bytes")
 	c.LogIndexSizeMaxBytes = b.int32("log.index.size.max.bytes")
 	c.LogFlushIntervalMessages = b.int64("log.flush.interval.messages")
+	if !b.isSet("log.flush.interval.messages") && b.isSet("log.flush.interval.ms") {
+		// A flush policy was asked for: the unset key means what it means in Kafka, never.
+		c.LogFlushIntervalMessages = maxLong
+		b.derive("log.flush.interval.messages", maxLongStr, "log.flush.interval.messages")
+	}
 	if b.isSet("log.flush.interval.ms") {
 		c.LogFlushIntervalMs = b.int64("log.flush.interval.ms")
 	} else {

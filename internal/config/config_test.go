@@ -115,7 +115,7 @@ func TestDefaults(t *testing.T) {
 		c.LogDirs[0] != "./moldau-data" || c.NumPartitions != 1 || c.DefaultReplicationFactor != 1 ||
 		!c.AutoCreateTopicsEnable || c.LogRetentionMs != 604800000 || c.LogRetentionBytes != -1 ||
 		c.LogSegmentBytes != 1073741824 || c.LogRollMs != 604800000 || c.MessageMaxBytes != 1048588 ||
-		c.LogFlushIntervalMessages != maxLong || c.LogFlushIntervalMs != maxLong ||
+		c.LogFlushIntervalMessages != 1 || c.LogFlushIntervalMs != maxLong ||
 		c.LogIndexIntervalBytes != 4096 || c.LogSegmentDeleteDelayMs != 60000 ||
 		c.SocketRequestMaxBytes != 104857600 || c.MinInsyncReplicas != 1 ||
 		c.OffsetsTopicNumPartitions != 50 || c.OffsetsTopicReplicationFactor != 1 ||

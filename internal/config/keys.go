@@ -77,6 +77,10 @@ const maxLong = math.MaxInt64
 
 var maxLongStr = strconv.FormatInt(maxLong, 10)
 
+// DefaultFlushMessages is Moldau's default of log.flush.interval.messages and flush.messages: fsync
+// before acknowledging (Kafka's default is never, 9223372036854775807). See FlushPolicy.
+const DefaultFlushMessages = "1"
+
 // ---- value checks. Each returns "" when the value is valid, else a phrase that completes
 // `config: KEY: "VALUE" ...`.
 
@@ -275,8 +279,8 @@ var brokerKeys = []Key{
 	{Name: "log.roll.hours", Type: TypeInt, Default: "168", check: intAtLeast(1), Doc: "Age in hours at which the active segment is rolled, used when log.roll.ms is unset."},
 	{Name: "log.index.interval.bytes", Type: TypeInt, Default: "4096", Dynamic: true, check: intAtLeast(0), Doc: "Bytes between offset index entries."},
 	{Name: "log.index.size.max.bytes", Type: TypeInt, Default: "10485760", Dynamic: true, check: intAtLeast(4), Doc: "Maximum size of an offset index file."},
-	{Name: "log.flush.interval.messages", Type: TypeLong, Default: maxLongStr, Dynamic: true, check: longAtLeast(1), Doc: "Fsync after this many messages."},
-	{Name: "log.flush.interval.ms", Type: TypeLong, Nullable: true, Dynamic: true, check: longAtLeast(0), Doc: "Fsync when unflushed data is this old. Unset: never (" + maxLongStr + ")."},
+	{Name: "log.flush.interval.messages", Type: TypeLong, Default: DefaultFlushMessages, Dynamic: true, check: longAtLeast(1), Doc: "Fsync after this many messages; 1: each write is on disk before it is acknowledged (group commit). The default 1 applies while no flush key (log.flush.interval.*, topic flush.*) is set; once one is, an unset one means never (" + maxLongStr + "), as in Kafka."},
+	{Name: "log.flush.interval.ms", Type: TypeLong, Nullable: true, Dynamic: true, check: longAtLeast(0), Doc: "Fsync when unflushed data is this old, without waiting before the acknowledgement. Unset: never (" + maxLongStr + ")."},
 	{Name: "log.segment.delete.delay.ms", Type: TypeLong, Default: "60000", Dynamic: true, check: longAtLeast(0), Doc: "Delay before a removed segment's files are deleted."},
 	{Name: "log.retention.check.interval.ms", Type: TypeLong, Default: "300000", check: longAtLeast(1), Doc: "How often retention is enforced."},
 	{Name: "log.cleanup.policy", Type: TypeList, Default: "delete", Dynamic: true, check: checkListOf(cleanupPolicies...), Doc: "Default cleanup.policy of topics: delete, compact, or both."},
@@ -315,7 +319,7 @@ var topicKeys = []Key{
 	{Name: "compression.type", Type: TypeString, Default: "producer", BrokerKey: "compression.type", check: checkOneOf(compressionTypes...)},
 	{Name: "delete.retention.ms", Type: TypeLong, Default: "86400000", BrokerKey: "log.cleaner.delete.retention.ms", check: longAtLeast(0)},
 	{Name: "file.delete.delay.ms", Type: TypeLong, Default: "60000", BrokerKey: "log.segment.delete.delay.ms", check: longAtLeast(0)},
-	{Name: "flush.messages", Type: TypeLong, Default: maxLongStr, BrokerKey: "log.flush.interval.messages", check: longAtLeast(1)},
+	{Name: "flush.messages", Type: TypeLong, Default: DefaultFlushMessages, BrokerKey: "log.flush.interval.messages", check: longAtLeast(1), Doc: "Fsync after this many messages; 1: on disk before acknowledged. Default: broker log.flush.interval.messages; 1 (Moldau's durable default) unless flush.ms or a broker log.flush.interval.* key is set."},
 	{Name: "flush.ms", Type: TypeLong, Default: maxLongStr, BrokerKey: "log.flush.interval.ms", check: longAtLeast(0)},
 	{Name: "index.interval.bytes", Type: TypeInt, Default: "4096", BrokerKey: "log.index.interval.bytes", check: intAtLeast(0)},
 	{Name: "max.compaction.lag.ms", Type: TypeLong, Default: maxLongStr, BrokerKey: "log.cleaner.max.compaction.lag.ms", check: longAtLeast(1)},

@@ -17,8 +17,8 @@ type TopicSettings struct {
 	CompressionType             string   // compression.type
 	DeleteRetentionMs           int64    // delete.retention.ms
 	FileDeleteDelayMs           int64    // file.delete.delay.ms
-	FlushIntervalMessages       int64    // flush.messages
-	FlushIntervalMs             int64    // flush.ms
+	FlushIntervalMessages       int64    // flush.messages, resolved by FlushPolicy: 1 = fsync before ack
+	FlushIntervalMs             int64    // flush.ms, resolved by FlushPolicy
 	IndexIntervalBytes          int32    // index.interval.bytes
 	MaxCompactionLagMs          int64    // max.compaction.lag.ms
 	MaxMessageBytes             int32    // max.message.bytes
@@ -40,22 +40,50 @@ type TopicSettings struct {
 }
 
 // TopicDefaults returns the effective default of every topic key under this broker config: the
-// value of its broker key (BrokerKey) or, for keys without one, Kafka's default.
+// value of its broker key (BrokerKey) or, for keys without one, Kafka's default. flush.messages and
+// flush.ms are there only when the broker sets log.flush.interval.messages or
+// log.flush.interval.ms (then both are, the unset one as Kafka's default): their absence is what
+// lets ParseTopicSettings apply Moldau's durable default (see FlushPolicy).
 func (c *Config) TopicDefaults() map[string]string {
 	out := make(map[string]string, len(topicKeys))
+	brokerFlush := c.Sources["log.flush.interval.messages"] != SourceDefault || c.Sources["log.flush.interval.ms"] != SourceDefault
 	for _, k := range topicKeys {
 		v, ok := c.Raw[k.BrokerKey]
 		if k.BrokerKey == "" || !ok {
 			v = k.Default
+		}
+		if isFlushKey(k.Name) && !brokerFlush {
+			continue
 		}
 		out[k.Name] = v
 	}
 	return out
 }
 
+func isFlushKey(topicKey string) bool { return topicKey == "flush.messages" || topicKey == "flush.ms" }
+
+// FlushPolicy resolves flush.messages and flush.ms (log.flush.interval.messages/.ms at the broker).
+// While none of the four is set, the policy is Moldau's durable default: every message flushed,
+// which the broker implements as a group-committed fsync before the acknowledgement
+// (DefaultFlushMessages, 1). Once any is set, the user gets Kafka's meaning exactly: the value set
+// at the most specific level (topic, then broker), and for a key set nowhere Kafka's default,
+// never (9223372036854775807). messagesSet and msSet say whether each key is set at any level.
+func FlushPolicy(messages, ms int64, messagesSet, msSet bool) (flushMessages, flushMs int64) {
+	switch {
+	case !messagesSet && !msSet:
+		return 1, maxLong
+	case !messagesSet:
+		return maxLong, ms
+	case !msSet:
+		return messages, maxLong
+	}
+	return messages, ms
+}
+
 // ParseTopicSettings merges overrides (a topic's own configs) over defaults (usually
 // Config.TopicDefaults) over the catalogue defaults, validates every key and returns the typed
-// settings. Unknown keys and bad values, in either map, are errors (*Error, joined).
+// settings. A flush key present in either map counts as set (FlushPolicy). Unknown keys and bad
+// values, in either map, are errors (*Error, joined).
 func ParseTopicSettings(defaults, overrides map[string]string) (TopicSettings, error) {
 	eff := map[string]string{}
 	for _, k := range topicKeys {
@@ -85,8 +113,8 @@ func ParseTopicSettings(defaults, overrides map[string]string) (TopicSettings, e
 	t.CompressionType = eff["compression.type"]
 	t.DeleteRetentionMs = i64("delete.retention.ms")
 	t.FileDeleteDelayMs = i64("file.delete.delay.ms")
-	t.FlushIntervalMessages = i64("flush.messages")
-	t.FlushIntervalMs = i64("flush.ms")
+	set := func(k string) bool { _, d := defaults[k]; _, o := overrides[k]; return d || o }
+	t.FlushIntervalMessages, t.FlushIntervalMs = FlushPolicy(i64("flush.messages"), i64("flush.ms"), set("flush.messages"), set("flush.ms"))
 	t.IndexIntervalBytes = i32("index.interval.bytes")
 	t.MaxCompactionLagMs = i64("max.compaction.lag.ms")
 	t.MaxMessageBytes = i32("max.message.bytes")

@@ -65,7 +65,7 @@ func TestTopicDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if s.RetentionMs != -1 || s.SegmentMs != 3_600_000 || s.MaxMessageBytes != 5000 || !s.LogAppendTime ||
-		!s.Compact || !s.Delete || s.CompressionType != "zstd" || s.FlushIntervalMs != 100 ||
+		!s.Compact || !s.Delete || s.CompressionType != "zstd" || s.FlushIntervalMs != 100 || s.FlushIntervalMessages != maxLong ||
 		s.MinCleanableDirtyRatio != 0.5 || s.SegmentIndexBytes != 10485760 || s.MessageTimestampType != "LogAppendTime" {
 		t.Errorf("%+v", s)
 	}
@@ -78,7 +78,7 @@ func TestParseTopicSettingsDefaults(t *testing.T) {
 	}
 	if s.RetentionMs != 604800000 || s.RetentionBytes != -1 || s.SegmentBytes != 1073741824 || s.SegmentMs != 604800000 ||
 		s.IndexIntervalBytes != 4096 || s.MaxMessageBytes != 1048588 || s.MinInsyncReplicas != 1 ||
-		s.FlushIntervalMessages != maxLong || s.FlushIntervalMs != maxLong || s.DeleteRetentionMs != 86400000 ||
+		s.FlushIntervalMessages != 1 || s.FlushIntervalMs != maxLong || s.DeleteRetentionMs != 86400000 ||
 		s.FileDeleteDelayMs != 60000 || s.MinCompactionLagMs != 0 || s.MaxCompactionLagMs != maxLong ||
 		!s.Delete || s.Compact || s.LogAppendTime || s.CompressionType != "producer" || s.UncleanLeaderElection ||
 		s.MessageTimestampBeforeMaxMs != maxLong || s.MessageTimestampAfterMaxMs != maxLong || !s.MessageDownconversion {
@@ -157,5 +157,57 @@ func TestSuggest(t *testing.T) {
 	}
 	if s := suggest("completely.different", []string{"node.id"}); s != "" {
 		t.Errorf("suggested %q", s)
+	}
+}
+
+// TestFlushPolicy: fsync before ack (flush.messages 1) is the default only while no flush key is
+// set at any level; a user who sets one gets Kafka's meaning, the unset one being never.
+func TestFlushPolicy(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		broker, topic map[string]string
+		wantMsgs      int64
+		wantMs        int64
+		wantBrokerRaw string // Raw log.flush.interval.messages (DescribeConfigs of the broker)
+	}{
+		{"nothing set: durable default", nil, nil, 1, maxLong, "1"},
+		{"broker messages", map[string]string{"log.flush.interval.messages": "10000"}, nil, 10000, maxLong, "10000"},
+		{"broker Kafka default spelled out", map[string]string{"log.flush.interval.messages": maxLongStr}, nil, maxLong, maxLong, maxLongStr},
+		{"broker ms only: messages never", map[string]string{"log.flush.interval.ms": "1000"}, nil, maxLong, 1000, maxLongStr},
+		{"broker messages 1 and ms", map[string]string{"log.flush.interval.messages": "1", "log.flush.interval.ms": "1000"}, nil, 1, 1000, "1"},
+		{"topic ms only: messages never", nil, map[string]string{"flush.ms": "500"}, maxLong, 500, "1"},
+		{"topic messages", nil, map[string]string{"flush.messages": "7"}, 7, maxLong, "1"},
+		{"topic messages 1 over broker ms", map[string]string{"log.flush.interval.ms": "1000"}, map[string]string{"flush.messages": "1"}, 1, 1000, maxLongStr},
+		{"topic ms over broker messages", map[string]string{"log.flush.interval.messages": "50"}, map[string]string{"flush.ms": "20"}, 50, 20, "50"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Build(tc.broker)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.Raw["log.flush.interval.messages"]; got != tc.wantBrokerRaw {
+				t.Errorf("broker log.flush.interval.messages = %q, want %q", got, tc.wantBrokerRaw)
+			}
+			s, err := ParseTopicSettings(c.TopicDefaults(), tc.topic)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.FlushIntervalMessages != tc.wantMsgs || s.FlushIntervalMs != tc.wantMs {
+				t.Errorf("flush.messages %d flush.ms %d, want %d %d", s.FlushIntervalMessages, s.FlushIntervalMs, tc.wantMsgs, tc.wantMs)
+			}
+		})
+	}
+	// A dynamic broker override is as explicit as a static one.
+	c, err := Build(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dyn, err := c.WithDynamic(map[string]string{"log.flush.interval.ms": "250"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ParseTopicSettings(dyn.TopicDefaults(), nil)
+	if err != nil || s.FlushIntervalMessages != maxLong || s.FlushIntervalMs != 250 {
+		t.Fatalf("dynamic log.flush.interval.ms=250: %+v, %v", s, err)
 	}
 }

@@ -11,8 +11,8 @@ package handler
 // sequence) and then appended; a partition's error never affects another partition. acks=0 gets
 // no response. On one node, acks=1 and acks=-1 are both satisfied once the batch is in the log,
 // after min.insync.replicas is checked against the in-sync replica count. Under
-// log.flush.interval.messages=1 the response waits for one group-committed sync per log dir,
-// after all of the request's appends.
+// log.flush.interval.messages=1, the default, the response waits for one group-committed sync per
+// log dir, after all of the request's appends.
 
 import (
 	"context"

@@ -20,21 +20,36 @@ import (
 //
 // A partition lives in `<log.dir>/<topic>-<partition>`. New partitions go to the log directory
 // holding the fewest partitions, as Kafka places them.
+//
+// Lock order: mu is never held while a partition is opened, closed or deleted, nor while any
+// Partition or log lock is taken: opening a partition (recovery, fsyncs) happens between two
+// critical sections of mu (reserve the slot, publish it), so Get, and with it every produce and
+// fetch, never waits for another partition's disk work.
 type Manager struct {
 	dirs    []string
 	clock   log.Clock
 	fs      vfs.FS
 	logger  *slog.Logger
 	logDirs map[string]*LogDir // by path
+	// open opens one partition (Open); tests substitute a slow or failing one.
+	open func(dir, topic string, index int32, s Settings, leaderEpoch int32, clock log.Clock, ld *LogDir) (*Partition, error)
 
-	mu     sync.RWMutex
-	topics map[string][]*Partition // index == partition id; nil entries are not hosted here
-	onDisk map[string]string       // "<topic>-<p>" -> log dir, found at start or created
-	perDir map[string]int          // log dir -> entries of onDisk in it
+	mu      sync.RWMutex
+	topics  map[string][]*Partition // index == partition id; nil entries are not hosted here
+	opening map[string]*opening     // "<topic>-<p>" -> an open in progress (not in topics yet)
+	onDisk  map[string]string       // "<topic>-<p>" -> log dir, found at start or created
+	perDir  map[string]int          // log dir -> entries of onDisk in it
+	closed  bool                    // Close began: no more opens
 
 	checkpointMu sync.Mutex
 	checkpointed map[string]string // log dir -> content of its last written high-watermark checkpoint
+
+	checkpointErrs []error // high-watermark checkpoints that could not be read at start
 }
+
+// CheckpointErrors lists the high-watermark checkpoints that were unreadable or corrupt at start
+// (ignored: their partitions started from their log start offsets); the broker logs them.
+func (m *Manager) CheckpointErrors() []error { return append([]error(nil), m.checkpointErrs...) }
 
 // Option configures NewManager.
 type Option func(*Manager)
@@ -48,8 +63,9 @@ func WithLogger(l *slog.Logger) Option { return func(m *Manager) { m.logger = l 
 // NewManager scans the log directories for existing partition directories; they are opened when
 // the metadata says they belong here (Ensure).
 func NewManager(dirs []string, clock log.Clock, opts ...Option) (*Manager, error) {
-	m := &Manager{dirs: dirs, clock: clock, fs: vfs.Default, logger: slog.Default(), logDirs: make(map[string]*LogDir),
-		topics: make(map[string][]*Partition), onDisk: make(map[string]string), perDir: make(map[string]int),
+	m := &Manager{dirs: dirs, clock: clock, fs: vfs.Default, logger: slog.Default(), logDirs: make(map[string]*LogDir), open: Open,
+		topics: make(map[string][]*Partition), opening: make(map[string]*opening),
+		onDisk: make(map[string]string), perDir: make(map[string]int),
 		checkpointed: make(map[string]string)}
 	for _, o := range opts {
 		o(m)
@@ -66,6 +82,15 @@ func NewManager(dirs []string, clock log.Clock, opts ...Option) (*Manager, error
 		if ld.Syncer, err = log.NewSyncer(m.fs, d, ld.Fail); err != nil {
 			return nil, err
 		}
+		hws, err := ReadHighWatermarks(m.fs, d)
+		if err != nil {
+			// The checkpoint is a cache of what was committed: without it every partition of
+			// the dir starts from its log start offset (StartHighWatermark), which exposes
+			// nothing uncommitted, and the next checkpoint rewrites it. Reported, not fatal.
+			m.checkpointErrs = append(m.checkpointErrs, err)
+			hws = nil
+		}
+		ld.HighWatermarks = hws
 		m.logDirs[d] = ld
 		entries, err := m.fs.ReadDir(d)
 		if err != nil {
@@ -133,41 +158,107 @@ func (m *Manager) All() []*Partition {
 	return out
 }
 
-// Ensure opens the partition if it is not open yet, creating its directory if needed.
+// opening is a partition being opened by one Ensure; concurrent Ensures of it wait for done.
+type opening struct {
+	topic string
+	done  chan struct{} // closed when the open finished, published or not
+	// Set before done is closed.
+	part *Partition
+	err  error
+	// Guarded by Manager.mu: the topic was removed (RemoveTopic) or the manager closed while
+	// the partition was being opened; the opener deletes or closes it instead of publishing it.
+	removed, closed bool
+}
+
+// ErrRemovedWhileOpening is returned by Ensure when RemoveTopic (or Close) ran while it was
+// opening the partition: the partition was deleted (closed) again and is not hosted.
+var ErrRemovedWhileOpening = errors.New("partition removed while it was being opened")
+
+// Ensure opens the partition if it is not open yet, creating its directory if needed. Concurrent
+// calls for one partition open it once; the others wait for that open and share its outcome.
+// The manager's lock is not held while the partition is opened (see Manager).
 func (m *Manager) Ensure(topic string, p int32, s Settings, leaderEpoch int32) (*Partition, error) {
-	if part := m.Get(topic, p); part != nil {
-		if part.LeaderEpoch() < leaderEpoch {
-			if err := part.BecomeLeader(leaderEpoch); err != nil {
-				return nil, err
+	for {
+		if part := m.Get(topic, p); part != nil {
+			if part.LeaderEpoch() < leaderEpoch {
+				if err := part.BecomeLeader(leaderEpoch); err != nil {
+					return nil, err
+				}
 			}
+			return part, nil
 		}
-		return part, nil
+		name := DirName(topic, p)
+		m.mu.Lock()
+		if m.closed {
+			m.mu.Unlock()
+			return nil, fmt.Errorf("open partition %s: partition manager closed: %w", name, ErrRemovedWhileOpening)
+		}
+		if ps := m.topics[topic]; int(p) < len(ps) && ps[p] != nil {
+			m.mu.Unlock()
+			continue // published since Get: apply the leader epoch above
+		}
+		if op := m.opening[name]; op != nil {
+			m.mu.Unlock()
+			<-op.done
+			if op.err != nil {
+				return nil, op.err
+			}
+			continue
+		}
+		dir, ok := m.onDisk[name]
+		if !ok {
+			if dir, ok = m.leastLoadedDirLocked(); !ok {
+				m.mu.Unlock()
+				return nil, fmt.Errorf("create partition %s-%d: every log dir is offline: %w", topic, p, m.logDirs[m.dirs[0]].Err())
+			}
+			m.onDisk[name] = dir
+			m.perDir[dir]++
+		}
+		op := &opening{topic: topic, done: make(chan struct{})}
+		m.opening[name] = op
+		m.mu.Unlock()
+
+		return m.openReserved(op, name, dir, p, s, leaderEpoch)
 	}
+}
+
+// openReserved opens the partition reserved by op, without the manager's lock, then publishes it,
+// unless RemoveTopic or Close ran meanwhile.
+func (m *Manager) openReserved(op *opening, name, dir string, p int32, s Settings, leaderEpoch int32) (*Partition, error) {
+	part, err := m.open(filepath.Join(dir, name), op.topic, p, s, leaderEpoch, m.clock, m.logDirs[dir])
+
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if ps := m.topics[topic]; int(p) < len(ps) && ps[p] != nil {
-		return ps[p], nil
-	}
-	name := DirName(topic, p)
-	dir, ok := m.onDisk[name]
-	if !ok {
-		if dir, ok = m.leastLoadedDirLocked(); !ok {
-			return nil, fmt.Errorf("create partition %s-%d: every log dir is offline: %w", topic, p, m.logDirs[m.dirs[0]].Err())
+	delete(m.opening, name)
+	removed, closed := op.removed, op.closed
+	if err == nil && !removed && !closed {
+		ps := m.topics[op.topic]
+		for int(p) >= len(ps) {
+			ps = append(ps, nil)
 		}
-		m.onDisk[name] = dir
-		m.perDir[dir]++
+		ps[p] = part
+		m.topics[op.topic] = ps
 	}
-	part, err := Open(filepath.Join(dir, name), topic, p, s, leaderEpoch, m.clock, m.logDirs[dir])
+	m.mu.Unlock()
+
+	switch {
+	case err != nil:
+	case removed:
+		err = fmt.Errorf("open partition %s: %w", name, ErrRemovedWhileOpening)
+		if derr := part.Delete(); derr != nil {
+			err = fmt.Errorf("%w; delete it: %v", err, derr)
+		}
+	case closed:
+		err = fmt.Errorf("open partition %s: partition manager closed: %w", name, ErrRemovedWhileOpening)
+		if cerr := part.Close(); cerr != nil {
+			err = fmt.Errorf("%w; close it: %v", err, cerr)
+		}
+	}
 	if err != nil {
-		return nil, err
+		part = nil
 	}
-	ps := m.topics[topic]
-	for int(p) >= len(ps) {
-		ps = append(ps, nil)
-	}
-	ps[p] = part
-	m.topics[topic] = ps
-	return part, nil
+	op.part, op.err = part, err
+	close(op.done)
+	return part, err
 }
 
 // leastLoadedDirLocked picks the online log dir with the fewest partitions; ok is false when
@@ -188,6 +279,8 @@ func (m *Manager) leastLoadedDirLocked() (best string, ok bool) {
 func (m *Manager) LogDir(path string) *LogDir { return m.logDirs[path] }
 
 // RemoveTopic closes and deletes every hosted partition of a topic and any leftover directory.
+// Partitions of the topic being opened (Ensure) are deleted by their opener, which RemoveTopic
+// waits for before it removes the directories.
 func (m *Manager) RemoveTopic(topic string) error {
 	m.mu.Lock()
 	ps := m.topics[topic]
@@ -200,7 +293,17 @@ func (m *Manager) RemoveTopic(topic string) error {
 			m.perDir[d]--
 		}
 	}
+	var inFlight []*opening
+	for _, op := range m.opening {
+		if op.topic == topic {
+			op.removed = true
+			inFlight = append(inFlight, op)
+		}
+	}
 	m.mu.Unlock()
+	for _, op := range inFlight {
+		<-op.done
+	}
 	var errs []error
 	for _, p := range ps {
 		if p != nil {
@@ -250,11 +353,15 @@ const closeWorkers = 32
 
 // Close closes every partition, then marks each log dir whose partitions all closed cleanly
 // with log.DirCleanShutdownFile.
+// Opens in progress are waited for, and close their partition instead of publishing it.
 func (m *Manager) Close() error {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	// Closing a partition that took writes costs a few fsyncs; with thousands of partitions
-	// they run in parallel, which the disk's queue absorbs.
+	m.closed = true
+	var inFlight []*opening
+	for _, op := range m.opening {
+		op.closed = true
+		inFlight = append(inFlight, op)
+	}
 	var all []*Partition
 	for _, ps := range m.topics {
 		for _, p := range ps {
@@ -263,6 +370,17 @@ func (m *Manager) Close() error {
 			}
 		}
 	}
+	m.topics = make(map[string][]*Partition)
+	dirOf := make([]string, len(all))
+	for i, p := range all {
+		dirOf[i] = m.onDisk[DirName(p.Topic, p.Index)]
+	}
+	m.mu.Unlock()
+	for _, op := range inFlight {
+		<-op.done
+	}
+	// Closing a partition that took writes costs a few fsyncs; with thousands of partitions
+	// they run in parallel, which the disk's queue absorbs.
 	closeErrs := make([]error, len(all))
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -281,10 +399,9 @@ func (m *Manager) Close() error {
 	for i, err := range closeErrs {
 		if err != nil {
 			errs = append(errs, err)
-			failed[m.onDisk[DirName(all[i].Topic, all[i].Index)]] = true
+			failed[dirOf[i]] = true
 		}
 	}
-	m.topics = make(map[string][]*Partition)
 	for d, ld := range m.logDirs {
 		if !failed[d] && ld.Err() == nil {
 			if err := log.WriteFileAtomic(m.fs, d, log.DirCleanShutdownFile, nil); err != nil {
@@ -353,4 +470,57 @@ func (m *Manager) WriteHighWatermarks() error {
 		m.checkpointMu.Unlock()
 	}
 	return errors.Join(errs...)
+}
+
+// ReadHighWatermarks reads a log dir's CheckpointFile (Kafka's format, version 0), by DirName.
+// A missing file is no error (nil map); a malformed one is, naming the file and the line, and
+// nothing of it is used.
+func ReadHighWatermarks(fsys vfs.FS, dir string) (map[string]int64, error) {
+	path := filepath.Join(dir, CheckpointFile)
+	b, err := vfs.ReadFile(fsys, path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read high-watermark checkpoint: %w", err)
+	}
+	return parseHighWatermarks(path, b)
+}
+
+// parseHighWatermarks parses the content b of the checkpoint file path (ReadHighWatermarks).
+func parseHighWatermarks(path string, b []byte) (map[string]int64, error) {
+	bad := func(line int, format string, a ...any) error {
+		return fmt.Errorf("high-watermark checkpoint %s: line %d: %s", path, line, fmt.Sprintf(format, a...))
+	}
+	lines := strings.Split(string(b), "\n")
+	if n := len(lines); n > 0 && lines[n-1] == "" {
+		lines = lines[:n-1]
+	}
+	if len(lines) < 2 {
+		return nil, bad(len(lines)+1, "truncated: want a version and a count line")
+	}
+	if lines[0] != "0" {
+		return nil, bad(1, "version %q, want 0", lines[0])
+	}
+	count, err := strconv.Atoi(lines[1])
+	if err != nil || count < 0 {
+		return nil, bad(2, "count %q is not a number of entries", lines[1])
+	}
+	if count != len(lines)-2 {
+		return nil, bad(2, "count %d, but %d entries follow", count, len(lines)-2)
+	}
+	out := make(map[string]int64, count)
+	for i, l := range lines[2:] {
+		f := strings.Split(l, " ")
+		if len(f) != 3 || f[0] == "" {
+			return nil, bad(i+3, "%q is not \"topic partition offset\"", l)
+		}
+		p, err1 := strconv.ParseInt(f[1], 10, 32)
+		off, err2 := strconv.ParseInt(f[2], 10, 64)
+		if err1 != nil || err2 != nil || p < 0 || off < 0 {
+			return nil, bad(i+3, "%q: partition or offset is not a non-negative number", l)
+		}
+		out[DirName(f[0], int32(p))] = off
+	}
+	return out, nil
 }

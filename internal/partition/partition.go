@@ -25,8 +25,9 @@ type Settings struct {
 	LogAppendTime bool
 	// MinInsyncReplicas is min.insync.replicas, checked for acks=all.
 	MinInsyncReplicas int
-	// SyncBeforeAck is log.flush.interval.messages=1 (flush.messages=1): a produce is answered
-	// only once its batches are on disk, through the log dir's group-commit Syncer.
+	// SyncBeforeAck is log.flush.interval.messages=1 (flush.messages=1), the default: a produce
+	// (and an offset commit, on __consumer_offsets) is answered only once its batches are on disk,
+	// through the log dir's group-commit Syncer.
 	SyncBeforeAck bool
 }
 
@@ -49,9 +50,10 @@ type Partition struct {
 
 	// highWatermark is the offset below which records are committed and visible to consumers.
 	// INVARIANT: LogStartOffset <= highWatermark <= LogEndOffset.
-	highWatermark atomic.Int64
-	leaderEpoch   atomic.Int32
-	isrSize       atomic.Int32
+	highWatermark      atomic.Int64
+	startHighWatermark int64 // set by Open: StartHighWatermark of the checkpoint
+	leaderEpoch        atomic.Int32
+	isrSize            atomic.Int32
 
 	watchMu  sync.Mutex
 	watchers map[chan<- struct{}]struct{} // signalled (non-blocking) when the high watermark moves
@@ -76,6 +78,9 @@ type LogDir struct {
 	CleanShutdown bool
 	// Logger hears when the dir goes offline (nil: slog.Default()).
 	Logger *slog.Logger
+	// HighWatermarks are the dir's checkpointed high watermarks (CheckpointFile) read at start, by
+	// DirName; nil when there was none or it could not be read. Read-only once partitions open.
+	HighWatermarks map[string]int64
 
 	failed atomic.Pointer[error]
 }
@@ -133,14 +138,37 @@ func Open(dir, topic string, index int32, s Settings, leaderEpoch int32, clock l
 		l.Close()
 		return nil, fmt.Errorf("open partition %s-%d: %w", topic, index, err)
 	}
-	// A single replica is its own ISR: everything recovered is committed.
-	p.highWatermark.Store(l.LogEndOffset())
+	// Start from the checkpointed high watermark, as Kafka does, so that a replica never exposes
+	// more than was known committed; then the leader's rule: the high watermark is the smallest
+	// log end offset in the ISR, and a single replica is its own ISR, so everything recovered is
+	// committed.
+	cp, ok := ld.HighWatermarks[DirName(topic, index)]
+	p.startHighWatermark = StartHighWatermark(cp, ok, l.LogStartOffset(), l.LogEndOffset())
+	p.highWatermark.Store(p.startHighWatermark)
+	if p.isrSize.Load() == 1 {
+		p.highWatermark.Store(l.LogEndOffset())
+	}
 	if err := p.BecomeLeader(leaderEpoch); err != nil {
 		l.Close()
 		return nil, err
 	}
 	return p, nil
 }
+
+// StartHighWatermark is the high watermark a replica starts from: its checkpointed value (ok: the
+// checkpoint has an entry) clamped to [logStart, logEnd], or logStart when there is no entry (a new
+// partition, a lost or corrupt checkpoint): nothing is exposed that is not known to be committed.
+// INVARIANT: logStart <= result <= logEnd.
+func StartHighWatermark(checkpointed int64, ok bool, logStart, logEnd int64) int64 {
+	if !ok {
+		return logStart
+	}
+	return min(max(checkpointed, logStart), logEnd)
+}
+
+// StartedFrom is the high watermark the partition started from (StartHighWatermark), before the
+// leader's rule moved it to the log end offset.
+func (p *Partition) StartedFrom() int64 { return p.startHighWatermark }
 
 // rebuildProducerState replays batch headers to restore idempotent producer state after a restart.
 func (p *Partition) rebuildProducerState() error {
