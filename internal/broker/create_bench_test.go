@@ -129,14 +129,14 @@ func BenchmarkOffsetCommit(b *testing.B) {
 			if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, nil, "t"); err != nil {
 				b.Fatal(err)
 			}
-			if err := <-commitOffset(ctx, cl, "bench", "t", 0); err != nil {
+			if err := <-sendOffsetCommit(ctx, cl, "bench", "t", 0); err != nil {
 				b.Fatal(err)
 			}
 			lat := make([]time.Duration, 0, b.N)
 			b.ResetTimer()
 			for i := range b.N {
 				start := time.Now()
-				if err := <-commitOffset(ctx, cl, "bench", "t", int64(i)); err != nil {
+				if err := <-sendOffsetCommit(ctx, cl, "bench", "t", int64(i)); err != nil {
 					b.Fatal(err)
 				}
 				lat = append(lat, time.Since(start))

@@ -96,9 +96,9 @@ func TestFsyncBeforeAck(t *testing.T) {
 	}
 }
 
-// commitOffset sends a group-less OffsetCommit (generation -1) of offset for topic-0 and returns
+// sendOffsetCommit sends a group-less OffsetCommit (generation -1) of offset for topic-0 and returns
 // the partition's error code, on a channel.
-func commitOffset(ctx context.Context, cl *kgo.Client, groupID, topic string, offset int64) <-chan error {
+func sendOffsetCommit(ctx context.Context, cl *kgo.Client, groupID, topic string, offset int64) <-chan error {
 	done := make(chan error, 1)
 	go func() {
 		req := kmsg.NewPtrOffsetCommitRequest()
@@ -140,7 +140,7 @@ func TestOffsetCommitWaitsForSync(t *testing.T) {
 		t.Fatal("__consumer_offsets does not sync before acknowledging under the default flush policy")
 	}
 	// A first commit finds the coordinator and warms the connection.
-	if err := <-commitOffset(ctx, cl, groupID, "t", 1); err != nil {
+	if err := <-sendOffsetCommit(ctx, cl, groupID, "t", 1); err != nil {
 		t.Fatal(err)
 	}
 
@@ -151,7 +151,7 @@ func TestOffsetCommitWaitsForSync(t *testing.T) {
 		return <-release
 	})
 	leoBefore := op.LogEndOffset()
-	done := commitOffset(ctx, cl, groupID, "t", 2)
+	done := sendOffsetCommit(ctx, cl, groupID, "t", 2)
 	select {
 	case leo := <-entered:
 		if leo <= leoBefore {
@@ -183,7 +183,7 @@ func TestOffsetCommitWaitsForSync(t *testing.T) {
 	// until its retry timeout.)
 	syncer.SetSyncFunc(func(*os.File) error { return errors.New("EIO (injected)") })
 	once := client(t, b, kgo.RequestRetries(0))
-	if err := <-commitOffset(ctx, once, groupID, "t", 3); !errors.Is(err, kerr.NotCoordinator) {
+	if err := <-sendOffsetCommit(ctx, once, groupID, "t", 3); !errors.Is(err, kerr.NotCoordinator) {
 		t.Fatalf("OffsetCommit after a failed sync: %v, want NOT_COORDINATOR", err)
 	}
 }
@@ -203,7 +203,7 @@ func TestOffsetCommitExplicitFlushPolicy(t *testing.T) {
 	if op.AckSyncer() != nil {
 		t.Fatal("__consumer_offsets syncs before ack under log.flush.interval.messages=" + kafkaFlushDefault[1])
 	}
-	if err := <-commitOffset(ctx, cl, "g", "t", 1); err != nil {
+	if err := <-sendOffsetCommit(ctx, cl, "g", "t", 1); err != nil {
 		t.Fatal(err)
 	}
 }

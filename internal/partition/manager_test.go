@@ -16,7 +16,7 @@ type wallClock struct{}
 
 func (wallClock) Now() time.Time { return time.Now() }
 
-func testSettings() Settings {
+func managerTestSettings() Settings {
 	cfg := log.DefaultConfig()
 	cfg.FileDeleteDelayMs = 0
 	return Settings{Log: cfg, MaxMessageBytes: 1 << 20, MinInsyncReplicas: 1}
@@ -88,7 +88,7 @@ func waitFor[T any](t *testing.T, ch <-chan T, what string) T {
 // being opened waits for that open and does not open it again.
 func TestEnsureOpensOutsideTheLock(t *testing.T) {
 	m := newTestManager(t)
-	hot, err := m.Ensure("hot", 0, testSettings(), 0)
+	hot, err := m.Ensure("hot", 0, managerTestSettings(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func TestEnsureOpensOutsideTheLock(t *testing.T) {
 		err error
 	}
 	first := make(chan result, 1)
-	go func() { p, err := m.Ensure("new", 0, testSettings(), 0); first <- result{p, err} }()
+	go func() { p, err := m.Ensure("new", 0, managerTestSettings(), 0); first <- result{p, err} }()
 	waitFor(t, entered, "the slow open")
 
 	got := make(chan *Partition, 1)
@@ -106,7 +106,7 @@ func TestEnsureOpensOutsideTheLock(t *testing.T) {
 		if m.Get("hot", 0) == nil || len(m.Topic("hot")) != 1 || len(m.All()) != 1 {
 			t.Error("hot partition not listed during the open")
 		}
-		p, err := m.Ensure("hot", 0, testSettings(), 0)
+		p, err := m.Ensure("hot", 0, managerTestSettings(), 0)
 		if err != nil {
 			t.Error(err)
 		}
@@ -120,7 +120,7 @@ func TestEnsureOpensOutsideTheLock(t *testing.T) {
 	}
 
 	second := make(chan result, 1)
-	go func() { p, err := m.Ensure("new", 0, testSettings(), 0); second <- result{p, err} }()
+	go func() { p, err := m.Ensure("new", 0, managerTestSettings(), 0); second <- result{p, err} }()
 	release()
 	r1, r2 := waitFor(t, first, "the first Ensure"), waitFor(t, second, "the second Ensure")
 	if r1.err != nil || r2.err != nil {
@@ -144,7 +144,7 @@ func TestEnsureConcurrentOpenOnce(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p, err := m.Ensure("t", 3, testSettings(), 0)
+			p, err := m.Ensure("t", 3, managerTestSettings(), 0)
 			if err != nil {
 				t.Error(err)
 			}
@@ -170,7 +170,7 @@ func TestRemoveTopicDuringOpen(t *testing.T) {
 	m := newTestManager(t)
 	entered, release, _ := slowOpen(t, m, "doomed")
 	ensured := make(chan error, 1)
-	go func() { _, err := m.Ensure("doomed", 0, testSettings(), 0); ensured <- err }()
+	go func() { _, err := m.Ensure("doomed", 0, managerTestSettings(), 0); ensured <- err }()
 	waitFor(t, entered, "the slow open")
 	removed := make(chan error, 1)
 	go func() { removed <- m.RemoveTopic("doomed") }()
@@ -199,7 +199,7 @@ func TestRemoveTopicDuringOpen(t *testing.T) {
 		t.Fatalf("the removed partition's directory is still there: %v", err)
 	}
 	// The topic can be created again.
-	if _, err := m.Ensure("doomed", 0, testSettings(), 0); err != nil {
+	if _, err := m.Ensure("doomed", 0, managerTestSettings(), 0); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -213,7 +213,7 @@ func TestCloseDuringOpen(t *testing.T) {
 	}
 	entered, release, _ := slowOpen(t, m, "late")
 	ensured := make(chan error, 1)
-	go func() { _, err := m.Ensure("late", 0, testSettings(), 0); ensured <- err }()
+	go func() { _, err := m.Ensure("late", 0, managerTestSettings(), 0); ensured <- err }()
 	waitFor(t, entered, "the slow open")
 	closed := make(chan error, 1)
 	go func() { closed <- m.Close() }()
@@ -259,7 +259,7 @@ func TestHighWatermarkCheckpointReadAtStart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, err := m.Ensure("t", 0, testSettings(), 0)
+		p, err := m.Ensure("t", 0, managerTestSettings(), 0)
 		if err != nil {
 			t.Fatal(err)
 		}
