@@ -97,7 +97,7 @@ func TestFsyncBeforeAck(t *testing.T) {
 	}
 }
 
-// commitOffset sends a group-less OffsetCommit (generation -1) of offset for topic-0 and returns
+// sendOffsetCommit sends a group-less OffsetCommit (generation -1) of offset for topic-0 and returns
 // the partition's error code, on a channel.
 func sendOffsetCommit(ctx context.Context, cl *kgo.Client, groupID, topic string, offset int64) <-chan error {
 	done := make(chan error, 1)
