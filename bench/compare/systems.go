@@ -138,9 +138,14 @@ func startKafka(ctx context.Context, h *harness, dir, addr string, fsync bool) (
 	if err := os.WriteFile(log4jPath, []byte(kafkaLog4j), 0o644); err != nil {
 		return nil, err
 	}
-	var id [16]byte
-	_, _ = rand.Read(id[:])
-	clusterID := base64.RawURLEncoding.EncodeToString(id[:])
+	// A cluster id as Kafka's Uuid makes them: url-safe base64 of 16 random bytes, not starting
+	// with '-' (StorageTool would take it for an option).
+	var clusterID string
+	for clusterID == "" || clusterID[0] == '-' {
+		var id [16]byte
+		_, _ = rand.Read(id[:])
+		clusterID = base64.RawURLEncoding.EncodeToString(id[:])
+	}
 	logf, err := os.Create(filepath.Join(dir, "format.log"))
 	if err != nil {
 		return nil, err
