@@ -137,10 +137,11 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Broke
 	}, b.offsets, nil)
 
 	h := handler.New(handler.Options{
-		NodeID:           cfg.NodeID,
-		Host:             adv.Host,
-		Port:             int32(adv.Port),
-		AutoCreateTopics: cfg.AutoCreateTopicsEnable,
+		NodeID:                 cfg.NodeID,
+		Host:                   adv.Host,
+		Port:                   int32(adv.Port),
+		AutoCreateTopics:       cfg.AutoCreateTopicsEnable,
+		FetchSessionCacheSlots: int(cfg.FetchSessionCacheSlots),
 	}, b.meta, b.parts, b.groups, b, logger)
 
 	var sh server.Handler = h

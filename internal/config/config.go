@@ -112,6 +112,7 @@ type Config struct {
 	UncleanLeaderElectionEnable  bool     // unclean.leader.election.enable
 	MessageMaxBytes              int32    // message.max.bytes
 	SocketRequestMaxBytes        int32    // socket.request.max.bytes
+	FetchSessionCacheSlots       int32    // max.incremental.fetch.session.cache.slots
 
 	OffsetsTopicNumPartitions     int32 // offsets.topic.num.partitions
 	OffsetsTopicReplicationFactor int16 // offsets.topic.replication.factor
@@ -374,6 +375,7 @@ func (b *builder) fill() {
 	c.UncleanLeaderElectionEnable = b.bool("unclean.leader.election.enable")
 	c.MessageMaxBytes = b.int32("message.max.bytes")
 	c.SocketRequestMaxBytes = b.int32("socket.request.max.bytes")
+	c.FetchSessionCacheSlots = b.int32("max.incremental.fetch.session.cache.slots")
 	if b.int64("log.cleaner.min.compaction.lag.ms") > b.int64("log.cleaner.max.compaction.lag.ms") {
 		b.fail("log.cleaner.min.compaction.lag.ms", fmt.Sprintf("must not exceed log.cleaner.max.compaction.lag.ms (%s)", b.get("log.cleaner.max.compaction.lag.ms")))
 	}

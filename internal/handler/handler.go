@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -68,17 +69,20 @@ type Options struct {
 	Port             int32  // advertised port
 	Rack             string
 	AutoCreateTopics bool
+	// FetchSessionCacheSlots is max.incremental.fetch.session.cache.slots.
+	FetchSessionCacheSlots int
 }
 
 // Handler answers every request of this broker. It implements server.Handler.
 type Handler struct {
-	opts    Options
-	meta    *metadata.Controller
-	parts   *partition.Manager
-	groups  *group.Coordinator
-	cluster Cluster
-	pids    *producerIDs
-	log     *slog.Logger
+	opts     Options
+	meta     *metadata.Controller
+	parts    *partition.Manager
+	groups   *group.Coordinator
+	cluster  Cluster
+	pids     *producerIDs
+	sessions *fetchSessionCache
+	log      *slog.Logger
 }
 
 // New returns a Handler.
@@ -86,7 +90,8 @@ func New(opts Options, meta *metadata.Controller, parts *partition.Manager, grou
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Handler{opts: opts, meta: meta, parts: parts, groups: groups, cluster: cluster, pids: &producerIDs{meta: meta}, log: logger}
+	return &Handler{opts: opts, meta: meta, parts: parts, groups: groups, cluster: cluster, pids: &producerIDs{meta: meta},
+		sessions: newFetchSessionCache(opts.FetchSessionCacheSlots, time.Now), log: logger}
 }
 
 // SupportedVersion implements server.Handler.
