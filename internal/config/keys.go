@@ -409,6 +409,10 @@ func isIgnored(key string) bool {
 	return false
 }
 
+// IsIgnoredBrokerKey reports whether key is a Kafka broker key that Moldau accepts and ignores,
+// as the config file does (Config.Ignored); AlterConfigs accepts it with a warning.
+func IsIgnoredBrokerKey(key string) bool { return isIgnored(key) }
+
 // BrokerKeys returns the catalogue of broker keys, sorted by name (a copy).
 func BrokerKeys() []Key { return append([]Key(nil), brokerKeys...) }
 
