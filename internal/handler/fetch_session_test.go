@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/moldau/moldau/internal/log"
 )
 
 // newSession asks c for a session of n partitions of topic t, as a v12 epoch-0 fetch would.
@@ -85,5 +87,55 @@ func TestFetchSessionEviction(t *testing.T) {
 	// big was last used more than the eviction age ago, mid just now.
 	if id := newSession(t, c, "f", 1); id == 0 || use(c, big, 3) == 0 || use(c, mid, 3) != 0 {
 		t.Fatalf("stale session not evicted (new %d)", id)
+	}
+}
+
+// TestFetchSessionFilterAndRotate: an incremental response keeps only the partitions with records,
+// a changed offset or an error, and the partitions that returned records move to the end of the
+// session's fetch order (so that response max bytes do not starve the others).
+func TestFetchSessionFilterAndRotate(t *testing.T) {
+	c := newFetchSessionCache(10, time.Now)
+	id := newSession(t, c, "t", 4) // baselines: HW 0, LSO 0, log start 0 (kmsg defaults)
+	r := kmsg.NewPtrFetchRequest()
+	r.Version, r.SessionID, r.SessionEpoch = 12, id, 1
+	fc, code := c.newContext(r)
+	if code != 0 || len(fc.items) != 4 {
+		t.Fatalf("code %d, %d items", code, len(fc.items))
+	}
+	resp := r.ResponseKind().(*kmsg.FetchResponse)
+	st := kmsg.NewFetchResponseTopic()
+	st.Topic = "t"
+	for i := int32(0); i < 4; i++ {
+		sp := kmsg.NewFetchResponseTopicPartition()
+		sp.Partition = i
+		switch i {
+		case 1:
+			sp.HighWatermark = 5 // changed
+		case 2:
+			sp.ErrorCode = 6 // NOT_LEADER_FOR_PARTITION
+		}
+		st.Partitions = append(st.Partitions, sp)
+	}
+	resp.Topics = append(resp.Topics, st)
+	secs := [][][]log.Section{{{{Len: 10}}, nil, nil, nil}} // records on partition 0
+	got, secs := c.finish(fc, resp, secs)
+	if got != id {
+		t.Fatalf("session %d, want %d", got, id)
+	}
+	var parts []int32
+	for _, p := range resp.Topics[0].Partitions {
+		parts = append(parts, p.Partition)
+	}
+	if len(resp.Topics) != 1 || len(parts) != 3 || parts[0] != 0 || parts[1] != 1 || parts[2] != 2 || len(secs[0]) != 3 || len(secs[0][0]) != 1 {
+		t.Fatalf("kept partitions %v with sections %v", parts, secs)
+	}
+	r.SessionEpoch = 2
+	fc, _ = c.newContext(r)
+	var order []int32
+	for _, it := range fc.items {
+		order = append(order, it.partition)
+	}
+	if len(order) != 4 || order[0] != 1 || order[1] != 2 || order[2] != 3 || order[3] != 0 {
+		t.Fatalf("fetch order %v, want [1 2 3 0]", order)
 	}
 }
