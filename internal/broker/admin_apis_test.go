@@ -8,6 +8,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -39,7 +40,7 @@ func TestAdminAPIsAnswered(t *testing.T) {
 			kmsg.RenewDelegationToken, kmsg.ExpireDelegationToken, kmsg.DescribeDelegationToken, kmsg.ElectLeaders,
 			kmsg.AlterPartitionAssignments, kmsg.ListPartitionReassignments, kmsg.DescribeClientQuotas,
 			kmsg.AlterClientQuotas, kmsg.DescribeUserSCRAMCredentials, kmsg.AlterUserSCRAMCredentials,
-			kmsg.DescribeTransactions, kmsg.ListTransactions} {
+			kmsg.DescribeTransactions, kmsg.ListTransactions, kmsg.DescribeProducers} {
 			if !have[k.Int16()] {
 				t.Errorf("%s not advertised", k.Name())
 			}
@@ -204,6 +205,52 @@ func TestAdminAPIsAnswered(t *testing.T) {
 		expired, err := kmsg.NewPtrExpireDelegationTokenRequest().RequestWith(ctx, cl)
 		if err != nil || expired.ErrorCode != kerr.DelegationTokenRequestNotAllowed.Code {
 			t.Fatalf("ExpireDelegationToken: %v %+v", err, expired)
+		}
+	})
+
+	t.Run("DescribeProducers", func(t *testing.T) {
+		pcl := client(t, b, kgo.DefaultProduceTopic("admin"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+		var rs []*kgo.Record
+		for i := 0; i < 4; i++ {
+			rs = append(rs, &kgo.Record{Partition: 1, Value: []byte("v"), Timestamp: time.UnixMilli(int64(1_700_000_000_000 + i))})
+		}
+		if err := pcl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		res, err := adm.DescribeProducers(ctx, kadm.TopicsSet{"admin": {0: {}, 1: {}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := res["admin"].Partitions[0]; p.Err != nil || len(p.ActiveProducers) != 0 {
+			t.Errorf("admin-0: %v %+v", p.Err, p.ActiveProducers)
+		}
+		p := res["admin"].Partitions[1]
+		if p.Err != nil || len(p.ActiveProducers) != 1 {
+			t.Fatalf("admin-1: %v %+v", p.Err, p.ActiveProducers)
+		}
+		for _, ap := range p.ActiveProducers {
+			if ap.LastSequence != 3 || ap.LastTimestamp != 1_700_000_000_003 || ap.ProducerID < 0 || ap.CoordinatorEpoch != -1 || ap.CurrentTxnStartOffset != -1 {
+				t.Errorf("admin-1 producer %+v", ap)
+			}
+		}
+		// kadm routes by metadata, so a partition that does not exist goes by kmsg.
+		r := kmsg.NewPtrDescribeProducersRequest()
+		for _, tp := range []struct {
+			topic     string
+			partition int32
+		}{{"admin", 9}, {"nosuch", 0}} {
+			rt := kmsg.NewDescribeProducersRequestTopic()
+			rt.Topic, rt.Partitions = tp.topic, []int32{tp.partition}
+			r.Topics = append(r.Topics, rt)
+		}
+		resp, err := r.RequestWith(ctx, cl.Broker(int(node)))
+		if err != nil || len(resp.Topics) != 2 {
+			t.Fatalf("DescribeProducers: %v %+v", err, resp)
+		}
+		for _, rt := range resp.Topics {
+			if len(rt.Partitions) != 1 || rt.Partitions[0].ErrorCode != kerr.UnknownTopicOrPartition.Code {
+				t.Errorf("%s: %+v", rt.Topic, rt.Partitions)
+			}
 		}
 	})
 
