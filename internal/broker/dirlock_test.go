@@ -126,7 +126,7 @@ func TestFailedStartLeavesFreshDirAsItWas(t *testing.T) {
 	}{
 		{"client port", map[string]string{"listeners": "PLAINTEXT://" + takenAddr},
 			fmt.Sprintf("listener PLAINTEXT://%s: address %s is already in use", takenAddr, takenAddr)},
-		{"second client port", map[string]string{"listeners": "A://127.0.0.1:0,B://" + takenAddr},
+		{"second client port", map[string]string{"listeners": "A://127.0.0.1:0,B://" + takenAddr, "listener.security.protocol.map": "A:PLAINTEXT,B:PLAINTEXT"},
 			fmt.Sprintf("listener B://%s: address %s is already in use", takenAddr, takenAddr)},
 		{"metrics port", map[string]string{"listeners": "PLAINTEXT://127.0.0.1:0", "metrics.listener": takenAddr},
 			"address already in use"},

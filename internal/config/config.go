@@ -114,6 +114,7 @@ type Config struct {
 	UncleanLeaderElectionEnable  bool     // unclean.leader.election.enable
 	MessageMaxBytes              int32    // message.max.bytes
 	SocketRequestMaxBytes        int32    // socket.request.max.bytes
+	FetchSessionCacheSlots       int32    // max.incremental.fetch.session.cache.slots
 
 	QueuedMaxRequestBytes        int64            // queued.max.request.bytes; -1 = unbounded
 	ConnectionsMaxIdleMs         int64            // connections.max.idle.ms; -1 = never
@@ -402,6 +403,7 @@ func (b *builder) fill() {
 	if c.MaxConnectionsPerIP == 0 && len(c.MaxConnectionsPerIPOverrides) == 0 {
 		b.fail("max.connections.per.ip", "can be 0 only if max.connections.per.ip.overrides is set (as in Kafka)")
 	}
+	c.FetchSessionCacheSlots = b.int32("max.incremental.fetch.session.cache.slots")
 	if b.int64("log.cleaner.min.compaction.lag.ms") > b.int64("log.cleaner.max.compaction.lag.ms") {
 		b.fail("log.cleaner.min.compaction.lag.ms", fmt.Sprintf("must not exceed log.cleaner.max.compaction.lag.ms (%s)", b.get("log.cleaner.max.compaction.lag.ms")))
 	}

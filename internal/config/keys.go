@@ -297,6 +297,7 @@ var brokerKeys = []Key{
 	{Name: "compression.type", Type: TypeString, Default: "producer", Dynamic: true, check: checkOneOf(compressionTypes...), Doc: "Default compression.type of topics."},
 	{Name: "unclean.leader.election.enable", Type: TypeBoolean, Default: "false", Dynamic: true, check: checkBool, Doc: "Default unclean.leader.election.enable of topics."},
 	{Name: "message.max.bytes", Type: TypeInt, Default: "1048588", Dynamic: true, check: intAtLeast(0), Doc: "Largest record batch accepted; default max.message.bytes of topics."},
+	{Name: "max.incremental.fetch.session.cache.slots", Type: TypeInt, Default: "1000", check: intAtLeast(0), Doc: "Fetch sessions (KIP-227) this broker keeps; 0: none, every fetch is a full fetch."},
 	{Name: "socket.request.max.bytes", Type: TypeInt, Default: "104857600", check: intAtLeast(1), Doc: "Largest request frame accepted."},
 	{Name: "queued.max.request.bytes", Type: TypeLong, Default: "268435456", check: minusOneOrAtLeast(1), Doc: "Memory budget of requests partially received or not yet handled, on all connections together; when it is full the broker stops reading from sockets. -1: unbounded (Kafka's default; Moldau's is 256 MiB)."},
 	{Name: "connections.max.idle.ms", Type: TypeLong, Default: "600000", check: minusOneOrAtLeast(1), Doc: "Close a connection on which nothing arrives and nothing is sent for this long, and one whose request, once begun, is not received in full within it. -1: never."},
@@ -358,8 +359,7 @@ var ignoredKeys = map[string]bool{
 	"log.flush.start.offset.checkpoint.interval.ms": true, "log.message.downconversion.enable": true,
 	"log.message.format.version": true, "log.message.timestamp.difference.max.ms": true,
 	"log.roll.jitter.ms": true, "log.roll.jitter.hours": true, "log.dir.failure.timeout.ms": true,
-	"log.initial.task.delay.ms":                 true,
-	"max.incremental.fetch.session.cache.slots": true, "metric.reporters": true,
+	"log.initial.task.delay.ms": true, "metric.reporters": true,
 	"num.io.threads": true, "num.network.threads": true, "num.recovery.threads.per.data.dir": true,
 	"num.replica.alter.log.dirs.threads": true, "num.replica.fetchers": true,
 	"offset.metadata.max.bytes": true, "offsets.commit.timeout.ms": true, "offsets.load.buffer.size": true,
@@ -417,6 +417,10 @@ func isIgnored(key string) bool {
 	}
 	return false
 }
+
+// IsIgnoredBrokerKey reports whether key is a Kafka broker key that Moldau accepts and ignores,
+// as the config file does (Config.Ignored); AlterConfigs accepts it with a warning.
+func IsIgnoredBrokerKey(key string) bool { return isIgnored(key) }
 
 // BrokerKeys returns the catalogue of broker keys, sorted by name (a copy).
 func BrokerKeys() []Key { return append([]Key(nil), brokerKeys...) }

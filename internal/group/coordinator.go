@@ -113,8 +113,9 @@ type Coordinator struct {
 	clock Clock
 	log   *slog.Logger
 
-	loaded  chan struct{} // closed when the Store replay finished
-	loadErr error         // set before loaded is closed
+	loaded   chan struct{} // closed when the Store replay finished
+	loadErr  error         // set before loaded is closed
+	stopLoad chan struct{} // closed by Close: the replay stops at its next record
 
 	mu struct {
 		sync.Mutex
@@ -136,11 +137,12 @@ func NewCoordinator(cfg Config, store Store, clock Clock) *Coordinator {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	c := &Coordinator{
-		cfg:    cfg.withDefaults(),
-		store:  store,
-		clock:  clock,
-		log:    logger,
-		loaded: make(chan struct{}),
+		cfg:      cfg.withDefaults(),
+		store:    store,
+		clock:    clock,
+		log:      logger,
+		loaded:   make(chan struct{}),
+		stopLoad: make(chan struct{}),
 	}
 	c.mu.groups = make(map[string]*group)
 	go c.load()
@@ -154,6 +156,10 @@ func (c *Coordinator) load() {
 		return
 	}
 	groups, err := replay(c, c.store)
+	if errors.Is(err, errLoadStopped) {
+		c.loadErr = err // closed: status answers COORDINATOR_NOT_AVAILABLE anyway
+		return
+	}
 	if err != nil {
 		c.loadErr = fmt.Errorf("load group metadata: %w", err)
 		c.log.Error("group coordinator failed to load; group requests answer COORDINATOR_NOT_AVAILABLE", "err", c.loadErr)
@@ -177,15 +183,24 @@ func (c *Coordinator) WaitLoaded(ctx context.Context) error {
 	}
 }
 
-// Close stops all timers and answers every blocked JoinGroup and SyncGroup with
+// errLoadStopped ends a Store replay that Close interrupted.
+var errLoadStopped = errors.New("group coordinator closed during load")
+
+// Close stops the Store replay if it is still running and waits for it (the caller may close
+// the store next), stops all timers and answers every blocked JoinGroup and SyncGroup with
 // COORDINATOR_NOT_AVAILABLE. Later requests get COORDINATOR_NOT_AVAILABLE.
 func (c *Coordinator) Close() {
 	c.mu.Lock()
 	if c.mu.closed {
 		c.mu.Unlock()
+		<-c.loaded
 		return
 	}
 	c.mu.closed = true
+	close(c.stopLoad)
+	c.mu.Unlock()
+	<-c.loaded // not under c.mu: the replay's end takes it
+	c.mu.Lock()
 	if c.mu.retentionTimer != nil {
 		c.mu.retentionTimer.Stop()
 	}

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
 )
 
 // countingCounter is a Counter for tests.
@@ -80,5 +82,52 @@ func TestReplaySkipsUndecodableRecords(t *testing.T) {
 	}
 	if !strings.Contains(out, "offset=1 ") || !strings.Contains(out, "records=6") {
 		t.Fatalf("the log does not name the first skipped record's offset and the count:\n%s", out)
+	}
+}
+
+// endlessStore is a Store whose Load hands fn records until fn returns an error, as a very
+// large __consumer_offsets would for a long time.
+type endlessStore struct{ started chan struct{} }
+
+func (s *endlessStore) Append(string, []KV) error { return nil }
+
+func (s *endlessStore) Load(fn func(StoredRecord) error) error {
+	close(s.started)
+	for off := int64(0); ; off++ {
+		if err := fn(StoredRecord{Offset: off, Key: offsetKey("g", "t", 0),
+			Value: offsetValue(offsetEntry{offset: off, leaderEpoch: -1})}); err != nil {
+			return err
+		}
+	}
+}
+
+// TestCloseStopsLoad: Close during the store replay stops the replay and returns once the load
+// goroutine is done (it used to go on reading the store, which the broker closes next, after
+// Close returned); requests then get COORDINATOR_NOT_AVAILABLE, and the stop is not logged as a
+// failed load.
+func TestCloseStopsLoad(t *testing.T) {
+	store := &endlessStore{started: make(chan struct{})}
+	logs := &syncBuffer{}
+	cfg := testConfig()
+	cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	c := NewCoordinator(cfg, store, newFakeClock())
+	<-store.started
+	closed := make(chan struct{})
+	go func() { c.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return within 10 s during a load")
+	}
+	select {
+	case <-c.loaded:
+	default:
+		t.Fatal("Close returned while the load goroutine was still replaying the store")
+	}
+	if code := c.status(); code != kerr.CoordinatorNotAvailable.Code {
+		t.Fatalf("status after Close: %d, want COORDINATOR_NOT_AVAILABLE", code)
+	}
+	if out := logs.String(); strings.Contains(out, "failed to load") {
+		t.Fatalf("a load stopped by Close was logged as failed:\n%s", out)
 	}
 }

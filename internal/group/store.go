@@ -294,6 +294,11 @@ func (rp *replayer) apply(key, value []byte) error {
 func replay(c *Coordinator, s Store) (map[string]*group, error) {
 	rp := newReplayer(c)
 	err := s.Load(func(r StoredRecord) error {
+		select {
+		case <-c.stopLoad:
+			return errLoadStopped
+		default:
+		}
 		rp.add(r)
 		return nil
 	})

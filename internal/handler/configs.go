@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/moldau/moldau/internal/config"
 	"github.com/moldau/moldau/internal/server"
 )
 
@@ -203,6 +204,14 @@ func (h *Handler) alterConfigs(ctx context.Context, resourceType int8, name stri
 	case resourceBroker:
 		if err := h.checkBrokerResource(name); err != nil {
 			return err
+		}
+		for k := range set {
+			// As in server.properties: a Kafka key that means nothing to Moldau is accepted,
+			// with a warning, and not stored.
+			if config.IsIgnoredBrokerKey(k) {
+				h.log.Warn("AlterConfigs: ignoring Kafka broker config key that has no meaning for Moldau", "key", k, "broker", name)
+				delete(set, k)
+			}
 		}
 		for k, v := range set {
 			if v != nil {

@@ -10,9 +10,10 @@ package handler
 // sent whole even when it is larger (KIP-74). When fewer than min bytes are ready, the request
 // waits up to max wait for any of its partitions to receive data, then answers with what it has.
 //
-// Fetch sessions (v7+, KIP-227) are not created: every response carries session id 0, which
-// tells clients to keep sending full fetch requests, as a broker without session slots does.
-// v13+ names topics by id. v9+ CurrentLeaderEpoch is checked (FENCED/UNKNOWN_LEADER_EPOCH).
+// Fetch sessions (v7+, KIP-227) are kept in a broker-wide cache (fetch_session.go); an
+// incremental fetch reads, and waits on, every partition of its session, and answers with the
+// partitions that changed. v13+ names topics by id. v9+ CurrentLeaderEpoch is checked
+// (FENCED/UNKNOWN_LEADER_EPOCH).
 
 import (
 	"context"
@@ -32,11 +33,13 @@ func init() { register(kmsg.Fetch, 4, 17, (*Handler).handleFetch) }
 
 func (h *Handler) handleFetch(ctx context.Context, req *server.Request) (kmsg.Response, error) {
 	r := req.Msg.(*kmsg.FetchRequest)
-	if r.Version >= 7 && r.SessionID != 0 {
+	fc, code := h.sessions.newContext(r)
+	if code != 0 {
 		resp := r.ResponseKind().(*kmsg.FetchResponse)
-		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
+		resp.ErrorCode = code
 		return resp, nil
 	}
+	topics := groupFetchItems(fc.items, fc.byID)
 
 	deadline := time.Now().Add(time.Duration(r.MaxWaitMillis) * time.Millisecond)
 	var wake chan struct{}
@@ -47,8 +50,9 @@ func (h *Handler) handleFetch(ctx context.Context, req *server.Request) (kmsg.Re
 		}
 	}()
 	for {
-		resp, secs, size, stop, parts := h.fetchOnce(r)
+		resp, secs, size, stop, parts := h.fetchOnce(r, topics)
 		if stop || size >= int64(r.MinBytes) || r.MaxWaitMillis <= 0 || !time.Now().Before(deadline) {
+			resp.SessionID, secs = h.sessions.finish(fc, resp, secs)
 			return &server.Chunked{Response: resp, Chunks: encodeFetch(resp, secs)}, nil
 		}
 		if wake == nil {
@@ -71,10 +75,37 @@ func (h *Handler) handleFetch(ctx context.Context, req *server.Request) (kmsg.Re
 	}
 }
 
+// fetchTopic is the partitions of one topic that a fetch reads, in fetch order.
+type fetchTopic struct {
+	name  string
+	id    [16]byte
+	items []fetchItem
+}
+
+// groupFetchItems groups items by topic, topics in the order of their first partition.
+func groupFetchItems(items []fetchItem, byID bool) []fetchTopic {
+	var out []fetchTopic
+	at := map[sessionKey]int{}
+	for _, it := range items {
+		k := sessionKey{topic: it.topic}
+		if byID {
+			k = sessionKey{id: it.id}
+		}
+		i, ok := at[k]
+		if !ok {
+			i = len(out)
+			at[k] = i
+			out = append(out, fetchTopic{name: it.topic, id: it.id})
+		}
+		out[i].items = append(out[i].items, it)
+	}
+	return out
+}
+
 // fetchOnce builds a response from what is readable now: the record data of partition
 // [topic][partition] is in secs, as segment file sections. size counts record bytes; stop is true
 // when a partition error means the client needs the answer at once; parts are the partitions read.
-func (h *Handler) fetchOnce(r *kmsg.FetchRequest) (resp *kmsg.FetchResponse, secs [][][]log.Section, size int64, stop bool, parts []*partition.Partition) {
+func (h *Handler) fetchOnce(r *kmsg.FetchRequest, topics []fetchTopic) (resp *kmsg.FetchResponse, secs [][][]log.Section, size int64, stop bool, parts []*partition.Partition) {
 	resp = r.ResponseKind().(*kmsg.FetchResponse)
 	im := h.meta.Image()
 	readCommitted := r.IsolationLevel == 1
@@ -82,30 +113,30 @@ func (h *Handler) fetchOnce(r *kmsg.FetchRequest) (resp *kmsg.FetchResponse, sec
 	if r.MaxBytes <= 0 {
 		budget = 1<<31 - 1
 	}
-	secs = make([][][]log.Section, len(r.Topics))
-	for ti, rt := range r.Topics {
-		secs[ti] = make([][]log.Section, len(rt.Partitions))
+	secs = make([][][]log.Section, len(topics))
+	for ti, rt := range topics {
+		secs[ti] = make([][]log.Section, len(rt.items))
 		st := kmsg.NewFetchResponseTopic()
-		st.Topic, st.TopicID = rt.Topic, rt.TopicID
+		st.Topic, st.TopicID = rt.name, rt.id
 		var t *metadata.Topic
 		var ok bool
 		var unknown error
 		if r.Version >= 13 {
-			t, ok = im.TopicByID(rt.TopicID)
+			t, ok = im.TopicByID(rt.id)
 			if ok {
 				st.Topic = t.Name
 			} else {
 				unknown = kerr.UnknownTopicID
 			}
 		} else {
-			t, ok = im.Topic(rt.Topic)
+			t, ok = im.Topic(rt.name)
 			if !ok {
 				unknown = kerr.UnknownTopicOrPartition
 			}
 		}
-		for pi, rp := range rt.Partitions {
+		for pi, rp := range rt.items {
 			sp := kmsg.NewFetchResponseTopicPartition()
-			sp.Partition = rp.Partition
+			sp.Partition = rp.partition
 			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
 			sp.RecordBatches = []byte{} // empty, not null: librdkafka rejects a null record set
 			if unknown != nil {
@@ -114,9 +145,9 @@ func (h *Handler) fetchOnce(r *kmsg.FetchRequest) (resp *kmsg.FetchResponse, sec
 				st.Partitions = append(st.Partitions, sp)
 				continue
 			}
-			p, err := h.leaderPartition(t, rp.Partition)
+			p, err := h.leaderPartition(t, rp.partition)
 			if err == nil {
-				err = p.CheckLeaderEpoch(rp.CurrentLeaderEpoch)
+				err = p.CheckLeaderEpoch(rp.leaderEpoch)
 			}
 			if err != nil {
 				sp.ErrorCode = errorCode(err)
@@ -131,12 +162,12 @@ func (h *Handler) fetchOnce(r *kmsg.FetchRequest) (resp *kmsg.FetchResponse, sec
 			if readCommitted {
 				sp.AbortedTransactions = []kmsg.FetchResponseTopicPartitionAbortedTransaction{}
 			}
-			limit := int64(rp.PartitionMaxBytes)
+			limit := int64(rp.maxBytes)
 			if limit > budget {
 				limit = budget
 			}
 			if limit > 0 || size == 0 {
-				ps, err := p.ReadSections(rp.FetchOffset, int32(limit), readCommitted, size == 0)
+				ps, err := p.ReadSections(rp.fetchOffset, int32(limit), readCommitted, size == 0)
 				if err != nil {
 					sp.ErrorCode = errorCode(err)
 					stop = true

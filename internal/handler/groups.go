@@ -77,8 +77,69 @@ func (h *Handler) handleLeaveGroup(_ context.Context, req *server.Request) (kmsg
 	return h.groups.LeaveGroup(req.Msg.(*kmsg.LeaveGroupRequest)), nil
 }
 
+// handleOffsetCommit answers UNKNOWN_TOPIC_OR_PARTITION for the partitions that do not exist, as
+// Kafka's KafkaApis does before it hands the rest to the group coordinator (which is not asked at
+// all when nothing is left: a commit to unknown partitions creates no group).
 func (h *Handler) handleOffsetCommit(_ context.Context, req *server.Request) (kmsg.Response, error) {
-	return h.groups.OffsetCommit(req.Msg.(*kmsg.OffsetCommitRequest)), nil
+	r := req.Msg.(*kmsg.OffsetCommitRequest)
+	im := h.meta.Image()
+	exists := func(topic string, p int32) bool {
+		t, ok := im.Topic(topic)
+		return ok && p >= 0 && int(p) < len(t.Partitions)
+	}
+	known := *r
+	known.Topics = nil
+	all := true
+	for _, t := range r.Topics {
+		kt := t
+		kt.Partitions = nil
+		for _, p := range t.Partitions {
+			if exists(t.Topic, p.Partition) {
+				kt.Partitions = append(kt.Partitions, p)
+			} else {
+				all = false
+			}
+		}
+		if len(kt.Partitions) > 0 {
+			known.Topics = append(known.Topics, kt)
+		}
+	}
+	if all {
+		return h.groups.OffsetCommit(r), nil
+	}
+	resp := r.ResponseKind().(*kmsg.OffsetCommitResponse)
+	var kresp *kmsg.OffsetCommitResponse
+	if len(known.Topics) > 0 {
+		kresp = h.groups.OffsetCommit(&known)
+		resp.ThrottleMillis = kresp.ThrottleMillis
+	}
+	// The coordinator answers the known partitions in request order.
+	next := 0
+	for _, t := range r.Topics {
+		rt := kmsg.NewOffsetCommitResponseTopic()
+		rt.Topic = t.Topic
+		var kt *kmsg.OffsetCommitResponseTopic
+		kp := 0
+		for _, p := range t.Partitions {
+			rp := kmsg.NewOffsetCommitResponseTopicPartition()
+			rp.Partition = p.Partition
+			if !exists(t.Topic, p.Partition) {
+				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			} else {
+				if kt == nil && next < len(kresp.Topics) {
+					kt = &kresp.Topics[next]
+					next++
+				}
+				if kt != nil && kp < len(kt.Partitions) {
+					rp.ErrorCode = kt.Partitions[kp].ErrorCode
+					kp++
+				}
+			}
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	return resp, nil
 }
 
 func (h *Handler) handleOffsetFetch(_ context.Context, req *server.Request) (kmsg.Response, error) {

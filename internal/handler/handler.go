@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -71,6 +72,8 @@ type Options struct {
 	Listeners        map[string]Endpoint
 	Rack             string
 	AutoCreateTopics bool
+	// FetchSessionCacheSlots is max.incremental.fetch.session.cache.slots.
+	FetchSessionCacheSlots int
 }
 
 // Endpoint is an advertised host and port.
@@ -105,13 +108,14 @@ func (h *Handler) brokerEndpoint(req *server.Request, b metadata.Broker) Endpoin
 
 // Handler answers every request of this broker. It implements server.Handler.
 type Handler struct {
-	opts    Options
-	meta    *metadata.Controller
-	parts   *partition.Manager
-	groups  *group.Coordinator
-	cluster Cluster
-	pids    *producerIDs
-	log     *slog.Logger
+	opts     Options
+	meta     *metadata.Controller
+	parts    *partition.Manager
+	groups   *group.Coordinator
+	cluster  Cluster
+	pids     *producerIDs
+	sessions *fetchSessionCache
+	log      *slog.Logger
 }
 
 // New returns a Handler.
@@ -119,7 +123,8 @@ func New(opts Options, meta *metadata.Controller, parts *partition.Manager, grou
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Handler{opts: opts, meta: meta, parts: parts, groups: groups, cluster: cluster, pids: &producerIDs{meta: meta}, log: logger}
+	return &Handler{opts: opts, meta: meta, parts: parts, groups: groups, cluster: cluster, pids: &producerIDs{meta: meta},
+		sessions: newFetchSessionCache(opts.FetchSessionCacheSlots, time.Now), log: logger}
 }
 
 // SupportedVersion implements server.Handler.

@@ -4,8 +4,9 @@ package handler
 //
 // Brokers, cluster id, controller and the requested topics (null = all; v1+ empty = none).
 // A topic that does not exist is created with the broker defaults when the request allows it
-// (v4+ AllowAutoTopicCreation; always before v4) and auto.create.topics.enable is on; the
-// response then already describes the new topic. v10+ topics may be named by id. Internal topics
+// (v4+ AllowAutoTopicCreation; always before v4) and auto.create.topics.enable is on; as in Kafka,
+// the response that creates it answers LEADER_NOT_AVAILABLE for it, without partitions (clients
+// ask again), and the next one describes it. v10+ topics may be named by id. Internal topics
 // (metadata.IsInternalTopic) are reported IsInternal and never auto-created: their coordinator
 // creates them with their own settings. Brokers are given with their endpoint on the listener the
 // request arrived on (Kafka's rule).
@@ -40,11 +41,11 @@ func (h *Handler) handleMetadata(ctx context.Context, req *server.Request) (kmsg
 		created := false
 		for _, rt := range r.Topics {
 			t, err := h.lookupMetadataTopic(ctx, im, rt, autoCreate)
-			if t != nil {
+			if err == errCreated {
+				created = true
+				err = kerr.LeaderNotAvailable
+			} else if t != nil {
 				topics = append(topics, t)
-				if err == errCreated {
-					created = true
-				}
 				continue
 			}
 			mt := kmsg.NewMetadataResponseTopic()

@@ -121,8 +121,9 @@ func apiName(key int16) string {
 
 // Server is the HTTP listener of /metrics and /debug/pprof/.
 type Server struct {
-	srv *http.Server
-	ln  net.Listener
+	srv    *http.Server
+	ln     net.Listener
+	served chan struct{} // closed when the serving goroutine has returned
 }
 
 // Listen binds addr and serves in the background until Shutdown.
@@ -145,8 +146,9 @@ func (m *Metrics) Listen(addr string, logger *slog.Logger) (*Server, error) {
 		}
 		fmt.Fprintln(w, "Moldau: /metrics (Prometheus), /debug/pprof/ (Go profiles)")
 	})
-	s := &Server{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, ln: ln}
+	s := &Server{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, ln: ln, served: make(chan struct{})}
 	go func() {
+		defer close(s.served)
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			logger.Error("metrics listener stopped", "err", err)
 		}
@@ -157,5 +159,16 @@ func (m *Metrics) Listen(addr string, logger *slog.Logger) (*Server, error) {
 // Addr is the bound address.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
-// Shutdown stops the listener.
-func (s *Server) Shutdown(ctx context.Context) error { return s.srv.Shutdown(ctx) }
+// Shutdown stops the listener, waits for the requests being served and for the serving
+// goroutine, or for ctx.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if err := s.srv.Shutdown(ctx); err != nil {
+		return err
+	}
+	select {
+	case <-s.served:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,8 +1,10 @@
 package partition
 
 import (
+	"cmp"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
@@ -125,4 +127,28 @@ func (ps producerStates) update(h record.BatchHeader) {
 		lastOffset: h.LastOffset(),
 		timestamp:  h.MaxTimestamp,
 	})
+}
+
+// ProducerState is what DescribeProducers reports of one idempotent producer of a partition.
+type ProducerState struct {
+	ProducerID    int64
+	ProducerEpoch int16
+	LastSequence  int32 // -1 before its first sequenced batch
+	LastTimestamp int64 // max timestamp of its last batch; -1 before its first sequenced batch
+}
+
+// Producers lists, by producer id, the idempotent producers this partition remembers.
+func (p *Partition) Producers() []ProducerState {
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	out := make([]ProducerState, 0, len(p.producers))
+	for id, e := range p.producers {
+		s := ProducerState{ProducerID: id, ProducerEpoch: e.epoch, LastSequence: e.lastSeq(), LastTimestamp: -1}
+		if n := len(e.batches); n > 0 {
+			s.LastTimestamp = e.batches[n-1].timestamp
+		}
+		out = append(out, s)
+	}
+	slices.SortFunc(out, func(a, b ProducerState) int { return cmp.Compare(a.ProducerID, b.ProducerID) })
+	return out
 }

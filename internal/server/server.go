@@ -126,9 +126,19 @@ func (s *Server) Listen() error {
 // Addr is the bound address; valid after Listen.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
-// Serve accepts connections until Shutdown. It returns nil after Shutdown.
+// Serve accepts connections until Shutdown. It returns nil after Shutdown, at once when
+// Shutdown came first.
 func (s *Server) Serve() error {
+	// The accept loop joins wg under mu, where Shutdown sees it before its Wait: an Add from a
+	// counter of zero must happen before the Wait (sync.WaitGroup), and Serve usually runs on a
+	// goroutine of its own that may start after Shutdown was called.
+	s.mu.Lock()
+	if s.ctx.Err() != nil {
+		s.mu.Unlock()
+		return nil
+	}
 	s.wg.Add(1)
+	s.mu.Unlock()
 	defer s.wg.Done()
 	for {
 		c, err := s.ln.Accept()
@@ -169,7 +179,9 @@ func (s *Server) Serve() error {
 
 // Shutdown stops accepting, closes every connection and waits for their goroutines, or for ctx.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.cancel()
+	s.mu.Lock()
+	s.cancel() // under mu: a Serve or an accepted connection that sees ctx live has joined wg
+	s.mu.Unlock()
 	if s.ln != nil {
 		s.ln.Close()
 	}

@@ -190,8 +190,20 @@ func frame(body []byte) []byte {
 // do not allow it) and returns the topic's error code and partition count.
 func metadataAutoCreate(t *testing.T, addr, topic string) (int16, int) {
 	t.Helper()
+	code, n := metadataTopic(t, addr, topic, true)
+	if code == kerr.LeaderNotAvailable.Code && n == 0 {
+		// As in Kafka, the response that creates the topic answers LEADER_NOT_AVAILABLE without
+		// partitions; the next one describes it.
+		code, n = metadataTopic(t, addr, topic, false)
+	}
+	return code, n
+}
+
+// metadataTopic asks Metadata for one topic and returns its error code and partition count.
+func metadataTopic(t *testing.T, addr, topic string, autoCreate bool) (int16, int) {
+	t.Helper()
 	req := kmsg.NewPtrMetadataRequest()
-	req.AllowAutoTopicCreation = true
+	req.AllowAutoTopicCreation = autoCreate
 	rt := kmsg.NewMetadataRequestTopic()
 	rt.Topic = kmsg.StringPtr(topic)
 	req.Topics = append(req.Topics, rt)
