@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
-	"io"
-	"log/slog"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -18,8 +16,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/moldau/moldau/internal/broker"
-	brokerconfig "github.com/moldau/moldau/internal/config"
+	"github.com/moldau/moldau/internal/brokertest"
 )
 
 func noEnv(string) string { return "" }
@@ -315,33 +312,6 @@ func startKfake(t *testing.T) string {
 	return c.ListenAddrs()[0]
 }
 
-// startMoldau starts a Moldau broker in-process on a free loopback port, as the broker's own
-// tests do.
-func startMoldau(t *testing.T) string {
-	t.Helper()
-	cfg, err := brokerconfig.Build(map[string]string{
-		"listeners":                        "PLAINTEXT://127.0.0.1:0",
-		"log.dirs":                         t.TempDir(),
-		"group.initial.rebalance.delay.ms": "0",
-		"offsets.topic.num.partitions":     "3",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := broker.Start(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := b.Shutdown(ctx); err != nil {
-			t.Error(err)
-		}
-	})
-	return b.Addr().String()
-}
-
 // testWorkloads produces 2000 records, consumes them three ways, then runs a 2-second e2e.
 func testWorkloads(t *testing.T, addr string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -396,7 +366,7 @@ func TestWorkloadsKfake(t *testing.T) {
 }
 
 func TestWorkloadsMoldau(t *testing.T) {
-	testWorkloads(t, startMoldau(t))
+	testWorkloads(t, brokertest.Addr(t, nil))
 }
 
 func TestInterrupted(t *testing.T) {

@@ -7,41 +7,14 @@ package kafkago_test
 import (
 	"context"
 	"io"
-	"log/slog"
 	"strconv"
 	"testing"
 	"time"
 
 	kafka "github.com/segmentio/kafka-go"
 
-	"github.com/moldau/moldau/internal/broker"
-	"github.com/moldau/moldau/internal/config"
+	"github.com/moldau/moldau/internal/brokertest"
 )
-
-func startBroker(t *testing.T) string {
-	t.Helper()
-	cfg, err := config.Build(map[string]string{
-		"listeners":                        "PLAINTEXT://127.0.0.1:0",
-		"log.dirs":                         t.TempDir(),
-		"group.initial.rebalance.delay.ms": "0",
-		"offsets.topic.num.partitions":     "3",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := broker.Start(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := b.Shutdown(ctx); err != nil {
-			t.Error(err)
-		}
-	})
-	return b.Addr().String()
-}
 
 // produce creates topic with partitions and writes n messages to it with kafka-go.
 func produce(ctx context.Context, t *testing.T, addr, topic string, partitions, n int) {
@@ -80,7 +53,7 @@ func consume(ctx context.Context, t *testing.T, r *kafka.Reader, want int) map[s
 }
 
 func TestPartitionReader(t *testing.T) {
-	addr := startBroker(t)
+	addr := brokertest.Addr(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	const n = 50
@@ -96,7 +69,7 @@ func TestPartitionReader(t *testing.T) {
 }
 
 func TestClientFetch(t *testing.T) {
-	addr := startBroker(t)
+	addr := brokertest.Addr(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	const n = 20
@@ -135,7 +108,7 @@ func TestClientFetch(t *testing.T) {
 }
 
 func TestGroupReader(t *testing.T) {
-	addr := startBroker(t)
+	addr := brokertest.Addr(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	const n = 60

@@ -8,8 +8,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -20,8 +18,7 @@ import (
 
 	"github.com/IBM/sarama"
 
-	"github.com/moldau/moldau/internal/broker"
-	"github.com/moldau/moldau/internal/config"
+	"github.com/moldau/moldau/internal/brokertest"
 )
 
 // versions are the Kafka versions sarama is configured for: the newest it knows, 3.6, and sarama's
@@ -33,27 +30,7 @@ var versions = []sarama.KafkaVersion{sarama.MaxVersion, sarama.V3_6_0_0, sarama.
 func startBroker(t *testing.T) (addr, dir string) {
 	t.Helper()
 	dir = t.TempDir()
-	cfg, err := config.Build(map[string]string{
-		"listeners":                        "PLAINTEXT://127.0.0.1:0",
-		"log.dirs":                         dir,
-		"group.initial.rebalance.delay.ms": "0",
-		"offsets.topic.num.partitions":     "3",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := broker.Start(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := b.Shutdown(ctx); err != nil {
-			t.Error(err)
-		}
-	})
-	return b.Addr().String(), dir
+	return brokertest.Addr(t, map[string]string{"log.dirs": dir}), dir
 }
 
 // newConfig is a sarama config for version v with timeouts short enough that a hung broker fails
