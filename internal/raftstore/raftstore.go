@@ -1,12 +1,18 @@
 // Package raftstore is Moldau's glue to hashicorp/raft: it opens the log and stable store
-// (raft-boltdb), the snapshot store (snapshot.go, on a vfs.FS) and a transport, bootstraps the cluster once, and
-// exposes a small Node API (Apply with a context, leadership, snapshots, Close).
+// (hashicorp/raft-wal, in Dir/wal), the snapshot store (snapshot.go) and a transport,
+// bootstraps the cluster once, and exposes a small Node API (Apply with a context, leadership,
+// snapshots, Close).
 //
 // The FSM itself lives in internal/metadata; raftstore knows nothing about what the log holds.
 //
-// Files: the snapshots go through Config.FS (the filesystem seam, package vfs); raft.db does
-// not: bolt opens, mmaps, writes and fsyncs it itself on the OS filesystem, so disk faults in
-// tests cannot reach it and a vfs.MemFS cannot hold it.
+// Files: every file of the raft store goes through Config.FS (the filesystem seam, package
+// vfs): the WAL's segment files (walFS, raft-wal's pluggable VFS), its meta store
+// (wal-meta.json, walMeta, instead of raft-wal's default bbolt file) and the snapshots. So
+// disk faults in tests reach the raft store and a vfs.MemFS can hold it, power loss included.
+//
+// Migration: a data dir written before raft-wal has Dir/raft.db (raft-boltdb). Open copies
+// its logs and stable keys into a new WAL once and renames it raft.db.migrated (migrate.go);
+// that one read of the old file is bolt's own I/O on the OS filesystem.
 package raftstore
 
 import (
@@ -23,7 +29,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	wal "github.com/hashicorp/raft-wal"
 
 	"github.com/moldau/moldau/internal/vfs"
 )
@@ -42,11 +48,15 @@ var (
 type Config struct {
 	// NodeID is this node's id (Kafka's node.id); the raft server id is its decimal form.
 	NodeID int32
-	// Dir holds raft.db (log + stable store) and snapshots/. Created if missing.
+	// Dir holds wal/ (the raft log and stable store) and snapshots/. Created if missing.
 	Dir string
-	// FS holds Dir and the snapshots (nil: vfs.Default). raft.db is not on it: bolt maps and
-	// writes its file itself, always on the OS filesystem.
+	// FS holds Dir: every file of the raft store is read and written through it (nil:
+	// vfs.Default).
 	FS vfs.FS
+	// WALSegmentSize is the size at which a WAL segment file is sealed and a new one started
+	// (default raft-wal's, 64 MiB; files are not preallocated, so a segment takes only the
+	// bytes written to it).
+	WALSegmentSize int
 	// BindAddr is the host:port the TCP transport listens on. Empty: in-memory transport
 	// (single node, no extra port).
 	BindAddr string
@@ -81,7 +91,7 @@ type Config struct {
 type Node struct {
 	cfg    Config
 	raft   *raft.Raft
-	store  *raftboltdb.BoltStore
+	store  *wal.WAL
 	snaps  *snapshotStore
 	trans  raft.Transport
 	logger hclog.Logger
@@ -162,10 +172,13 @@ func Open(cfg Config, fsm raft.FSM) (*Node, error) {
 	}()
 
 	var err error
-	dbPath := filepath.Join(cfg.Dir, "raft.db")
-	n.store, err = raftboltdb.New(raftboltdb.Options{Path: dbPath})
+	walDir := filepath.Join(cfg.Dir, walDirName)
+	if err := migrateBolt(cfg, walDir, hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Info, Output: cfg.LogOutput})); err != nil {
+		return nil, err
+	}
+	n.store, err = openWAL(cfg.FS, walDir, cfg.WALSegmentSize, logger.Named("wal"))
 	if err != nil {
-		return nil, fmt.Errorf("raftstore: open %s: %w", dbPath, err)
+		return nil, err
 	}
 	n.snaps, err = newSnapshotStore(cfg.FS, cfg.Dir, cfg.SnapshotRetain, logger.Named("snapshot"))
 	if err != nil {
