@@ -149,7 +149,7 @@ func Open(cfg Config, fsm raft.FSM) (*Node, error) {
 	if cfg.FS == nil {
 		cfg.FS = vfs.Default
 	}
-	if err := cfg.FS.MkdirAll(cfg.Dir, 0o755); err != nil {
+	if err := mkdirDurable(cfg.FS, cfg.Dir); err != nil {
 		return nil, fmt.Errorf("raftstore: create dir: %w", err)
 	}
 	// A single voter elects itself at every start, which hashicorp/raft reports as a WARN

@@ -60,7 +60,9 @@ func newSnapshotStore(fsys vfs.FS, base string, retain int, logger hclog.Logger)
 		return nil, errors.New("must retain at least one snapshot")
 	}
 	path := filepath.Join(base, snapDir)
-	if err := fsys.MkdirAll(path, 0o755); err != nil {
+	// Durably: a snapshot made durable inside a directory whose own entry is lost on a power
+	// cut is lost with it, after raft has already truncated the log behind it.
+	if err := mkdirDurable(fsys, path); err != nil {
 		return nil, fmt.Errorf("snapshot path: %w", err)
 	}
 	return &snapshotStore{fs: fsys, path: path, retain: retain, logger: logger}, nil
