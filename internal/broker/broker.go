@@ -71,8 +71,8 @@ type Option func(*options)
 type options struct{ fs vfs.FS }
 
 // WithFS puts every file of the log dirs (partition logs, checkpoints, markers) and the raft
-// snapshots on fsys instead of the OS filesystem; tests inject disk faults with vfs.NewFaultFS
-// over vfs.Default. raft-boltdb's raft.db is always on the OS filesystem (see package vfs).
+// store (its WAL and snapshots) on fsys instead of the OS filesystem; tests inject disk faults
+// with vfs.NewFaultFS over vfs.Default, or run on vfs.NewMem.
 func WithFS(fsys vfs.FS) Option { return func(o *options) { o.fs = fsys } }
 
 // Start locks the log dirs, binds every client listener, starts the metadata quorum, recovers
@@ -107,8 +107,8 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 	if len(cfg.LogDirs) == 0 {
 		return nil, errors.New("broker: no log.dirs configured")
 	}
-	// First the log dir locks: the raft store in the first log dir would otherwise wait forever
-	// on its own file lock held by the other process.
+	// First the log dir locks: they are all that keeps a second process from writing the same
+	// logs and raft WAL (raft-wal takes no lock of its own).
 	var err error
 	if b.locks, err = lockLogDirs(cfg.LogDirs); err != nil {
 		return nil, err

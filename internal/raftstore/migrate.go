@@ -28,6 +28,8 @@ const (
 	// migratingSuffix marks a WAL being filled from raft.db: it becomes walDirName (by
 	// rename) only once complete and durable, so a crash mid-copy leaves no half WAL.
 	migratingSuffix = ".migrating"
+	// boltLockTimeout bounds the wait for raft.db's bolt file lock during migration.
+	boltLockTimeout = 5 * time.Second
 )
 
 // openWAL opens (creating if needed) the raft-wal log and stable store in dir, all of its
@@ -145,8 +147,13 @@ func copyBolt(cfg Config, dbPath, walDir string, logger hclog.Logger) (err error
 	}
 	src, err := raftboltdb.New(raftboltdb.Options{
 		Path:        dbPath,
-		BoltOptions: &bbolt.Options{ReadOnly: true, Timeout: 5 * time.Second},
+		// Read-only takes bolt's shared flock; an older moldau still running on the dir
+		// holds it exclusively (and, from before the .lock file, nothing else stops us).
+		BoltOptions: &bbolt.Options{ReadOnly: true, Timeout: boltLockTimeout},
 	})
+	if errors.Is(err, bbolt.ErrTimeout) {
+		return fmt.Errorf("raftstore: %s is locked by another process (a moldau from before raft-wal still running on this dir?); stop it first: %w", dbPath, err)
+	}
 	if err != nil {
 		return fmt.Errorf("raftstore: open %s to migrate it: %w", dbPath, err)
 	}

@@ -1,12 +1,14 @@
 // Package vfs is the filesystem seam of Moldau's storage: every file operation of internal/log,
 // internal/partition (its checkpoints and the log dir's clean-shutdown marker) and of the raft
-// snapshot store in internal/raftstore goes through an FS, after pebble's vfs.FS. Default is the
+// store in internal/raftstore (raft-wal's segment files and meta file, and the snapshots) goes
+// through an FS, after pebble's vfs.FS. Default is the
 // operating system; tests use NewMem (an in-memory filesystem that can lose, as a power cut
 // does, everything not made durable) and NewFaultFS (fails chosen operations on chosen paths with
 // EIO, ENOSPC or anything else, switchable while the broker runs).
 //
-// What does not go through the seam: raft-boltdb's raft.db (bolt maps and writes its file
-// itself), and files outside the storage layer (configuration, the CLI's files).
+// What does not go through the seam: files outside the storage layer (configuration, the CLI's
+// files), the log dir's .lock (an flock of the OS), and the one read of a raft.db left by a
+// Moldau from before raft-wal, which bolt does itself while raftstore migrates it.
 //
 // # Sendfile
 //

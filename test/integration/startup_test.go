@@ -125,8 +125,10 @@ func TestServerPortInUse(t *testing.T) {
 }
 
 // TestServerSignalDuringStartup: SIGINT or SIGTERM stops a `moldau server` whose start-up is
-// stuck (here: another process holds the raft store's bolt file lock but not the .lock, as an
-// older moldau would) within a few seconds, instead of being ignored forever.
+// stuck within a few seconds, instead of being ignored forever. Stuck here: the data dir still
+// has raft-boltdb's __raft/raft.db, which start-up copies into raft-wal once, and another
+// process holds that file's bolt lock but not the .lock, as a moldau from before both still
+// running on the dir would; the migration waits for the lock (at most 5 s, then fails).
 func TestServerSignalDuringStartup(t *testing.T) {
 	dir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, "__raft"), 0o755); err != nil {
