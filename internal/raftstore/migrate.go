@@ -146,7 +146,7 @@ func copyBolt(cfg Config, dbPath, walDir string, logger hclog.Logger) (err error
 		return fmt.Errorf("raftstore: remove %s: %w", tmpDir, err)
 	}
 	src, err := raftboltdb.New(raftboltdb.Options{
-		Path:        dbPath,
+		Path: dbPath,
 		// Read-only takes bolt's shared flock; an older moldau still running on the dir
 		// holds it exclusively (and, from before the .lock file, nothing else stops us).
 		BoltOptions: &bbolt.Options{ReadOnly: true, Timeout: boltLockTimeout},
