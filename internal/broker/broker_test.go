@@ -26,6 +26,17 @@ import (
 // testBroker starts a broker on a free loopback port with a fresh data dir.
 func testBroker(t testing.TB, dir string, overrides ...string) *Broker {
 	t.Helper()
+	b, err := Start(context.Background(), testConfig(t, dir, overrides...), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// testConfig is the configuration of a test broker: a free loopback port, log.dirs dir, no
+// initial rebalance delay, three __consumer_offsets partitions, then overrides (key, value, ...).
+func testConfig(t testing.TB, dir string, overrides ...string) *config.Config {
+	t.Helper()
 	layer := map[string]string{
 		"listeners":                        "PLAINTEXT://127.0.0.1:0",
 		"log.dirs":                         dir,
@@ -39,11 +50,7 @@ func testBroker(t testing.TB, dir string, overrides ...string) *Broker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := Start(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return cfg
 }
 
 func stopBroker(t testing.TB, b *Broker) {

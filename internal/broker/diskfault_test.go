@@ -16,7 +16,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/moldau/moldau/internal/config"
 	"github.com/moldau/moldau/internal/record"
 	"github.com/moldau/moldau/internal/vfs"
 )
@@ -24,21 +23,8 @@ import (
 // faultBroker starts a broker whose log dirs are on a fault-injecting filesystem over the OS.
 func faultBroker(t *testing.T, logDirs string, overrides ...string) (*Broker, *vfs.FaultFS) {
 	t.Helper()
-	layer := map[string]string{
-		"listeners":                        "PLAINTEXT://127.0.0.1:0",
-		"log.dirs":                         logDirs,
-		"group.initial.rebalance.delay.ms": "0",
-		"offsets.topic.num.partitions":     "3",
-	}
-	for i := 0; i+1 < len(overrides); i += 2 {
-		layer[overrides[i]] = overrides[i+1]
-	}
-	cfg, err := config.Build(layer)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ffs := vfs.NewFaultFS(vfs.Default)
-	b, err := Start(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), WithFS(ffs))
+	b, err := Start(context.Background(), testConfig(t, logDirs, overrides...), slog.New(slog.NewTextHandler(io.Discard, nil)), WithFS(ffs))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/moldau/moldau/internal/config"
 	"github.com/moldau/moldau/internal/group"
 	"github.com/moldau/moldau/internal/metadata"
 	"github.com/moldau/moldau/internal/partition"
@@ -363,15 +362,8 @@ func TestCorruptHighWatermarkCheckpoint(t *testing.T) {
 	if err := os.WriteFile(path, []byte("0\n2\nt 0 7\n"), 0o644); err != nil { // count says 2, one entry
 		t.Fatal(err)
 	}
-	cfg, err := config.Build(map[string]string{
-		"listeners": "PLAINTEXT://127.0.0.1:0", "log.dirs": dir,
-		"group.initial.rebalance.delay.ms": "0", "offsets.topic.num.partitions": "3",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var logs syncBuffer
-	b, err = Start(ctx, cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	b, err := Start(ctx, testConfig(t, dir), slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
