@@ -194,12 +194,9 @@ func (m *MemFS) OpenDir(name string) (File, error) {
 		return nil, err
 	}
 	defer m.mu.Unlock()
-	n, err := m.lookupLocked(name)
+	n, err := m.lookupDirLocked("open", name)
 	if err != nil {
 		return nil, err
-	}
-	if !n.dir {
-		return nil, &os.PathError{Op: "open", Path: name, Err: syscall.ENOTDIR}
 	}
 	return &memFile{fs: m, n: n, name: name}, nil
 }
@@ -291,12 +288,9 @@ func (m *MemFS) ReadDir(dir string) ([]os.DirEntry, error) {
 		return nil, err
 	}
 	defer m.mu.Unlock()
-	n, err := m.lookupLocked(dir)
+	n, err := m.lookupDirLocked("readdir", dir)
 	if err != nil {
 		return nil, err
-	}
-	if !n.dir {
-		return nil, &os.PathError{Op: "readdir", Path: dir, Err: syscall.ENOTDIR}
 	}
 	out := make([]os.DirEntry, 0, len(n.children))
 	for name, c := range n.children {
@@ -304,6 +298,19 @@ func (m *MemFS) ReadDir(dir string) ([]os.DirEntry, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name() < out[j].Name() })
 	return out, nil
+}
+
+// lookupDirLocked is lookupLocked for a directory: a file is ENOTDIR, reported as op's.
+// REQUIRES: m.mu is held.
+func (m *MemFS) lookupDirLocked(op, name string) (*memNode, error) {
+	n, err := m.lookupLocked(name)
+	if err != nil {
+		return nil, err
+	}
+	if !n.dir {
+		return nil, &os.PathError{Op: op, Path: name, Err: syscall.ENOTDIR}
+	}
+	return n, nil
 }
 
 // Stat implements FS.
@@ -325,12 +332,9 @@ func (m *MemFS) SyncDir(dir string) error {
 		return err
 	}
 	defer m.mu.Unlock()
-	n, err := m.lookupLocked(dir)
+	n, err := m.lookupDirLocked("fsync", dir)
 	if err != nil {
 		return err
-	}
-	if !n.dir {
-		return &os.PathError{Op: "fsync", Path: dir, Err: syscall.ENOTDIR}
 	}
 	n.syncDir()
 	return nil
