@@ -22,6 +22,7 @@ import (
 	"github.com/moldau/moldau/internal/metadata"
 	"github.com/moldau/moldau/internal/metrics"
 	"github.com/moldau/moldau/internal/partition"
+	"github.com/moldau/moldau/internal/raftstore"
 	"github.com/moldau/moldau/internal/server"
 	"github.com/moldau/moldau/internal/vfs"
 )
@@ -38,6 +39,10 @@ type Broker struct {
 	groups    *group.Coordinator
 	offsets   *offsetsStore
 	listeners []*clientListener // every client listener, in the order of listeners
+	// ctrlMux splits the CONTROLLER listener between raft and the controller APIs (Kafka
+	// protocol); ctrlSrv serves the latter. Both nil without a controller listener.
+	ctrlMux *raftstore.Mux
+	ctrlSrv *server.Server
 	metrics   *metrics.Server   // metrics.listener: /metrics and /debug/pprof/; nil when off
 
 	syncMu sync.Mutex // serialises Sync
@@ -99,6 +104,9 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 			for _, l := range b.listeners {
 				l.ln.Close()
 			}
+			if b.ctrlSrv == nil && b.ctrlMux != nil {
+				b.ctrlMux.Kafka().Close()
+			}
 			b.closeParts()
 			releaseDirLocks(b.locks, true)
 		}
@@ -129,6 +137,17 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 		}
 		b.listeners = append(b.listeners, &clientListener{bind: ln, advertised: adv, ln: netLn})
 	}
+	// And the CONTROLLER listener: raft and the controller APIs share it (raftstore.Mux).
+	if cfg.ControllerListener != "" {
+		ln, err := net.Listen("tcp", cfg.ControllerListener)
+		if err != nil {
+			if errors.Is(err, syscall.EADDRINUSE) {
+				return nil, fmt.Errorf("controller listener: address %s is already in use; stop what listens there or choose another port (controller.quorum.voters, listeners)", cfg.ControllerListener)
+			}
+			return nil, fmt.Errorf("controller listener %s: %w", cfg.ControllerListener, err)
+		}
+		b.ctrlMux = raftstore.NewMux(ln, logger)
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("broker: start: %w", err)
 	}
@@ -141,8 +160,8 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 		NodeID:                   cfg.NodeID,
 		RaftDir:                  filepath.Join(cfg.LogDirs[0], "__raft"),
 		RaftFS:                   o.fs,
-		RaftBindAddr:             cfg.ControllerListener,
-		RaftAdvertiseAddr:        cfg.ControllerListener,
+		RaftMux:                  b.ctrlMux,
+		RaftAdvertiseAddr:        raftAdvertiseAddr(cfg),
 		Voters:                   voters,
 		ClusterID:                cfg.ClusterID,
 		NumPartitions:            cfg.NumPartitions,
@@ -158,7 +177,7 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 
 	// The metadata records one endpoint per broker: the first listener's.
 	first := b.listeners[0].advertised
-	if err := b.registerSelf(ctx, first.Host, int32(first.Port)); err != nil {
+	if err := b.registerWithQuorum(ctx, first.Host, int32(first.Port)); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -260,6 +279,26 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 			defer b.wg.Done()
 			if err := l.srv.Serve(); err != nil {
 				b.log.Error("listener stopped", "listener", l.bind.Name, "err", err)
+			}
+		}()
+	}
+	if b.ctrlMux != nil {
+		b.ctrlSrv = server.New(server.Config{
+			Ln:              b.ctrlMux.Kafka(),
+			Listener:        controllerListenerName(cfg),
+			MaxRequestBytes: cfg.SocketRequestMaxBytes,
+			IdleTimeout:     time.Duration(cfg.ConnectionsMaxIdleMs) * time.Millisecond,
+			Limits:          limits,
+			Logger:          logger.With("listener", controllerListenerName(cfg)),
+		}, controllerHandler{h})
+		if err := b.ctrlSrv.Listen(); err != nil {
+			return nil, fmt.Errorf("broker: controller listener: %w", err)
+		}
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			if err := b.ctrlSrv.Serve(); err != nil {
+				b.log.Error("controller listener stopped", "err", err)
 			}
 		}()
 	}
@@ -477,6 +516,12 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	for _, l := range b.listeners {
 		if err := l.srv.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("stop listener %s: %w", l.bind.Name, err))
+		}
+	}
+	if b.ctrlSrv != nil {
+		// The raft side of the listener stays up until the metadata quorum closes.
+		if err := b.ctrlSrv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop controller listener: %w", err))
 		}
 	}
 	if b.metrics != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/moldau/moldau/internal/metadata"
 	"github.com/moldau/moldau/internal/server"
 )
 
@@ -29,14 +30,18 @@ func init() { register(kmsg.ApiVersions, 0, 4, (*Handler).handleApiVersions) }
 // softwareNameRe is Kafka's rule for ClientSoftwareName and ClientSoftwareVersion.
 var softwareNameRe = regexp.MustCompile(`^[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?$`)
 
-func (h *Handler) handleApiVersions(_ context.Context, req *server.Request) (kmsg.Response, error) {
+func (h *Handler) handleApiVersions(ctx context.Context, req *server.Request) (kmsg.Response, error) {
 	r := req.Msg.(*kmsg.ApiVersionsRequest)
 	resp := r.ResponseKind().(*kmsg.ApiVersionsResponse)
 	if r.Version >= 3 && (!softwareNameRe.MatchString(r.ClientSoftwareName) || !softwareNameRe.MatchString(r.ClientSoftwareVersion)) {
 		resp.ErrorCode = kerr.InvalidRequest.Code
 		return resp, nil
 	}
+	onController := metadata.IsForwarded(ctx)
 	for _, a := range sortedAPIs() {
+		if a.controllerOnly && !onController {
+			continue
+		}
 		k := kmsg.NewApiVersionsResponseApiKey()
 		k.ApiKey, k.MinVersion, k.MaxVersion = a.key, a.min, a.max
 		if a.key == kmsg.Produce.Int16() {

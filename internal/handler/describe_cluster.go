@@ -26,7 +26,7 @@ func (h *Handler) handleDescribeCluster(_ context.Context, req *server.Request) 
 	}
 	im := h.meta.Image()
 	resp.ClusterID = im.ClusterID()
-	resp.ControllerID = h.opts.NodeID
+	resp.ControllerID = h.meta.ControllerID() // the raft leader; -1 while none is elected
 	resp.EndpointType = 1
 	for _, b := range im.Brokers() {
 		rb := kmsg.NewDescribeClusterResponseBroker()

@@ -25,6 +25,9 @@ type api struct {
 	key      int16
 	min, max int16
 	handle   func(h *Handler, ctx context.Context, req *server.Request) (kmsg.Response, error)
+	// controllerOnly APIs (broker -> controller) are served and advertised only on the
+	// CONTROLLER listener, as in Kafka; on a client listener they close the connection.
+	controllerOnly bool
 }
 
 // apis is filled by the init functions of the per-API files and never changed afterwards.
@@ -35,6 +38,14 @@ func register(key kmsg.Key, min, max int16, fn func(h *Handler, ctx context.Cont
 		panic(fmt.Sprintf("handler for %s registers v%d, kmsg knows up to v%d", key.Name(), max, kmax))
 	}
 	apis[key.Int16()] = api{key: key.Int16(), min: min, max: max, handle: fn}
+}
+
+// registerController registers an API served only on the CONTROLLER listener.
+func registerController(key kmsg.Key, min, max int16, fn func(h *Handler, ctx context.Context, req *server.Request) (kmsg.Response, error)) {
+	register(key, min, max, fn)
+	a := apis[key.Int16()]
+	a.controllerOnly = true
+	apis[key.Int16()] = a
 }
 
 // sortedAPIs lists the implemented APIs by key.
@@ -138,6 +149,9 @@ func (h *Handler) Handle(ctx context.Context, req *server.Request) (kmsg.Respons
 	a, ok := apis[req.Key]
 	if !ok {
 		return nil, fmt.Errorf("api key %d is not implemented", req.Key)
+	}
+	if a.controllerOnly && !metadata.IsForwarded(ctx) {
+		return nil, fmt.Errorf("api key %d is served on the CONTROLLER listener only", req.Key)
 	}
 	return a.handle(h, ctx, req)
 }

@@ -73,7 +73,7 @@ func (h *Handler) handleMetadata(ctx context.Context, req *server.Request) (kmsg
 	}
 	clusterID := im.ClusterID()
 	resp.ClusterID = &clusterID
-	resp.ControllerID = h.opts.NodeID
+	resp.ControllerID = h.meta.ControllerID() // the raft leader; -1 while none is elected
 
 	for _, t := range topics {
 		resp.Topics = append(resp.Topics, metadataTopic(t, r.Version))

@@ -45,6 +45,12 @@ type Controller struct {
 	cfg Config
 	fsm *FSM
 	log committer
+	// fwd sends writes to the raft leader when this node is not it (nil: a single voter, or a
+	// log without raft, never forwards).
+	fwd *forwarder
+	// closed is closed by Close: waits for the leader end.
+	closed    chan struct{}
+	closeOnce sync.Once
 
 	// mu serialises writers: validation sees the image every earlier write produced, so two
 	// concurrent CreateTopic calls for one name cannot both pass.
@@ -55,7 +61,7 @@ type Controller struct {
 
 func newController(cfg Config, fsm *FSM, log committer) *Controller {
 	cfg.setDefaults()
-	return &Controller{cfg: cfg, fsm: fsm, log: log}
+	return &Controller{cfg: cfg, fsm: fsm, log: log, closed: make(chan struct{})}
 }
 
 // Image returns the current applied image.
@@ -81,6 +87,10 @@ func (c *Controller) IsController() bool { return c.ControllerID() == c.cfg.Node
 
 // Close stops the raft node and waits for the controller's goroutines.
 func (c *Controller) Close() error {
+	c.closeOnce.Do(func() { close(c.closed) })
+	if c.fwd != nil {
+		c.fwd.close()
+	}
 	err := c.log.close()
 	c.wg.Wait()
 	return err
@@ -125,15 +135,17 @@ type CreateTopic struct {
 	Internal bool
 }
 
-// CreateTopic validates and creates a topic. With ValidateOnly it returns the topic as it
-// would be created (zero ID) and commits nothing.
-func (c *Controller) CreateTopic(ctx context.Context, t CreateTopic) (*Topic, error) {
+// localCreateTopic is CreateTopic on this node: the raft leader, or a forwarded request (forward_ops.go).
+func (c *Controller) localCreateTopic(ctx context.Context, t CreateTopic) (*Topic, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	im := c.Image()
 	if err := ValidateTopicName(t.Name); err != nil {
 		return nil, err
 	}
+	// As Kafka's Topic.isInternal: internal by name, also when a request forwarded from another
+	// node (which cannot say so) creates it.
+	t.Internal = t.Internal || IsInternalTopic(t.Name)
 	if _, ok := im.Topic(t.Name); ok {
 		return nil, fmt.Errorf("%w: topic '%s' already exists", ErrTopicExists, t.Name)
 	}
@@ -217,8 +229,8 @@ func (c *Controller) CreateTopic(ctx context.Context, t CreateTopic) (*Topic, er
 	return created, nil
 }
 
-// DeleteTopic deletes a topic with its partitions and configs.
-func (c *Controller) DeleteTopic(ctx context.Context, name string) error {
+// localDeleteTopic is DeleteTopic on this node: the raft leader, or a forwarded request (forward_ops.go).
+func (c *Controller) localDeleteTopic(ctx context.Context, name string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	t, ok := c.Image().Topic(name)
@@ -231,9 +243,8 @@ func (c *Controller) DeleteTopic(ctx context.Context, name string) error {
 	return nil
 }
 
-// CreatePartitions grows a topic to count partitions. assign, if not nil, gives the
-// replicas of each new partition (len(assign) == count - current).
-func (c *Controller) CreatePartitions(ctx context.Context, name string, count int32, assign [][]int32, validateOnly bool) error {
+// localCreatePartitions is CreatePartitions on this node: the raft leader, or a forwarded request (forward_ops.go).
+func (c *Controller) localCreatePartitions(ctx context.Context, name string, count int32, assign [][]int32, validateOnly bool) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	im := c.Image()
@@ -286,8 +297,8 @@ func (c *Controller) CreatePartitions(ctx context.Context, name string, count in
 	return nil
 }
 
-// AlterTopicConfigs sets (non-nil) or deletes (nil) topic config overrides atomically.
-func (c *Controller) AlterTopicConfigs(ctx context.Context, name string, set map[string]*string) error {
+// localAlterTopicConfigs is AlterTopicConfigs on this node: the raft leader, or a forwarded request (forward_ops.go).
+func (c *Controller) localAlterTopicConfigs(ctx context.Context, name string, set map[string]*string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.Image().Topic(name); !ok {
@@ -296,15 +307,15 @@ func (c *Controller) AlterTopicConfigs(ctx context.Context, name string, set map
 	return c.alterConfigsLocked(ctx, ResourceTopic, name, c.cfg.ValidateTopicConfig, set)
 }
 
-// AlterBrokerConfigs sets (non-nil) or deletes (nil) cluster-wide dynamic broker configs.
-func (c *Controller) AlterBrokerConfigs(ctx context.Context, set map[string]*string) error {
+// localAlterBrokerConfigs is AlterBrokerConfigs on this node: the raft leader, or a forwarded request (forward_ops.go).
+func (c *Controller) localAlterBrokerConfigs(ctx context.Context, set map[string]*string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.alterConfigsLocked(ctx, ResourceBroker, "", c.cfg.ValidateBrokerConfig, set)
 }
 
-// AlterNodeConfigs sets (non-nil) or deletes (nil) dynamic broker configs of one node.
-func (c *Controller) AlterNodeConfigs(ctx context.Context, nodeID int32, set map[string]*string) error {
+// localAlterNodeConfigs is AlterNodeConfigs on this node: the raft leader, or a forwarded request (forward_ops.go).
+func (c *Controller) localAlterNodeConfigs(ctx context.Context, nodeID int32, set map[string]*string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if nodeID < 0 {
@@ -350,9 +361,8 @@ func (c *Controller) validateConfig(validate func(k, v string) error, key, value
 	return nil
 }
 
-// AllocateProducerIDs hands out a fresh block of ProducerIDBlockSize producer ids. A block
-// is never handed out twice, also across restarts (the allocation is in the metadata log).
-func (c *Controller) AllocateProducerIDs(ctx context.Context) (first int64, count int64, err error) {
+// localAllocateProducerIDs is AllocateProducerIDs on this node: the raft leader, or a forwarded request (forward_ops.go).
+func (c *Controller) localAllocateProducerIDs(ctx context.Context) (first int64, count int64, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	first = c.Image().NextProducerID()
@@ -368,7 +378,7 @@ func (c *Controller) AllocateProducerIDs(ctx context.Context) (first int64, coun
 
 // RegisterBroker registers a broker or updates its endpoint. Re-registering an identical
 // endpoint commits nothing.
-func (c *Controller) RegisterBroker(ctx context.Context, b Broker) error {
+func (c *Controller) localRegisterBroker(ctx context.Context, b Broker) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if b.NodeID < 0 {

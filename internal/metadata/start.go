@@ -18,8 +18,11 @@ type Config struct {
 	RaftDir string
 	// RaftFS holds the raft snapshots (nil: vfs.Default); see raftstore.Config.FS.
 	RaftFS vfs.FS
-	// RaftBindAddr / RaftAdvertiseAddr: TCP transport; empty bind address = in-memory
-	// transport (single node, no extra port).
+	// RaftMux carries the raft transport on the CONTROLLER listener, shared with the Kafka
+	// protocol the controller APIs (and forwarded writes) arrive by. Nil: RaftBindAddr.
+	RaftMux *raftstore.Mux
+	// RaftBindAddr / RaftAdvertiseAddr: TCP transport; empty bind address (and no RaftMux) =
+	// in-memory transport (single node, no extra port).
 	RaftBindAddr      string
 	RaftAdvertiseAddr string
 	// Voters: node id -> raft address. Empty or only this node: single-voter cluster.
@@ -79,6 +82,7 @@ func Start(ctx context.Context, cfg Config) (*Controller, error) {
 		NodeID:            cfg.NodeID,
 		Dir:               cfg.RaftDir,
 		FS:                cfg.RaftFS,
+		Mux:               cfg.RaftMux,
 		BindAddr:          cfg.RaftBindAddr,
 		AdvertiseAddr:     cfg.RaftAdvertiseAddr,
 		Voters:            cfg.Voters,
@@ -93,6 +97,9 @@ func Start(ctx context.Context, cfg Config) (*Controller, error) {
 		return nil, fmt.Errorf("metadata: %w", err)
 	}
 	c := newController(cfg, fsm, &raftCommitter{node: node})
+	if !singleVoter(cfg.NodeID, cfg.Voters) {
+		c.fwd = &forwarder{}
+	}
 	leaderCh := node.LeaderCh()
 	if node.IsLeader() {
 		if err := c.ensureClusterID(ctx, cfg.ClusterID); err != nil {
@@ -102,6 +109,16 @@ func Start(ctx context.Context, cfg Config) (*Controller, error) {
 	}
 	c.wg.Go(func() { c.watchLeadership(leaderCh, node) })
 	return c, nil
+}
+
+// singleVoter reports whether voters is empty or only this node: then this node is always the
+// raft leader and nothing is forwarded.
+func singleVoter(self int32, voters map[int32]string) bool {
+	if len(voters) == 0 {
+		return true
+	}
+	_, ok := voters[self]
+	return ok && len(voters) == 1
 }
 
 // watchLeadership runs while the node is open. When this node becomes the raft leader it
@@ -159,3 +176,22 @@ func (r *raftCommitter) leader() (int32, bool) {
 }
 
 func (r *raftCommitter) close() error { return r.node.Close() }
+
+func (r *raftCommitter) leaderAddr() (int32, string, bool) { return r.node.Leader() }
+
+func (r *raftCommitter) commandAtOrBefore(index uint64) (uint64, bool) {
+	return r.node.CommandAtOrBefore(index)
+}
+
+// QuorumState is the metadata quorum as one node sees it.
+type QuorumState = raftstore.QuorumState
+
+// Quorum reports the metadata quorum's state as this node sees it (DescribeQuorum). A
+// controller without raft reports itself as the only voter and leader.
+func (c *Controller) Quorum() (QuorumState, error) {
+	if n := c.Node(); n != nil {
+		return n.Quorum()
+	}
+	idx := c.Image().Index()
+	return QuorumState{LeaderID: c.cfg.NodeID, Term: 1, CommitIndex: idx, LastIndex: idx, Voters: []int32{c.cfg.NodeID}}, nil
+}

@@ -10,6 +10,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
 )
 
 func startTest(t *testing.T, dir string, mod func(*Config)) *Controller {
@@ -187,14 +189,17 @@ func TestNotController(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if _, err := c.CreateTopic(context.Background(), CreateTopic{Name: "x", Partitions: 1, ReplicationFactor: 1}); !errors.Is(err, ErrInvalidReplicationFactor) {
+	if _, err := c.CreateTopic(Forwarded(context.Background()), CreateTopic{Name: "x", Partitions: 1, ReplicationFactor: 1}); !errors.Is(err, ErrInvalidReplicationFactor) {
 		// no brokers registered: validation fails before raft is asked
 		t.Fatalf("err = %v", err)
 	}
-	if err := c.RegisterBroker(context.Background(), Broker{NodeID: 1, Host: "h", Port: 1}); !errors.Is(err, ErrNotController) {
-		t.Fatalf("err = %v, want ErrNotController", err)
+	// With no leader to forward to, a write waits for one until its deadline, then times out.
+	err = c.RegisterBroker(context.Background(), Broker{NodeID: 1, Host: "h", Port: 1})
+	if !errors.Is(err, ErrNotController) || !errors.Is(err, kerr.RequestTimedOut) {
+		t.Fatalf("err = %v, want ErrNotController and REQUEST_TIMED_OUT", err)
 	}
-	if _, _, err := c.AllocateProducerIDs(context.Background()); !errors.Is(err, ErrNotController) {
+	// A request that arrived on the CONTROLLER listener is never forwarded: NOT_CONTROLLER at once.
+	if _, _, err := c.AllocateProducerIDs(Forwarded(context.Background())); !errors.Is(err, ErrNotController) || errors.Is(err, kerr.RequestTimedOut) {
 		t.Fatalf("err = %v, want ErrNotController", err)
 	}
 	if c.IsController() {
@@ -255,7 +260,9 @@ func TestThreeControllers(t *testing.T) {
 		if c == leader {
 			continue
 		}
-		if _, err := c.CreateTopic(ctx, CreateTopic{Name: "x", Partitions: 1, ReplicationFactor: 1}); !errors.Is(err, ErrNotController) {
+		// Forwarding needs the CONTROLLER listener's Kafka side (internal/broker tests it); a
+		// request that arrived there is answered NOT_CONTROLLER by a node that does not lead.
+		if _, err := c.CreateTopic(Forwarded(ctx), CreateTopic{Name: "x", Partitions: 1, ReplicationFactor: 1}); !errors.Is(err, ErrNotController) {
 			t.Fatalf("node %d: err = %v, want ErrNotController", id, err)
 		}
 		if c.ControllerID() != leaderID {

@@ -57,8 +57,12 @@ type Config struct {
 	// (default raft-wal's, 64 MiB; files are not preallocated, so a segment takes only the
 	// bytes written to it).
 	WALSegmentSize int
-	// BindAddr is the host:port the TCP transport listens on. Empty: in-memory transport
-	// (single node, no extra port).
+	// Mux, when set, carries the raft transport on a listener shared with the Kafka protocol
+	// (the CONTROLLER listener); BindAddr is then ignored. Close does not close the Mux's
+	// Kafka side.
+	Mux *Mux
+	// BindAddr is the host:port the TCP transport listens on. Empty (and no Mux): in-memory
+	// transport (single node, no extra port).
 	BindAddr string
 	// AdvertiseAddr is the address other voters dial; defaults to BindAddr.
 	AdvertiseAddr string
@@ -184,9 +188,24 @@ func Open(cfg Config, fsm raft.FSM) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("raftstore: open snapshot store: %w", err)
 	}
-	if cfg.BindAddr == "" {
+	switch {
+	case cfg.Mux != nil:
+		var adv net.Addr
+		if cfg.AdvertiseAddr != "" {
+			adv, err = net.ResolveTCPAddr("tcp", cfg.AdvertiseAddr)
+			if err != nil {
+				return nil, fmt.Errorf("raftstore: advertise address %q: %w", cfg.AdvertiseAddr, err)
+			}
+		}
+		n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+			Stream:  cfg.Mux.RaftLayer(adv),
+			MaxPool: 3,
+			Timeout: 10 * time.Second,
+			Logger:  logger.Named("transport"),
+		})
+	case cfg.BindAddr == "":
 		_, n.trans = raft.NewInmemTransport(raft.ServerAddress("inmem:" + string(ServerID(cfg.NodeID))))
-	} else {
+	default:
 		var adv net.Addr
 		if cfg.AdvertiseAddr != "" {
 			adv, err = net.ResolveTCPAddr("tcp", cfg.AdvertiseAddr)
@@ -403,4 +422,62 @@ func (n *Node) closeResources() error {
 		errs = append(errs, n.store.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// CommandAtOrBefore is the index of the last command entry (what reaches the FSM's Apply) at or
+// before index, once this node's raft has handed index to the FSM; ok is false before that.
+// Entries below the log's first index were compacted into a snapshot, which the FSM restored
+// before anything later: they count as applied (0).
+func (n *Node) CommandAtOrBefore(index uint64) (uint64, bool) {
+	if n.raft.AppliedIndex() < index {
+		return 0, false
+	}
+	first, err := n.store.FirstIndex()
+	if err != nil {
+		return 0, false
+	}
+	for i := index; i >= first && i > 0; i-- {
+		var l raft.Log
+		if err := n.store.GetLog(i, &l); err != nil {
+			return 0, false
+		}
+		if l.Type == raft.LogCommand {
+			return i, true
+		}
+	}
+	return 0, true
+}
+
+// QuorumState is what DescribeQuorum reports about the raft group, as this node sees it.
+type QuorumState struct {
+	LeaderID    int32  // -1 when none is known
+	Term        uint64 // Kafka's leader epoch of the metadata log
+	CommitIndex uint64 // Kafka's high watermark of the metadata log
+	LastIndex   uint64 // this node's log end
+	Voters      []int32
+	NonVoters   []int32 // Kafka's observers
+}
+
+// Quorum reports the raft group's state as this node sees it.
+func (n *Node) Quorum() (QuorumState, error) {
+	st := QuorumState{LeaderID: -1, Term: n.raft.CurrentTerm(), CommitIndex: n.raft.CommitIndex(), LastIndex: n.raft.LastIndex()}
+	if id, _, ok := n.Leader(); ok {
+		st.LeaderID = id
+	}
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return st, mapErr(err)
+	}
+	for _, s := range f.Configuration().Servers {
+		v, err := strconv.ParseInt(string(s.ID), 10, 32)
+		if err != nil {
+			continue
+		}
+		if s.Suffrage == raft.Voter {
+			st.Voters = append(st.Voters, int32(v))
+		} else {
+			st.NonVoters = append(st.NonVoters, int32(v))
+		}
+	}
+	return st, nil
 }

@@ -1,0 +1,68 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/moldau/moldau/internal/config"
+	"github.com/moldau/moldau/internal/metadata"
+	"github.com/moldau/moldau/internal/server"
+)
+
+// controllerHandler serves the CONTROLLER listener: the same handler, with every request marked
+// as forwarded so the metadata controller runs it here or answers NOT_CONTROLLER, never forwards
+// it again.
+type controllerHandler struct{ server.Handler }
+
+func (c controllerHandler) Handle(ctx context.Context, req *server.Request) (kmsg.Response, error) {
+	return c.Handler.Handle(metadata.Forwarded(ctx), req)
+}
+
+// controllerListenerName is the name requests on the CONTROLLER listener carry.
+func controllerListenerName(cfg *config.Config) string { return "CONTROLLER" }
+
+// raftAdvertiseAddr is the address other voters dial this node at: its own entry in
+// controller.quorum.voters, else the controller listener as bound.
+func raftAdvertiseAddr(cfg *config.Config) string {
+	for _, v := range cfg.ControllerQuorumVoters {
+		if v.ID == cfg.NodeID {
+			return v.Addr()
+		}
+	}
+	return cfg.ControllerListener
+}
+
+// quorumWaitLog is how often start-up says it is still waiting for the metadata quorum.
+const quorumWaitLog = 10 * time.Second
+
+// registerWithQuorum registers this broker, retrying while the metadata quorum has no leader
+// (the other voters are not up yet), until ctx ends. A cluster's first node waits here for a
+// majority of controller.quorum.voters, as a Kafka node does.
+func (b *Broker) registerWithQuorum(ctx context.Context, host string, port int32) error {
+	lastLog := time.Now()
+	for {
+		err := b.registerSelf(ctx, host, port)
+		if err == nil || !errors.Is(err, metadata.ErrNotController) && !isTimeout(err) {
+			return err
+		}
+		if time.Since(lastLog) >= quorumWaitLog {
+			b.log.Info("waiting for the metadata quorum: no controller has been elected yet; a majority of controller.quorum.voters must be running",
+				"voters", len(b.cfg.ControllerQuorumVoters), "err", err)
+			lastLog = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("broker: start: waiting for the metadata quorum: %w", ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func isTimeout(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, kerr.RequestTimedOut)
+}

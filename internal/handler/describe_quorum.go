@@ -1,0 +1,65 @@
+package handler
+
+// DescribeQuorum: v0-2. The metadata quorum as the raft leader sees it: leader, leader epoch (the
+// raft term), high watermark (the commit index) and the voters and observers (raft non-voters).
+// Answered only by the leader, as in Kafka (NOT_LEADER_OR_FOLLOWER elsewhere); the only partition
+// is __cluster_metadata-0. hashicorp/raft does not expose the followers' replication progress, so
+// a voter other than the leader reports LogEndOffset -1.
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/moldau/moldau/internal/metadata"
+	"github.com/moldau/moldau/internal/server"
+)
+
+func init() { register(kmsg.DescribeQuorum, 0, 2, (*Handler).handleDescribeQuorum) }
+
+func (h *Handler) handleDescribeQuorum(_ context.Context, req *server.Request) (kmsg.Response, error) {
+	r := req.Msg.(*kmsg.DescribeQuorumRequest)
+	resp := r.ResponseKind().(*kmsg.DescribeQuorumResponse)
+	st, err := h.meta.Quorum()
+	for _, rt := range r.Topics {
+		t := kmsg.NewDescribeQuorumResponseTopic()
+		t.Topic = rt.Topic
+		for _, rp := range rt.Partitions {
+			p := kmsg.NewDescribeQuorumResponseTopicPartition()
+			p.Partition = rp.Partition
+			switch {
+			case rt.Topic != metadata.ClusterMetadataTopic || rp.Partition != 0:
+				p.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			case err != nil:
+				p.ErrorCode = errorCode(err)
+			case st.LeaderID != h.opts.NodeID:
+				p.ErrorCode = kerr.NotLeaderForPartition.Code
+				p.LeaderID = st.LeaderID
+			default:
+				p.LeaderID = st.LeaderID
+				p.LeaderEpoch = int32(st.Term)
+				p.HighWatermark = int64(st.CommitIndex)
+				for _, id := range st.Voters {
+					p.CurrentVoters = append(p.CurrentVoters, quorumReplica(id, h.opts.NodeID, st))
+				}
+				for _, id := range st.NonVoters {
+					p.Observers = append(p.Observers, quorumReplica(id, h.opts.NodeID, st))
+				}
+			}
+			t.Partitions = append(t.Partitions, p)
+		}
+		resp.Topics = append(resp.Topics, t)
+	}
+	return resp, nil
+}
+
+func quorumReplica(id, self int32, st metadata.QuorumState) kmsg.DescribeQuorumResponseTopicPartitionReplicaState {
+	rs := kmsg.NewDescribeQuorumResponseTopicPartitionReplicaState()
+	rs.ReplicaID = id
+	rs.LogEndOffset = -1
+	if id == self {
+		rs.LogEndOffset = int64(st.LastIndex)
+	}
+	return rs
+}

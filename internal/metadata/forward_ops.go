@@ -1,0 +1,247 @@
+package metadata
+
+// The public write methods of the Controller: each runs its local form on the raft leader and is
+// sent to the leader as its Kafka request everywhere else (forward.go).
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// CreateTopic validates and creates a topic. With ValidateOnly it returns the topic as it
+// would be created (zero ID) and commits nothing.
+func (c *Controller) CreateTopic(ctx context.Context, t CreateTopic) (*Topic, error) {
+	var out *Topic
+	err := c.route(ctx, func() error {
+		var err error
+		out, err = c.localCreateTopic(ctx, t)
+		return err
+	}, func(ctx context.Context, send sendFunc) error {
+		var err error
+		out, err = c.remoteCreateTopic(ctx, send, t)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if out == nil && !t.ValidateOnly {
+		// Forwarded: this node's image has the commit now.
+		created, ok := c.Image().Topic(t.Name)
+		if !ok {
+			return nil, fmt.Errorf("create topic %s: committed by the controller but not in this node's image", t.Name)
+		}
+		out = created
+	}
+	return out, nil
+}
+
+func (c *Controller) remoteCreateTopic(ctx context.Context, send sendFunc, t CreateTopic) (*Topic, error) {
+	req := kmsg.NewPtrCreateTopicsRequest()
+	req.TimeoutMillis = timeoutMillis(ctx)
+	req.ValidateOnly = t.ValidateOnly
+	rt := kmsg.NewCreateTopicsRequestTopic()
+	rt.Topic = t.Name
+	rt.NumPartitions = t.Partitions
+	rt.ReplicationFactor = t.ReplicationFactor
+	for _, p := range slices.Sorted(maps.Keys(t.Assignments)) {
+		a := kmsg.NewCreateTopicsRequestTopicReplicaAssignment()
+		a.Partition, a.Replicas = p, t.Assignments[p]
+		rt.ReplicaAssignment = append(rt.ReplicaAssignment, a)
+	}
+	for _, k := range slices.Sorted(maps.Keys(t.Configs)) {
+		cfg := kmsg.NewCreateTopicsRequestTopicConfig()
+		v := t.Configs[k]
+		cfg.Name, cfg.Value = k, &v
+		rt.Configs = append(rt.Configs, cfg)
+	}
+	req.Topics = append(req.Topics, rt)
+	resp, err := send(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	r := resp.(*kmsg.CreateTopicsResponse)
+	if len(r.Topics) != 1 {
+		return nil, fmt.Errorf("create topic %s: the controller answered %d topics: %w", t.Name, len(r.Topics), kerr.UnknownServerError)
+	}
+	st := r.Topics[0]
+	if err := remoteErr(st.ErrorCode, st.ErrorMessage); err != nil {
+		return nil, err
+	}
+	if !t.ValidateOnly {
+		return nil, nil // read from this node's image once it has applied the commit
+	}
+	// The topic as the controller would create it: its shape, no id.
+	topic := &Topic{Name: t.Name, Internal: t.Internal || IsInternalTopic(t.Name), Configs: maps.Clone(t.Configs)}
+	if topic.Configs == nil {
+		topic.Configs = map[string]string{}
+	}
+	for p := range st.NumPartitions {
+		topic.Partitions = append(topic.Partitions, Partition{Partition: p, Leader: -1, Replicas: make([]int32, max(st.ReplicationFactor, 0))})
+	}
+	return topic, nil
+}
+
+// DeleteTopic deletes a topic with its partitions and configs.
+func (c *Controller) DeleteTopic(ctx context.Context, name string) error {
+	return c.route(ctx, func() error { return c.localDeleteTopic(ctx, name) },
+		func(ctx context.Context, send sendFunc) error {
+			req := kmsg.NewPtrDeleteTopicsRequest()
+			req.TimeoutMillis = timeoutMillis(ctx)
+			rt := kmsg.NewDeleteTopicsRequestTopic()
+			rt.Topic = &name
+			req.Topics = append(req.Topics, rt)
+			req.TopicNames = append(req.TopicNames, name)
+			resp, err := send(ctx, req)
+			if err != nil {
+				return err
+			}
+			r := resp.(*kmsg.DeleteTopicsResponse)
+			if len(r.Topics) != 1 {
+				return fmt.Errorf("delete topic %s: the controller answered %d topics: %w", name, len(r.Topics), kerr.UnknownServerError)
+			}
+			return remoteErr(r.Topics[0].ErrorCode, r.Topics[0].ErrorMessage)
+		})
+}
+
+// CreatePartitions grows a topic to count partitions. assign, if not nil, gives the
+// replicas of each new partition (len(assign) == count - current).
+func (c *Controller) CreatePartitions(ctx context.Context, name string, count int32, assign [][]int32, validateOnly bool) error {
+	return c.route(ctx, func() error { return c.localCreatePartitions(ctx, name, count, assign, validateOnly) },
+		func(ctx context.Context, send sendFunc) error {
+			req := kmsg.NewPtrCreatePartitionsRequest()
+			req.TimeoutMillis = timeoutMillis(ctx)
+			req.ValidateOnly = validateOnly
+			rt := kmsg.NewCreatePartitionsRequestTopic()
+			rt.Topic, rt.Count = name, count
+			for _, replicas := range assign {
+				a := kmsg.NewCreatePartitionsRequestTopicAssignment()
+				a.Replicas = replicas
+				rt.Assignment = append(rt.Assignment, a)
+			}
+			req.Topics = append(req.Topics, rt)
+			resp, err := send(ctx, req)
+			if err != nil {
+				return err
+			}
+			r := resp.(*kmsg.CreatePartitionsResponse)
+			if len(r.Topics) != 1 {
+				return fmt.Errorf("create partitions %s: the controller answered %d topics: %w", name, len(r.Topics), kerr.UnknownServerError)
+			}
+			return remoteErr(r.Topics[0].ErrorCode, r.Topics[0].ErrorMessage)
+		})
+}
+
+// AlterTopicConfigs sets (non-nil) or deletes (nil) topic config overrides atomically.
+func (c *Controller) AlterTopicConfigs(ctx context.Context, name string, set map[string]*string) error {
+	return c.route(ctx, func() error { return c.localAlterTopicConfigs(ctx, name, set) },
+		func(ctx context.Context, send sendFunc) error {
+			return remoteAlterConfigs(ctx, send, kmsg.ConfigResourceTypeTopic, name, set)
+		})
+}
+
+// AlterBrokerConfigs sets (non-nil) or deletes (nil) cluster-wide dynamic broker configs.
+func (c *Controller) AlterBrokerConfigs(ctx context.Context, set map[string]*string) error {
+	return c.route(ctx, func() error { return c.localAlterBrokerConfigs(ctx, set) },
+		func(ctx context.Context, send sendFunc) error {
+			return remoteAlterConfigs(ctx, send, kmsg.ConfigResourceTypeBroker, "", set)
+		})
+}
+
+// AlterNodeConfigs sets (non-nil) or deletes (nil) dynamic broker configs of one node.
+func (c *Controller) AlterNodeConfigs(ctx context.Context, nodeID int32, set map[string]*string) error {
+	return c.route(ctx, func() error { return c.localAlterNodeConfigs(ctx, nodeID, set) },
+		func(ctx context.Context, send sendFunc) error {
+			return remoteAlterConfigs(ctx, send, kmsg.ConfigResourceTypeBroker, strconv.Itoa(int(nodeID)), set)
+		})
+}
+
+// remoteAlterConfigs sends set as one IncrementalAlterConfigs resource: SET for a value, DELETE
+// for nil.
+func remoteAlterConfigs(ctx context.Context, send sendFunc, typ kmsg.ConfigResourceType, name string, set map[string]*string) error {
+	req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	rr := kmsg.NewIncrementalAlterConfigsRequestResource()
+	rr.ResourceType, rr.ResourceName = typ, name
+	for _, k := range slices.Sorted(maps.Keys(set)) {
+		cfg := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+		cfg.Name, cfg.Value = k, set[k]
+		cfg.Op = kmsg.IncrementalAlterConfigOpSet
+		if set[k] == nil {
+			cfg.Op = kmsg.IncrementalAlterConfigOpDelete
+		}
+		rr.Configs = append(rr.Configs, cfg)
+	}
+	req.Resources = append(req.Resources, rr)
+	resp, err := send(ctx, req)
+	if err != nil {
+		return err
+	}
+	r := resp.(*kmsg.IncrementalAlterConfigsResponse)
+	if len(r.Resources) != 1 {
+		return fmt.Errorf("alter configs %q: the controller answered %d resources: %w", name, len(r.Resources), kerr.UnknownServerError)
+	}
+	return remoteErr(r.Resources[0].ErrorCode, r.Resources[0].ErrorMessage)
+}
+
+// AllocateProducerIDs hands out a fresh block of ProducerIDBlockSize producer ids. A block
+// is never handed out twice, also across restarts (the allocation is in the metadata log).
+func (c *Controller) AllocateProducerIDs(ctx context.Context) (first int64, count int64, err error) {
+	err = c.route(ctx, func() error {
+		var err error
+		first, count, err = c.localAllocateProducerIDs(ctx)
+		return err
+	}, func(ctx context.Context, send sendFunc) error {
+		req := kmsg.NewPtrAllocateProducerIDsRequest()
+		req.BrokerID = c.cfg.NodeID
+		req.BrokerEpoch = -1
+		resp, err := send(ctx, req)
+		if err != nil {
+			return err
+		}
+		r := resp.(*kmsg.AllocateProducerIDsResponse)
+		if err := remoteErr(r.ErrorCode, nil); err != nil {
+			return err
+		}
+		first, count = r.ProducerIDStart, int64(r.ProducerIDLen)
+		return nil
+	})
+	return first, count, err
+}
+
+// timeoutMillis is what is left of ctx's deadline, for a request's TimeoutMillis.
+func timeoutMillis(ctx context.Context) int32 {
+	d, ok := ctx.Deadline()
+	if !ok {
+		return 30000
+	}
+	return int32(max(time.Until(d).Milliseconds(), 1))
+}
+
+// RegisterBroker registers a broker or updates its endpoint. Re-registering an identical
+// endpoint commits nothing.
+func (c *Controller) RegisterBroker(ctx context.Context, b Broker) error {
+	return c.route(ctx, func() error { return c.localRegisterBroker(ctx, b) },
+		func(ctx context.Context, send sendFunc) error {
+			req := kmsg.NewPtrBrokerRegistrationRequest()
+			req.BrokerID = b.NodeID
+			req.ClusterID = c.Image().ClusterID()
+			l := kmsg.NewBrokerRegistrationRequestListener()
+			l.Name, l.Host, l.Port = "PLAINTEXT", b.Host, uint16(b.Port)
+			req.Listeners = append(req.Listeners, l)
+			if b.Rack != "" {
+				req.Rack = &b.Rack
+			}
+			resp, err := send(ctx, req)
+			if err != nil {
+				return err
+			}
+			r := resp.(*kmsg.BrokerRegistrationResponse)
+			return remoteErr(r.ErrorCode, nil)
+		})
+}
