@@ -43,7 +43,7 @@ type Broker struct {
 	// protocol); ctrlSrv serves the latter. Both nil without a controller listener.
 	ctrlMux *raftstore.Mux
 	ctrlSrv *server.Server
-	metrics   *metrics.Server   // metrics.listener: /metrics and /debug/pprof/; nil when off
+	metrics *metrics.Server // metrics.listener: /metrics and /debug/pprof/; nil when off
 
 	syncMu sync.Mutex // serialises Sync
 
