@@ -209,9 +209,11 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 		MinSessionTimeout:     time.Duration(cfg.GroupMinSessionTimeoutMs) * time.Millisecond,
 		MaxSessionTimeout:     time.Duration(cfg.GroupMaxSessionTimeoutMs) * time.Millisecond,
 		OffsetsRetention:      time.Duration(cfg.OffsetsRetentionMinutes) * time.Minute,
+		OffsetsPartitions:     b.offsets.partitions, // a group is served by its partition's leader
 		Logger:                logger,
 		RecordsSkipped:        m.InternalRecordsSkipped(metadata.ConsumerOffsetsTopic),
 	}, b.offsets, nil)
+	b.syncCoordinators()
 
 	endpoints := make(map[string]handler.Endpoint, len(b.listeners))
 	for _, l := range b.listeners {
@@ -375,6 +377,7 @@ func (b *Broker) Sync() error {
 			}
 		}
 	}
+	b.syncCoordinators()
 	keep := func(topic string, p int32) bool {
 		t, ok := im.Topic(topic)
 		return ok && int(p) < len(t.Partitions) && hosts(t.Partitions[p].Replicas, b.cfg.NodeID)

@@ -37,6 +37,16 @@ func raftAdvertiseAddr(cfg *config.Config) string {
 	return cfg.ControllerListener
 }
 
+// clustered reports whether this node has other voters (a cluster, not a node started alone).
+func (b *Broker) clustered() bool {
+	for _, v := range b.cfg.ControllerQuorumVoters {
+		if v.ID != b.cfg.NodeID {
+			return true
+		}
+	}
+	return false
+}
+
 // quorumWaitLog is how often start-up says it is still waiting for the metadata quorum.
 const quorumWaitLog = 10 * time.Second
 
@@ -65,4 +75,26 @@ func (b *Broker) registerWithQuorum(ctx context.Context, host string, port int32
 
 func isTimeout(err error) bool {
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, kerr.RequestTimedOut)
+}
+
+// syncCoordinators makes the group coordinator serve exactly the __consumer_offsets partitions
+// this broker leads and hosts: it loads a partition on becoming its leader and drops its groups
+// on losing it. REQUIRES: b.syncMu held, or Start before serving.
+func (b *Broker) syncCoordinators() {
+	if b.groups == nil {
+		return // Start has not built the coordinator yet; it calls this once it has
+	}
+	t, ok := b.meta.Image().Topic(metadata.ConsumerOffsetsTopic)
+	if !ok {
+		return
+	}
+	for _, p := range t.Partitions {
+		if p.Leader == b.cfg.NodeID && b.parts.Get(t.Name, p.Partition) != nil {
+			if err := b.groups.Elect(p.Partition); err != nil {
+				b.log.Warn("group coordinator: load partition", "partition", p.Partition, "err", err)
+			}
+			continue
+		}
+		b.groups.Resign(p.Partition)
+	}
 }

@@ -166,8 +166,12 @@ func TestClusterForwardsMetadataWrites(t *testing.T) {
 	}
 
 	// Configs and deletion are forwarded too.
-	if _, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "retention.ms", Value: kadm.StringPtr("60000")}}, "spread"); err != nil {
-		t.Fatal(err)
+	alt, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "retention.ms", Value: kadm.StringPtr("60000")}}, "spread")
+	if err == nil {
+		err = alt[0].Err
+	}
+	if err != nil {
+		t.Fatalf("alter configs: %v", err)
 	}
 	waitCluster(t, brokers, "retention.ms on every node", func(b *Broker) bool {
 		tt, ok := b.Controller().Image().Topic("spread")
@@ -217,5 +221,112 @@ func waitCluster(t *testing.T, brokers []*Broker, what string, cond func(*Broker
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestClusterConsumerGroups: in a cluster __consumer_offsets is created on the first
+// FindCoordinator, spread over the three nodes; each group is coordinated by its partition's
+// leader (FindCoordinator answers it from any node, the others answer NOT_COORDINATOR), and
+// groups coordinated by every node consume and commit.
+func TestClusterConsumerGroups(t *testing.T) {
+	brokers := testCluster(t, 3)
+	waitCluster(t, brokers, "three brokers in every image", func(b *Broker) bool { return len(b.Controller().Image().Brokers()) == 3 })
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(clusterClient(t, brokers))
+	if res, err := adm.CreateTopic(ctx, 3, 1, nil, "events"); err != nil || res.Err != nil {
+		t.Fatalf("create: %v %v", err, res.Err)
+	}
+	prod := clusterClient(t, brokers, kgo.DefaultProduceTopic("events"), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	const n = 30
+	for i := range n {
+		if err := prod.ProduceSync(ctx, &kgo.Record{Value: []byte(strconv.Itoa(i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Pick one group name per coordinator node.
+	coordinators := map[int32]string{}
+	for i := 0; len(coordinators) < 3 && i < 1000; i++ {
+		name := "g" + strconv.Itoa(i)
+		c := adm.FindGroupCoordinators(ctx, name)[name]
+		if c.Err != nil {
+			i-- // COORDINATOR_NOT_AVAILABLE while the topic is created: ask again
+			continue
+		}
+		if _, ok := coordinators[c.NodeID]; !ok {
+			coordinators[c.NodeID] = name
+		}
+	}
+	if len(coordinators) != 3 {
+		t.Fatalf("group coordinators %v: want one on each node", coordinators)
+	}
+
+	for _, b := range brokers {
+		// Every node answers FindCoordinator the same.
+		direct := clusterClient(t, []*Broker{b}).Broker(int(b.cfg.NodeID))
+		for id, name := range coordinators {
+			req := kmsg.NewPtrFindCoordinatorRequest()
+			req.CoordinatorKey = name
+			req.CoordinatorKeys = []string{name} // the v4+ form kgo sends
+			resp, err := direct.Request(ctx, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := resp.(*kmsg.FindCoordinatorResponse)
+			gotID, code := got.NodeID, got.ErrorCode
+			if len(got.Coordinators) == 1 {
+				gotID, code = got.Coordinators[0].NodeID, got.Coordinators[0].ErrorCode
+			}
+			if code != 0 || gotID != id {
+				t.Fatalf("node %d: coordinator of %s = %d (code %d), want %d", b.cfg.NodeID, name, gotID, code, id)
+			}
+			if id == b.cfg.NodeID {
+				continue
+			}
+			// A node that does not lead the group's partition is not its coordinator.
+			of := kmsg.NewPtrOffsetFetchRequest()
+			of.Group = name
+			og := kmsg.NewOffsetFetchRequestGroup()
+			og.Group = name
+			of.Groups = append(of.Groups, og) // the v8+ form kgo sends
+			resp, err = direct.Request(ctx, of)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ofr := resp.(*kmsg.OffsetFetchResponse)
+			code = ofr.ErrorCode
+			if len(ofr.Groups) == 1 {
+				code = ofr.Groups[0].ErrorCode
+			}
+			if code != kerr.NotCoordinator.Code {
+				t.Fatalf("node %d answered OffsetFetch for %s (coordinated by %d) with code %d, want NOT_COORDINATOR", b.cfg.NodeID, name, id, code)
+			}
+		}
+	}
+
+	for id, name := range coordinators {
+		cons := clusterClient(t, brokers, kgo.ConsumerGroup(name), kgo.ConsumeTopics("events"),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit())
+		got := 0
+		for got < n {
+			fs := cons.PollFetches(ctx)
+			if err := ctx.Err(); err != nil {
+				t.Fatalf("group %s (coordinator %d): read %d of %d: %v", name, id, got, n, err)
+			}
+			got += fs.NumRecords()
+		}
+		if err := cons.CommitUncommittedOffsets(ctx); err != nil {
+			t.Fatalf("group %s: commit: %v", name, err)
+		}
+		offs, err := adm.FetchOffsets(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var total int64
+		offs.Each(func(o kadm.OffsetResponse) { total += o.At })
+		if total != n {
+			t.Fatalf("group %s (coordinator %d): committed offsets sum to %d, want %d", name, id, total, n)
+		}
 	}
 }

@@ -22,31 +22,47 @@ type offsetsStore struct {
 	partitions int32
 }
 
-// newOffsetsStore creates __consumer_offsets on first start.
+// newOffsetsStore opens the group coordinator's store. A single node creates __consumer_offsets
+// on first start; in a cluster it is created on the first FindCoordinator (EnsureOffsetsTopic),
+// as Kafka does, so its partitions spread over the brokers running by then.
 func newOffsetsStore(ctx context.Context, b *Broker) (*offsetsStore, error) {
 	n := b.cfg.OffsetsTopicNumPartitions
 	if t, ok := b.meta.Image().Topic(metadata.ConsumerOffsetsTopic); ok {
 		n = int32(len(t.Partitions))
-	} else {
-		_, err := b.meta.CreateTopic(ctx, metadata.CreateTopic{
-			Name:              metadata.ConsumerOffsetsTopic,
-			Partitions:        n,
-			ReplicationFactor: b.cfg.OffsetsTopicReplicationFactor,
-			Configs: map[string]string{
-				"cleanup.policy":   "compact",
-				"segment.bytes":    "104857600",
-				"compression.type": "producer",
-			},
-			Internal: true,
-		})
-		if err != nil && !errors.Is(err, metadata.ErrTopicExists) {
-			return nil, fmt.Errorf("create %s: %w", metadata.ConsumerOffsetsTopic, err)
-		}
-		if err := b.Sync(); err != nil {
+	} else if !b.clustered() {
+		if err := b.EnsureOffsetsTopic(ctx); err != nil {
 			return nil, err
 		}
 	}
 	return &offsetsStore{b: b, partitions: n}, nil
+}
+
+// EnsureOffsetsTopic creates __consumer_offsets if it does not exist yet (another node may be
+// creating it at the same time: that is fine) and opens its local partitions. It implements
+// handler.Cluster.
+func (b *Broker) EnsureOffsetsTopic(ctx context.Context) error {
+	if t, ok := b.meta.Image().Topic(metadata.ConsumerOffsetsTopic); ok {
+		if b.offsets != nil && int32(len(t.Partitions)) != b.offsets.partitions {
+			b.log.Error("__consumer_offsets has another partition count than this broker's offsets.topic.num.partitions: groups may be served by the wrong broker; give every node the same setting",
+				"partitions", len(t.Partitions), "offsets.topic.num.partitions", b.offsets.partitions)
+		}
+		return nil
+	}
+	_, err := b.meta.CreateTopic(ctx, metadata.CreateTopic{
+		Name:              metadata.ConsumerOffsetsTopic,
+		Partitions:        b.cfg.OffsetsTopicNumPartitions,
+		ReplicationFactor: b.cfg.OffsetsTopicReplicationFactor,
+		Configs: map[string]string{
+			"cleanup.policy":   "compact",
+			"segment.bytes":    "104857600",
+			"compression.type": "producer",
+		},
+		Internal: true,
+	})
+	if err != nil && !errors.Is(err, metadata.ErrTopicExists) {
+		return fmt.Errorf("create %s: %w", metadata.ConsumerOffsetsTopic, err)
+	}
+	return b.Sync()
 }
 
 func (s *offsetsStore) partition(p int32) (*partition.Partition, error) {
@@ -110,6 +126,16 @@ func (s *offsetsStore) Load(fn func(r group.StoredRecord) error) error {
 		}
 	}
 	return nil
+}
+
+// LoadPartition replays one partition of __consumer_offsets (group.PartitionStore): the group
+// coordinator loads a partition when this broker becomes its leader.
+func (s *offsetsStore) LoadPartition(p int32, fn func(r group.StoredRecord) error) error {
+	part, err := s.partition(p)
+	if err != nil {
+		return err
+	}
+	return loadPartition(part, p, fn)
 }
 
 func loadPartition(part *partition.Partition, p int32, fn func(r group.StoredRecord) error) error {

@@ -38,6 +38,11 @@ type Config struct {
 	// (UNKNOWN_TOPIC_OR_PARTITION otherwise). nil accepts every topic and partition.
 	PartitionExists func(topic string, partition int32) bool
 
+	// OffsetsPartitions, when set, is the number of __consumer_offsets partitions and puts the
+	// coordinator in cluster mode: it serves only the groups of partitions it leads (Elect,
+	// Resign; ownership.go). Zero: it owns every group and loads the whole Store at start.
+	OffsetsPartitions int32
+
 	// Logger receives the coordinator's warnings: records skipped at load, a failed load. nil
 	// discards them.
 	Logger *slog.Logger
@@ -116,10 +121,12 @@ type Coordinator struct {
 	loaded   chan struct{} // closed when the Store replay finished
 	loadErr  error         // set before loaded is closed
 	stopLoad chan struct{} // closed by Close: the replay stops at its next record
+	loads    sync.WaitGroup // per-partition replays (Elect)
 
 	mu struct {
 		sync.Mutex
 		groups         map[string]*group
+		owned          map[int32]*ownedPartition // cluster mode: the partitions this broker leads
 		closed         bool
 		retentionTimer Timer
 	}
@@ -145,17 +152,18 @@ func NewCoordinator(cfg Config, store Store, clock Clock) *Coordinator {
 		stopLoad: make(chan struct{}),
 	}
 	c.mu.groups = make(map[string]*group)
+	c.mu.owned = make(map[int32]*ownedPartition)
 	go c.load()
 	return c
 }
 
 func (c *Coordinator) load() {
 	defer close(c.loaded)
-	if c.store == nil {
-		c.scheduleRetention()
+	if c.store == nil || c.partitioned() {
+		c.scheduleRetention() // partitions load when elected
 		return
 	}
-	groups, err := replay(c, c.store)
+	groups, err := replayWith(c, c.stopLoad, c.store.Load)
 	if errors.Is(err, errLoadStopped) {
 		c.loadErr = err // closed: status answers COORDINATOR_NOT_AVAILABLE anyway
 		return
@@ -198,8 +206,13 @@ func (c *Coordinator) Close() {
 	}
 	c.mu.closed = true
 	close(c.stopLoad)
+	for _, op := range c.mu.owned {
+		close(op.stop)
+	}
+	c.mu.owned = map[int32]*ownedPartition{}
 	c.mu.Unlock()
 	<-c.loaded // not under c.mu: the replay's end takes it
+	c.loads.Wait()
 	c.mu.Lock()
 	if c.mu.retentionTimer != nil {
 		c.mu.retentionTimer.Stop()

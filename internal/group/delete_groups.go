@@ -12,8 +12,8 @@ import (
 func (c *Coordinator) DeleteGroups(r *kmsg.DeleteGroupsRequest) *kmsg.DeleteGroupsResponse {
 	resp := kmsg.NewPtrDeleteGroupsResponse()
 	resp.Version = r.Version
-	code := c.status()
 	for _, name := range r.Groups {
+		code := c.groupStatus(name)
 		d := kmsg.NewDeleteGroupsResponseGroup()
 		d.Group = name
 		d.ErrorCode = code

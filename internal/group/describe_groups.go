@@ -19,8 +19,8 @@ const allGroupOperations = 1<<3 | 1<<6 | 1<<8
 func (c *Coordinator) DescribeGroups(r *kmsg.DescribeGroupsRequest) *kmsg.DescribeGroupsResponse {
 	resp := kmsg.NewPtrDescribeGroupsResponse()
 	resp.Version = r.Version
-	code := c.status()
 	for _, name := range r.Groups {
+		code := c.groupStatus(name)
 		d := kmsg.NewDescribeGroupsResponseGroup()
 		d.Group = name
 		if r.IncludeAuthorizedOperations {

@@ -17,7 +17,7 @@ func (c *Coordinator) Heartbeat(r *kmsg.HeartbeatRequest) *kmsg.HeartbeatRespons
 }
 
 func (c *Coordinator) heartbeat(r *kmsg.HeartbeatRequest) int16 {
-	if code := c.status(); code != 0 {
+	if code := c.groupStatus(r.Group); code != 0 {
 		return code
 	}
 	if r.Group == "" {

@@ -53,7 +53,7 @@ func (c *Coordinator) JoinGroup(ctx context.Context, r *kmsg.JoinGroupRequest) *
 }
 
 func (c *Coordinator) joinGroup(ctx context.Context, r *kmsg.JoinGroupRequest) joinResult {
-	if code := c.status(); code != 0 {
+	if code := c.groupStatus(r.Group); code != 0 {
 		return joinError(code, r.MemberID)
 	}
 	if r.Group == "" {

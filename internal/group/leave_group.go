@@ -27,7 +27,7 @@ func (c *Coordinator) LeaveGroup(r *kmsg.LeaveGroupRequest) *kmsg.LeaveGroupResp
 }
 
 func (c *Coordinator) leaveGroup(name string, leaving []kmsg.LeaveGroupRequestMember) (int16, []kmsg.LeaveGroupResponseMember) {
-	if code := c.status(); code != 0 {
+	if code := c.groupStatus(name); code != 0 {
 		return code, nil
 	}
 	if name == "" {

@@ -31,7 +31,7 @@ func (c *Coordinator) OffsetCommit(r *kmsg.OffsetCommitRequest) *kmsg.OffsetComm
 // offsetCommit returns the error code of each requested partition, by topic and partition index.
 func (c *Coordinator) offsetCommit(r *kmsg.OffsetCommitRequest) func(t, p int) int16 {
 	all := func(code int16) func(int, int) int16 { return func(int, int) int16 { return code } }
-	if code := c.status(); code != 0 {
+	if code := c.groupStatus(r.Group); code != 0 {
 		return all(code)
 	}
 	generation, memberID := r.Generation, r.MemberID

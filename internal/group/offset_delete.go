@@ -33,7 +33,7 @@ func (c *Coordinator) OffsetDelete(r *kmsg.OffsetDeleteRequest) *kmsg.OffsetDele
 }
 
 func (c *Coordinator) offsetDelete(r *kmsg.OffsetDeleteRequest) (int16, [][]int16) {
-	if code := c.status(); code != 0 {
+	if code := c.groupStatus(r.Group); code != 0 {
 		return code, nil
 	}
 	if r.Group == "" {

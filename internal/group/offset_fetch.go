@@ -91,7 +91,7 @@ func (c *Coordinator) OffsetFetch(r *kmsg.OffsetFetchRequest) *kmsg.OffsetFetchR
 // offsetFetch returns a group error and the offsets of topics (every committed offset when
 // topics is nil).
 func (c *Coordinator) offsetFetch(name string, topics []kmsg.OffsetFetchRequestTopic) (int16, []fetchedTopic) {
-	code := c.status()
+	code := c.groupStatus(name)
 	unknown := func(code int16) []fetchedTopic {
 		out := make([]fetchedTopic, 0, len(topics))
 		for _, t := range topics {

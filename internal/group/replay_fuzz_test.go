@@ -85,7 +85,7 @@ func FuzzReplay(f *testing.F) {
 		cfg.RecordsSkipped = &skipped
 		c := NewCoordinator(cfg, nil, newFakeClock())
 		defer c.Close()
-		groups, err := replay(c, store)
+		groups, err := replayWith(c, c.stopLoad, store.Load)
 		if err != nil {
 			t.Fatalf("replay failed: %v", err)
 		}

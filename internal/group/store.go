@@ -288,14 +288,15 @@ func (rp *replayer) apply(key, value []byte) error {
 	return nil
 }
 
-// replay rebuilds groups from the store: offsets, and for groups with metadata their protocol
+// replayWith rebuilds groups from what load replays (the whole store, or one partition), until
+// stop is closed: offsets, and for groups with metadata their protocol
 // type, protocol and generation. Groups load Empty: members are not restored as live, they rejoin.
 // It fails only when the store's Load fails; undecodable records are skipped (see replayer).
-func replay(c *Coordinator, s Store) (map[string]*group, error) {
+func replayWith(c *Coordinator, stop <-chan struct{}, load func(fn func(StoredRecord) error) error) (map[string]*group, error) {
 	rp := newReplayer(c)
-	err := s.Load(func(r StoredRecord) error {
+	err := load(func(r StoredRecord) error {
 		select {
-		case <-c.stopLoad:
+		case <-stop:
 			return errLoadStopped
 		default:
 		}

@@ -31,7 +31,7 @@ func (c *Coordinator) SyncGroup(ctx context.Context, r *kmsg.SyncGroupRequest) *
 }
 
 func (c *Coordinator) syncGroup(ctx context.Context, r *kmsg.SyncGroupRequest) syncResult {
-	if code := c.status(); code != 0 {
+	if code := c.groupStatus(r.Group); code != 0 {
 		return syncResult{err: code}
 	}
 	if r.Group == "" {

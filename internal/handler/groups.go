@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/moldau/moldau/internal/group"
+	"github.com/moldau/moldau/internal/metadata"
 	"github.com/moldau/moldau/internal/server"
 )
 
@@ -33,27 +34,57 @@ func init() {
 	register(kmsg.DeleteGroups, 0, 2, (*Handler).handleDeleteGroups)
 }
 
-func (h *Handler) handleFindCoordinator(_ context.Context, req *server.Request) (kmsg.Response, error) {
+func (h *Handler) handleFindCoordinator(ctx context.Context, req *server.Request) (kmsg.Response, error) {
 	r := req.Msg.(*kmsg.FindCoordinatorRequest)
 	resp := r.ResponseKind().(*kmsg.FindCoordinatorResponse)
-	self := h.selfEndpoint(req) // on the listener the request came in on
-	answer := func(keyType int8) (int32, string, int32, int16) {
-		if keyType != 0 { // transaction coordinators arrive with transactions
+	if _, ok := h.meta.Image().Topic(metadata.ConsumerOffsetsTopic); !ok && r.CoordinatorType == 0 {
+		// First lookup in a cluster: create the topic now (until it exists the answer is
+		// COORDINATOR_NOT_AVAILABLE, which clients retry).
+		if err := h.cluster.EnsureOffsetsTopic(ctx); err != nil {
+			h.log.Warn("FindCoordinator: cannot create "+metadata.ConsumerOffsetsTopic+" yet", "err", err)
+		}
+	}
+	im := h.meta.Image()
+	answer := func(key string) (int32, string, int32, int16) {
+		if r.CoordinatorType != 0 { // transaction coordinators arrive with transactions
 			return -1, "", -1, kerr.CoordinatorNotAvailable.Code
 		}
-		return h.opts.NodeID, self.Host, self.Port, 0
+		id, e, ok := h.groupCoordinator(req, im, key)
+		if !ok {
+			return -1, "", -1, kerr.CoordinatorNotAvailable.Code
+		}
+		return id, e.Host, e.Port, 0
 	}
 	if r.Version >= 4 {
 		for _, key := range r.CoordinatorKeys {
 			c := kmsg.NewFindCoordinatorResponseCoordinator()
 			c.Key = key
-			c.NodeID, c.Host, c.Port, c.ErrorCode = answer(r.CoordinatorType)
+			c.NodeID, c.Host, c.Port, c.ErrorCode = answer(key)
 			resp.Coordinators = append(resp.Coordinators, c)
 		}
 		return resp, nil
 	}
-	resp.NodeID, resp.Host, resp.Port, resp.ErrorCode = answer(r.CoordinatorType)
+	resp.NodeID, resp.Host, resp.Port, resp.ErrorCode = answer(r.CoordinatorKey)
 	return resp, nil
+}
+
+// groupCoordinator is the coordinator of a group: the leader of its __consumer_offsets
+// partition, with its endpoint on the listener req came in on. Not ok while the partition has no
+// leader (or the topic is not created yet): COORDINATOR_NOT_AVAILABLE, which clients retry.
+func (h *Handler) groupCoordinator(req *server.Request, im *metadata.Image, name string) (int32, Endpoint, bool) {
+	t, ok := im.Topic(metadata.ConsumerOffsetsTopic)
+	if !ok || len(t.Partitions) == 0 {
+		return -1, Endpoint{}, false
+	}
+	p := t.Partitions[group.OffsetsPartition(name, int32(len(t.Partitions)))]
+	if p.Leader < 0 {
+		return -1, Endpoint{}, false
+	}
+	b, ok := im.Broker(p.Leader)
+	if !ok {
+		return -1, Endpoint{}, false
+	}
+	return b.NodeID, h.brokerEndpoint(req, b), true
 }
 
 func (h *Handler) handleJoinGroup(ctx context.Context, req *server.Request) (kmsg.Response, error) {

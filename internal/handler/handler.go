@@ -63,6 +63,9 @@ type Cluster interface {
 	// Sync opens and closes local partitions to match the metadata image; handlers call it after a
 	// metadata write so the response reflects partitions that are ready.
 	Sync() error
+	// EnsureOffsetsTopic creates __consumer_offsets if it does not exist yet; FindCoordinator
+	// calls it, as Kafka creates the topic on the first lookup of a group coordinator.
+	EnsureOffsetsTopic(ctx context.Context) error
 	// PartitionSettings resolves the settings of a topic (broker defaults + topic overrides).
 	PartitionSettings(topic string) (partition.Settings, error)
 	// DescribeTopicConfigs and DescribeBrokerConfigs answer DescribeConfigs.

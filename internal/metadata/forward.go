@@ -145,6 +145,12 @@ func (c *Controller) route(ctx context.Context, local func() error, remote func(
 			if err == nil {
 				return c.catchUp(ctx, send)
 			}
+			if !retriable(err) {
+				// The leader refused on its image (TOPIC_ALREADY_EXISTS, ...): catch up with
+				// it too, so what this node answers next agrees with the refusal.
+				_ = c.catchUp(ctx, send)
+				return err
+			}
 		default:
 			err = fmt.Errorf("%w: no raft leader is known yet", ErrNotController)
 		}
