@@ -47,6 +47,9 @@ type Broker struct {
 
 	syncMu sync.Mutex // serialises Sync
 
+	shutdownOnce sync.Once
+	shutdownErr  error
+
 	stop chan struct{}
 	wg   sync.WaitGroup // background loops
 }
@@ -513,8 +516,14 @@ func (b *Broker) CleanLogs(force bool) {
 	}
 }
 
-// Shutdown stops serving, then flushes and closes every log and the metadata quorum.
+// Shutdown stops serving, then flushes and closes every log and the metadata quorum. Calls after
+// the first return the first one's result.
 func (b *Broker) Shutdown(ctx context.Context) error {
+	b.shutdownOnce.Do(func() { b.shutdownErr = b.shutdown(ctx) })
+	return b.shutdownErr
+}
+
+func (b *Broker) shutdown(ctx context.Context) error {
 	var errs []error
 	for _, l := range b.listeners {
 		if err := l.srv.Shutdown(ctx); err != nil {

@@ -330,3 +330,62 @@ func TestClusterConsumerGroups(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterControllerFailover: DescribeQuorum sent to any broker names the raft leader; when the
+// leader stops, the other two elect a new one and metadata writes through either go on.
+func TestClusterControllerFailover(t *testing.T) {
+	brokers := testCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	describe := func(b *Broker) *kmsg.DescribeQuorumResponseTopicPartition {
+		t.Helper()
+		req := kmsg.NewPtrDescribeQuorumRequest()
+		rt := kmsg.NewDescribeQuorumRequestTopic()
+		rt.Topic = "__cluster_metadata"
+		rt.Partitions = append(rt.Partitions, kmsg.NewDescribeQuorumRequestTopicPartition())
+		req.Topics = append(req.Topics, rt)
+		resp, err := clusterClient(t, []*Broker{b}).Broker(int(b.cfg.NodeID)).Request(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := resp.(*kmsg.DescribeQuorumResponse)
+		if r.ErrorCode != 0 || len(r.Topics) != 1 || len(r.Topics[0].Partitions) != 1 {
+			t.Fatalf("node %d: DescribeQuorum %+v", b.cfg.NodeID, r)
+		}
+		return &r.Topics[0].Partitions[0]
+	}
+	leader := brokers[0].Controller().ControllerID()
+	for _, b := range brokers {
+		p := describe(b)
+		if p.ErrorCode != 0 || p.LeaderID != leader || len(p.CurrentVoters) != 3 || p.HighWatermark <= 0 {
+			t.Fatalf("node %d: DescribeQuorum partition %+v, want leader %d, 3 voters, a high watermark", b.cfg.NodeID, p, leader)
+		}
+	}
+
+	var rest []*Broker
+	for _, b := range brokers {
+		if b.cfg.NodeID == leader {
+			stopBroker(t, b)
+			continue
+		}
+		rest = append(rest, b)
+	}
+	for i, b := range rest {
+		adm := kadm.NewClient(clusterClient(t, []*Broker{b}))
+		name := "after-failover-" + strconv.Itoa(i)
+		res, err := adm.CreateTopic(ctx, 1, 1, nil, name)
+		if err == nil {
+			err = res.Err
+		}
+		if err != nil {
+			t.Fatalf("create %s through node %d after the controller stopped: %v", name, b.cfg.NodeID, err)
+		}
+	}
+	newLeader := rest[0].Controller().ControllerID()
+	if newLeader == leader || newLeader < 0 {
+		t.Fatalf("controller after failover %d (was %d)", newLeader, leader)
+	}
+	if p := describe(rest[1]); p.LeaderID != newLeader {
+		t.Fatalf("DescribeQuorum names %d, want %d", p.LeaderID, newLeader)
+	}
+}

@@ -2,9 +2,10 @@ package handler
 
 // DescribeQuorum: v0-2. The metadata quorum as the raft leader sees it: leader, leader epoch (the
 // raft term), high watermark (the commit index) and the voters and observers (raft non-voters).
-// Answered only by the leader, as in Kafka (NOT_LEADER_OR_FOLLOWER elsewhere); the only partition
-// is __cluster_metadata-0. hashicorp/raft does not expose the followers' replication progress, so
-// a voter other than the leader reports LogEndOffset -1.
+// On the CONTROLLER listener only the leader answers (NOT_LEADER_OR_FOLLOWER elsewhere), as in
+// Kafka; on a client listener the broker asks the leader (kafka-metadata-quorum
+// --bootstrap-server). The only partition is __cluster_metadata-0. hashicorp/raft does not expose
+// the followers' replication progress, so a voter other than the leader reports LogEndOffset -1.
 
 import (
 	"context"
@@ -18,10 +19,16 @@ import (
 
 func init() { register(kmsg.DescribeQuorum, 0, 2, (*Handler).handleDescribeQuorum) }
 
-func (h *Handler) handleDescribeQuorum(_ context.Context, req *server.Request) (kmsg.Response, error) {
+func (h *Handler) handleDescribeQuorum(ctx context.Context, req *server.Request) (kmsg.Response, error) {
 	r := req.Msg.(*kmsg.DescribeQuorumRequest)
 	resp := r.ResponseKind().(*kmsg.DescribeQuorumResponse)
-	st, err := h.meta.Quorum()
+	var st metadata.QuorumState
+	var err error
+	if metadata.IsForwarded(ctx) {
+		st, err = h.meta.Quorum() // on the CONTROLLER listener: this node's own view
+	} else {
+		st, err = h.meta.DescribeQuorum(ctx) // a broker asks the active controller, as Kafka's do
+	}
 	for _, rt := range r.Topics {
 		t := kmsg.NewDescribeQuorumResponseTopic()
 		t.Topic = rt.Topic
@@ -33,7 +40,7 @@ func (h *Handler) handleDescribeQuorum(_ context.Context, req *server.Request) (
 				p.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			case err != nil:
 				p.ErrorCode = errorCode(err)
-			case st.LeaderID != h.opts.NodeID:
+			case metadata.IsForwarded(ctx) && st.LeaderID != h.opts.NodeID:
 				p.ErrorCode = kerr.NotLeaderForPartition.Code
 				p.LeaderID = st.LeaderID
 			default:
@@ -41,10 +48,10 @@ func (h *Handler) handleDescribeQuorum(_ context.Context, req *server.Request) (
 				p.LeaderEpoch = int32(st.Term)
 				p.HighWatermark = int64(st.CommitIndex)
 				for _, id := range st.Voters {
-					p.CurrentVoters = append(p.CurrentVoters, quorumReplica(id, h.opts.NodeID, st))
+					p.CurrentVoters = append(p.CurrentVoters, quorumReplica(id, st))
 				}
 				for _, id := range st.NonVoters {
-					p.Observers = append(p.Observers, quorumReplica(id, h.opts.NodeID, st))
+					p.Observers = append(p.Observers, quorumReplica(id, st))
 				}
 			}
 			t.Partitions = append(t.Partitions, p)
@@ -54,11 +61,12 @@ func (h *Handler) handleDescribeQuorum(_ context.Context, req *server.Request) (
 	return resp, nil
 }
 
-func quorumReplica(id, self int32, st metadata.QuorumState) kmsg.DescribeQuorumResponseTopicPartitionReplicaState {
+// quorumReplica is one voter or observer: only the leader's log end offset is known.
+func quorumReplica(id int32, st metadata.QuorumState) kmsg.DescribeQuorumResponseTopicPartitionReplicaState {
 	rs := kmsg.NewDescribeQuorumResponseTopicPartitionReplicaState()
 	rs.ReplicaID = id
 	rs.LogEndOffset = -1
-	if id == self {
+	if id == st.LeaderID {
 		rs.LogEndOffset = int64(st.LastIndex)
 	}
 	return rs

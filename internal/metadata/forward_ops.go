@@ -245,3 +245,54 @@ func (c *Controller) RegisterBroker(ctx context.Context, b Broker) error {
 			return remoteErr(r.ErrorCode, nil)
 		})
 }
+
+// DescribeQuorum reports the metadata quorum as its leader sees it (this node's view when it is
+// the leader, the leader's answer to DescribeQuorum otherwise), as Kafka brokers forward
+// DescribeQuorum to the active controller.
+func (c *Controller) DescribeQuorum(ctx context.Context) (QuorumState, error) {
+	var st QuorumState
+	err := c.route(ctx, func() error {
+		var err error
+		st, err = c.Quorum()
+		if err == nil && st.LeaderID != c.cfg.NodeID {
+			return fmt.Errorf("%w: node %d does not lead the metadata quorum", ErrNotController, c.cfg.NodeID)
+		}
+		return err
+	}, func(ctx context.Context, send sendFunc) error {
+		req := kmsg.NewPtrDescribeQuorumRequest()
+		t := kmsg.NewDescribeQuorumRequestTopic()
+		t.Topic = ClusterMetadataTopic
+		t.Partitions = append(t.Partitions, kmsg.NewDescribeQuorumRequestTopicPartition())
+		req.Topics = append(req.Topics, t)
+		resp, err := send(ctx, req)
+		if err != nil {
+			return err
+		}
+		r := resp.(*kmsg.DescribeQuorumResponse)
+		if err := remoteErr(r.ErrorCode, r.ErrorMessage); err != nil {
+			return err
+		}
+		if len(r.Topics) != 1 || len(r.Topics[0].Partitions) != 1 {
+			return fmt.Errorf("describe quorum: the controller answered no partition: %w", kerr.UnknownServerError)
+		}
+		p := r.Topics[0].Partitions[0]
+		if p.ErrorCode == kerr.NotLeaderForPartition.Code {
+			return fmt.Errorf("%w: the controller asked no longer leads", ErrNotController)
+		}
+		if err := remoteErr(p.ErrorCode, p.ErrorMessage); err != nil {
+			return err
+		}
+		st = QuorumState{LeaderID: p.LeaderID, Term: uint64(p.LeaderEpoch), CommitIndex: uint64(p.HighWatermark)}
+		for _, v := range p.CurrentVoters {
+			st.Voters = append(st.Voters, v.ReplicaID)
+			if v.ReplicaID == p.LeaderID {
+				st.LastIndex = uint64(v.LogEndOffset)
+			}
+		}
+		for _, o := range p.Observers {
+			st.NonVoters = append(st.NonVoters, o.ReplicaID)
+		}
+		return nil
+	})
+	return st, err
+}

@@ -397,10 +397,18 @@ func (n *Node) FirstIndex() (uint64, error) { return n.store.FirstIndex() }
 // Raft exposes the underlying raft (membership changes, stats).
 func (n *Node) Raft() *raft.Raft { return n.raft }
 
-// Close shuts raft down and closes the transport and stores. Idempotent.
+// Close shuts raft down and closes the transport and stores; a leader with other voters hands
+// its leadership over first. Idempotent.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		close(n.closed)
+		if n.raft != nil && !n.single && n.raft.State() == raft.Leader {
+			// Hand leadership to a caught-up voter first: the others have a leader again
+			// within a round trip instead of an election timeout. Best effort.
+			if err := n.raft.LeadershipTransfer().Error(); err != nil {
+				n.logger.Warn("leadership transfer before shutdown failed; the other voters elect after their timeout", "error", err)
+			}
+		}
 		if n.raft != nil {
 			if err := n.raft.Shutdown().Error(); err != nil {
 				n.closeErr = fmt.Errorf("raftstore: shutdown: %w", err)
