@@ -40,9 +40,7 @@ func TestStartRestartPersists(t *testing.T) {
 	if !c.IsController() || c.ControllerID() != 1 {
 		t.Fatalf("controller id %d", c.ControllerID())
 	}
-	if err := c.RegisterBroker(ctx, Broker{NodeID: 1, Host: "localhost", Port: 9092}); err != nil {
-		t.Fatal(err)
-	}
+	activate(t, c, 1, "")
 	top, err := c.CreateTopic(ctx, CreateTopic{Name: "orders", Partitions: 4, ReplicationFactor: 1, Configs: map[string]string{"retention.ms": "1000"}})
 	if err != nil {
 		t.Fatal(err)
@@ -122,9 +120,7 @@ func TestSnapshotAndLogReplay(t *testing.T) {
 		cfg.TrailingLogs = 5
 	}
 	c := startTest(t, dir, small)
-	if err := c.RegisterBroker(ctx, Broker{NodeID: 1, Host: "h", Port: 1}); err != nil {
-		t.Fatal(err)
-	}
+	activate(t, c, 1, "")
 	for i := range 100 {
 		if _, err := c.CreateTopic(ctx, CreateTopic{Name: fmt.Sprint("t", i), Partitions: 1, ReplicationFactor: 1}); err != nil {
 			t.Fatal(err)
@@ -191,7 +187,7 @@ func TestNotController(t *testing.T) {
 		// no brokers registered: validation fails before raft is asked
 		t.Fatalf("err = %v", err)
 	}
-	if err := c.RegisterBroker(context.Background(), Broker{NodeID: 1, Host: "h", Port: 1}); !errors.Is(err, ErrNotController) {
+	if _, err := c.RegisterBroker(context.Background(), registration(c, 1, "")); !errors.Is(err, ErrNotController) {
 		t.Fatalf("err = %v, want ErrNotController", err)
 	}
 	if _, _, err := c.AllocateProducerIDs(context.Background()); !errors.Is(err, ErrNotController) {
@@ -247,9 +243,7 @@ func TestThreeControllers(t *testing.T) {
 	}
 	ctx := context.Background()
 	for id := range voters {
-		if err := leader.RegisterBroker(ctx, Broker{NodeID: id, Host: "h", Port: 9092}); err != nil {
-			t.Fatal(err)
-		}
+		activate(t, leader, id, "")
 	}
 	for id, c := range cs {
 		if c == leader {
