@@ -813,3 +813,37 @@ func rawLog(index uint64, data string) *raft.Log {
 }
 
 func readCloser(s string) io.ReadCloser { return io.NopCloser(strings.NewReader(s)) }
+
+// A raft log written by the previous version replays after a restart, and this node's broker
+// registers its new incarnation at once (its old registration has no session here).
+func TestOldRaftLogReplays(t *testing.T) {
+	const topicID = "kx6Jg7yrQ0Ws8gnm9x0y2Q"
+	old := `{"v":1,"records":[` +
+		`{"type":"registerBroker","v":1,"nodeId":1,"host":"localhost","port":9092},` +
+		`{"type":"topic","v":1,"name":"orders","topicId":"` + topicID + `"},` +
+		`{"type":"partition","v":1,"topicId":"` + topicID + `","partition":0,"replicas":[1],"isr":[1],"leader":1,"leaderEpoch":0,"partitionEpoch":0}]}`
+	dir := t.TempDir()
+	c := startTest(t, dir, nil)
+	resp, err := c.log.commit(context.Background(), []byte(old))
+	if err != nil || resp != nil {
+		t.Fatalf("commit: %v %v", resp, err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c = startTest(t, dir, nil)
+	defer c.Close()
+	if b := broker(t, c, 1); b.Fenced || b.Host != "localhost" {
+		t.Fatalf("broker %+v", b)
+	}
+	if p := partition(t, c, "orders", 0); p.Leader != 1 {
+		t.Fatalf("partition %+v", p)
+	}
+	old1 := broker(t, c, 1).Epoch
+	if e := activate(t, c, 1, ""); e <= old1 {
+		t.Fatalf("epoch %d after %d", e, old1)
+	}
+	if p := partition(t, c, "orders", 0); p.Leader != 1 || p.LeaderEpoch != 0 {
+		t.Fatalf("partition after re-registration %+v", p)
+	}
+}
