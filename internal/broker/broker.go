@@ -43,7 +43,9 @@ type Broker struct {
 
 	syncMu sync.Mutex // serialises Sync
 
-	// brokerEpoch is this process's broker epoch from its registration (heartbeats carry it).
+	// incarnation is this process's incarnation id (set once by registerSelf); brokerEpoch
+	// the epoch its registration got (heartbeats carry it).
+	incarnation metadata.UUID
 	brokerEpoch atomic.Int64
 
 	stop chan struct{}
@@ -160,8 +162,9 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 	}
 	b.meta = meta
 
-	// The registration carries one endpoint: the first listener's.
-	if err := b.registerSelf(ctx, b.listeners[0].advertised); err != nil {
+	// The metadata records one endpoint per broker: the first listener's.
+	first := b.listeners[0].advertised
+	if err := b.registerSelf(ctx, first.Host, int32(first.Port)); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -302,14 +305,17 @@ func (b *Broker) MetricsAddr() net.Addr {
 func (b *Broker) Controller() *metadata.Controller { return b.meta }
 
 // registerSelf registers this process as a new incarnation of the broker (a fresh random
-// incarnation id per start, so the controller gives it a new broker epoch) and heartbeats once
-// so that it is unfenced before it serves.
-func (b *Broker) registerSelf(ctx context.Context, adv config.Listener) error {
+// incarnation id per start, so the controller gives it a new broker epoch; a retry reuses it)
+// and heartbeats once so that it is unfenced before it serves.
+func (b *Broker) registerSelf(ctx context.Context, host string, port int32) error {
+	if b.incarnation == (metadata.UUID{}) {
+		b.incarnation = metadata.RandomUUID()
+	}
 	epoch, err := b.meta.RegisterBroker(ctx, metadata.BrokerRegistration{
 		NodeID:              b.cfg.NodeID,
 		ClusterID:           b.meta.Image().ClusterID(),
-		IncarnationID:       metadata.RandomUUID(),
-		Endpoints:           []metadata.Endpoint{{Name: adv.Name, Host: adv.Host, Port: int32(adv.Port)}},
+		IncarnationID:       b.incarnation,
+		Endpoints:           []metadata.Endpoint{{Name: b.listeners[0].advertised.Name, Host: host, Port: port}},
 		Rack:                b.cfg.Rack,
 		PreviousBrokerEpoch: -1,
 	})

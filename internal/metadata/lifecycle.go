@@ -167,6 +167,19 @@ func (c *Controller) gainedLeadershipLocked(now time.Time) {
 	c.restartSessionsLocked(now)
 }
 
+// lostLeadershipLocked drops the sessions: they are the leader's alone, and stale ones must
+// not fence anybody when this node leads again. REQUIRES: c.mu is held.
+func (c *Controller) lostLeadershipLocked() {
+	c.leading = false
+	c.sessions = map[int32]*session{}
+}
+
+// termStartedLocked reports whether this node leads and has restarted the sessions for its
+// term (always, for a controller without raft). REQUIRES: c.mu is held.
+func (c *Controller) termStartedLocked() bool {
+	return c.IsController() && (c.leading || c.Node() == nil)
+}
+
 // restartSessionsLocked is called on gaining raft leadership: every registered broker's
 // session starts now (no mass fencing of brokers that heartbeated to the old leader). The
 // registration of this node itself gets no session unless it already had one: it belongs
@@ -326,7 +339,7 @@ func (c *Controller) controlledShutdownRecords(im *Image, b Broker) []Record {
 func (c *Controller) expireSessions(ctx context.Context, now time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.IsController() {
+	if !c.termStartedLocked() {
 		return nil
 	}
 	for _, b := range c.Image().Brokers() {
@@ -346,8 +359,8 @@ func (c *Controller) expireSessions(ctx context.Context, now time.Time) error {
 // sessionInterval is how often the active controller checks broker sessions.
 const sessionInterval = 500 * time.Millisecond
 
-// sessionLoop calls expireSessions every sessionInterval while this node is the raft
-// leader, until done is closed.
+// sessionLoop calls expireSessions every sessionInterval (a no-op unless this node leads),
+// until done is closed.
 func (c *Controller) sessionLoop(done <-chan struct{}) {
 	t := time.NewTicker(sessionInterval)
 	defer t.Stop()
@@ -356,9 +369,12 @@ func (c *Controller) sessionLoop(done <-chan struct{}) {
 		case <-done:
 			return
 		case <-t.C:
-			if !c.IsController() {
-				continue
+			// A lost leadership whose notification raft coalesced away is seen here.
+			c.mu.Lock()
+			if c.leading && !c.IsController() {
+				c.lostLeadershipLocked()
 			}
+			c.mu.Unlock()
 			err := c.expireSessions(context.Background(), c.cfg.Now())
 			if err != nil && !errors.Is(err, ErrNotController) && !errors.Is(err, ErrClosed) {
 				c.reportError(fmt.Errorf("metadata: %w", err))

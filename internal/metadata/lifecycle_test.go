@@ -847,3 +847,29 @@ func TestOldRaftLogReplays(t *testing.T) {
 		t.Fatalf("partition after re-registration %+v", p)
 	}
 }
+
+// Sessions of an earlier term never fence anybody after leadership comes back.
+func TestLostLeadershipDropsSessions(t *testing.T) {
+	c, clk := newLifecycleController(t, nil)
+	ctx := context.Background()
+	activate(t, c, 2, "")
+	c.mu.Lock()
+	c.gainedLeadershipLocked(clk.Now())
+	c.lostLeadershipLocked()
+	c.mu.Unlock()
+	clk.Advance(time.Minute)
+	if err := c.expireSessions(ctx, clk.Now()); err != nil || broker(t, c, 2).Fenced {
+		t.Fatalf("fenced by a stale session: %v", err)
+	}
+	c.mu.Lock()
+	c.gainedLeadershipLocked(clk.Now())
+	c.mu.Unlock()
+	clk.Advance(9 * time.Second)
+	if err := c.expireSessions(ctx, clk.Now()); err != nil || broker(t, c, 2).Fenced {
+		t.Fatalf("fenced before its restarted session expired: %v", err)
+	}
+	clk.Advance(time.Millisecond)
+	if err := c.expireSessions(ctx, clk.Now()); err != nil || !broker(t, c, 2).Fenced {
+		t.Fatalf("not fenced after its restarted session expired: %v", err)
+	}
+}

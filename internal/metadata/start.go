@@ -139,7 +139,7 @@ func (c *Controller) watchLeadership(leaderCh <-chan bool, node *raftstore.Node)
 		case isLeader := <-leaderCh:
 			if !isLeader {
 				c.mu.Lock()
-				c.leading = false
+				c.lostLeadershipLocked()
 				c.mu.Unlock()
 				continue
 			}
