@@ -873,3 +873,30 @@ func TestLostLeadershipDropsSessions(t *testing.T) {
 		t.Fatalf("not fenced after its restarted session expired: %v", err)
 	}
 }
+
+// A valid leader keeps leading when a more preferred replica comes back (no preferred
+// election), and min.insync.replicas above the replication factor counts as the factor.
+func TestLeaderStaysAndMinISRCap(t *testing.T) {
+	c, _ := newLifecycleController(t, nil)
+	e := map[int32]int64{}
+	for id := int32(1); id <= 2; id++ {
+		e[id] = activate(t, c, id, "")
+	}
+	top := createTopic(t, c, CreateTopic{Name: "t", Partitions: -1, ReplicationFactor: -1,
+		Assignments: assign([]int32{1, 2}), Configs: map[string]string{"min.insync.replicas": "5"}})
+	fence(t, c, 1)
+	if p := partition(t, c, "t", 0); p.Leader != 2 || !slices.Equal(p.ISR, []int32{2}) || !slices.Equal(p.ELR, []int32{1}) {
+		t.Fatalf("after fencing 1: %+v", p)
+	}
+	unfence(t, c, 1)
+	p := partition(t, c, "t", 0)
+	if p.Leader != 2 || p.LeaderEpoch != 1 {
+		t.Fatalf("after unfencing 1: %+v", p)
+	}
+	// Back to two members = the replication factor: the ELR is cleared.
+	res, err := c.AlterPartition(context.Background(), 2, e[2], []AlterPartitionItem{{TopicID: top.ID, Partition: 0,
+		LeaderEpoch: p.LeaderEpoch, PartitionEpoch: p.PartitionEpoch, NewISR: []ISRMember{{2, e[2]}, {1, e[1]}}}})
+	if err != nil || res[0].Err != nil || len(res[0].Partition.ELR) != 0 {
+		t.Fatalf("%v %+v", err, res)
+	}
+}

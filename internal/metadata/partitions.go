@@ -190,13 +190,19 @@ func topicConfig(im *Image, t *Topic, key string) (string, bool) {
 	return v, ok
 }
 
+// minISR is the topic's effective min.insync.replicas, at most its replication factor (as
+// Kafka's getTopicEffectiveMinIsr).
 func (c *Controller) minISR(im *Image, t *Topic) int {
+	n := c.cfg.MinInSyncReplicas
 	if v, ok := topicConfig(im, t, configMinInSyncReplicas); ok {
-		if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n > 0 {
-			return n
+		if m, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && m > 0 {
+			n = m
 		}
 	}
-	return c.cfg.MinInSyncReplicas
+	if len(t.Partitions) > 0 {
+		n = min(n, len(t.Partitions[0].Replicas))
+	}
+	return n
 }
 
 func (c *Controller) uncleanElection(im *Image, t *Topic) bool {

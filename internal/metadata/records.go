@@ -36,7 +36,7 @@ type RegisterBrokerRecord struct {
 	Rack                 string     `json:"rack,omitempty"`
 	IncarnationID        UUID       `json:"incarnationId,omitzero"`
 	BrokerEpoch          int64      `json:"brokerEpoch,omitempty"`
-	Endpoints            []Endpoint `json:"endpoints,omitempty"`
+	Endpoints            []Endpoint `json:"endpoints,omitzero"`
 	Fenced               bool       `json:"fenced,omitempty"`
 	InControlledShutdown bool       `json:"inControlledShutdown,omitempty"`
 }
@@ -69,8 +69,8 @@ type PartitionRecord struct {
 	LeaderEpoch    int32   `json:"leaderEpoch"`
 	PartitionEpoch int32   `json:"partitionEpoch"`
 	// Version 2.
-	ELR                 []int32 `json:"elr,omitempty"`
-	LastKnownELR        []int32 `json:"lastKnownElr,omitempty"`
+	ELR                 []int32 `json:"elr,omitzero"`
+	LastKnownELR        []int32 `json:"lastKnownElr,omitzero"`
 	LeaderRecoveryState int8    `json:"leaderRecoveryState,omitempty"`
 }
 
@@ -82,8 +82,8 @@ type PartitionChangeRecord struct {
 	Partition           int32   `json:"partition"`
 	Leader              int32   `json:"leader"`
 	ISR                 []int32 `json:"isr"`
-	ELR                 []int32 `json:"elr,omitempty"`
-	LastKnownELR        []int32 `json:"lastKnownElr,omitempty"`
+	ELR                 []int32 `json:"elr,omitzero"`
+	LastKnownELR        []int32 `json:"lastKnownElr,omitzero"`
 	LeaderRecoveryState int8    `json:"leaderRecoveryState,omitempty"`
 	LeaderEpoch         int32   `json:"leaderEpoch"`
 	PartitionEpoch      int32   `json:"partitionEpoch"`
