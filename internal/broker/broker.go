@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -49,6 +50,11 @@ type Broker struct {
 
 	shutdownOnce sync.Once
 	shutdownErr  error
+
+	// incarnation is this process's incarnation id (set once by registerSelf); brokerEpoch
+	// the epoch its registration got (heartbeats carry it).
+	incarnation metadata.UUID
+	brokerEpoch atomic.Int64
 
 	stop chan struct{}
 	wg   sync.WaitGroup // background loops
@@ -307,9 +313,10 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 			}
 		}()
 	}
-	b.wg.Add(2)
+	b.wg.Add(3)
 	go b.followMetadata()
 	go b.maintenance()
+	go b.heartbeats()
 	if cfg.LogCleanerEnable {
 		b.wg.Add(1)
 		go b.cleaner()
@@ -341,15 +348,62 @@ func (b *Broker) MetricsAddr() net.Addr {
 // Controller exposes the metadata controller (tests, tools).
 func (b *Broker) Controller() *metadata.Controller { return b.meta }
 
-// registerSelf records this broker's advertised endpoint in the metadata when it changed.
+// registerSelf registers this process as a new incarnation of the broker (a fresh random
+// incarnation id per start, so the controller gives it a new broker epoch; a retry reuses it)
+// and heartbeats once so that it is unfenced before it serves.
 func (b *Broker) registerSelf(ctx context.Context, host string, port int32) error {
-	if have, ok := b.meta.Image().Broker(b.cfg.NodeID); ok && have.Host == host && have.Port == port {
-		return nil
+	if b.incarnation == (metadata.UUID{}) {
+		b.incarnation = metadata.RandomUUID()
 	}
-	if err := b.meta.RegisterBroker(ctx, metadata.Broker{NodeID: b.cfg.NodeID, Host: host, Port: port}); err != nil {
+	epoch, err := b.meta.RegisterBroker(ctx, metadata.BrokerRegistration{
+		NodeID:              b.cfg.NodeID,
+		ClusterID:           b.meta.Image().ClusterID(),
+		IncarnationID:       b.incarnation,
+		Endpoints:           []metadata.Endpoint{{Name: b.listeners[0].advertised.Name, Host: host, Port: port}},
+		Rack:                b.cfg.Rack,
+		PreviousBrokerEpoch: -1,
+	})
+	if err != nil {
 		return fmt.Errorf("broker: register node %d: %w", b.cfg.NodeID, err)
 	}
+	b.brokerEpoch.Store(epoch)
+	if err := b.heartbeat(ctx); err != nil {
+		return fmt.Errorf("broker: first heartbeat of node %d: %w", b.cfg.NodeID, err)
+	}
 	return nil
+}
+
+// brokerHeartbeatInterval is Kafka's broker.heartbeat.interval.ms default.
+const brokerHeartbeatInterval = 2 * time.Second
+
+// heartbeat sends one broker heartbeat with the index of the applied metadata image.
+func (b *Broker) heartbeat(ctx context.Context) error {
+	_, err := b.meta.BrokerHeartbeat(ctx, metadata.Heartbeat{
+		NodeID:         b.cfg.NodeID,
+		Epoch:          b.brokerEpoch.Load(),
+		MetadataOffset: b.meta.Image().Index(),
+	})
+	return err
+}
+
+// heartbeats keeps this broker's controller session alive.
+func (b *Broker) heartbeats() {
+	defer b.wg.Done()
+	t := time.NewTicker(brokerHeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), brokerHeartbeatInterval)
+			err := b.heartbeat(ctx)
+			cancel()
+			if err != nil && !errors.Is(err, metadata.ErrNotController) && !errors.Is(err, metadata.ErrClosed) {
+				b.log.Warn("broker heartbeat", "err", err)
+			}
+		}
+	}
 }
 
 // Sync opens the partitions the metadata assigns to this broker, applies changed topic configs,

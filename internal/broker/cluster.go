@@ -56,7 +56,13 @@ const quorumWaitLog = 10 * time.Second
 func (b *Broker) registerWithQuorum(ctx context.Context, host string, port int32) error {
 	lastLog := time.Now()
 	for {
-		err := b.registerSelf(ctx, host, port)
+		var err error
+		if b.meta.Image().ClusterID() == "" {
+			// The first leader writes the cluster id; a registration carries it.
+			err = fmt.Errorf("%w: the cluster id is not known yet", metadata.ErrNotController)
+		} else {
+			err = b.registerSelf(ctx, host, port)
+		}
 		if err == nil || !errors.Is(err, metadata.ErrNotController) && !isTimeout(err) {
 			return err
 		}

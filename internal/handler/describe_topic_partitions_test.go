@@ -21,12 +21,20 @@ func testMetadataHandler(t *testing.T) (*Handler, *metadata.Controller) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	meta, err := metadata.Start(ctx, metadata.Config{NodeID: 1, RaftDir: t.TempDir(), LogOutput: io.Discard})
+	// No heartbeats follow the first one: the session must outlast the test.
+	meta, err := metadata.Start(ctx, metadata.Config{NodeID: 1, RaftDir: t.TempDir(), LogOutput: io.Discard, SessionTimeout: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { meta.Close() })
-	if err := meta.RegisterBroker(ctx, metadata.Broker{NodeID: 1, Host: "127.0.0.1", Port: 9092}); err != nil {
+	epoch, err := meta.RegisterBroker(ctx, metadata.BrokerRegistration{
+		NodeID: 1, ClusterID: meta.Image().ClusterID(), IncarnationID: metadata.RandomUUID(),
+		Endpoints: []metadata.Endpoint{{Name: "PLAINTEXT", Host: "127.0.0.1", Port: 9092}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := meta.BrokerHeartbeat(ctx, metadata.Heartbeat{NodeID: 1, Epoch: epoch, MetadataOffset: meta.Image().Index()}); err != nil {
 		t.Fatal(err)
 	}
 	h := New(Options{NodeID: 1}, meta, nil, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))

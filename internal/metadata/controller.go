@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"math"
-	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -55,13 +54,19 @@ type Controller struct {
 	// mu serialises writers: validation sees the image every earlier write produced, so two
 	// concurrent CreateTopic calls for one name cannot both pass.
 	mu sync.Mutex
-	// wg tracks the leadership watcher; Close waits for it.
+	// sessions are the broker sessions of the active controller (lifecycle.go), in memory
+	// only. Guarded by mu.
+	sessions map[int32]*session
+	// leading is whether this node has started its term as raft leader (sessions restarted).
+	// Guarded by mu.
+	leading bool
+	// wg tracks the leadership watcher and the session loop; Close waits for them.
 	wg sync.WaitGroup
 }
 
 func newController(cfg Config, fsm *FSM, log committer) *Controller {
 	cfg.setDefaults()
-	return &Controller{cfg: cfg, fsm: fsm, log: log, closed: make(chan struct{})}
+	return &Controller{cfg: cfg, fsm: fsm, log: log, closed: make(chan struct{}), sessions: map[int32]*session{}}
 }
 
 // Image returns the current applied image.
@@ -165,7 +170,7 @@ func (c *Controller) localCreateTopic(ctx context.Context, t CreateTopic) (*Topi
 			}
 			assignment[p] = replicas
 		}
-		if err := validateAssignment(im, assignment, -1); err != nil {
+		if err := validateAssignment(im, assignment, -1, 0); err != nil {
 			return nil, err
 		}
 	} else {
@@ -183,11 +188,11 @@ func (c *Controller) localCreateTopic(ctx context.Context, t CreateTopic) (*Topi
 		if rf <= 0 {
 			return nil, fmt.Errorf("%w: replication factor must be larger than 0, or -1 to use the default value", ErrInvalidReplicationFactor)
 		}
-		brokers := brokerIDs(im)
+		brokers := rackAlternated(usableBrokers(im))
 		if int(rf) > len(brokers) {
-			return nil, fmt.Errorf("%w: unable to replicate the partition %d time(s): the target replication factor of %d cannot be reached because only %d broker(s) are registered", ErrInvalidReplicationFactor, rf, rf, len(brokers))
+			return nil, errReplicationFactor(int(rf), len(brokers))
 		}
-		assignment = assignReplicas(brokers, int(partitions), int(rf), 0, -1)
+		assignment = placeReplicas(brokers, int(partitions), int(rf), 0, -1)
 	}
 
 	for _, k := range slices.Sorted(maps.Keys(t.Configs)) {
@@ -201,7 +206,7 @@ func (c *Controller) localCreateTopic(ctx context.Context, t CreateTopic) (*Topi
 		topic.Configs = map[string]string{}
 	}
 	for p, replicas := range assignment {
-		topic.Partitions = append(topic.Partitions, newPartition(int32(p), replicas))
+		topic.Partitions = append(topic.Partitions, newPartition(im, int32(p), replicas))
 	}
 	if t.ValidateOnly {
 		return topic, nil
@@ -268,28 +273,33 @@ func (c *Controller) localCreatePartitions(ctx context.Context, name string, cou
 		if len(assign) != add {
 			return fmt.Errorf("%w: increasing the number of partitions by %d but %d assignments provided", ErrInvalidReplicaAssignment, add, len(assign))
 		}
-		if err := validateAssignment(im, assign, rf); err != nil {
+		if err := validateAssignment(im, assign, rf, int(current)); err != nil {
 			return err
 		}
 	} else {
-		brokers := brokerIDs(im)
+		brokers := rackAlternated(usableBrokers(im))
 		if rf > len(brokers) {
-			return fmt.Errorf("%w: unable to replicate the partition %d time(s): only %d broker(s) are registered", ErrInvalidReplicationFactor, rf, len(brokers))
+			return errReplicationFactor(rf, len(brokers))
 		}
 		start := -1
 		if current > 0 {
-			// Like Kafka: continue the round robin from the first replica of partition 0.
+			// Like Kafka: continue the round robin from the first replica of partition 0
+			// (or the next broker after it in id order when it is no longer usable).
 			first := t.Partitions[0].Replicas[0]
-			start = max(0, slices.IndexFunc(brokers, func(id int32) bool { return id >= first }))
+			if i := slices.IndexFunc(brokers, func(b Broker) bool { return b.NodeID == first }); i >= 0 {
+				start = i
+			} else {
+				start = max(0, slices.IndexFunc(brokers, func(b Broker) bool { return b.NodeID >= first }))
+			}
 		}
-		assign = assignReplicas(brokers, add, rf, int(current), start)
+		assign = placeReplicas(brokers, add, rf, int(current), start)
 	}
 	if validateOnly {
 		return nil
 	}
 	records := make([]Record, 0, add)
 	for i, replicas := range assign {
-		records = append(records, partitionRecord(t.ID, newPartition(current+int32(i), replicas)))
+		records = append(records, partitionRecord(t.ID, newPartition(im, current+int32(i), replicas)))
 	}
 	if err := c.commitLocked(ctx, records...); err != nil {
 		return fmt.Errorf("create partitions %s: %w", name, err)
@@ -376,27 +386,6 @@ func (c *Controller) localAllocateProducerIDs(ctx context.Context) (first int64,
 	return first, ProducerIDBlockSize, nil
 }
 
-// RegisterBroker registers a broker or updates its endpoint. Re-registering an identical
-// endpoint commits nothing.
-func (c *Controller) localRegisterBroker(ctx context.Context, b Broker) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if b.NodeID < 0 {
-		return fmt.Errorf("%w: invalid broker id %d", ErrInvalidRequest, b.NodeID)
-	}
-	if b.Port < 0 || b.Port > 65535 {
-		return fmt.Errorf("%w: broker %d: invalid port %d", ErrInvalidRequest, b.NodeID, b.Port)
-	}
-	if old, ok := c.Image().Broker(b.NodeID); ok && old == b {
-		return nil
-	}
-	rec := &RegisterBrokerRecord{NodeID: b.NodeID, Host: b.Host, Port: b.Port, Rack: b.Rack}
-	if err := c.commitLocked(ctx, rec); err != nil {
-		return fmt.Errorf("register broker %d: %w", b.NodeID, err)
-	}
-	return nil
-}
-
 // ensureClusterID writes the cluster id record if the image has none yet (first boot). If
 // want is set it must match an existing id.
 func (c *Controller) ensureClusterID(ctx context.Context, want string) error {
@@ -459,84 +448,17 @@ func checkCollision(im *Image, name string) error {
 	return nil
 }
 
-func brokerIDs(im *Image) []int32 {
-	return slices.Sorted(maps.Keys(im.brokers))
-}
-
-// validateAssignment checks a manual assignment: every partition has a non-empty list of
-// distinct registered brokers, all lists of one length (rf, if rf >= 0).
-func validateAssignment(im *Image, assign [][]int32, rf int) error {
-	for p, replicas := range assign {
-		if len(replicas) == 0 {
-			return fmt.Errorf("%w: the manual partition assignment includes an empty replica list", ErrInvalidReplicaAssignment)
-		}
-		if rf < 0 {
-			rf = len(replicas)
-		} else if len(replicas) != rf {
-			return fmt.Errorf("%w: the manual partition assignment includes a partition with %d replica(s), but this is not consistent with previous partitions, which have %d replica(s)", ErrInvalidReplicaAssignment, len(replicas), rf)
-		}
-		seen := make(map[int32]bool, len(replicas))
-		for _, id := range replicas {
-			if seen[id] {
-				return fmt.Errorf("%w: the manual partition assignment includes the broker %d more than once (partition %d)", ErrInvalidReplicaAssignment, id, p)
-			}
-			seen[id] = true
-			if _, ok := im.brokers[id]; !ok {
-				return fmt.Errorf("%w: the manual partition assignment includes broker %d, but no broker with that ID is registered", ErrInvalidReplicaAssignment, id)
-			}
-		}
-	}
-	return nil
-}
-
-// assignReplicas is Kafka's rack-unaware assignment (AdminUtils.assignReplicasToBrokers):
-// the first replicas go round robin over the sorted brokers from a start index; followers
-// are shifted by an amount that grows each time the round robin wraps, spreading them.
-// startIndex < 0 picks a random start (and shift) like Kafka. REQUIRES: 0 < rf <= len(brokers).
-func assignReplicas(brokers []int32, partitions, rf, startPartition, startIndex int) [][]int32 {
-	n := len(brokers)
-	shift := rand.IntN(n)
-	if startIndex < 0 {
-		startIndex = rand.IntN(n)
-	} else {
-		shift = startIndex
-	}
-	out := make([][]int32, 0, partitions)
-	p := startPartition
-	for range partitions {
-		if p > 0 && p%n == 0 {
-			shift++
-		}
-		first := (p + startIndex) % n
-		replicas := []int32{brokers[first]}
-		for j := range rf - 1 {
-			s := 1 + (shift+j)%(n-1)
-			replicas = append(replicas, brokers[(first+s)%n])
-		}
-		out = append(out, replicas)
-		p++
-	}
-	return out
-}
-
-// newPartition is a new partition's state: leader = first replica, ISR = replicas, epoch 0.
-func newPartition(id int32, replicas []int32) Partition {
-	return Partition{
-		Partition: id,
-		Leader:    replicas[0],
-		Replicas:  slices.Clone(replicas),
-		ISR:       slices.Clone(replicas),
-	}
-}
-
 func partitionRecord(id UUID, p Partition) *PartitionRecord {
 	return &PartitionRecord{
-		TopicID:        id,
-		Partition:      p.Partition,
-		Replicas:       p.Replicas,
-		ISR:            p.ISR,
-		Leader:         p.Leader,
-		LeaderEpoch:    p.LeaderEpoch,
-		PartitionEpoch: p.PartitionEpoch,
+		TopicID:             id,
+		Partition:           p.Partition,
+		Replicas:            p.Replicas,
+		ISR:                 p.ISR,
+		Leader:              p.Leader,
+		LeaderEpoch:         p.LeaderEpoch,
+		PartitionEpoch:      p.PartitionEpoch,
+		ELR:                 p.ELR,
+		LastKnownELR:        p.LastKnownELR,
+		LeaderRecoveryState: p.LeaderRecoveryState,
 	}
 }

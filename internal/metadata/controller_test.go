@@ -30,9 +30,7 @@ func newTestController(t *testing.T, n int) *Controller {
 	fsm := NewFSM()
 	c := newController(testConfig(), fsm, &directCommitter{fsm: fsm, nodeID: 1})
 	for id := int32(1); id <= int32(n); id++ {
-		if err := c.RegisterBroker(context.Background(), Broker{NodeID: id, Host: "localhost", Port: 9090 + id}); err != nil {
-			t.Fatal(err)
-		}
+		activate(t, c, id, "")
 	}
 	return c
 }
@@ -328,27 +326,47 @@ func TestProducerIDsAndBrokers(t *testing.T) {
 		last = first + count - 1
 	}
 
-	if err := c.RegisterBroker(ctx, Broker{NodeID: 2, Host: "b", Port: 9093}); err != nil {
+	reg := func(id int32, inc UUID, host string, port int32, rack string) BrokerRegistration {
+		return BrokerRegistration{NodeID: id, IncarnationID: inc, Rack: rack,
+			Endpoints: []Endpoint{{Name: "PLAINTEXT", Host: host, Port: port}}}
+	}
+	inc1, inc2 := RandomUUID(), RandomUUID()
+	if _, err := c.RegisterBroker(ctx, reg(2, inc2, "b", 9093, "")); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.RegisterBroker(ctx, Broker{NodeID: 1, Host: "a", Port: 9092, Rack: "r"}); err != nil {
+	e1, err := c.RegisterBroker(ctx, reg(1, inc1, "a", 9092, "r"))
+	if err != nil {
 		t.Fatal(err)
 	}
 	before := c.Image()
-	if err := c.RegisterBroker(ctx, Broker{NodeID: 1, Host: "a", Port: 9092, Rack: "r"}); err != nil {
-		t.Fatal(err)
+	if again, err := c.RegisterBroker(ctx, reg(1, inc1, "a", 9092, "r")); err != nil || again != e1 {
+		t.Fatalf("retry: epoch %d (want %d), %v", again, e1, err)
 	}
 	if c.Image() != before {
 		t.Fatal("identical re-registration committed a record")
 	}
-	if err := c.RegisterBroker(ctx, Broker{NodeID: 2, Host: "b2", Port: 9094}); err != nil {
+	// The same incarnation with a new endpoint amends the registration: same epoch.
+	e2, err := c.RegisterBroker(ctx, reg(2, inc2, "b2", 9094, ""))
+	if err != nil {
 		t.Fatal(err)
 	}
-	if got := fmt.Sprint(c.Image().Brokers()); got != "[{1 a 9092 r} {2 b2 9094 }]" {
-		t.Fatalf("brokers %s", got)
+	b2, _ := c.Image().Broker(2)
+	if b2.Epoch != e2 || b2.Host != "b2" || b2.Port != 9094 || !b2.Fenced || len(b2.Endpoints) != 1 {
+		t.Fatalf("broker 2 %+v", b2)
 	}
-	if err := c.RegisterBroker(ctx, Broker{NodeID: -1}); !errors.Is(err, ErrInvalidRequest) {
-		t.Fatalf("err = %v", err)
+	b1, _ := c.Image().Broker(1)
+	if b1.Epoch != e1 || e2 == e1 || b1.Host != "a" || b1.Rack != "r" || b1.IncarnationID != inc1 {
+		t.Fatalf("broker 1 %+v (epoch %d)", b1, e1)
+	}
+	for _, bad := range []BrokerRegistration{
+		{NodeID: -1, IncarnationID: inc1, Endpoints: []Endpoint{{Host: "h", Port: 1}}},
+		{NodeID: 3, IncarnationID: inc1},
+		{NodeID: 3, IncarnationID: inc1, Endpoints: []Endpoint{{Host: "h", Port: 70000}}},
+		{NodeID: 3, Endpoints: []Endpoint{{Host: "h", Port: 1}}},
+	} {
+		if _, err := c.RegisterBroker(ctx, bad); !errors.Is(err, ErrInvalidRequest) {
+			t.Fatalf("%+v: err = %v", bad, err)
+		}
 	}
 }
 

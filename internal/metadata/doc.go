@@ -10,6 +10,11 @@
 //	t, err := c.CreateTopic(ctx, metadata.CreateTopic{Name: "orders", Partitions: -1, ReplicationFactor: -1})
 //	im := c.Image() // lock-free, immutable
 //
-// Lock order: Controller.mu (writers) is taken before anything in raft; FSM.mu only guards
-// the subscriber set and is never held while calling out.
+// Brokers register (RegisterBroker), heartbeat (BrokerHeartbeat) and are fenced by the active
+// controller when their session expires (lifecycle.go); partition leadership and ISR change by
+// Kafka's election rules and AlterPartition (partitions.go); new replicas are placed
+// rack-aware over the active brokers (placement.go).
+//
+// Lock order: Controller.mu (writers, and the in-memory broker sessions) is taken before
+// anything in raft; FSM.mu only guards the subscriber set and is never held while calling out.
 package metadata

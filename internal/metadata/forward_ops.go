@@ -223,27 +223,131 @@ func timeoutMillis(ctx context.Context) int32 {
 	return int32(max(time.Until(d).Milliseconds(), 1))
 }
 
-// RegisterBroker registers a broker or updates its endpoint. Re-registering an identical
-// endpoint commits nothing.
-func (c *Controller) RegisterBroker(ctx context.Context, b Broker) error {
-	return c.route(ctx, func() error { return c.localRegisterBroker(ctx, b) },
-		func(ctx context.Context, send sendFunc) error {
-			req := kmsg.NewPtrBrokerRegistrationRequest()
-			req.BrokerID = b.NodeID
-			req.ClusterID = c.Image().ClusterID()
+// RegisterBroker registers a broker incarnation and returns its broker epoch (lifecycle.go).
+func (c *Controller) RegisterBroker(ctx context.Context, r BrokerRegistration) (int64, error) {
+	var epoch int64
+	err := c.route(ctx, func() error {
+		var err error
+		epoch, err = c.localRegisterBroker(ctx, r)
+		return err
+	}, func(ctx context.Context, send sendFunc) error {
+		req := kmsg.NewPtrBrokerRegistrationRequest()
+		req.BrokerID, req.ClusterID, req.IncarnationID = r.NodeID, r.ClusterID, r.IncarnationID
+		for _, e := range r.Endpoints {
 			l := kmsg.NewBrokerRegistrationRequestListener()
-			l.Name, l.Host, l.Port = "PLAINTEXT", b.Host, uint16(b.Port)
+			l.Name, l.Host, l.Port, l.SecurityProtocol = e.Name, e.Host, uint16(e.Port), e.SecurityProtocol
 			req.Listeners = append(req.Listeners, l)
-			if b.Rack != "" {
-				req.Rack = &b.Rack
+		}
+		if r.Rack != "" {
+			req.Rack = &r.Rack
+		}
+		req.PreviousBrokerEpoch = r.PreviousBrokerEpoch
+		resp, err := send(ctx, req)
+		if err != nil {
+			return err
+		}
+		rr := resp.(*kmsg.BrokerRegistrationResponse)
+		if err := remoteErr(rr.ErrorCode, nil); err != nil {
+			return err
+		}
+		epoch = rr.BrokerEpoch
+		return nil
+	})
+	return epoch, err
+}
+
+// BrokerHeartbeat is one broker heartbeat (lifecycle.go).
+func (c *Controller) BrokerHeartbeat(ctx context.Context, h Heartbeat) (HeartbeatResult, error) {
+	var res HeartbeatResult
+	err := c.route(ctx, func() error {
+		var err error
+		res, err = c.localBrokerHeartbeat(ctx, h)
+		return err
+	}, func(ctx context.Context, send sendFunc) error {
+		req := kmsg.NewPtrBrokerHeartbeatRequest()
+		req.BrokerID, req.BrokerEpoch = h.NodeID, h.Epoch
+		req.CurrentMetadataOffset = int64(h.MetadataOffset)
+		req.WantFence, req.WantShutdown = h.WantFence, h.WantShutdown
+		resp, err := send(ctx, req)
+		if err != nil {
+			return err
+		}
+		hr := resp.(*kmsg.BrokerHeartbeatResponse)
+		if err := remoteErr(hr.ErrorCode, nil); err != nil {
+			return err
+		}
+		res = HeartbeatResult{IsCaughtUp: hr.IsCaughtUp, IsFenced: hr.IsFenced, ShouldShutdown: hr.ShouldShutdown}
+		return nil
+	})
+	return res, err
+}
+
+// AlterPartition applies ISR changes proposed by the leader brokerID (partitions.go). A
+// forwarded call returns each partition's state from this node's image, which has applied the
+// change by then.
+func (c *Controller) AlterPartition(ctx context.Context, brokerID int32, brokerEpoch int64, items []AlterPartitionItem) ([]AlterPartitionResult, error) {
+	var out []AlterPartitionResult
+	err := c.route(ctx, func() error {
+		var err error
+		out, err = c.localAlterPartition(ctx, brokerID, brokerEpoch, items)
+		return err
+	}, func(ctx context.Context, send sendFunc) error {
+		req := kmsg.NewPtrAlterPartitionRequest()
+		req.BrokerID, req.BrokerEpoch = brokerID, brokerEpoch
+		for _, it := range items {
+			rt := kmsg.NewAlterPartitionRequestTopic()
+			rt.TopicID = it.TopicID
+			rp := kmsg.NewAlterPartitionRequestTopicPartition()
+			rp.Partition, rp.LeaderEpoch, rp.PartitionEpoch = it.Partition, it.LeaderEpoch, it.PartitionEpoch
+			rp.LeaderRecoveryState = it.LeaderRecoveryState
+			for _, m := range it.NewISR {
+				e := kmsg.NewAlterPartitionRequestTopicPartitionNewEpochISR()
+				e.BrokerID, e.BrokerEpoch = m.BrokerID, m.BrokerEpoch
+				rp.NewEpochISR = append(rp.NewEpochISR, e)
 			}
-			resp, err := send(ctx, req)
-			if err != nil {
-				return err
+			rt.Partitions = append(rt.Partitions, rp)
+			req.Topics = append(req.Topics, rt)
+		}
+		resp, err := send(ctx, req)
+		if err != nil {
+			return err
+		}
+		ar := resp.(*kmsg.AlterPartitionResponse)
+		if err := remoteErr(ar.ErrorCode, nil); err != nil {
+			return err
+		}
+		byKey := map[partKey]AlterPartitionResult{}
+		for _, rt := range ar.Topics {
+			for _, rp := range rt.Partitions {
+				res := AlterPartitionResult{Err: remoteErr(rp.ErrorCode, nil)}
+				res.Partition = Partition{Partition: rp.Partition, Leader: rp.LeaderID, LeaderEpoch: rp.LeaderEpoch,
+					PartitionEpoch: rp.PartitionEpoch, ISR: rp.ISR, LeaderRecoveryState: rp.LeaderRecoveryState}
+				byKey[partKey{topic: rt.TopidID, part: rp.Partition}] = res
 			}
-			r := resp.(*kmsg.BrokerRegistrationResponse)
-			return remoteErr(r.ErrorCode, nil)
-		})
+		}
+		out = make([]AlterPartitionResult, len(items))
+		for i, it := range items {
+			res, ok := byKey[partKey{topic: it.TopicID, part: it.Partition}]
+			if !ok {
+				res.Err = fmt.Errorf("alter partition: the controller did not answer for partition %d: %w", it.Partition, kerr.UnknownServerError)
+			}
+			out[i] = res
+		}
+		return nil
+	})
+	if err == nil {
+		// After a forward the image here has the change: answer with the full partition.
+		im := c.Image()
+		for i, it := range items {
+			if out[i].Err != nil {
+				continue
+			}
+			if t, ok := im.TopicByID(it.TopicID); ok && int(it.Partition) < len(t.Partitions) {
+				out[i].Partition = t.Partitions[it.Partition]
+			}
+		}
+	}
+	return out, err
 }
 
 // DescribeQuorum reports the metadata quorum as its leader sees it (this node's view when it is

@@ -2,6 +2,9 @@ package metadata
 
 import (
 	"context"
+	"sync"
+	"testing"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -20,3 +23,53 @@ func (d *directCommitter) commit(_ context.Context, data []byte) (any, error) {
 
 func (d *directCommitter) leader() (int32, bool) { return d.nodeID, true }
 func (d *directCommitter) close() error          { return nil }
+
+// fakeClock is a settable clock for Config.Now.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{now: time.Unix(1_700_000_000, 0)} }
+
+func (f *fakeClock) Now() time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.now
+}
+
+func (f *fakeClock) Advance(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.now = f.now.Add(d)
+}
+
+// registration is a BrokerRegistration of node id with one PLAINTEXT endpoint.
+func registration(c *Controller, id int32, rack string) BrokerRegistration {
+	return BrokerRegistration{
+		NodeID:        id,
+		ClusterID:     c.Image().ClusterID(),
+		IncarnationID: RandomUUID(),
+		Endpoints:     []Endpoint{{Name: "PLAINTEXT", Host: "localhost", Port: 9090 + id}},
+		Rack:          rack,
+	}
+}
+
+// activate registers a new incarnation of broker id and unfences it with a caught-up
+// heartbeat; it returns the broker epoch.
+func activate(t testing.TB, c *Controller, id int32, rack string) int64 {
+	t.Helper()
+	ctx := context.Background()
+	epoch, err := c.RegisterBroker(ctx, registration(c, id, rack))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.BrokerHeartbeat(ctx, Heartbeat{NodeID: id, Epoch: epoch, MetadataOffset: c.Image().Index()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.IsFenced || !res.IsCaughtUp {
+		t.Fatalf("broker %d not unfenced: %+v", id, res)
+	}
+	return epoch
+}

@@ -11,23 +11,63 @@ import (
 	"strings"
 )
 
-// Broker is a registered broker and its client endpoint.
+// Endpoint is one listener of a registered broker.
+type Endpoint struct {
+	Name             string `json:"name"`
+	Host             string `json:"host"`
+	Port             int32  `json:"port"`
+	SecurityProtocol int16  `json:"securityProtocol"`
+}
+
+// Broker is a registered broker (Kafka's BrokerRegistration). Host and Port are its first
+// endpoint.
 type Broker struct {
 	NodeID int32  `json:"nodeId"`
 	Host   string `json:"host"`
 	Port   int32  `json:"port"`
 	Rack   string `json:"rack,omitempty"`
+	// IncarnationID is chosen by the broker process at start; a new one is a new
+	// registration with a new Epoch.
+	IncarnationID UUID `json:"incarnationId,omitzero"`
+	// Epoch is the broker epoch: the raft index of the entry that registered this
+	// incarnation. Heartbeats and AlterPartition must carry it.
+	Epoch     int64      `json:"epoch,omitempty"`
+	Endpoints []Endpoint `json:"endpoints,omitempty"`
+	// Fenced brokers lead nothing, join no ISR and get no new replicas. A registration
+	// starts fenced; the broker is unfenced once it has caught up with the metadata log.
+	Fenced bool `json:"fenced,omitempty"`
+	// InControlledShutdown brokers asked to shut down; their leaderships move away.
+	InControlledShutdown bool `json:"inControlledShutdown,omitempty"`
+	// ControlledShutdownOffset is the raft index of the entry that put the broker in
+	// controlled shutdown (0 when not in it).
+	ControlledShutdownOffset uint64 `json:"controlledShutdownOffset,omitempty"`
 }
+
+// Active reports whether the broker may lead partitions and join ISRs: registered,
+// unfenced and not in controlled shutdown.
+func (b Broker) Active() bool { return !b.Fenced && !b.InControlledShutdown }
 
 // Partition is the replica assignment and leadership of one partition.
 type Partition struct {
 	Partition      int32   `json:"partition"`
-	Leader         int32   `json:"leader"`
+	Leader         int32   `json:"leader"` // -1: offline
 	LeaderEpoch    int32   `json:"leaderEpoch"`
 	PartitionEpoch int32   `json:"partitionEpoch"`
 	Replicas       []int32 `json:"replicas"`
 	ISR            []int32 `json:"isr"`
+	// ELR are the eligible leader replicas (KIP-966): former ISR members that hold every
+	// committed record although the ISR dropped below min.insync.replicas.
+	ELR          []int32 `json:"elr,omitempty"`
+	LastKnownELR []int32 `json:"lastKnownElr,omitempty"`
+	// LeaderRecoveryState is LeaderRecovered, or LeaderRecovering after an unclean election.
+	LeaderRecoveryState int8 `json:"leaderRecoveryState,omitempty"`
 }
+
+// Leader recovery states (KIP-704).
+const (
+	LeaderRecovered  int8 = 0
+	LeaderRecovering int8 = 1
+)
 
 // Topic is a topic in an Image. Topics handed out by an Image are shared and immutable:
 // callers must not modify them (or their slices and maps).
@@ -115,6 +155,7 @@ func (im *Image) Index() uint64 { return im.index }
 
 // imageBuilder applies records to a copy of base, cloning maps and topics on first write.
 type imageBuilder struct {
+	index         uint64 // raft index of the entry being applied
 	base, next    *Image
 	brokersCloned bool
 	configsCloned bool
@@ -122,9 +163,16 @@ type imageBuilder struct {
 	ownTopics     map[*Topic]bool // topics cloned by this builder, safe to modify
 }
 
-func newBuilder(base *Image) *imageBuilder {
+func newBuilder(base *Image, index uint64) *imageBuilder {
 	next := *base
-	return &imageBuilder{base: base, next: &next, ownTopics: map[*Topic]bool{}}
+	return &imageBuilder{index: index, base: base, next: &next, ownTopics: map[*Topic]bool{}}
+}
+
+func (b *imageBuilder) cloneBrokers() {
+	if !b.brokersCloned {
+		b.next.brokers = maps.Clone(b.next.brokers)
+		b.brokersCloned = true
+	}
 }
 
 func (b *imageBuilder) cloneTopicMaps() {
@@ -157,11 +205,51 @@ func (b *imageBuilder) apply(r Record) error {
 		if r.NodeID < 0 {
 			return fmt.Errorf("register broker: invalid node id %d", r.NodeID)
 		}
-		if !b.brokersCloned {
-			im.brokers = maps.Clone(im.brokers)
-			b.brokersCloned = true
+		nb := Broker{
+			NodeID: r.NodeID, Host: r.Host, Port: r.Port, Rack: r.Rack,
+			IncarnationID: r.IncarnationID, Epoch: r.BrokerEpoch,
+			Endpoints: slices.Clone(r.Endpoints),
+			Fenced:    r.Fenced, InControlledShutdown: r.InControlledShutdown,
 		}
-		im.brokers[r.NodeID] = Broker{NodeID: r.NodeID, Host: r.Host, Port: r.Port, Rack: r.Rack}
+		if nb.Epoch == 0 {
+			nb.Epoch = int64(b.index)
+		} else if old, ok := im.brokers[r.NodeID]; ok && old.Epoch == nb.Epoch {
+			nb.ControlledShutdownOffset = old.ControlledShutdownOffset
+		}
+		if len(nb.Endpoints) == 0 { // version 1
+			nb.Endpoints = []Endpoint{{Host: r.Host, Port: r.Port}}
+		} else {
+			nb.Host, nb.Port = nb.Endpoints[0].Host, nb.Endpoints[0].Port
+		}
+		if !nb.InControlledShutdown {
+			nb.ControlledShutdownOffset = 0
+		}
+		b.cloneBrokers()
+		im.brokers[r.NodeID] = nb
+
+	case *BrokerChangeRecord:
+		old, ok := im.brokers[r.NodeID]
+		if !ok {
+			return fmt.Errorf("broker change: broker %d is not registered", r.NodeID)
+		}
+		if old.Epoch != r.BrokerEpoch {
+			return fmt.Errorf("broker change: broker %d has epoch %d, not %d", r.NodeID, old.Epoch, r.BrokerEpoch)
+		}
+		nb := old
+		if r.Fenced != nil {
+			nb.Fenced = *r.Fenced
+		}
+		if r.InControlledShutdown != nil {
+			nb.InControlledShutdown = *r.InControlledShutdown
+			switch {
+			case !nb.InControlledShutdown:
+				nb.ControlledShutdownOffset = 0
+			case !old.InControlledShutdown:
+				nb.ControlledShutdownOffset = b.index
+			}
+		}
+		b.cloneBrokers()
+		im.brokers[r.NodeID] = nb
 
 	case *TopicRecord:
 		if r.Name == "" {
@@ -197,18 +285,57 @@ func (b *imageBuilder) apply(r Record) error {
 			return fmt.Errorf("partition %s-%d: leader %d is not a replica", t.Name, r.Partition, r.Leader)
 		}
 		p := Partition{
-			Partition:      r.Partition,
-			Leader:         r.Leader,
-			LeaderEpoch:    r.LeaderEpoch,
-			PartitionEpoch: r.PartitionEpoch,
-			Replicas:       cloneInt32s(r.Replicas),
-			ISR:            cloneInt32s(r.ISR),
+			Partition:           r.Partition,
+			Leader:              r.Leader,
+			LeaderEpoch:         r.LeaderEpoch,
+			PartitionEpoch:      r.PartitionEpoch,
+			Replicas:            cloneInt32s(r.Replicas),
+			ISR:                 cloneInt32s(r.ISR),
+			ELR:                 cloneInt32s(r.ELR),
+			LastKnownELR:        cloneInt32s(r.LastKnownELR),
+			LeaderRecoveryState: r.LeaderRecoveryState,
 		}
 		t = b.mutableTopic(t)
 		if int(r.Partition) == len(t.Partitions) {
 			t.Partitions = append(t.Partitions, p)
 		} else {
 			t.Partitions[r.Partition] = p
+		}
+
+	case *PartitionChangeRecord:
+		t, ok := im.topicsByID[r.TopicID]
+		if !ok {
+			return fmt.Errorf("partition change: unknown topic id %s", r.TopicID)
+		}
+		if r.Partition < 0 || int(r.Partition) >= len(t.Partitions) {
+			return fmt.Errorf("partition change %s-%d: topic has %d partitions", t.Name, r.Partition, len(t.Partitions))
+		}
+		old := t.Partitions[r.Partition]
+		if r.Leader != -1 && !slices.Contains(old.Replicas, r.Leader) {
+			return fmt.Errorf("partition change %s-%d: leader %d is not a replica", t.Name, r.Partition, r.Leader)
+		}
+		for _, set := range [][]int32{r.ISR, r.ELR, r.LastKnownELR} {
+			for _, id := range set {
+				if !slices.Contains(old.Replicas, id) {
+					return fmt.Errorf("partition change %s-%d: %d is not a replica", t.Name, r.Partition, id)
+				}
+			}
+		}
+		if r.PartitionEpoch <= old.PartitionEpoch || r.LeaderEpoch < old.LeaderEpoch {
+			return fmt.Errorf("partition change %s-%d: epochs %d/%d do not advance %d/%d", t.Name, r.Partition,
+				r.LeaderEpoch, r.PartitionEpoch, old.LeaderEpoch, old.PartitionEpoch)
+		}
+		t = b.mutableTopic(t)
+		t.Partitions[r.Partition] = Partition{
+			Partition:           r.Partition,
+			Leader:              r.Leader,
+			LeaderEpoch:         r.LeaderEpoch,
+			PartitionEpoch:      r.PartitionEpoch,
+			Replicas:            old.Replicas,
+			ISR:                 cloneInt32s(r.ISR),
+			ELR:                 cloneInt32s(r.ELR),
+			LastKnownELR:        cloneInt32s(r.LastKnownELR),
+			LeaderRecoveryState: r.LeaderRecoveryState,
 		}
 
 	case *RemoveTopicRecord:
@@ -298,7 +425,7 @@ func (im *Image) sortTopics() {
 // applyBatch returns a new image with records applied, or an error (and no change) if any
 // record does not apply.
 func (im *Image) applyBatch(index uint64, records []Record) (*Image, error) {
-	b := newBuilder(im)
+	b := newBuilder(im, index)
 	for i, r := range records {
 		if err := b.apply(r); err != nil {
 			return nil, fmt.Errorf("%w: record %d (%s): %w", ErrBadRecord, i, r.recordType(), err)
@@ -359,6 +486,9 @@ func readImageJSON(r io.Reader) (*Image, error) {
 	im.clusterID = doc.ClusterID
 	im.nextProducerID = doc.NextProducerID
 	for _, b := range doc.Brokers {
+		if len(b.Endpoints) == 0 { // snapshot written before broker lifecycles
+			b.Endpoints = []Endpoint{{Host: b.Host, Port: b.Port}}
+		}
 		im.brokers[b.NodeID] = b
 	}
 	for k, m := range doc.BrokerConfigs {
@@ -377,6 +507,7 @@ func readImageJSON(r io.Reader) (*Image, error) {
 				return nil, fmt.Errorf("metadata: snapshot: topic %s: partition %d at index %d", t.Name, p.Partition, i)
 			}
 			p.Replicas, p.ISR = cloneInt32s(p.Replicas), cloneInt32s(p.ISR)
+			p.ELR, p.LastKnownELR = cloneInt32s(p.ELR), cloneInt32s(p.LastKnownELR)
 		}
 		if _, dup := im.topics[t.Name]; dup {
 			return nil, fmt.Errorf("metadata: snapshot: duplicate topic %s", t.Name)

@@ -22,12 +22,33 @@ type Record interface {
 	recordType() string
 }
 
-// RegisterBrokerRecord registers (or re-registers) a broker and its client endpoint.
+// RegisterBrokerRecord registers (or re-registers) a broker and its endpoints.
+//
+// Version 1 (before broker lifecycles) carried only NodeID, Host, Port and Rack; such a
+// record registers an unfenced broker with one endpoint and the entry's index as epoch.
+// Version 2 adds the incarnation, the endpoints and the fencing state, like Kafka's
+// RegisterBrokerRecord. BrokerEpoch 0 means "the raft index of the entry holding this
+// record" (a new registration); a non-zero epoch amends the registration of that epoch.
 type RegisterBrokerRecord struct {
-	NodeID int32  `json:"nodeId"`
-	Host   string `json:"host"`
-	Port   int32  `json:"port"`
-	Rack   string `json:"rack,omitempty"`
+	NodeID               int32      `json:"nodeId"`
+	Host                 string     `json:"host"`
+	Port                 int32      `json:"port"`
+	Rack                 string     `json:"rack,omitempty"`
+	IncarnationID        UUID       `json:"incarnationId,omitzero"`
+	BrokerEpoch          int64      `json:"brokerEpoch,omitempty"`
+	Endpoints            []Endpoint `json:"endpoints,omitzero"`
+	Fenced               bool       `json:"fenced,omitempty"`
+	InControlledShutdown bool       `json:"inControlledShutdown,omitempty"`
+}
+
+// BrokerChangeRecord changes the fencing or controlled-shutdown state of the registration
+// of broker NodeID with epoch BrokerEpoch (Kafka's BrokerRegistrationChangeRecord). A nil
+// field is left as it is.
+type BrokerChangeRecord struct {
+	NodeID               int32 `json:"nodeId"`
+	BrokerEpoch          int64 `json:"brokerEpoch"`
+	Fenced               *bool `json:"fenced,omitempty"`
+	InControlledShutdown *bool `json:"inControlledShutdown,omitempty"`
 }
 
 // TopicRecord creates a topic. Its partitions follow as PartitionRecords.
@@ -47,6 +68,25 @@ type PartitionRecord struct {
 	Leader         int32   `json:"leader"`
 	LeaderEpoch    int32   `json:"leaderEpoch"`
 	PartitionEpoch int32   `json:"partitionEpoch"`
+	// Version 2.
+	ELR                 []int32 `json:"elr,omitzero"`
+	LastKnownELR        []int32 `json:"lastKnownElr,omitzero"`
+	LeaderRecoveryState int8    `json:"leaderRecoveryState,omitempty"`
+}
+
+// PartitionChangeRecord sets the leadership and ISR state of an existing partition (its
+// replicas are unchanged): the whole new state, so applying it needs nothing but the record.
+// The controller builds it with the election rules of partitions.go.
+type PartitionChangeRecord struct {
+	TopicID             UUID    `json:"topicId"`
+	Partition           int32   `json:"partition"`
+	Leader              int32   `json:"leader"`
+	ISR                 []int32 `json:"isr"`
+	ELR                 []int32 `json:"elr,omitzero"`
+	LastKnownELR        []int32 `json:"lastKnownElr,omitzero"`
+	LeaderRecoveryState int8    `json:"leaderRecoveryState,omitempty"`
+	LeaderEpoch         int32   `json:"leaderEpoch"`
+	PartitionEpoch      int32   `json:"partitionEpoch"`
 }
 
 // RemoveTopicRecord deletes a topic with its partitions and configs.
@@ -81,28 +121,43 @@ type ClusterIDRecord struct {
 	ClusterID string `json:"clusterId"`
 }
 
-func (RegisterBrokerRecord) recordType() string { return "registerBroker" }
-func (TopicRecord) recordType() string          { return "topic" }
-func (PartitionRecord) recordType() string      { return "partition" }
-func (RemoveTopicRecord) recordType() string    { return "removeTopic" }
-func (ConfigRecord) recordType() string         { return "config" }
-func (ProducerIDsRecord) recordType() string    { return "producerIds" }
-func (ClusterIDRecord) recordType() string      { return "clusterId" }
+func (RegisterBrokerRecord) recordType() string  { return "registerBroker" }
+func (BrokerChangeRecord) recordType() string    { return "brokerChange" }
+func (TopicRecord) recordType() string           { return "topic" }
+func (PartitionRecord) recordType() string       { return "partition" }
+func (PartitionChangeRecord) recordType() string { return "partitionChange" }
+func (RemoveTopicRecord) recordType() string     { return "removeTopic" }
+func (ConfigRecord) recordType() string          { return "config" }
+func (ProducerIDsRecord) recordType() string     { return "producerIds" }
+func (ClusterIDRecord) recordType() string       { return "clusterId" }
 
-// recordVersion is the version written for every record type; decoders accept <= it.
-const recordVersion = 1
+// recordVersions is the version written for each record type; decoders accept 1..it.
+// A version bump only adds optional fields, so older records decode into the same struct.
+var recordVersions = map[string]int{
+	"registerBroker":  2,
+	"brokerChange":    1,
+	"topic":           1,
+	"partition":       2,
+	"partitionChange": 1,
+	"removeTopic":     1,
+	"config":          1,
+	"producerIds":     1,
+	"clusterId":       1,
+}
 
 // batchVersion is the version of the batch envelope.
 const batchVersion = 1
 
 var recordTypes = map[string]func() Record{
-	"registerBroker": func() Record { return &RegisterBrokerRecord{} },
-	"topic":          func() Record { return &TopicRecord{} },
-	"partition":      func() Record { return &PartitionRecord{} },
-	"removeTopic":    func() Record { return &RemoveTopicRecord{} },
-	"config":         func() Record { return &ConfigRecord{} },
-	"producerIds":    func() Record { return &ProducerIDsRecord{} },
-	"clusterId":      func() Record { return &ClusterIDRecord{} },
+	"registerBroker":  func() Record { return &RegisterBrokerRecord{} },
+	"brokerChange":    func() Record { return &BrokerChangeRecord{} },
+	"topic":           func() Record { return &TopicRecord{} },
+	"partition":       func() Record { return &PartitionRecord{} },
+	"partitionChange": func() Record { return &PartitionChangeRecord{} },
+	"removeTopic":     func() Record { return &RemoveTopicRecord{} },
+	"config":          func() Record { return &ConfigRecord{} },
+	"producerIds":     func() Record { return &ProducerIDsRecord{} },
+	"clusterId":       func() Record { return &ClusterIDRecord{} },
 }
 
 // ErrBadRecord is returned for a log entry that cannot be decoded or applied.
@@ -136,7 +191,7 @@ func encodeRecord(r Record) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("metadata: encode %s record: %w", r.recordType(), err)
 	}
-	head := fmt.Sprintf(`{"type":%q,"v":%d`, r.recordType(), recordVersion)
+	head := fmt.Sprintf(`{"type":%q,"v":%d`, r.recordType(), recordVersions[r.recordType()])
 	if len(body) <= 2 { // "{}"
 		return []byte(head + "}"), nil
 	}
@@ -163,7 +218,7 @@ func DecodeBatch(data []byte) ([]Record, error) {
 		if !ok {
 			return nil, fmt.Errorf("%w: record %d: unknown type %q", ErrBadRecord, i, h.Type)
 		}
-		if h.V < 1 || h.V > recordVersion {
+		if h.V < 1 || h.V > recordVersions[h.Type] {
 			return nil, fmt.Errorf("%w: record %d: %s version %d unsupported", ErrBadRecord, i, h.Type, h.V)
 		}
 		r := mk()

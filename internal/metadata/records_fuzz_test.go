@@ -32,6 +32,16 @@ func metadataSeeds() [][]byte {
 		{&ConfigRecord{ResourceType: ResourceBroker, Key: "log.retention.ms"}},
 		{&ProducerIDsRecord{BrokerID: 1, NextProducerID: 2000}},
 		{&ClusterIDRecord{ClusterID: "other"}},
+		{&RegisterBrokerRecord{NodeID: 3, Host: "h3", Port: 9094, Rack: "r3", IncarnationID: UUID{0: 9, 15: 9},
+			Endpoints: []Endpoint{{Name: "PLAINTEXT", Host: "h3", Port: 9094}}, Fenced: true}},
+		{&RegisterBrokerRecord{NodeID: 1, Host: "h", Port: 9092, BrokerEpoch: 1, InControlledShutdown: true,
+			Endpoints: []Endpoint{{Name: "PLAINTEXT", Host: "h", Port: 9092}, {Name: "SSL", Host: "h", Port: 9093, SecurityProtocol: 1}}}},
+		{&BrokerChangeRecord{NodeID: 1, BrokerEpoch: 1, Fenced: boolPtr(true)}},
+		{&BrokerChangeRecord{NodeID: 1, BrokerEpoch: 1, InControlledShutdown: boolPtr(true)}},
+		{&BrokerChangeRecord{NodeID: 1, BrokerEpoch: 7, Fenced: boolPtr(false)}},
+		{&PartitionChangeRecord{TopicID: fuzzTopicID, Partition: 0, Leader: -1, ISR: []int32{}, ELR: []int32{1}, LeaderEpoch: 1, PartitionEpoch: 1}},
+		{&PartitionChangeRecord{TopicID: fuzzTopicID, Partition: 1, Leader: 1, ISR: []int32{1}, LeaderRecoveryState: LeaderRecovering, LeaderEpoch: 1, PartitionEpoch: 1}},
+		{&PartitionChangeRecord{TopicID: fuzzTopicID, Partition: 1, Leader: 2, ISR: []int32{2}, LeaderEpoch: 1, PartitionEpoch: 1}},
 	}
 	var out [][]byte
 	for _, b := range batches {

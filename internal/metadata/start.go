@@ -39,6 +39,17 @@ type Config struct {
 	ValidateTopicConfig  func(key, value string) error
 	ValidateBrokerConfig func(key, value string) error
 
+	// SessionTimeout is broker.session.timeout.ms: a broker that has not heartbeated for
+	// longer is fenced by the active controller. Default 9s.
+	SessionTimeout time.Duration
+	// MinInSyncReplicas and UncleanLeaderElection are the static broker defaults of
+	// min.insync.replicas (default 1) and unclean.leader.election.enable (default false);
+	// topic configs and the cluster-wide dynamic broker configs override them.
+	MinInSyncReplicas     int
+	UncleanLeaderElection bool
+	// Now is the controller's clock for broker sessions (default time.Now).
+	Now func() time.Time
+
 	ApplyTimeout  time.Duration // bound on one commit, default 10s
 	LeaderTimeout time.Duration // bound on waiting for leadership at start, default 30s
 
@@ -60,6 +71,15 @@ func (cfg *Config) setDefaults() {
 	}
 	if cfg.DefaultReplicationFactor <= 0 {
 		cfg.DefaultReplicationFactor = 1
+	}
+	if cfg.SessionTimeout <= 0 {
+		cfg.SessionTimeout = 9 * time.Second
+	}
+	if cfg.MinInSyncReplicas <= 0 {
+		cfg.MinInSyncReplicas = 1
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	if cfg.ApplyTimeout <= 0 {
 		cfg.ApplyTimeout = 10 * time.Second
@@ -102,12 +122,16 @@ func Start(ctx context.Context, cfg Config) (*Controller, error) {
 	}
 	leaderCh := node.LeaderCh()
 	if node.IsLeader() {
+		c.mu.Lock()
+		c.gainedLeadershipLocked(c.cfg.Now())
+		c.mu.Unlock()
 		if err := c.ensureClusterID(ctx, cfg.ClusterID); err != nil {
 			node.Close()
 			return nil, err
 		}
 	}
 	c.wg.Go(func() { c.watchLeadership(leaderCh, node) })
+	c.wg.Go(func() { c.sessionLoop(node.Done()) })
 	return c, nil
 }
 
@@ -131,12 +155,16 @@ func (c *Controller) watchLeadership(leaderCh <-chan bool, node *raftstore.Node)
 			return
 		case isLeader := <-leaderCh:
 			if !isLeader {
+				c.mu.Lock()
+				c.lostLeadershipLocked()
+				c.mu.Unlock()
 				continue
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), c.cfg.LeaderTimeout)
 			c.mu.Lock()
 			err := node.WaitLeader(ctx)
 			if err == nil {
+				c.gainedLeadershipLocked(c.cfg.Now())
 				err = c.ensureClusterIDLocked(ctx, c.cfg.ClusterID)
 			}
 			c.mu.Unlock()

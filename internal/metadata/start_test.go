@@ -42,9 +42,7 @@ func TestStartRestartPersists(t *testing.T) {
 	if !c.IsController() || c.ControllerID() != 1 {
 		t.Fatalf("controller id %d", c.ControllerID())
 	}
-	if err := c.RegisterBroker(ctx, Broker{NodeID: 1, Host: "localhost", Port: 9092}); err != nil {
-		t.Fatal(err)
-	}
+	activate(t, c, 1, "")
 	top, err := c.CreateTopic(ctx, CreateTopic{Name: "orders", Partitions: 4, ReplicationFactor: 1, Configs: map[string]string{"retention.ms": "1000"}})
 	if err != nil {
 		t.Fatal(err)
@@ -124,9 +122,7 @@ func TestSnapshotAndLogReplay(t *testing.T) {
 		cfg.TrailingLogs = 5
 	}
 	c := startTest(t, dir, small)
-	if err := c.RegisterBroker(ctx, Broker{NodeID: 1, Host: "h", Port: 1}); err != nil {
-		t.Fatal(err)
-	}
+	activate(t, c, 1, "")
 	for i := range 100 {
 		if _, err := c.CreateTopic(ctx, CreateTopic{Name: fmt.Sprint("t", i), Partitions: 1, ReplicationFactor: 1}); err != nil {
 			t.Fatal(err)
@@ -194,8 +190,7 @@ func TestNotController(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 	// With no leader to forward to, a write waits for one until its deadline, then times out.
-	err = c.RegisterBroker(context.Background(), Broker{NodeID: 1, Host: "h", Port: 1})
-	if !errors.Is(err, ErrNotController) || !errors.Is(err, kerr.RequestTimedOut) {
+	if _, err := c.RegisterBroker(context.Background(), registration(c, 1, "")); !errors.Is(err, ErrNotController) || !errors.Is(err, kerr.RequestTimedOut) {
 		t.Fatalf("err = %v, want ErrNotController and REQUEST_TIMED_OUT", err)
 	}
 	// A request that arrived on the CONTROLLER listener is never forwarded: NOT_CONTROLLER at once.
@@ -252,9 +247,7 @@ func TestThreeControllers(t *testing.T) {
 	}
 	ctx := context.Background()
 	for id := range voters {
-		if err := leader.RegisterBroker(ctx, Broker{NodeID: id, Host: "h", Port: 9092}); err != nil {
-			t.Fatal(err)
-		}
+		activate(t, leader, id, "")
 	}
 	for id, c := range cs {
 		if c == leader {
