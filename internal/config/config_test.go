@@ -453,8 +453,8 @@ func TestServerEnvWarnings(t *testing.T) {
 		"KAFKA_CFG_NODE_ID=7",
 		"KAFKA_INTER_BROKER_LISTENER_NAME=PLAINTEXT", // a broker key now: used
 		"KAFKA_NUM_IO_THREADS=8",                     // a Kafka key without effect
-		"KAFKA_NUM_PARTITIONS=5", // a broker key: used
-		"KAFKA_NODE_ID=3",        // Confluent/Apache image convention: used
+		"KAFKA_NUM_PARTITIONS=5",                     // a broker key: used
+		"KAFKA_NODE_ID=3",                            // Confluent/Apache image convention: used
 		"PATH=/usr/bin",
 	}
 	c, err := ParseServerArgs(nil, env)
