@@ -113,6 +113,11 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 	if b.locks, err = lockLogDirs(cfg.LogDirs); err != nil {
 		return nil, err
 	}
+	// Then meta.properties: data of another node or another cluster is never opened.
+	storage, err := checkStorage(o.fs, cfg, logger)
+	if err != nil {
+		return nil, err
+	}
 	// Then every client listener, before anything is written to the log dirs. Binding before
 	// registering also lets a listener on port 0 advertise the port it got.
 	for i, ln := range cfg.Listeners {
@@ -144,7 +149,7 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 		RaftBindAddr:             cfg.ControllerListener,
 		RaftAdvertiseAddr:        cfg.ControllerListener,
 		Voters:                   voters,
-		ClusterID:                cfg.ClusterID,
+		ClusterID:                storage.clusterID(),
 		NumPartitions:            cfg.NumPartitions,
 		DefaultReplicationFactor: cfg.DefaultReplicationFactor,
 		ValidateTopicConfig:      config.ValidateTopicConfig,
@@ -155,6 +160,9 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 		return nil, fmt.Errorf("broker: start metadata quorum: %w", err)
 	}
 	b.meta = meta
+	if err := storage.recordClusterID(meta.Image().ClusterID()); err != nil {
+		return nil, err
+	}
 
 	// The metadata records one endpoint per broker: the first listener's.
 	first := b.listeners[0].advertised
