@@ -253,7 +253,11 @@ func (e *Ensemble) Complete(clusterID string, nodeID int32) ([]string, error) {
 			continue
 		}
 		if !ok {
-			p = Props{ClusterID: clusterID, NodeID: nodeID}
+			if err := e.Format(d, clusterID, nodeID); err != nil {
+				return written, err
+			}
+			written = append(written, d)
+			continue
 		}
 		if p.ClusterID == "" {
 			p.ClusterID = clusterID
@@ -272,6 +276,20 @@ func (e *Ensemble) Complete(clusterID string, nodeID int32) ([]string, error) {
 		written = append(written, d)
 	}
 	return written, nil
+}
+
+// Format writes a new meta.properties (version 1, a directory id no other dir of the ensemble
+// has) into dir, one of the ensemble's dirs. It does not check the other dirs (Verify does).
+func (e *Ensemble) Format(dir, clusterID string, nodeID int32) error {
+	if !slices.Contains(e.dirs, dir) {
+		return fmt.Errorf("meta.properties: %s is not a log dir of this node", dir)
+	}
+	p := Props{Version: 1, ClusterID: clusterID, NodeID: nodeID, DirectoryID: e.newDirectoryID()}
+	if err := Write(e.fsys, dir, p); err != nil {
+		return err
+	}
+	e.props[dir] = p
+	return nil
 }
 
 // newDirectoryID is a random directory id no dir of the ensemble has.
