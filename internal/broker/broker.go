@@ -305,12 +305,13 @@ func (b *Broker) MetricsAddr() net.Addr {
 // Controller exposes the metadata controller (tests, tools).
 func (b *Broker) Controller() *metadata.Controller { return b.meta }
 
-// registerSelf records this broker's advertised endpoint in the metadata when it changed.
+// registerSelf records this broker's advertised endpoint and rack (broker.rack) in the metadata
+// when they changed.
 func (b *Broker) registerSelf(ctx context.Context, host string, port int32) error {
-	if have, ok := b.meta.Image().Broker(b.cfg.NodeID); ok && have.Host == host && have.Port == port {
+	if have, ok := b.meta.Image().Broker(b.cfg.NodeID); ok && have.Host == host && have.Port == port && have.Rack == b.cfg.Rack {
 		return nil
 	}
-	if err := b.meta.RegisterBroker(ctx, metadata.Broker{NodeID: b.cfg.NodeID, Host: host, Port: port}); err != nil {
+	if err := b.meta.RegisterBroker(ctx, metadata.Broker{NodeID: b.cfg.NodeID, Host: host, Port: port, Rack: b.cfg.Rack}); err != nil {
 		return fmt.Errorf("broker: register node %d: %w", b.cfg.NodeID, err)
 	}
 	return nil

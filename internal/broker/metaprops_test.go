@@ -178,3 +178,22 @@ func TestKafka4ServerPropertiesStartsANode(t *testing.T) {
 		t.Errorf("meta.properties %+v, %v", p, err)
 	}
 }
+
+// TestBrokerRackReachesClients: broker.rack is what Metadata and DescribeCluster report, and a
+// restart with another rack updates it.
+func TestBrokerRackReachesClients(t *testing.T) {
+	dir := t.TempDir()
+	for _, rack := range []string{"rack-a", "rack-b"} {
+		b := testBroker(t, dir, "broker.rack", rack)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		brokers, err := kadm.NewClient(client(t, b)).ListBrokers(ctx)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(brokers) != 1 || brokers[0].Rack == nil || *brokers[0].Rack != rack {
+			t.Errorf("brokers %+v, want one in %s", brokers, rack)
+		}
+		stopBroker(t, b)
+	}
+}
