@@ -107,6 +107,9 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 	if len(cfg.LogDirs) == 0 {
 		return nil, errors.New("broker: no log.dirs configured")
 	}
+	if !cfg.IsBroker {
+		return nil, errors.New("process.roles=controller is not supported yet: run the node as broker,controller")
+	}
 	// First the log dir locks: they are all that keeps a second process from writing the same
 	// logs and raft WAL (raft-wal takes no lock of its own).
 	var err error

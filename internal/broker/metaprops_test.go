@@ -197,3 +197,61 @@ func TestBrokerRackReachesClients(t *testing.T) {
 		stopBroker(t, b)
 	}
 }
+
+// TestClusterKeysInDescribeConfigs: the cluster keys are in DescribeConfigs with Kafka's
+// defaults; offsets.topic.replication.factor shows the key's value (3) while a node alone
+// creates __consumer_offsets with 1.
+func TestClusterKeysInDescribeConfigs(t *testing.T) {
+	b := testBroker(t, t.TempDir(), "broker.rack", "r1")
+	defer stopBroker(t, b)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(client(t, b))
+	rcs, err := adm.DescribeBrokerConfigs(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := rcs.On("1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, c := range rc.Configs {
+		got[c.Key] = c.MaybeValue()
+	}
+	for key, want := range map[string]string{
+		"process.roles": "broker,controller", "broker.session.timeout.ms": "9000", "broker.heartbeat.interval.ms": "2000",
+		"replica.lag.time.max.ms": "30000", "replica.fetch.wait.max.ms": "500", "replica.fetch.max.bytes": "1048576",
+		"replica.fetch.backoff.ms": "1000", "unclean.leader.election.enable": "false", "controlled.shutdown.enable": "true",
+		"offsets.topic.replication.factor": "3", "transaction.state.log.replication.factor": "3", "min.insync.replicas": "1",
+		"default.replication.factor": "1", "inter.broker.listener.name": "PLAINTEXT", "broker.rack": "r1",
+	} {
+		if got[key] != want {
+			t.Errorf("DescribeConfigs %s = %q, want %q", key, got[key], want)
+		}
+	}
+	td, err := adm.ListTopicsWithInternal(ctx, "__consumer_offsets")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(td["__consumer_offsets"].Partitions) != 3 {
+		t.Fatalf("__consumer_offsets: %+v", td["__consumer_offsets"])
+	}
+	for _, p := range td["__consumer_offsets"].Partitions {
+		if len(p.Replicas) != 1 {
+			t.Fatalf("__consumer_offsets partition %d has replicas %v, want 1 on a node alone", p.Partition, p.Replicas)
+		}
+	}
+}
+
+// TestControllerOnlyRefused: until a controller-only node is wired, Start says so.
+func TestControllerOnlyRefused(t *testing.T) {
+	cfg, err := config.Build(map[string]string{"process.roles": "controller", "node.id": "1", "listeners": "CONTROLLER://127.0.0.1:0",
+		"controller.listener.names": "CONTROLLER", "controller.quorum.voters": "1@127.0.0.1:19093", "log.dirs": t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Start(context.Background(), cfg, nil); err == nil || !strings.Contains(err.Error(), "process.roles=controller is not supported yet") {
+		t.Errorf("Start of a controller-only node: %v", err)
+	}
+}
