@@ -72,10 +72,13 @@ func (b *builder) fillCluster() {
 	}
 	for _, n := range c.ControllerListenerNames {
 		proto, ok := protocols[n]
+		inListeners := slices.ContainsFunc(all, func(l Listener) bool { return l.Name == n })
 		switch {
+		case inListeners:
+			// Reported with listeners if it is not mapped or not PLAINTEXT.
 		case !ok:
 			b.fail("controller.listener.names", fmt.Sprintf("names controller listener %s, which listener.security.protocol.map does not define (an explicit security mapping for each controller listener is required when listener.security.protocol.map is set): add %s:PLAINTEXT to it", n, n))
-		case proto != "PLAINTEXT" && !unsupported:
+		case proto != "PLAINTEXT":
 			b.fail("controller.listener.names", fmt.Sprintf("is not supported yet: controller listener %s uses security protocol %s (listener.security.protocol.map), Moldau serves PLAINTEXT only", n, proto))
 		}
 	}

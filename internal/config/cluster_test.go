@@ -330,3 +330,13 @@ func TestClusterKeysFromEnv(t *testing.T) {
 		t.Errorf("broker.session.timeout.ms source %v", src)
 	}
 }
+
+// TestOneErrorPerCause: an unmapped controller listener is reported once, with listeners.
+func TestOneErrorPerCause(t *testing.T) {
+	_, err := Build(map[string]string{"listeners": "PLAINTEXT://:9092,CONTROLLER://:9093", "controller.listener.names": "CONTROLLER",
+		"listener.security.protocol.map": "PLAINTEXT:PLAINTEXT"})
+	want := `config: listeners: "PLAINTEXT://:9092,CONTROLLER://:9093" has listener CONTROLLER, which listener.security.protocol.map does not define: add CONTROLLER:PLAINTEXT to listener.security.protocol.map`
+	if err == nil || err.Error() != want {
+		t.Errorf("Build: %v\nwant only %s", err, want)
+	}
+}
