@@ -1,7 +1,7 @@
 // Command moldau is the Moldau broker and its tools in one binary.
 //
 //	moldau server [flags]            start a broker (see moldau server -h)
-//	moldau topic|produce|consume|group|cluster ...
+//	moldau topic|produce|consume|group|cluster|storage ...
 //	moldau bench produce|consume|e2e [flags]   load generator and latency meter
 //	moldau kafka-topics ...          Kafka's tools with Kafka's flags; also when the binary is
 //	                                 invoked under that name (a symlink named kafka-topics)
@@ -103,6 +103,8 @@ var summaries = map[string]string{
 	"kafka-console-producer": "Kafka's kafka-console-producer.sh, same flags",
 	"kafka-console-consumer": "Kafka's kafka-console-consumer.sh, same flags",
 	"kafka-consumer-groups":  "Kafka's kafka-consumer-groups.sh, same flags",
+	"kafka-storage":          "Kafka's kafka-storage.sh: format, info, random-uuid",
+	"storage":                "format log dirs with a cluster id, show meta.properties, random-uuid",
 	"bench":                  "load generator: produce, consume, e2e latency",
 }
 

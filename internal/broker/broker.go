@@ -124,10 +124,18 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 	if len(cfg.LogDirs) == 0 {
 		return nil, errors.New("broker: no log.dirs configured")
 	}
+	if !cfg.IsBroker {
+		return nil, errors.New("process.roles=controller is not supported yet: run the node as broker,controller")
+	}
 	// First the log dir locks: they are all that keeps a second process from writing the same
 	// logs and raft WAL (raft-wal takes no lock of its own).
 	var err error
 	if b.locks, err = lockLogDirs(cfg.LogDirs); err != nil {
+		return nil, err
+	}
+	// Then meta.properties: data of another node or another cluster is never opened.
+	storage, err := checkStorage(o.fs, cfg, logger)
+	if err != nil {
 		return nil, err
 	}
 	// Then every client listener, before anything is written to the log dirs. Binding before
@@ -172,7 +180,7 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 		RaftMux:                  b.ctrlMux,
 		RaftAdvertiseAddr:        raftAdvertiseAddr(cfg),
 		Voters:                   voters,
-		ClusterID:                cfg.ClusterID,
+		ClusterID:                storage.clusterID(),
 		NumPartitions:            cfg.NumPartitions,
 		DefaultReplicationFactor: cfg.DefaultReplicationFactor,
 		ValidateTopicConfig:      config.ValidateTopicConfig,
@@ -183,6 +191,9 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 		return nil, fmt.Errorf("broker: start metadata quorum: %w", err)
 	}
 	b.meta = meta
+	if err := storage.recordClusterID(meta.Image().ClusterID()); err != nil {
+		return nil, err
+	}
 
 	// The metadata records one endpoint per broker: the first listener's.
 	first := b.listeners[0].advertised

@@ -24,28 +24,29 @@ func (c controllerHandler) Handle(ctx context.Context, req *server.Request) (kms
 }
 
 // controllerListenerName is the name requests on the CONTROLLER listener carry.
-func controllerListenerName(cfg *config.Config) string { return "CONTROLLER" }
+func controllerListenerName(cfg *config.Config) string {
+	if len(cfg.ControllerListenerNames) > 0 {
+		return cfg.ControllerListenerNames[0]
+	}
+	return "CONTROLLER"
+}
 
 // raftAdvertiseAddr is the address other voters dial this node at: its own entry in
-// controller.quorum.voters, else the controller listener as bound.
+// controller.quorum.voters, else the controller listener as advertised.
 func raftAdvertiseAddr(cfg *config.Config) string {
 	for _, v := range cfg.ControllerQuorumVoters {
 		if v.ID == cfg.NodeID {
 			return v.Addr()
 		}
 	}
+	if cfg.ControllerAdvertisedListener != "" {
+		return cfg.ControllerAdvertisedListener
+	}
 	return cfg.ControllerListener
 }
 
-// clustered reports whether this node has other voters (a cluster, not a node started alone).
-func (b *Broker) clustered() bool {
-	for _, v := range b.cfg.ControllerQuorumVoters {
-		if v.ID != b.cfg.NodeID {
-			return true
-		}
-	}
-	return false
-}
+// clustered reports whether this node is part of a cluster, not a node started alone.
+func (b *Broker) clustered() bool { return !b.cfg.Standalone() }
 
 // quorumWaitLog is how often start-up says it is still waiting for the metadata quorum.
 const quorumWaitLog = 10 * time.Second

@@ -1,6 +1,7 @@
 // Package cli implements Moldau's user-facing client commands (moldau topic, produce, consume,
-// group, cluster) and Kafka-compatible tool entry points (kafka-topics, kafka-console-producer,
-// kafka-console-consumer, kafka-consumer-groups) on top of franz-go's kgo and kadm.
+// group, cluster, storage) and Kafka-compatible tool entry points (kafka-topics,
+// kafka-console-producer, kafka-console-consumer, kafka-consumer-groups, kafka-storage) on top of
+// franz-go's kgo and kadm.
 //
 // Every command is a function of its arguments, standard streams and context; the package keeps
 // no global mutable state, so commands can run concurrently in one process (as the tests do).
@@ -47,6 +48,8 @@ func commandTable() map[string]commandFunc {
 		"kafka-console-producer": runKafkaConsoleProducer,
 		"kafka-console-consumer": runKafkaConsoleConsumer,
 		"kafka-consumer-groups":  runKafkaConsumerGroups,
+		"kafka-storage":          runKafkaStorage,
+		"storage":                runKafkaStorage,
 	}
 }
 

@@ -269,6 +269,7 @@ func TestToolName(t *testing.T) {
 		"/opt/kafka/bin/kafka-topics.sh": "kafka-topics",
 		"kafka-console-consumer":         "kafka-console-consumer",
 		"kafka-consumer-groups.sh":       "kafka-consumer-groups",
+		"/usr/bin/kafka-storage.sh":      "kafka-storage",
 		"moldau":                         "",
 		"kafka-nonsense.sh":              "",
 	}
@@ -278,7 +279,7 @@ func TestToolName(t *testing.T) {
 			t.Errorf("ToolName(%q) = %q, %v; want %q", argv0, got, ok, want)
 		}
 	}
-	if cmds := Commands(); len(cmds) != 9 || cmds[0] != "cluster" {
+	if cmds := Commands(); len(cmds) != 11 || cmds[0] != "cluster" {
 		t.Errorf("Commands() = %v", cmds)
 	}
 }

@@ -8,8 +8,13 @@
 //	metrics.listener     host:port serving Prometheus /metrics and the web console (default: off)
 //
 // Well-known Kafka keys that mean nothing to Moldau (zookeeper.connect, num.network.threads,
-// ssl.*, transaction.state.log.*, ...) are accepted and listed in Config.Ignored, so that files
-// copied from Kafka start. Any other unknown key is an error.
+// ssl.*, ...) are accepted and listed in Config.Ignored, so that files copied from Kafka start
+// (Kafka 4's shipped config/server.properties, broker.properties and controller.properties
+// among them). Any other unknown key is an error.
+//
+// The cluster keys (process.roles, controller.listener.names, listener.security.protocol.map,
+// inter.broker.listener.name, controller.quorum.voters, controller.quorum.bootstrap.servers) are
+// validated as KafkaConfig does; see cluster.go.
 package config
 
 import (
@@ -67,10 +72,13 @@ func (s Source) KafkaConfigSource() int8 {
 // Config is the validated server configuration. Field comments name the key(s) behind each field.
 // Build, ParseServerArgs and WithDynamic return a Config that is never modified afterwards.
 type Config struct {
-	NodeID       int32    // node.id (broker.id is an alias)
-	ProcessRoles []string // process.roles: always [broker controller]
-	ClusterID    string   // cluster.id; "" = unset
-	Rack         string   // broker.rack; "" = unset
+	NodeID int32 // node.id (broker.id is an alias)
+	// ProcessRoles is process.roles: [broker], [controller] or [broker controller], in that order.
+	ProcessRoles []string
+	IsBroker     bool   // process.roles has broker: serve clients, host partitions, register with the controllers
+	IsController bool   // process.roles has controller: a raft voter of the metadata quorum
+	ClusterID    string // cluster.id; "" = unset
+	Rack         string // broker.rack; "" = unset
 
 	// Listeners are the client listeners (listeners minus those named in
 	// controller.listener.names). A port of 0 means any free port.
@@ -82,10 +90,33 @@ type Config struct {
 	AdvertisedListeners []Listener
 	// ControllerListener is the raft transport bind address (host:port); "" together with empty
 	// ControllerQuorumVoters means a single voter with an in-memory transport. Other voters dial
-	// this node at its entry in ControllerQuorumVoters.
-	ControllerListener     string
-	ControllerQuorumVoters []Voter // controller.quorum.voters; empty = single voter (this node)
-	MetricsListener        string  // metrics.listener host:port; "" = off
+	// this node at its entry in ControllerQuorumVoters. Always "" when !IsController.
+	ControllerListener string
+	// ControllerAdvertisedListener is the host:port other nodes dial to reach this controller:
+	// its entry in ControllerQuorumVoters, else the controller entry of advertised.listeners,
+	// else ControllerListener with a wildcard host replaced by this machine's name. "" when
+	// !IsController or when there is no controller listener (in-memory single voter).
+	ControllerAdvertisedListener string
+	// ControllerQuorumVoters is controller.quorum.voters; empty = single voter (this node) with
+	// an in-memory transport. When only controller.quorum.bootstrap.servers is set and it names
+	// this controller's own endpoint, it is that one voter (this node at that address).
+	ControllerQuorumVoters []Voter
+	// ControllerQuorumBootstrapServers is controller.quorum.bootstrap.servers (host:port): the
+	// controllers a broker-only node contacts when ControllerQuorumVoters is empty.
+	ControllerQuorumBootstrapServers []string
+	// ControllerListenerNames is controller.listener.names, upper case, without duplicates.
+	ControllerListenerNames []string
+	// ListenerSecurityProtocols is the effective listener.security.protocol.map (listener name
+	// -> protocol), with controller listener names mapped to PLAINTEXT when the key is unset.
+	ListenerSecurityProtocols map[string]string
+	// InterBrokerListener is the name of the listener other brokers (followers fetching,
+	// forwarding) use to reach this one: inter.broker.listener.name, else the listener named
+	// after security.inter.broker.protocol (PLAINTEXT); a Standalone node without one uses its
+	// first listener. InterBrokerEndpoint is that listener as advertised (a port of 0 must be
+	// replaced by the bound port). Both empty when !IsBroker.
+	InterBrokerListener string
+	InterBrokerEndpoint Listener
+	MetricsListener     string // metrics.listener host:port; "" = off
 
 	LogDirs []string // log.dirs, else log.dir
 
@@ -122,14 +153,38 @@ type Config struct {
 	MaxConnectionsPerIP          int32            // max.connections.per.ip
 	MaxConnectionsPerIPOverrides map[string]int32 // max.connections.per.ip.overrides: host -> cap
 
-	OffsetsTopicNumPartitions     int32 // offsets.topic.num.partitions
-	OffsetsTopicReplicationFactor int16 // offsets.topic.replication.factor
-	OffsetsRetentionMinutes       int32 // offsets.retention.minutes
-	GroupInitialRebalanceDelayMs  int32 // group.initial.rebalance.delay.ms
-	GroupMinSessionTimeoutMs      int32 // group.min.session.timeout.ms
-	GroupMaxSessionTimeoutMs      int32 // group.max.session.timeout.ms
-	TransactionalIDExpirationMs   int32 // transactional.id.expiration.ms
-	ProducerIDExpirationMs        int32 // producer.id.expiration.ms
+	// Broker lifecycle and replication (Kafka's KRaft and replica fetcher keys).
+	BrokerSessionTimeoutMs       int32 // broker.session.timeout.ms: the controller fences a broker it has not heard from for this long
+	BrokerHeartbeatIntervalMs    int32 // broker.heartbeat.interval.ms: how often a broker heartbeats to the controller
+	ControlledShutdownEnable     bool  // controlled.shutdown.enable: move leaderships away before stopping
+	ReplicaLagTimeMaxMs          int64 // replica.lag.time.max.ms: a follower not caught up for this long leaves the ISR
+	ReplicaFetchWaitMaxMs        int32 // replica.fetch.wait.max.ms: MaxWaitMs of follower fetches
+	ReplicaFetchMinBytes         int32 // replica.fetch.min.bytes: MinBytes of follower fetches
+	ReplicaFetchMaxBytes         int32 // replica.fetch.max.bytes: per-partition MaxBytes of follower fetches
+	ReplicaFetchResponseMaxBytes int32 // replica.fetch.response.max.bytes: MaxBytes of a follower fetch
+	ReplicaFetchBackoffMs        int32 // replica.fetch.backoff.ms: pause after a failed follower fetch
+	ReplicaSocketTimeoutMs       int32 // replica.socket.timeout.ms: timeout of a follower's requests to the leader
+
+	OffsetsTopicNumPartitions int32 // offsets.topic.num.partitions
+	// OffsetsTopicReplicationFactor is the replication factor __consumer_offsets is created
+	// with: offsets.topic.replication.factor (Kafka's default 3), except that a Standalone node
+	// on which the key is not set uses 1 so that a single node just works. Raw and
+	// DescribeConfigs show the key's own value. OffsetsTopicReplicationFactorSet says whether the
+	// key was set (file, environment, flag or dynamic config).
+	OffsetsTopicReplicationFactor    int16
+	OffsetsTopicReplicationFactorSet bool
+	// TransactionStateLogReplicationFactor is transaction.state.log.replication.factor, with
+	// the same Standalone rule as OffsetsTopicReplicationFactor.
+	TransactionStateLogReplicationFactor    int16
+	TransactionStateLogReplicationFactorSet bool
+	TransactionStateLogMinISR               int32 // transaction.state.log.min.isr
+	TransactionStateLogNumPartitions        int32 // transaction.state.log.num.partitions
+	OffsetsRetentionMinutes                 int32 // offsets.retention.minutes
+	GroupInitialRebalanceDelayMs            int32 // group.initial.rebalance.delay.ms
+	GroupMinSessionTimeoutMs                int32 // group.min.session.timeout.ms
+	GroupMaxSessionTimeoutMs                int32 // group.max.session.timeout.ms
+	TransactionalIDExpirationMs             int32 // transactional.id.expiration.ms
+	ProducerIDExpirationMs                  int32 // producer.id.expiration.ms
 
 	// Raw holds the effective value of every key in BrokerKeys as text, for DescribeConfigs. A
 	// key with no value (nullable and unset, e.g. cluster.id) is absent. Derived keys hold the
@@ -326,11 +381,10 @@ func (b *builder) fill() {
 	} else {
 		b.derive("broker.id", b.get("node.id"), "node.id")
 	}
-	c.ProcessRoles = splitList(b.get("process.roles"))
 	c.ClusterID = b.get("cluster.id")
 	c.Rack = b.get("broker.rack")
 
-	b.fillListeners()
+	b.fillCluster()
 
 	if b.isSet("log.dirs") {
 		c.LogDirs = splitList(b.get("log.dirs"))
@@ -408,8 +462,32 @@ func (b *builder) fill() {
 		b.fail("log.cleaner.min.compaction.lag.ms", fmt.Sprintf("must not exceed log.cleaner.max.compaction.lag.ms (%s)", b.get("log.cleaner.max.compaction.lag.ms")))
 	}
 
+	c.BrokerSessionTimeoutMs = b.int32("broker.session.timeout.ms")
+	c.BrokerHeartbeatIntervalMs = b.int32("broker.heartbeat.interval.ms")
+	c.ControlledShutdownEnable = b.bool("controlled.shutdown.enable")
+	c.ReplicaLagTimeMaxMs = b.int64("replica.lag.time.max.ms")
+	c.ReplicaFetchWaitMaxMs = b.int32("replica.fetch.wait.max.ms")
+	c.ReplicaFetchMinBytes = b.int32("replica.fetch.min.bytes")
+	c.ReplicaFetchMaxBytes = b.int32("replica.fetch.max.bytes")
+	c.ReplicaFetchResponseMaxBytes = b.int32("replica.fetch.response.max.bytes")
+	c.ReplicaFetchBackoffMs = b.int32("replica.fetch.backoff.ms")
+	c.ReplicaSocketTimeoutMs = b.int32("replica.socket.timeout.ms")
+	// As in KafkaConfig.validateValues.
+	if int64(c.ReplicaFetchWaitMaxMs) > int64(c.ReplicaSocketTimeoutMs) {
+		b.fail("replica.fetch.wait.max.ms", fmt.Sprintf("must not exceed replica.socket.timeout.ms (%d): replica.socket.timeout.ms should always be at least replica.fetch.wait.max.ms to prevent unnecessary socket timeouts", c.ReplicaSocketTimeoutMs))
+	}
+	if int64(c.ReplicaFetchWaitMaxMs) > c.ReplicaLagTimeMaxMs {
+		b.fail("replica.fetch.wait.max.ms", fmt.Sprintf("must not exceed replica.lag.time.max.ms (%d): replica.fetch.wait.max.ms should always be less than or equal to replica.lag.time.max.ms to prevent frequent changes in ISR", c.ReplicaLagTimeMaxMs))
+	}
+	if c.BrokerHeartbeatIntervalMs >= c.BrokerSessionTimeoutMs {
+		b.fail("broker.heartbeat.interval.ms", fmt.Sprintf("must be less than broker.session.timeout.ms (%d), or every broker is fenced between two heartbeats", c.BrokerSessionTimeoutMs))
+	}
+
 	c.OffsetsTopicNumPartitions = b.int32("offsets.topic.num.partitions")
-	c.OffsetsTopicReplicationFactor = b.int16("offsets.topic.replication.factor")
+	c.OffsetsTopicReplicationFactor, c.OffsetsTopicReplicationFactorSet = b.internalTopicRF("offsets.topic.replication.factor")
+	c.TransactionStateLogReplicationFactor, c.TransactionStateLogReplicationFactorSet = b.internalTopicRF("transaction.state.log.replication.factor")
+	c.TransactionStateLogMinISR = b.int32("transaction.state.log.min.isr")
+	c.TransactionStateLogNumPartitions = b.int32("transaction.state.log.num.partitions")
 	c.OffsetsRetentionMinutes = b.int32("offsets.retention.minutes")
 	c.GroupInitialRebalanceDelayMs = b.int32("group.initial.rebalance.delay.ms")
 	c.GroupMinSessionTimeoutMs = b.int32("group.min.session.timeout.ms")
@@ -433,128 +511,12 @@ func (b *builder) localHostName() string {
 	return "127.0.0.1"
 }
 
-func (b *builder) fillListeners() {
-	c := b.c
-	protocols, _ := parseProtocolMap(b.get("listener.security.protocol.map"))
-	controllerNames := map[string]bool{}
-	for _, n := range splitList(b.get("controller.listener.names")) {
-		controllerNames[strings.ToUpper(n)] = true
+// internalTopicRF is the replication factor an internal topic is created with (see
+// Config.OffsetsTopicReplicationFactor) and whether key was set.
+func (b *builder) internalTopicRF(key string) (int16, bool) {
+	rf := b.int16(key)
+	if !b.isSet(key) && b.c.Standalone() {
+		return 1, false
 	}
-	all, _ := ParseListeners(b.get("listeners"))
-	var controllerFromListeners string
-	unsupported := false
-	for _, l := range all {
-		proto, ok := protocols[l.Name]
-		if !ok {
-			if !controllerNames[l.Name] {
-				// Kafka refuses a client listener whose name the map does not define.
-				b.fail("listeners", fmt.Sprintf("has listener %s, which listener.security.protocol.map does not define: add %s:PLAINTEXT to listener.security.protocol.map", l.Name, l.Name))
-				unsupported = true
-				continue
-			}
-			proto = "PLAINTEXT" // a controller listener missing from the map is plaintext, as in KRaft
-		}
-		if proto != "PLAINTEXT" {
-			b.fail("listeners", fmt.Sprintf("is not supported yet: listener %s uses security protocol %s (listener.security.protocol.map), Moldau serves PLAINTEXT only", l.Name, proto))
-			unsupported = true
-			continue
-		}
-		if controllerNames[l.Name] {
-			if controllerFromListeners == "" {
-				controllerFromListeners = l.Addr()
-			}
-			continue
-		}
-		c.Listeners = append(c.Listeners, l)
-	}
-	if len(c.Listeners) == 0 && len(all) > 0 && !unsupported {
-		b.fail("listeners", "has no client listener: every listener is named in controller.listener.names")
-	}
-
-	// Advertised listeners: one per client listener.
-	advertised := map[string]Listener{}
-	if b.isSet("advertised.listeners") {
-		adv, _ := ParseListeners(b.get("advertised.listeners"))
-		names := map[string]bool{}
-		for _, l := range c.Listeners {
-			names[l.Name] = true
-		}
-		for _, a := range adv {
-			switch {
-			case !names[a.Name]:
-				b.fail("advertised.listeners", fmt.Sprintf("names listener %s, which is not a client listener in listeners", a.Name))
-			case a.Host == "0.0.0.0" || a.Host == "::":
-				b.fail("advertised.listeners", fmt.Sprintf("advertises %s, a wildcard address clients cannot connect to: use a host name or IP", a))
-			}
-			advertised[a.Name] = a
-		}
-	}
-	var advText []string
-	for _, l := range c.Listeners {
-		a, ok := advertised[l.Name]
-		if !ok {
-			a = l // Kafka: a listener without an advertised entry is advertised as bound
-		}
-		if wildcardHost(a.Host) {
-			a.Host = b.localHostName()
-		}
-		a.SecurityProtocol = l.SecurityProtocol
-		c.AdvertisedListeners = append(c.AdvertisedListeners, a)
-		advText = append(advText, a.String())
-	}
-	from := "listeners"
-	if b.isSet("advertised.listeners") {
-		from = "advertised.listeners"
-	}
-	b.derive("advertised.listeners", strings.Join(advText, ","), from)
-
-	// Raft.
-	c.ControllerQuorumVoters, _ = ParseVoters(b.get("controller.quorum.voters"))
-	var self *Voter
-	for i, v := range c.ControllerQuorumVoters {
-		if v.ID == c.NodeID {
-			self = &c.ControllerQuorumVoters[i]
-		}
-	}
-	if len(c.ControllerQuorumVoters) > 0 && self == nil {
-		ids := make([]string, len(c.ControllerQuorumVoters))
-		for i, v := range c.ControllerQuorumVoters {
-			ids[i] = strconv.Itoa(int(v.ID))
-		}
-		b.fail("controller.quorum.voters", fmt.Sprintf("does not list this node: node.id %d is not among voters %s", c.NodeID, strings.Join(ids, ", ")))
-	}
-	switch {
-	case b.isSet("controller.listener"):
-		c.ControllerListener = b.get("controller.listener")
-	case controllerFromListeners != "":
-		c.ControllerListener = controllerFromListeners
-		b.derive("controller.listener", c.ControllerListener, "listeners")
-	case self != nil:
-		c.ControllerListener = self.Addr()
-		b.derive("controller.listener", c.ControllerListener, "controller.quorum.voters")
-	}
-	c.MetricsListener = b.get("metrics.listener")
-
-	// Two things bound to the same non-zero port cannot both start.
-	ports := map[int]string{}
-	claim := func(addr, what string) {
-		_, port, err := splitHostPort(addr)
-		if err != nil || port == 0 {
-			return
-		}
-		if prev, ok := ports[port]; ok {
-			b.fail(what, fmt.Sprintf("uses port %d, already used by %s", port, prev))
-			return
-		}
-		ports[port] = what
-	}
-	for _, l := range c.Listeners {
-		claim(l.Addr(), "listeners")
-	}
-	if c.ControllerListener != "" {
-		claim(c.ControllerListener, "controller.listener")
-	}
-	if c.MetricsListener != "" {
-		claim(c.MetricsListener, "metrics.listener")
-	}
+	return rf, b.isSet(key)
 }

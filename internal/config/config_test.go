@@ -133,7 +133,7 @@ func TestDefaults(t *testing.T) {
 		_, ok := c.Raw[k.Name]
 		wantOK := !k.Nullable || k.Default != "" ||
 			map[string]bool{"log.retention.ms": true, "log.roll.ms": true, "log.flush.interval.ms": true,
-				"log.dirs": true, "advertised.listeners": true, "broker.id": true}[k.Name]
+				"log.dirs": true, "advertised.listeners": true, "broker.id": true, "inter.broker.listener.name": true}[k.Name]
 		if ok != wantOK {
 			t.Errorf("Raw[%s] present=%v, want %v", k.Name, ok, wantOK)
 		}
@@ -296,8 +296,9 @@ func TestBuildErrors(t *testing.T) {
 		{map[string]string{"log.cleanup.policy": "delete,archive"}, `config: log.cleanup.policy: "delete,archive" is not valid: "archive" is not one of delete, compact`, ErrInvalidValue},
 		{map[string]string{"log.cleanup.policy": ","}, `config: log.cleanup.policy: "," is not valid: expected a comma-separated list of delete, compact`, ErrInvalidValue},
 		{map[string]string{"compression.type": "brotli"}, `config: compression.type: "brotli" is not valid: expected one of uncompressed, zstd, lz4, snappy, gzip, producer`, ErrInvalidValue},
-		{map[string]string{"process.roles": "broker"}, `config: process.roles: "broker" is not supported: every Moldau node runs as broker,controller (combined mode)`, ErrInvalidValue},
-		{map[string]string{"process.roles": "broker,worker"}, `config: process.roles: "broker,worker" is not valid: "worker" is not a role (expected broker,controller)`, ErrInvalidValue},
+		{map[string]string{"process.roles": "broker,worker"}, `config: process.roles: "broker,worker" is not valid: "worker" is not a role (expected broker, controller or broker,controller)`, ErrInvalidValue},
+		{map[string]string{"process.roles": "broker,broker"}, `config: process.roles: "broker,broker" is not valid: duplicate role names found ("broker")`, ErrInvalidValue},
+		{map[string]string{"process.roles": ","}, `config: process.roles: "," is not valid: expected broker, controller or broker,controller`, ErrInvalidValue},
 		{map[string]string{"cluster.id": "a b"}, `config: cluster.id: "a b" is not valid: expected a non-empty string without spaces`, ErrInvalidValue},
 		{map[string]string{"log.dirs": " , "}, `config: log.dirs: "," is not valid: expected a comma-separated list of directories`, ErrInvalidValue},
 		{map[string]string{"listeners": "localhost:9092"}, `config: listeners: "localhost:9092" is not valid: "localhost:9092" is not NAME://host:port`, ErrInvalidValue},
@@ -310,14 +311,14 @@ func TestBuildErrors(t *testing.T) {
 		{map[string]string{"listeners": "EXT://:9093", "listener.security.protocol.map": "EXT:SASL_SSL"}, `config: listeners: "EXT://:9093" is not supported yet: listener EXT uses security protocol SASL_SSL (listener.security.protocol.map), Moldau serves PLAINTEXT only`, ErrInvalidValue},
 		{map[string]string{"listener.security.protocol.map": "EXT:TLS"}, `config: listener.security.protocol.map: "EXT:TLS" is not valid: "EXT:TLS": unknown security protocol TLS (expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL)`, ErrInvalidValue},
 		{map[string]string{"listener.security.protocol.map": "EXT"}, `config: listener.security.protocol.map: "EXT" is not valid: "EXT" is not NAME:PROTOCOL`, ErrInvalidValue},
-		{map[string]string{"listeners": "CONTROLLER://:9093", "controller.listener.names": "CONTROLLER"}, `config: listeners: "CONTROLLER://:9093" has no client listener: every listener is named in controller.listener.names`, ErrInvalidValue},
-		{map[string]string{"advertised.listeners": "OTHER://h:1"}, `config: advertised.listeners: "OTHER://h:1" names listener OTHER, which is not a client listener in listeners`, ErrInvalidValue},
+		{map[string]string{"listeners": "CONTROLLER://:9093", "controller.listener.names": "CONTROLLER"}, `config: listeners: "CONTROLLER://:9093" has no client listener: every listener is named in controller.listener.names (there must be at least one broker listener)`, ErrInvalidValue},
+		{map[string]string{"advertised.listeners": "OTHER://h:1"}, `config: advertised.listeners: "OTHER://h:1" names listener OTHER, which is not a client listener in listeners (the valid options are PLAINTEXT)`, ErrInvalidValue},
 		{map[string]string{"advertised.listeners": "PLAINTEXT://0.0.0.0:9092"}, `config: advertised.listeners: "PLAINTEXT://0.0.0.0:9092" advertises PLAINTEXT://0.0.0.0:9092, a wildcard address clients cannot connect to: use a host name or IP`, ErrInvalidValue},
 		{map[string]string{"listeners": "A://:9092,B://:9092", "listener.security.protocol.map": "A:PLAINTEXT,B:PLAINTEXT"}, `config: listeners: "A://:9092,B://:9092" uses port 9092, already used by listeners`, ErrInvalidValue},
 		{map[string]string{"metrics.listener": ":9092"}, `config: metrics.listener: ":9092" uses port 9092, already used by listeners`, ErrInvalidValue},
 		{map[string]string{"metrics.listener": "9100"}, `config: metrics.listener: "9100" is not valid: "9100": missing port in address (expected host:port)`, ErrInvalidValue},
 		{map[string]string{"controller.listener": "x:y"}, `config: controller.listener: "x:y" is not valid: "x:y": port "y" is not a number between 0 and 65535 (expected host:port)`, ErrInvalidValue},
-		{map[string]string{"controller.quorum.voters": "1@a:1,2@b:2", "node.id": "3"}, `config: controller.quorum.voters: "1@a:1,2@b:2" does not list this node: node.id 3 is not among voters 1, 2`, ErrInvalidValue},
+		{map[string]string{"controller.quorum.voters": "1@a:1,2@b:2", "node.id": "3"}, `config: controller.quorum.voters: "1@a:1,2@b:2" does not list this node: process.roles contains the 'controller' role, so node.id 3 must be among voters 1, 2`, ErrInvalidValue},
 		{map[string]string{"controller.quorum.voters": "a:1"}, `config: controller.quorum.voters: "a:1" is not valid: "a:1" is not id@host:port`, ErrInvalidValue},
 		{map[string]string{"controller.quorum.voters": "x@a:1"}, `config: controller.quorum.voters: "x@a:1" is not valid: "x@a:1": node id "x" is not a non-negative integer`, ErrInvalidValue},
 		{map[string]string{"controller.quorum.voters": "1@:1"}, `config: controller.quorum.voters: "1@:1" is not valid: "1@:1": a voter needs a host and a non-zero port`, ErrInvalidValue},
@@ -359,19 +360,20 @@ func TestBuildReportsAllErrors(t *testing.T) {
 func TestIgnoredKeys(t *testing.T) {
 	c, err := Build(map[string]string{
 		"zookeeper.connect": "localhost:2181", "num.network.threads": "3", "ssl.keystore.location": "/x",
-		"group.coordinator.rebalance.protocols": "classic,consumer", "controller.quorum.bootstrap.servers": "a:1",
+		"group.coordinator.rebalance.protocols": "classic,consumer", "controller.quorum.election.timeout.ms": "1000",
 		"log.cleaner.threads": "2", "metrics.num.samples": "2", "confluent.balancer.enable": "false",
 		"broker.id": "1",
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "confluent.balancer.enable controller.quorum.bootstrap.servers group.coordinator.rebalance.protocols log.cleaner.threads metrics.num.samples num.network.threads ssl.keystore.location zookeeper.connect"
+	want := "confluent.balancer.enable controller.quorum.election.timeout.ms group.coordinator.rebalance.protocols log.cleaner.threads metrics.num.samples num.network.threads ssl.keystore.location zookeeper.connect"
 	if got := strings.Join(c.Ignored, " "); got != want {
 		t.Errorf("Ignored = %s", got)
 	}
 	// Catalogue keys are never swallowed by an ignored prefix.
-	for _, k := range []string{"metrics.listener", "controller.quorum.voters", "log.cleaner.delete.retention.ms"} {
+	for _, k := range []string{"metrics.listener", "controller.quorum.voters", "controller.quorum.bootstrap.servers", "log.cleaner.delete.retention.ms",
+		"replica.lag.time.max.ms", "controlled.shutdown.enable", "transaction.state.log.replication.factor"} {
 		if isIgnored(k) {
 			t.Errorf("%s is ignored", k)
 		}
@@ -449,9 +451,10 @@ func TestServerEnvWarnings(t *testing.T) {
 		"KAFKA_ZOOKEEPER_CONNECT=zookeeper:2181",
 		"KAFKA_ADVERTISED_HOST_NAME=broker",
 		"KAFKA_CFG_NODE_ID=7",
-		"KAFKA_INTER_BROKER_LISTENER_NAME=PLAINTEXT",
-		"KAFKA_NUM_PARTITIONS=5", // a broker key: used
-		"KAFKA_NODE_ID=3",        // Confluent/Apache image convention: used
+		"KAFKA_INTER_BROKER_LISTENER_NAME=PLAINTEXT", // a broker key now: used
+		"KAFKA_NUM_IO_THREADS=8",                     // a Kafka key without effect
+		"KAFKA_NUM_PARTITIONS=5",                     // a broker key: used
+		"KAFKA_NODE_ID=3",                            // Confluent/Apache image convention: used
 		"PATH=/usr/bin",
 	}
 	c, err := ParseServerArgs(nil, env)
@@ -468,8 +471,8 @@ func TestServerEnvWarnings(t *testing.T) {
 		`environment variable KAFKA_ADVERTISED_HOST_NAME ignored: advertised.host.name was removed from Kafka: set KAFKA_ADVERTISED_LISTENERS=PLAINTEXT://HOST:PORT`,
 		`environment variable KAFKA_CFG_NODE_ID ignored: bitnami/kafka's spelling; Moldau reads the Confluent/Apache image convention: rename it to KAFKA_NODE_ID`,
 		`environment variable KAFKA_CREATE_TOPICS ignored: wurstmeister/kafka's topic list is not read by Moldau: create topics with 'moldau topic create' or 'kafka-topics --create', or let auto.create.topics.enable create them on first use`,
-		`environment variable KAFKA_INTER_BROKER_LISTENER_NAME (taken for config key "inter.broker.listener.name") ignored: a Kafka key that has no effect in Moldau`,
 		`environment variable KAFKA_LOG_RETENSION_MS (taken for config key "log.retension.ms") ignored: not a Moldau config key (did you mean "log.retention.ms"?)`,
+		`environment variable KAFKA_NUM_IO_THREADS (taken for config key "num.io.threads") ignored: a Kafka key that has no effect in Moldau`,
 		`environment variable KAFKA_ZOOKEEPER_CONNECT ignored: Moldau needs no ZooKeeper (its metadata quorum is built in): remove it`,
 		`environment variable MOLDAU_SOMETHING_ELSE (taken for config key "something.else") ignored: not a Moldau config key`,
 	}

@@ -118,7 +118,8 @@ func serverUsage(fs *flag.FlagSet) string {
 	var b strings.Builder
 	b.WriteString(`Usage: moldau server [--config server.properties | server.properties] [flags]
 
-Starts a Moldau node (broker and controller). Settings come from, highest first:
+Starts a Moldau node (process.roles: broker, controller or both, the default).
+Settings come from, highest first:
 flags, KAFKA_*/MOLDAU_* environment variables (KAFKA_LOG_DIRS -> log.dirs), the
 properties file, defaults. Config keys are Kafka's; any key can be set with
 --override key=value. An unknown key in the file or a flag stops the server; an

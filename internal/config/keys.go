@@ -191,6 +191,15 @@ func checkHostPort(v string) string {
 	return ""
 }
 
+func checkListenerNames(v string) string {
+	for _, n := range splitList(v) {
+		if r := checkListenerName(n); r != "" {
+			return r
+		}
+	}
+	return ""
+}
+
 func checkVoters(v string) string {
 	if _, err := ParseVoters(v); err != nil {
 		return "is not valid: " + err.Error()
@@ -201,20 +210,6 @@ func checkVoters(v string) string {
 func checkProtocolMap(v string) string {
 	if _, err := parseProtocolMap(v); err != nil {
 		return "is not valid: " + err.Error()
-	}
-	return ""
-}
-
-func checkProcessRoles(v string) string {
-	roles := map[string]bool{}
-	for _, r := range splitList(v) {
-		if r != "broker" && r != "controller" {
-			return "is not valid: " + strconv.Quote(r) + " is not a role (expected broker,controller)"
-		}
-		roles[r] = true
-	}
-	if !roles["broker"] || !roles["controller"] {
-		return "is not supported: every Moldau node runs as broker,controller (combined mode)"
 	}
 	return ""
 }
@@ -254,15 +249,28 @@ var (
 var brokerKeys = []Key{
 	{Name: "node.id", Type: TypeInt, Default: "1", check: intAtLeast(0), Doc: "The id of this node in the cluster."},
 	{Name: "broker.id", Type: TypeInt, Nullable: true, check: intAtLeast(0), Doc: "Alias of node.id (older server.properties files); must equal node.id when both are set."},
-	{Name: "process.roles", Type: TypeList, Default: "broker,controller", check: checkProcessRoles, Doc: "Roles of this node. Moldau nodes always run combined: broker,controller."},
+	{Name: "process.roles", Type: TypeList, Default: "broker,controller", check: checkProcessRoles, Doc: "Roles of this node: broker (serves clients and hosts partitions), controller (a voter of the metadata quorum) or broker,controller (combined). Default combined (Kafka requires the key)."},
 	{Name: "cluster.id", Type: TypeString, Nullable: true, check: checkNoSpace, Doc: "Cluster id; generated when the cluster is first started if unset."},
-	{Name: "broker.rack", Type: TypeString, Nullable: true, check: checkAny, Doc: "Rack of this broker, reported in Metadata."},
+	{Name: "broker.rack", Type: TypeString, Nullable: true, check: checkAny, Doc: "Rack of this broker, reported in Metadata and used to spread replicas over racks."},
 	{Name: "listeners", Type: TypeString, Default: "PLAINTEXT://127.0.0.1:9092", check: checkListeners, Doc: "Comma-separated NAME://host:port listeners. Empty host or 0.0.0.0 binds all interfaces."},
 	{Name: "advertised.listeners", Type: TypeString, Nullable: true, check: checkListeners, Doc: "Listeners given to clients. Default: listeners, with an empty or wildcard host replaced by this machine's host name."},
-	{Name: "listener.security.protocol.map", Type: TypeString, Default: "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL", check: checkProtocolMap, Doc: "NAME:PROTOCOL pairs; every client listener name must be in it (a controller listener missing from it is PLAINTEXT). Moldau serves PLAINTEXT only."},
-	{Name: "controller.listener.names", Type: TypeString, Nullable: true, check: checkAny, Doc: "Names of listeners used by the controller; such a listener becomes the raft listener unless controller.listener is set."},
+	{Name: "listener.security.protocol.map", Type: TypeString, Default: "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL", check: checkProtocolMap, Doc: "NAME:PROTOCOL pairs; every listener name must be in it (while the key is unset, controller listener names are PLAINTEXT, as in KRaft). Moldau serves PLAINTEXT only: an SSL or SASL listener stops the start."},
+	{Name: "controller.listener.names", Type: TypeList, Nullable: true, check: checkListenerNames, Doc: "Names of the listeners the controllers use (e.g. CONTROLLER). On a controller the first one in listeners is the raft listener unless controller.listener is set, and may appear in advertised.listeners as the address other nodes dial; a broker-only node must not list it in listeners and reaches the controllers through it."},
+	{Name: "inter.broker.listener.name", Type: TypeString, Nullable: true, check: checkListenerName, Doc: "Listener the brokers use between themselves (followers fetch from leaders over it); it must be in advertised.listeners. Default: the listener named after security.inter.broker.protocol (PLAINTEXT); a node alone in its quorum without one uses its first listener."},
+	{Name: "security.inter.broker.protocol", Type: TypeString, Default: "PLAINTEXT", check: checkSecurityProtocol, Doc: "Security protocol between brokers, used when inter.broker.listener.name is unset (set only one of them). Moldau serves PLAINTEXT only."},
+	{Name: "controller.quorum.bootstrap.servers", Type: TypeList, Nullable: true, check: checkHostPorts, Doc: "host:port,... of controllers to contact when controller.quorum.voters is empty (Kafka 3.9+). Moldau's quorum is a static voter set: on a controller this is accepted when it names only this node's own controller endpoint (a single-voter quorum, as Kafka's shipped server.properties); a broker-only node dials these controllers."},
 	{Name: "controller.listener", Type: TypeString, Nullable: true, check: checkHostPort, Doc: "Moldau: host:port the raft transport listens on. Default: the listener named in controller.listener.names, else this node's entry in controller.quorum.voters, else none (single-node in-memory raft)."},
-	{Name: "controller.quorum.voters", Type: TypeList, Nullable: true, check: checkVoters, Doc: "id@host:port,... of the raft voters. Empty: a single voter with an in-memory transport."},
+	{Name: "controller.quorum.voters", Type: TypeList, Nullable: true, check: checkVoters, Doc: "id@host:port,... of the raft voters. A node with the controller role must be among them, a broker-only node must not. Empty (and no controller.quorum.bootstrap.servers): a single voter with an in-memory transport."},
+	{Name: "broker.session.timeout.ms", Type: TypeInt, Default: "9000", check: intAtLeast(1), Doc: "The controller fences a broker that has not heartbeated for this long: its replicas leave the ISR and it leads no partition."},
+	{Name: "broker.heartbeat.interval.ms", Type: TypeInt, Default: "2000", check: intAtLeast(1), Doc: "Time between a broker's heartbeats to the controller; less than broker.session.timeout.ms."},
+	{Name: "controlled.shutdown.enable", Type: TypeBoolean, Default: "true", check: checkBool, Doc: "On SIGTERM, ask the controller to move this broker's leaderships away before stopping."},
+	{Name: "replica.lag.time.max.ms", Type: TypeLong, Default: "30000", check: longAtLeast(0), Doc: "A follower that has not caught up with the leader's log end for this long is removed from the ISR."},
+	{Name: "replica.fetch.wait.max.ms", Type: TypeInt, Default: "500", check: intAtLeast(0), Doc: "Longest wait of a follower's fetch for data; at most replica.lag.time.max.ms and replica.socket.timeout.ms."},
+	{Name: "replica.fetch.min.bytes", Type: TypeInt, Default: "1", check: intAtLeast(0), Doc: "Bytes a follower's fetch waits for (up to replica.fetch.wait.max.ms)."},
+	{Name: "replica.fetch.max.bytes", Type: TypeInt, Default: "1048576", check: intAtLeast(0), Doc: "Bytes per partition a follower fetches at once (a larger first batch is still returned)."},
+	{Name: "replica.fetch.response.max.bytes", Type: TypeInt, Default: "10485760", check: intAtLeast(0), Doc: "Bytes of a whole follower fetch response."},
+	{Name: "replica.fetch.backoff.ms", Type: TypeInt, Default: "1000", check: intAtLeast(0), Doc: "Pause of a follower after a fetch from the leader failed."},
+	{Name: "replica.socket.timeout.ms", Type: TypeInt, Default: "30000", check: intAtLeast(1), Doc: "Timeout of a follower's requests to the leader; at least replica.fetch.wait.max.ms."},
 	{Name: "metrics.listener", Type: TypeString, Nullable: true, check: checkHostPort, Doc: "Moldau: host:port serving Prometheus /metrics and the web console. Empty: off."},
 	{Name: "log.dir", Type: TypeString, Default: "./moldau-data", check: checkDirs, Doc: "Data directory, used when log.dirs is unset."},
 	{Name: "log.dirs", Type: TypeString, Nullable: true, check: checkDirs, Doc: "Comma-separated data directories. Default: log.dir."},
@@ -305,7 +313,10 @@ var brokerKeys = []Key{
 	{Name: "max.connections.per.ip", Type: TypeInt, Default: "2147483647", check: intAtLeast(0), Doc: "Connections per client address; a connection over it is closed at once. 0 (only with max.connections.per.ip.overrides): only the hosts named there may connect."},
 	{Name: "max.connections.per.ip.overrides", Type: TypeString, Nullable: true, check: checkConnectionOverrides, Doc: "Per-host exceptions to max.connections.per.ip: host:count,host:count (host name or IP address)."},
 	{Name: "offsets.topic.num.partitions", Type: TypeInt, Default: "50", check: intAtLeast(1), Doc: "Partitions of __consumer_offsets."},
-	{Name: "offsets.topic.replication.factor", Type: TypeShort, Default: "1", check: shortAtLeast(1), Doc: "Replication factor of __consumer_offsets (Moldau default 1)."},
+	{Name: "offsets.topic.replication.factor", Type: TypeShort, Default: "3", check: shortAtLeast(1), Doc: "Replication factor of __consumer_offsets; until that many brokers are up it is not created (as in Kafka). A node alone in its quorum uses 1 while the key is unset."},
+	{Name: "transaction.state.log.replication.factor", Type: TypeShort, Default: "3", check: shortAtLeast(1), Doc: "Replication factor of __transaction_state, with the same single-node rule as offsets.topic.replication.factor."},
+	{Name: "transaction.state.log.min.isr", Type: TypeInt, Default: "2", check: intAtLeast(1), Doc: "min.insync.replicas of __transaction_state."},
+	{Name: "transaction.state.log.num.partitions", Type: TypeInt, Default: "50", check: intAtLeast(1), Doc: "Partitions of __transaction_state."},
 	{Name: "offsets.retention.minutes", Type: TypeInt, Default: "10080", check: intAtLeast(1), Doc: "How long committed offsets of an empty group are kept."},
 	{Name: "group.initial.rebalance.delay.ms", Type: TypeInt, Default: "3000", check: intAtLeast(0), Doc: "Delay of the first rebalance of a new group."},
 	{Name: "group.min.session.timeout.ms", Type: TypeInt, Default: "6000", check: intAtLeast(0), Doc: "Smallest session timeout a consumer may ask for."},
@@ -348,14 +359,13 @@ var ignoredKeys = map[string]bool{
 	"alter.config.policy.class.name": true, "create.topic.policy.class.name": true,
 	"authorizer.class.name": true, "super.users": true, "allow.everyone.if.no.acl.found": true,
 	"auto.leader.rebalance.enable": true, "background.threads": true,
-	"broker.heartbeat.interval.ms": true, "broker.session.timeout.ms": true,
 	"client.quota.callback.class": true, "connections.max.reauth.ms": true,
 	"delete.topic.enable": true, "early.start.listeners": true, "eligible.leader.replicas.enable": true,
 	"fetch.max.bytes": true, "fetch.purgatory.purge.interval.requests": true,
 	"producer.purgatory.purge.interval.requests": true,
-	"initial.broker.registration.timeout.ms":     true, "inter.broker.listener.name": true,
-	"inter.broker.protocol.version": true, "security.inter.broker.protocol": true,
-	"log.flush.offset.checkpoint.interval.ms": true, "log.flush.scheduler.interval.ms": true,
+	"initial.broker.registration.timeout.ms":     true,
+	"inter.broker.protocol.version":              true,
+	"log.flush.offset.checkpoint.interval.ms":    true, "log.flush.scheduler.interval.ms": true,
 	"log.flush.start.offset.checkpoint.interval.ms": true, "log.message.downconversion.enable": true,
 	"log.message.format.version": true, "log.message.timestamp.difference.max.ms": true,
 	"log.roll.jitter.ms": true, "log.roll.jitter.hours": true, "log.dir.failure.timeout.ms": true,

@@ -27,6 +27,10 @@ func ReadProperties(path string) (map[string]string, error) {
 	return m, nil
 }
 
+// ParseProperties parses the text of a Java .properties file by ReadProperties' rules. Errors
+// start with the line number ("12: ...").
+func ParseProperties(text string) (map[string]string, error) { return parseProperties(text) }
+
 // parseProperties parses properties text. Errors start with the line number ("12: ...").
 func parseProperties(text string) (map[string]string, error) {
 	text = strings.TrimPrefix(text, "\ufeff")

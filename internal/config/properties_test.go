@@ -111,9 +111,8 @@ func TestSeedKafkaServerProperties(t *testing.T) {
 		t.Errorf("log settings %v %d %d", c.LogDirs, c.LogRetentionMs, c.LogSegmentBytes)
 	}
 	wantIgnored := []string{
-		"inter.broker.listener.name", "num.io.threads", "num.network.threads",
+		"num.io.threads", "num.network.threads",
 		"num.recovery.threads.per.data.dir", "socket.receive.buffer.bytes", "socket.send.buffer.bytes",
-		"transaction.state.log.min.isr", "transaction.state.log.replication.factor",
 	}
 	if strings.Join(c.Ignored, " ") != strings.Join(wantIgnored, " ") {
 		t.Errorf("Ignored = %v, want %v", c.Ignored, wantIgnored)
