@@ -57,7 +57,9 @@ type Broker struct {
 	brokerEpoch atomic.Int64
 
 	stop chan struct{}
-	wg   sync.WaitGroup // background loops
+	// shuttingDown is closed when a controlled shutdown starts: the heartbeat loop hands over.
+	shuttingDown chan struct{}
+	wg           sync.WaitGroup // background loops
 }
 
 // clientListener is one entry of listeners: its bound socket and the server that serves it.
@@ -103,7 +105,7 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 	for _, opt := range opts {
 		opt(&o)
 	}
-	b := &Broker{cfg: cfg, log: logger, stop: make(chan struct{})}
+	b := &Broker{cfg: cfg, log: logger, stop: make(chan struct{}), shuttingDown: make(chan struct{})}
 	ok := false
 	defer func() {
 		if !ok {
@@ -185,6 +187,9 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 		DefaultReplicationFactor: cfg.DefaultReplicationFactor,
 		ValidateTopicConfig:      config.ValidateTopicConfig,
 		ValidateBrokerConfig:     config.ValidateBrokerConfig,
+		SessionTimeout:           time.Duration(cfg.BrokerSessionTimeoutMs) * time.Millisecond,
+		MinInSyncReplicas:        int(cfg.MinInsyncReplicas),
+		UncleanLeaderElection:    cfg.UncleanLeaderElectionEnable,
 		LogOutput:                os.Stderr,
 	})
 	if err != nil {
@@ -195,9 +200,7 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 		return nil, err
 	}
 
-	// The metadata records one endpoint per broker: the first listener's.
-	first := b.listeners[0].advertised
-	if err := b.registerWithQuorum(ctx, first.Host, int32(first.Port)); err != nil {
+	if err := b.registerWithQuorum(ctx); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -358,64 +361,6 @@ func (b *Broker) MetricsAddr() net.Addr {
 
 // Controller exposes the metadata controller (tests, tools).
 func (b *Broker) Controller() *metadata.Controller { return b.meta }
-
-// registerSelf registers this process as a new incarnation of the broker (a fresh random
-// incarnation id per start, so the controller gives it a new broker epoch; a retry reuses it)
-// and heartbeats once so that it is unfenced before it serves.
-func (b *Broker) registerSelf(ctx context.Context, host string, port int32) error {
-	if b.incarnation == (metadata.UUID{}) {
-		b.incarnation = metadata.RandomUUID()
-	}
-	epoch, err := b.meta.RegisterBroker(ctx, metadata.BrokerRegistration{
-		NodeID:              b.cfg.NodeID,
-		ClusterID:           b.meta.Image().ClusterID(),
-		IncarnationID:       b.incarnation,
-		Endpoints:           []metadata.Endpoint{{Name: b.listeners[0].advertised.Name, Host: host, Port: port}},
-		Rack:                b.cfg.Rack,
-		PreviousBrokerEpoch: -1,
-	})
-	if err != nil {
-		return fmt.Errorf("broker: register node %d: %w", b.cfg.NodeID, err)
-	}
-	b.brokerEpoch.Store(epoch)
-	if err := b.heartbeat(ctx); err != nil {
-		return fmt.Errorf("broker: first heartbeat of node %d: %w", b.cfg.NodeID, err)
-	}
-	return nil
-}
-
-// brokerHeartbeatInterval is Kafka's broker.heartbeat.interval.ms default.
-const brokerHeartbeatInterval = 2 * time.Second
-
-// heartbeat sends one broker heartbeat with the index of the applied metadata image.
-func (b *Broker) heartbeat(ctx context.Context) error {
-	_, err := b.meta.BrokerHeartbeat(ctx, metadata.Heartbeat{
-		NodeID:         b.cfg.NodeID,
-		Epoch:          b.brokerEpoch.Load(),
-		MetadataOffset: b.meta.Image().Index(),
-	})
-	return err
-}
-
-// heartbeats keeps this broker's controller session alive.
-func (b *Broker) heartbeats() {
-	defer b.wg.Done()
-	t := time.NewTicker(brokerHeartbeatInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-b.stop:
-			return
-		case <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), brokerHeartbeatInterval)
-			err := b.heartbeat(ctx)
-			cancel()
-			if err != nil && !errors.Is(err, metadata.ErrNotController) && !errors.Is(err, metadata.ErrClosed) {
-				b.log.Warn("broker heartbeat", "err", err)
-			}
-		}
-	}
-}
 
 // Sync opens the partitions the metadata assigns to this broker, applies changed topic configs,
 // and closes and deletes the partitions of topics that no longer exist (including topics deleted
@@ -590,6 +535,8 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 
 func (b *Broker) shutdown(ctx context.Context) error {
 	var errs []error
+	// While clients still reach this broker, let the controller move its leaderships away.
+	b.controlledShutdown(ctx)
 	for _, l := range b.listeners {
 		if err := l.srv.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("stop listener %s: %w", l.bind.Name, err))

@@ -3,8 +3,6 @@ package broker
 import (
 	"context"
 	"errors"
-	"fmt"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -47,38 +45,6 @@ func raftAdvertiseAddr(cfg *config.Config) string {
 
 // clustered reports whether this node is part of a cluster, not a node started alone.
 func (b *Broker) clustered() bool { return !b.cfg.Standalone() }
-
-// quorumWaitLog is how often start-up says it is still waiting for the metadata quorum.
-const quorumWaitLog = 10 * time.Second
-
-// registerWithQuorum registers this broker, retrying while the metadata quorum has no leader
-// (the other voters are not up yet), until ctx ends. A cluster's first node waits here for a
-// majority of controller.quorum.voters, as a Kafka node does.
-func (b *Broker) registerWithQuorum(ctx context.Context, host string, port int32) error {
-	lastLog := time.Now()
-	for {
-		var err error
-		if b.meta.Image().ClusterID() == "" {
-			// The first leader writes the cluster id; a registration carries it.
-			err = fmt.Errorf("%w: the cluster id is not known yet", metadata.ErrNotController)
-		} else {
-			err = b.registerSelf(ctx, host, port)
-		}
-		if err == nil || !errors.Is(err, metadata.ErrNotController) && !isTimeout(err) {
-			return err
-		}
-		if time.Since(lastLog) >= quorumWaitLog {
-			b.log.Info("waiting for the metadata quorum: no controller has been elected yet; a majority of controller.quorum.voters must be running",
-				"voters", len(b.cfg.ControllerQuorumVoters), "err", err)
-			lastLog = time.Now()
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("broker: start: waiting for the metadata quorum: %w", ctx.Err())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
 
 func isTimeout(err error) bool {
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, kerr.RequestTimedOut)

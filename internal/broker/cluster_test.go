@@ -52,6 +52,8 @@ func testCluster(t *testing.T, n int, overrides ...string) []*Broker {
 			"listeners", "PLAINTEXT://127.0.0.1:0,CONTROLLER://" + ctrl[i],
 			"controller.listener.names", "CONTROLLER",
 			"controller.quorum.voters", strings.Join(voters, ","),
+			"broker.session.timeout.ms", "3000",
+			"broker.heartbeat.interval.ms", "500",
 		}, overrides...)
 		cfg := testConfig(t, t.TempDir(), kv...)
 		wg.Add(1)
@@ -388,4 +390,55 @@ func TestClusterControllerFailover(t *testing.T) {
 	if p := describe(rest[1]); p.LeaderID != newLeader {
 		t.Fatalf("DescribeQuorum names %d, want %d", p.LeaderID, newLeader)
 	}
+}
+
+// TestClusterControlledShutdown: a broker that stops asks for a controlled shutdown first: by
+// the time it is gone, every partition it led has another leader from the ISR and it is in no
+// ISR; its registration stays, fenced once its session expires.
+func TestClusterControlledShutdown(t *testing.T) {
+	brokers := testCluster(t, 3)
+	waitCluster(t, brokers, "three brokers in every image", func(b *Broker) bool { return len(b.Controller().Image().Brokers()) == 3 })
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(clusterClient(t, brokers))
+	if res, err := adm.CreateTopic(ctx, 6, 3, nil, "rf3"); err != nil || res.Err != nil {
+		t.Fatalf("create: %v %v", err, res.Err)
+	}
+	// The node to stop: one that is not the controller, so the metadata quorum stays put.
+	var victim *Broker
+	var rest []*Broker
+	for _, b := range brokers {
+		if victim == nil && b.cfg.NodeID != b.Controller().ControllerID() {
+			victim = b
+			continue
+		}
+		rest = append(rest, b)
+	}
+	id := victim.cfg.NodeID
+	waitCluster(t, brokers, "topic in every image", func(b *Broker) bool { _, ok := b.Controller().Image().Topic("rf3"); return ok })
+	led := 0
+	tm, _ := rest[0].Controller().Image().Topic("rf3")
+	for _, p := range tm.Partitions {
+		if p.Leader == id {
+			led++
+		}
+	}
+	if led == 0 {
+		t.Fatalf("node %d leads none of the 6 partitions: placement did not spread leaders", id)
+	}
+	stopBroker(t, victim)
+	im := rest[0].Controller().Image()
+	tm, _ = im.Topic("rf3")
+	for _, p := range tm.Partitions {
+		if p.Leader == id || p.Leader < 0 {
+			t.Fatalf("after controlled shutdown of node %d partition %d has leader %d", id, p.Partition, p.Leader)
+		}
+		if hosts(p.ISR, id) {
+			t.Fatalf("after controlled shutdown of node %d partition %d has ISR %v", id, p.Partition, p.ISR)
+		}
+	}
+	waitCluster(t, rest, "stopped node fenced", func(b *Broker) bool {
+		br, ok := b.Controller().Image().Broker(id)
+		return ok && br.Fenced
+	})
 }

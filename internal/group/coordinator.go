@@ -118,9 +118,9 @@ type Coordinator struct {
 	clock Clock
 	log   *slog.Logger
 
-	loaded   chan struct{} // closed when the Store replay finished
-	loadErr  error         // set before loaded is closed
-	stopLoad chan struct{} // closed by Close: the replay stops at its next record
+	loaded   chan struct{}  // closed when the Store replay finished
+	loadErr  error          // set before loaded is closed
+	stopLoad chan struct{}  // closed by Close: the replay stops at its next record
 	loads    sync.WaitGroup // per-partition replays (Elect)
 
 	mu struct {

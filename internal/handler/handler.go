@@ -110,12 +110,17 @@ func (h *Handler) selfEndpoint(req *server.Request) Endpoint {
 }
 
 // brokerEndpoint is the endpoint of broker b for a request on req's listener: this broker's own
-// per-listener endpoint, or the endpoint another broker registered.
-// TODO(cluster): registrations carry one endpoint; with several brokers each must register
-// every listener (Kafka's BrokerRegistrationRecord endpoints) and be answered by name here.
+// per-listener endpoint, or the endpoint of the same listener name another broker registered
+// (Kafka's rule, so clients stay on the network they came in through). A broker without that
+// listener is answered with its first endpoint.
 func (h *Handler) brokerEndpoint(req *server.Request, b metadata.Broker) Endpoint {
 	if b.NodeID == h.opts.NodeID {
 		return h.selfEndpoint(req)
+	}
+	for _, e := range b.Endpoints {
+		if e.Name == req.Listener {
+			return Endpoint{Host: e.Host, Port: e.Port}
+		}
 	}
 	return Endpoint{Host: b.Host, Port: b.Port}
 }
