@@ -67,7 +67,18 @@ type clientListener struct {
 	bind       config.Listener // as configured
 	advertised config.Listener // as advertised, a port of 0 replaced by the bound port
 	ln         net.Listener
-	srv        *server.Server // nil until Start has wired the handler
+	// mux, on a broker-only node's inter-broker listener, splits off the raft connections of the
+	// metadata log this node follows as a non-voter; clients are served from its Kafka side.
+	mux *raftstore.Mux
+	srv *server.Server // nil until Start has wired the handler
+}
+
+// serveLn is what the listener's Kafka server accepts from.
+func (l *clientListener) serveLn() net.Listener {
+	if l.mux != nil {
+		return l.mux.Kafka()
+	}
+	return l.ln
 }
 
 // Listener describes one client listener of a running broker.
@@ -127,7 +138,7 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 		return nil, errors.New("broker: no log.dirs configured")
 	}
 	if !cfg.IsBroker {
-		return nil, errors.New("process.roles=controller is not supported yet: run the node as broker,controller")
+		return nil, errors.New("process.roles=controller is not supported yet: run the node as broker,controller (or broker)")
 	}
 	// First the log dir locks: they are all that keeps a second process from writing the same
 	// logs and raft WAL (raft-wal takes no lock of its own).
@@ -171,6 +182,16 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 		return nil, fmt.Errorf("broker: start: %w", err)
 	}
 
+	// A broker-only node follows the metadata log as a raft non-voter (Kafka's observer) over its
+	// inter-broker listener: the voters dial it there with raft's prefix byte.
+	raftMux, raftAdvertise := b.ctrlMux, raftAdvertiseAddr(cfg)
+	if !cfg.IsController {
+		l := b.interBrokerListener()
+		l.mux = raftstore.NewMux(l.ln, logger)
+		raftMux = l.mux
+		raftAdvertise = net.JoinHostPort(l.advertised.Host, strconv.Itoa(l.advertised.Port))
+	}
+
 	voters := make(map[int32]string)
 	for _, v := range cfg.ControllerQuorumVoters {
 		voters[v.ID] = v.Addr()
@@ -179,8 +200,9 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 		NodeID:                   cfg.NodeID,
 		RaftDir:                  filepath.Join(cfg.LogDirs[0], "__raft"),
 		RaftFS:                   o.fs,
-		RaftMux:                  b.ctrlMux,
-		RaftAdvertiseAddr:        raftAdvertiseAddr(cfg),
+		RaftMux:                  raftMux,
+		RaftAdvertiseAddr:        raftAdvertise,
+		RaftListenerName:         b.interBrokerListener().bind.Name,
 		Voters:                   voters,
 		ClusterID:                storage.clusterID(),
 		NumPartitions:            cfg.NumPartitions,
@@ -287,7 +309,7 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 
 	for _, l := range b.listeners {
 		l.srv = server.New(server.Config{
-			Ln:              l.ln,
+			Ln:              l.serveLn(),
 			Listener:        l.bind.Name,
 			MaxRequestBytes: cfg.SocketRequestMaxBytes,
 			IdleTimeout:     time.Duration(cfg.ConnectionsMaxIdleMs) * time.Millisecond,

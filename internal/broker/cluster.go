@@ -71,3 +71,14 @@ func (b *Broker) syncCoordinators() {
 		b.groups.Resign(p.Partition)
 	}
 }
+
+// interBrokerListener is the listener other brokers reach this one on (inter.broker.listener.name,
+// else the first).
+func (b *Broker) interBrokerListener() *clientListener {
+	for _, l := range b.listeners {
+		if l.bind.Name == b.cfg.InterBrokerListener {
+			return l
+		}
+	}
+	return b.listeners[0]
+}

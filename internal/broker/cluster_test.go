@@ -442,3 +442,65 @@ func TestClusterControlledShutdown(t *testing.T) {
 		return ok && br.Fenced
 	})
 }
+
+// TestClusterBrokerOnlyNode: a process.roles=broker node joins a three-voter cluster as a raft
+// non-voter (an observer in DescribeQuorum) on its inter-broker listener, gets the metadata log,
+// registers, forwards its writes and serves partitions placed on it.
+func TestClusterBrokerOnlyNode(t *testing.T) {
+	brokers := testCluster(t, 3)
+	var voters []string
+	for _, b := range brokers {
+		voters = append(voters, fmt.Sprintf("%d@%s", b.cfg.NodeID, raftAdvertiseAddr(b.cfg)))
+	}
+	cfg := testConfig(t, t.TempDir(),
+		"node.id", "4",
+		"process.roles", "broker",
+		"listeners", "PLAINTEXT://"+freeAddrs(t, 1)[0],
+		"controller.listener.names", "CONTROLLER",
+		"controller.quorum.voters", strings.Join(voters, ","),
+		"broker.session.timeout.ms", "3000",
+		"broker.heartbeat.interval.ms", "500")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	b4, err := Start(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatalf("start broker-only node: %v", err)
+	}
+	t.Cleanup(func() { stopBroker(t, b4) })
+	all := append(append([]*Broker{}, brokers...), b4)
+	waitCluster(t, all, "four brokers in every image", func(b *Broker) bool { return len(b.Controller().Image().Brokers()) == 4 })
+	if got, want := b4.Controller().Image().ClusterID(), brokers[0].Controller().Image().ClusterID(); got != want || got == "" {
+		t.Fatalf("broker-only node has cluster id %q, the voters %q", got, want)
+	}
+	st, err := b4.Controller().DescribeQuorum(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Voters) != 3 || len(st.NonVoters) != 1 || st.NonVoters[0] != 4 {
+		t.Fatalf("quorum voters %v observers %v, want 3 voters and observer 4", st.Voters, st.NonVoters)
+	}
+	// A write through the broker-only node, with a partition on it.
+	direct := clusterClient(t, []*Broker{b4}).Broker(4)
+	req := kmsg.NewPtrCreateTopicsRequest()
+	req.TimeoutMillis = 10000
+	rt := kmsg.NewCreateTopicsRequestTopic()
+	rt.Topic = "on-four-manual"
+	ra := kmsg.NewCreateTopicsRequestTopicReplicaAssignment()
+	ra.Partition, ra.Replicas = 0, []int32{4}
+	rt.NumPartitions, rt.ReplicationFactor, rt.ReplicaAssignment = -1, -1, append(rt.ReplicaAssignment, ra)
+	req.Topics = append(req.Topics, rt)
+	resp, err := direct.Request(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := resp.(*kmsg.CreateTopicsResponse).Topics[0].ErrorCode; code != 0 {
+		t.Fatalf("create through the broker-only node: code %d", code)
+	}
+	cl := clusterClient(t, all, kgo.DefaultProduceTopic("on-four-manual"))
+	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("x")}).FirstErr(); err != nil {
+		t.Fatalf("produce to the partition on node 4: %v", err)
+	}
+	if p := b4.parts.Get("on-four-manual", 0); p == nil || p.LogEndOffset() != 1 {
+		t.Fatal("the record is not in node 4's partition")
+	}
+}

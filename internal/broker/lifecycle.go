@@ -27,13 +27,17 @@ func (b *Broker) registerWithQuorum(ctx context.Context) error {
 	lastLog := time.Now()
 	for {
 		var err error
-		if b.meta.Image().ClusterID() == "" {
-			// The first leader writes the cluster id; a registration carries it.
+		if b.meta.Image().ClusterID() == "" && b.cfg.IsController {
+			// The first leader writes the cluster id; a registration carries it. A broker-only
+			// node gets the metadata log only once registered (the leader adds it as a raft
+			// non-voter then): it registers without one.
 			err = fmt.Errorf("%w: the cluster id is not known yet", metadata.ErrNotController)
 		} else {
 			err = b.registerSelf(ctx)
 		}
-		if err == nil || !errors.Is(err, metadata.ErrNotController) && !isTimeout(err) {
+		// DUPLICATE_BROKER_REGISTRATION: this node restarted while the controller still holds
+		// the session of its previous process; it is fenced within broker.session.timeout.ms.
+		if err == nil || !errors.Is(err, metadata.ErrNotController) && !isTimeout(err) && !errors.Is(err, kerr.DuplicateBrokerRegistration) {
 			return err
 		}
 		if time.Since(lastLog) >= quorumWaitLog {

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -133,6 +134,7 @@ func (c *Controller) route(ctx context.Context, local func() error, remote func(
 		defer cancel()
 	}
 	backoff := 10 * time.Millisecond
+	attempt := 0
 	for {
 		var err error
 		id, addr, known := rl.leaderAddr()
@@ -151,9 +153,23 @@ func (c *Controller) route(ctx context.Context, local func() error, remote func(
 				_ = c.catchUp(ctx, send)
 				return err
 			}
+		case c.voterAddr(attempt) != "":
+			// No leader known here (a non-voter not yet added, or an election): ask the voters
+			// in turn; one that does not lead answers NOT_CONTROLLER.
+			addr := c.voterAddr(attempt)
+			send := func(ctx context.Context, req kmsg.Request) (kmsg.Response, error) { return c.fwd.send(ctx, addr, req) }
+			err = remote(ctx, send)
+			if err == nil {
+				return c.catchUp(ctx, send)
+			}
+			if !retriable(err) {
+				_ = c.catchUp(ctx, send)
+				return err
+			}
 		default:
 			err = fmt.Errorf("%w: no raft leader is known yet", ErrNotController)
 		}
+		attempt++
 		if !retriable(err) {
 			return err
 		}
@@ -166,6 +182,22 @@ func (c *Controller) route(ctx context.Context, local func() error, remote func(
 		}
 		backoff = min(2*backoff, 500*time.Millisecond)
 	}
+}
+
+// voterAddr is the CONTROLLER address of the attempt-th voter other than this node, in node id
+// order, round robin ("" when there is none).
+func (c *Controller) voterAddr(attempt int) string {
+	ids := make([]int32, 0, len(c.cfg.Voters))
+	for id := range c.cfg.Voters {
+		if id != c.cfg.NodeID {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return ""
+	}
+	slices.Sort(ids)
+	return c.cfg.Voters[ids[attempt%len(ids)]]
 }
 
 // retriable reports whether a write may succeed on a retry: leadership moved or the leader could

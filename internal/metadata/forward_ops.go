@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"net"
 	"slices"
 	"strconv"
 	"time"
@@ -228,8 +229,10 @@ func (c *Controller) RegisterBroker(ctx context.Context, r BrokerRegistration) (
 	var epoch int64
 	err := c.route(ctx, func() error {
 		var err error
-		epoch, err = c.localRegisterBroker(ctx, r)
-		return err
+		if epoch, err = c.localRegisterBroker(ctx, r); err != nil {
+			return err
+		}
+		return c.addObserver(r)
 	}, func(ctx context.Context, send sendFunc) error {
 		req := kmsg.NewPtrBrokerRegistrationRequest()
 		req.BrokerID, req.ClusterID, req.IncarnationID = r.NodeID, r.ClusterID, r.IncarnationID
@@ -254,6 +257,29 @@ func (c *Controller) RegisterBroker(ctx context.Context, r BrokerRegistration) (
 		return nil
 	})
 	return epoch, err
+}
+
+// addObserver adds a registered broker that is not a voter to the raft group as a non-voter at
+// its endpoint of Config.RaftListenerName, so it receives the metadata log (Kafka's observers).
+func (c *Controller) addObserver(r BrokerRegistration) error {
+	n := c.Node()
+	if n == nil || c.cfg.RaftListenerName == "" {
+		return nil
+	}
+	if _, voter := c.cfg.Voters[r.NodeID]; voter || r.NodeID == c.cfg.NodeID {
+		return nil
+	}
+	for _, e := range r.Endpoints {
+		if e.Name == c.cfg.RaftListenerName {
+			addr := net.JoinHostPort(e.Host, strconv.Itoa(int(e.Port)))
+			if err := n.AddNonvoter(r.NodeID, addr, c.cfg.ApplyTimeout); err != nil {
+				return fmt.Errorf("register broker %d: add it to the metadata quorum as an observer at %s: %w", r.NodeID, addr, err)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: broker %d registered no %s listener, which brokers reach each other on (inter.broker.listener.name)",
+		ErrInvalidRequest, r.NodeID, c.cfg.RaftListenerName)
 }
 
 // BrokerHeartbeat is one broker heartbeat (lifecycle.go).

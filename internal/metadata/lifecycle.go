@@ -117,7 +117,9 @@ func (c *Controller) localRegisterBroker(ctx context.Context, r BrokerRegistrati
 	if r.IncarnationID == (UUID{}) {
 		return 0, fmt.Errorf("%w: broker %d: zero incarnation id", ErrInvalidRequest, r.NodeID)
 	}
-	if r.ClusterID != im.ClusterID() {
+	// An empty cluster id is a broker that has not seen the metadata log yet (a broker-only node
+	// before the leader added it as a non-voter): its meta.properties check runs once it has.
+	if r.ClusterID != "" && r.ClusterID != im.ClusterID() {
 		return 0, fmt.Errorf("register broker %d: expected cluster ID %s, but got cluster ID %s: %w",
 			r.NodeID, im.ClusterID(), r.ClusterID, kerr.InconsistentClusterID)
 	}

@@ -21,6 +21,10 @@ type Config struct {
 	// RaftMux carries the raft transport on the CONTROLLER listener, shared with the Kafka
 	// protocol the controller APIs (and forwarded writes) arrive by. Nil: RaftBindAddr.
 	RaftMux *raftstore.Mux
+	// RaftListenerName names the listener whose endpoint, in the registration of a broker that
+	// is not a voter, is that broker's raft address: the leader adds it as a raft non-voter
+	// there (inter.broker.listener.name).
+	RaftListenerName string
 	// RaftBindAddr / RaftAdvertiseAddr: TCP transport; empty bind address (and no RaftMux) =
 	// in-memory transport (single node, no extra port).
 	RaftBindAddr      string

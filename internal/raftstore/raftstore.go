@@ -489,3 +489,22 @@ func (n *Node) Quorum() (QuorumState, error) {
 	}
 	return st, nil
 }
+
+// AddNonvoter adds node id at addr to the raft group as a non-voter (it replicates the log but
+// does not vote), or moves it to addr. A server already there, voter or not, is left alone.
+// Only the leader can.
+func (n *Node) AddNonvoter(id int32, addr string, timeout time.Duration) error {
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return mapErr(err)
+	}
+	for _, s := range f.Configuration().Servers {
+		if s.ID == ServerID(id) && (s.Suffrage == raft.Voter || s.Address == raft.ServerAddress(addr)) {
+			return nil
+		}
+	}
+	if err := n.raft.AddNonvoter(ServerID(id), raft.ServerAddress(addr), 0, timeout).Error(); err != nil {
+		return mapErr(err)
+	}
+	return nil
+}
