@@ -153,6 +153,8 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 		ClusterID:                cfg.ClusterID,
 		NumPartitions:            cfg.NumPartitions,
 		DefaultReplicationFactor: cfg.DefaultReplicationFactor,
+		MinInSyncReplicas:        int(cfg.MinInsyncReplicas),
+		UncleanLeaderElection:    cfg.UncleanLeaderElectionEnable,
 		ValidateTopicConfig:      config.ValidateTopicConfig,
 		ValidateBrokerConfig:     config.ValidateBrokerConfig,
 		LogOutput:                os.Stderr,
