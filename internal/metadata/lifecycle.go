@@ -97,8 +97,7 @@ func checkBrokerEpoch(op string, im *Image, nodeID int32, epoch int64) (Broker, 
 
 // RegisterBroker registers a broker incarnation and returns its broker epoch. A new
 // incarnation gets a new, fenced registration; the same incarnation again (a retry) amends
-// the endpoints and keeps epoch and state, committing nothing when nothing changed. A new
-// incarnation of a broker whose session is alive is DUPLICATE_BROKER_REGISTRATION.
+// the endpoints and keeps epoch and state, committing nothing when nothing changed.
 func (c *Controller) RegisterBroker(ctx context.Context, r BrokerRegistration) (int64, error) {
 	now := c.cfg.Now()
 	c.mu.Lock()
