@@ -313,13 +313,9 @@ func (b *Broker) registerSelf(ctx context.Context, host string, port int32) erro
 	if b.incarnation == (metadata.UUID{}) {
 		b.incarnation = metadata.RandomUUID()
 	}
-	clusterID, err := b.clusterID(ctx)
-	if err != nil {
-		return err
-	}
 	epoch, err := b.meta.RegisterBroker(ctx, metadata.BrokerRegistration{
 		NodeID:              b.cfg.NodeID,
-		ClusterID:           clusterID,
+		ClusterID:           b.meta.Image().ClusterID(),
 		IncarnationID:       b.incarnation,
 		Endpoints:           []metadata.Endpoint{{Name: b.listeners[0].advertised.Name, Host: host, Port: port}},
 		Rack:                b.cfg.Rack,
@@ -333,26 +329,6 @@ func (b *Broker) registerSelf(ctx context.Context, host string, port int32) erro
 		return fmt.Errorf("broker: first heartbeat of node %d: %w", b.cfg.NodeID, err)
 	}
 	return nil
-}
-
-// clusterID is the configured cluster.id, else the one in the metadata log, waiting for the log
-// to bring it when this node has not replicated it yet.
-func (b *Broker) clusterID(ctx context.Context) (string, error) {
-	if b.cfg.ClusterID != "" {
-		return b.cfg.ClusterID, nil
-	}
-	ch := b.meta.Subscribe()
-	defer b.meta.Unsubscribe(ch)
-	for {
-		if id := b.meta.Image().ClusterID(); id != "" {
-			return id, nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return "", fmt.Errorf("broker: waiting for the cluster id from the metadata log: %w", ctx.Err())
-		}
-	}
 }
 
 // brokerHeartbeatInterval is Kafka's broker.heartbeat.interval.ms default.
