@@ -207,6 +207,8 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 		ClusterID:                storage.clusterID(),
 		NumPartitions:            cfg.NumPartitions,
 		DefaultReplicationFactor: cfg.DefaultReplicationFactor,
+		MinInSyncReplicas:        int(cfg.MinInsyncReplicas),
+		UncleanLeaderElection:    cfg.UncleanLeaderElectionEnable,
 		ValidateTopicConfig:      config.ValidateTopicConfig,
 		ValidateBrokerConfig:     config.ValidateBrokerConfig,
 		SessionTimeout:           time.Duration(cfg.BrokerSessionTimeoutMs) * time.Millisecond,

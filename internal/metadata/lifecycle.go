@@ -138,7 +138,15 @@ func (c *Controller) localRegisterBroker(ctx context.Context, r BrokerRegistrati
 		return 0, fmt.Errorf("register broker %d: another broker is registered with that broker id: %w",
 			r.NodeID, kerr.DuplicateBrokerRegistration)
 	}
-	if err := c.commitLocked(ctx, rec); err != nil {
+	var records []Record
+	if ok && rec.BrokerEpoch == 0 && !existing.Fenced {
+		// The previous incarnation went away without a controlled shutdown and is not fenced
+		// yet (its session expired between two checks, or it belongs to an earlier run of this
+		// controller's own node): it leaves the ISRs and its leaderships as if its session had
+		// expired first, so the new incarnation never resumes an old leader epoch.
+		records = c.leaderAndISRUpdates(im, r.NodeID, -1, func(p Partition) bool { return slices.Contains(p.ISR, r.NodeID) })
+	}
+	if err := c.commitLocked(ctx, append(records, rec)...); err != nil {
 		return 0, fmt.Errorf("register broker %d: %w", r.NodeID, err)
 	}
 	b, ok := c.Image().Broker(r.NodeID)

@@ -843,7 +843,9 @@ func TestOldRaftLogReplays(t *testing.T) {
 	if e := activate(t, c, 1, ""); e <= old1 {
 		t.Fatalf("epoch %d after %d", e, old1)
 	}
-	if p := partition(t, c, "orders", 0); p.Leader != 1 || p.LeaderEpoch != 0 {
+	// The old incarnation was never fenced: it left the ISR (into the ELR) when the new one
+	// registered, and the new one leads again, with a new leader epoch, once unfenced.
+	if p := partition(t, c, "orders", 0); p.Leader != 1 || p.LeaderEpoch != 2 || !slices.Equal(p.ISR, []int32{1}) || len(p.ELR) != 0 {
 		t.Fatalf("partition after re-registration %+v", p)
 	}
 }
@@ -898,5 +900,35 @@ func TestLeaderStaysAndMinISRCap(t *testing.T) {
 		LeaderEpoch: p.LeaderEpoch, PartitionEpoch: p.PartitionEpoch, NewISR: []ISRMember{{2, e[2]}, {1, e[1]}}}})
 	if err != nil || res[0].Err != nil || len(res[0].Partition.ELR) != 0 {
 		t.Fatalf("%v %+v", err, res)
+	}
+}
+
+// A new incarnation whose predecessor was not fenced (its session lapsed between two checks)
+// takes over cleanly: the predecessor leaves ISRs and leaderships in the registration batch.
+func TestReregisterFencesPredecessor(t *testing.T) {
+	c, clk := newLifecycleController(t, nil)
+	ctx := context.Background()
+	activate(t, c, 1, "")
+	e2 := activate(t, c, 2, "")
+	createTopic(t, c, CreateTopic{Name: "t", Partitions: -1, ReplicationFactor: -1, Assignments: assign([]int32{1, 2})})
+	clk.Advance(10 * time.Second)
+	heartbeat(t, c, caughtUp(c, 2, e2))
+	// No expireSessions pass yet: broker 1 is unfenced with a lapsed session.
+	epoch, err := c.RegisterBroker(ctx, registration(c, 1, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := partition(t, c, "t", 0)
+	if p.Leader != 2 || !slices.Equal(p.ISR, []int32{2}) || p.LeaderEpoch != 1 || !broker(t, c, 1).Fenced || broker(t, c, 1).Epoch != epoch {
+		t.Fatalf("after re-registration: %+v %+v", p, broker(t, c, 1))
+	}
+	// A predecessor that shut down cleanly (fenced) changes no partition.
+	heartbeat(t, c, Heartbeat{NodeID: 1, Epoch: epoch, WantShutdown: true})
+	before := partition(t, c, "t", 0)
+	if _, err := c.RegisterBroker(ctx, registration(c, 1, "")); err != nil {
+		t.Fatal(err)
+	}
+	if after := partition(t, c, "t", 0); !reflect.DeepEqual(after, before) {
+		t.Fatalf("partition changed: %+v -> %+v", before, after)
 	}
 }
