@@ -212,8 +212,6 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 		ValidateTopicConfig:      config.ValidateTopicConfig,
 		ValidateBrokerConfig:     config.ValidateBrokerConfig,
 		SessionTimeout:           time.Duration(cfg.BrokerSessionTimeoutMs) * time.Millisecond,
-		MinInSyncReplicas:        int(cfg.MinInsyncReplicas),
-		UncleanLeaderElection:    cfg.UncleanLeaderElectionEnable,
 		LogOutput:                os.Stderr,
 	})
 	if err != nil {
