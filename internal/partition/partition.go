@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
@@ -29,11 +30,14 @@ type Settings struct {
 	// (and an offset commit, on __consumer_offsets) is answered only once its batches are on disk,
 	// through the log dir's group-commit Syncer.
 	SyncBeforeAck bool
+	// ReplicaLagTimeMax is replica.lag.time.max.ms, for the high watermark rule (a caught-up
+	// replica outside the ISR counts); 0: DefaultReplicaLagTimeMax.
+	ReplicaLagTimeMax time.Duration
 }
 
 // Partition is a replica of one topic partition on this broker.
 //
-// Lock order: appendMu before the log's internal locks. Readers (fetch, list offsets) do not take
+// Lock order: appendMu, then rep, then the log's internal locks, then watchMu. Readers (fetch, list offsets) do not take
 // appendMu: they read the log, which is safe concurrently with appends, and the atomics.
 type Partition struct {
 	Topic string
@@ -53,7 +57,13 @@ type Partition struct {
 	highWatermark      atomic.Int64
 	startHighWatermark int64 // set by Open: StartHighWatermark of the checkpoint
 	leaderEpoch        atomic.Int32
-	isrSize            atomic.Int32
+	isrSize            atomic.Int32 // size of the committed ISR (0 on a follower)
+	role               atomic.Int32 // a role, mirrored from rep.role for lock-free reads
+
+	rep struct {
+		sync.Mutex
+		replication
+	}
 
 	watchMu  sync.Mutex
 	watchers map[chan<- struct{}]struct{} // signalled (non-blocking) when the high watermark moves
@@ -133,24 +143,25 @@ func Open(dir, topic string, index int32, s Settings, leaderEpoch int32, clock l
 		watchers:  make(map[chan<- struct{}]struct{}),
 	}
 	p.settings.Store(&s)
-	p.isrSize.Store(1)
+	p.leaderEpoch.Store(-1)
 	if err := p.rebuildProducerState(); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("open partition %s-%d: %w", topic, index, err)
 	}
 	// Start from the checkpointed high watermark, as Kafka does, so that a replica never exposes
-	// more than was known committed; then the leader's rule: the high watermark is the smallest
-	// log end offset in the ISR, and a single replica is its own ISR, so everything recovered is
-	// committed.
+	// more than was known committed. A leaderEpoch >= 0 makes it the sole leader (a single-node
+	// partition): then the leader's rule, the high watermark is the smallest log end offset in
+	// the ISR, and a single replica is its own ISR, so everything recovered is committed. A
+	// leaderEpoch < 0 opens it with no role, for the replica manager to give it one
+	// (BecomeLeader, BecomeFollower).
 	cp, ok := ld.HighWatermarks[DirName(topic, index)]
 	p.startHighWatermark = StartHighWatermark(cp, ok, l.LogStartOffset(), l.LogEndOffset())
 	p.highWatermark.Store(p.startHighWatermark)
-	if p.isrSize.Load() == 1 {
-		p.highWatermark.Store(l.LogEndOffset())
-	}
-	if err := p.BecomeLeader(leaderEpoch); err != nil {
-		l.Close()
-		return nil, err
+	if leaderEpoch >= 0 {
+		if err := p.BecomeSoleLeader(leaderEpoch); err != nil {
+			l.Close()
+			return nil, err
+		}
 	}
 	return p, nil
 }
@@ -178,19 +189,6 @@ func (p *Partition) rebuildProducerState() error {
 		p.producers.update(h)
 		return nil
 	})
-}
-
-// BecomeLeader records a new leader epoch starting at the current log end offset.
-func (p *Partition) BecomeLeader(epoch int32) error {
-	p.appendMu.Lock()
-	defer p.appendMu.Unlock()
-	p.leaderEpoch.Store(epoch)
-	if p.log.LatestEpoch() < epoch {
-		if err := p.log.AssignEpoch(epoch, p.log.LogEndOffset()); err != nil {
-			return fmt.Errorf("partition %s-%d: assign leader epoch %d: %w", p.Topic, p.Index, epoch, err)
-		}
-	}
-	return nil
 }
 
 // UpdateSettings applies changed topic configuration.
@@ -293,6 +291,9 @@ func (p *Partition) Append(records []byte, acks int16, origin Origin) (AppendRes
 	if err := p.offline(); err != nil {
 		return res, err
 	}
+	if !p.IsLeader() {
+		return res, p.notLeader()
+	}
 	if acks == -1 && int(p.isrSize.Load()) < s.MinInsyncReplicas {
 		return res, fmt.Errorf("partition %s-%d has %d in-sync replicas, min.insync.replicas is %d: %w",
 			p.Topic, p.Index, p.isrSize.Load(), s.MinInsyncReplicas, kerr.NotEnoughReplicas)
@@ -352,7 +353,7 @@ func (p *Partition) appendValidated(batches [][]byte, headers []record.BatchHead
 	res := AppendResult{BaseOffset: -1, LogAppendTime: -1}
 	var appendTime int64 = -1
 	if s.LogAppendTime {
-		appendTime = p.clock.Now().UnixMilli()
+		appendTime = p.now().UnixMilli()
 	}
 
 	p.appendMu.Lock()
@@ -389,8 +390,11 @@ func (p *Partition) appendValidated(batches [][]byte, headers []record.BatchHead
 	}
 	res.LogAppendTime = appendTime
 	res.LogStartOffset = p.log.LogStartOffset()
-	// One replica: the write is committed as soon as it is in the log.
-	p.advanceHighWatermark(p.log.LogEndOffset())
+	// One replica: the write is committed as soon as it is in the log; more: once the
+	// maximal ISR has it (FollowerFetched moves the high watermark then).
+	p.rep.Lock()
+	p.updateHighWatermarkLocked(p.now())
+	p.rep.Unlock()
 	return res, nil
 }
 
