@@ -353,7 +353,8 @@ func (p *Partition) notLeader() error {
 // answer is that epoch and its end offset, and nothing is recorded. Otherwise the follower's log
 // end offset (the fetch offset), broker epoch and caught-up time are recorded and the high
 // watermark recomputed. Errors: NOT_LEADER_OR_FOLLOWER (not the leader, not a replica, a stale
-// broker epoch), FENCED/UNKNOWN_LEADER_EPOCH, OFFSET_OUT_OF_RANGE.
+// broker epoch), FENCED/UNKNOWN_LEADER_EPOCH, OFFSET_OUT_OF_RANGE (a fetch offset outside the
+// log, or a last fetched epoch above every epoch the leader knows).
 func (p *Partition) FollowerFetched(f FollowerFetch) (*DivergingEpoch, error) {
 	if err := p.offline(); err != nil {
 		return nil, err
@@ -376,6 +377,12 @@ func (p *Partition) FollowerFetched(f FollowerFetch) (*DivergingEpoch, error) {
 	}
 	if f.LastFetchedEpoch >= 0 {
 		epoch, end := p.log.EndOffsetForEpoch(f.LastFetchedEpoch)
+		if epoch < 0 || end < 0 {
+			// Kafka's answer too: the follower's epoch is above every epoch the leader
+			// knows, so there is no end offset to give it.
+			return nil, fmt.Errorf("partition %s-%d: no end offset for the last fetched epoch %d of follower %d: %w",
+				p.Topic, p.Index, f.LastFetchedEpoch, f.ReplicaID, kerr.OffsetOutOfRange)
+		}
 		if epoch != f.LastFetchedEpoch || end < f.FetchOffset {
 			return &DivergingEpoch{Epoch: epoch, EndOffset: end}, nil
 		}

@@ -221,7 +221,9 @@ func TestDivergingEpoch(t *testing.T) {
 		// KIP-279: the follower's epoch 2 never existed on the leader: the largest below, 1,
 		// and where it ended.
 		{"unknown epoch", 2, 7, &DivergingEpoch{1, 5}},
-		{"beyond the leader's latest epoch", 6, 10, &DivergingEpoch{-1, -1}},
+		// Below the leader's first epoch (its older data is gone): that epoch ends where the
+		// first known one starts (Kafka's LeaderEpochFileCache.endOffsetFor).
+		{"below the first epoch", 0, 3, &DivergingEpoch{0, 0}},
 	} {
 		div, err := p.FollowerFetched(FollowerFetch{ReplicaID: 2, BrokerEpoch: -1, FetchOffset: tc.fetchOffset,
 			LastFetchedEpoch: tc.lastEpoch, CurrentLeaderEpoch: 4, Now: clock.Now()})
@@ -232,6 +234,9 @@ func TestDivergingEpoch(t *testing.T) {
 			t.Fatalf("%s: diverging %+v, want %+v", tc.name, div, tc.want)
 		}
 	}
+	// Above every epoch the leader knows: no end offset to answer with.
+	_, err := p.FollowerFetched(FollowerFetch{ReplicaID: 2, BrokerEpoch: -1, FetchOffset: 3, LastFetchedEpoch: 6, CurrentLeaderEpoch: 4})
+	wantCode(t, err, kerr.OffsetOutOfRange)
 	// The diverging fetches recorded nothing: the last recorded offset is 7 (the pre-v12 one).
 	s, _ := p.Replication()
 	if s.Followers[0].LogEndOffset != 7 {
