@@ -113,14 +113,9 @@ func (p *Partition) viewLocked(now time.Time, lagMax time.Duration) ISRView {
 		Pending:          p.rep.pending,
 		Followers:        p.rep.followers,
 		MinISR:           EffectiveMinISR(p.settings.Load().MinInsyncReplicas, len(p.rep.replicas)),
+		Eligible:         p.rep.eligible,
 		Now:              now,
 		LagMax:           lagMax,
-	}
-	if el := p.rep.eligible; el != nil {
-		v.Eligible = func(id int32, brokerEpoch int64) bool {
-			e, ok := el[id]
-			return ok && e == brokerEpoch
-		}
 	}
 	return v
 }
@@ -436,7 +431,7 @@ func (p *Partition) WaitReplicated(ctx context.Context, lastOffset int64) error 
 			p.rep.Unlock()
 			return fmt.Errorf("partition %s-%d: leadership of epoch %d lost while waiting for replication: %w", p.Topic, p.Index, epoch, kerr.NotLeaderForPartition)
 		case p.highWatermark.Load() > lastOffset:
-			n := len(MaximalISR(p.rep.isr, p.rep.pending))
+			n := maximalISRSize(p.rep.isr, p.rep.pending)
 			p.rep.Unlock()
 			if n < minISR {
 				return fmt.Errorf("partition %s-%d: %d in-sync replicas after the append, min.insync.replicas is %d: %w",
