@@ -325,3 +325,45 @@ func TestNotLeaderNamesLeader(t *testing.T) {
 		t.Fatalf("produce to a follower: err %d, current leader %+v, brokers %+v", sp.ErrorCode, sp.CurrentLeader, pr.Brokers)
 	}
 }
+
+// TestOffsetForLeaderEpochForFollower: a follower's OffsetForLeaderEpoch (ReplicaID 2) is answered
+// by the leader from its leader-epoch cache, including for an epoch it never had (KIP-279: the
+// largest below and where it ended); a replica that is not the leader answers
+// NOT_LEADER_OR_FOLLOWER.
+func TestOffsetForLeaderEpochForFollower(t *testing.T) {
+	f := newReplicationFixture(t, 1, map[int32][]int32{0: {1, 2}, 1: {2, 1}})
+	p := f.part(0)
+	for _, e := range []int32{1, 3} {
+		if err := p.BecomeLeader(partition.LeaderState{LeaderEpoch: e, Leader: 1, Replicas: []int32{1, 2}, ISR: []int32{1}}); err != nil {
+			t.Fatal(err)
+		}
+		if sp := producePartition(t, handle(t, f.h, produceReq(1, 1000, 2))); sp.ErrorCode != 0 {
+			t.Fatalf("produce in epoch %d: err %d", e, sp.ErrorCode)
+		}
+	}
+	if err := f.part(1).BecomeFollower(2, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	req := kmsg.NewPtrOffsetForLeaderEpochRequest()
+	req.Version = 4
+	req.ReplicaID = 2
+	rt := kmsg.NewOffsetForLeaderEpochRequestTopic()
+	rt.Topic = "t"
+	for _, q := range []struct{ partition, epoch int32 }{{0, 1}, {0, 2}, {0, 3}, {1, 0}} {
+		rp := kmsg.NewOffsetForLeaderEpochRequestTopicPartition()
+		rp.Partition, rp.LeaderEpoch, rp.CurrentLeaderEpoch = q.partition, q.epoch, -1
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+	got := handle(t, f.h, req).(*kmsg.OffsetForLeaderEpochResponse).Topics[0].Partitions
+	want := []struct {
+		code  int16
+		epoch int32
+		end   int64
+	}{{0, 1, 2}, {0, 1, 2}, {0, 3, 4}, {kerr.NotLeaderForPartition.Code, -1, -1}}
+	for i, w := range want {
+		if got[i].ErrorCode != w.code || got[i].LeaderEpoch != w.epoch || got[i].EndOffset != w.end {
+			t.Fatalf("query %d: err %d epoch %d end %d, want %+v", i, got[i].ErrorCode, got[i].LeaderEpoch, got[i].EndOffset, w)
+		}
+	}
+}

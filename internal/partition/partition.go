@@ -359,6 +359,11 @@ func (p *Partition) appendValidated(batches [][]byte, headers []record.BatchHead
 
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
+	// Roles change under appendMu: checked again here, nothing is appended once this replica
+	// stopped leading (BecomeFollower ran after Append's first check).
+	if !p.IsLeader() {
+		return res, p.notLeader()
+	}
 	if h := headers[0]; h.ProducerID >= 0 {
 		dup, err := p.producers.check(h)
 		if err != nil {

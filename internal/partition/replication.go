@@ -479,6 +479,13 @@ func (p *Partition) CheckOffsetsAvailable() error {
 // with data it could lose in a power cut. Errors: NOT_LEADER_OR_FOLLOWER (not a follower),
 // CORRUPT_MESSAGE, log.ErrNotLogEnd (wrapped), KAFKA_STORAGE_ERROR.
 func (p *Partition) AppendAsFollower(records []byte) error {
+	return p.AppendAsFollowerIn(-1, records)
+}
+
+// AppendAsFollowerIn is AppendAsFollower for records fetched in leaderEpoch: they are refused
+// with FENCED_LEADER_EPOCH if this replica follows another epoch by the time they are appended
+// (a fetch response from a leader it no longer follows). -1: no check.
+func (p *Partition) AppendAsFollowerIn(leaderEpoch int32, records []byte) error {
 	if err := p.offline(); err != nil {
 		return err
 	}
@@ -500,7 +507,7 @@ func (p *Partition) AppendAsFollower(records []byte) error {
 		}
 		headers[i] = h
 	}
-	if err := p.appendReplicaBatches(batches, headers); err != nil {
+	if err := p.appendReplicaBatches(leaderEpoch, batches, headers); err != nil {
 		return err
 	}
 	if p.settings.Load().SyncBeforeAck {
@@ -517,9 +524,17 @@ func (p *Partition) AppendAsFollower(records []byte) error {
 	return nil
 }
 
-func (p *Partition) appendReplicaBatches(batches [][]byte, headers []record.BatchHeader) error {
+func (p *Partition) appendReplicaBatches(leaderEpoch int32, batches [][]byte, headers []record.BatchHeader) error {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
+	// Roles change under appendMu: checked again for a role change since the first check.
+	if !p.IsFollower() {
+		return fmt.Errorf("partition %s-%d: this replica is not a follower: %w", p.Topic, p.Index, kerr.NotLeaderForPartition)
+	}
+	if cur := p.leaderEpoch.Load(); leaderEpoch >= 0 && leaderEpoch != cur {
+		return fmt.Errorf("partition %s-%d: records fetched in leader epoch %d, this replica follows epoch %d: %w",
+			p.Topic, p.Index, leaderEpoch, cur, kerr.FencedLeaderEpoch)
+	}
 	for i, b := range batches {
 		if _, err := p.log.AppendReplica(b); err != nil {
 			if errors.Is(err, log.ErrNotLogEnd) {

@@ -399,10 +399,18 @@ func TestAppendAsFollower(t *testing.T) {
 	if err := f.AppendAsFollower(bad); !errors.Is(err, kerr.CorruptMessage) {
 		t.Fatalf("corrupt batch: %v", err)
 	}
+	mustAppendN(t, leader, 1)
+	r, _ = leader.Log().Read(3, math.MaxInt32, math.MaxInt64, true)
+	if err := f.AppendAsFollowerIn(0, r.Data); !errors.Is(err, kerr.FencedLeaderEpoch) {
+		t.Fatalf("records fetched in another epoch: %v", err)
+	}
+	if err := f.AppendAsFollowerIn(1, r.Data); err != nil || f.LogEndOffset() != 4 {
+		t.Fatalf("records fetched in the followed epoch: %v, LEO %d", err, f.LogEndOffset())
+	}
 	f.UpdateFollowerHighWatermark(10)
-	wantHW(t, f, 3)
+	wantHW(t, f, 4)
 	f.UpdateFollowerHighWatermark(1)
-	wantHW(t, f, 3)
+	wantHW(t, f, 4)
 }
 
 // TestWaitReplicated: acks=all completes when the ISR has the offset, and otherwise ends with
