@@ -1,6 +1,7 @@
 package partition
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"math"
@@ -569,5 +570,77 @@ func TestReplicaStateCaughtUp(t *testing.T) {
 	v.MinISR = 3
 	if hw := NextHighWatermark(v); hw != 5 {
 		t.Fatalf("high watermark %d with the ISR below min, want 5", hw)
+	}
+}
+
+// TestFollowerTruncatesByEpoch walks the KIP-101 path end to end: an old leader (B) that wrote
+// an epoch the new leader (A) never saw fetches with its last epoch, is told where the logs
+// diverge, truncates there (not to its high watermark), refetches and ends byte-identical to A,
+// with A's epochs.
+func TestFollowerTruncatesByEpoch(t *testing.T) {
+	clock := newTestClock()
+	a, _ := openReplica(t, clock, 1, false)
+	b, _ := openReplica(t, clock, 1, false)
+	// Epoch 1: B leads and A follows; both have offsets 0-4.
+	if err := b.BecomeLeader(LeaderState{LeaderEpoch: 1, Leader: 2, Replicas: []int32{1, 2}, ISR: []int32{1, 2}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.BecomeFollower(2, 1, 1); err != nil {
+		t.Fatal(err)
+	}
+	mustAppendN(t, b, 5)
+	copyLog(t, b, a)
+	// B goes on writing 5-9 in epoch 2 that A never gets (B's ISR shrank to itself).
+	if err := b.BecomeLeader(LeaderState{LeaderEpoch: 2, Leader: 2, Replicas: []int32{1, 2}, ISR: []int32{2}}); err != nil {
+		t.Fatal(err)
+	}
+	mustAppendN(t, b, 5)
+	// Epoch 3: A leads and writes 5-7; B follows.
+	if err := a.BecomeLeader(LeaderState{LeaderEpoch: 3, Leader: 1, Replicas: []int32{1, 2}, ISR: []int32{1, 2}}); err != nil {
+		t.Fatal(err)
+	}
+	mustAppendN(t, a, 3)
+	if err := b.BecomeFollower(1, 3, 3); err != nil {
+		t.Fatal(err)
+	}
+
+	fetch := func() *DivergingEpoch {
+		t.Helper()
+		div, err := a.FollowerFetched(FollowerFetch{ReplicaID: 2, BrokerEpoch: 1, FetchOffset: b.LogEndOffset(),
+			LastFetchedEpoch: b.LastFetchedEpoch(), CurrentLeaderEpoch: 3, Now: clock.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return div
+	}
+	div := fetch()
+	if div == nil || *div != (DivergingEpoch{1, 5}) {
+		t.Fatalf("diverging %+v, want {1 5}", div)
+	}
+	if err := b.TruncateTo(div.EndOffset); err != nil {
+		t.Fatal(err)
+	}
+	if b.LogEndOffset() != 5 || b.LastFetchedEpoch() != 1 {
+		t.Fatalf("after truncation: LEO %d, last epoch %d", b.LogEndOffset(), b.LastFetchedEpoch())
+	}
+	if div := fetch(); div != nil {
+		t.Fatalf("still diverging after truncation: %+v", div)
+	}
+	copyLog(t, a, b)
+	if div := fetch(); div != nil {
+		t.Fatalf("diverging after catching up: %+v", div)
+	}
+	wantHW(t, a, 8)
+	ra, _ := a.Log().Read(0, math.MaxInt32, math.MaxInt64, true)
+	rb, _ := b.Log().Read(0, math.MaxInt32, math.MaxInt64, true)
+	if !bytes.Equal(ra.Data, rb.Data) {
+		t.Fatal("logs differ after the follower caught up")
+	}
+	for _, e := range []int32{1, 2, 3} {
+		ae, ao := a.EndOffsetForEpoch(e)
+		be, bo := b.EndOffsetForEpoch(e)
+		if ae != be || ao != bo {
+			t.Fatalf("epoch %d: leader (%d, %d), follower (%d, %d)", e, ae, ao, be, bo)
+		}
 	}
 }
