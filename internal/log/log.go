@@ -53,6 +53,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -401,7 +402,8 @@ func (l *Log) load(dirClean bool) error {
 	}
 	if len(segs) > 0 {
 		if end := segs[len(segs)-1].next; start > end {
-			// Everything below the persisted start offset is gone: start over there.
+			// Everything below the persisted start offset is gone: start over there (and
+			// drop the epochs of that data, below).
 			for _, s := range segs {
 				s.close()
 			}
@@ -412,6 +414,14 @@ func (l *Log) load(dirClean bool) error {
 		}
 	}
 	if len(segs) == 0 {
+		// No data at all: the epochs cached below the start describe data that is gone.
+		kept := slices.DeleteFunc(slices.Clone(l.mu.epochs), func(e epochEntry) bool { return e.start < start })
+		if len(kept) != len(l.mu.epochs) {
+			l.mu.epochs = kept
+			if err := writeEpochs(l.fs, l.dir, kept); err != nil {
+				return err
+			}
+		}
 		s, err := openSegment(l.fs, l.dir, start, true)
 		if err != nil {
 			return err
@@ -494,22 +504,65 @@ type AppendResult struct {
 func (l *Log) Append(batch []byte, leaderEpoch int32, logAppendTime int64) (AppendResult, error) {
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
+	h, err := l.checkAppendLocked(batch)
+	if err != nil {
+		return AppendResult{}, err
+	}
+	return l.appendLocked(batch, h, l.mu.endOffset, leaderEpoch, logAppendTime, false)
+}
+
+// ErrNotLogEnd is returned by AppendReplica for a batch whose base offset is not the log end
+// offset: the follower and its leader disagree on where the log ends.
+var ErrNotLogEnd = errors.New("replicated batch does not start at the log end offset")
+
+// AppendReplica writes ONE batch a follower fetched from its leader (the caller validated it,
+// CRC included) as it is: its base offset, which must equal LogEndOffset (else ErrNotLogEnd),
+// its partition leader epoch and its timestamps are kept, the bytes are not rewritten. A
+// partition leader epoch above the latest cached epoch starts that epoch at this batch in the
+// leader-epoch cache, before the batch is written. Durability (the flush policy), rolling and
+// indexing are Append's.
+//
+// INVARIANT: offsets are contiguous and strictly increasing, as for Append.
+func (l *Log) AppendReplica(batch []byte) (AppendResult, error) {
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	h, err := l.checkAppendLocked(batch)
+	if err != nil {
+		return AppendResult{}, err
+	}
+	if h.BaseOffset != l.mu.endOffset {
+		return AppendResult{}, fmt.Errorf("append replica batch at offset %d, log end offset is %d: %w",
+			h.BaseOffset, l.mu.endOffset, ErrNotLogEnd)
+	}
+	return l.appendLocked(batch, h, h.BaseOffset, h.PartitionLeaderEpoch, -1, true)
+}
+
+// checkAppendLocked refuses an append to a closed or failed log and a batch whose framing does
+// not hold. REQUIRES: appendMu held.
+func (l *Log) checkAppendLocked(batch []byte) (record.BatchHeader, error) {
 	if l.mu.closed {
-		return AppendResult{}, ErrLogClosed
+		return record.BatchHeader{}, ErrLogClosed
 	}
 	if f := l.failed.Load(); f != nil {
-		return AppendResult{}, fmt.Errorf("append: %w earlier: %w", ErrLogFailed, f.err)
+		return record.BatchHeader{}, fmt.Errorf("append: %w earlier: %w", ErrLogFailed, f.err)
 	}
 	h, err := record.ParseHeader(batch)
 	if err != nil {
-		return AppendResult{}, fmt.Errorf("append: %w", err)
+		return h, fmt.Errorf("append: %w", err)
 	}
 	if h.Size() != len(batch) || h.LastOffsetDelta < 0 {
-		return AppendResult{}, fmt.Errorf("append: batch of %d bytes, length field %d, lastOffsetDelta %d: %w",
+		return h, fmt.Errorf("append: batch of %d bytes, length field %d, lastOffsetDelta %d: %w",
 			len(batch), h.Length, h.LastOffsetDelta, record.ErrCorrupt)
 	}
+	return h, nil
+}
+
+// appendLocked writes batch at base (the log end offset). A leader append (replica false)
+// rewrites the base offset, the leader epoch and, when logAppendTime >= 0, the timestamp; a
+// replica append writes the bytes as they are. REQUIRES: appendMu held; base == endOffset.
+func (l *Log) appendLocked(batch []byte, h record.BatchHeader, base int64, leaderEpoch int32, logAppendTime int64, replica bool) (AppendResult, error) {
+	var err error
 	nowMs := l.clock.Now().UnixMilli()
-	base := l.mu.endOffset
 	if base > math.MaxInt64-1-int64(h.LastOffsetDelta) {
 		return AppendResult{}, fmt.Errorf("append: offset overflow: %w", record.ErrCorrupt)
 	}
@@ -528,10 +581,12 @@ func (l *Log) Append(batch []byte, leaderEpoch int32, logAppendTime int64) (Appe
 		}
 	}
 
-	record.SetBaseOffset(batch, base)
-	record.SetPartitionLeaderEpoch(batch, leaderEpoch)
 	maxTs, stamped := h.MaxTimestamp, int64(-1)
-	if logAppendTime >= 0 {
+	if !replica {
+		record.SetBaseOffset(batch, base)
+		record.SetPartitionLeaderEpoch(batch, leaderEpoch)
+	}
+	if !replica && logAppendTime >= 0 {
 		record.SetLogAppendTime(batch, logAppendTime)
 		maxTs, stamped = logAppendTime, logAppendTime
 	}

@@ -177,11 +177,16 @@ var ErrRemovedWhileOpening = errors.New("partition removed while it was being op
 // Ensure opens the partition if it is not open yet, creating its directory if needed. Concurrent
 // calls for one partition open it once; the others wait for that open and share its outcome.
 // The manager's lock is not held while the partition is opened (see Manager).
+//
+// leaderEpoch >= 0 makes it the sole leader of that epoch (a single-node partition), and raises
+// the epoch of an open single-replica one; leaderEpoch < 0 opens it with no role. A partition
+// with a multi-replica role (BecomeLeader with followers, BecomeFollower) keeps it: the replica
+// manager alone changes those.
 func (m *Manager) Ensure(topic string, p int32, s Settings, leaderEpoch int32) (*Partition, error) {
 	for {
 		if part := m.Get(topic, p); part != nil {
-			if part.LeaderEpoch() < leaderEpoch {
-				if err := part.BecomeLeader(leaderEpoch); err != nil {
+			if part.LeaderEpoch() < leaderEpoch && !part.replicated() {
+				if err := part.BecomeSoleLeader(leaderEpoch); err != nil {
 					return nil, err
 				}
 			}

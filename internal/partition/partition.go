@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
@@ -29,17 +30,21 @@ type Settings struct {
 	// (and an offset commit, on __consumer_offsets) is answered only once its batches are on disk,
 	// through the log dir's group-commit Syncer.
 	SyncBeforeAck bool
+	// ReplicaLagTimeMax is replica.lag.time.max.ms, for the high watermark rule (a caught-up
+	// replica outside the ISR counts); 0: DefaultReplicaLagTimeMax.
+	ReplicaLagTimeMax time.Duration
 }
 
 // Partition is a replica of one topic partition on this broker.
 //
-// Lock order: appendMu before the log's internal locks. Readers (fetch, list offsets) do not take
+// Lock order: appendMu, then rep, then the log's internal locks, then watchMu. Readers (fetch, list offsets) do not take
 // appendMu: they read the log, which is safe concurrently with appends, and the atomics.
 type Partition struct {
 	Topic string
 	Index int32
 
 	log      *log.Log
+	path     string // the partition's directory
 	dir      *LogDir
 	syncer   *log.Syncer // the log dir's; used when Settings.SyncBeforeAck
 	settings atomic.Pointer[Settings]
@@ -47,13 +52,22 @@ type Partition struct {
 
 	appendMu  sync.Mutex
 	producers producerStates // REQUIRES: appendMu
+	// replayedFrom is the offset Open replayed batch headers from to rebuild producers (the
+	// snapshot's, or the log start): for tests.
+	replayedFrom int64
 
 	// highWatermark is the offset below which records are committed and visible to consumers.
 	// INVARIANT: LogStartOffset <= highWatermark <= LogEndOffset.
 	highWatermark      atomic.Int64
 	startHighWatermark int64 // set by Open: StartHighWatermark of the checkpoint
 	leaderEpoch        atomic.Int32
-	isrSize            atomic.Int32
+	isrSize            atomic.Int32 // size of the committed ISR (0 on a follower)
+	role               atomic.Int32 // a role, mirrored from rep.role for lock-free reads
+
+	rep struct {
+		sync.Mutex
+		replication
+	}
 
 	watchMu  sync.Mutex
 	watchers map[chan<- struct{}]struct{} // signalled (non-blocking) when the high watermark moves
@@ -126,6 +140,7 @@ func Open(dir, topic string, index int32, s Settings, leaderEpoch int32, clock l
 		Topic:     topic,
 		Index:     index,
 		log:       l,
+		path:      dir,
 		dir:       ld,
 		syncer:    ld.Syncer,
 		clock:     clock,
@@ -133,24 +148,25 @@ func Open(dir, topic string, index int32, s Settings, leaderEpoch int32, clock l
 		watchers:  make(map[chan<- struct{}]struct{}),
 	}
 	p.settings.Store(&s)
-	p.isrSize.Store(1)
+	p.leaderEpoch.Store(-1)
 	if err := p.rebuildProducerState(); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("open partition %s-%d: %w", topic, index, err)
 	}
 	// Start from the checkpointed high watermark, as Kafka does, so that a replica never exposes
-	// more than was known committed; then the leader's rule: the high watermark is the smallest
-	// log end offset in the ISR, and a single replica is its own ISR, so everything recovered is
-	// committed.
+	// more than was known committed. A leaderEpoch >= 0 makes it the sole leader (a single-node
+	// partition): then the leader's rule, the high watermark is the smallest log end offset in
+	// the ISR, and a single replica is its own ISR, so everything recovered is committed. A
+	// leaderEpoch < 0 opens it with no role, for the replica manager to give it one
+	// (BecomeLeader, BecomeFollower).
 	cp, ok := ld.HighWatermarks[DirName(topic, index)]
 	p.startHighWatermark = StartHighWatermark(cp, ok, l.LogStartOffset(), l.LogEndOffset())
 	p.highWatermark.Store(p.startHighWatermark)
-	if p.isrSize.Load() == 1 {
-		p.highWatermark.Store(l.LogEndOffset())
-	}
-	if err := p.BecomeLeader(leaderEpoch); err != nil {
-		l.Close()
-		return nil, err
+	if leaderEpoch >= 0 {
+		if err := p.BecomeSoleLeader(leaderEpoch); err != nil {
+			l.Close()
+			return nil, err
+		}
 	}
 	return p, nil
 }
@@ -170,27 +186,21 @@ func StartHighWatermark(checkpointed int64, ok bool, logStart, logEnd int64) int
 // leader's rule moved it to the log end offset.
 func (p *Partition) StartedFrom() int64 { return p.startHighWatermark }
 
-// rebuildProducerState replays batch headers to restore idempotent producer state after a restart.
+// rebuildProducerState restores idempotent producer state after a restart: from the producer
+// snapshot Close wrote (snapshot.go) and the batches after it, or by replaying every batch header
+// of the log when there is no usable snapshot.
 func (p *Partition) rebuildProducerState() error {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
-	return p.log.ScanHeaders(p.log.LogStartOffset(), func(h record.BatchHeader) error {
+	from := p.log.LogStartOffset()
+	if ps, off, ok := p.loadProducerSnapshot(); ok {
+		p.producers, from = ps, off
+	}
+	p.replayedFrom = from
+	return p.log.ScanHeaders(from, func(h record.BatchHeader) error {
 		p.producers.update(h)
 		return nil
 	})
-}
-
-// BecomeLeader records a new leader epoch starting at the current log end offset.
-func (p *Partition) BecomeLeader(epoch int32) error {
-	p.appendMu.Lock()
-	defer p.appendMu.Unlock()
-	p.leaderEpoch.Store(epoch)
-	if p.log.LatestEpoch() < epoch {
-		if err := p.log.AssignEpoch(epoch, p.log.LogEndOffset()); err != nil {
-			return fmt.Errorf("partition %s-%d: assign leader epoch %d: %w", p.Topic, p.Index, epoch, err)
-		}
-	}
-	return nil
 }
 
 // UpdateSettings applies changed topic configuration.
@@ -227,6 +237,7 @@ func (p *Partition) Log() *log.Log { return p.log }
 // AppendResult is what a produce answers for a partition.
 type AppendResult struct {
 	BaseOffset     int64
+	LastOffset     int64 // the last offset appended (of the original, for a duplicate): acks=all waits for it
 	LogAppendTime  int64 // -1 unless the topic uses LogAppendTime
 	LogStartOffset int64
 }
@@ -293,6 +304,9 @@ func (p *Partition) Append(records []byte, acks int16, origin Origin) (AppendRes
 	if err := p.offline(); err != nil {
 		return res, err
 	}
+	if !p.IsLeader() {
+		return res, p.notLeader()
+	}
 	if acks == -1 && int(p.isrSize.Load()) < s.MinInsyncReplicas {
 		return res, fmt.Errorf("partition %s-%d has %d in-sync replicas, min.insync.replicas is %d: %w",
 			p.Topic, p.Index, p.isrSize.Load(), s.MinInsyncReplicas, kerr.NotEnoughReplicas)
@@ -352,18 +366,23 @@ func (p *Partition) appendValidated(batches [][]byte, headers []record.BatchHead
 	res := AppendResult{BaseOffset: -1, LogAppendTime: -1}
 	var appendTime int64 = -1
 	if s.LogAppendTime {
-		appendTime = p.clock.Now().UnixMilli()
+		appendTime = p.now().UnixMilli()
 	}
 
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
+	// Roles change under appendMu: checked again here, nothing is appended once this replica
+	// stopped leading (BecomeFollower ran after Append's first check).
+	if !p.IsLeader() {
+		return res, p.notLeader()
+	}
 	if h := headers[0]; h.ProducerID >= 0 {
 		dup, err := p.producers.check(h)
 		if err != nil {
 			return res, fmt.Errorf("partition %s-%d: %w", p.Topic, p.Index, err)
 		}
 		if dup != nil {
-			res.BaseOffset = dup.baseOffset
+			res.BaseOffset, res.LastOffset = dup.baseOffset, dup.lastOffset
 			res.LogStartOffset = p.log.LogStartOffset()
 			if s.LogAppendTime {
 				res.LogAppendTime = dup.timestamp
@@ -386,11 +405,19 @@ func (p *Partition) appendValidated(batches [][]byte, headers []record.BatchHead
 		if i == 0 {
 			res.BaseOffset = ar.BaseOffset
 		}
+		res.LastOffset = ar.LastOffset
 	}
 	res.LogAppendTime = appendTime
 	res.LogStartOffset = p.log.LogStartOffset()
-	// One replica: the write is committed as soon as it is in the log.
-	p.advanceHighWatermark(p.log.LogEndOffset())
+	// One replica: the write is committed as soon as it is in the log; more: once the
+	// maximal ISR has it (FollowerFetched moves the high watermark then).
+	p.rep.Lock()
+	hw := p.highWatermark.Load()
+	p.updateHighWatermarkLocked(p.now())
+	if p.highWatermark.Load() == hw && len(p.rep.replicas) > 1 {
+		p.signalWatchers() // followers' fetches wait for new data, not for the high watermark
+	}
+	p.rep.Unlock()
 	return res, nil
 }
 
@@ -417,6 +444,11 @@ func (p *Partition) advanceHighWatermark(hw int64) {
 		return
 	}
 	p.highWatermark.Store(hw)
+	p.signalWatchers()
+}
+
+// signalWatchers wakes the waiting fetches (without blocking).
+func (p *Partition) signalWatchers() {
 	p.watchMu.Lock()
 	for ch := range p.watchers {
 		select {
@@ -428,7 +460,8 @@ func (p *Partition) advanceHighWatermark(hw int64) {
 }
 
 // Watch registers ch to be signalled (without blocking: give it a buffer of one) whenever the
-// high watermark moves, until the returned function is called. Long-polling fetches use it.
+// high watermark moves, and on a partition with followers whenever data is appended, until the
+// returned function is called. Long-polling fetches use it.
 func (p *Partition) Watch(ch chan<- struct{}) (unwatch func()) {
 	p.watchMu.Lock()
 	p.watchers[ch] = struct{}{}
@@ -564,6 +597,12 @@ func (p *Partition) TruncateTo(offset int64) error {
 	}
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
+	if offset >= p.log.LogEndOffset() {
+		return nil
+	}
+	if err := p.removeProducerSnapshot(); err != nil {
+		return fmt.Errorf("%v: %w", err, kerr.KafkaStorageError)
+	}
 	if err := p.log.TruncateTo(offset); err != nil {
 		if errors.Is(err, log.ErrOffsetOutOfRange) {
 			return fmt.Errorf("partition %s-%d: %v: %w", p.Topic, p.Index, err, kerr.OffsetOutOfRange)
@@ -605,8 +644,22 @@ func (p *Partition) CheckLeaderEpoch(current int32) error {
 	return nil
 }
 
-// Close flushes and closes the log.
-func (p *Partition) Close() error { return p.log.Close() }
+// Close writes the producer snapshot (a failure is logged: the previous snapshot, if any, stays
+// valid, or the next Open replays the log) and flushes and closes the log.
+func (p *Partition) Close() error {
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	if p.dir.Err() == nil && p.log.Failed() == nil {
+		if err := p.writeProducerSnapshot(); err != nil {
+			logger := p.dir.Logger
+			if logger == nil {
+				logger = slog.Default()
+			}
+			logger.Warn("producer snapshot not written: the next start replays the log", "err", err)
+		}
+	}
+	return p.log.Close()
+}
 
 // Delete closes the log and removes its files.
 func (p *Partition) Delete() error { return p.log.Delete() }
