@@ -17,7 +17,7 @@ const testBackoff = time.Second
 
 func testFetcher(clock Clock) *fetcher {
 	return newFetcher(fetcherConfig{nodeID: 2, leader: 1, brokerEpoch: func() int64 { return 7 },
-		addr: func(int32) (string, bool) { return "leader:9092", true },
+		addr:  func(int32) (string, bool) { return "leader:9092", true },
 		clock: clock, logger: discardLogger(), waitMax: DefaultFetchWaitMax, backoff: testBackoff,
 		maxBytes: DefaultFetchMaxBytes, respMax: DefaultFetchResponseMaxBytes})
 }

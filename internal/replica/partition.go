@@ -34,7 +34,9 @@ func (p partitionLocal) becomeFollower(leader, leaderEpoch, partitionEpoch int32
 	return p.BecomeFollower(leader, leaderEpoch, partitionEpoch)
 }
 
-func (p partitionLocal) updateISR(isr []int32, partitionEpoch int32) { p.UpdateISR(isr, partitionEpoch) }
+func (p partitionLocal) updateISR(isr []int32, partitionEpoch int32) {
+	p.UpdateISR(isr, partitionEpoch)
+}
 
 func (p partitionLocal) isrChange(now time.Time, lagMax time.Duration) ([]int32, bool) {
 	return p.ISRChange(now, lagMax)
