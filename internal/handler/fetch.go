@@ -14,10 +14,18 @@ package handler
 // incremental fetch reads, and waits on, every partition of its session, and answers with the
 // partitions that changed. v13+ names topics by id. v9+ CurrentLeaderEpoch is checked
 // (FENCED/UNKNOWN_LEADER_EPOCH).
+//
+// A fetch from a follower replica (v15+ ReplicaState.ID >= 0; ReplicaID before) reads up to the
+// log end offset, not the high watermark, and reports its fetch offset to the leader
+// (partition.FollowerFetched), which answers DivergingEpoch when the follower's log stopped
+// matching (then nothing is read) and moves the high watermark. Only the leader serves either
+// kind of fetch: a non-leader answers NOT_LEADER_OR_FOLLOWER, with CurrentLeader and the leader's
+// endpoint (KIP-951) when the metadata knows it; so does FENCED_LEADER_EPOCH.
 
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -50,7 +58,7 @@ func (h *Handler) handleFetch(ctx context.Context, req *server.Request) (kmsg.Re
 		}
 	}()
 	for {
-		resp, secs, size, stop, parts := h.fetchOnce(r, topics)
+		resp, secs, size, stop, parts := h.fetchOnce(req, r, topics)
 		if stop || size >= int64(r.MinBytes) || r.MaxWaitMillis <= 0 || !time.Now().Before(deadline) {
 			resp.SessionID, secs = h.sessions.finish(fc, resp, secs)
 			return &server.Chunked{Response: resp, Chunks: encodeFetch(resp, secs)}, nil
@@ -105,9 +113,14 @@ func groupFetchItems(items []fetchItem, byID bool) []fetchTopic {
 // fetchOnce builds a response from what is readable now: the record data of partition
 // [topic][partition] is in secs, as segment file sections. size counts record bytes; stop is true
 // when a partition error means the client needs the answer at once; parts are the partitions read.
-func (h *Handler) fetchOnce(r *kmsg.FetchRequest, topics []fetchTopic) (resp *kmsg.FetchResponse, secs [][][]log.Section, size int64, stop bool, parts []*partition.Partition) {
+func (h *Handler) fetchOnce(req *server.Request, r *kmsg.FetchRequest, topics []fetchTopic) (resp *kmsg.FetchResponse, secs [][][]log.Section, size int64, stop bool, parts []*partition.Partition) {
 	resp = r.ResponseKind().(*kmsg.FetchResponse)
 	im := h.meta.Image()
+	replicaID, brokerEpoch := r.ReplicaID, int64(-1)
+	if r.Version >= 15 {
+		replicaID, brokerEpoch = r.ReplicaState.ID, r.ReplicaState.Epoch
+	}
+	leaders := map[int32]bool{} // brokers named in CurrentLeader, for resp.Brokers
 	readCommitted := r.IsolationLevel == 1
 	budget := int64(r.MaxBytes)
 	if r.MaxBytes <= 0 {
@@ -149,13 +162,31 @@ func (h *Handler) fetchOnce(r *kmsg.FetchRequest, topics []fetchTopic) (resp *km
 			if err == nil {
 				err = p.CheckLeaderEpoch(rp.leaderEpoch)
 			}
+			var div *partition.DivergingEpoch
+			if err == nil && replicaID >= 0 {
+				div, err = p.FollowerFetched(partition.FollowerFetch{ReplicaID: replicaID, BrokerEpoch: brokerEpoch,
+					FetchOffset: rp.fetchOffset, LastFetchedEpoch: rp.lastFetchedEpoch, CurrentLeaderEpoch: rp.leaderEpoch, Now: time.Now()})
+			}
 			if err != nil {
 				sp.ErrorCode = errorCode(err)
+				if sp.ErrorCode == kerr.NotLeaderForPartition.Code || sp.ErrorCode == kerr.FencedLeaderEpoch.Code {
+					if mp, ok := metaPartition(t, rp.partition); ok && mp.Leader >= 0 {
+						sp.CurrentLeader.LeaderID, sp.CurrentLeader.LeaderEpoch = mp.Leader, mp.LeaderEpoch
+						leaders[mp.Leader] = true
+					}
+				}
 				stop = true
 				st.Partitions = append(st.Partitions, sp)
 				continue
 			}
 			parts = append(parts, p)
+			if div != nil {
+				sp.DivergingEpoch.Epoch, sp.DivergingEpoch.EndOffset = div.Epoch, div.EndOffset
+				sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = p.HighWatermark(), p.LastStableOffset(), p.LogStartOffset()
+				stop = true
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
 			sp.HighWatermark = p.HighWatermark()
 			sp.LastStableOffset = p.LastStableOffset()
 			sp.LogStartOffset = p.LogStartOffset()
@@ -167,7 +198,13 @@ func (h *Handler) fetchOnce(r *kmsg.FetchRequest, topics []fetchTopic) (resp *km
 				limit = budget
 			}
 			if limit > 0 || size == 0 {
-				ps, err := p.ReadSections(rp.fetchOffset, int32(limit), readCommitted, size == 0)
+				var ps []log.Section
+				var err error
+				if replicaID >= 0 {
+					ps, err = p.ReadReplica(rp.fetchOffset, int32(limit), size == 0)
+				} else {
+					ps, err = p.ReadSections(rp.fetchOffset, int32(limit), readCommitted, size == 0)
+				}
 				if err != nil {
 					sp.ErrorCode = errorCode(err)
 					stop = true
@@ -182,7 +219,41 @@ func (h *Handler) fetchOnce(r *kmsg.FetchRequest, topics []fetchTopic) (resp *km
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
+	if r.Version >= 16 {
+		resp.Brokers = h.leaderEndpoints(req, im, leaders, resp.Brokers)
+	}
 	return resp, secs, size, stop, parts
+}
+
+// metaPartition is partition index of t in the metadata.
+func metaPartition(t *metadata.Topic, index int32) (metadata.Partition, bool) {
+	if t == nil || index < 0 || int(index) >= len(t.Partitions) {
+		return metadata.Partition{}, false
+	}
+	return t.Partitions[index], true
+}
+
+// leaderEndpoints appends to dst the endpoints of the brokers in ids, by id (KIP-951: the
+// leaders a NOT_LEADER_OR_FOLLOWER answer names, so the client moves without a metadata round
+// trip).
+func (h *Handler) leaderEndpoints(req *server.Request, im *metadata.Image, ids map[int32]bool, dst []kmsg.FetchResponseBroker) []kmsg.FetchResponseBroker {
+	sorted := make([]int32, 0, len(ids))
+	for id := range ids {
+		sorted = append(sorted, id)
+	}
+	slices.Sort(sorted)
+	for _, id := range sorted {
+		if b, ok := im.Broker(id); ok {
+			e := h.brokerEndpoint(req, b)
+			fb := kmsg.NewFetchResponseBroker()
+			fb.NodeID, fb.Host, fb.Port = id, e.Host, e.Port
+			if b.Rack != "" {
+				fb.Rack = kmsg.StringPtr(b.Rack)
+			}
+			dst = append(dst, fb)
+		}
+	}
+	return dst
 }
 
 // leaderPartition returns the local leader replica of a partition of t, or the Kafka error.
@@ -191,7 +262,7 @@ func (h *Handler) leaderPartition(t *metadata.Topic, index int32) (*partition.Pa
 		return nil, fmt.Errorf("%s-%d: %w", t.Name, index, kerr.UnknownTopicOrPartition)
 	}
 	p := h.parts.Get(t.Name, index)
-	if p == nil || t.Partitions[index].Leader != h.opts.NodeID {
+	if p == nil || t.Partitions[index].Leader != h.opts.NodeID || !p.IsLeader() {
 		return nil, fmt.Errorf("%s-%d: %w", t.Name, index, kerr.NotLeaderForPartition)
 	}
 	return p, nil

@@ -13,8 +13,9 @@ import (
 // instead of RecordBatches (or, for a log on a filesystem without OS files, their bytes). The bytes are exactly what kmsg's FetchResponse.AppendTo produces for
 // the same response with the records inlined (TestEncodeFetchMatchesKmsg).
 //
-// It writes no tagged fields: Moldau never sets DivergingEpoch, CurrentLeader, SnapshotID or
-// NodeEndpoints.
+// Of the tagged fields (v12+) it writes the ones Moldau sets: a partition's DivergingEpoch and
+// CurrentLeader, and the response's NodeEndpoints (Brokers, for v16+), in kmsg's order and only
+// when they differ from their defaults, as kmsg does; never SnapshotID or unknown tags.
 func encodeFetch(resp *kmsg.FetchResponse, secs [][][]log.Section) []server.Chunk {
 	v := resp.Version
 	flex := v >= 12
@@ -95,7 +96,7 @@ func encodeFetch(resp *kmsg.FetchResponse, secs [][][]log.Section) []server.Chun
 				dst = make([]byte, 0, 256)
 			}
 			if flex {
-				dst = append(dst, 0) // no tagged fields
+				dst = appendPartitionTags(dst, p)
 			}
 		}
 		if flex {
@@ -103,9 +104,55 @@ func encodeFetch(resp *kmsg.FetchResponse, secs [][][]log.Section) []server.Chun
 		}
 	}
 	if flex {
-		dst = append(dst, 0)
+		if len(resp.Brokers) == 0 {
+			dst = append(dst, 0)
+		} else {
+			var body []byte
+			body = kbin.AppendCompactArrayLen(body, len(resp.Brokers))
+			for _, b := range resp.Brokers {
+				body = kbin.AppendInt32(body, b.NodeID)
+				body = kbin.AppendCompactString(body, b.Host)
+				body = kbin.AppendInt32(body, b.Port)
+				body = kbin.AppendCompactNullableString(body, b.Rack)
+				body = append(body, 0)
+			}
+			dst = kbin.AppendUvarint(dst, 1) // one tag
+			dst = kbin.AppendUvarint(dst, 0) // NodeEndpoints
+			dst = kbin.AppendUvarint(dst, uint32(len(body)))
+			dst = append(dst, body...)
+		}
 	}
 	return append(chunks, server.Chunk{Bytes: dst})
+}
+
+// appendPartitionTags writes a partition's tagged fields: DivergingEpoch (tag 0) and
+// CurrentLeader (tag 1) when set.
+func appendPartitionTags(dst []byte, p *kmsg.FetchResponseTopicPartition) []byte {
+	div := p.DivergingEpoch.Epoch != -1 || p.DivergingEpoch.EndOffset != -1
+	cur := p.CurrentLeader.LeaderID != -1 || p.CurrentLeader.LeaderEpoch != -1
+	n := uint32(0)
+	if div {
+		n++
+	}
+	if cur {
+		n++
+	}
+	dst = kbin.AppendUvarint(dst, n)
+	if div {
+		dst = kbin.AppendUvarint(dst, 0)
+		dst = kbin.AppendUvarint(dst, 4+8+1)
+		dst = kbin.AppendInt32(dst, p.DivergingEpoch.Epoch)
+		dst = kbin.AppendInt64(dst, p.DivergingEpoch.EndOffset)
+		dst = append(dst, 0)
+	}
+	if cur {
+		dst = kbin.AppendUvarint(dst, 1)
+		dst = kbin.AppendUvarint(dst, 4+4+1)
+		dst = kbin.AppendInt32(dst, p.CurrentLeader.LeaderID)
+		dst = kbin.AppendInt32(dst, p.CurrentLeader.LeaderEpoch)
+		dst = append(dst, 0)
+	}
+	return dst
 }
 
 func appendArrayLen(dst []byte, n int, flex bool) []byte {

@@ -45,6 +45,12 @@ func TestEncodeFetchMatchesKmsg(t *testing.T) {
 					rp := kmsg.NewFetchResponseTopicPartition()
 					rp.Partition = int32(pi)
 					rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = rng.Int63(), rng.Int63(), rng.Int63()
+					if rng.Intn(3) == 0 {
+						rp.DivergingEpoch.Epoch, rp.DivergingEpoch.EndOffset = rng.Int31(), rng.Int63()
+					}
+					if rng.Intn(3) == 0 {
+						rp.CurrentLeader.LeaderID, rp.CurrentLeader.LeaderEpoch = rng.Int31(), rng.Int31()
+					}
 					if rng.Intn(2) == 0 {
 						rp.AbortedTransactions = []kmsg.FetchResponseTopicPartitionAbortedTransaction{{ProducerID: 7, FirstOffset: 9}}
 					}
@@ -63,6 +69,14 @@ func TestEncodeFetchMatchesKmsg(t *testing.T) {
 				}
 				resp.Topics = append(resp.Topics, rt)
 				secs = append(secs, tsecs)
+			}
+			for bi := 0; bi < rng.Intn(3); bi++ {
+				b := kmsg.NewFetchResponseBroker()
+				b.NodeID, b.Host, b.Port = rng.Int31(), "host-"+string(rune('a'+bi)), rng.Int31()
+				if bi == 1 {
+					b.Rack = kmsg.StringPtr("rack-1")
+				}
+				resp.Brokers = append(resp.Brokers, b)
 			}
 
 			got := materialize(t, encodeFetch(resp, secs))

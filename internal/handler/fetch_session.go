@@ -59,6 +59,8 @@ type fetchItem struct {
 	fetchOffset int64
 	maxBytes    int32
 	leaderEpoch int32
+	// lastFetchedEpoch is a follower's LastFetchedEpoch (v12+), -1 absent.
+	lastFetchedEpoch int32
 }
 
 func (it *fetchItem) key(byID bool) sessionKey {
@@ -207,7 +209,8 @@ func (c *fetchSessionCache) newContext(r *kmsg.FetchRequest) (*fetchContext, int
 }
 
 func requestItem(rt kmsg.FetchRequestTopic, rp kmsg.FetchRequestTopicPartition, byID bool) fetchItem {
-	it := fetchItem{partition: rp.Partition, fetchOffset: rp.FetchOffset, maxBytes: rp.PartitionMaxBytes, leaderEpoch: rp.CurrentLeaderEpoch}
+	it := fetchItem{partition: rp.Partition, fetchOffset: rp.FetchOffset, maxBytes: rp.PartitionMaxBytes, leaderEpoch: rp.CurrentLeaderEpoch,
+		lastFetchedEpoch: rp.LastFetchedEpoch}
 	if byID {
 		it.id = rt.TopicID
 	} else {
@@ -245,7 +248,7 @@ func (c *fetchSessionCache) finish(fc *fetchContext, resp *kmsg.FetchResponse, s
 				k = sessionKey{id: rt.TopicID, partition: rp.Partition}
 			}
 			sp := s.index[k]
-			include := sp == nil || len(ps) > 0 || rp.ErrorCode != 0 ||
+			include := sp == nil || len(ps) > 0 || rp.ErrorCode != 0 || rp.DivergingEpoch.EndOffset >= 0 ||
 				rp.HighWatermark != sp.hw || rp.LastStableOffset != sp.lso || rp.LogStartOffset != sp.logStart
 			if sp != nil {
 				sp.hw, sp.lso, sp.logStart = rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset

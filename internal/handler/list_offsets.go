@@ -7,6 +7,10 @@ package handler
 // -4 (v8+): the earliest local offset (= log start, there is no tiered storage); -5 (v9+): the
 // latest tiered offset (-1: nothing is tiered). A timestamp >= 0 gives the first offset whose
 // timestamp is at least that, or offset -1 when there is none. v4+ CurrentLeaderEpoch is checked.
+//
+// Only the leader answers (NOT_LEADER_OR_FOLLOWER elsewhere). A new leader whose high watermark
+// is still below the start of its epoch answers OFFSET_NOT_AVAILABLE to -1 and to a timestamp it
+// finds no offset for below the high watermark, as Kafka does (KIP-207): the client retries.
 
 import (
 	"context"
@@ -56,6 +60,9 @@ func (h *Handler) handleListOffsets(_ context.Context, req *server.Request) (kms
 func listOffset(p *partition.Partition, ts int64, readCommitted bool, sp *kmsg.ListOffsetsResponseTopicPartition) error {
 	switch ts {
 	case -1:
+		if err := p.CheckOffsetsAvailable(); err != nil {
+			return err
+		}
 		sp.Offset = p.HighWatermark()
 		if readCommitted {
 			sp.Offset = p.LastStableOffset()
@@ -77,6 +84,11 @@ func listOffset(p *partition.Partition, ts int64, readCommitted bool, sp *kmsg.L
 		off, t, err := p.OffsetForTimestamp(ts)
 		if err != nil {
 			return err
+		}
+		if off < 0 {
+			if err := p.CheckOffsetsAvailable(); err != nil {
+				return err
+			}
 		}
 		sp.Offset, sp.Timestamp = off, t
 	}

@@ -4,7 +4,10 @@ package handler
 //
 // For each partition: the largest leader epoch <= the requested one and the offset at which it
 // ended (the log end offset for the current epoch), from the leader-epoch checkpoint. Clients use
-// it to detect log truncation after a leader change (KIP-320).
+// it to detect log truncation after a leader change (KIP-320), and followers (v3+ ReplicaID >= 0)
+// to find where to truncate when a fetch cannot tell them (KIP-101, KIP-279). Only the leader
+// answers, for both (NOT_LEADER_OR_FOLLOWER elsewhere), as Kafka does for every replica id but the
+// debugging one.
 
 import (
 	"context"

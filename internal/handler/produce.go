@@ -9,14 +9,19 @@ package handler
 //
 // Each partition's batches are validated whole (CRC, size against max.message.bytes, idempotent
 // sequence) and then appended; a partition's error never affects another partition. acks=0 gets
-// no response. On one node, acks=1 and acks=-1 are both satisfied once the batch is in the log,
-// after min.insync.replicas is checked against the in-sync replica count. Under
-// log.flush.interval.messages=1, the default, the response waits for one group-committed sync per
-// log dir, after all of the request's appends.
+// no response. acks=-1 is refused with NOT_ENOUGH_REPLICAS before the append when the ISR is
+// smaller than min.insync.replicas. Under log.flush.interval.messages=1, the default, the response
+// waits for one group-committed sync per log dir, after all of the request's appends; then acks=-1
+// waits, up to the request's timeout, until the high watermark covers the partition's batches
+// (partition.WaitReplicated: REQUEST_TIMED_OUT, NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+// NOT_LEADER_OR_FOLLOWER). One replica: its high watermark is the log end offset, so acks=-1 is
+// acks=1. A broker that is not the leader answers NOT_LEADER_OR_FOLLOWER with CurrentLeader and
+// the leader's endpoint (v10+, KIP-951) when the metadata knows them.
 
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -29,7 +34,7 @@ import (
 
 func init() { register(kmsg.Produce, 3, 12, (*Handler).handleProduce) }
 
-func (h *Handler) handleProduce(_ context.Context, req *server.Request) (kmsg.Response, error) {
+func (h *Handler) handleProduce(ctx context.Context, req *server.Request) (kmsg.Response, error) {
 	r := req.Msg.(*kmsg.ProduceRequest)
 	resp := r.ResponseKind().(*kmsg.ProduceResponse)
 
@@ -45,6 +50,13 @@ func (h *Handler) handleProduce(_ context.Context, req *server.Request) (kmsg.Re
 	// synced once each after every append (group commit).
 	type at struct{ topic, partition int }
 	toSync := map[*log.Syncer][]at{}
+	type replicated struct {
+		at
+		p    *partition.Partition
+		last int64
+	}
+	var toReplicate []replicated // acks=-1: wait for the high watermark after the syncs
+	leaders := map[int32]bool{}
 	im := h.meta.Image()
 	for ti, rt := range r.Topics {
 		st := kmsg.NewProduceResponseTopic()
@@ -59,14 +71,23 @@ func (h *Handler) handleProduce(_ context.Context, req *server.Request) (kmsg.Re
 			sp.LogStartOffset = -1
 			err := topLevel
 			if err == nil {
-				var syncer *log.Syncer
-				syncer, err = h.produceTo(t, topicOK, rt.Topic, rp, r.Acks, &sp)
-				if syncer != nil {
-					toSync[syncer] = append(toSync[syncer], at{ti, len(st.Partitions)})
+				var res produced
+				res, err = h.produceTo(t, topicOK, rt.Topic, rp, r.Acks, &sp)
+				if res.syncer != nil {
+					toSync[res.syncer] = append(toSync[res.syncer], at{ti, len(st.Partitions)})
+				}
+				if err == nil && r.Acks == -1 {
+					toReplicate = append(toReplicate, replicated{at{ti, len(st.Partitions)}, res.p, res.last})
 				}
 			}
 			if err != nil {
 				sp.ErrorCode = errorCode(err)
+				if sp.ErrorCode == kerr.NotLeaderForPartition.Code {
+					if mp, ok := metaPartition(t, rp.Partition); ok && mp.Leader >= 0 {
+						sp.CurrentLeader.LeaderID, sp.CurrentLeader.LeaderEpoch = mp.Leader, mp.LeaderEpoch
+						leaders[mp.Leader] = true
+					}
+				}
 				if r.Version >= 8 {
 					sp.ErrorMessage = errorMessage(err)
 				}
@@ -76,18 +97,41 @@ func (h *Handler) handleProduce(_ context.Context, req *server.Request) (kmsg.Re
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
+	fail := func(a at, err error) {
+		sp := &resp.Topics[a.topic].Partitions[a.partition]
+		sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = -1, -1, -1
+		sp.ErrorCode = errorCode(err)
+		if r.Version >= 8 {
+			sp.ErrorMessage = errorMessage(err)
+		}
+	}
 	for syncer, parts := range toSync {
 		if err := syncer.Sync(); err != nil {
 			err = fmt.Errorf("fsync before ack: %v: %w", err, kerr.KafkaStorageError)
 			h.log.Error("produce not durable", "err", err)
 			for _, a := range parts {
-				sp := &resp.Topics[a.topic].Partitions[a.partition]
-				sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = -1, -1, -1
-				sp.ErrorCode = errorCode(err)
-				if r.Version >= 8 {
-					sp.ErrorMessage = errorMessage(err)
-				}
+				fail(a, err)
 			}
+		}
+	}
+	if len(toReplicate) > 0 {
+		wctx, cancel := context.WithTimeout(ctx, time.Duration(max(r.TimeoutMillis, 0))*time.Millisecond)
+		for _, w := range toReplicate {
+			if resp.Topics[w.topic].Partitions[w.partition].ErrorCode != 0 {
+				continue // the sync failed
+			}
+			if err := w.p.WaitReplicated(wctx, w.last); err != nil {
+				h.log.Debug("acks=all produce not replicated", "err", err)
+				fail(w.at, err)
+			}
+		}
+		cancel()
+	}
+	if len(leaders) > 0 && r.Version >= 10 {
+		for _, fb := range h.leaderEndpoints(req, im, leaders, nil) {
+			pb := kmsg.NewProduceResponseBroker()
+			pb.NodeID, pb.Host, pb.Port, pb.Rack = fb.NodeID, fb.Host, fb.Port, fb.Rack
+			resp.Brokers = append(resp.Brokers, pb)
 		}
 	}
 	if r.Acks == 0 {
@@ -96,26 +140,33 @@ func (h *Handler) handleProduce(_ context.Context, req *server.Request) (kmsg.Re
 	return resp, nil
 }
 
-// produceTo appends one partition's batches and fills sp. It returns the syncer to wait on before
-// the ack, if the partition's flush policy asks for one.
-func (h *Handler) produceTo(t *metadata.Topic, topicOK bool, name string, rp kmsg.ProduceRequestTopicPartition, acks int16, sp *kmsg.ProduceResponseTopicPartition) (*log.Syncer, error) {
+// produced is what produceTo appended: the partition, its last offset, and the syncer to wait on
+// before the ack if the partition's flush policy asks for one.
+type produced struct {
+	p      *partition.Partition
+	last   int64
+	syncer *log.Syncer
+}
+
+// produceTo appends one partition's batches and fills sp.
+func (h *Handler) produceTo(t *metadata.Topic, topicOK bool, name string, rp kmsg.ProduceRequestTopicPartition, acks int16, sp *kmsg.ProduceResponseTopicPartition) (produced, error) {
 	if !topicOK || rp.Partition < 0 || int(rp.Partition) >= len(t.Partitions) {
-		return nil, fmt.Errorf("%s-%d: %w", name, rp.Partition, kerr.UnknownTopicOrPartition)
+		return produced{}, fmt.Errorf("%s-%d: %w", name, rp.Partition, kerr.UnknownTopicOrPartition)
 	}
 	if metadata.IsInternalTopic(name) {
 		// Only the coordinators write there (ReplicaManager.appendToLocalLog's rule).
-		return nil, fmt.Errorf("cannot append to internal topic %s: %w", name, kerr.InvalidTopicException)
+		return produced{}, fmt.Errorf("cannot append to internal topic %s: %w", name, kerr.InvalidTopicException)
 	}
-	p := h.parts.Get(name, rp.Partition)
-	if p == nil || t.Partitions[rp.Partition].Leader != h.opts.NodeID {
-		return nil, fmt.Errorf("%s-%d: %w", name, rp.Partition, kerr.NotLeaderForPartition)
+	p, err := h.leaderPartition(t, rp.Partition)
+	if err != nil {
+		return produced{}, err
 	}
 	res, err := p.Append(rp.Records, acks, partition.OriginClient)
 	if err != nil {
-		return nil, err
+		return produced{}, err
 	}
 	sp.BaseOffset = res.BaseOffset
 	sp.LogAppendTime = res.LogAppendTime
 	sp.LogStartOffset = res.LogStartOffset
-	return p.AckSyncer(), nil
+	return produced{p: p, last: res.LastOffset, syncer: p.AckSyncer()}, nil
 }

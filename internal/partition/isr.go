@@ -92,9 +92,10 @@ type ISRView struct {
 	// MinISR is the effective min.insync.replicas: the topic's, capped at the replica count (a
 	// single replica is its own quorum, as in Kafka's effectiveMinIsr).
 	MinISR int
-	// Eligible reports whether the metadata lets broker id with brokerEpoch join the ISR (not
-	// fenced, not shutting down, that very broker epoch); nil: every replica is eligible.
-	Eligible func(id int32, brokerEpoch int64) bool
+	// Eligible are the broker epochs, by broker id, of the brokers the metadata lets join the
+	// ISR (registered, unfenced, not shutting down): a follower is eligible with that very
+	// broker epoch in its fetches. nil: every replica is eligible.
+	Eligible map[int32]int64
 	Now      time.Time
 	LagMax   time.Duration
 }
@@ -111,13 +112,33 @@ func MaximalISR(isr, pending []int32) []int32 {
 	return out
 }
 
+// inMaximalISR reports whether id is in the committed or the pending ISR (without allocating).
+func inMaximalISR(isr, pending []int32, id int32) bool {
+	return slices.Contains(isr, id) || slices.Contains(pending, id)
+}
+
+// maximalISRSize is len(MaximalISR(isr, pending)) without allocating.
+func maximalISRSize(isr, pending []int32) int {
+	n := len(isr)
+	for _, id := range pending {
+		if !slices.Contains(isr, id) {
+			n++
+		}
+	}
+	return n
+}
+
 // EffectiveMinISR caps min.insync.replicas at the replica count.
 func EffectiveMinISR(minISR, replicas int) int {
 	return max(1, min(minISR, replicas))
 }
 
 func (v ISRView) eligible(r ReplicaState) bool {
-	return v.Eligible == nil || v.Eligible(r.ID, r.BrokerEpoch)
+	if v.Eligible == nil {
+		return true
+	}
+	e, ok := v.Eligible[r.ID]
+	return ok && e == r.BrokerEpoch
 }
 
 // NextHighWatermark is the high watermark the leader may have now (never below v.HighWatermark).
@@ -125,7 +146,6 @@ func NextHighWatermark(v ISRView) int64 {
 	if len(v.ISR) < v.MinISR {
 		return v.HighWatermark
 	}
-	maximal := MaximalISR(v.ISR, v.Pending)
 	hw := v.LeaderLEO
 	for _, id := range v.Replicas {
 		if id == v.Leader {
@@ -135,16 +155,18 @@ func NextHighWatermark(v ISRView) int64 {
 		if !ok {
 			r = newReplicaState(id, false, time.Time{})
 		}
-		counts := slices.Contains(maximal, id) || (r.CaughtUp(v.LeaderLEO, v.Now, v.LagMax) && v.eligible(r))
+		counts := inMaximalISR(v.ISR, v.Pending, id) || (r.CaughtUp(v.LeaderLEO, v.Now, v.LagMax) && v.eligible(r))
 		if counts && r.LogEndOffset < hw {
 			hw = r.LogEndOffset
 		}
 	}
 	// A maximal-ISR member that is not among the replicas (a stale ISR) has no state: it
 	// cannot confirm anything.
-	for _, id := range maximal {
-		if id != v.Leader && !slices.Contains(v.Replicas, id) {
-			return v.HighWatermark
+	for _, ids := range [2][]int32{v.ISR, v.Pending} {
+		for _, id := range ids {
+			if id != v.Leader && !slices.Contains(v.Replicas, id) {
+				return v.HighWatermark
+			}
 		}
 	}
 	return max(hw, v.HighWatermark)

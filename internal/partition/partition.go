@@ -225,6 +225,7 @@ func (p *Partition) Log() *log.Log { return p.log }
 // AppendResult is what a produce answers for a partition.
 type AppendResult struct {
 	BaseOffset     int64
+	LastOffset     int64 // the last offset appended (of the original, for a duplicate): acks=all waits for it
 	LogAppendTime  int64 // -1 unless the topic uses LogAppendTime
 	LogStartOffset int64
 }
@@ -358,13 +359,18 @@ func (p *Partition) appendValidated(batches [][]byte, headers []record.BatchHead
 
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
+	// Roles change under appendMu: checked again here, nothing is appended once this replica
+	// stopped leading (BecomeFollower ran after Append's first check).
+	if !p.IsLeader() {
+		return res, p.notLeader()
+	}
 	if h := headers[0]; h.ProducerID >= 0 {
 		dup, err := p.producers.check(h)
 		if err != nil {
 			return res, fmt.Errorf("partition %s-%d: %w", p.Topic, p.Index, err)
 		}
 		if dup != nil {
-			res.BaseOffset = dup.baseOffset
+			res.BaseOffset, res.LastOffset = dup.baseOffset, dup.lastOffset
 			res.LogStartOffset = p.log.LogStartOffset()
 			if s.LogAppendTime {
 				res.LogAppendTime = dup.timestamp
@@ -387,13 +393,18 @@ func (p *Partition) appendValidated(batches [][]byte, headers []record.BatchHead
 		if i == 0 {
 			res.BaseOffset = ar.BaseOffset
 		}
+		res.LastOffset = ar.LastOffset
 	}
 	res.LogAppendTime = appendTime
 	res.LogStartOffset = p.log.LogStartOffset()
 	// One replica: the write is committed as soon as it is in the log; more: once the
 	// maximal ISR has it (FollowerFetched moves the high watermark then).
 	p.rep.Lock()
+	hw := p.highWatermark.Load()
 	p.updateHighWatermarkLocked(p.now())
+	if p.highWatermark.Load() == hw && len(p.rep.replicas) > 1 {
+		p.signalWatchers() // followers' fetches wait for new data, not for the high watermark
+	}
 	p.rep.Unlock()
 	return res, nil
 }
@@ -421,6 +432,11 @@ func (p *Partition) advanceHighWatermark(hw int64) {
 		return
 	}
 	p.highWatermark.Store(hw)
+	p.signalWatchers()
+}
+
+// signalWatchers wakes the waiting fetches (without blocking).
+func (p *Partition) signalWatchers() {
 	p.watchMu.Lock()
 	for ch := range p.watchers {
 		select {
@@ -432,7 +448,8 @@ func (p *Partition) advanceHighWatermark(hw int64) {
 }
 
 // Watch registers ch to be signalled (without blocking: give it a buffer of one) whenever the
-// high watermark moves, until the returned function is called. Long-polling fetches use it.
+// high watermark moves, and on a partition with followers whenever data is appended, until the
+// returned function is called. Long-polling fetches use it.
 func (p *Partition) Watch(ch chan<- struct{}) (unwatch func()) {
 	p.watchMu.Lock()
 	p.watchers[ch] = struct{}{}

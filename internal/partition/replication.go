@@ -113,14 +113,9 @@ func (p *Partition) viewLocked(now time.Time, lagMax time.Duration) ISRView {
 		Pending:          p.rep.pending,
 		Followers:        p.rep.followers,
 		MinISR:           EffectiveMinISR(p.settings.Load().MinInsyncReplicas, len(p.rep.replicas)),
+		Eligible:         p.rep.eligible,
 		Now:              now,
 		LagMax:           lagMax,
-	}
-	if el := p.rep.eligible; el != nil {
-		v.Eligible = func(id int32, brokerEpoch int64) bool {
-			e, ok := el[id]
-			return ok && e == brokerEpoch
-		}
 	}
 	return v
 }
@@ -353,7 +348,8 @@ func (p *Partition) notLeader() error {
 // answer is that epoch and its end offset, and nothing is recorded. Otherwise the follower's log
 // end offset (the fetch offset), broker epoch and caught-up time are recorded and the high
 // watermark recomputed. Errors: NOT_LEADER_OR_FOLLOWER (not the leader, not a replica, a stale
-// broker epoch), FENCED/UNKNOWN_LEADER_EPOCH, OFFSET_OUT_OF_RANGE.
+// broker epoch), FENCED/UNKNOWN_LEADER_EPOCH, OFFSET_OUT_OF_RANGE (a fetch offset outside the
+// log, or a last fetched epoch above every epoch the leader knows).
 func (p *Partition) FollowerFetched(f FollowerFetch) (*DivergingEpoch, error) {
 	if err := p.offline(); err != nil {
 		return nil, err
@@ -376,6 +372,12 @@ func (p *Partition) FollowerFetched(f FollowerFetch) (*DivergingEpoch, error) {
 	}
 	if f.LastFetchedEpoch >= 0 {
 		epoch, end := p.log.EndOffsetForEpoch(f.LastFetchedEpoch)
+		if epoch < 0 || end < 0 {
+			// Kafka's answer too: the follower's epoch is above every epoch the leader
+			// knows, so there is no end offset to give it.
+			return nil, fmt.Errorf("partition %s-%d: no end offset for the last fetched epoch %d of follower %d: %w",
+				p.Topic, p.Index, f.LastFetchedEpoch, f.ReplicaID, kerr.OffsetOutOfRange)
+		}
 		if epoch != f.LastFetchedEpoch || end < f.FetchOffset {
 			return &DivergingEpoch{Epoch: epoch, EndOffset: end}, nil
 		}
@@ -429,7 +431,7 @@ func (p *Partition) WaitReplicated(ctx context.Context, lastOffset int64) error 
 			p.rep.Unlock()
 			return fmt.Errorf("partition %s-%d: leadership of epoch %d lost while waiting for replication: %w", p.Topic, p.Index, epoch, kerr.NotLeaderForPartition)
 		case p.highWatermark.Load() > lastOffset:
-			n := len(MaximalISR(p.rep.isr, p.rep.pending))
+			n := maximalISRSize(p.rep.isr, p.rep.pending)
 			p.rep.Unlock()
 			if n < minISR {
 				return fmt.Errorf("partition %s-%d: %d in-sync replicas after the append, min.insync.replicas is %d: %w",
@@ -477,6 +479,13 @@ func (p *Partition) CheckOffsetsAvailable() error {
 // with data it could lose in a power cut. Errors: NOT_LEADER_OR_FOLLOWER (not a follower),
 // CORRUPT_MESSAGE, log.ErrNotLogEnd (wrapped), KAFKA_STORAGE_ERROR.
 func (p *Partition) AppendAsFollower(records []byte) error {
+	return p.AppendAsFollowerIn(-1, records)
+}
+
+// AppendAsFollowerIn is AppendAsFollower for records fetched in leaderEpoch: they are refused
+// with FENCED_LEADER_EPOCH if this replica follows another epoch by the time they are appended
+// (a fetch response from a leader it no longer follows). -1: no check.
+func (p *Partition) AppendAsFollowerIn(leaderEpoch int32, records []byte) error {
 	if err := p.offline(); err != nil {
 		return err
 	}
@@ -498,7 +507,7 @@ func (p *Partition) AppendAsFollower(records []byte) error {
 		}
 		headers[i] = h
 	}
-	if err := p.appendReplicaBatches(batches, headers); err != nil {
+	if err := p.appendReplicaBatches(leaderEpoch, batches, headers); err != nil {
 		return err
 	}
 	if p.settings.Load().SyncBeforeAck {
@@ -515,9 +524,17 @@ func (p *Partition) AppendAsFollower(records []byte) error {
 	return nil
 }
 
-func (p *Partition) appendReplicaBatches(batches [][]byte, headers []record.BatchHeader) error {
+func (p *Partition) appendReplicaBatches(leaderEpoch int32, batches [][]byte, headers []record.BatchHeader) error {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
+	// Roles change under appendMu: checked again for a role change since the first check.
+	if !p.IsFollower() {
+		return fmt.Errorf("partition %s-%d: this replica is not a follower: %w", p.Topic, p.Index, kerr.NotLeaderForPartition)
+	}
+	if cur := p.leaderEpoch.Load(); leaderEpoch >= 0 && leaderEpoch != cur {
+		return fmt.Errorf("partition %s-%d: records fetched in leader epoch %d, this replica follows epoch %d: %w",
+			p.Topic, p.Index, leaderEpoch, cur, kerr.FencedLeaderEpoch)
+	}
 	for i, b := range batches {
 		if _, err := p.log.AppendReplica(b); err != nil {
 			if errors.Is(err, log.ErrNotLogEnd) {
