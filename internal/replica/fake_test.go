@@ -92,9 +92,13 @@ type fakeLog struct {
 	truncs   []int64 // offsets TruncateTo was called with
 	full     []int64 // offsets TruncateFullyAndStartAt was called with
 	failNext error   // returned by the next append or truncation
+	// tailEpoch >= 0 is an epoch-cache entry at the log end with no record in it (the replica
+	// became leader of it and wrote nothing); a truncation at the log end drops it, as Kafka's
+	// truncateTo does.
+	tailEpoch int32
 }
 
-func newFakeLog(epochs ...int32) *fakeLog { return &fakeLog{epochs: epochs} }
+func newFakeLog(epochs ...int32) *fakeLog { return &fakeLog{epochs: epochs, tailEpoch: -1} }
 
 func (l *fakeLog) LogStartOffset() int64 { l.mu.Lock(); defer l.mu.Unlock(); return l.start }
 func (l *fakeLog) LogEndOffset() int64 {
@@ -107,6 +111,9 @@ func (l *fakeLog) HighWatermark() int64 { l.mu.Lock(); defer l.mu.Unlock(); retu
 func (l *fakeLog) LastFetchedEpoch() int32 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.tailEpoch >= 0 {
+		return l.tailEpoch
+	}
 	if len(l.epochs) == 0 {
 		return -1
 	}
@@ -117,6 +124,9 @@ func (l *fakeLog) LastFetchedEpoch() int32 {
 func (l *fakeLog) EndOffsetForEpoch(epoch int32) (int32, int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.tailEpoch >= 0 && epoch >= l.tailEpoch {
+		return l.tailEpoch, l.start + int64(len(l.epochs))
+	}
 	return endOffsetForEpoch(l.start, l.epochs, epoch)
 }
 
@@ -146,6 +156,9 @@ func (l *fakeLog) TruncateTo(off int64) error {
 		return err
 	}
 	l.truncs = append(l.truncs, off)
+	if off >= l.start+int64(len(l.epochs)) {
+		l.tailEpoch = -1
+	}
 	if n := off - l.start; n >= 0 && n < int64(len(l.epochs)) {
 		l.epochs = l.epochs[:n]
 	}

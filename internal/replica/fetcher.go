@@ -301,7 +301,10 @@ func (f *fetcher) applyPartitionLocked(p *followed, sent *kmsg.FetchRequestTopic
 // done, as Kafka does, and logged as a warning. REQUIRES: mu.
 func (f *fetcher) truncateLocked(p *followed, off int64) error {
 	if off >= p.replica.LogEndOffset() {
-		return nil
+		// Nothing to cut, but a leader epoch this replica started as a leader and never wrote
+		// in must go from its epoch cache (Kafka's truncateTo does the same), or its next
+		// fetch names that epoch again.
+		return p.replica.TruncateTo(off)
 	}
 	lg := f.cfg.logger.With("topic", p.topic, "partition", p.part, "leader", f.cfg.leader, "offset", off)
 	if hw := p.replica.HighWatermark(); off < hw {

@@ -143,6 +143,26 @@ func TestFetchDivergingEpochTruncates(t *testing.T) {
 	}
 }
 
+// A replica that became leader of epoch 2 and wrote nothing, now following the leader of epoch
+// 3 (which never had epoch 2): the leader's answer ends at the follower's log end, and the
+// truncation to it must still reach the log, to drop the empty epoch from its cache; otherwise
+// every next fetch names epoch 2 again and the follower never moves.
+func TestFetchDivergingAtLogEndDropsEmptyEpoch(t *testing.T) {
+	clock := newFakeClock()
+	f := testFetcher(clock)
+	leader := []int32{0, 0, 1, 3}
+	l := newFakeLog(0, 0, 1)
+	l.tailEpoch = 2
+	f.add(key0, [16]byte{}, l, 3)
+	for round := 0; round < 3; round++ {
+		req := f.buildFetch(clock.Now())
+		f.applyFetch(req, leaderAnswer(leader, onlyPartition(t, req)), clock.Now())
+	}
+	if got := l.epochsCopy(); !slices.Equal(got, leader) || !slices.Equal(l.truncs, []int64{3}) {
+		t.Fatalf("follower log %v truncations %v; want the leader's %v after one truncation to 3", got, l.truncs, leader)
+	}
+}
+
 // KIP-279: the follower does not have the epoch the leader answers; it truncates to the end of
 // its largest smaller epoch and the next fetch, with that epoch, settles it.
 func TestFetchDivergingUnknownEpochAsksAgain(t *testing.T) {
