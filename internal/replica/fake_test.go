@@ -275,6 +275,8 @@ func (p *fakeLocal) setEligibleBrokers(e map[int32]int64) {
 	p.eligible = e
 }
 
+func (p *fakeLocal) followerBrokerEpochs() map[int32]int64 { return map[int32]int64{2: 22} }
+
 func (p *fakeLocal) settings() partition.Settings {
 	p.mu.Lock()
 	defer p.mu.Unlock()

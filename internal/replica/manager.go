@@ -34,6 +34,10 @@ type ISRUpdate struct {
 	LeaderEpoch    int32
 	PartitionEpoch int32
 	NewISR         []int32
+	// NewISRBrokerEpochs are the broker epochs of NewISR's members, index by index, as the
+	// leader saw them in their fetches (this broker's own for the leader), -1 when unknown: the
+	// controller refuses a member whose epoch is not its current one (KIP-903).
+	NewISRBrokerEpochs []int64
 }
 
 // Config configures a Manager.
@@ -82,6 +86,8 @@ type local interface {
 	isrChange(now time.Time, lagMax time.Duration) ([]int32, bool)
 	cancelISRChange()
 	setEligibleBrokers(epochs map[int32]int64)
+	// followerBrokerEpochs are the broker epochs of the followers' last fetches, by id.
+	followerBrokerEpochs() map[int32]int64
 	settings() partition.Settings
 	updateSettings(partition.Settings)
 }
@@ -533,6 +539,17 @@ func (m *Manager) checkISR(ctx context.Context) {
 		}
 		u := ISRUpdate{Topic: h.key.topic, TopicID: h.topicID, Partition: h.key.part,
 			LeaderEpoch: h.leaderEpoch, PartitionEpoch: h.partitionEpoch, NewISR: slices.Clone(isr)}
+		epochs := h.part.followerBrokerEpochs()
+		for _, id := range isr {
+			e, ok := epochs[id]
+			switch {
+			case id == m.cfg.NodeID:
+				e = m.cfg.BrokerEpoch()
+			case !ok:
+				e = -1
+			}
+			u.NewISRBrokerEpochs = append(u.NewISRBrokerEpochs, e)
+		}
 		h.inflight, h.inflightAt = true, now
 		m.mu.Unlock()
 		items = append(items, u)

@@ -248,6 +248,7 @@ func TestManagerISRCheck(t *testing.T) {
 	var sent [][]ISRUpdate
 	var fail error
 	m := newManager(Config{NodeID: 1, Settings: settingsOf, Clock: clock, Logger: discardLogger(), FetchBackoff: testBackoff,
+		BrokerEpoch: func() int64 { return 11 },
 		AlterPartition: func(_ context.Context, items []ISRUpdate) error {
 			mu.Lock()
 			defer mu.Unlock()
@@ -271,7 +272,8 @@ func TestManagerISRCheck(t *testing.T) {
 	st.get("t", 0).propose = []int32{1, 2}
 	st.get("t", 1).propose = []int32{2} // a follower here: never asked
 	m.checkISR(ctx)
-	want := ISRUpdate{Topic: "t", TopicID: topicID, Partition: 0, LeaderEpoch: 4, PartitionEpoch: 7, NewISR: []int32{1, 2}}
+	want := ISRUpdate{Topic: "t", TopicID: topicID, Partition: 0, LeaderEpoch: 4, PartitionEpoch: 7, NewISR: []int32{1, 2},
+		NewISRBrokerEpochs: []int64{11, 22}}
 	if calls() != 1 || len(sent[0]) != 1 || !equalUpdate(sent[0][0], want) {
 		t.Fatalf("AlterPartition calls %+v, want one with %+v", sent, want)
 	}
@@ -311,7 +313,7 @@ func TestManagerISRCheck(t *testing.T) {
 
 func equalUpdate(a, b ISRUpdate) bool {
 	return a.Topic == b.Topic && a.TopicID == b.TopicID && a.Partition == b.Partition && a.LeaderEpoch == b.LeaderEpoch &&
-		a.PartitionEpoch == b.PartitionEpoch && slices.Equal(a.NewISR, b.NewISR)
+		a.PartitionEpoch == b.PartitionEpoch && slices.Equal(a.NewISR, b.NewISR) && slices.Equal(a.NewISRBrokerEpochs, b.NewISRBrokerEpochs)
 }
 
 func TestManagerEligibleBrokers(t *testing.T) {

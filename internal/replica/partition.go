@@ -49,3 +49,15 @@ func (p partitionLocal) setEligibleBrokers(epochs map[int32]int64) { p.SetEligib
 func (p partitionLocal) settings() partition.Settings { return p.Settings() }
 
 func (p partitionLocal) updateSettings(s partition.Settings) { p.UpdateSettings(s) }
+
+func (p partitionLocal) followerBrokerEpochs() map[int32]int64 {
+	snap, ok := p.Replication()
+	if !ok {
+		return nil
+	}
+	out := make(map[int32]int64, len(snap.Followers))
+	for _, r := range snap.Followers {
+		out[r.ID] = r.BrokerEpoch
+	}
+	return out
+}

@@ -391,9 +391,16 @@ func (c *simController) alterPartition(from int32, items []ISRUpdate) error {
 		case !slices.Contains(it.NewISR, from):
 			return fmt.Errorf("ISR %v without the leader: %w", it.NewISR, kerr.InvalidRequest)
 		}
-		for _, id := range it.NewISR {
+		if len(it.NewISRBrokerEpochs) != len(it.NewISR) {
+			return fmt.Errorf("%d broker epochs for ISR %v: %w", len(it.NewISRBrokerEpochs), it.NewISR, kerr.InvalidRequest)
+		}
+		for i, id := range it.NewISR {
 			if !slices.Contains(c.replicas, id) || (c.fenced[id] && !slices.Contains(c.isr, id)) {
 				return fmt.Errorf("replica %d: %w", id, kerr.IneligibleReplica)
+			}
+			// KIP-903: a member named with an old broker epoch rebooted since (-1: unknown).
+			if e := it.NewISRBrokerEpochs[i]; e >= 0 && e != c.brokerEpoch[id] {
+				return fmt.Errorf("replica %d with broker epoch %d, now %d: %w", id, e, c.brokerEpoch[id], kerr.IneligibleReplica)
 			}
 		}
 	}
