@@ -723,7 +723,7 @@ func (s *sim) deliver() {
 	}
 	if !m.isResponse() {
 		if m.freq != nil {
-			m.fresp = s.serveFetch(leader, m.freq)
+			m.fresp = serveFetch(leader.parts, m.freq, s.clock.Now(), s.oldFetch)
 			rp := m.fresp.Topics[0].Partitions[0]
 			if rp.ErrorCode != 0 {
 				s.stats.fetchErrors++
@@ -776,7 +776,7 @@ func errCode(err error) int16 {
 
 // serveFetch is the leader's side of a follower fetch (what handler/fetch.go does with the
 // partition): FollowerFetched, then the batches from the fetch offset up to the log end.
-func (s *sim) serveFetch(leader *simNode, req *kmsg.FetchRequest) *kmsg.FetchResponse {
+func serveFetch(parts *partition.Manager, req *kmsg.FetchRequest, now time.Time, oldFetch bool) *kmsg.FetchResponse {
 	resp := kmsg.NewPtrFetchResponse()
 	for _, t := range req.Topics {
 		rt := kmsg.NewFetchResponseTopic()
@@ -784,18 +784,18 @@ func (s *sim) serveFetch(leader *simNode, req *kmsg.FetchRequest) *kmsg.FetchRes
 		for _, rp := range t.Partitions {
 			out := kmsg.NewFetchResponseTopicPartition()
 			out.Partition = rp.Partition
-			p := leader.parts.Get(t.Topic, rp.Partition)
+			p := parts.Get(t.Topic, rp.Partition)
 			if p == nil {
 				out.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				rt.Partitions = append(rt.Partitions, out)
 				continue
 			}
 			lastFetched := rp.LastFetchedEpoch
-			if s.oldFetch {
+			if oldFetch {
 				lastFetched = -1 // not in Fetch v11
 			}
 			div, err := p.FollowerFetched(partition.FollowerFetch{ReplicaID: req.ReplicaState.ID, BrokerEpoch: req.ReplicaState.Epoch,
-				FetchOffset: rp.FetchOffset, LastFetchedEpoch: lastFetched, CurrentLeaderEpoch: rp.CurrentLeaderEpoch, Now: s.clock.Now()})
+				FetchOffset: rp.FetchOffset, LastFetchedEpoch: lastFetched, CurrentLeaderEpoch: rp.CurrentLeaderEpoch, Now: now})
 			switch {
 			case err != nil:
 				out.ErrorCode = errCode(err)
