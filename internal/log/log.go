@@ -53,6 +53,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -401,7 +402,8 @@ func (l *Log) load(dirClean bool) error {
 	}
 	if len(segs) > 0 {
 		if end := segs[len(segs)-1].next; start > end {
-			// Everything below the persisted start offset is gone: start over there.
+			// Everything below the persisted start offset is gone: start over there (and
+			// drop the epochs of that data, below).
 			for _, s := range segs {
 				s.close()
 			}
@@ -412,6 +414,14 @@ func (l *Log) load(dirClean bool) error {
 		}
 	}
 	if len(segs) == 0 {
+		// No data at all: the epochs cached below the start describe data that is gone.
+		kept := slices.DeleteFunc(slices.Clone(l.mu.epochs), func(e epochEntry) bool { return e.start < start })
+		if len(kept) != len(l.mu.epochs) {
+			l.mu.epochs = kept
+			if err := writeEpochs(l.fs, l.dir, kept); err != nil {
+				return err
+			}
+		}
 		s, err := openSegment(l.fs, l.dir, start, true)
 		if err != nil {
 			return err

@@ -296,3 +296,82 @@ func cutSegmentAt(fsys vfs.FS, dir string, base, offset int64) error {
 	}
 	return s.sync()
 }
+
+// TruncateFullyAndStartAt removes every batch and starts the log over, empty, at offset (Kafka's
+// truncateFullyAndStartAt), for a follower whose log ends below its leader's log start: the log
+// start and end offsets become offset and the leader-epoch cache is emptied. offset must be
+// above the log end offset (below it, TruncateTo and DeleteRecordsBefore apply), else
+// ErrOffsetOutOfRange.
+//
+// Crash safety: the commit point is the log-start-offset file, written atomically with offset.
+// Before it nothing changed; after it Open discards every segment below the persisted start and
+// starts over there (load's "start > end" rule), so a crash at any later step leaves the log
+// either as it was or empty at offset. After the commit the old segments' files are renamed to
+// *.deleted (retire NNN), the emptied epoch cache is written (epochs), the new segment is
+// created (new segment, only once every old one is retired, so Open never sees old data beside
+// it), the recovery point is written (recovery point) and the directory fsynced (sync dir). A failure after the
+// commit fails the log (ErrLogFailed); the next Open finishes.
+func (l *Log) TruncateFullyAndStartAt(offset int64) error {
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	if l.mu.closed {
+		return ErrLogClosed
+	}
+	if f := l.failed.Load(); f != nil {
+		return fmt.Errorf("truncate fully: %w earlier: %w", ErrLogFailed, f.err)
+	}
+	if offset <= l.mu.endOffset {
+		return fmt.Errorf("truncate fully and start at %d, log ends at %d: %w", offset, l.mu.endOffset, ErrOffsetOutOfRange)
+	}
+	if err := l.truncateStep("begin", nil); err != nil {
+		return err
+	}
+	if err := l.truncateStep("commit", writeOffsetFile(l.fs, l.dir, logStartOffsetFile, offset)); err != nil {
+		return l.checkLocked(fmt.Errorf("truncate fully: %w", err))
+	}
+	fail := func(err error) error {
+		return l.fail(fmt.Errorf("truncate fully and start at %d: %w", offset, err))
+	}
+	retired := l.mu.segments
+	for _, r := range retired {
+		for _, ext := range segmentExts {
+			err := l.fs.Rename(r.path(ext), r.path(ext)+deletedSuffix)
+			if errors.Is(err, fs.ErrNotExist) && ext != ".log" {
+				err = nil // index files are written at roll; a crash may have left none
+			}
+			if err := l.truncateStep("retire "+segmentName(r.base, ext), err); err != nil {
+				return fail(err)
+			}
+		}
+	}
+	// The epochs go before the new segment exists: Open keeps the cached epochs of a log that
+	// has a segment (moving the last one up to the start offset), and drops those below the
+	// start of a log that has none.
+	if err := l.truncateStep("epochs", writeEpochs(l.fs, l.dir, nil)); err != nil {
+		return fail(err)
+	}
+	s, err := openSegment(l.fs, l.dir, offset, true)
+	if err := l.truncateStep("new segment", err); err != nil {
+		return fail(err)
+	}
+	l.mu.Lock()
+	l.mu.segments = []*segment{s}
+	l.mu.startOffset, l.mu.endOffset = offset, offset
+	l.mu.epochs = nil
+	l.mu.Unlock()
+	for _, r := range retired {
+		l.scheduleDelete(r, l.deleteDelay())
+	}
+	for t := l.truncatedTo.Load(); offset < t && !l.truncatedTo.CompareAndSwap(t, offset); t = l.truncatedTo.Load() {
+	}
+	l.unflushedMsgs, l.firstUnflushedMs = 0, -1
+	if err := l.truncateStep("recovery point", writeOffsetFile(l.fs, l.dir, recoveryPointFile, offset)); err != nil {
+		return fail(err)
+	}
+	l.recoveryPoint = offset
+	if err := l.truncateStep("sync dir", syncDir(l.fs, l.dir)); err != nil {
+		return fail(err)
+	}
+	l.dirDirty = false
+	return nil
+}

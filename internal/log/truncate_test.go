@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/moldau/moldau/internal/record"
 	"github.com/moldau/moldau/internal/vfs"
 )
 
@@ -187,5 +188,79 @@ func TestTruncateMakesCompactedRangeDirty(t *testing.T) {
 	fill(t, l, clock, 10)
 	if !l.NeedsCleaning(l.LogEndOffset()) {
 		t.Fatal("data appended after a truncation into the cleaned range counts as clean")
+	}
+}
+
+// TestTruncateFullyAndStartAt empties the log and starts it over at an offset past its end, with
+// no epoch; it then takes replicated batches from there. A crash after any step leaves the log
+// either as it was or empty at the offset, never a mix.
+func TestTruncateFullyAndStartAt(t *testing.T) {
+	_, l, _ := truncateFixture(t)
+	if err := l.TruncateFullyAndStartAt(l.LogEndOffset()); !errors.Is(err, ErrOffsetOutOfRange) {
+		t.Fatalf("start over at the log end: %v", err)
+	}
+	var steps []string
+	l.truncateHook = func(step string) error { steps = append(steps, step); return nil }
+	if err := l.TruncateFullyAndStartAt(500); err != nil {
+		t.Fatal(err)
+	}
+	if l.LogStartOffset() != 500 || l.LogEndOffset() != 500 || l.LatestEpoch() != -1 || l.NumSegments() != 1 {
+		t.Fatalf("start %d end %d epoch %d segments %d", l.LogStartOffset(), l.LogEndOffset(), l.LatestEpoch(), l.NumSegments())
+	}
+	b := batch("r", 2, 0)
+	record.SetBaseOffset(b, 500)
+	record.SetPartitionLeaderEpoch(b, 7)
+	if _, err := l.AppendReplica(b); err != nil {
+		t.Fatal(err)
+	}
+	if e, off := l.EndOffsetForEpoch(7); e != 7 || off != 502 {
+		t.Fatalf("epoch 7 after starting over: (%d, %d)", e, off)
+	}
+	l.Close()
+	joined := strings.Join(steps, ",")
+	for _, want := range []string{"begin", "commit", "retire ", "new segment", "epochs", "recovery point", "sync dir"} {
+		if !strings.Contains(joined, want) {
+			t.Fatalf("steps %v lack %q", steps, want)
+		}
+	}
+	for _, step := range append(steps, "none") {
+		for _, powerCut := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/power cut %v", step, powerCut), func(t *testing.T) {
+				m, l, before := truncateFixture(t)
+				oldEnd := l.LogEndOffset()
+				crash := errors.New("crash at " + step)
+				l.truncateHook = func(s string) error {
+					if s == step {
+						return crash
+					}
+					return nil
+				}
+				if err := l.TruncateFullyAndStartAt(500); step != "none" && !errors.Is(err, crash) {
+					t.Fatalf("truncate fully: %v", err)
+				}
+				disk := m
+				if powerCut {
+					disk = m.Crash()
+				} else {
+					abandon(l)
+				}
+				l2 := openFS(t, disk, "/data/p-0", testConfig())
+				defer l2.Close()
+				if step == "begin" {
+					if l2.LogEndOffset() != oldEnd || len(values(t, l2)) != len(before) {
+						t.Fatalf("uncommitted: end %d, %d records", l2.LogEndOffset(), len(values(t, l2)))
+					}
+					return
+				}
+				if l2.LogStartOffset() != 500 || l2.LogEndOffset() != 500 || l2.LatestEpoch() != -1 || len(values(t, l2)) != 0 {
+					t.Fatalf("committed: start %d end %d epoch %d, %d records", l2.LogStartOffset(), l2.LogEndOffset(), l2.LatestEpoch(), len(values(t, l2)))
+				}
+				b := batch("r", 1, 0)
+				record.SetBaseOffset(b, 500)
+				if _, err := l2.AppendReplica(b); err != nil {
+					t.Fatal(err)
+				}
+			})
+		}
 	}
 }

@@ -585,3 +585,29 @@ func (p *Partition) ReadReplica(offset int64, maxBytes int32, minOneBatch bool) 
 	}
 	return secs, nil
 }
+
+// TruncateFullyAndStartAt empties the log and starts it over at offset, past its end
+// (log.Log.TruncateFullyAndStartAt, crash-safe), for a follower whose log ends below its
+// leader's log start: the idempotent producer state is emptied with it and the high watermark
+// becomes offset (everything below the leader's log start was committed). Errors:
+// OFFSET_OUT_OF_RANGE (offset not past the log end), KAFKA_STORAGE_ERROR.
+func (p *Partition) TruncateFullyAndStartAt(offset int64) error {
+	if err := p.offline(); err != nil {
+		return err
+	}
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	if err := p.log.TruncateFullyAndStartAt(offset); err != nil {
+		if errors.Is(err, log.ErrOffsetOutOfRange) {
+			return fmt.Errorf("partition %s-%d: %v: %w", p.Topic, p.Index, err, kerr.OffsetOutOfRange)
+		}
+		return fmt.Errorf("partition %s-%d: %v: %w", p.Topic, p.Index, err, kerr.KafkaStorageError)
+	}
+	p.producers = make(producerStates)
+	p.rep.Lock()
+	p.highWatermark.Store(offset)
+	p.notifyLocked()
+	p.rep.Unlock()
+	p.signalWatchers()
+	return nil
+}

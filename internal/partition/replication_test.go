@@ -644,3 +644,34 @@ func TestFollowerTruncatesByEpoch(t *testing.T) {
 		}
 	}
 }
+
+// TestTruncateFullyAndStartAt: a follower whose log ends below the leader's log start starts
+// over there, empty, and replicates from it; its producer state is gone with its log.
+func TestTruncateFullyAndStartAt(t *testing.T) {
+	clock := newTestClock()
+	f, _ := openReplica(t, clock, 1, false)
+	if err := f.BecomeFollower(1, 1, 1); err != nil {
+		t.Fatal(err)
+	}
+	old := leader3(t, clock, 1)
+	if _, err := old.Append(idempotentBatch(9, 0, 2), 1, OriginClient); err != nil {
+		t.Fatal(err)
+	}
+	copyLog(t, old, f)
+	if len(f.Producers()) != 1 {
+		t.Fatalf("producers %+v", f.Producers())
+	}
+	wantCode(t, f.TruncateFullyAndStartAt(1), kerr.OffsetOutOfRange)
+	if err := f.TruncateFullyAndStartAt(40); err != nil {
+		t.Fatal(err)
+	}
+	if f.LogStartOffset() != 40 || f.LogEndOffset() != 40 || f.HighWatermark() != 40 || len(f.Producers()) != 0 || f.LastFetchedEpoch() != -1 {
+		t.Fatalf("start %d end %d HW %d producers %v epoch %d", f.LogStartOffset(), f.LogEndOffset(), f.HighWatermark(), f.Producers(), f.LastFetchedEpoch())
+	}
+	b := plainBatch(2)
+	record.SetBaseOffset(b, 40)
+	record.SetPartitionLeaderEpoch(b, 1)
+	if err := f.AppendAsFollower(b); err != nil || f.LogEndOffset() != 42 {
+		t.Fatalf("append after starting over: %v, LEO %d", err, f.LogEndOffset())
+	}
+}
