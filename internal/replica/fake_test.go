@@ -174,7 +174,7 @@ func (l *fakeLog) TruncateFullyAndStartAt(off int64) error {
 	return nil
 }
 
-func (l *fakeLog) AppendAsFollower(records []byte) error {
+func (l *fakeLog) AppendAsFollowerIn(_ int32, records []byte) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := l.failNext; err != nil {

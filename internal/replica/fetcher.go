@@ -286,7 +286,7 @@ func (f *fetcher) applyPartitionLocked(p *followed, sent *kmsg.FetchRequestTopic
 	}
 	n := len(rp.RecordBatches)
 	if n > 0 {
-		if err := p.replica.AppendAsFollower(rp.RecordBatches); err != nil {
+		if err := p.replica.AppendAsFollowerIn(p.leaderEpoch, rp.RecordBatches); err != nil {
 			lg.Error("append fetched batches", "offset", sent.FetchOffset, "err", err)
 			p.delayUntil = now.Add(f.cfg.backoff)
 			return 0

@@ -29,8 +29,9 @@ type Follower interface {
 	// EndOffsetForEpoch is the largest local epoch <= epoch and its end offset, (-1, -1) if none.
 	EndOffsetForEpoch(epoch int32) (int32, int64)
 	TruncateTo(offset int64) error
-	// AppendAsFollower appends batches fetched from the leader, keeping their offsets and epochs.
-	AppendAsFollower(records []byte) error
+	// AppendAsFollowerIn appends batches fetched from the leader of leaderEpoch, keeping their
+	// offsets and epochs; refused (FENCED_LEADER_EPOCH) if the replica follows another epoch.
+	AppendAsFollowerIn(leaderEpoch int32, records []byte) error
 	// UpdateFollowerHighWatermark sets HW = min(leaderHW, LEO), never moving it back.
 	UpdateFollowerHighWatermark(leaderHW int64)
 }

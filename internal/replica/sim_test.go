@@ -172,7 +172,7 @@ type sim struct {
 
 // simStats counts what a run went through, so that the test shows it exercised something.
 type simStats struct {
-	acked, truncations, elections, crashes, restarts, isrChanges, fetchErrors, offsetForLeaderEpochs int
+	acked, truncations, elections, crashes, restarts, isrChanges, fetchErrors, offsetForLeaderEpochs, deletes, fullTruncations int
 }
 
 func (a *simStats) add(b simStats) {
@@ -184,6 +184,8 @@ func (a *simStats) add(b simStats) {
 	a.isrChanges += b.isrChanges
 	a.fetchErrors += b.fetchErrors
 	a.offsetForLeaderEpochs += b.offsetForLeaderEpochs
+	a.deletes += b.deletes
+	a.fullTruncations += b.fullTruncations
 }
 
 func newSim(t *testing.T, seed int64) *sim {
@@ -256,6 +258,12 @@ func (c checkedLocal) TruncateTo(off int64) error {
 	}
 	c.s.logf("node %d truncates to %d (log end %d, hw %d)", c.n.id, off, c.LogEndOffset(), c.HighWatermark())
 	return c.partitionLocal.TruncateTo(off)
+}
+
+func (c checkedLocal) TruncateFullyAndStartAt(off int64) error {
+	c.s.stats.fullTruncations++
+	c.s.logf("node %d restarts its log at %d (log end %d, hw %d)", c.n.id, off, c.LogEndOffset(), c.HighWatermark())
+	return c.partitionLocal.TruncateFullyAndStartAt(off)
 }
 
 func (s *sim) startNode(n *simNode) {
@@ -547,6 +555,7 @@ func (s *sim) randomStep() {
 		{1, s.isolate},
 		{1, s.cutLink},
 		{3, s.heal},
+		{1, s.deleteRecords},
 	}
 	s.pick(steps)
 }
@@ -950,6 +959,23 @@ func (s *sim) restart() {
 	s.applyImage(n)
 }
 
+// deleteRecords moves the leader's log start up (DeleteRecords, as retention would): a
+// follower left below it restarts its log at the leader's log start (OFFSET_OUT_OF_RANGE).
+func (s *sim) deleteRecords() {
+	n := s.randomUp()
+	if n == nil {
+		return
+	}
+	p := s.part(n)
+	if p == nil || !p.IsLeader() || p.HighWatermark() <= p.LogStartOffset() {
+		return
+	}
+	to := p.LogStartOffset() + 1 + s.rng.Int63n(p.HighWatermark()-p.LogStartOffset())
+	start, err := p.DeleteRecords(to)
+	s.logf("node %d deletes records before %d: log start %d, err %v", n.id, to, start, err)
+	s.stats.deletes++
+}
+
 func (s *sim) isolate() {
 	n := s.nodes[s.rng.Intn(len(s.nodes))]
 	for _, o := range s.nodes {
@@ -1047,7 +1073,11 @@ func (s *sim) checkInvariants() {
 		if !ok {
 			continue
 		}
+		start := s.part(s.node(id)).LogStartOffset()
 		for _, a := range s.acked {
+			if a.offset < start {
+				continue // deleted (DeleteRecords), not lost
+			}
 			if e, ok := lg[a.offset]; !ok || e.value != a.value {
 				what := "ISR member"
 				if id == s.ctrl.leader {
