@@ -166,6 +166,19 @@ func (l *fakeLog) TruncateTo(off int64) error {
 	return nil
 }
 
+func (l *fakeLog) DeleteRecords(off int64) (int64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if off > l.hw {
+		return -1, errors.New("above the high watermark")
+	}
+	if n := off - l.start; n > 0 {
+		l.epochs = l.epochs[n:]
+		l.start = off
+	}
+	return l.start, nil
+}
+
 func (l *fakeLog) TruncateFullyAndStartAt(off int64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()

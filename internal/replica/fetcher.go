@@ -293,6 +293,15 @@ func (f *fetcher) applyPartitionLocked(p *followed, sent *kmsg.FetchRequestTopic
 		}
 	}
 	p.replica.UpdateFollowerHighWatermark(rp.HighWatermark)
+	if mv, ok := p.replica.(logStartMover); ok && rp.LogStartOffset > p.replica.LogStartOffset() {
+		// Only as far as this replica's high watermark: beyond it the records are not known
+		// committed here yet; a later fetch moves it the rest of the way.
+		if to := min(rp.LogStartOffset, p.replica.HighWatermark()); to > p.replica.LogStartOffset() {
+			if _, err := mv.DeleteRecords(to); err != nil {
+				lg.Warn("move follower log start to the leader's", "offset", to, "err", err)
+			}
+		}
+	}
 	return n
 }
 

@@ -125,6 +125,21 @@ func TestFetchAppendsAndTakesHighWatermark(t *testing.T) {
 	}
 }
 
+// The follower's log start follows the leader's, up to its own high watermark.
+func TestFetchMovesLogStart(t *testing.T) {
+	clock := newFakeClock()
+	f := testFetcher(clock)
+	l := newFakeLog(0, 0, 0, 0)
+	l.hw = 1
+	f.add(key0, [16]byte{}, l, 0)
+	resp := fetchResp(0, 0, 3, nil, nil)
+	resp.Topics[0].Partitions[0].LogStartOffset = 4
+	f.applyFetch(f.buildFetch(clock.Now()), resp, clock.Now())
+	if l.LogStartOffset() != 3 || l.HighWatermark() != 3 {
+		t.Fatalf("log start %d hw %d, want both 3 (the follower's high watermark)", l.LogStartOffset(), l.HighWatermark())
+	}
+}
+
 func TestFetchDivergingEpochTruncates(t *testing.T) {
 	clock := newFakeClock()
 	f := testFetcher(clock)

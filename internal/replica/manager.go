@@ -241,6 +241,11 @@ func (m *Manager) Apply(old, next *metadata.Image) error {
 				continue
 			}
 		}
+		for _, p := range t.Partitions {
+			if slices.Contains(p.Replicas, m.cfg.NodeID) {
+				seen[tp{t.Name, p.Partition}] = true // kept as they are if the rest fails
+			}
+		}
 		s, err := m.cfg.Settings(t)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("settings of topic %s: %w", t.Name, err))
@@ -251,7 +256,6 @@ func (m *Manager) Apply(old, next *metadata.Image) error {
 				continue
 			}
 			key := tp{t.Name, p.Partition}
-			seen[key] = true
 			if err := m.applyPartition(key, t.ID, p, s); err != nil {
 				errs = append(errs, err)
 			}

@@ -400,3 +400,38 @@ func TestManagerFetcherDialsLeader(t *testing.T) {
 		t.Fatal("Apply after Close succeeded")
 	}
 }
+
+// A topic whose settings cannot be computed keeps its partitions and their roles as they were.
+func TestManagerSettingsErrorKeepsPartitions(t *testing.T) {
+	rec := &transitions{}
+	st := newFakeStore(rec)
+	fail := false
+	m := newManager(Config{NodeID: 2, Logger: discardLogger(), Settings: func(t *metadata.Topic) (partition.Settings, error) {
+		if fail {
+			return partition.Settings{}, errBoom
+		}
+		return settingsOf(t)
+	}}, st, true)
+	defer m.Close()
+	ims := newImages(t)
+	ims.apply(metadata.TopicRecord{Name: "t", TopicID: topicID})
+	im1 := ims.apply(part(0, 1, 0, 0, []int32{1, 2}, []int32{1, 2}))
+	if err := m.Apply(nil, im1); err != nil {
+		t.Fatal(err)
+	}
+	rec.take()
+	fail = true
+	im2 := ims.apply(part(0, 1, 1, 1, []int32{1, 2}, []int32{1, 2}))
+	if err := m.Apply(im1, im2); !errors.Is(err, errBoom) {
+		t.Fatalf("Apply = %v, want the settings error", err)
+	}
+	wantLog(t, rec)
+	if got := m.fetching(); !slices.Equal(got[1], []string{"t-0@0"}) {
+		t.Fatalf("fetchers %v, want t-0 still fetched from 1", got)
+	}
+	fail = false
+	if err := m.Apply(im2, im2); err != nil {
+		t.Fatal(err)
+	}
+	wantLog(t, rec, "t-0 follower of 1 epoch=1 pe=1")
+}

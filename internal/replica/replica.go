@@ -43,6 +43,13 @@ type fullTruncater interface {
 	TruncateFullyAndStartAt(offset int64) error
 }
 
+// logStartMover is the optional method of a Follower whose log start can follow the leader's
+// (partition.DeleteRecords: up to the high watermark), Kafka's maybeIncrementLogStartOffset on
+// a follower, so that records deleted on the leader are not served again after a failover.
+type logStartMover interface {
+	DeleteRecords(offset int64) (int64, error)
+}
+
 // LeaderClient is a connection to a partition leader, as a fetcher uses it.
 type LeaderClient interface {
 	Fetch(ctx context.Context, req *kmsg.FetchRequest) (*kmsg.FetchResponse, error)
