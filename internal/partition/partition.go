@@ -44,6 +44,7 @@ type Partition struct {
 	Index int32
 
 	log      *log.Log
+	path     string // the partition's directory
 	dir      *LogDir
 	syncer   *log.Syncer // the log dir's; used when Settings.SyncBeforeAck
 	settings atomic.Pointer[Settings]
@@ -51,6 +52,9 @@ type Partition struct {
 
 	appendMu  sync.Mutex
 	producers producerStates // REQUIRES: appendMu
+	// replayedFrom is the offset Open replayed batch headers from to rebuild producers (the
+	// snapshot's, or the log start): for tests.
+	replayedFrom int64
 
 	// highWatermark is the offset below which records are committed and visible to consumers.
 	// INVARIANT: LogStartOffset <= highWatermark <= LogEndOffset.
@@ -136,6 +140,7 @@ func Open(dir, topic string, index int32, s Settings, leaderEpoch int32, clock l
 		Topic:     topic,
 		Index:     index,
 		log:       l,
+		path:      dir,
 		dir:       ld,
 		syncer:    ld.Syncer,
 		clock:     clock,
@@ -181,11 +186,18 @@ func StartHighWatermark(checkpointed int64, ok bool, logStart, logEnd int64) int
 // leader's rule moved it to the log end offset.
 func (p *Partition) StartedFrom() int64 { return p.startHighWatermark }
 
-// rebuildProducerState replays batch headers to restore idempotent producer state after a restart.
+// rebuildProducerState restores idempotent producer state after a restart: from the producer
+// snapshot Close wrote (snapshot.go) and the batches after it, or by replaying every batch header
+// of the log when there is no usable snapshot.
 func (p *Partition) rebuildProducerState() error {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
-	return p.log.ScanHeaders(p.log.LogStartOffset(), func(h record.BatchHeader) error {
+	from := p.log.LogStartOffset()
+	if ps, off, ok := p.loadProducerSnapshot(); ok {
+		p.producers, from = ps, off
+	}
+	p.replayedFrom = from
+	return p.log.ScanHeaders(from, func(h record.BatchHeader) error {
 		p.producers.update(h)
 		return nil
 	})
@@ -585,6 +597,12 @@ func (p *Partition) TruncateTo(offset int64) error {
 	}
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
+	if offset >= p.log.LogEndOffset() {
+		return nil
+	}
+	if err := p.removeProducerSnapshot(); err != nil {
+		return fmt.Errorf("%v: %w", err, kerr.KafkaStorageError)
+	}
 	if err := p.log.TruncateTo(offset); err != nil {
 		if errors.Is(err, log.ErrOffsetOutOfRange) {
 			return fmt.Errorf("partition %s-%d: %v: %w", p.Topic, p.Index, err, kerr.OffsetOutOfRange)
@@ -626,8 +644,22 @@ func (p *Partition) CheckLeaderEpoch(current int32) error {
 	return nil
 }
 
-// Close flushes and closes the log.
-func (p *Partition) Close() error { return p.log.Close() }
+// Close writes the producer snapshot (a failure is logged: the previous snapshot, if any, stays
+// valid, or the next Open replays the log) and flushes and closes the log.
+func (p *Partition) Close() error {
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	if p.dir.Err() == nil && p.log.Failed() == nil {
+		if err := p.writeProducerSnapshot(); err != nil {
+			logger := p.dir.Logger
+			if logger == nil {
+				logger = slog.Default()
+			}
+			logger.Warn("producer snapshot not written: the next start replays the log", "err", err)
+		}
+	}
+	return p.log.Close()
+}
 
 // Delete closes the log and removes its files.
 func (p *Partition) Delete() error { return p.log.Delete() }

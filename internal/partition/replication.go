@@ -597,6 +597,13 @@ func (p *Partition) TruncateFullyAndStartAt(offset int64) error {
 	}
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
+	if offset <= p.log.LogEndOffset() {
+		return fmt.Errorf("partition %s-%d: truncate fully and start at %d, log ends at %d: %w",
+			p.Topic, p.Index, offset, p.log.LogEndOffset(), kerr.OffsetOutOfRange)
+	}
+	if err := p.removeProducerSnapshot(); err != nil {
+		return fmt.Errorf("%v: %w", err, kerr.KafkaStorageError)
+	}
 	if err := p.log.TruncateFullyAndStartAt(offset); err != nil {
 		if errors.Is(err, log.ErrOffsetOutOfRange) {
 			return fmt.Errorf("partition %s-%d: %v: %w", p.Topic, p.Index, err, kerr.OffsetOutOfRange)

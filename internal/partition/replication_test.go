@@ -675,3 +675,28 @@ func TestTruncateFullyAndStartAt(t *testing.T) {
 		t.Fatalf("append after starting over: %v, LEO %d", err, f.LogEndOffset())
 	}
 }
+
+// TestAppendWakesFollowerFetches: on a partition with followers an append wakes the waiting
+// fetches even though the high watermark does not move (the followers' fetches wait for data,
+// and they are the ones that move it); a single replica wakes them through its high watermark.
+func TestAppendWakesFollowerFetches(t *testing.T) {
+	clock := newTestClock()
+	for _, single := range []bool{false, true} {
+		var p *Partition
+		if single {
+			p = openTest(t)
+		} else {
+			p = leader3(t, clock, 1)
+		}
+		wake := make(chan struct{}, 1)
+		unwatch := p.Watch(wake)
+		hw := p.HighWatermark()
+		mustAppendN(t, p, 1)
+		select {
+		case <-wake:
+		default:
+			t.Fatalf("single replica %v: an append did not wake the watchers (HW %d -> %d)", single, hw, p.HighWatermark())
+		}
+		unwatch()
+	}
+}
