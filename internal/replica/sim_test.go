@@ -12,7 +12,15 @@ package replica
 //     both their high watermarks;
 //   - the high watermark a leader serves consumers never goes back within a leader epoch;
 //   - no replica truncates below the highest high watermark it ever had (KIP-101), checked at
-//     every TruncateTo.
+//     every TruncateTo;
+//   - no record is twice in any log: on odd seeds acks=all goes through an idempotent producer
+//     that sends an unacknowledged batch again (same sequence) to whichever broker leads next,
+//     which must deduplicate it from the producer state its follower side rebuilt.
+//
+// Besides the faults (crashes losing unsynced writes, clean restarts, kill-the-leader, network
+// partitions, message loss and duplication) leaders delete records (followers behind the
+// leader's log start restart their logs there), and every third seed the leaders answer as
+// before Fetch v12, so that followers truncate with OffsetForLeaderEpoch.
 //
 // After the faults, a calm phase (network healed, every broker up) checks the same invariants
 // and, with MOLDAU_SIM_LIVENESS=1, liveness: the ISR gets back to all three replicas, every
@@ -123,12 +131,28 @@ type ackedRecord struct {
 }
 
 type pendingAck struct {
-	node  *simNode
-	gen   int
-	epoch int32
-	last  int64
-	recs  []ackedRecord
+	node   *simNode
+	gen    int
+	epoch  int32
+	last   int64
+	recs   []ackedRecord
+	sentAt time.Time
+	idem   bool // the idempotent producer's batch (s.idem)
 }
+
+// idemBatch is the idempotent producer's batch not acknowledged yet: it is sent again, with the
+// same sequence, until it is (max.in.flight.requests.per.connection=1).
+type idemBatch struct {
+	seq     int32
+	vals    []string
+	pending bool // a send of it waits for its acknowledgement
+}
+
+// simProducerID is the idempotent producer's id.
+const simProducerID = 1000
+
+// simRequestTimeout is when the producer gives up waiting for an acks=all answer and retries.
+const simRequestTimeout = 30 * time.Second
 
 // simController is the controller model: one partition of simTopic.
 type simController struct {
@@ -163,6 +187,8 @@ type sim struct {
 	acked     []ackedRecord
 	pending   []pendingAck
 	nextValue int
+	idem      *idemBatch
+	nextSeq   int32
 	maxHW     map[int32]int64 // leader epoch -> highest high watermark a leader served in it
 	step      int
 	trace     []string
@@ -172,7 +198,7 @@ type sim struct {
 
 // simStats counts what a run went through, so that the test shows it exercised something.
 type simStats struct {
-	acked, truncations, elections, crashes, restarts, isrChanges, fetchErrors, offsetForLeaderEpochs, deletes, fullTruncations int
+	acked, truncations, elections, crashes, restarts, isrChanges, fetchErrors, offsetForLeaderEpochs, deletes, fullTruncations, dedups, idemErrors int
 }
 
 func (a *simStats) add(b simStats) {
@@ -186,6 +212,8 @@ func (a *simStats) add(b simStats) {
 	a.offsetForLeaderEpochs += b.offsetForLeaderEpochs
 	a.deletes += b.deletes
 	a.fullTruncations += b.fullTruncations
+	a.dedups += b.dedups
+	a.idemErrors += b.idemErrors
 }
 
 func newSim(t *testing.T, seed int64) *sim {
@@ -556,6 +584,7 @@ func (s *sim) randomStep() {
 		{1, s.cutLink},
 		{3, s.heal},
 		{1, s.deleteRecords},
+		{1, s.cleanRestart},
 	}
 	s.pick(steps)
 }
@@ -587,16 +616,44 @@ func (s *sim) produce(acks int16) {
 	if p == nil || !p.IsLeader() {
 		return
 	}
-	k := 1 + s.rng.Intn(3)
-	recs := make([]record.Record, k)
-	vals := make([]string, k)
-	for i := range recs {
-		s.nextValue++
-		vals[i] = fmt.Sprintf("v%d", s.nextValue)
-		recs[i] = record.Record{Value: []byte(vals[i])}
+	idem := acks == -1 && s.seed%2 == 1 // odd seeds: acks=all goes through the idempotent producer
+	var vals []string
+	spec := record.BatchSpec{ProducerID: -1, BaseSequence: -1, BaseTimestamp: s.clock.Now().UnixMilli()}
+	if idem {
+		if s.idem != nil && s.idem.pending {
+			return // one in flight
+		}
+		if s.idem == nil {
+			k := 1 + s.rng.Intn(3)
+			s.idem = &idemBatch{seq: s.nextSeq}
+			for range k {
+				s.nextValue++
+				s.idem.vals = append(s.idem.vals, fmt.Sprintf("v%d", s.nextValue))
+			}
+			s.nextSeq += int32(k)
+		}
+		vals = s.idem.vals
+		spec.ProducerID, spec.ProducerEpoch, spec.BaseSequence = simProducerID, 0, s.idem.seq
+	} else {
+		k := 1 + s.rng.Intn(3)
+		for range k {
+			s.nextValue++
+			vals = append(vals, fmt.Sprintf("v%d", s.nextValue))
+		}
 	}
-	batch := record.Build(record.BatchSpec{ProducerID: -1, BaseSequence: -1, BaseTimestamp: s.clock.Now().UnixMilli(), Records: recs})
+	k := len(vals)
+	for _, v := range vals {
+		spec.Records = append(spec.Records, record.Record{Value: []byte(v)})
+	}
+	batch := record.Build(spec)
+	leo := p.LogEndOffset()
 	res, err := p.Append(batch, acks, partition.OriginClient)
+	if err == nil && res.BaseOffset < leo {
+		s.stats.dedups++
+	}
+	if err != nil && idem && !errors.Is(err, kerr.NotEnoughReplicas) && !errors.Is(err, kerr.NotLeaderForPartition) {
+		s.stats.idemErrors++
+	}
 	if err != nil {
 		s.logf("node %d produce acks=%d: %v", n.id, acks, err)
 		return
@@ -611,7 +668,11 @@ func (s *sim) produce(acks int16) {
 	if acks != -1 {
 		return
 	}
-	pa := pendingAck{node: n, gen: n.gen, epoch: p.LeaderEpoch(), last: res.BaseOffset + int64(k) - 1}
+	pa := pendingAck{node: n, gen: n.gen, epoch: p.LeaderEpoch(), last: res.BaseOffset + int64(k) - 1,
+		sentAt: s.clock.Now(), idem: idem}
+	if idem {
+		s.idem.pending = true
+	}
 	for i, v := range vals {
 		pa.recs = append(pa.recs, ackedRecord{res.BaseOffset + int64(i), v})
 	}
@@ -628,6 +689,7 @@ func (s *sim) pollAcks() {
 		p := s.part(pa.node)
 		if p == nil || pa.node.gen != pa.gen || p.LeaderEpoch() != pa.epoch {
 			s.logf("produce of %v at node %d not acknowledged: leadership lost", pa.recs, pa.node.id)
+			s.unacked(pa)
 			continue
 		}
 		err := p.WaitReplicated(done, pa.last)
@@ -635,13 +697,24 @@ func (s *sim) pollAcks() {
 		case err == nil:
 			s.logf("node %d ACKS %v (hw %d)", pa.node.id, pa.recs, p.HighWatermark())
 			s.acked = append(s.acked, pa.recs...)
-		case errors.Is(err, kerr.RequestTimedOut):
+			if pa.idem {
+				s.idem = nil
+			}
+		case errors.Is(err, kerr.RequestTimedOut) && s.clock.Now().Sub(pa.sentAt) < simRequestTimeout:
 			kept = append(kept, pa)
 		default:
 			s.logf("produce of %v at node %d failed: %v", pa.recs, pa.node.id, err)
+			s.unacked(pa)
 		}
 	}
 	s.pending = kept
+}
+
+// unacked: the producer got no acknowledgement; the idempotent one sends the batch again.
+func (s *sim) unacked(pa pendingAck) {
+	if pa.idem && s.idem != nil {
+		s.idem.pending = false
+	}
 }
 
 func (s *sim) fetchersOf(n *simNode) []*fetcher {
@@ -976,6 +1049,27 @@ func (s *sim) deleteRecords() {
 	s.stats.deletes++
 }
 
+// cleanRestart stops a broker cleanly (partitions closed, clean-shutdown marker, producer
+// snapshots) and starts it again at once, with a new broker epoch.
+func (s *sim) cleanRestart() {
+	n := s.randomUp()
+	if n == nil {
+		return
+	}
+	s.logf("node %d restarts cleanly", n.id)
+	n.mgr.Close()
+	if err := n.parts.Close(); err != nil {
+		s.fail("node %d: close partitions: %v", n.id, err)
+		return
+	}
+	s.startNode(n)
+	s.stats.restarts++
+	s.ctrl.fence(n.id)
+	s.ctrl.brokerEpoch[n.id]++
+	n.epoch = s.ctrl.brokerEpoch[n.id]
+	s.applyImage(n)
+}
+
 func (s *sim) isolate() {
 	n := s.nodes[s.rng.Intn(len(s.nodes))]
 	for _, o := range s.nodes {
@@ -1054,6 +1148,15 @@ func (s *sim) checkInvariants() {
 		}
 		n.maxHW = max(n.maxHW, hw)
 		logs[n.id] = s.logOf(p)
+		// No record twice in a log: the idempotent producer's retries are deduplicated by
+		// whichever leader gets them, from the producer state the followers rebuilt.
+		seenAt := map[string]int64{}
+		for off, e := range logs[n.id] {
+			if prev, dup := seenAt[e.value]; dup {
+				s.fail("node %d holds %q twice, at %d and %d", n.id, e.value, min(prev, off), max(prev, off))
+			}
+			seenAt[e.value] = off
+		}
 		// The high watermark consumers see from a leader never goes back in its epoch.
 		if p.IsLeader() {
 			e := p.LeaderEpoch()
