@@ -25,10 +25,12 @@ package replica
 // After the faults, a calm phase (network healed, every broker up) checks the same invariants
 // and, with MOLDAU_SIM_LIVENESS=1, liveness: the ISR gets back to all three replicas, every
 // replica reaches the leader's log end, and an acks=all produce is acknowledged. Liveness is
-// off by default while two stalls in the partition layer are open (seed 2: a leader elected
-// with an ISR below min.insync.replicas and its high watermark below its epoch start never
-// expands its ISR; seed 70 with that fixed: a follower whose epoch cache ends with an epoch it
-// led without writing fetches with it forever, since TruncateTo at the log end keeps the entry).
+// off by default while three stalls in the partition layer are open: a leader elected with an
+// ISR below min.insync.replicas and its high watermark below its epoch start never expands its
+// ISR (seed 1); a follower whose epoch cache ends with an epoch it led without writing fetches
+// with it forever, since TruncateTo at the log end keeps the entry (seed 25 with the first
+// fixed); a follower restarted at a leader log start inside a batch cannot append that batch
+// (seed 36 with both fixed).
 //
 // MOLDAU_SIM_SEEDS=n runs n seeds (default 20), MOLDAU_SIM_STEPS=n steps each (default 300),
 // MOLDAU_SIM_SEED=s only seed s, MOLDAU_SIM_TRACE=1 logs every step.
@@ -37,6 +39,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand"
 	"os"
 	"slices"
@@ -308,7 +311,7 @@ func (s *sim) startNode(n *simNode) {
 		BrokerEpoch:       func() int64 { return n.epoch },
 		EligibleBrokers:   func(*metadata.Image) map[int32]int64 { return s.ctrl.eligible() },
 		Clock:             s.clock,
-		Logger:            discardLogger(),
+		Logger:            slog.New(traceHandler{s: s, node: id}),
 		ReplicaLagTimeMax: simLagMax,
 		FetchBackoff:      simBackoff,
 	}, simStore{partitionStore{pm}, s, n}, true)
@@ -332,6 +335,35 @@ func (s *sim) part(n *simNode) *partition.Partition {
 	}
 	return n.parts.Get(simTopic, 0)
 }
+
+// traceHandler puts the warnings and errors a node's manager and fetchers log in the trace.
+type traceHandler struct {
+	s     *sim
+	node  int32
+	attrs []slog.Attr
+}
+
+func (h traceHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+
+func (h traceHandler) Handle(_ context.Context, r slog.Record) error {
+	var b strings.Builder
+	for _, a := range h.attrs {
+		fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
+		return true
+	})
+	h.s.logf("node %d %s: %s%s", h.node, r.Level, r.Message, b.String())
+	return nil
+}
+
+func (h traceHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	h.attrs = append(slices.Clone(h.attrs), as...)
+	return h
+}
+
+func (h traceHandler) WithGroup(string) slog.Handler { return h }
 
 // --- the controller model ---
 
