@@ -1,0 +1,608 @@
+package replica
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/moldau/moldau/internal/metadata"
+	"github.com/moldau/moldau/internal/partition"
+)
+
+// DefaultReplicaLagTimeMax is replica.lag.time.max.ms.
+const DefaultReplicaLagTimeMax = 30 * time.Second
+
+// maxISRCheckInterval caps the ISR check period (replica.lag.time.max.ms / 2 in Kafka, whose
+// leader also expands the ISR inside the fetch path): here expansion is found by the same
+// periodic check, so that a caught-up follower rejoins within a second.
+const maxISRCheckInterval = time.Second
+
+// alterPartitionTimeout bounds one AlterPartition call to the controller.
+const alterPartitionTimeout = 10 * time.Second
+
+// ISRUpdate is one partition's ISR change the leader asks the controller for (AlterPartition):
+// LeaderEpoch and PartitionEpoch are the ones the leader has; the controller refuses the change
+// when they are stale (FENCED_LEADER_EPOCH, INVALID_UPDATE_VERSION).
+type ISRUpdate struct {
+	Topic          string
+	TopicID        [16]byte
+	Partition      int32
+	LeaderEpoch    int32
+	PartitionEpoch int32
+	NewISR         []int32
+	// NewISRBrokerEpochs are the broker epochs of NewISR's members, index by index, as the
+	// leader saw them in their fetches (this broker's own for the leader), -1 when unknown: the
+	// controller refuses a member whose epoch is not its current one (KIP-903).
+	NewISRBrokerEpochs []int64
+}
+
+// Config configures a Manager.
+type Config struct {
+	NodeID int32
+	Parts  *partition.Manager
+	// Settings are the partition settings of a topic (its configs over the broker's).
+	Settings func(t *metadata.Topic) (partition.Settings, error)
+	// BrokerAddr is the inter-broker listener address (host:port) of a broker.
+	BrokerAddr func(id int32) (string, bool)
+	// AlterPartition sends ISR changes to the controller. On nil the changes were committed
+	// and arrive as a new image (Apply); on an error they are asked again later.
+	AlterPartition func(ctx context.Context, items []ISRUpdate) error
+	// BrokerEpoch is this broker's current epoch (its registration), sent in every fetch.
+	BrokerEpoch func() int64
+	// EligibleBrokers lists, by broker id, the broker epochs of the brokers that may join an
+	// ISR in image (registered, unfenced, not in controlled shutdown: KIP-841, KIP-903); nil
+	// (the func or its answer): every replica is eligible.
+	EligibleBrokers func(image *metadata.Image) map[int32]int64
+	// Dial connects to a leader (default Dialer(NodeID)).
+	Dial func(addr string) (LeaderClient, error)
+	// Clock defaults to the wall clock.
+	Clock  Clock
+	Logger *slog.Logger
+
+	// ReplicaLagTimeMax is replica.lag.time.max.ms (default 30 s).
+	ReplicaLagTimeMax time.Duration
+	// FetchWaitMax is replica.fetch.wait.max.ms (default 500 ms).
+	FetchWaitMax time.Duration
+	// FetchBackoff is replica.fetch.backoff.ms (default 1 s): the wait after a failed fetch,
+	// and before an ISR change the controller refused is asked again.
+	FetchBackoff time.Duration
+	// FetchMaxBytes is replica.fetch.max.bytes (default 1 MiB), per partition.
+	FetchMaxBytes int32
+	// FetchResponseMaxBytes is replica.fetch.response.max.bytes (default 10 MiB).
+	FetchResponseMaxBytes int32
+}
+
+// local is a hosted partition as the manager drives it (*partition.Partition through
+// partitionLocal; the tests use fakes).
+type local interface {
+	Follower
+	becomeLeader(leaderEpoch, partitionEpoch int32, replicas, isr []int32, self int32) error
+	becomeFollower(leader, leaderEpoch, partitionEpoch int32) error
+	updateISR(isr []int32, partitionEpoch int32)
+	isrChange(now time.Time, lagMax time.Duration) ([]int32, bool)
+	cancelISRChange()
+	setEligibleBrokers(epochs map[int32]int64)
+	// followerBrokerEpochs are the broker epochs of the followers' last fetches, by id.
+	followerBrokerEpochs() map[int32]int64
+	settings() partition.Settings
+	updateSettings(partition.Settings)
+}
+
+// store is where the manager opens and removes partitions (partition.Manager through
+// partitionStore; the tests use fakes).
+type store interface {
+	open(topic string, p int32, s partition.Settings) (local, error)
+	removeTopic(topic string) error
+	orphans(keep func(topic string, p int32) bool) []string
+}
+
+type role uint8
+
+const (
+	roleNone role = iota
+	roleLeader
+	roleFollower
+)
+
+// hostedPart is the state the manager applied to one hosted partition. REQUIRES: Manager.mu for
+// every field but key, topicID and part (immutable).
+type hostedPart struct {
+	key     tp
+	topicID [16]byte
+	part    local
+
+	role           role
+	leader         int32
+	leaderEpoch    int32
+	partitionEpoch int32
+	replicas, isr  []int32
+
+	// ISR check (leader): an AlterPartition for this partition is in flight since inflightAt
+	// (at most one); retryAt holds back the next after a refusal.
+	inflight   bool
+	inflightAt time.Time
+	retryAt    time.Time
+}
+
+// Manager applies metadata images to this broker's partitions (Kafka's ReplicaManager
+// applyDelta): it opens the partitions assigned here, makes them leaders or followers as the
+// image says, hands followers to the fetcher of their leader, and deletes the partitions of
+// deleted topics. It is the only caller of role transitions. For the partitions it leads it
+// runs the ISR check and sends AlterPartition.
+//
+// It diffs each image against the state it applied, not against the previous image, so a
+// transition that failed (an open on a failing disk) is tried again with the next image.
+type Manager struct {
+	cfg    Config
+	store  store
+	clock  Clock
+	logger *slog.Logger
+	lagMax time.Duration
+	manual bool // tests: no goroutines (fetchers and the ISR check are driven by hand)
+
+	applyMu sync.Mutex // serialises Apply and Close
+
+	mu       sync.Mutex
+	parts    map[tp]*hostedPart
+	fetchers map[int32]*fetcher // by leader
+	closed   bool
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+// NewManager makes a Manager over cfg.Parts and starts its ISR check.
+func NewManager(cfg Config) *Manager {
+	return newManager(cfg, partitionStore{cfg.Parts}, false)
+}
+
+func newManager(cfg Config, st store, manual bool) *Manager {
+	if cfg.Clock == nil {
+		cfg.Clock = realClock{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Dial == nil {
+		cfg.Dial = Dialer(cfg.NodeID)
+	}
+	if cfg.BrokerEpoch == nil {
+		cfg.BrokerEpoch = func() int64 { return -1 }
+	}
+	if cfg.BrokerAddr == nil {
+		cfg.BrokerAddr = func(int32) (string, bool) { return "", false }
+	}
+	if cfg.AlterPartition == nil {
+		cfg.AlterPartition = func(context.Context, []ISRUpdate) error {
+			return errors.New("no controller to send AlterPartition to")
+		}
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&cfg.ReplicaLagTimeMax, DefaultReplicaLagTimeMax)
+	def(&cfg.FetchWaitMax, DefaultFetchWaitMax)
+	def(&cfg.FetchBackoff, DefaultFetchBackoff)
+	if cfg.FetchMaxBytes <= 0 {
+		cfg.FetchMaxBytes = DefaultFetchMaxBytes
+	}
+	if cfg.FetchResponseMaxBytes <= 0 {
+		cfg.FetchResponseMaxBytes = DefaultFetchResponseMaxBytes
+	}
+	m := &Manager{cfg: cfg, store: st, clock: cfg.Clock, logger: cfg.Logger, lagMax: cfg.ReplicaLagTimeMax,
+		manual: manual, parts: make(map[tp]*hostedPart), fetchers: make(map[int32]*fetcher),
+		stop: make(chan struct{}), done: make(chan struct{})}
+	if !manual {
+		go m.isrLoop()
+	}
+	return m
+}
+
+// Apply brings this broker's partitions to what image next says: opens the partitions newly
+// assigned here (outside the map lock), makes each the leader or a follower when its leader or
+// leader epoch changed, passes committed ISR changes to the leaders, stops fetching the
+// partitions moved away, and deletes the partitions of topics that no longer exist (also those
+// deleted while this broker was down). old is the image applied before (nil at start); the
+// diff is taken against the state this manager applied, which is old's after a clean Apply.
+func (m *Manager) Apply(old, next *metadata.Image) error {
+	_ = old
+	m.applyMu.Lock()
+	defer m.applyMu.Unlock()
+	m.mu.Lock()
+	closed := m.closed
+	m.mu.Unlock()
+	if closed {
+		return errors.New("replica manager closed")
+	}
+	var errs []error
+	seen := make(map[tp]bool)
+	for _, t := range next.Topics() {
+		hostsAny := false
+		for _, p := range t.Partitions {
+			if slices.Contains(p.Replicas, m.cfg.NodeID) {
+				hostsAny = true
+				break
+			}
+		}
+		if !hostsAny {
+			continue
+		}
+		// A topic deleted and created again under the same name between two images this
+		// manager saw: the old partitions go first.
+		if m.hostsOtherTopicID(t.Name, t.ID) {
+			if err := m.removeTopic(t.Name); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+		}
+		for _, p := range t.Partitions {
+			if slices.Contains(p.Replicas, m.cfg.NodeID) {
+				seen[tp{t.Name, p.Partition}] = true // kept as they are if the rest fails
+			}
+		}
+		s, err := m.cfg.Settings(t)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("settings of topic %s: %w", t.Name, err))
+			continue
+		}
+		for _, p := range t.Partitions {
+			if !slices.Contains(p.Replicas, m.cfg.NodeID) {
+				continue
+			}
+			key := tp{t.Name, p.Partition}
+			if err := m.applyPartition(key, t.ID, p, s); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+
+	// Partitions no longer assigned here.
+	m.mu.Lock()
+	var gone []tp
+	for key := range m.parts {
+		if !seen[key] {
+			gone = append(gone, key)
+		}
+	}
+	m.mu.Unlock()
+	slices.SortFunc(gone, func(a, b tp) int {
+		if a.topic != b.topic {
+			if a.topic < b.topic {
+				return -1
+			}
+			return 1
+		}
+		return int(a.part - b.part)
+	})
+	removed := map[string]bool{}
+	for _, key := range gone {
+		if _, ok := next.Topic(key.topic); !ok {
+			if !removed[key.topic] {
+				removed[key.topic] = true
+				if err := m.removeTopic(key.topic); err != nil {
+					errs = append(errs, err)
+				}
+			}
+			continue
+		}
+		// Moved away while the topic stays: reassignment is not supported yet; the replica
+		// stops replicating and keeps its files.
+		m.mu.Lock()
+		if h := m.parts[key]; h != nil {
+			m.unfollowLocked(h)
+			delete(m.parts, key)
+		}
+		m.mu.Unlock()
+		m.logger.Warn("partition no longer assigned to this broker: it stops replicating (reassignment is not supported yet)",
+			"topic", key.topic, "partition", key.part)
+	}
+	// Topics deleted while this broker was down (or whose partitions never opened).
+	keep := func(topic string, p int32) bool {
+		t, ok := next.Topic(topic)
+		return ok && int(p) < len(t.Partitions) && slices.Contains(t.Partitions[p].Replicas, m.cfg.NodeID)
+	}
+	for _, topic := range m.store.orphans(keep) {
+		if _, ok := next.Topic(topic); ok || removed[topic] {
+			continue
+		}
+		m.logger.Info("deleting partitions of removed topic", "topic", topic)
+		if err := m.removeTopic(topic); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if m.cfg.EligibleBrokers != nil {
+		eligible := m.cfg.EligibleBrokers(next)
+		m.mu.Lock()
+		for _, h := range m.parts {
+			if h.role == roleLeader {
+				h.part.setEligibleBrokers(eligible)
+			}
+		}
+		m.mu.Unlock()
+	}
+	m.closeIdleFetchers()
+	return errors.Join(errs...)
+}
+
+func (m *Manager) hostsOtherTopicID(topic string, id [16]byte) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for key, h := range m.parts {
+		if key.topic == topic && h.topicID != id {
+			return true
+		}
+	}
+	return false
+}
+
+// applyPartition opens the partition if it is new here, then applies its role.
+func (m *Manager) applyPartition(key tp, topicID [16]byte, p metadata.Partition, s partition.Settings) error {
+	m.mu.Lock()
+	h := m.parts[key]
+	m.mu.Unlock()
+	if h == nil {
+		// Opening (recovery, fsyncs) runs without the map lock.
+		part, err := m.store.open(key.topic, key.part, s)
+		if err != nil {
+			return fmt.Errorf("open partition %s-%d: %w", key.topic, key.part, err)
+		}
+		h = &hostedPart{key: key, topicID: topicID, part: part, leader: -1, leaderEpoch: -1, partitionEpoch: -1}
+		m.mu.Lock()
+		m.parts[key] = h
+		m.mu.Unlock()
+	} else if h.part.settings() != s {
+		h.part.updateSettings(s)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.transitionLocked(h, p)
+}
+
+// transitionLocked makes h what p says. The state is recorded only once a transition
+// succeeded, so a failed one is tried again with the next image. REQUIRES: mu.
+func (m *Manager) transitionLocked(h *hostedPart, p metadata.Partition) error {
+	lg := m.logger.With("topic", h.key.topic, "partition", h.key.part, "leader", p.Leader, "leaderEpoch", p.LeaderEpoch)
+	if p.Leader == m.cfg.NodeID {
+		if h.role != roleLeader || h.leaderEpoch != p.LeaderEpoch || !slices.Equal(h.replicas, p.Replicas) {
+			m.unfollowLocked(h) // no follower append may land after BecomeLeader
+			if err := h.part.becomeLeader(p.LeaderEpoch, p.PartitionEpoch, p.Replicas, p.ISR, m.cfg.NodeID); err != nil {
+				return fmt.Errorf("partition %s-%d: become leader in epoch %d: %w", h.key.topic, h.key.part, p.LeaderEpoch, err)
+			}
+			lg.Info("became leader", "isr", p.ISR)
+			h.role, h.leader, h.leaderEpoch = roleLeader, p.Leader, p.LeaderEpoch
+			h.partitionEpoch, h.replicas, h.isr = p.PartitionEpoch, slices.Clone(p.Replicas), slices.Clone(p.ISR)
+			h.inflight, h.retryAt = false, time.Time{}
+			return nil
+		}
+		if h.partitionEpoch != p.PartitionEpoch || !slices.Equal(h.isr, p.ISR) {
+			h.part.updateISR(p.ISR, p.PartitionEpoch)
+			h.partitionEpoch, h.isr = p.PartitionEpoch, slices.Clone(p.ISR)
+			h.inflight, h.retryAt = false, time.Time{}
+		}
+		return nil
+	}
+	if h.role != roleFollower || h.leaderEpoch != p.LeaderEpoch || h.leader != p.Leader {
+		m.unfollowLocked(h)
+		if err := h.part.becomeFollower(p.Leader, p.LeaderEpoch, p.PartitionEpoch); err != nil {
+			h.role = roleNone
+			return fmt.Errorf("partition %s-%d: become follower of %d in epoch %d: %w", h.key.topic, h.key.part, p.Leader, p.LeaderEpoch, err)
+		}
+		lg.Info("became follower", "logEndOffset", h.part.LogEndOffset())
+		h.role, h.leader, h.leaderEpoch = roleFollower, p.Leader, p.LeaderEpoch
+		h.inflight = false
+		if p.Leader >= 0 {
+			m.fetcherLocked(p.Leader).add(h.key, h.topicID, h.part, p.LeaderEpoch)
+		}
+	}
+	h.partitionEpoch, h.replicas, h.isr = p.PartitionEpoch, slices.Clone(p.Replicas), slices.Clone(p.ISR)
+	return nil
+}
+
+// unfollowLocked stops fetching h (waiting for a response being applied to it). REQUIRES: mu.
+func (m *Manager) unfollowLocked(h *hostedPart) {
+	if h.role == roleFollower && h.leader >= 0 {
+		if f := m.fetchers[h.leader]; f != nil {
+			f.remove(h.key)
+		}
+	}
+}
+
+// fetcherLocked is the fetcher of leader, started on first use. REQUIRES: mu.
+func (m *Manager) fetcherLocked(leader int32) *fetcher {
+	if f := m.fetchers[leader]; f != nil {
+		return f
+	}
+	f := newFetcher(fetcherConfig{
+		nodeID: m.cfg.NodeID, leader: leader, brokerEpoch: m.cfg.BrokerEpoch, addr: m.cfg.BrokerAddr,
+		dial: m.cfg.Dial, clock: m.clock, logger: m.logger.With("fetcher", leader),
+		waitMax: m.cfg.FetchWaitMax, backoff: m.cfg.FetchBackoff,
+		maxBytes: m.cfg.FetchMaxBytes, respMax: m.cfg.FetchResponseMaxBytes,
+	})
+	m.fetchers[leader] = f
+	if !m.manual {
+		f.start()
+	}
+	return f
+}
+
+// closeIdleFetchers stops the fetchers left with no partition.
+func (m *Manager) closeIdleFetchers() {
+	m.mu.Lock()
+	var idle []*fetcher
+	for id, f := range m.fetchers {
+		if f.empty() {
+			idle = append(idle, f)
+			delete(m.fetchers, id)
+		}
+	}
+	m.mu.Unlock()
+	if !m.manual {
+		for _, f := range idle {
+			f.close()
+		}
+	}
+}
+
+// removeTopic stops fetching every partition of topic, forgets them, and deletes them
+// (partition.Manager.RemoveTopic, as broker.Sync did).
+func (m *Manager) removeTopic(topic string) error {
+	m.mu.Lock()
+	for key, h := range m.parts {
+		if key.topic == topic {
+			m.unfollowLocked(h)
+			delete(m.parts, key)
+		}
+	}
+	m.mu.Unlock()
+	m.logger.Info("deleting partitions of removed topic", "topic", topic)
+	if err := m.store.removeTopic(topic); err != nil {
+		return fmt.Errorf("delete partitions of topic %s: %w", topic, err)
+	}
+	return nil
+}
+
+// isrCheckInterval is how often the leader looks for ISR changes.
+func (m *Manager) isrCheckInterval() time.Duration {
+	return min(m.lagMax/2, maxISRCheckInterval)
+}
+
+func (m *Manager) isrLoop() {
+	defer close(m.done)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-m.stop:
+			cancel()
+		case <-m.done:
+		}
+	}()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-m.clock.After(m.isrCheckInterval()):
+		}
+		m.checkISR(ctx)
+	}
+}
+
+// checkISR is Kafka's isr-expiration and expansion check for the partitions led here: each
+// asks its partition for the ISR it wants now (partition.ISRChange); the changes go to the
+// controller in one AlterPartition call, with at most one in flight per partition. A refused
+// change is asked again after FetchBackoff; an accepted one is in flight until the image with
+// the new partition epoch arrives (Apply), or, if none does, for a few check intervals.
+func (m *Manager) checkISR(ctx context.Context) {
+	now := m.clock.Now()
+	expiry := 4 * m.isrCheckInterval()
+	m.mu.Lock()
+	var leaders []*hostedPart
+	for _, h := range m.parts {
+		if h.role != roleLeader {
+			continue
+		}
+		if h.inflight && now.Sub(h.inflightAt) >= expiry {
+			h.inflight = false
+			h.part.cancelISRChange()
+		}
+		if !h.inflight && !now.Before(h.retryAt) {
+			leaders = append(leaders, h)
+		}
+	}
+	m.mu.Unlock()
+	slices.SortFunc(leaders, func(a, b *hostedPart) int {
+		if a.key.topic != b.key.topic {
+			if a.key.topic < b.key.topic {
+				return -1
+			}
+			return 1
+		}
+		return int(a.key.part - b.key.part)
+	})
+	type sent struct {
+		h                   *hostedPart
+		epoch, partitionEpo int32
+	}
+	var items []ISRUpdate
+	var sents []sent
+	for _, h := range leaders {
+		isr, ok := h.part.isrChange(now, m.lagMax)
+		if !ok {
+			continue
+		}
+		m.mu.Lock()
+		if h.role != roleLeader || m.parts[h.key] != h {
+			m.mu.Unlock()
+			continue
+		}
+		u := ISRUpdate{Topic: h.key.topic, TopicID: h.topicID, Partition: h.key.part,
+			LeaderEpoch: h.leaderEpoch, PartitionEpoch: h.partitionEpoch, NewISR: slices.Clone(isr)}
+		epochs := h.part.followerBrokerEpochs()
+		for _, id := range isr {
+			e, ok := epochs[id]
+			switch {
+			case id == m.cfg.NodeID:
+				e = m.cfg.BrokerEpoch()
+			case !ok:
+				e = -1
+			}
+			u.NewISRBrokerEpochs = append(u.NewISRBrokerEpochs, e)
+		}
+		h.inflight, h.inflightAt = true, now
+		m.mu.Unlock()
+		items = append(items, u)
+		sents = append(sents, sent{h, u.LeaderEpoch, u.PartitionEpoch})
+	}
+	if len(items) == 0 {
+		return
+	}
+	actx, cancel := context.WithTimeout(ctx, alterPartitionTimeout)
+	err := m.cfg.AlterPartition(actx, items)
+	cancel()
+	if err == nil {
+		return
+	}
+	m.logger.Warn("alter partition (ISR change) failed; asking again later", "partitions", len(items), "err", err)
+	retry := m.clock.Now().Add(m.cfg.FetchBackoff)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, s := range sents {
+		if s.h.inflight && s.h.leaderEpoch == s.epoch && s.h.partitionEpoch == s.partitionEpo {
+			s.h.inflight, s.h.retryAt = false, retry
+			s.h.part.cancelISRChange()
+		}
+	}
+}
+
+// Close stops the ISR check and every fetcher. The partitions stay open (the partition.Manager
+// closes them).
+func (m *Manager) Close() error {
+	m.applyMu.Lock()
+	defer m.applyMu.Unlock()
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.closed = true
+	fs := make([]*fetcher, 0, len(m.fetchers))
+	for id, f := range m.fetchers {
+		fs = append(fs, f)
+		delete(m.fetchers, id)
+	}
+	m.mu.Unlock()
+	if !m.manual {
+		close(m.stop)
+		<-m.done
+		for _, f := range fs {
+			f.close()
+		}
+	}
+	return nil
+}
