@@ -24,6 +24,7 @@ import (
 	"github.com/moldau/moldau/internal/metrics"
 	"github.com/moldau/moldau/internal/partition"
 	"github.com/moldau/moldau/internal/raftstore"
+	"github.com/moldau/moldau/internal/replica"
 	"github.com/moldau/moldau/internal/server"
 	"github.com/moldau/moldau/internal/vfs"
 )
@@ -37,6 +38,11 @@ type Broker struct {
 	locks     []*dirLock // one per log dir, held from the start of Start to the end of Shutdown
 	meta      *metadata.Controller
 	parts     *partition.Manager
+	// replicas applies each metadata image to the partitions hosted here: opens them, makes
+	// them leaders or followers (fetching from their leader), sends ISR changes. applied is the
+	// image it last applied (REQUIRES: syncMu).
+	replicas *replica.Manager
+	applied  *metadata.Image
 	groups    *group.Coordinator
 	offsets   *offsetsStore
 	listeners []*clientListener // every client listener, in the order of listeners
@@ -236,6 +242,7 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 	for _, err := range b.parts.CheckpointErrors() {
 		b.log.Error("high-watermark checkpoint ignored: its partitions start from their log start offsets (a single replica then commits its whole log at once); it is rewritten within seconds", "err", err)
 	}
+	b.replicas = replica.NewManager(b.replicaConfig())
 	if err := b.Sync(); err != nil {
 		return nil, fmt.Errorf("broker: open partitions: %w", err)
 	}
@@ -384,49 +391,17 @@ func (b *Broker) MetricsAddr() net.Addr {
 // Controller exposes the metadata controller (tests, tools).
 func (b *Broker) Controller() *metadata.Controller { return b.meta }
 
-// Sync opens the partitions the metadata assigns to this broker, applies changed topic configs,
-// and closes and deletes the partitions of topics that no longer exist (including topics deleted
-// while this broker was down). It implements handler.Cluster.
+// Sync brings the partitions hosted here in line with the latest metadata image (the replica
+// manager opens, leads, follows and deletes them) and the group coordinator with the
+// __consumer_offsets partitions this broker leads. It implements handler.Cluster.
 func (b *Broker) Sync() error {
 	b.syncMu.Lock()
 	defer b.syncMu.Unlock()
 	im := b.meta.Image()
-	var errs []error
-	for _, t := range im.Topics() {
-		settings, err := b.settingsFor(t)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		for _, p := range t.Partitions {
-			if !hosts(p.Replicas, b.cfg.NodeID) {
-				continue
-			}
-			part, err := b.parts.Ensure(t.Name, p.Partition, settings, p.LeaderEpoch)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			if part.Settings() != settings {
-				part.UpdateSettings(settings)
-			}
-		}
-	}
+	err := b.replicas.Apply(b.applied, im)
+	b.applied = im
 	b.syncCoordinators()
-	keep := func(topic string, p int32) bool {
-		t, ok := im.Topic(topic)
-		return ok && int(p) < len(t.Partitions) && hosts(t.Partitions[p].Replicas, b.cfg.NodeID)
-	}
-	for _, topic := range b.parts.Orphans(keep) {
-		if _, ok := im.Topic(topic); ok {
-			continue // only some partitions moved away: reassignment is not supported yet
-		}
-		b.log.Info("deleting partitions of removed topic", "topic", topic)
-		if err := b.parts.RemoveTopic(topic); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
+	return err
 }
 
 func hosts(replicas []int32, id int32) bool {
@@ -589,6 +564,12 @@ func (b *Broker) shutdown(ctx context.Context) error {
 
 func (b *Broker) closeParts() error {
 	var errs []error
+	if b.replicas != nil {
+		// First: no fetcher appends to a partition being closed.
+		if err := b.replicas.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close replica manager: %w", err))
+		}
+	}
 	if b.parts != nil {
 		if err := b.parts.WriteHighWatermarks(); err != nil {
 			errs = append(errs, fmt.Errorf("checkpoint high watermarks: %w", err))

@@ -3,12 +3,17 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/moldau/moldau/internal/config"
 	"github.com/moldau/moldau/internal/metadata"
+	"github.com/moldau/moldau/internal/replica"
 	"github.com/moldau/moldau/internal/server"
 )
 
@@ -81,4 +86,75 @@ func (b *Broker) interBrokerListener() *clientListener {
 		}
 	}
 	return b.listeners[0]
+}
+
+// replicaConfig configures the replica manager: follower fetches go to the leader's
+// inter-broker listener, ISR changes to the controller (forwarded), the leaders check the
+// broker epochs of the active brokers (KIP-903).
+func (b *Broker) replicaConfig() replica.Config {
+	listener := b.interBrokerListener().bind.Name
+	return replica.Config{
+		NodeID:   b.cfg.NodeID,
+		Parts:    b.parts,
+		Settings: b.settingsFor,
+		BrokerAddr: func(id int32) (string, bool) {
+			br, ok := b.meta.Image().Broker(id)
+			if !ok {
+				return "", false
+			}
+			for _, e := range br.Endpoints {
+				if e.Name == listener {
+					return net.JoinHostPort(e.Host, strconv.Itoa(int(e.Port))), true
+				}
+			}
+			return net.JoinHostPort(br.Host, strconv.Itoa(int(br.Port))), true
+		},
+		AlterPartition: b.alterPartition,
+		BrokerEpoch:    b.brokerEpoch.Load,
+		EligibleBrokers: func(im *metadata.Image) map[int32]int64 {
+			out := map[int32]int64{}
+			for _, br := range im.Brokers() {
+				if br.Active() {
+					out[br.NodeID] = br.Epoch
+				}
+			}
+			return out
+		},
+		Logger:                b.log,
+		ReplicaLagTimeMax:     time.Duration(b.cfg.ReplicaLagTimeMaxMs) * time.Millisecond,
+		FetchWaitMax:          time.Duration(b.cfg.ReplicaFetchWaitMaxMs) * time.Millisecond,
+		FetchBackoff:          time.Duration(b.cfg.ReplicaFetchBackoffMs) * time.Millisecond,
+		FetchMaxBytes:         b.cfg.ReplicaFetchMaxBytes,
+		FetchResponseMaxBytes: b.cfg.ReplicaFetchResponseMaxBytes,
+	}
+}
+
+// alterPartition sends a leader's ISR changes to the controller (AlterPartition, with the broker
+// epochs its followers fetched with). The first per-partition refusal is the error: the replica
+// manager retries the batch after the next metadata image.
+func (b *Broker) alterPartition(ctx context.Context, updates []replica.ISRUpdate) error {
+	items := make([]metadata.AlterPartitionItem, len(updates))
+	for i, u := range updates {
+		it := metadata.AlterPartitionItem{TopicID: u.TopicID, Partition: u.Partition, LeaderEpoch: u.LeaderEpoch,
+			PartitionEpoch: u.PartitionEpoch}
+		for j, id := range u.NewISR {
+			epoch := int64(-1)
+			if j < len(u.NewISRBrokerEpochs) {
+				epoch = u.NewISRBrokerEpochs[j]
+			}
+			it.NewISR = append(it.NewISR, metadata.ISRMember{BrokerID: id, BrokerEpoch: epoch})
+		}
+		items[i] = it
+	}
+	results, err := b.meta.AlterPartition(ctx, b.cfg.NodeID, b.brokerEpoch.Load(), items)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for i, r := range results {
+		if r.Err != nil {
+			errs = append(errs, fmt.Errorf("%s-%d: %w", updates[i].Topic, updates[i].Partition, r.Err))
+		}
+	}
+	return errors.Join(errs...)
 }

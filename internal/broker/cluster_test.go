@@ -504,3 +504,73 @@ func TestClusterBrokerOnlyNode(t *testing.T) {
 		t.Fatal("the record is not in node 4's partition")
 	}
 }
+
+// TestClusterReplicates: an RF=3 topic with min.insync.replicas=2: acks=all records reach every
+// replica; when a leader stops, its partitions move to followers holding every acknowledged
+// record and producing goes on; everything acknowledged is read back once.
+func TestClusterReplicates(t *testing.T) {
+	brokers := testCluster(t, 3, "replica.lag.time.max.ms", "2000")
+	waitCluster(t, brokers, "three brokers in every image", func(b *Broker) bool { return len(b.Controller().Image().Brokers()) == 3 })
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(clusterClient(t, brokers))
+	res, err := adm.CreateTopic(ctx, 3, 3, map[string]*string{"min.insync.replicas": kadm.StringPtr("2")}, "replicated")
+	if err == nil {
+		err = res.Err
+	}
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	prod := clusterClient(t, brokers, kgo.DefaultProduceTopic("replicated"), kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()), kgo.MetadataMinAge(100*time.Millisecond))
+	acked := map[string]bool{}
+	produce := func(from, to int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			v := strconv.Itoa(i)
+			if err := prod.ProduceSync(ctx, &kgo.Record{Value: []byte(v)}).FirstErr(); err != nil {
+				t.Fatalf("produce %d: %v", i, err)
+			}
+			acked[v] = true
+		}
+	}
+	produce(0, 60)
+	// Every replica of every partition has every record (the ISR is all three).
+	waitCluster(t, brokers, "all replicas caught up", func(b *Broker) bool {
+		for p := int32(0); p < 3; p++ {
+			part := b.parts.Get("replicated", p)
+			if part == nil || part.LogEndOffset() != 20 || part.HighWatermark() != 20 {
+				return false
+			}
+		}
+		return true
+	})
+
+	// Stop the leader of partition 0 (not the controller, so the quorum stays put).
+	tm, _ := brokers[0].Controller().Image().Topic("replicated")
+	victim := tm.Partitions[0].Leader
+	var rest []*Broker
+	for _, b := range brokers {
+		if b.cfg.NodeID == victim {
+			stopBroker(t, b)
+			continue
+		}
+		rest = append(rest, b)
+	}
+	produce(60, 120)
+
+	cons := clusterClient(t, rest, kgo.ConsumeTopics("replicated"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	seen := map[string]int{}
+	for len(seen) < len(acked) {
+		fs := cons.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("read %d of %d acknowledged records: %v", len(seen), len(acked), err)
+		}
+		fs.EachRecord(func(r *kgo.Record) { seen[string(r.Value)]++ })
+	}
+	for v, n := range seen {
+		if n != 1 || !acked[v] {
+			t.Fatalf("record %s read %d times (acknowledged: %v)", v, n, acked[v])
+		}
+	}
+}

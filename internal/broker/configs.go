@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"time"
+
 	"fmt"
 	"math"
 	"sort"
@@ -56,6 +58,7 @@ func (b *Broker) settingsFor(t *metadata.Topic) (partition.Settings, error) {
 		MaxMessageBytes:   ts.MaxMessageBytes,
 		LogAppendTime:     ts.LogAppendTime,
 		MinInsyncReplicas: int(ts.MinInsyncReplicas),
+		ReplicaLagTimeMax: time.Duration(b.cfg.ReplicaLagTimeMaxMs) * time.Millisecond,
 	}
 	if ts.FlushIntervalMessages == 1 {
 		// Every message flushed (Moldau's default, config.FlushPolicy): group-commit before the
