@@ -1,7 +1,7 @@
 // Command moldau is the Moldau broker and its tools in one binary.
 //
 //	moldau server [flags]            start a broker (see moldau server -h)
-//	moldau topic|produce|consume|group|cluster ...
+//	moldau topic|produce|consume|group|cluster|verify ...
 //	moldau bench produce|consume|e2e [flags]   load generator and latency meter
 //	moldau kafka-topics ...          Kafka's tools with Kafka's flags; also when the binary is
 //	                                 invoked under that name (a symlink named kafka-topics)
@@ -99,6 +99,7 @@ var summaries = map[string]string{
 	"consume":                "print records: from beginning, an offset or a timestamp",
 	"group":                  "list, describe, delete, reset-offsets, delete-offsets",
 	"cluster":                "cluster info: id, controller, brokers",
+	"verify":                 "check that nothing acknowledged is lost, optionally under faults",
 	"kafka-topics":           "Kafka's kafka-topics.sh, same flags",
 	"kafka-console-producer": "Kafka's kafka-console-producer.sh, same flags",
 	"kafka-console-consumer": "Kafka's kafka-console-consumer.sh, same flags",

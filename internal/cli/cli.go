@@ -1,5 +1,5 @@
 // Package cli implements Moldau's user-facing client commands (moldau topic, produce, consume,
-// group, cluster) and Kafka-compatible tool entry points (kafka-topics, kafka-console-producer,
+// group, cluster, verify) and Kafka-compatible tool entry points (kafka-topics, kafka-console-producer,
 // kafka-console-consumer, kafka-consumer-groups) on top of franz-go's kgo and kadm.
 //
 // Every command is a function of its arguments, standard streams and context; the package keeps
@@ -43,6 +43,7 @@ func commandTable() map[string]commandFunc {
 		"consume":                runConsume,
 		"cluster":                runCluster,
 		"group":                  runGroup,
+		"verify":                 runVerify,
 		"kafka-topics":           runKafkaTopics,
 		"kafka-console-producer": runKafkaConsoleProducer,
 		"kafka-console-consumer": runKafkaConsoleConsumer,

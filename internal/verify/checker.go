@@ -87,7 +87,8 @@ type Report struct {
 	Corrupt int64 `json:"corrupt"`
 	Foreign int64 `json:"foreign"`
 	// LongestStallMs is the longest gap between successive acknowledgements (after the first
-	// fault when there were faults); LongestStallAtMs when it began; StallFault the fault in effect.
+	// fault when there were faults); LongestStallAtMs when it began; StallFault the fault that
+	// caused it (the first begun during the stall, else the last begun before it).
 	LongestStallMs   int64            `json:"longest_stall_ms"`
 	LongestStallAtMs int64            `json:"longest_stall_at_ms"`
 	StallFault       string           `json:"longest_stall_fault,omitempty"`
@@ -275,11 +276,24 @@ func longestStall(acks []Ack, faults []Fault, end time.Duration) (ms, atMs int64
 	if best == 0 {
 		return 0, 0, ""
 	}
-	// The fault in effect: the last one that began before the stall ended.
-	for _, f := range faults {
-		if f.At <= bestAt+best {
-			fault = fmt.Sprintf("%s node %d at %s", f.Kind, f.Node, f.At.Round(time.Millisecond))
+	// The fault that caused it: the first one that began during the stall, else the last one
+	// that began before it.
+	var cause *Fault
+	for i := range faults {
+		f := &faults[i]
+		switch {
+		case f.At >= bestAt && f.At <= bestAt+best:
+			if cause == nil || cause.At < bestAt || f.At < cause.At {
+				cause = f
+			}
+		case f.At < bestAt:
+			if cause == nil || (cause.At < bestAt && f.At > cause.At) {
+				cause = f
+			}
 		}
+	}
+	if cause != nil {
+		fault = fmt.Sprintf("%s node %d at %s", cause.Kind, cause.Node, cause.At.Round(time.Millisecond))
 	}
 	return best.Milliseconds(), bestAt.Milliseconds(), fault
 }

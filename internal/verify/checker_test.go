@@ -117,8 +117,10 @@ func TestLongestStall(t *testing.T) {
 		{"after the fault only", []Fault{{Kind: "kill", Node: 1, At: 1000 * ms}}, 1700 * ms, 600, 1000, "kill node 1 at 1s"},
 		{"acks stop after the fault: the gap runs to the end of producing",
 			[]Fault{{Kind: "pause", Node: 2, At: 1650 * ms}}, 4 * time.Second, 2300, 1700, "pause node 2 at 1.65s"},
-		{"the fault in effect is the last one begun", []Fault{{Kind: "kill", Node: 1, At: 950 * ms}, {Kind: "pause", Node: 3, At: 1200 * ms}},
-			1700 * ms, 600, 1000, "pause node 3 at 1.2s"},
+		{"the first fault begun during the stall caused it", []Fault{{Kind: "kill", Node: 1, At: 950 * ms}, {Kind: "pause", Node: 3, At: 1200 * ms},
+			{Kind: "restart", Node: 2, At: 1300 * ms}}, 1700 * ms, 600, 1000, "pause node 3 at 1.2s"},
+		{"else the last one begun before it", []Fault{{Kind: "kill", Node: 1, At: 920 * ms}, {Kind: "pause", Node: 3, At: 950 * ms}},
+			1700 * ms, 600, 1000, "pause node 3 at 950ms"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -251,6 +251,9 @@ func newProducer(id int, o *Options, start time.Time) (*producer, error) {
 		// A restarting node may briefly not know the topic: keep retrying until the drain deadline
 		// rather than fail the record after franz-go's default of 4 tries.
 		kgo.UnknownTopicRetries(-1),
+		// After a failed request franz-go refreshes metadata at most every MetadataMinAge (5s by
+		// default), which would make every stall at least that long: measure the cluster instead.
+		kgo.MetadataMinAge(250*time.Millisecond),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("producer %d: %w", id, err)
