@@ -28,6 +28,7 @@ Against a running cluster:
 Or on nodes it starts itself (N moldau server processes on 127.0.0.1 with free ports, their own
 data dirs and server.properties files), while it injects faults into them in turn:
   moldau verify --nodes 3 --faults kill,pause,restart --fault-interval 10s --duration 5m
+  moldau verify --nodes 3 --faults kill --fault-target leader --duration 1m
 
   kill     kill -9 a node, start it again on the same data dir after --down-time
   pause    SIGSTOP a node for --pause-time (longer than broker.session.timeout.ms), then SIGCONT
@@ -39,12 +40,12 @@ and offset it was acknowledged at, and no node crashed; 1 otherwise.`
 func runVerify(e *env, args []string) error {
 	fs := newFlagSet("verify")
 	var (
-		bootstrap, binary, dataDir, topic, faultsS, seedS         string
-		nodesS, partitionsS, rfS, minISRS, producersS, recordSize string
-		rateS                                                     string
-		durationS, intervalS, downS, pauseS, drainS, readS        string
-		nodeConfig                                                listFlag
-		jsonOut, keep                                             bool
+		bootstrap, binary, dataDir, topic, faultsS, seedS, targetS string
+		nodesS, partitionsS, rfS, minISRS, producersS, recordSize  string
+		rateS                                                      string
+		durationS, intervalS, downS, pauseS, drainS, readS         string
+		nodeConfig                                                 listFlag
+		jsonOut, keep                                              bool
 	)
 	stringVars(fs, &bootstrap, "", "comma-separated bootstrap brokers of a running cluster (default $MOLDAU_BOOTSTRAP or "+DefaultBootstrap+"); not with --nodes", "bootstrap-server", "b", "brokers")
 	fs.StringVar(&nodesS, "nodes", "0", "start this many moldau server nodes on 127.0.0.1 and verify them (0: use --bootstrap-server)")
@@ -64,6 +65,7 @@ func runVerify(e *env, args []string) error {
 	fs.StringVar(&intervalS, "fault-interval", "5s", "time from one fault's recovery to the next fault")
 	fs.StringVar(&downS, "down-time", "1s", "how long a killed node stays down")
 	fs.StringVar(&pauseS, "pause-time", "", "how long a paused node stays stopped (default broker.session.timeout.ms + 2s, 11s)")
+	fs.StringVar(&targetS, "fault-target", "any", "which node a fault hits: any (at random) or leader (the leader of partition 0)")
 	fs.StringVar(&seedS, "seed", "", "seed of the fault targets (default: from the clock; printed)")
 	fs.StringVar(&drainS, "drain-timeout", "60s", "how long to wait for outstanding acknowledgements after producing stops")
 	fs.StringVar(&readS, "read-timeout", "60s", "how long reading the topic back may take")
@@ -141,6 +143,12 @@ func runVerify(e *env, args []string) error {
 	}
 	if o.Faults.Kinds, err = verify.ParseFaults(faultsS); err != nil {
 		return e.argf("--faults: %v", err)
+	}
+	switch targetS {
+	case verify.TargetAny, verify.TargetLeader:
+		o.Faults.Target = targetS
+	default:
+		return e.argf("--fault-target must be any or leader, got %q", targetS)
 	}
 	if len(o.Faults.Kinds) > 0 && nodes == 0 {
 		return e.argf("--faults needs --nodes: faults are injected only into nodes moldau verify started itself")

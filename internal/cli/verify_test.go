@@ -26,6 +26,7 @@ func TestVerifyArgumentErrors(t *testing.T) {
 		{[]string{"--rate", "0"}, 1, `--rate must be a number of records per second > 0, got "0"`},
 		{[]string{"--partitions", "0"}, 1, `--partitions must be a number of partitions >= 1, got "0"`},
 		{[]string{"--record-size", "10"}, 1, `--record-size must be a size in bytes >= 64, got "10"`},
+		{[]string{"--fault-target", "random"}, 1, `--fault-target must be any or leader, got "random"`},
 		{[]string{"--seed", "x"}, 1, `--seed must be a non-negative integer, got "x"`},
 		{[]string{"--nodes", "1", "--node-config", "nokey"}, 1, `--node-config must be key=value, got "nokey"`},
 		{[]string{"--nodes", "1", "--node-config", "broker.session.timeout.ms=soon"}, 1, "--node-config broker.session.timeout.ms must be a number of milliseconds > 0"},

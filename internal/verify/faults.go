@@ -46,7 +46,16 @@ type FaultPlan struct {
 	Seed      uint64        // picks the target node of each fault
 	// RecoverTimeout bounds a restarted node's start-up.
 	RecoverTimeout time.Duration
+	// Target picks each fault's node: TargetAny (at random) or TargetLeader (the leader of
+	// partition 0 of the topic, at random when no leader is known).
+	Target string
 }
+
+// Fault targets.
+const (
+	TargetAny    = "any"
+	TargetLeader = "leader"
+)
 
 // injector runs a FaultPlan against a cluster until its context ends, always finishing (healing)
 // the fault in progress.
@@ -56,6 +65,8 @@ type injector struct {
 	start time.Time
 	logf  func(format string, a ...any)
 	rng   *rand.Rand
+	// leader returns the node leading partition 0 of the topic, false if unknown.
+	leader func() (int32, bool)
 	// abort ends a fault early (the user interrupted the run); the end of the run's duration
 	// only stops new faults, the one in progress runs its course.
 	abort context.Context
@@ -74,11 +85,23 @@ func (in *injector) run(ctx context.Context) []Fault {
 		case <-timer.C:
 		}
 		kind := in.plan.Kinds[i%len(in.plan.Kinds)]
-		nodes := in.c.Nodes()
-		n := nodes[in.rng.IntN(len(nodes))]
+		n := in.target()
 		faults = append(faults, in.inject(kind, n))
 		timer.Reset(in.plan.Interval)
 	}
+}
+
+// target picks the node of the next fault.
+func (in *injector) target() *Node {
+	if in.plan.Target == TargetLeader && in.leader != nil {
+		if id, ok := in.leader(); ok {
+			if n := in.c.Node(id); n != nil {
+				return n
+			}
+		}
+	}
+	nodes := in.c.Nodes()
+	return nodes[in.rng.IntN(len(nodes))]
 }
 
 // inject applies one fault to n and heals it: a node must be back before the records are read.

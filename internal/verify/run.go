@@ -123,7 +123,8 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	faultsDone := make(chan struct{})
 	if len(o.Faults.Kinds) > 0 {
 		in := &injector{c: o.Cluster, plan: o.Faults, start: start, logf: o.Logf,
-			rng: rand.New(rand.NewPCG(o.Faults.Seed, o.Faults.Seed^0x9e3779b97f4a7c15)), abort: ctx}
+			rng: rand.New(rand.NewPCG(o.Faults.Seed, o.Faults.Seed^0x9e3779b97f4a7c15)), abort: ctx,
+			leader: func() (int32, bool) { return partitionLeader(ctx, adm, o.Topic, 0) }}
 		go func() { defer close(faultsDone); faults = in.run(runCtx) }()
 	} else {
 		close(faultsDone)
@@ -136,7 +137,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	dctx, dcancel := context.WithTimeout(ctx, o.DrainTimeout)
 	for _, p := range prods {
 		if err := p.cl.Flush(dctx); err != nil {
-			o.Logf("producer %d: %d records still unacknowledged after %s: %v", p.id, p.cl.BufferedProduceRecords(), o.DrainTimeout, err)
+			o.Logf("producer %d: %d records still unacknowledged at the end of the drain (--drain-timeout %s): %v", p.id, p.cl.BufferedProduceRecords(), o.DrainTimeout, err)
 			actx, acancel := context.WithTimeout(ctx, 10*time.Second)
 			_ = p.cl.AbortBufferedRecords(actx)
 			acancel()
@@ -144,6 +145,10 @@ func Run(ctx context.Context, o Options) (Report, error) {
 		p.cl.Close()
 	}
 	dcancel()
+	if err := ctx.Err(); err != nil {
+		// Interrupted: a read-back now would report the records still in flight as lost.
+		return Report{}, fmt.Errorf("interrupted after %s: %w", time.Since(start).Round(time.Millisecond), err)
+	}
 
 	in := Input{Sent: map[int]int64{}, Faults: faults, ProduceEnd: produceEnd, ProduceErrors: map[string]int64{}}
 	for _, p := range prods {
@@ -168,6 +173,21 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	r.Topic, r.Partitions, r.Replication, r.MinInsync = o.Topic, o.Partitions, o.ReplicationFactor, o.MinInsync
 	r.DurationMs = produceEnd.Milliseconds()
 	return r, nil
+}
+
+// partitionLeader is the leader of topic's partition p as the cluster's metadata has it now.
+func partitionLeader(ctx context.Context, adm *kadm.Client, topic string, p int32) (int32, bool) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	md, err := adm.Metadata(ctx, topic)
+	if err != nil {
+		return 0, false
+	}
+	pd, ok := md.Topics[topic].Partitions[p]
+	if !ok || pd.Err != nil || pd.Leader < 0 {
+		return 0, false
+	}
+	return pd.Leader, true
 }
 
 func newAdmin(seeds []string) (*kadm.Client, error) {
