@@ -154,3 +154,21 @@ func TestKeyRoundTrip(t *testing.T) {
 		t.Errorf("another record's value matches")
 	}
 }
+
+func TestParseFaults(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want []string
+		err  bool
+	}{
+		{"", nil, false}, {"none", nil, false}, {"kill", []string{"kill"}, false},
+		{" kill, pause ,restart", []string{"kill", "pause", "restart"}, false},
+		{"kill,kill,pause", []string{"kill", "kill", "pause"}, false},
+		{"kill,", nil, true}, {"stop", nil, true},
+	} {
+		got, err := ParseFaults(tt.in)
+		if (err != nil) != tt.err || !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("ParseFaults(%q) = %q, %v", tt.in, got, err)
+		}
+	}
+}

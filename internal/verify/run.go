@@ -227,6 +227,27 @@ func createTopic(ctx context.Context, adm *kadm.Client, o *Options) error {
 		case err == nil:
 			return nil
 		case errors.Is(err, kerr.TopicAlreadyExists):
+			// Report the topic as it is, not as asked for.
+			td, err := adm.ListTopics(ctx, o.Topic)
+			if err != nil {
+				return fmt.Errorf("describe the existing topic %s: %w", o.Topic, err)
+			}
+			d := td[o.Topic]
+			if d.Err != nil {
+				return fmt.Errorf("describe the existing topic %s: %w", o.Topic, d.Err)
+			}
+			o.Partitions, o.ReplicationFactor = int32(len(d.Partitions)), int16(d.Partitions.NumReplicas())
+			if rc, err := adm.DescribeTopicConfigs(ctx, o.Topic); err == nil {
+				if c, err := rc.On(o.Topic, nil); err == nil {
+					for _, kv := range c.Configs {
+						if kv.Key == "min.insync.replicas" {
+							if n, err := strconv.Atoi(kv.MaybeValue()); err == nil {
+								o.MinInsync = n
+							}
+						}
+					}
+				}
+			}
 			o.Logf("topic %s exists; using it", o.Topic)
 			return nil
 		case kerr.IsRetriable(err) || errors.Is(err, kerr.NotController):

@@ -40,6 +40,9 @@ func TestRunAgainstOneBroker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if r2.Partitions != 3 || r2.Replication != 1 {
+		t.Errorf("second run reports %d partitions, replication factor %d; the topic has 3 and 1", r2.Partitions, r2.Replication)
+	}
 	if !r2.OK || r2.Foreign != r.Read || r2.Read != r2.Acknowledged {
 		t.Errorf("second run: ok %v, foreign %d (want %d), read %d, acknowledged %d; problems %q", r2.OK, r2.Foreign, r.Read, r2.Read, r2.Acknowledged, r2.Problems)
 	}
