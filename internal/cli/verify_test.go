@@ -89,3 +89,18 @@ func TestVerifyAgainstOneBroker(t *testing.T) {
 		t.Errorf("--json report %+v", r)
 	}
 }
+
+// TestVerifyFailedCheckExits1: a run in which nothing can be acknowledged (every record is larger
+// than the broker accepts) prints FAILED with the reason and exits 1.
+func TestVerifyFailedCheckExits1(t *testing.T) {
+	addr := brokertest.Addr(t, map[string]string{"message.max.bytes": "1000"})
+	stdout, stderr, code := runCmd(t, "", "verify", "-b", addr, "--duration", "200ms", "--rate", "50", "--record-size", "4000")
+	if code != 1 {
+		t.Fatalf("exit %d, want 1\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	for _, want := range []string{"\nacknowledged             0\n", "Produce errors (unacknowledged records):", "MESSAGE_TOO_LARGE", "\nFAILED:\n  nothing was acknowledged\n"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, stdout)
+		}
+	}
+}

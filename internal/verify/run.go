@@ -289,6 +289,9 @@ func newProducer(id int, o *Options, start time.Time) (*producer, error) {
 		kgo.DefaultProduceTopic(o.Topic),
 		kgo.RequiredAcks(kgo.AllISRAcks()), // idempotence is franz-go's default with acks=all
 		kgo.MaxBufferedRecords(maxBuffered),
+		// --record-size is what goes over the wire and onto the disk: the filler would compress
+		// to nothing.
+		kgo.ProducerBatchCompression(kgo.NoCompression()),
 		// A restarting node may briefly not know the topic: keep retrying until the drain deadline
 		// rather than fail the record after franz-go's default of 4 tries.
 		kgo.UnknownTopicRetries(-1),
