@@ -278,7 +278,7 @@ func TestToolName(t *testing.T) {
 			t.Errorf("ToolName(%q) = %q, %v; want %q", argv0, got, ok, want)
 		}
 	}
-	if cmds := Commands(); len(cmds) != 9 || cmds[0] != "cluster" {
+	if cmds := Commands(); len(cmds) != 10 || cmds[0] != "cluster" || cmds[9] != "verify" {
 		t.Errorf("Commands() = %v", cmds)
 	}
 }
