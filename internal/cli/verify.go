@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,9 +31,11 @@ data dirs and server.properties files), while it injects faults into them in tur
   moldau verify --nodes 3 --faults kill,pause,restart --fault-interval 10s --duration 5m
   moldau verify --nodes 3 --faults kill --fault-target leader --duration 1m
 
-  kill     kill -9 a node, start it again on the same data dir after --down-time
-  pause    SIGSTOP a node for --pause-time (longer than broker.session.timeout.ms), then SIGCONT
-  restart  SIGTERM a node (controlled shutdown), start it again
+  kill       kill -9 a node, start it again on the same data dir after --down-time
+  pause      SIGSTOP a node for --pause-time (longer than broker.session.timeout.ms), then SIGCONT
+  restart    SIGTERM a node (controlled shutdown), start it again
+  partition  cut a node off from the others for --partition-time: every node reaches the others'
+             CONTROLLER and inter-broker (REPLICATION) listeners through a fault proxy
 
 Exits 0 when every acknowledged record was read back exactly once, in order, at the partition
 and offset it was acknowledged at, and no node crashed; 1 otherwise.`
@@ -43,7 +46,7 @@ func runVerify(e *env, args []string) error {
 		bootstrap, binary, dataDir, topic, faultsS, seedS, targetS string
 		nodesS, partitionsS, rfS, minISRS, producersS, recordSize  string
 		rateS                                                      string
-		durationS, intervalS, downS, pauseS, drainS, readS         string
+		durationS, intervalS, downS, pauseS, partS, drainS, readS  string
 		nodeConfig                                                 listFlag
 		jsonOut, keep                                              bool
 	)
@@ -61,11 +64,12 @@ func runVerify(e *env, args []string) error {
 	fs.StringVar(&rateS, "rate", "1000", "records per second, all producers together")
 	fs.StringVar(&recordSize, "record-size", "100", "bytes per record value (at least 64)")
 	fs.StringVar(&durationS, "duration", "30s", "how long to produce (Go duration)")
-	fs.StringVar(&faultsS, "faults", "none", "faults to inject in turn, comma-separated: kill, pause, restart (needs --nodes)")
+	fs.StringVar(&faultsS, "faults", "none", "faults to inject in turn, comma-separated: kill, pause, restart, partition (needs --nodes)")
 	fs.StringVar(&intervalS, "fault-interval", "5s", "time from one fault's recovery to the next fault")
 	fs.StringVar(&downS, "down-time", "1s", "how long a killed node stays down")
 	fs.StringVar(&pauseS, "pause-time", "", "how long a paused node stays stopped (default broker.session.timeout.ms + 2s, 11s)")
 	fs.StringVar(&targetS, "fault-target", "any", "which node a fault hits: any (at random) or leader (the leader of partition 0)")
+	fs.StringVar(&partS, "partition-time", "", "how long a partitioned node stays cut off from the others (default: as --pause-time)")
 	fs.StringVar(&seedS, "seed", "", "seed of the fault targets (default: from the clock; printed)")
 	fs.StringVar(&drainS, "drain-timeout", "60s", "how long to wait for outstanding acknowledgements after producing stops")
 	fs.StringVar(&readS, "read-timeout", "60s", "how long reading the topic back may take")
@@ -128,6 +132,7 @@ func runVerify(e *env, args []string) error {
 		{"fault-interval", intervalS, time.Millisecond, &o.Faults.Interval},
 		{"down-time", downS, 0, &o.Faults.DownTime},
 		{"pause-time", pauseS, time.Millisecond, &o.Faults.PauseTime},
+		{"partition-time", partS, time.Millisecond, &o.Faults.PartitionTime},
 		{"drain-timeout", drainS, time.Millisecond, &o.DrainTimeout},
 		{"read-timeout", readS, time.Millisecond, &o.ReadTimeout},
 	}
@@ -153,6 +158,10 @@ func runVerify(e *env, args []string) error {
 	if len(o.Faults.Kinds) > 0 && nodes == 0 {
 		return e.argf("--faults needs --nodes: faults are injected only into nodes moldau verify started itself")
 	}
+	partition := slices.Contains(o.Faults.Kinds, verify.FaultPartition)
+	if partition && nodes < 2 {
+		return e.argf("--faults partition needs --nodes 2 or more: a single node has no one to be cut off from")
+	}
 	props, _, err := e.parseKV("node-config", nodeConfig)
 	if err != nil {
 		return err
@@ -167,6 +176,9 @@ func runVerify(e *env, args []string) error {
 			session = time.Duration(ms) * time.Millisecond
 		}
 		o.Faults.PauseTime = session + 2*time.Second
+	}
+	if o.Faults.PartitionTime == 0 {
+		o.Faults.PartitionTime = o.Faults.PauseTime
 	}
 	seed := uint64(e.now().UnixNano())
 	if seedS != "" {
@@ -218,6 +230,7 @@ func runVerify(e *env, args []string) error {
 		Nodes:      int(nodes),
 		Dir:        dataDir,
 		Properties: props,
+		Proxies:    partition,
 		Output: func(id int32) io.Writer {
 			logsMu.Lock()
 			defer logsMu.Unlock()

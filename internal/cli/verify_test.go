@@ -16,7 +16,8 @@ func TestVerifyArgumentErrors(t *testing.T) {
 		stderr string
 	}{
 		{[]string{"--faults", "kill"}, 1, "moldau verify: --faults needs --nodes: faults are injected only into nodes moldau verify started itself\nTry 'moldau verify --help' for more information.\n"},
-		{[]string{"--nodes", "3", "--faults", "kill,explode"}, 1, `--faults: unknown fault "explode" (expected a comma-separated list of kill, pause, restart)`},
+		{[]string{"--nodes", "3", "--faults", "kill,explode"}, 1, `--faults: unknown fault "explode" (expected a comma-separated list of kill, pause, restart, partition)`},
+		{[]string{"--nodes", "1", "--faults", "kill,partition"}, 1, "--faults partition needs --nodes 2 or more"},
 		{[]string{"--nodes", "3", "--bootstrap-server", "127.0.0.1:1"}, 1, "--nodes and --bootstrap-server exclude each other"},
 		{[]string{"--nodes", "-1"}, 1, `--nodes must be a number of nodes >= 0, got "-1"`},
 		{[]string{"--binary", "/bin/true"}, 1, "--binary needs --nodes"},

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/moldau/moldau/internal/faultproxy"
 )
 
 // ClusterConfig describes a cluster of `moldau server` processes on 127.0.0.1, each with its own
@@ -33,12 +35,11 @@ type ClusterConfig struct {
 	// Env is added to every node's environment, which is otherwise this process's without the
 	// variables a broker reads as configuration (KAFKA_*, MOLDAU_*, CLUSTER_ID).
 	Env []string
-	// ControllerAddr, if set, is the address node from writes for node to in
-	// controller.quorum.voters (e.g. a fault proxy in front of listen, to's CONTROLLER listener).
-	ControllerAddr func(from, to int32, listen string) string
-	// InterBrokerAddr, if set, gives every node a third listener, REPLICATION, named in
-	// inter.broker.listener.name and advertised as InterBrokerAddr(id, listen) (e.g. a proxy).
-	InterBrokerAddr func(id int32, listen string) string
+	// Proxies puts a faultproxy on every link between nodes: node from reaches node to's
+	// CONTROLLER listener (controller.quorum.voters) through a proxy of its own, and every node
+	// gets a third listener, REPLICATION, named in inter.broker.listener.name and advertised as
+	// a proxy in front of it. Isolate and Heal cut and restore them.
+	Proxies bool
 	// Output, if set, also gets node id's output (e.g. a file or a test's log).
 	Output func(id int32) io.Writer
 	// ReadyTimeout bounds each node's start; 60s if zero.
@@ -49,6 +50,11 @@ type ClusterConfig struct {
 type Cluster struct {
 	cfg   ClusterConfig
 	nodes []*Node
+	// controller[from][to] is the proxy node from uses for node to's CONTROLLER listener;
+	// interBroker[id] the one advertised for node id's REPLICATION listener. Set by NewCluster
+	// when cfg.Proxies, never changed after.
+	controller  map[int32]map[int32]*faultproxy.Proxy
+	interBroker map[int32]*faultproxy.Proxy
 }
 
 // Node is one `moldau server` process, restartable on the same ports, config and data dir.
@@ -115,7 +121,7 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 		cfg.ReadyTimeout = 60 * time.Second
 	}
 	perNode := 2
-	if cfg.InterBrokerAddr != nil {
+	if cfg.Proxies {
 		perNode = 3
 	}
 	ports, err := freePorts(cfg.Nodes * perNode)
@@ -139,6 +145,12 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 			n.ReplicationAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[i*perNode+2]))
 		}
 		c.nodes = append(c.nodes, n)
+	}
+	if cfg.Proxies {
+		if err := c.startProxies(); err != nil {
+			c.Close()
+			return nil, err
+		}
 	}
 	for _, n := range c.nodes {
 		if err := os.MkdirAll(n.Dir, 0o755); err != nil {
@@ -190,8 +202,8 @@ func (c *Cluster) properties(n *Node) string {
 	var voters []string
 	for _, m := range c.nodes {
 		addr := m.ControllerAddr
-		if c.cfg.ControllerAddr != nil && m.ID != n.ID {
-			addr = c.cfg.ControllerAddr(n.ID, m.ID, m.ControllerAddr)
+		if p := c.controller[n.ID][m.ID]; p != nil {
+			addr = p.Addr()
 		}
 		voters = append(voters, fmt.Sprintf("%d@%s", m.ID, addr))
 	}
@@ -207,7 +219,7 @@ func (c *Cluster) properties(n *Node) string {
 	}
 	if n.ReplicationAddr != "" {
 		p["listeners"] += ",REPLICATION://" + n.ReplicationAddr
-		p["advertised.listeners"] += ",REPLICATION://" + c.cfg.InterBrokerAddr(n.ID, n.ReplicationAddr)
+		p["advertised.listeners"] += ",REPLICATION://" + c.interBroker[n.ID].Addr()
 		p["listener.security.protocol.map"] += ",REPLICATION:PLAINTEXT"
 		p["inter.broker.listener.name"] = "REPLICATION"
 	}
@@ -253,11 +265,85 @@ func (c *Cluster) Problems() []string {
 	return out
 }
 
-// Close kills every node still running (resuming a paused one first) and waits for it to exit.
+// Close kills every node still running (resuming a paused one first), waits for it to exit,
+// and stops the proxies.
 func (c *Cluster) Close() {
 	for _, n := range c.nodes {
 		n.closeNode()
 	}
+	for _, to := range c.controller {
+		for _, p := range to {
+			p.Close()
+		}
+	}
+	for _, p := range c.interBroker {
+		p.Close()
+	}
+}
+
+func (c *Cluster) startProxies() error {
+	c.controller = map[int32]map[int32]*faultproxy.Proxy{}
+	c.interBroker = map[int32]*faultproxy.Proxy{}
+	for _, from := range c.nodes {
+		c.controller[from.ID] = map[int32]*faultproxy.Proxy{}
+		for _, to := range c.nodes {
+			if from.ID == to.ID {
+				continue
+			}
+			p, err := faultproxy.New("127.0.0.1:0", to.ControllerAddr)
+			if err != nil {
+				return fmt.Errorf("proxy from node %d to node %d's controller listener: %w", from.ID, to.ID, err)
+			}
+			c.controller[from.ID][to.ID] = p
+		}
+		p, err := faultproxy.New("127.0.0.1:0", from.ReplicationAddr)
+		if err != nil {
+			return fmt.Errorf("proxy for node %d's inter-broker listener: %w", from.ID, err)
+		}
+		c.interBroker[from.ID] = p
+	}
+	return nil
+}
+
+// ControllerProxy is the proxy node from uses to reach node to's controller listener (nil
+// without Proxies).
+func (c *Cluster) ControllerProxy(from, to int32) *faultproxy.Proxy { return c.controller[from][to] }
+
+// InterBrokerProxy is the proxy advertised for node id's inter-broker listener (nil without
+// Proxies).
+func (c *Cluster) InterBrokerProxy(id int32) *faultproxy.Proxy { return c.interBroker[id] }
+
+// Isolate cuts node id off from every other node: the controller links both ways and its
+// inter-broker listener. Clients still reach it on its PLAINTEXT listener.
+func (c *Cluster) Isolate(id int32) error {
+	if c.controller == nil {
+		return errors.New("isolate needs a cluster started with Proxies")
+	}
+	for from, to := range c.controller {
+		for t, p := range to {
+			if from == id || t == id {
+				p.Cut()
+			}
+		}
+	}
+	if p := c.interBroker[id]; p != nil {
+		p.Cut()
+	}
+	return nil
+}
+
+// Heal restores every proxy.
+func (c *Cluster) Heal() error {
+	var errs []error
+	for _, to := range c.controller {
+		for _, p := range to {
+			errs = append(errs, p.Restore())
+		}
+	}
+	for _, p := range c.interBroker {
+		errs = append(errs, p.Restore())
+	}
+	return errors.Join(errs...)
 }
 
 // start launches the process without waiting for it to be ready.

@@ -11,13 +11,14 @@ import (
 
 // Fault kinds: what --faults accepts.
 const (
-	FaultKill    = "kill"    // SIGKILL, then start again on the same data dir after DownTime
-	FaultPause   = "pause"   // SIGSTOP for PauseTime (longer than broker.session.timeout.ms), then SIGCONT
-	FaultRestart = "restart" // SIGTERM (controlled shutdown), then start again
+	FaultKill      = "kill"      // SIGKILL, then start again on the same data dir after DownTime
+	FaultPause     = "pause"     // SIGSTOP for PauseTime (longer than broker.session.timeout.ms), then SIGCONT
+	FaultRestart   = "restart"   // SIGTERM (controlled shutdown), then start again
+	FaultPartition = "partition" // cut the node off from the others (proxies) for PartitionTime
 )
 
 // FaultKinds lists the kinds in the order the help text gives them.
-var FaultKinds = []string{FaultKill, FaultPause, FaultRestart}
+var FaultKinds = []string{FaultKill, FaultPause, FaultRestart, FaultPartition}
 
 // ParseFaults parses "kill,pause,restart" (any subset, in any order; repeats allowed, they
 // weight the rotation). "" and "none" mean no faults.
@@ -43,7 +44,9 @@ type FaultPlan struct {
 	Interval  time.Duration // from one fault's recovery to the next fault
 	DownTime  time.Duration // how long a killed node stays down
 	PauseTime time.Duration // how long a paused node stays stopped
-	Seed      uint64        // picks the target node of each fault
+	// PartitionTime is how long a partitioned node stays cut off.
+	PartitionTime time.Duration
+	Seed          uint64 // picks the target node of each fault
 	// RecoverTimeout bounds a restarted node's start-up.
 	RecoverTimeout time.Duration
 	// Target picks each fault's node: TargetAny (at random) or TargetLeader (the leader of
@@ -134,6 +137,14 @@ func (in *injector) inject(kind string, n *Node) Fault {
 		}
 		wait(in.abort, in.plan.PauseTime)
 		if err := n.Resume(); err != nil {
+			return fail(err)
+		}
+	case FaultPartition:
+		if err := in.c.Isolate(n.ID); err != nil {
+			return fail(err)
+		}
+		wait(in.abort, in.plan.PartitionTime)
+		if err := in.c.Heal(); err != nil {
 			return fail(err)
 		}
 	case FaultRestart:

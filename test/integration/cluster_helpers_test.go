@@ -5,11 +5,9 @@ import (
 	"fmt"
 	"maps"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/moldau/moldau/internal/faultproxy"
 	"github.com/moldau/moldau/internal/verify"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -43,38 +41,25 @@ var clusterDefaults = map[string]string{
 type testCluster struct {
 	t *testing.T
 	*verify.Cluster
-
-	mu         sync.Mutex
-	controller map[[2]int32]*faultproxy.Proxy // from, to -> the proxy from uses for to's CONTROLLER listener
-	interNode  map[int32]*faultproxy.Proxy    // node -> the proxy in front of its REPLICATION listener
 }
 
 // startTestCluster starts o.nodes nodes and waits until every one is ready.
 func startTestCluster(t *testing.T, o clusterOptions) *testCluster {
 	t.Helper()
-	tc := &testCluster{t: t, controller: map[[2]int32]*faultproxy.Proxy{}, interNode: map[int32]*faultproxy.Proxy{}}
 	props := maps.Clone(clusterDefaults)
 	maps.Copy(props, o.props)
-	cfg := verify.ClusterConfig{
+	c, err := verify.NewCluster(verify.ClusterConfig{
 		Binary:       moldauBin,
 		Nodes:        o.nodes,
 		Dir:          t.TempDir(),
 		Properties:   props,
+		Proxies:      o.proxies,
 		ReadyTimeout: brokerTimeout,
-	}
-	if o.proxies {
-		cfg.ControllerAddr = func(from, to int32, listen string) string {
-			return tc.proxy(fmt.Sprintf("controller %d->%d", from, to), listen, func(p *faultproxy.Proxy) { tc.controller[[2]int32{from, to}] = p })
-		}
-		cfg.InterBrokerAddr = func(id int32, listen string) string {
-			return tc.proxy(fmt.Sprintf("inter-broker ->%d", id), listen, func(p *faultproxy.Proxy) { tc.interNode[id] = p })
-		}
-	}
-	c, err := verify.NewCluster(cfg)
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tc.Cluster = c
+	tc := &testCluster{t: t, Cluster: c}
 	t.Cleanup(tc.cleanup)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*brokerTimeout)
 	defer cancel()
@@ -84,28 +69,8 @@ func startTestCluster(t *testing.T, o clusterOptions) *testCluster {
 	return tc
 }
 
-// proxy starts a faultproxy in front of target, records it with keep and returns its address.
-func (tc *testCluster) proxy(what, target string, keep func(*faultproxy.Proxy)) string {
-	p, err := faultproxy.New("127.0.0.1:0", target)
-	if err != nil {
-		tc.t.Fatalf("proxy for %s: %v", what, err)
-	}
-	tc.mu.Lock()
-	keep(p)
-	tc.mu.Unlock()
-	return p.Addr()
-}
-
 func (tc *testCluster) cleanup() {
 	tc.Close()
-	tc.mu.Lock()
-	for _, p := range tc.controller {
-		p.Close()
-	}
-	for _, p := range tc.interNode {
-		p.Close()
-	}
-	tc.mu.Unlock()
 	for _, p := range tc.Problems() {
 		tc.t.Errorf("%s", p)
 	}
@@ -171,50 +136,17 @@ func (tc *testCluster) restart(id int32) {
 // the inter-broker listener of id) while clients still reach it; heal undoes every cut.
 func (tc *testCluster) isolate(id int32) {
 	tc.t.Helper()
-	tc.mu.Lock()
-	defer tc.mu.Unlock()
-	if len(tc.controller) == 0 && len(tc.interNode) == 0 && len(tc.Nodes()) > 1 {
-		tc.t.Fatal("isolate needs a cluster started with proxies")
-	}
-	for link, p := range tc.controller {
-		if link[0] == id || link[1] == id {
-			p.Cut()
-		}
-	}
-	if p := tc.interNode[id]; p != nil {
-		p.Cut()
+	if err := tc.Isolate(id); err != nil {
+		tc.t.Fatal(err)
 	}
 }
 
 // heal restores every proxy.
 func (tc *testCluster) heal() {
 	tc.t.Helper()
-	tc.mu.Lock()
-	defer tc.mu.Unlock()
-	for _, p := range tc.controller {
-		if err := p.Restore(); err != nil {
-			tc.t.Fatal(err)
-		}
+	if err := tc.Heal(); err != nil {
+		tc.t.Fatal(err)
 	}
-	for _, p := range tc.interNode {
-		if err := p.Restore(); err != nil {
-			tc.t.Fatal(err)
-		}
-	}
-}
-
-// controllerProxy is the proxy node from uses to reach node to's controller listener.
-func (tc *testCluster) controllerProxy(from, to int32) *faultproxy.Proxy {
-	tc.mu.Lock()
-	defer tc.mu.Unlock()
-	return tc.controller[[2]int32{from, to}]
-}
-
-// interBrokerProxy is the proxy in front of node id's inter-broker listener.
-func (tc *testCluster) interBrokerProxy(id int32) *faultproxy.Proxy {
-	tc.mu.Lock()
-	defer tc.mu.Unlock()
-	return tc.interNode[id]
 }
 
 // client is a franz-go client of every node, closed when the test ends.

@@ -32,12 +32,12 @@ var fastFailover = map[string]string{
 }
 
 // TestClusterVerifyThreeNodes: moldau verify on three nodes it starts, through a kill -9, a
-// SIGSTOP past the session timeout and a controlled restart: nothing acknowledged is lost,
-// duplicated or reordered.
+// SIGSTOP past the session timeout, a controlled restart and a network partition (proxies):
+// nothing acknowledged is lost, duplicated or reordered.
 func TestClusterVerifyThreeNodes(t *testing.T) {
 	needCluster(t)
-	args := []string{"--nodes", "3", "--binary", moldauBin, "--faults", "kill,pause,restart", "--fault-interval", "3s",
-		"--duration", "40s", "--rate", "500", "--partitions", "6", "--replication-factor", "3", "--min-insync-replicas", "2"}
+	args := []string{"--nodes", "3", "--binary", moldauBin, "--faults", "kill,pause,restart,partition", "--fault-interval", "3s",
+		"--duration", "50s", "--rate", "500", "--partitions", "6", "--replication-factor", "3", "--min-insync-replicas", "2"}
 	for k, v := range fastFailover {
 		args = append(args, "--node-config", k+"="+v)
 	}
@@ -45,8 +45,8 @@ func TestClusterVerifyThreeNodes(t *testing.T) {
 	if !r.OK || r.Lost != 0 || r.Duplicated != 0 || r.Reordered != 0 || r.Moved != 0 {
 		t.Fatalf("report %+v\nstderr:\n%s", r, stderr)
 	}
-	if len(r.Faults) < 3 {
-		t.Errorf("%d faults, want kill, pause and restart\nstderr:\n%s", len(r.Faults), stderr)
+	if len(r.Faults) < 4 {
+		t.Errorf("%d faults, want kill, pause, restart and partition\nstderr:\n%s", len(r.Faults), stderr)
 	}
 	for _, f := range r.Faults {
 		if f.Error != "" {

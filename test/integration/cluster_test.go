@@ -24,7 +24,7 @@ func TestClusterHarnessOneNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := tc.interBrokerProxy(1)
+	p := tc.InterBrokerProxy(1)
 	if p == nil || p.Target() != n.ReplicationAddr {
 		t.Fatalf("inter-broker proxy %v, want one in front of %s", p, n.ReplicationAddr)
 	}
