@@ -12,8 +12,10 @@ import (
 // and which links Isolate cuts, without starting any process.
 func TestClusterConfigsAndIsolation(t *testing.T) {
 	c, err := NewCluster(ClusterConfig{Binary: "/nonexistent/moldau", Nodes: 3, Dir: t.TempDir(), Proxies: true,
-		Properties:     map[string]string{"min.insync.replicas": "2", "log.dirs": "/override/wins"},
-		NodeProperties: func(id int32) map[string]string { return map[string]string{"broker.rack": "rack-" + string(rune('a'+id-1))} }})
+		Properties: map[string]string{"min.insync.replicas": "2", "log.dirs": "/override/wins"},
+		NodeProperties: func(id int32) map[string]string {
+			return map[string]string{"broker.rack": "rack-" + string(rune('a'+id-1))}
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
