@@ -390,14 +390,21 @@ func (n *Node) wait(cmd *exec.Cmd, exited chan struct{}) {
 	close(exited)
 }
 
-// checkLogLocked records what must never be in a node's output. REQUIRES: n.mu is held.
+// checkLogLocked records what must never be in the current run's output. REQUIRES: n.mu is held.
 func (n *Node) checkLogLocked() {
+	n.mu.problems = append(n.mu.problems, n.badOutputLocked()...)
+}
+
+// badOutputLocked lists what must never be in the current run's output. REQUIRES: n.mu is held.
+func (n *Node) badOutputLocked() []string {
 	out := n.log.since(n.mu.runLog)
-	for _, bad := range []string{"WARNING: DATA RACE", "panic:", "handler panic"} {
-		if strings.Contains(out, bad) {
-			n.mu.problems = append(n.mu.problems, fmt.Sprintf("node %d's output contains %q", n.ID, bad))
+	var bad []string
+	for _, s := range []string{"WARNING: DATA RACE", "panic:", "handler panic"} {
+		if strings.Contains(out, s) {
+			bad = append(bad, fmt.Sprintf("node %d's output contains %q", n.ID, s))
 		}
 	}
+	return bad
 }
 
 func tail(s string, lines int) string {
@@ -555,11 +562,16 @@ func (n *Node) Restart(ctx context.Context) error {
 // Output is everything the node printed, across its restarts, with a line per start and signal.
 func (n *Node) Output() string { return n.log.since(0) }
 
-// Problems lists the node's unexpected exits and bad output.
+// Problems lists the node's unexpected exits and what must never be in its output (a panic, a
+// data race), from every run so far including the current one.
 func (n *Node) Problems() []string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return slices.Clone(n.mu.problems)
+	out := slices.Clone(n.mu.problems)
+	if n.runningLocked() {
+		out = append(out, n.badOutputLocked()...)
+	}
+	return out
 }
 
 func (n *Node) closeNode() {

@@ -66,6 +66,19 @@ func TestVerifyKillRestartOneNode(t *testing.T) {
 	}
 }
 
+// TestVerifyPauseOneNode: SIGSTOP and SIGCONT of the only node: the producers wait, then carry
+// on, and nothing is lost or duplicated.
+func TestVerifyPauseOneNode(t *testing.T) {
+	r, stderr := runVerify(t, 2*time.Minute, "--nodes", "1", "--binary", moldauBin, "--faults", "pause",
+		"--duration", "4s", "--fault-interval", "1s", "--pause-time", "1500ms", "--rate", "300", "--partitions", "2")
+	if !r.OK || r.Lost != 0 || r.Duplicated != 0 || r.Reordered != 0 {
+		t.Fatalf("report %+v\nstderr:\n%s", r, stderr)
+	}
+	if len(r.Faults) == 0 || r.Faults[0].Kind != "pause" || r.Faults[0].Error != "" {
+		t.Errorf("faults %+v, want a pause\nstderr:\n%s", r.Faults, stderr)
+	}
+}
+
 // TestVerifySoak is the long run behind `make soak`: MOLDAU_SOAK=1, with MOLDAU_SOAK_NODES
 // (default 3), MOLDAU_SOAK_DURATION (default 5m) and MOLDAU_SOAK_FAULTS (default kill,pause,restart).
 func TestVerifySoak(t *testing.T) {
