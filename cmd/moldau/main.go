@@ -1,7 +1,7 @@
 // Command moldau is the Moldau broker and its tools in one binary.
 //
 //	moldau server [flags]            start a broker (see moldau server -h)
-//	moldau topic|produce|consume|group|cluster|verify ...
+//	moldau topic|produce|consume|group|cluster ...
 //	moldau bench produce|consume|e2e [flags]   load generator and latency meter
 //	moldau kafka-topics ...          Kafka's tools with Kafka's flags; also when the binary is
 //	                                 invoked under that name (a symlink named kafka-topics)

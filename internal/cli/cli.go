@@ -1,5 +1,5 @@
 // Package cli implements Moldau's user-facing client commands (moldau topic, produce, consume,
-// group, cluster, verify) and Kafka-compatible tool entry points (kafka-topics, kafka-console-producer,
+// group, cluster) and Kafka-compatible tool entry points (kafka-topics, kafka-console-producer,
 // kafka-console-consumer, kafka-consumer-groups) on top of franz-go's kgo and kadm.
 //
 // Every command is a function of its arguments, standard streams and context; the package keeps
