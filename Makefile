@@ -8,6 +8,7 @@
 #   make test-peers        ../shared/peers smoke scripts (an extra cross-check; not part of make test)
 #   make test-kfake        the script suites against franz-go's kfake (validates the scripts)
 #   make bench             Go benchmarks with -benchmem
+#   make soak              moldau verify under kill/pause/restart faults for SOAK_DURATION (default 5m)
 #   make kfake             bin/kfake, the fake broker (go run ./bench/kfake -addr 127.0.0.1:9092)
 
 GO            ?= go
@@ -15,8 +16,11 @@ GOTEST_TIMEOUT ?= 10m
 GOTEST_FLAGS  ?=
 BENCH         ?= .
 BENCHTIME     ?= 1s
+SOAK_NODES    ?= 3
+SOAK_DURATION ?= 5m
+SOAK_FAULTS   ?= kill,pause,restart
 
-.PHONY: build deps test test-go test-integration test-peers test-kfake bench kfake check-cmd clean
+.PHONY: build deps test test-go test-integration test-peers test-kfake bench soak kfake check-cmd clean
 
 check-cmd:
 	@if [ ! -d cmd/moldau ]; then \
@@ -56,6 +60,12 @@ test-kfake: kfake
 
 bench: check-cmd
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -benchmem ./...
+
+# TestVerifySoak in test/integration: moldau verify --nodes $(SOAK_NODES) --faults $(SOAK_FAULTS)
+# for $(SOAK_DURATION); fails on anything acknowledged lost, duplicated or reordered.
+soak: check-cmd
+	MOLDAU_SOAK=1 MOLDAU_SOAK_NODES=$(SOAK_NODES) MOLDAU_SOAK_DURATION=$(SOAK_DURATION) MOLDAU_SOAK_FAULTS=$(SOAK_FAULTS) \
+	  $(GO) test -count=1 -timeout 2h -v -run '^TestVerifySoak$$' ./test/integration
 
 clean:
 	rm -rf bin test/java/target examples/spring-kafka/target

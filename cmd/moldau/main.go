@@ -99,6 +99,7 @@ var summaries = map[string]string{
 	"consume":                "print records: from beginning, an offset or a timestamp",
 	"group":                  "list, describe, delete, reset-offsets, delete-offsets",
 	"cluster":                "cluster info: id, controller, brokers",
+	"verify":                 "check that nothing acknowledged is lost, optionally under faults",
 	"kafka-topics":           "Kafka's kafka-topics.sh, same flags",
 	"kafka-console-producer": "Kafka's kafka-console-producer.sh, same flags",
 	"kafka-console-consumer": "Kafka's kafka-console-consumer.sh, same flags",

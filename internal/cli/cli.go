@@ -44,6 +44,7 @@ func commandTable() map[string]commandFunc {
 		"consume":                runConsume,
 		"cluster":                runCluster,
 		"group":                  runGroup,
+		"verify":                 runVerify,
 		"kafka-topics":           runKafkaTopics,
 		"kafka-console-producer": runKafkaConsoleProducer,
 		"kafka-console-consumer": runKafkaConsoleConsumer,

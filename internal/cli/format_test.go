@@ -279,7 +279,7 @@ func TestToolName(t *testing.T) {
 			t.Errorf("ToolName(%q) = %q, %v; want %q", argv0, got, ok, want)
 		}
 	}
-	if cmds := Commands(); len(cmds) != 11 || cmds[0] != "cluster" {
+	if cmds := Commands(); len(cmds) != 12 || cmds[0] != "cluster" || cmds[len(cmds)-1] != "verify" {
 		t.Errorf("Commands() = %v", cmds)
 	}
 }
