@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -441,6 +442,19 @@ func TestClusterControlledShutdown(t *testing.T) {
 		br, ok := b.Controller().Image().Broker(id)
 		return ok && br.Fenced
 	})
+	// Clients are told about live brokers only, and see the stopped one's replicas offline.
+	md, err := kadm.NewClient(clusterClient(t, rest)).Metadata(ctx, "rf3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(md.Brokers) != 2 {
+		t.Fatalf("metadata lists brokers %v, want the two live ones", md.Brokers.NodeIDs())
+	}
+	for _, p := range md.Topics["rf3"].Partitions {
+		if !slices.Equal(p.OfflineReplicas, []int32{id}) {
+			t.Fatalf("partition %d offline replicas %v, want [%d]", p.Partition, p.OfflineReplicas, id)
+		}
+	}
 }
 
 // TestClusterBrokerOnlyNode: a process.roles=broker node joins a three-voter cluster as a raft

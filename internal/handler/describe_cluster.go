@@ -15,7 +15,7 @@ import (
 	"github.com/moldau/moldau/internal/server"
 )
 
-func init() { register(kmsg.DescribeCluster, 0, 1, (*Handler).handleDescribeCluster) }
+func init() { register(kmsg.DescribeCluster, 0, 2, (*Handler).handleDescribeCluster) }
 
 func (h *Handler) handleDescribeCluster(_ context.Context, req *server.Request) (kmsg.Response, error) {
 	r := req.Msg.(*kmsg.DescribeClusterRequest)
@@ -29,9 +29,12 @@ func (h *Handler) handleDescribeCluster(_ context.Context, req *server.Request) 
 	resp.ControllerID = h.meta.ControllerID() // the raft leader; -1 while none is elected
 	resp.EndpointType = 1
 	for _, b := range im.Brokers() {
+		if b.Fenced && !r.IncludeFencedBrokers {
+			continue // as Kafka: only live brokers unless v2+ asks for the fenced ones too
+		}
 		rb := kmsg.NewDescribeClusterResponseBroker()
 		e := h.brokerEndpoint(req, b)
-		rb.NodeID, rb.Host, rb.Port = b.NodeID, e.Host, e.Port
+		rb.NodeID, rb.Host, rb.Port, rb.IsFenced = b.NodeID, e.Host, e.Port, b.Fenced
 		if b.Rack != "" {
 			rack := b.Rack
 			rb.Rack = &rack

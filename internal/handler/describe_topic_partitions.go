@@ -8,10 +8,10 @@ package handler
 // min(ResponsePartitionLimit, max.request.partition.size.limit = 2000) partitions are returned;
 // when the limit cuts a topic, or falls exactly before the next topic, NextCursor names where to
 // continue. A named topic that does not exist answers UNKNOWN_TOPIC_OR_PARTITION (or
-// INVALID_TOPIC_EXCEPTION for an invalid name); when listing every topic there is none. Moldau has
-// no eligible leader replicas (single-replica partitions): EligibleLeaderReplicas and
-// LastKnownELR are empty, as Kafka's are for a partition whose ISR is complete. With no
-// authorizer every topic operation is allowed, as in Kafka.
+// INVALID_TOPIC_EXCEPTION for an invalid name); when listing every topic there is none.
+// EligibleLeaderReplicas and LastKnownELR are the partition's (KIP-966: replicas that left the ISR
+// while it was below min.insync.replicas and can still lead); replicas on fenced brokers are
+// offline. With no authorizer every topic operation is allowed, as in Kafka.
 
 import (
 	"context"
@@ -129,17 +129,17 @@ func (h *Handler) describedTopic(im *metadata.Image, t *metadata.Topic, start in
 		rp := kmsg.NewDescribeTopicPartitionsResponseTopicPartition()
 		rp.Partition = p.Partition
 		rp.LeaderID = -1
-		if _, alive := im.Broker(p.Leader); alive {
+		if b, ok := im.Broker(p.Leader); ok && !b.Fenced {
 			rp.LeaderID = p.Leader
 		}
 		rp.LeaderEpoch = p.LeaderEpoch
 		rp.Replicas = append([]int32{}, p.Replicas...)
 		rp.ISR = append([]int32{}, p.ISR...)
-		rp.EligibleLeaderReplicas = []int32{}
-		rp.LastKnownELR = []int32{}
+		rp.EligibleLeaderReplicas = append([]int32{}, p.ELR...)
+		rp.LastKnownELR = append([]int32{}, p.LastKnownELR...)
 		rp.OfflineReplicas = []int32{}
 		for _, id := range p.Replicas {
-			if _, ok := im.Broker(id); !ok {
+			if b, ok := im.Broker(id); !ok || b.Fenced {
 				rp.OfflineReplicas = append(rp.OfflineReplicas, id)
 			}
 		}

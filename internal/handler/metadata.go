@@ -62,6 +62,9 @@ func (h *Handler) handleMetadata(ctx context.Context, req *server.Request) (kmsg
 	}
 
 	for _, b := range im.Brokers() {
+		if b.Fenced {
+			continue // Kafka's metadata lists live brokers only
+		}
 		mb := kmsg.NewMetadataResponseBroker()
 		e := h.brokerEndpoint(req, b)
 		mb.NodeID, mb.Host, mb.Port = b.NodeID, e.Host, e.Port
@@ -76,7 +79,7 @@ func (h *Handler) handleMetadata(ctx context.Context, req *server.Request) (kmsg
 	resp.ControllerID = h.meta.ControllerID() // the raft leader; -1 while none is elected
 
 	for _, t := range topics {
-		resp.Topics = append(resp.Topics, metadataTopic(t, r.Version))
+		resp.Topics = append(resp.Topics, metadataTopic(im, t, r.Version))
 	}
 	resp.Topics = append(resp.Topics, missing...)
 	return resp, nil
@@ -111,7 +114,7 @@ func (h *Handler) lookupMetadataTopic(ctx context.Context, im *metadata.Image, r
 	return nil, err
 }
 
-func metadataTopic(t *metadata.Topic, version int16) kmsg.MetadataResponseTopic {
+func metadataTopic(im *metadata.Image, t *metadata.Topic, version int16) kmsg.MetadataResponseTopic {
 	mt := kmsg.NewMetadataResponseTopic()
 	name := t.Name
 	mt.Topic = &name
@@ -125,6 +128,11 @@ func metadataTopic(t *metadata.Topic, version int16) kmsg.MetadataResponseTopic 
 		mp.Replicas = append([]int32{}, p.Replicas...)
 		mp.ISR = append([]int32{}, p.ISR...)
 		mp.OfflineReplicas = []int32{}
+		for _, r := range p.Replicas {
+			if b, ok := im.Broker(r); !ok || b.Fenced {
+				mp.OfflineReplicas = append(mp.OfflineReplicas, r) // its broker is not alive
+			}
+		}
 		if p.Leader < 0 {
 			mp.ErrorCode = kerr.LeaderNotAvailable.Code
 		}
