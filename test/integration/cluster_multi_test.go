@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"fmt"
-	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -13,16 +12,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
-
-// needCluster gates the tests that need three nodes to form one cluster (issue 8). Until the
-// quorum, replication and failover parts are on main, a node started with other voters exits
-// at start, so these run only with MOLDAU_CLUSTER=1; the gate goes when the cluster lands.
-func needCluster(t *testing.T) {
-	t.Helper()
-	if os.Getenv("MOLDAU_CLUSTER") != "1" {
-		t.Skip("needs a multi-node cluster (issue 8): run with MOLDAU_CLUSTER=1")
-	}
-}
 
 // fastFailover makes a lost broker's session end in seconds.
 var fastFailover = map[string]string{
@@ -35,7 +24,6 @@ var fastFailover = map[string]string{
 // SIGSTOP past the session timeout, a controlled restart and a network partition (proxies):
 // nothing acknowledged is lost, duplicated or reordered.
 func TestClusterVerifyThreeNodes(t *testing.T) {
-	needCluster(t)
 	args := []string{"--nodes", "3", "--binary", moldauBin, "--faults", "kill,pause,restart,partition", "--fault-interval", "3s",
 		"--duration", "50s", "--rate", "500", "--partitions", "6", "--replication-factor", "3", "--min-insync-replicas", "2"}
 	for k, v := range fastFailover {
@@ -83,7 +71,6 @@ func nodeAdmin(t *testing.T, tc *testCluster, id int32) *kadm.Client {
 // others elect a new leader and acknowledgements resume; after the heal the old leader rejoins the
 // ISR, and every acknowledged record is read back exactly once at its acknowledged offset.
 func TestClusterIsolateLeader(t *testing.T) {
-	needCluster(t)
 	tc := startTestCluster(t, clusterOptions{nodes: 3, proxies: true, props: fastFailover})
 	ctx := testContext(t, 3*time.Minute)
 	const topic = "isolate"
