@@ -118,7 +118,7 @@ func TestClusterForwardsMetadataWrites(t *testing.T) {
 
 	// Each node's Start returned once its own registration was applied there; the others'
 	// registrations reach every image shortly after.
-	waitCluster(t, brokers, "three brokers in every image", func(b *Broker) bool { return len(b.Controller().Image().Brokers()) == 3 })
+	waitCluster(t, brokers, "three brokers in every image", liveBrokers(3))
 	adm := kadm.NewClient(clusterClient(t, []*Broker{follower}))
 	// Metadata from any node names the real controller and every broker.
 	meta, err := adm.BrokerMetadata(ctx)
@@ -233,7 +233,7 @@ func waitCluster(t *testing.T, brokers []*Broker, what string, cond func(*Broker
 // groups coordinated by every node consume and commit.
 func TestClusterConsumerGroups(t *testing.T) {
 	brokers := testCluster(t, 3)
-	waitCluster(t, brokers, "three brokers in every image", func(b *Broker) bool { return len(b.Controller().Image().Brokers()) == 3 })
+	waitCluster(t, brokers, "three brokers in every image", liveBrokers(3))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	adm := kadm.NewClient(clusterClient(t, brokers))
@@ -398,7 +398,7 @@ func TestClusterControllerFailover(t *testing.T) {
 // ISR; its registration stays, fenced once its session expires.
 func TestClusterControlledShutdown(t *testing.T) {
 	brokers := testCluster(t, 3)
-	waitCluster(t, brokers, "three brokers in every image", func(b *Broker) bool { return len(b.Controller().Image().Brokers()) == 3 })
+	waitCluster(t, brokers, "three brokers in every image", liveBrokers(3))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	adm := kadm.NewClient(clusterClient(t, brokers))
@@ -482,7 +482,7 @@ func TestClusterBrokerOnlyNode(t *testing.T) {
 	}
 	t.Cleanup(func() { stopBroker(t, b4) })
 	all := append(append([]*Broker{}, brokers...), b4)
-	waitCluster(t, all, "four brokers in every image", func(b *Broker) bool { return len(b.Controller().Image().Brokers()) == 4 })
+	waitCluster(t, all, "four brokers in every image", liveBrokers(4))
 	if got, want := b4.Controller().Image().ClusterID(), brokers[0].Controller().Image().ClusterID(); got != want || got == "" {
 		t.Fatalf("broker-only node has cluster id %q, the voters %q", got, want)
 	}
@@ -524,7 +524,7 @@ func TestClusterBrokerOnlyNode(t *testing.T) {
 // record and producing goes on; everything acknowledged is read back once.
 func TestClusterReplicates(t *testing.T) {
 	brokers := testCluster(t, 3, "replica.lag.time.max.ms", "2000")
-	waitCluster(t, brokers, "three brokers in every image", func(b *Broker) bool { return len(b.Controller().Image().Brokers()) == 3 })
+	waitCluster(t, brokers, "three brokers in every image", liveBrokers(3))
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	adm := kadm.NewClient(clusterClient(t, brokers))
@@ -586,5 +586,18 @@ func TestClusterReplicates(t *testing.T) {
 		if n != 1 || !acked[v] {
 			t.Fatalf("record %s read %d times (acknowledged: %v)", v, n, acked[v])
 		}
+	}
+}
+
+// liveBrokers is a waitCluster condition: n unfenced brokers in the node's image.
+func liveBrokers(n int) func(*Broker) bool {
+	return func(b *Broker) bool {
+		live := 0
+		for _, br := range b.Controller().Image().Brokers() {
+			if !br.Fenced {
+				live++
+			}
+		}
+		return live == n
 	}
 }

@@ -87,10 +87,22 @@ func (b *Broker) registerSelf(ctx context.Context) error {
 		return fmt.Errorf("broker: register node %d: %w", b.cfg.NodeID, err)
 	}
 	b.brokerEpoch.Store(epoch)
-	if _, err := b.heartbeat(ctx, false); err != nil {
-		return fmt.Errorf("broker: first heartbeat of node %d: %w", b.cfg.NodeID, err)
+	// As Kafka's BrokerLifecycleManager: heartbeat often until the controller unfences this
+	// broker (it has caught up with the metadata log), and only then serve.
+	for {
+		res, err := b.heartbeat(ctx, false)
+		if err != nil {
+			return fmt.Errorf("broker: first heartbeat of node %d: %w", b.cfg.NodeID, err)
+		}
+		if !res.IsFenced {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("broker: node %d still fenced by the controller: %w", b.cfg.NodeID, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
-	return nil
 }
 
 // heartbeatInterval is broker.heartbeat.interval.ms.
