@@ -35,14 +35,14 @@ type Broker struct {
 	log   *slog.Logger
 	clock systemClock
 
-	locks     []*dirLock // one per log dir, held from the start of Start to the end of Shutdown
-	meta      *metadata.Controller
-	parts     *partition.Manager
+	locks []*dirLock // one per log dir, held from the start of Start to the end of Shutdown
+	meta  *metadata.Controller
+	parts *partition.Manager
 	// replicas applies each metadata image to the partitions hosted here: opens them, makes
 	// them leaders or followers (fetching from their leader), sends ISR changes. applied is the
 	// image it last applied (REQUIRES: syncMu).
-	replicas *replica.Manager
-	applied  *metadata.Image
+	replicas  *replica.Manager
+	applied   *metadata.Image
 	groups    *group.Coordinator
 	offsets   *offsetsStore
 	listeners []*clientListener // every client listener, in the order of listeners
