@@ -175,26 +175,10 @@ func errorCode(err error) int16 {
 	if errors.As(err, &ke) {
 		return ke.Code
 	}
-	switch {
-	case errors.Is(err, metadata.ErrTopicExists):
-		return kerr.TopicAlreadyExists.Code
-	case errors.Is(err, metadata.ErrUnknownTopic):
-		return kerr.UnknownTopicOrPartition.Code
-	case errors.Is(err, metadata.ErrInvalidPartitions):
-		return kerr.InvalidPartitions.Code
-	case errors.Is(err, metadata.ErrInvalidReplicationFactor):
-		return kerr.InvalidReplicationFactor.Code
-	case errors.Is(err, metadata.ErrInvalidTopic):
-		return kerr.InvalidTopicException.Code
-	case errors.Is(err, metadata.ErrInvalidConfig):
-		return kerr.InvalidConfig.Code
-	case errors.Is(err, metadata.ErrInvalidReplicaAssignment):
-		return kerr.InvalidReplicaAssignment.Code
-	case errors.Is(err, metadata.ErrInvalidRequest):
-		return kerr.InvalidRequest.Code
-	case errors.Is(err, metadata.ErrNotController):
-		return kerr.NotController.Code
-	case errors.Is(err, context.DeadlineExceeded):
+	if code, ok := metadata.ErrorCode(err); ok {
+		return code
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
 		return kerr.RequestTimedOut.Code
 	}
 	return kerr.UnknownServerError.Code

@@ -142,28 +142,15 @@ func (c *Controller) route(ctx context.Context, local func() error, remote func(
 		case known && id == c.cfg.NodeID:
 			err = local()
 		case known:
-			send := func(ctx context.Context, req kmsg.Request) (kmsg.Response, error) { return c.fwd.send(ctx, addr, req) }
-			err = remote(ctx, send)
-			if err == nil {
-				return c.catchUp(ctx, send)
-			}
-			if !retriable(err) {
-				// The leader refused on its image (TOPIC_ALREADY_EXISTS, ...): catch up with
-				// it too, so what this node answers next agrees with the refusal.
-				_ = c.catchUp(ctx, send)
+			var done bool
+			if done, err = c.forwardTo(ctx, addr, remote); done {
 				return err
 			}
 		case c.voterAddr(attempt) != "":
 			// No leader known here (a non-voter not yet added, or an election): ask the voters
 			// in turn; one that does not lead answers NOT_CONTROLLER.
-			addr := c.voterAddr(attempt)
-			send := func(ctx context.Context, req kmsg.Request) (kmsg.Response, error) { return c.fwd.send(ctx, addr, req) }
-			err = remote(ctx, send)
-			if err == nil {
-				return c.catchUp(ctx, send)
-			}
-			if !retriable(err) {
-				_ = c.catchUp(ctx, send)
+			var done bool
+			if done, err = c.forwardTo(ctx, c.voterAddr(attempt), remote); done {
 				return err
 			}
 		default:
@@ -198,6 +185,22 @@ func (c *Controller) voterAddr(attempt int) string {
 	}
 	slices.Sort(ids)
 	return c.cfg.Voters[ids[attempt%len(ids)]]
+}
+
+// forwardTo sends one write to the controller at addr. done is false when the write may succeed
+// on a retry (leadership moved, the node could not be reached). Once the controller has answered
+// (success, or a refusal made on its image such as TOPIC_ALREADY_EXISTS) this node catches up
+// with it, so what it answers next agrees with that answer.
+func (c *Controller) forwardTo(ctx context.Context, addr string, remote func(ctx context.Context, send sendFunc) error) (done bool, err error) {
+	send := func(ctx context.Context, req kmsg.Request) (kmsg.Response, error) { return c.fwd.send(ctx, addr, req) }
+	err = remote(ctx, send)
+	if err != nil && retriable(err) {
+		return false, err
+	}
+	if cerr := c.catchUp(ctx, send); err == nil {
+		err = cerr
+	}
+	return true, err
 }
 
 // retriable reports whether a write may succeed on a retry: leadership moved or the leader could
@@ -261,6 +264,43 @@ func (c *Controller) WaitApplied(ctx context.Context, index uint64) error {
 	}
 }
 
+// sentinelCodes pairs the Controller's errors with their Kafka codes: the handler answers them
+// (ErrorCode), forwarding turns the leader's codes back into them (SentinelFor).
+var sentinelCodes = []struct {
+	err  error
+	code *kerr.Error
+}{
+	{ErrTopicExists, kerr.TopicAlreadyExists},
+	{ErrUnknownTopic, kerr.UnknownTopicOrPartition},
+	{ErrInvalidPartitions, kerr.InvalidPartitions},
+	{ErrInvalidReplicationFactor, kerr.InvalidReplicationFactor},
+	{ErrInvalidTopic, kerr.InvalidTopicException},
+	{ErrInvalidConfig, kerr.InvalidConfig},
+	{ErrInvalidReplicaAssignment, kerr.InvalidReplicaAssignment},
+	{ErrInvalidRequest, kerr.InvalidRequest},
+	{ErrNotController, kerr.NotController},
+}
+
+// ErrorCode is the Kafka error code of one of the Controller's sentinel errors in err's chain.
+func ErrorCode(err error) (int16, bool) {
+	for _, sc := range sentinelCodes {
+		if errors.Is(err, sc.err) {
+			return sc.code.Code, true
+		}
+	}
+	return 0, false
+}
+
+// SentinelFor is the Controller error a Kafka error code stands for, nil when there is none.
+func SentinelFor(code int16) error {
+	for _, sc := range sentinelCodes {
+		if sc.code.Code == code {
+			return sc.err
+		}
+	}
+	return nil
+}
+
 // remoteErr turns an error code from the leader back into the error a local call would have
 // returned, with the leader's message.
 func remoteErr(code int16, msg *string) error {
@@ -268,27 +308,7 @@ func remoteErr(code int16, msg *string) error {
 	if kerrErr == nil {
 		return nil
 	}
-	var sentinel error
-	switch code {
-	case kerr.NotController.Code:
-		sentinel = ErrNotController
-	case kerr.TopicAlreadyExists.Code:
-		sentinel = ErrTopicExists
-	case kerr.UnknownTopicOrPartition.Code:
-		sentinel = ErrUnknownTopic
-	case kerr.InvalidPartitions.Code:
-		sentinel = ErrInvalidPartitions
-	case kerr.InvalidReplicationFactor.Code:
-		sentinel = ErrInvalidReplicationFactor
-	case kerr.InvalidReplicaAssignment.Code:
-		sentinel = ErrInvalidReplicaAssignment
-	case kerr.InvalidTopicException.Code:
-		sentinel = ErrInvalidTopic
-	case kerr.InvalidConfig.Code:
-		sentinel = ErrInvalidConfig
-	case kerr.InvalidRequest.Code:
-		sentinel = ErrInvalidRequest
-	}
+	sentinel := SentinelFor(code)
 	text := kerrErr.Error()
 	if msg != nil && *msg != "" {
 		text = *msg
