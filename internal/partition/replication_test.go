@@ -278,8 +278,8 @@ func TestFollowerFetchedErrors(t *testing.T) {
 }
 
 // TestNewLeaderOffsetsNotAvailable: a new leader's high watermark lags its epoch start until a
-// follower confirms; meanwhile ListOffsets is answered OFFSET_NOT_AVAILABLE and no replica joins
-// the ISR.
+// follower confirms; meanwhile ListOffsets is answered OFFSET_NOT_AVAILABLE, and a replica that
+// has the leader's log up to the epoch start may join the ISR.
 func TestNewLeaderOffsetsNotAvailable(t *testing.T) {
 	clock := newTestClock()
 	p, _ := openReplica(t, clock, 1, false)
@@ -296,17 +296,18 @@ func TestNewLeaderOffsetsNotAvailable(t *testing.T) {
 	}
 	wantHW(t, p, 2)
 	wantCode(t, p.CheckOffsetsAvailable(), kerr.OffsetNotAvailable)
-	fetched(t, p, clock, 3, 6) // 3 is caught up but the HW is below the epoch start: no expansion
-	if isr, ok := p.ISRChange(clock.Now(), 10*time.Second); ok {
-		t.Fatalf("ISR change %v proposed while the high watermark lags the epoch start", isr)
+	// 3 has everything up to the epoch start: it may join although the leader's high watermark
+	// still lags (Kafka's isFollowerInSync), and it then holds the high watermark with 2.
+	fetched(t, p, clock, 3, 6)
+	wantHW(t, p, 2) // 2 has not fetched in this epoch
+	wantCode(t, p.CheckOffsetsAvailable(), kerr.OffsetNotAvailable)
+	if isr, ok := p.ISRChange(clock.Now(), 10*time.Second); !ok || !slices.Equal(isr, []int32{1, 2, 3}) {
+		t.Fatalf("ISR change %v %v, want [1 2 3]", isr, ok)
 	}
 	fetched(t, p, clock, 2, 6)
 	wantHW(t, p, 6)
 	if err := p.CheckOffsetsAvailable(); err != nil {
 		t.Fatal(err)
-	}
-	if isr, ok := p.ISRChange(clock.Now(), 10*time.Second); !ok || !slices.Equal(isr, []int32{1, 2, 3}) {
-		t.Fatalf("ISR change %v %v, want [1 2 3]", isr, ok)
 	}
 }
 
@@ -699,4 +700,34 @@ func TestAppendWakesFollowerFetches(t *testing.T) {
 		}
 		unwatch()
 	}
+}
+
+// TestLeaderUnderMinISRExpands: a leader elected with an ISR below min.insync.replicas and a log
+// end past its high watermark (an acks=1 append the followers never got before the election)
+// cannot move its high watermark (strict min ISR) and must still let its caught-up followers
+// join the ISR, or it is stuck forever (sim seed 1). Kafka's isFollowerInSync: the follower's log
+// end offset >= the high watermark and >= the leader epoch start, nothing about the leader's own
+// high watermark.
+func TestLeaderUnderMinISRExpands(t *testing.T) {
+	clock := newTestClock()
+	p, _ := openReplica(t, clock, 2, false)
+	st := LeaderState{LeaderEpoch: 0, PartitionEpoch: 0, Leader: 1, Replicas: []int32{1, 2, 3}, ISR: []int32{1}}
+	if err := p.BecomeLeader(st); err != nil {
+		t.Fatal(err)
+	}
+	mustAppendN(t, p, 1) // acks=1
+	st.LeaderEpoch, st.PartitionEpoch = 1, 1
+	if err := p.BecomeLeader(st); err != nil {
+		t.Fatal(err)
+	}
+	fetched(t, p, clock, 2, 1)
+	fetched(t, p, clock, 3, 1)
+	wantHW(t, p, 0) // the committed ISR [1] is below min.insync.replicas 2
+	isr, ok := p.ISRChange(clock.Now(), 10*time.Second)
+	if !ok || !slices.Equal(isr, []int32{1, 2, 3}) {
+		t.Fatalf("ISR change %v %v, want [1 2 3]", isr, ok)
+	}
+	wantHW(t, p, 0) // pending only: the committed ISR is still below min
+	p.UpdateISR(isr, 2)
+	wantHW(t, p, 1)
 }
