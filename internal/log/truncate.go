@@ -48,8 +48,9 @@ const truncateFile = "truncate-to"
 // TruncateTo removes every batch with a base offset >= offset, for a
 // follower that diverged from the new leader. The log end offset becomes the
 // end of the last remaining batch (offset itself when offset is a batch
-// boundary). Offsets at or above the log end are a no-op; below the log
-// start offset: ErrOffsetOutOfRange. It is crash-safe (see the file comment)
+// boundary). Offsets at or above the log end remove no data, but the
+// leader-epoch cache still loses its entries starting at the log end (see
+// truncateEmptyEpochsLocked); below the log start offset: ErrOffsetOutOfRange. It is crash-safe (see the file comment)
 // and returns every error; one after the commit point fails the log.
 //
 // Sections (ReadSections) of truncated batches handed out earlier read short
@@ -64,7 +65,7 @@ func (l *Log) TruncateTo(offset int64) error {
 		return fmt.Errorf("truncate: %w earlier: %w", ErrLogFailed, f.err)
 	}
 	if offset >= l.mu.endOffset {
-		return nil
+		return l.truncateEmptyEpochsLocked()
 	}
 	if offset < l.mu.startOffset {
 		return fmt.Errorf("truncate to %d, log starts at %d: %w", offset, l.mu.startOffset, ErrOffsetOutOfRange)
@@ -201,6 +202,32 @@ func (l *Log) TruncateTo(offset int64) error {
 		return fail(err)
 	}
 	l.dirDirty = false
+	return nil
+}
+
+// truncateEmptyEpochsLocked drops the leader-epoch entries starting at or past the log end, as
+// Kafka's UnifiedLog.truncateTo does for a target at or past the log end: an epoch this replica
+// started as leader and wrote nothing in would otherwise stay its last fetched epoch, and its
+// new leader, which never had that epoch, would answer a diverging epoch at the follower's log
+// end on every fetch.
+//
+// Crash safety: no data moves; the checkpoint is written atomically (temp file, fsync, rename,
+// directory fsync) before the cache in memory changes. A crash before the rename leaves the old
+// checkpoint, whose extra entries start at the log end and so describe no data (Open keeps an
+// entry starting exactly at the end; the next truncation at the end drops it again). A failed
+// write leaves the cache as it was (an fsync or I/O failure fails the log, as for AssignEpoch).
+// REQUIRES: appendMu held.
+func (l *Log) truncateEmptyEpochsLocked() error {
+	epochs, changed := truncateEpochsFromEnd(l.mu.epochs, l.mu.endOffset)
+	if !changed {
+		return nil
+	}
+	if err := l.truncateStep("epochs", writeEpochs(l.fs, l.dir, epochs)); err != nil {
+		return l.checkLocked(fmt.Errorf("truncate at the log end %d: %w", l.mu.endOffset, err))
+	}
+	l.mu.Lock()
+	l.mu.epochs = epochs
+	l.mu.Unlock()
 	return nil
 }
 

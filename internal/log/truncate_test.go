@@ -264,3 +264,53 @@ func TestTruncateFullyAndStartAt(t *testing.T) {
 		}
 	}
 }
+
+// TestTruncateToLogEndDropsEmptyEpoch: a truncation at or past the log end removes no data but
+// trims the leader-epoch cache from the log end (Kafka's UnifiedLog.truncateTo): an epoch this
+// replica started as leader without writing anything goes, or the replica keeps fetching with
+// it as its last fetched epoch and its new leader keeps answering a diverging epoch at its log
+// end (sim seed 25). The trim is durable when TruncateTo returns; a checkpoint that cannot be
+// renamed into place leaves the old cache, in memory and after a power cut, and a usable log.
+func TestTruncateToLogEndDropsEmptyEpoch(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		offset     int64 // relative to the log end
+		failRename bool
+	}{{"at the end", 0, false}, {"past the end", 5, false}, {"checkpoint not renamed", 0, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := memDir(t)
+			ffs := vfs.NewFaultFS(m)
+			l := openFS(t, ffs, "/data/p-0", testConfig())
+			if _, err := l.Append(batch("a", 2, 0), 0, -1); err != nil {
+				t.Fatal(err)
+			}
+			if err := l.AssignEpoch(1, 2); err != nil { // led epoch 1, wrote nothing
+				t.Fatal(err)
+			}
+			if err := l.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			want := int32(0)
+			if tc.failRename {
+				ffs.SetInjector(vfs.OnPrefix("/data/p-0/"+leaderEpochFile+tmpSuffix, errors.New("rename refused"), vfs.OpRename))
+				want = 1
+			}
+			err := l.TruncateTo(l.LogEndOffset() + tc.offset)
+			if tc.failRename != (err != nil) {
+				t.Fatalf("truncate: %v", err)
+			}
+			ffs.SetInjector(nil)
+			if e := l.LatestEpoch(); e != want || l.LogEndOffset() != 2 || l.Failed() != nil {
+				t.Fatalf("latest epoch %d (want %d), end %d, failed %v", e, want, l.LogEndOffset(), l.Failed())
+			}
+			if e, off := l.EndOffsetForEpoch(0); !tc.failRename && (e != 0 || off != 2) {
+				t.Fatalf("epoch 0 after the trim: (%d, %d), want (0, 2)", e, off)
+			}
+			l2 := openFS(t, m.Crash(), "/data/p-0", testConfig())
+			defer l2.Close()
+			if e := l2.LatestEpoch(); e != want || l2.LogEndOffset() != 2 {
+				t.Fatalf("after a power cut: latest epoch %d (want %d), end %d", e, want, l2.LogEndOffset())
+			}
+		})
+	}
+}

@@ -731,3 +731,31 @@ func TestLeaderUnderMinISRExpands(t *testing.T) {
 	p.UpdateISR(isr, 2)
 	wantHW(t, p, 1)
 }
+
+// TestTruncateAtLogEndDropsEmptyEpoch: a replica that became leader of an epoch and wrote nothing
+// in it, then follows, loses that epoch when it truncates at its log end (the new leader's
+// diverging-epoch answer there): its last fetched epoch is the one of its last batch again, and
+// the leader stops answering a divergence (sim seed 25).
+func TestTruncateAtLogEndDropsEmptyEpoch(t *testing.T) {
+	clock := newTestClock()
+	p, _ := openReplica(t, clock, 1, false)
+	if err := p.BecomeLeader(LeaderState{LeaderEpoch: 0, Leader: 1, Replicas: []int32{1, 2}, ISR: []int32{1}}); err != nil {
+		t.Fatal(err)
+	}
+	mustAppendN(t, p, 2)
+	if err := p.BecomeLeader(LeaderState{LeaderEpoch: 1, PartitionEpoch: 1, Leader: 1, Replicas: []int32{1, 2}, ISR: []int32{1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.BecomeFollower(2, 2, 1); err != nil {
+		t.Fatal(err)
+	}
+	if e := p.LastFetchedEpoch(); e != 1 {
+		t.Fatalf("last fetched epoch %d before the truncation, want 1", e)
+	}
+	if err := p.TruncateTo(p.LogEndOffset()); err != nil {
+		t.Fatal(err)
+	}
+	if e := p.LastFetchedEpoch(); e != 0 || p.LogEndOffset() != 2 {
+		t.Fatalf("last fetched epoch %d, LEO %d after truncating at the log end, want 0, 2", p.LastFetchedEpoch(), p.LogEndOffset())
+	}
+}
