@@ -328,16 +328,22 @@ func cutSegmentAt(fsys vfs.FS, dir string, base, offset int64) error {
 // truncateFullyAndStartAt), for a follower whose log ends below its leader's log start: the log
 // start and end offsets become offset and the leader-epoch cache is emptied. offset must be
 // above the log end offset (below it, TruncateTo and DeleteRecordsBefore apply), else
-// ErrOffsetOutOfRange.
+// ErrOffsetOutOfRange; an empty log (start = end) may also start over at or below its start:
+// Kafka's follower restarts its empty log at the base offset of a fetched batch that starts
+// below the log end and holds it (a leader log start inside a batch, after DeleteRecords).
 //
 // Crash safety: the commit point is the log-start-offset file, written atomically with offset.
 // Before it nothing changed; after it Open discards every segment below the persisted start and
 // starts over there (load's "start > end" rule), so a crash at any later step leaves the log
-// either as it was or empty at offset. After the commit the old segments' files are renamed to
-// *.deleted (retire NNN), the emptied epoch cache is written (epochs), the new segment is
-// created (new segment, only once every old one is retired, so Open never sees old data beside
-// it), the recovery point is written (recovery point) and the directory fsynced (sync dir). A failure after the
-// commit fails the log (ErrLogFailed); the next Open finishes.
+// either as it was or empty at offset. (For a start moved back on an empty log Open reads the
+// start as the larger of the file's and the first segment's base: a crash before the old empty
+// segment is retired leaves the log as it was, empty at its old start; one after, empty at
+// offset.) After the commit the old segments' files are renamed to *.deleted (retire NNN), the
+// emptied epoch cache is written (epochs; its directory fsync makes the renames durable), the
+// new segment is created (new segment, only once every old one is durably retired, so Open
+// never sees an old segment beside it), the recovery point is written (recovery point) and the
+// directory fsynced (sync dir). A failure after the commit fails the log (ErrLogFailed); the
+// next Open finishes.
 func (l *Log) TruncateFullyAndStartAt(offset int64) error {
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
@@ -347,7 +353,7 @@ func (l *Log) TruncateFullyAndStartAt(offset int64) error {
 	if f := l.failed.Load(); f != nil {
 		return fmt.Errorf("truncate fully: %w earlier: %w", ErrLogFailed, f.err)
 	}
-	if offset <= l.mu.endOffset {
+	if offset <= l.mu.endOffset && l.mu.startOffset != l.mu.endOffset {
 		return fmt.Errorf("truncate fully and start at %d, log ends at %d: %w", offset, l.mu.endOffset, ErrOffsetOutOfRange)
 	}
 	if err := l.truncateStep("begin", nil); err != nil {
@@ -373,7 +379,10 @@ func (l *Log) TruncateFullyAndStartAt(offset int64) error {
 	}
 	// The epochs go before the new segment exists: Open keeps the cached epochs of a log that
 	// has a segment (moving the last one up to the start offset), and drops those below the
-	// start of a log that has none.
+	// start of a log that has none. Their write fsyncs the directory, which also makes the
+	// retirements durable before the new segment is created: a power cut never keeps the new
+	// segment and loses a rename (for a start moved back, an old empty segment above the new
+	// one would leave a hole at the log end).
 	if err := l.truncateStep("epochs", writeEpochs(l.fs, l.dir, nil)); err != nil {
 		return fail(err)
 	}

@@ -314,3 +314,80 @@ func TestTruncateToLogEndDropsEmptyEpoch(t *testing.T) {
 		})
 	}
 }
+
+// TestTruncateFullyAndStartAtBackOnEmptyLog: an empty log (start = end) may start over below its
+// start, for a follower whose first fetched batch starts below its log end and holds it (a
+// leader log start inside a batch): the log then takes that batch. A crash at any step leaves it
+// empty at its old start or empty at the new one; either takes the batch (at the old start only
+// after starting over again), and nothing of the old segment is left beside the new one.
+func TestTruncateFullyAndStartAtBackOnEmptyLog(t *testing.T) {
+	empty := func(t *testing.T) (*vfs.MemFS, *Log) {
+		t.Helper()
+		m := memDir(t)
+		l := openFS(t, m, "/data/p-0", testConfig())
+		if err := l.TruncateFullyAndStartAt(3); err != nil {
+			t.Fatal(err)
+		}
+		return m, l
+	}
+	straddling := func() []byte {
+		b := batch("r", 3, 0) // offsets 2-4
+		record.SetBaseOffset(b, 2)
+		record.SetPartitionLeaderEpoch(b, 4)
+		return b
+	}
+	_, l := empty(t)
+	var steps []string
+	l.truncateHook = func(step string) error { steps = append(steps, step); return nil }
+	if err := l.TruncateFullyAndStartAt(2); err != nil {
+		t.Fatal(err)
+	}
+	if l.LogStartOffset() != 2 || l.LogEndOffset() != 2 || l.NumSegments() != 1 {
+		t.Fatalf("start %d end %d segments %d", l.LogStartOffset(), l.LogEndOffset(), l.NumSegments())
+	}
+	if _, err := l.AppendReplica(straddling()); err != nil || l.LogEndOffset() != 5 {
+		t.Fatalf("append after starting back: %v, end %d", err, l.LogEndOffset())
+	}
+	// Not empty any more: starting over at or below the end is refused again.
+	if err := l.TruncateFullyAndStartAt(4); !errors.Is(err, ErrOffsetOutOfRange) {
+		t.Fatalf("start over inside a non-empty log: %v", err)
+	}
+	l.Close()
+	for _, step := range append(steps, "none") {
+		for _, powerCut := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/power cut %v", step, powerCut), func(t *testing.T) {
+				m, l := empty(t)
+				crash := errors.New("crash at " + step)
+				l.truncateHook = func(s string) error {
+					if s == step {
+						return crash
+					}
+					return nil
+				}
+				if err := l.TruncateFullyAndStartAt(2); step != "none" && !errors.Is(err, crash) {
+					t.Fatalf("truncate fully: %v", err)
+				}
+				disk := m
+				if powerCut {
+					disk = m.Crash()
+				} else {
+					abandon(l)
+				}
+				l2 := openFS(t, disk, "/data/p-0", testConfig())
+				defer l2.Close()
+				start := l2.LogStartOffset()
+				if (start != 2 && start != 3) || l2.LogEndOffset() != start || l2.NumSegments() != 1 {
+					t.Fatalf("after a crash: start %d end %d segments %d", start, l2.LogEndOffset(), l2.NumSegments())
+				}
+				if start == 3 {
+					if err := l2.TruncateFullyAndStartAt(2); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if _, err := l2.AppendReplica(straddling()); err != nil || l2.LogEndOffset() != 5 {
+					t.Fatalf("append after recovery: %v, end %d", err, l2.LogEndOffset())
+				}
+			})
+		}
+	}
+}

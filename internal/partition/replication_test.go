@@ -759,3 +759,42 @@ func TestTruncateAtLogEndDropsEmptyEpoch(t *testing.T) {
 		t.Fatalf("last fetched epoch %d, LEO %d after truncating at the log end, want 0, 2", p.LastFetchedEpoch(), p.LogEndOffset())
 	}
 }
+
+// TestFollowerRestartsAtStraddlingBatch: a follower that started its log over at the leader's
+// log start, inside a batch, is sent that whole batch (it starts below the follower's log end
+// and holds it); Kafka's follower restarts its empty log at the batch's base offset and appends
+// it, where refusing it would refuse it on every fetch (sim seed 36). A log that is not empty
+// still refuses a batch that does not start at its end.
+func TestFollowerRestartsAtStraddlingBatch(t *testing.T) {
+	clock := newTestClock()
+	leader := leader3(t, clock, 1)
+	mustAppendN(t, leader, 2) // 0-1
+	mustAppendN(t, leader, 3) // 2-4
+	f, _ := openReplica(t, clock, 1, false)
+	if err := f.BecomeFollower(1, 1, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.TruncateFullyAndStartAt(3); err != nil { // the leader's log start after DeleteRecords(3)
+		t.Fatal(err)
+	}
+	r, err := leader.Log().Read(3, math.MaxInt32, math.MaxInt64, true) // the batch holding 3
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.AppendAsFollower(append([]byte(nil), r.Data...)); err != nil {
+		t.Fatalf("append of the batch holding the log end: %v", err)
+	}
+	if f.LogStartOffset() != 2 || f.LogEndOffset() != 5 || f.LastFetchedEpoch() != 1 || f.HighWatermark() > f.LogEndOffset() {
+		t.Fatalf("start %d end %d epoch %d HW %d", f.LogStartOffset(), f.LogEndOffset(), f.LastFetchedEpoch(), f.HighWatermark())
+	}
+	f.UpdateFollowerHighWatermark(5)
+	wantHW(t, f, 5)
+	// Not empty now: a batch starting below the log end is refused as before.
+	r, err = leader.Log().Read(2, math.MaxInt32, math.MaxInt64, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.AppendAsFollower(append([]byte(nil), r.Data...)); !errors.Is(err, log.ErrNotLogEnd) {
+		t.Fatalf("batch below the end of a non-empty log: %v, want ErrNotLogEnd", err)
+	}
+}
