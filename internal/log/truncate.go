@@ -12,7 +12,7 @@ package log
 //
 //	retire NNN   the files of every segment wholly at or above T are renamed to *.deleted
 //	indexes      the index files of the segment holding T are removed (rebuilt from its .log)
-//	truncate     that segment's .log is cut at its first batch with a base offset >= T
+//	truncate     that segment's .log is cut at its first batch with a last offset >= T
 //	sync log     the .log is fsynced
 //	epochs       the leader-epoch checkpoint loses the epochs starting at or after the new end
 //	recovery point  moved back to the new end if it was past it
@@ -45,10 +45,15 @@ import (
 // truncateFile commits a truncation (see the file comment).
 const truncateFile = "truncate-to"
 
-// TruncateTo removes every batch with a base offset >= offset, for a
-// follower that diverged from the new leader. The log end offset becomes the
-// end of the last remaining batch (offset itself when offset is a batch
-// boundary). Offsets at or above the log end remove no data, but the
+// TruncateTo removes every batch holding an offset >= offset, for a follower
+// that diverged from the new leader: a batch holding offset goes whole (Kafka's
+// LogSegment.truncateTo cuts at the first batch whose last offset is >= the
+// target), so the log end offset becomes the end of the last batch ending below
+// offset, <= offset (offset itself when offset is a batch boundary). A batch
+// kept past offset would keep the divergence the follower truncates for. If
+// that end is below the log start offset (a log start inside the batch, after
+// DeleteRecords), the log starts over empty at its start offset
+// (truncateFullyLocked). Offsets at or above the log end remove no data, but the
 // leader-epoch cache still loses its entries starting at the log end (see
 // truncateEmptyEpochsLocked); below the log start offset: ErrOffsetOutOfRange. It is crash-safe (see the file comment)
 // and returns every error; one after the commit point fails the log.
@@ -86,7 +91,7 @@ func (l *Log) TruncateTo(offset int64) error {
 		if err != nil {
 			return fmt.Errorf("truncate: %w", err)
 		}
-		if h.BaseOffset >= offset {
+		if h.LastOffset() >= offset {
 			break
 		}
 		if h.MaxTimestamp > scanMaxTs {
@@ -94,6 +99,9 @@ func (l *Log) TruncateTo(offset int64) error {
 		}
 		pos += int64(h.Size())
 		newEnd = h.LastOffset() + 1
+	}
+	if newEnd < l.mu.startOffset {
+		return l.truncateFullyLocked(l.mu.startOffset)
 	}
 
 	if err := l.truncateStep("begin", nil); err != nil {
@@ -243,7 +251,8 @@ func (l *Log) truncateStep(step string, err error) error {
 
 // finishTruncation completes a truncation that was committed (truncate-to
 // exists) when the process stopped: segments above the offset go, the one
-// holding it is cut at its first batch at or above it and its indexes are
+// holding it is cut at its first batch holding an offset >= it (as TruncateTo
+// cuts) and its indexes are
 // removed (recovery rebuilds them); then truncate-to is removed.
 func finishTruncation(fsys vfs.FS, dir string) error {
 	manifest := filepath.Join(dir, truncateFile)
@@ -294,7 +303,7 @@ func finishTruncation(fsys vfs.FS, dir string) error {
 }
 
 // cutSegmentAt truncates the .log of segment base at its first batch whose
-// base offset is >= offset (or at the first torn or invalid header, which
+// last offset is >= offset (or at the first torn or invalid header, which
 // recovery would cut anyway) and fsyncs it.
 func cutSegmentAt(fsys vfs.FS, dir string, base, offset int64) error {
 	s, err := openSegment(fsys, dir, base, false)
@@ -310,7 +319,7 @@ func cutSegmentAt(fsys vfs.FS, dir string, base, offset int64) error {
 	pos := int64(0)
 	for pos < fi.Size() {
 		h, err := readHeader(s.log, pos, fi.Size(), &hdr)
-		if err != nil || h.BaseOffset >= offset {
+		if err != nil || h.LastOffset() >= offset {
 			break
 		}
 		pos += int64(h.Size())
@@ -356,6 +365,13 @@ func (l *Log) TruncateFullyAndStartAt(offset int64) error {
 	if offset <= l.mu.endOffset && l.mu.startOffset != l.mu.endOffset {
 		return fmt.Errorf("truncate fully and start at %d, log ends at %d: %w", offset, l.mu.endOffset, ErrOffsetOutOfRange)
 	}
+	return l.truncateFullyLocked(offset)
+}
+
+// truncateFullyLocked is TruncateFullyAndStartAt without its argument checks (TruncateTo also
+// starts over at the log start when its cut falls below it). REQUIRES: appendMu held; the log
+// open and not failed.
+func (l *Log) truncateFullyLocked(offset int64) error {
 	if err := l.truncateStep("begin", nil); err != nil {
 		return err
 	}

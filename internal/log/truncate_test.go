@@ -391,3 +391,67 @@ func TestTruncateFullyAndStartAtBackOnEmptyLog(t *testing.T) {
 		}
 	}
 }
+
+// TestTruncateToInsideBatch: a truncation offset inside a batch removes that whole batch, as
+// Kafka's LogSegment.truncateTo does (it cuts at the first batch whose last offset is >= the
+// offset): the log end offset ends at or below the offset. Keeping the batch left a follower
+// told that its epoch ends at 1, with a batch 0-2, at log end 3, fetching with the same epoch and
+// truncating to 1 on every fetch (sim seed 784). A crash after the commit finishes the same
+// cut; a cut below the log start leaves the log empty at its start.
+func TestTruncateToInsideBatch(t *testing.T) {
+	for _, crash := range []bool{false, true} {
+		t.Run(fmt.Sprintf("crash %v", crash), func(t *testing.T) {
+			m := memDir(t)
+			l := openFS(t, m, "/data/p-0", testConfig())
+			mustAppend(t, l, batch("a", 2, 0))                           // 0-1
+			if _, err := l.Append(batch("b", 3, 0), 1, -1); err != nil { // 2-4, epoch 1
+				t.Fatal(err)
+			}
+			mustAppend(t, l, batch("c", 1, 0)) // 5
+			if err := l.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			if crash {
+				l.truncateHook = func(step string) error {
+					if step == "truncate" { // cut, not fsynced: Open finishes from truncate-to
+						return errors.New("power cut")
+					}
+					return nil
+				}
+			}
+			err := l.TruncateTo(3)
+			if crash != (err != nil) {
+				t.Fatalf("truncate: %v", err)
+			}
+			if crash {
+				abandon(l)
+				l = openFS(t, m.Crash(), "/data/p-0", testConfig())
+			}
+			defer l.Close()
+			if l.LogEndOffset() != 2 || len(values(t, l)) != 2 {
+				t.Fatalf("end %d, %d records, want 2", l.LogEndOffset(), len(values(t, l)))
+			}
+			if crash {
+				// Open keeps an epoch entry starting exactly at the log end (an epoch
+				// begun with no data); the next truncation at the end drops it.
+				if err := l.TruncateTo(l.LogEndOffset()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if e := l.LatestEpoch(); e == 1 {
+				t.Fatal("epoch 1 kept with its only batch gone")
+			}
+			// The log start inside a batch (DeleteRecords) and a cut in that batch: empty at the start.
+			if err := l.DeleteRecordsBefore(1); err != nil {
+				t.Fatal(err)
+			}
+			l.truncateHook = nil
+			if err := l.TruncateTo(1); err != nil {
+				t.Fatal(err)
+			}
+			if l.LogStartOffset() != 1 || l.LogEndOffset() != 1 || len(values(t, l)) != 0 {
+				t.Fatalf("cut below the log start: start %d end %d, %d records", l.LogStartOffset(), l.LogEndOffset(), len(values(t, l)))
+			}
+		})
+	}
+}

@@ -585,8 +585,8 @@ func (p *Partition) DeleteRecords(offset int64) (int64, error) {
 	return p.log.LogStartOffset(), nil
 }
 
-// TruncateTo removes every batch of the log with a base offset >= offset (log.Log.TruncateTo,
-// crash-safe), for a replica whose log diverged from its leader's, then rebuilds the idempotent
+// TruncateTo removes every batch of the log holding an offset >= offset, a batch holding offset
+// whole, as Kafka does (log.Log.TruncateTo, crash-safe: the log end offset ends <= offset), for a replica whose log diverged from its leader's, then rebuilds the idempotent
 // producer state from what is left and clamps the high watermark to the new log end offset
 // (INVARIANT: highWatermark <= LogEndOffset). Offsets at or past the log end remove no data;
 // the leader-epoch cache loses the epochs starting at the log end (epochs led with no data).

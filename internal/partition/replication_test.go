@@ -798,3 +798,55 @@ func TestFollowerRestartsAtStraddlingBatch(t *testing.T) {
 		t.Fatalf("batch below the end of a non-empty log: %v, want ErrNotLogEnd", err)
 	}
 }
+
+// TestFollowerTruncatesInsideBatch: an old leader's follower whose unreplicated batch 0-2 (epoch
+// 0) overlaps what the new leader knows of epoch 0 (it ends at 1: the leader's log start after
+// DeleteRecords) truncates to 1, which removes the whole batch, as Kafka does; keeping it left
+// the follower at log end 3 with epoch 0, told to truncate to 1 on every fetch (sim seed 784).
+// From there it restarts at the leader's log start and replicates.
+func TestFollowerTruncatesInsideBatch(t *testing.T) {
+	clock := newTestClock()
+	old, _ := openReplica(t, clock, 1, false)
+	if err := old.BecomeLeader(LeaderState{LeaderEpoch: 0, Leader: 1, Replicas: []int32{1, 2}, ISR: []int32{1, 2}}); err != nil {
+		t.Fatal(err)
+	}
+	mustAppendN(t, old, 3) // 0-2, epoch 0, never replicated
+	if err := old.BecomeFollower(2, 1, 1); err != nil {
+		t.Fatal(err)
+	}
+	leader, _ := openReplica(t, clock, 1, false)
+	if err := leader.BecomeLeader(LeaderState{LeaderEpoch: 1, PartitionEpoch: 1, Leader: 2, Replicas: []int32{1, 2}, ISR: []int32{2}}); err != nil {
+		t.Fatal(err)
+	}
+	mustAppendN(t, leader, 1) // 0, epoch 1
+	mustAppendN(t, leader, 2) // 1-2
+	if _, err := leader.DeleteRecords(1); err != nil {
+		t.Fatal(err)
+	}
+	fetch := func() (*DivergingEpoch, error) {
+		return leader.FollowerFetched(FollowerFetch{ReplicaID: 1, BrokerEpoch: 1, FetchOffset: old.LogEndOffset(),
+			LastFetchedEpoch: old.LastFetchedEpoch(), CurrentLeaderEpoch: 1, Now: clock.Now()})
+	}
+	div, err := fetch()
+	if err != nil || div == nil || *div != (DivergingEpoch{0, 1}) {
+		t.Fatalf("diverging %+v %v, want {0 1}", div, err)
+	}
+	if err := old.TruncateTo(div.EndOffset); err != nil {
+		t.Fatal(err)
+	}
+	if old.LogEndOffset() != 0 {
+		t.Fatalf("log end %d after truncating into the batch 0-2, want 0", old.LogEndOffset())
+	}
+	// Below the leader's log start now: the follower starts over there and replicates.
+	div, err = fetch()
+	if div != nil || !errors.Is(err, kerr.OffsetOutOfRange) {
+		t.Fatalf("fetch below the leader's log start: %+v %v, want OFFSET_OUT_OF_RANGE", div, err)
+	}
+	if err := old.TruncateFullyAndStartAt(leader.LogStartOffset()); err != nil {
+		t.Fatal(err)
+	}
+	copyLog(t, leader, old)
+	if div, err := fetch(); div != nil || err != nil || old.LogEndOffset() != 3 {
+		t.Fatalf("after catching up: %+v %v, log end %d", div, err, old.LogEndOffset())
+	}
+}

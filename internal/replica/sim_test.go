@@ -29,7 +29,9 @@ package replica
 // an ISR below min.insync.replicas and its high watermark below its epoch start never expanded
 // its ISR (seed 1); a follower whose epoch cache ended with an epoch it led without writing
 // fetched with it forever, since TruncateTo at the log end kept the entry (seed 25); a follower
-// restarted at a leader log start inside a batch could not append that batch (seed 36).)
+// restarted at a leader log start inside a batch could not append that batch (seed 36); a
+// truncation inside a batch kept the batch, so the follower was told to truncate to the same
+// offset on every fetch (seed 784).)
 //
 // MOLDAU_SIM_SEEDS=n runs n seeds (default 20), MOLDAU_SIM_STEPS=n steps each (default 300),
 // MOLDAU_SIM_SEED=s only seed s, MOLDAU_SIM_TRACE=1 logs every step.
