@@ -53,10 +53,11 @@ const truncateFile = "truncate-to"
 // kept past offset would keep the divergence the follower truncates for. If
 // that end is below the log start offset (a log start inside the batch, after
 // DeleteRecords), the log starts over empty at its start offset
-// (truncateFullyLocked). Offsets at or above the log end remove no data, but the
-// leader-epoch cache still loses its entries starting at the log end (see
-// truncateEmptyEpochsLocked); below the log start offset: ErrOffsetOutOfRange. It is crash-safe (see the file comment)
-// and returns every error; one after the commit point fails the log.
+// (truncateFullyLocked). Offsets at or above the log end remove no data, but
+// the leader-epoch cache still loses its entries starting at the log end (see
+// truncateEmptyEpochsLocked); below the log start offset: ErrOffsetOutOfRange.
+// It is crash-safe (see the file comment) and returns every error; one after
+// the commit point fails the log.
 //
 // Sections (ReadSections) of truncated batches handed out earlier read short
 // or fail afterwards: readers retry from the new end.
@@ -252,8 +253,8 @@ func (l *Log) truncateStep(step string, err error) error {
 // finishTruncation completes a truncation that was committed (truncate-to
 // exists) when the process stopped: segments above the offset go, the one
 // holding it is cut at its first batch holding an offset >= it (as TruncateTo
-// cuts) and its indexes are
-// removed (recovery rebuilds them); then truncate-to is removed.
+// cuts) and its indexes are removed (recovery rebuilds them); then truncate-to
+// is removed.
 func finishTruncation(fsys vfs.FS, dir string) error {
 	manifest := filepath.Join(dir, truncateFile)
 	data, err := vfs.ReadFile(fsys, manifest)
