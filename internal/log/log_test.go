@@ -696,23 +696,23 @@ func TestTruncateTo(t *testing.T) {
 	if err := l.TruncateTo(100); err != nil || l.LogEndOffset() != 60 {
 		t.Fatal("no-op truncate", err)
 	}
-	if err := l.TruncateTo(31); err != nil { // inside batch [30,31]: keeps it
+	if err := l.TruncateTo(31); err != nil { // inside batch [30,31]: it goes whole (Kafka)
 		t.Fatal(err)
 	}
-	if l.LogEndOffset() != 32 {
+	if l.LogEndOffset() != 30 {
 		t.Fatal(l.LogEndOffset())
 	}
 	if l.LatestEpoch() != 1 {
 		t.Fatal(l.LatestEpoch())
 	}
 	hs := readAllBatches(t, l, 0)
-	if len(hs) != 16 {
+	if len(hs) != 15 {
 		t.Fatal(len(hs))
 	}
-	if off, ts, _ := l.MaxTimestamp(); off != 31 || ts != 16 {
+	if off, ts, _ := l.MaxTimestamp(); off != 29 || ts != 15 {
 		t.Fatal(off, ts)
 	}
-	if r := mustAppend(t, l, batch("n", 1, 0)); r.BaseOffset != 32 {
+	if r := mustAppend(t, l, batch("n", 1, 0)); r.BaseOffset != 30 {
 		t.Fatal(r)
 	}
 	if err := l.TruncateTo(0); err != nil || l.LogEndOffset() != 0 || l.NumSegments() != 1 {

@@ -12,7 +12,7 @@ package log
 //
 //	retire NNN   the files of every segment wholly at or above T are renamed to *.deleted
 //	indexes      the index files of the segment holding T are removed (rebuilt from its .log)
-//	truncate     that segment's .log is cut at its first batch with a base offset >= T
+//	truncate     that segment's .log is cut at its first batch with a last offset >= T
 //	sync log     the .log is fsynced
 //	epochs       the leader-epoch checkpoint loses the epochs starting at or after the new end
 //	recovery point  moved back to the new end if it was past it
@@ -45,12 +45,19 @@ import (
 // truncateFile commits a truncation (see the file comment).
 const truncateFile = "truncate-to"
 
-// TruncateTo removes every batch with a base offset >= offset, for a
-// follower that diverged from the new leader. The log end offset becomes the
-// end of the last remaining batch (offset itself when offset is a batch
-// boundary). Offsets at or above the log end are a no-op; below the log
-// start offset: ErrOffsetOutOfRange. It is crash-safe (see the file comment)
-// and returns every error; one after the commit point fails the log.
+// TruncateTo removes every batch holding an offset >= offset, for a follower
+// that diverged from the new leader: a batch holding offset goes whole (Kafka's
+// LogSegment.truncateTo cuts at the first batch whose last offset is >= the
+// target), so the log end offset becomes the end of the last batch ending below
+// offset, <= offset (offset itself when offset is a batch boundary). A batch
+// kept past offset would keep the divergence the follower truncates for. If
+// that end is below the log start offset (a log start inside the batch, after
+// DeleteRecords), the log starts over empty at its start offset
+// (truncateFullyLocked). Offsets at or above the log end remove no data, but
+// the leader-epoch cache still loses its entries starting at the log end (see
+// truncateEmptyEpochsLocked); below the log start offset: ErrOffsetOutOfRange.
+// It is crash-safe (see the file comment) and returns every error; one after
+// the commit point fails the log.
 //
 // Sections (ReadSections) of truncated batches handed out earlier read short
 // or fail afterwards: readers retry from the new end.
@@ -64,7 +71,7 @@ func (l *Log) TruncateTo(offset int64) error {
 		return fmt.Errorf("truncate: %w earlier: %w", ErrLogFailed, f.err)
 	}
 	if offset >= l.mu.endOffset {
-		return nil
+		return l.truncateEmptyEpochsLocked()
 	}
 	if offset < l.mu.startOffset {
 		return fmt.Errorf("truncate to %d, log starts at %d: %w", offset, l.mu.startOffset, ErrOffsetOutOfRange)
@@ -85,7 +92,7 @@ func (l *Log) TruncateTo(offset int64) error {
 		if err != nil {
 			return fmt.Errorf("truncate: %w", err)
 		}
-		if h.BaseOffset >= offset {
+		if h.LastOffset() >= offset {
 			break
 		}
 		if h.MaxTimestamp > scanMaxTs {
@@ -93,6 +100,9 @@ func (l *Log) TruncateTo(offset int64) error {
 		}
 		pos += int64(h.Size())
 		newEnd = h.LastOffset() + 1
+	}
+	if newEnd < l.mu.startOffset {
+		return l.truncateFullyLocked(l.mu.startOffset)
 	}
 
 	if err := l.truncateStep("begin", nil); err != nil {
@@ -204,6 +214,32 @@ func (l *Log) TruncateTo(offset int64) error {
 	return nil
 }
 
+// truncateEmptyEpochsLocked drops the leader-epoch entries starting at or past the log end, as
+// Kafka's UnifiedLog.truncateTo does for a target at or past the log end: an epoch this replica
+// started as leader and wrote nothing in would otherwise stay its last fetched epoch, and its
+// new leader, which never had that epoch, would answer a diverging epoch at the follower's log
+// end on every fetch.
+//
+// Crash safety: no data moves; the checkpoint is written atomically (temp file, fsync, rename,
+// directory fsync) before the cache in memory changes. A crash before the rename leaves the old
+// checkpoint, whose extra entries start at the log end and so describe no data (Open keeps an
+// entry starting exactly at the end; the next truncation at the end drops it again). A failed
+// write leaves the cache as it was (an fsync or I/O failure fails the log, as for AssignEpoch).
+// REQUIRES: appendMu held.
+func (l *Log) truncateEmptyEpochsLocked() error {
+	epochs, changed := truncateEpochsFromEnd(l.mu.epochs, l.mu.endOffset)
+	if !changed {
+		return nil
+	}
+	if err := l.truncateStep("epochs", writeEpochs(l.fs, l.dir, epochs)); err != nil {
+		return l.checkLocked(fmt.Errorf("truncate at the log end %d: %w", l.mu.endOffset, err))
+	}
+	l.mu.Lock()
+	l.mu.epochs = epochs
+	l.mu.Unlock()
+	return nil
+}
+
 // truncateStep returns err, or what the test hook says after a step that
 // succeeded (a test stops the truncation there to recover as after a crash).
 // REQUIRES: appendMu held.
@@ -216,8 +252,9 @@ func (l *Log) truncateStep(step string, err error) error {
 
 // finishTruncation completes a truncation that was committed (truncate-to
 // exists) when the process stopped: segments above the offset go, the one
-// holding it is cut at its first batch at or above it and its indexes are
-// removed (recovery rebuilds them); then truncate-to is removed.
+// holding it is cut at its first batch holding an offset >= it (as TruncateTo
+// cuts) and its indexes are removed (recovery rebuilds them); then truncate-to
+// is removed.
 func finishTruncation(fsys vfs.FS, dir string) error {
 	manifest := filepath.Join(dir, truncateFile)
 	data, err := vfs.ReadFile(fsys, manifest)
@@ -267,7 +304,7 @@ func finishTruncation(fsys vfs.FS, dir string) error {
 }
 
 // cutSegmentAt truncates the .log of segment base at its first batch whose
-// base offset is >= offset (or at the first torn or invalid header, which
+// last offset is >= offset (or at the first torn or invalid header, which
 // recovery would cut anyway) and fsyncs it.
 func cutSegmentAt(fsys vfs.FS, dir string, base, offset int64) error {
 	s, err := openSegment(fsys, dir, base, false)
@@ -283,7 +320,7 @@ func cutSegmentAt(fsys vfs.FS, dir string, base, offset int64) error {
 	pos := int64(0)
 	for pos < fi.Size() {
 		h, err := readHeader(s.log, pos, fi.Size(), &hdr)
-		if err != nil || h.BaseOffset >= offset {
+		if err != nil || h.LastOffset() >= offset {
 			break
 		}
 		pos += int64(h.Size())
@@ -301,16 +338,22 @@ func cutSegmentAt(fsys vfs.FS, dir string, base, offset int64) error {
 // truncateFullyAndStartAt), for a follower whose log ends below its leader's log start: the log
 // start and end offsets become offset and the leader-epoch cache is emptied. offset must be
 // above the log end offset (below it, TruncateTo and DeleteRecordsBefore apply), else
-// ErrOffsetOutOfRange.
+// ErrOffsetOutOfRange; an empty log (start = end) may also start over at or below its start:
+// Kafka's follower restarts its empty log at the base offset of a fetched batch that starts
+// below the log end and holds it (a leader log start inside a batch, after DeleteRecords).
 //
 // Crash safety: the commit point is the log-start-offset file, written atomically with offset.
 // Before it nothing changed; after it Open discards every segment below the persisted start and
 // starts over there (load's "start > end" rule), so a crash at any later step leaves the log
-// either as it was or empty at offset. After the commit the old segments' files are renamed to
-// *.deleted (retire NNN), the emptied epoch cache is written (epochs), the new segment is
-// created (new segment, only once every old one is retired, so Open never sees old data beside
-// it), the recovery point is written (recovery point) and the directory fsynced (sync dir). A failure after the
-// commit fails the log (ErrLogFailed); the next Open finishes.
+// either as it was or empty at offset. (For a start moved back on an empty log Open reads the
+// start as the larger of the file's and the first segment's base: a crash before the old empty
+// segment is retired leaves the log as it was, empty at its old start; one after, empty at
+// offset.) After the commit the old segments' files are renamed to *.deleted (retire NNN), the
+// emptied epoch cache is written (epochs; its directory fsync makes the renames durable), the
+// new segment is created (new segment, only once every old one is durably retired, so Open
+// never sees an old segment beside it), the recovery point is written (recovery point) and the
+// directory fsynced (sync dir). A failure after the commit fails the log (ErrLogFailed); the
+// next Open finishes.
 func (l *Log) TruncateFullyAndStartAt(offset int64) error {
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
@@ -320,9 +363,16 @@ func (l *Log) TruncateFullyAndStartAt(offset int64) error {
 	if f := l.failed.Load(); f != nil {
 		return fmt.Errorf("truncate fully: %w earlier: %w", ErrLogFailed, f.err)
 	}
-	if offset <= l.mu.endOffset {
+	if offset <= l.mu.endOffset && l.mu.startOffset != l.mu.endOffset {
 		return fmt.Errorf("truncate fully and start at %d, log ends at %d: %w", offset, l.mu.endOffset, ErrOffsetOutOfRange)
 	}
+	return l.truncateFullyLocked(offset)
+}
+
+// truncateFullyLocked is TruncateFullyAndStartAt without its argument checks (TruncateTo also
+// starts over at the log start when its cut falls below it). REQUIRES: appendMu held; the log
+// open and not failed.
+func (l *Log) truncateFullyLocked(offset int64) error {
 	if err := l.truncateStep("begin", nil); err != nil {
 		return err
 	}
@@ -346,7 +396,10 @@ func (l *Log) TruncateFullyAndStartAt(offset int64) error {
 	}
 	// The epochs go before the new segment exists: Open keeps the cached epochs of a log that
 	// has a segment (moving the last one up to the start offset), and drops those below the
-	// start of a log that has none.
+	// start of a log that has none. Their write fsyncs the directory, which also makes the
+	// retirements durable before the new segment is created: a power cut never keeps the new
+	// segment and loses a rename (for a start moved back, an old empty segment above the new
+	// one would leave a hole at the log end).
 	if err := l.truncateStep("epochs", writeEpochs(l.fs, l.dir, nil)); err != nil {
 		return fail(err)
 	}

@@ -264,3 +264,194 @@ func TestTruncateFullyAndStartAt(t *testing.T) {
 		}
 	}
 }
+
+// TestTruncateToLogEndDropsEmptyEpoch: a truncation at or past the log end removes no data but
+// trims the leader-epoch cache from the log end (Kafka's UnifiedLog.truncateTo): an epoch this
+// replica started as leader without writing anything goes, or the replica keeps fetching with
+// it as its last fetched epoch and its new leader keeps answering a diverging epoch at its log
+// end (sim seed 25). The trim is durable when TruncateTo returns; a checkpoint that cannot be
+// renamed into place leaves the old cache, in memory and after a power cut, and a usable log.
+func TestTruncateToLogEndDropsEmptyEpoch(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		offset     int64 // relative to the log end
+		failRename bool
+	}{{"at the end", 0, false}, {"past the end", 5, false}, {"checkpoint not renamed", 0, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := memDir(t)
+			ffs := vfs.NewFaultFS(m)
+			l := openFS(t, ffs, "/data/p-0", testConfig())
+			if _, err := l.Append(batch("a", 2, 0), 0, -1); err != nil {
+				t.Fatal(err)
+			}
+			if err := l.AssignEpoch(1, 2); err != nil { // led epoch 1, wrote nothing
+				t.Fatal(err)
+			}
+			if err := l.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			want := int32(0)
+			if tc.failRename {
+				ffs.SetInjector(vfs.OnPrefix("/data/p-0/"+leaderEpochFile+tmpSuffix, errors.New("rename refused"), vfs.OpRename))
+				want = 1
+			}
+			err := l.TruncateTo(l.LogEndOffset() + tc.offset)
+			if tc.failRename != (err != nil) {
+				t.Fatalf("truncate: %v", err)
+			}
+			ffs.SetInjector(nil)
+			if e := l.LatestEpoch(); e != want || l.LogEndOffset() != 2 || l.Failed() != nil {
+				t.Fatalf("latest epoch %d (want %d), end %d, failed %v", e, want, l.LogEndOffset(), l.Failed())
+			}
+			if e, off := l.EndOffsetForEpoch(0); !tc.failRename && (e != 0 || off != 2) {
+				t.Fatalf("epoch 0 after the trim: (%d, %d), want (0, 2)", e, off)
+			}
+			l2 := openFS(t, m.Crash(), "/data/p-0", testConfig())
+			defer l2.Close()
+			if e := l2.LatestEpoch(); e != want || l2.LogEndOffset() != 2 {
+				t.Fatalf("after a power cut: latest epoch %d (want %d), end %d", e, want, l2.LogEndOffset())
+			}
+		})
+	}
+}
+
+// TestTruncateFullyAndStartAtBackOnEmptyLog: an empty log (start = end) may start over below its
+// start, for a follower whose first fetched batch starts below its log end and holds it (a
+// leader log start inside a batch): the log then takes that batch. A crash at any step leaves it
+// empty at its old start or empty at the new one; either takes the batch (at the old start only
+// after starting over again), and nothing of the old segment is left beside the new one.
+func TestTruncateFullyAndStartAtBackOnEmptyLog(t *testing.T) {
+	empty := func(t *testing.T) (*vfs.MemFS, *Log) {
+		t.Helper()
+		m := memDir(t)
+		l := openFS(t, m, "/data/p-0", testConfig())
+		if err := l.TruncateFullyAndStartAt(3); err != nil {
+			t.Fatal(err)
+		}
+		return m, l
+	}
+	straddling := func() []byte {
+		b := batch("r", 3, 0) // offsets 2-4
+		record.SetBaseOffset(b, 2)
+		record.SetPartitionLeaderEpoch(b, 4)
+		return b
+	}
+	_, l := empty(t)
+	var steps []string
+	l.truncateHook = func(step string) error { steps = append(steps, step); return nil }
+	if err := l.TruncateFullyAndStartAt(2); err != nil {
+		t.Fatal(err)
+	}
+	if l.LogStartOffset() != 2 || l.LogEndOffset() != 2 || l.NumSegments() != 1 {
+		t.Fatalf("start %d end %d segments %d", l.LogStartOffset(), l.LogEndOffset(), l.NumSegments())
+	}
+	if _, err := l.AppendReplica(straddling()); err != nil || l.LogEndOffset() != 5 {
+		t.Fatalf("append after starting back: %v, end %d", err, l.LogEndOffset())
+	}
+	// Not empty any more: starting over at or below the end is refused again.
+	if err := l.TruncateFullyAndStartAt(4); !errors.Is(err, ErrOffsetOutOfRange) {
+		t.Fatalf("start over inside a non-empty log: %v", err)
+	}
+	l.Close()
+	for _, step := range append(steps, "none") {
+		for _, powerCut := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/power cut %v", step, powerCut), func(t *testing.T) {
+				m, l := empty(t)
+				crash := errors.New("crash at " + step)
+				l.truncateHook = func(s string) error {
+					if s == step {
+						return crash
+					}
+					return nil
+				}
+				if err := l.TruncateFullyAndStartAt(2); step != "none" && !errors.Is(err, crash) {
+					t.Fatalf("truncate fully: %v", err)
+				}
+				disk := m
+				if powerCut {
+					disk = m.Crash()
+				} else {
+					abandon(l)
+				}
+				l2 := openFS(t, disk, "/data/p-0", testConfig())
+				defer l2.Close()
+				start := l2.LogStartOffset()
+				if (start != 2 && start != 3) || l2.LogEndOffset() != start || l2.NumSegments() != 1 {
+					t.Fatalf("after a crash: start %d end %d segments %d", start, l2.LogEndOffset(), l2.NumSegments())
+				}
+				if start == 3 {
+					if err := l2.TruncateFullyAndStartAt(2); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if _, err := l2.AppendReplica(straddling()); err != nil || l2.LogEndOffset() != 5 {
+					t.Fatalf("append after recovery: %v, end %d", err, l2.LogEndOffset())
+				}
+			})
+		}
+	}
+}
+
+// TestTruncateToInsideBatch: a truncation offset inside a batch removes that whole batch, as
+// Kafka's LogSegment.truncateTo does (it cuts at the first batch whose last offset is >= the
+// offset): the log end offset ends at or below the offset. Keeping the batch left a follower
+// told that its epoch ends at 1, with a batch 0-2, at log end 3, fetching with the same epoch and
+// truncating to 1 on every fetch (sim seed 784). A crash after the commit finishes the same
+// cut; a cut below the log start leaves the log empty at its start.
+func TestTruncateToInsideBatch(t *testing.T) {
+	for _, crash := range []bool{false, true} {
+		t.Run(fmt.Sprintf("crash %v", crash), func(t *testing.T) {
+			m := memDir(t)
+			l := openFS(t, m, "/data/p-0", testConfig())
+			mustAppend(t, l, batch("a", 2, 0))                           // 0-1
+			if _, err := l.Append(batch("b", 3, 0), 1, -1); err != nil { // 2-4, epoch 1
+				t.Fatal(err)
+			}
+			mustAppend(t, l, batch("c", 1, 0)) // 5
+			if err := l.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			if crash {
+				l.truncateHook = func(step string) error {
+					if step == "truncate" { // cut, not fsynced: Open finishes from truncate-to
+						return errors.New("power cut")
+					}
+					return nil
+				}
+			}
+			err := l.TruncateTo(3)
+			if crash != (err != nil) {
+				t.Fatalf("truncate: %v", err)
+			}
+			if crash {
+				abandon(l)
+				l = openFS(t, m.Crash(), "/data/p-0", testConfig())
+			}
+			defer l.Close()
+			if l.LogEndOffset() != 2 || len(values(t, l)) != 2 {
+				t.Fatalf("end %d, %d records, want 2", l.LogEndOffset(), len(values(t, l)))
+			}
+			if crash {
+				// Open keeps an epoch entry starting exactly at the log end (an epoch
+				// begun with no data); the next truncation at the end drops it.
+				if err := l.TruncateTo(l.LogEndOffset()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if e := l.LatestEpoch(); e == 1 {
+				t.Fatal("epoch 1 kept with its only batch gone")
+			}
+			// The log start inside a batch (DeleteRecords) and a cut in that batch: empty at the start.
+			if err := l.DeleteRecordsBefore(1); err != nil {
+				t.Fatal(err)
+			}
+			l.truncateHook = nil
+			if err := l.TruncateTo(1); err != nil {
+				t.Fatal(err)
+			}
+			if l.LogStartOffset() != 1 || l.LogEndOffset() != 1 || len(values(t, l)) != 0 {
+				t.Fatalf("cut below the log start: start %d end %d, %d records", l.LogStartOffset(), l.LogEndOffset(), len(values(t, l)))
+			}
+		})
+	}
+}

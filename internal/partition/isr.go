@@ -12,7 +12,8 @@ package partition
 //     every caught-up, ISR-eligible replica, and does not move while the committed ISR is smaller
 //     than the effective min.insync.replicas (KIP-966 strict min ISR);
 //   - a replica joins the ISR only with a log end offset >= the high watermark and >= the start of
-//     the leader's epoch, and only with the broker epoch the metadata has for it (KIP-903), so a
+//     the leader's epoch (even while the leader's own high watermark lags its epoch start: see
+//     ExpandCandidates), and only with the broker epoch the metadata has for it (KIP-903), so a
 //     fenced, shutting-down or rebooted broker never joins (KIP-841).
 
 import (
@@ -189,13 +190,26 @@ func ShrinkCandidates(v ISRView) []int32 {
 }
 
 // ExpandCandidates are the replicas outside the ISR that may join it: log end offset >= the high
-// watermark and >= the leader epoch start (isFollowerInSync), and ISR-eligible. None while the
-// leader's own high watermark is below its epoch start (a new leader whose high watermark lags
-// must not let the ISR grow on it).
+// watermark and >= the leader epoch start (Kafka's isFollowerInSync), and ISR-eligible.
+//
+// The rule keeps both safety and liveness, also for a leader whose high watermark is below its
+// epoch start and cannot move because the committed ISR is below min.insync.replicas:
+//   - safety: every offset any leader may have committed is below max(high watermark, epoch
+//     start): an earlier epoch's committed offsets are in this leader's log below its epoch
+//     start (it was elected from replicas holding them), this epoch's are below its high
+//     watermark. A joiner's log matches the leader's up to its log end offset (its fetch passed
+//     the diverging-epoch check), so it holds all of them, whether or not the leader's own high
+//     watermark has caught up yet;
+//   - liveness: the expansion does NOT also wait for the leader's high watermark to reach the
+//     epoch start. That wait would be a cycle: the high watermark waits for a committed ISR of
+//     min.insync.replicas (KIP-966 strict min ISR, NextHighWatermark), and the ISR would wait for
+//     the high watermark, so a leader elected with ISR [self] and an acks=1 tail past its high
+//     watermark would never recover.
+//
+// Strict min ISR stays on the high watermark alone, over the committed ISR: the high watermark
+// moves only once the controller has committed an ISR of min.insync.replicas, so nothing is
+// acknowledged to acks=all or shown to consumers on fewer replicas.
 func ExpandCandidates(v ISRView) []int32 {
-	if v.HighWatermark < v.LeaderEpochStart {
-		return nil
-	}
 	var out []int32
 	for _, id := range v.Replicas {
 		if id == v.Leader || slices.Contains(v.ISR, id) {

@@ -585,10 +585,11 @@ func (p *Partition) DeleteRecords(offset int64) (int64, error) {
 	return p.log.LogStartOffset(), nil
 }
 
-// TruncateTo removes every batch of the log with a base offset >= offset (log.Log.TruncateTo,
-// crash-safe), for a replica whose log diverged from its leader's, then rebuilds the idempotent
+// TruncateTo removes every batch of the log holding an offset >= offset, a batch holding offset
+// whole, as Kafka does (log.Log.TruncateTo, crash-safe: the log end offset ends <= offset), for a replica whose log diverged from its leader's, then rebuilds the idempotent
 // producer state from what is left and clamps the high watermark to the new log end offset
-// (INVARIANT: highWatermark <= LogEndOffset). Offsets at or past the log end are a no-op.
+// (INVARIANT: highWatermark <= LogEndOffset). Offsets at or past the log end remove no data;
+// the leader-epoch cache loses the epochs starting at the log end (epochs led with no data).
 //
 // Locks: appendMu (no append runs meanwhile), then the log's appendMu and, briefly, its mu.
 func (p *Partition) TruncateTo(offset int64) error {
@@ -598,16 +599,16 @@ func (p *Partition) TruncateTo(offset int64) error {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
 	if offset >= p.log.LogEndOffset() {
-		return nil
+		// No data goes (the producer state stands), but the log trims its epoch cache from
+		// the log end: an epoch this replica led without writing must not stay its last
+		// fetched epoch.
+		return p.truncateError(p.log.TruncateTo(offset))
 	}
 	if err := p.removeProducerSnapshot(); err != nil {
 		return fmt.Errorf("%v: %w", err, kerr.KafkaStorageError)
 	}
-	if err := p.log.TruncateTo(offset); err != nil {
-		if errors.Is(err, log.ErrOffsetOutOfRange) {
-			return fmt.Errorf("partition %s-%d: %v: %w", p.Topic, p.Index, err, kerr.OffsetOutOfRange)
-		}
-		return fmt.Errorf("partition %s-%d: %v: %w", p.Topic, p.Index, err, kerr.KafkaStorageError)
+	if err := p.truncateError(p.log.TruncateTo(offset)); err != nil {
+		return err
 	}
 	producers := make(producerStates)
 	err := p.log.ScanHeaders(p.log.LogStartOffset(), func(h record.BatchHeader) error {
@@ -622,6 +623,18 @@ func (p *Partition) TruncateTo(offset int64) error {
 		p.highWatermark.Store(end)
 	}
 	return nil
+}
+
+// truncateError maps an error of the log's truncations to its Kafka code (nil stays nil).
+func (p *Partition) truncateError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, log.ErrOffsetOutOfRange):
+		return fmt.Errorf("partition %s-%d: %v: %w", p.Topic, p.Index, err, kerr.OffsetOutOfRange)
+	default:
+		return fmt.Errorf("partition %s-%d: %v: %w", p.Topic, p.Index, err, kerr.KafkaStorageError)
+	}
 }
 
 // EndOffsetForEpoch answers OffsetForLeaderEpoch.

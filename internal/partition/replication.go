@@ -476,7 +476,9 @@ func (p *Partition) CheckOffsetsAvailable() error {
 // producer state exactly as the leader did, so that as a new leader it treats a retried batch as
 // the old one would. Under SyncBeforeAck the batches are fsynced before it returns: the log end
 // offset the next fetch reports is durable, and a follower never counts toward the high watermark
-// with data it could lose in a power cut. Errors: NOT_LEADER_OR_FOLLOWER (not a follower),
+// with data it could lose in a power cut. An empty log whose first batch starts below its end
+// and holds it starts over at that batch's base offset first (Kafka's
+// appendRecordsToFollowerOrFutureReplica). Errors: NOT_LEADER_OR_FOLLOWER (not a follower),
 // CORRUPT_MESSAGE, log.ErrNotLogEnd (wrapped), KAFKA_STORAGE_ERROR.
 func (p *Partition) AppendAsFollower(records []byte) error {
 	return p.AppendAsFollowerIn(-1, records)
@@ -535,6 +537,17 @@ func (p *Partition) appendReplicaBatches(leaderEpoch int32, batches [][]byte, he
 		return fmt.Errorf("partition %s-%d: records fetched in leader epoch %d, this replica follows epoch %d: %w",
 			p.Topic, p.Index, leaderEpoch, cur, kerr.FencedLeaderEpoch)
 	}
+	// An empty log whose first fetched batch starts below its end and holds it: the leader's
+	// log start (which this follower started over at) is inside that batch, after
+	// DeleteRecords. As Kafka's appendRecordsToFollowerOrFutureReplica does, the log starts
+	// over at the batch's base offset and takes it; refused, the same batch would come back on
+	// every fetch. The high watermark follows the log back (the leader's next answer moves it).
+	if h, end := headers[0], p.log.LogEndOffset(); end == p.log.LogStartOffset() && h.BaseOffset < end && h.LastOffset() >= end {
+		if err := p.truncateFullyLocked(h.BaseOffset); err != nil {
+			return fmt.Errorf("partition %s-%d: restart the empty log at %d for the batch holding its end %d: %w",
+				p.Topic, p.Index, h.BaseOffset, end, err)
+		}
+	}
 	for i, b := range batches {
 		if _, err := p.log.AppendReplica(b); err != nil {
 			if errors.Is(err, log.ErrNotLogEnd) {
@@ -589,26 +602,29 @@ func (p *Partition) ReadReplica(offset int64, maxBytes int32, minOneBatch bool) 
 // TruncateFullyAndStartAt empties the log and starts it over at offset, past its end
 // (log.Log.TruncateFullyAndStartAt, crash-safe), for a follower whose log ends below its
 // leader's log start: the idempotent producer state is emptied with it and the high watermark
-// becomes offset (everything below the leader's log start was committed). Errors:
-// OFFSET_OUT_OF_RANGE (offset not past the log end), KAFKA_STORAGE_ERROR.
+// becomes offset (everything below the leader's log start was committed). An empty log may also
+// start over at or below its start (see AppendAsFollower). Errors: OFFSET_OUT_OF_RANGE (offset
+// not past the end of a log that is not empty), KAFKA_STORAGE_ERROR.
 func (p *Partition) TruncateFullyAndStartAt(offset int64) error {
 	if err := p.offline(); err != nil {
 		return err
 	}
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
-	if offset <= p.log.LogEndOffset() {
+	return p.truncateFullyLocked(offset)
+}
+
+// truncateFullyLocked is TruncateFullyAndStartAt. REQUIRES: appendMu held.
+func (p *Partition) truncateFullyLocked(offset int64) error {
+	if end := p.log.LogEndOffset(); offset <= end && p.log.LogStartOffset() != end {
 		return fmt.Errorf("partition %s-%d: truncate fully and start at %d, log ends at %d: %w",
-			p.Topic, p.Index, offset, p.log.LogEndOffset(), kerr.OffsetOutOfRange)
+			p.Topic, p.Index, offset, end, kerr.OffsetOutOfRange)
 	}
 	if err := p.removeProducerSnapshot(); err != nil {
 		return fmt.Errorf("%v: %w", err, kerr.KafkaStorageError)
 	}
-	if err := p.log.TruncateFullyAndStartAt(offset); err != nil {
-		if errors.Is(err, log.ErrOffsetOutOfRange) {
-			return fmt.Errorf("partition %s-%d: %v: %w", p.Topic, p.Index, err, kerr.OffsetOutOfRange)
-		}
-		return fmt.Errorf("partition %s-%d: %v: %w", p.Topic, p.Index, err, kerr.KafkaStorageError)
+	if err := p.truncateError(p.log.TruncateFullyAndStartAt(offset)); err != nil {
+		return err
 	}
 	p.producers = make(producerStates)
 	p.rep.Lock()

@@ -278,8 +278,8 @@ func TestFollowerFetchedErrors(t *testing.T) {
 }
 
 // TestNewLeaderOffsetsNotAvailable: a new leader's high watermark lags its epoch start until a
-// follower confirms; meanwhile ListOffsets is answered OFFSET_NOT_AVAILABLE and no replica joins
-// the ISR.
+// follower confirms; meanwhile ListOffsets is answered OFFSET_NOT_AVAILABLE, and a replica that
+// has the leader's log up to the epoch start may join the ISR.
 func TestNewLeaderOffsetsNotAvailable(t *testing.T) {
 	clock := newTestClock()
 	p, _ := openReplica(t, clock, 1, false)
@@ -296,17 +296,18 @@ func TestNewLeaderOffsetsNotAvailable(t *testing.T) {
 	}
 	wantHW(t, p, 2)
 	wantCode(t, p.CheckOffsetsAvailable(), kerr.OffsetNotAvailable)
-	fetched(t, p, clock, 3, 6) // 3 is caught up but the HW is below the epoch start: no expansion
-	if isr, ok := p.ISRChange(clock.Now(), 10*time.Second); ok {
-		t.Fatalf("ISR change %v proposed while the high watermark lags the epoch start", isr)
+	// 3 has everything up to the epoch start: it may join although the leader's high watermark
+	// still lags (Kafka's isFollowerInSync), and it then holds the high watermark with 2.
+	fetched(t, p, clock, 3, 6)
+	wantHW(t, p, 2) // 2 has not fetched in this epoch
+	wantCode(t, p.CheckOffsetsAvailable(), kerr.OffsetNotAvailable)
+	if isr, ok := p.ISRChange(clock.Now(), 10*time.Second); !ok || !slices.Equal(isr, []int32{1, 2, 3}) {
+		t.Fatalf("ISR change %v %v, want [1 2 3]", isr, ok)
 	}
 	fetched(t, p, clock, 2, 6)
 	wantHW(t, p, 6)
 	if err := p.CheckOffsetsAvailable(); err != nil {
 		t.Fatal(err)
-	}
-	if isr, ok := p.ISRChange(clock.Now(), 10*time.Second); !ok || !slices.Equal(isr, []int32{1, 2, 3}) {
-		t.Fatalf("ISR change %v %v, want [1 2 3]", isr, ok)
 	}
 }
 
@@ -698,5 +699,154 @@ func TestAppendWakesFollowerFetches(t *testing.T) {
 			t.Fatalf("single replica %v: an append did not wake the watchers (HW %d -> %d)", single, hw, p.HighWatermark())
 		}
 		unwatch()
+	}
+}
+
+// TestLeaderUnderMinISRExpands: a leader elected with an ISR below min.insync.replicas and a log
+// end past its high watermark (an acks=1 append the followers never got before the election)
+// cannot move its high watermark (strict min ISR) and must still let its caught-up followers
+// join the ISR, or it is stuck forever (sim seed 1). Kafka's isFollowerInSync: the follower's log
+// end offset >= the high watermark and >= the leader epoch start, nothing about the leader's own
+// high watermark.
+func TestLeaderUnderMinISRExpands(t *testing.T) {
+	clock := newTestClock()
+	p, _ := openReplica(t, clock, 2, false)
+	st := LeaderState{LeaderEpoch: 0, PartitionEpoch: 0, Leader: 1, Replicas: []int32{1, 2, 3}, ISR: []int32{1}}
+	if err := p.BecomeLeader(st); err != nil {
+		t.Fatal(err)
+	}
+	mustAppendN(t, p, 1) // acks=1
+	st.LeaderEpoch, st.PartitionEpoch = 1, 1
+	if err := p.BecomeLeader(st); err != nil {
+		t.Fatal(err)
+	}
+	fetched(t, p, clock, 2, 1)
+	fetched(t, p, clock, 3, 1)
+	wantHW(t, p, 0) // the committed ISR [1] is below min.insync.replicas 2
+	isr, ok := p.ISRChange(clock.Now(), 10*time.Second)
+	if !ok || !slices.Equal(isr, []int32{1, 2, 3}) {
+		t.Fatalf("ISR change %v %v, want [1 2 3]", isr, ok)
+	}
+	wantHW(t, p, 0) // pending only: the committed ISR is still below min
+	p.UpdateISR(isr, 2)
+	wantHW(t, p, 1)
+}
+
+// TestTruncateAtLogEndDropsEmptyEpoch: a replica that became leader of an epoch and wrote nothing
+// in it, then follows, loses that epoch when it truncates at its log end (the new leader's
+// diverging-epoch answer there): its last fetched epoch is the one of its last batch again, and
+// the leader stops answering a divergence (sim seed 25).
+func TestTruncateAtLogEndDropsEmptyEpoch(t *testing.T) {
+	clock := newTestClock()
+	p, _ := openReplica(t, clock, 1, false)
+	if err := p.BecomeLeader(LeaderState{LeaderEpoch: 0, Leader: 1, Replicas: []int32{1, 2}, ISR: []int32{1}}); err != nil {
+		t.Fatal(err)
+	}
+	mustAppendN(t, p, 2)
+	if err := p.BecomeLeader(LeaderState{LeaderEpoch: 1, PartitionEpoch: 1, Leader: 1, Replicas: []int32{1, 2}, ISR: []int32{1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.BecomeFollower(2, 2, 1); err != nil {
+		t.Fatal(err)
+	}
+	if e := p.LastFetchedEpoch(); e != 1 {
+		t.Fatalf("last fetched epoch %d before the truncation, want 1", e)
+	}
+	if err := p.TruncateTo(p.LogEndOffset()); err != nil {
+		t.Fatal(err)
+	}
+	if e := p.LastFetchedEpoch(); e != 0 || p.LogEndOffset() != 2 {
+		t.Fatalf("last fetched epoch %d, LEO %d after truncating at the log end, want 0, 2", p.LastFetchedEpoch(), p.LogEndOffset())
+	}
+}
+
+// TestFollowerRestartsAtStraddlingBatch: a follower that started its log over at the leader's
+// log start, inside a batch, is sent that whole batch (it starts below the follower's log end
+// and holds it); Kafka's follower restarts its empty log at the batch's base offset and appends
+// it, where refusing it would refuse it on every fetch (sim seed 36). A log that is not empty
+// still refuses a batch that does not start at its end.
+func TestFollowerRestartsAtStraddlingBatch(t *testing.T) {
+	clock := newTestClock()
+	leader := leader3(t, clock, 1)
+	mustAppendN(t, leader, 2) // 0-1
+	mustAppendN(t, leader, 3) // 2-4
+	f, _ := openReplica(t, clock, 1, false)
+	if err := f.BecomeFollower(1, 1, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.TruncateFullyAndStartAt(3); err != nil { // the leader's log start after DeleteRecords(3)
+		t.Fatal(err)
+	}
+	r, err := leader.Log().Read(3, math.MaxInt32, math.MaxInt64, true) // the batch holding 3
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.AppendAsFollower(append([]byte(nil), r.Data...)); err != nil {
+		t.Fatalf("append of the batch holding the log end: %v", err)
+	}
+	if f.LogStartOffset() != 2 || f.LogEndOffset() != 5 || f.LastFetchedEpoch() != 1 || f.HighWatermark() > f.LogEndOffset() {
+		t.Fatalf("start %d end %d epoch %d HW %d", f.LogStartOffset(), f.LogEndOffset(), f.LastFetchedEpoch(), f.HighWatermark())
+	}
+	f.UpdateFollowerHighWatermark(5)
+	wantHW(t, f, 5)
+	// Not empty now: a batch starting below the log end is refused as before.
+	r, err = leader.Log().Read(2, math.MaxInt32, math.MaxInt64, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.AppendAsFollower(append([]byte(nil), r.Data...)); !errors.Is(err, log.ErrNotLogEnd) {
+		t.Fatalf("batch below the end of a non-empty log: %v, want ErrNotLogEnd", err)
+	}
+}
+
+// TestFollowerTruncatesInsideBatch: an old leader's follower whose unreplicated batch 0-2 (epoch
+// 0) overlaps what the new leader knows of epoch 0 (it ends at 1: the leader's log start after
+// DeleteRecords) truncates to 1, which removes the whole batch, as Kafka does; keeping it left
+// the follower at log end 3 with epoch 0, told to truncate to 1 on every fetch (sim seed 784).
+// From there it restarts at the leader's log start and replicates.
+func TestFollowerTruncatesInsideBatch(t *testing.T) {
+	clock := newTestClock()
+	old, _ := openReplica(t, clock, 1, false)
+	if err := old.BecomeLeader(LeaderState{LeaderEpoch: 0, Leader: 1, Replicas: []int32{1, 2}, ISR: []int32{1, 2}}); err != nil {
+		t.Fatal(err)
+	}
+	mustAppendN(t, old, 3) // 0-2, epoch 0, never replicated
+	if err := old.BecomeFollower(2, 1, 1); err != nil {
+		t.Fatal(err)
+	}
+	leader, _ := openReplica(t, clock, 1, false)
+	if err := leader.BecomeLeader(LeaderState{LeaderEpoch: 1, PartitionEpoch: 1, Leader: 2, Replicas: []int32{1, 2}, ISR: []int32{2}}); err != nil {
+		t.Fatal(err)
+	}
+	mustAppendN(t, leader, 1) // 0, epoch 1
+	mustAppendN(t, leader, 2) // 1-2
+	if _, err := leader.DeleteRecords(1); err != nil {
+		t.Fatal(err)
+	}
+	fetch := func() (*DivergingEpoch, error) {
+		return leader.FollowerFetched(FollowerFetch{ReplicaID: 1, BrokerEpoch: 1, FetchOffset: old.LogEndOffset(),
+			LastFetchedEpoch: old.LastFetchedEpoch(), CurrentLeaderEpoch: 1, Now: clock.Now()})
+	}
+	div, err := fetch()
+	if err != nil || div == nil || *div != (DivergingEpoch{0, 1}) {
+		t.Fatalf("diverging %+v %v, want {0 1}", div, err)
+	}
+	if err := old.TruncateTo(div.EndOffset); err != nil {
+		t.Fatal(err)
+	}
+	if old.LogEndOffset() != 0 {
+		t.Fatalf("log end %d after truncating into the batch 0-2, want 0", old.LogEndOffset())
+	}
+	// Below the leader's log start now: the follower starts over there and replicates.
+	div, err = fetch()
+	if div != nil || !errors.Is(err, kerr.OffsetOutOfRange) {
+		t.Fatalf("fetch below the leader's log start: %+v %v, want OFFSET_OUT_OF_RANGE", div, err)
+	}
+	if err := old.TruncateFullyAndStartAt(leader.LogStartOffset()); err != nil {
+		t.Fatal(err)
+	}
+	copyLog(t, leader, old)
+	if div, err := fetch(); div != nil || err != nil || old.LogEndOffset() != 3 {
+		t.Fatalf("after catching up: %+v %v, log end %d", div, err, old.LogEndOffset())
 	}
 }

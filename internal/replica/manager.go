@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+
 	"github.com/moldau/moldau/internal/metadata"
 	"github.com/moldau/moldau/internal/partition"
 )
@@ -49,7 +51,10 @@ type Config struct {
 	// BrokerAddr is the inter-broker listener address (host:port) of a broker.
 	BrokerAddr func(id int32) (string, bool)
 	// AlterPartition sends ISR changes to the controller. On nil the changes were committed
-	// and arrive as a new image (Apply); on an error they are asked again later.
+	// and arrive as a new image (Apply). An error wrapping kerr.OperationNotAttempted or
+	// kerr.IneligibleReplica must mean that no change of the call was applied: the changes are
+	// then dropped and proposed anew later. On any other error (the call may or may not have
+	// reached the controller) the same changes stay pending and are sent again.
 	AlterPartition func(ctx context.Context, items []ISRUpdate) error
 	// BrokerEpoch is this broker's current epoch (its registration), sent in every fetch.
 	BrokerEpoch func() int64
@@ -121,9 +126,12 @@ type hostedPart struct {
 	partitionEpoch int32
 	replicas, isr  []int32
 
-	// ISR check (leader): an AlterPartition for this partition is in flight since inflightAt
-	// (at most one); retryAt holds back the next after a refusal.
+	// ISR check (leader): the change update was sent to the controller at inflightAt and its
+	// outcome is unknown until an image with it arrives (at most one per partition; the
+	// partition keeps it pending: maximal ISR). retryAt holds back sending it again after a
+	// failed call, or the next change after a change the controller said it did not apply.
 	inflight   bool
+	update     ISRUpdate
 	inflightAt time.Time
 	retryAt    time.Time
 }
@@ -495,28 +503,36 @@ func (m *Manager) isrLoop() {
 
 // checkISR is Kafka's isr-expiration and expansion check for the partitions led here: each
 // asks its partition for the ISR it wants now (partition.ISRChange); the changes go to the
-// controller in one AlterPartition call, with at most one in flight per partition. A refused
-// change is asked again after FetchBackoff; an accepted one is in flight until the image with
-// the new partition epoch arrives (Apply), or, if none does, for a few check intervals.
+// controller in one AlterPartition call, with at most one in flight per partition.
+//
+// A change in flight stays pending on the partition (its maximal ISR holds the high watermark)
+// until the image with its outcome arrives (Apply), as Kafka's Partition keeps its
+// PendingPartitionChange: a call that failed or was never answered may have been committed by
+// the controller, and dropping the change then would let the high watermark pass an ISR member
+// the controller has (an acknowledged acks=all record lost on failover; sim seed 1872). So a
+// change whose call failed, or whose image has not come within a few check intervals, is sent
+// again, the same, after FetchBackoff: the controller applies it if it never did, or refuses it
+// as stale (INVALID_UPDATE_VERSION) if it did, and the image follows. Only an explicit "not
+// applied" (OPERATION_NOT_ATTEMPTED, INELIGIBLE_REPLICA: Kafka's handleAlterPartitionError)
+// drops it; a new change is proposed after FetchBackoff.
 func (m *Manager) checkISR(ctx context.Context) {
 	now := m.clock.Now()
 	expiry := 4 * m.isrCheckInterval()
 	m.mu.Lock()
-	var leaders []*hostedPart
+	var leaders, resend []*hostedPart
 	for _, h := range m.parts {
-		if h.role != roleLeader {
-			continue
-		}
-		if h.inflight && now.Sub(h.inflightAt) >= expiry {
-			h.inflight = false
-			h.part.cancelISRChange()
-		}
-		if !h.inflight && !now.Before(h.retryAt) {
+		switch {
+		case h.role != roleLeader:
+		case h.inflight:
+			if (!h.retryAt.IsZero() && !now.Before(h.retryAt)) || now.Sub(h.inflightAt) >= expiry {
+				resend = append(resend, h)
+			}
+		case !now.Before(h.retryAt):
 			leaders = append(leaders, h)
 		}
 	}
 	m.mu.Unlock()
-	slices.SortFunc(leaders, func(a, b *hostedPart) int {
+	byKey := func(a, b *hostedPart) int {
 		if a.key.topic != b.key.topic {
 			if a.key.topic < b.key.topic {
 				return -1
@@ -524,13 +540,25 @@ func (m *Manager) checkISR(ctx context.Context) {
 			return 1
 		}
 		return int(a.key.part - b.key.part)
-	})
+	}
+	slices.SortFunc(leaders, byKey)
+	slices.SortFunc(resend, byKey)
 	type sent struct {
 		h                   *hostedPart
 		epoch, partitionEpo int32
 	}
 	var items []ISRUpdate
 	var sents []sent
+	m.mu.Lock()
+	for _, h := range resend {
+		if h.role != roleLeader || m.parts[h.key] != h || !h.inflight {
+			continue
+		}
+		h.inflightAt, h.retryAt = now, time.Time{}
+		items = append(items, h.update)
+		sents = append(sents, sent{h, h.update.LeaderEpoch, h.update.PartitionEpoch})
+	}
+	m.mu.Unlock()
 	for _, h := range leaders {
 		isr, ok := h.part.isrChange(now, m.lagMax)
 		if !ok {
@@ -554,7 +582,7 @@ func (m *Manager) checkISR(ctx context.Context) {
 			}
 			u.NewISRBrokerEpochs = append(u.NewISRBrokerEpochs, e)
 		}
-		h.inflight, h.inflightAt = true, now
+		h.inflight, h.update, h.inflightAt, h.retryAt = true, u, now, time.Time{}
 		m.mu.Unlock()
 		items = append(items, u)
 		sents = append(sents, sent{h, u.LeaderEpoch, u.PartitionEpoch})
@@ -568,14 +596,22 @@ func (m *Manager) checkISR(ctx context.Context) {
 	if err == nil {
 		return
 	}
-	m.logger.Warn("alter partition (ISR change) failed; asking again later", "partitions", len(items), "err", err)
+	notApplied := errors.Is(err, kerr.OperationNotAttempted) || errors.Is(err, kerr.IneligibleReplica)
+	if notApplied {
+		m.logger.Warn("alter partition (ISR change) refused; proposing again later", "partitions", len(items), "err", err)
+	} else {
+		m.logger.Warn("alter partition (ISR change) failed; sending it again later", "partitions", len(items), "err", err)
+	}
 	retry := m.clock.Now().Add(m.cfg.FetchBackoff)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, s := range sents {
 		if s.h.inflight && s.h.leaderEpoch == s.epoch && s.h.partitionEpoch == s.partitionEpo {
-			s.h.inflight, s.h.retryAt = false, retry
-			s.h.part.cancelISRChange()
+			s.h.retryAt = retry
+			if notApplied {
+				s.h.inflight = false
+				s.h.part.cancelISRChange()
+			}
 		}
 	}
 }

@@ -3,12 +3,14 @@ package replica
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/moldau/moldau/internal/metadata"
@@ -296,18 +298,57 @@ func TestManagerISRCheck(t *testing.T) {
 	if calls() != 2 || sent[1][0].PartitionEpoch != 8 {
 		t.Fatalf("AlterPartition after the image: %+v", sent)
 	}
-	if st.get("t", 0).cancelled != 2 {
-		t.Fatalf("refused change not cancelled on the partition (cancelled %d)", st.get("t", 0).cancelled)
+	// A failed call may have been committed: the change stays pending on the partition and the
+	// same update is sent again after the backoff (not a new proposal).
+	if st.get("t", 0).cancelled != 1 {
+		t.Fatalf("a change whose call failed was cancelled on the partition (cancelled %d)", st.get("t", 0).cancelled)
 	}
-	// Refused: asked again only after the backoff.
 	m.checkISR(ctx)
 	if calls() != 2 {
-		t.Fatalf("asked again before the backoff")
+		t.Fatalf("sent again before the backoff")
 	}
 	clock.Advance(testBackoff)
 	m.checkISR(ctx)
-	if calls() != 3 {
-		t.Fatalf("not asked again after the backoff")
+	if calls() != 3 || !equalUpdate(sent[2][0], sent[1][0]) || st.get("t", 0).cancelled != 1 {
+		t.Fatalf("after the backoff: calls %+v (want the same update again), cancelled %d", sent, st.get("t", 0).cancelled)
+	}
+	// Accepted but its image never comes: after a few check intervals the same update again,
+	// still pending on the partition.
+	mu.Lock()
+	fail = nil
+	mu.Unlock()
+	clock.Advance(testBackoff)
+	m.checkISR(ctx)
+	if calls() != 4 || !equalUpdate(sent[3][0], sent[1][0]) {
+		t.Fatalf("resend after the backoff: %+v", sent)
+	}
+	m.checkISR(ctx)
+	if calls() != 4 {
+		t.Fatalf("sent again while the accepted change awaits its image")
+	}
+	clock.Advance(4 * m.isrCheckInterval())
+	m.checkISR(ctx)
+	if calls() != 5 || !equalUpdate(sent[4][0], sent[1][0]) || st.get("t", 0).cancelled != 1 {
+		t.Fatalf("no image after the expiry: calls %+v, cancelled %d", sent, st.get("t", 0).cancelled)
+	}
+	// The controller says it did not apply it: dropped on the partition, and a new proposal
+	// only after the backoff.
+	mu.Lock()
+	fail = fmt.Errorf("replica 3: %w", kerr.IneligibleReplica)
+	mu.Unlock()
+	clock.Advance(4 * m.isrCheckInterval())
+	m.checkISR(ctx)
+	if calls() != 6 || st.get("t", 0).cancelled != 2 {
+		t.Fatalf("refused change: calls %d, cancelled %d, want 6, 2", calls(), st.get("t", 0).cancelled)
+	}
+	m.checkISR(ctx)
+	if calls() != 6 {
+		t.Fatalf("proposed again before the backoff")
+	}
+	clock.Advance(testBackoff)
+	m.checkISR(ctx)
+	if calls() != 7 {
+		t.Fatalf("not proposed again after the backoff")
 	}
 }
 
