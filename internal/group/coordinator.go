@@ -178,6 +178,10 @@ func (c *Coordinator) load() {
 		c.mu.groups[name] = g
 	}
 	c.mu.Unlock()
+	// Before loaded is closed, so no request sees a loaded member without its session timer.
+	for _, g := range groups {
+		g.startSessions()
+	}
 	c.scheduleRetention()
 }
 

@@ -631,16 +631,26 @@ func TestPersistenceReload(t *testing.T) {
 	d := kmsg.NewPtrDescribeGroupsRequest()
 	d.Groups = []string{"g"}
 	dg2 := h2.c.DescribeGroups(d).Groups[0]
-	if dg2.State != "Empty" || dg2.ProtocolType != "consumer" || len(dg2.Members) != 0 {
+	// As Kafka after a broker restart: the group comes back Stable with its members (in join
+	// order, the leader first) and their assignments, and they keep their generation.
+	if dg2.State != "Stable" || dg2.ProtocolType != "consumer" || dg2.Protocol != "range" || len(dg2.Members) != 2 ||
+		dg2.Members[0].MemberID != ids[0] || dg2.Members[1].MemberID != ids[1] ||
+		string(dg2.Members[1].MemberAssignment) != "assignment-"+ids[1] {
 		t.Fatalf("reloaded group: %+v", dg2)
 	}
-	// Old members are gone; a new member starts the next generation.
-	if code := h2.heartbeat("g", ids[0], gen); code != kerr.UnknownMemberID.Code {
-		t.Fatalf("old member heartbeat: %d", code)
+	for _, id := range ids {
+		if code := h2.heartbeat("g", id, gen); code != 0 {
+			t.Fatalf("member %s heartbeat after reload: %d", id, code)
+		}
 	}
+	// A new member starts the next generation.
 	_, ch := h2.joinNew(9, "g")
-	if r := recv(t, ch); r.ErrorCode != 0 || r.Generation != gen+1 {
-		t.Fatalf("join after reload: %+v", r)
+	waitFor(t, "rebalance", func() bool { return h2.state("g") == "PreparingRebalance" })
+	rejoin := []<-chan *kmsg.JoinGroupResponse{h2.join(joinReq(9, "g", ids[0])), h2.join(joinReq(9, "g", ids[1]))}
+	for _, c := range append(rejoin, ch) {
+		if r := recv(t, c); r.ErrorCode != 0 || r.Generation != gen+1 {
+			t.Fatalf("join after reload: %+v", r)
+		}
 	}
 }
 

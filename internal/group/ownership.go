@@ -4,7 +4,9 @@ package group
 // partition (OffsetsPartition). With Config.OffsetsPartitions set the Coordinator serves only
 // the groups of the partitions it was told it leads: Elect loads a partition's groups from the
 // store in the background (COORDINATOR_LOAD_IN_PROGRESS until then), Resign drops them (their
-// waiting members are answered and rejoin at the new coordinator). Every other group gets
+// waiting members are answered and rejoin at the new coordinator). As in Kafka a group moves
+// with its members: one stored Stable loads Stable with its generation and assignments, and its
+// members keep them as long as they heartbeat the new coordinator within their session timeout. Every other group gets
 // NOT_COORDINATOR, so the client looks the coordinator up again (FindCoordinator).
 //
 // Without OffsetsPartitions the Coordinator owns every group and loads the whole store at start.
@@ -76,14 +78,23 @@ func (c *Coordinator) loadPartition(ps PartitionStore, p int32, op *ownedPartiti
 		return
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.mu.owned[p] != op {
+		c.mu.Unlock()
 		return // resigned meanwhile
 	}
+	installed := make([]*group, 0, len(groups))
 	for name, g := range groups {
 		if _, ok := c.mu.groups[name]; !ok {
 			c.mu.groups[name] = g
+			installed = append(installed, g)
 		}
+	}
+	c.mu.Unlock()
+	// Not under c.mu (lock order group.mu, Coordinator.mu), and before loaded is closed, so no
+	// request sees a loaded member without its session timer. A Resign meanwhile marks the
+	// group stopped (startSessions then does nothing) or stops the timers started here.
+	for _, g := range installed {
+		g.startSessions()
 	}
 }
 

@@ -2,6 +2,7 @@ package group
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -260,6 +261,8 @@ func (rp *replayer) apply(key, value []byte) error {
 				if !g.hasOffsets() {
 					delete(rp.groups, k.Group)
 				} else {
+					g.clearMembers()
+					g.state = stateEmpty
 					g.protocolType, g.protocol, g.generation = "", "", 0
 				}
 			}
@@ -269,17 +272,31 @@ func (rp *replayer) apply(key, value []byte) error {
 		if err := v.ReadFrom(value); err != nil {
 			return fmt.Errorf("decode group metadata of %q: %w", k.Group, err)
 		}
+		members, err := loadedMembers(&v)
+		if err != nil {
+			return fmt.Errorf("group metadata of %q: %w", k.Group, err)
+		}
 		g := rp.group(k.Group)
+		g.clearMembers()
 		g.protocolType = v.ProtocolType
 		g.generation = v.Generation
 		g.protocol = ""
-		if v.Protocol != nil && len(v.Members) > 0 {
+		g.state = stateEmpty
+		if len(members) > 0 {
+			// As Kafka: a group stored with members loads Stable with them, its generation,
+			// protocol, leader and assignments; their sessions start when the load ends.
 			g.protocol = *v.Protocol
+			for _, m := range members {
+				m.protocolType = v.ProtocolType
+				g.add(m)
+			}
+			if v.Leader != nil && g.members[*v.Leader] != nil {
+				g.leader = *v.Leader
+			}
+			g.state = stateStable
 		}
-		if len(v.Members) > 0 {
-			// The group had members when the broker stopped: it became Empty on load.
-			g.stateTime = rp.c.clock.Now()
-		} else if v.Version >= 2 && v.CurrentStateTimestamp >= 0 {
+		g.stateTime = rp.c.clock.Now()
+		if v.Version >= 2 && v.CurrentStateTimestamp >= 0 {
 			g.stateTime = time.UnixMilli(v.CurrentStateTimestamp)
 		}
 	default:
@@ -289,9 +306,12 @@ func (rp *replayer) apply(key, value []byte) error {
 }
 
 // replayWith rebuilds groups from what load replays (the whole store, or one partition), until
-// stop is closed: offsets, and for groups with metadata their protocol
-// type, protocol and generation. Groups load Empty: members are not restored as live, they rejoin.
-// It fails only when the store's Load fails; undecodable records are skipped (see replayer).
+// stop is closed: offsets, and for groups with metadata their protocol type and generation. As in
+// Kafka (GroupMetadataManager's replay of GroupMetadataValue), a group whose last metadata record
+// has members loads Stable with those members, their assignments, the protocol and the leader;
+// one without loads Empty. The caller starts the loaded members' sessions (startSessions) once the
+// groups are installed. It fails only when the store's Load fails; undecodable or invalid records
+// are skipped (see replayer).
 func replayWith(c *Coordinator, stop <-chan struct{}, load func(fn func(StoredRecord) error) error) (map[string]*group, error) {
 	rp := newReplayer(c)
 	err := load(func(r StoredRecord) error {
@@ -310,11 +330,89 @@ func replayWith(c *Coordinator, stop <-chan struct{}, load func(fn func(StoredRe
 		return nil, err
 	}
 	for _, g := range rp.groups {
-		// Members are not restored: an Empty group keeps no selected protocol.
-		g.protocol = ""
-		g.subscribed = nil
+		if len(g.members) == 0 {
+			// An Empty group keeps no selected protocol.
+			g.protocol = ""
+			g.subscribed = nil
+			continue
+		}
+		g.computeSubscribed()
 	}
 	return rp.groups, nil
+}
+
+// loadedMembers builds the members of a stored GroupMetadataValue as Kafka does: each supports
+// only the group's selected protocol, with its stored subscription; a rebalance timeout the
+// record lacks (version 0: -1) is the session timeout. It rejects a record Moldau would never
+// write and could not serve: members without a protocol, an empty or repeated member id, a
+// group.instance.id held by two members.
+func loadedMembers(v *kmsg.GroupMetadataValue) ([]*member, error) {
+	if len(v.Members) == 0 {
+		return nil, nil
+	}
+	if v.Protocol == nil {
+		return nil, fmt.Errorf("%d members and no protocol", len(v.Members))
+	}
+	ids := make(map[string]struct{}, len(v.Members))
+	instances := make(map[string]struct{})
+	out := make([]*member, 0, len(v.Members))
+	for _, vm := range v.Members {
+		if vm.MemberID == "" {
+			return nil, errors.New("a member with an empty member id")
+		}
+		if _, dup := ids[vm.MemberID]; dup {
+			return nil, fmt.Errorf("member %q listed twice", vm.MemberID)
+		}
+		ids[vm.MemberID] = struct{}{}
+		m := &member{
+			id:               vm.MemberID,
+			clientID:         vm.ClientID,
+			clientHost:       vm.ClientHost,
+			protocols:        []kmsg.JoinGroupRequestProtocol{{Name: *v.Protocol, Metadata: cloneValue(vm.Subscription)}},
+			sessionTimeout:   time.Duration(vm.SessionTimeoutMillis) * time.Millisecond,
+			rebalanceTimeout: time.Duration(vm.RebalanceTimeoutMillis) * time.Millisecond,
+			assignment:       cloneValue(vm.Assignment),
+		}
+		if vm.RebalanceTimeoutMillis <= 0 {
+			m.rebalanceTimeout = m.sessionTimeout
+		}
+		if vm.InstanceID != nil {
+			if _, dup := instances[*vm.InstanceID]; dup {
+				return nil, fmt.Errorf("group.instance.id %q held by two members", *vm.InstanceID)
+			}
+			instances[*vm.InstanceID] = struct{}{}
+			id := *vm.InstanceID
+			m.instanceID = &id
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// clearMembers forgets every member (a later metadata record or a tombstone replaces them).
+// Only the replay calls it: nothing waits on these members and no timer runs for them.
+func (g *group) clearMembers() {
+	g.members = make(map[string]*member)
+	g.static = make(map[string]string)
+	g.supported = make(map[string]int)
+	g.leader = ""
+	g.nextJoin = 0
+	g.subscribed = nil
+}
+
+// startSessions starts the session timer of every member of a freshly loaded group, as Kafka's
+// coordinator does when it finishes loading (onLoaded: rescheduleClassicGroupMemberHeartbeat):
+// members that heartbeat the new coordinator within their session timeout keep their
+// generation and assignment; the others expire and the group rebalances.
+func (g *group) startSessions() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.stopped || g.state == stateDead {
+		return
+	}
+	for _, m := range g.sortedMembers() {
+		g.scheduleSession(m, m.sessionTimeout)
+	}
 }
 
 func (g *group) setOffset(topic string, partition int32, e offsetEntry) {
