@@ -130,8 +130,12 @@ func (b *Broker) replicaConfig() replica.Config {
 }
 
 // alterPartition sends a leader's ISR changes to the controller (AlterPartition, with the broker
-// epochs its followers fetched with). The first per-partition refusal is the error: the replica
-// manager retries the batch after the next metadata image.
+// epochs its followers fetched with). The replica manager's contract (replica.Config): an error
+// wrapping OPERATION_NOT_ATTEMPTED means no change was applied, so the changes are proposed anew
+// from the next image; any other error leaves them pending, to be sent again. The controller's
+// refusals are definite (the whole request refused with STALE_BROKER_EPOCH, or every partition
+// refused): not attempted. A request whose outcome is unknown (no answer) and a mixed answer are
+// plain errors: sending again is safe, an applied change is then refused as stale.
 func (b *Broker) alterPartition(ctx context.Context, updates []replica.ISRUpdate) error {
 	items := make([]metadata.AlterPartitionItem, len(updates))
 	for i, u := range updates {
@@ -147,6 +151,9 @@ func (b *Broker) alterPartition(ctx context.Context, updates []replica.ISRUpdate
 		items[i] = it
 	}
 	results, err := b.meta.AlterPartition(ctx, b.cfg.NodeID, b.brokerEpoch.Load(), items)
+	if errors.Is(err, kerr.StaleBrokerEpoch) {
+		return fmt.Errorf("%w: %w", kerr.OperationNotAttempted, err)
+	}
 	if err != nil {
 		return err
 	}
@@ -155,6 +162,12 @@ func (b *Broker) alterPartition(ctx context.Context, updates []replica.ISRUpdate
 		if r.Err != nil {
 			errs = append(errs, fmt.Errorf("%s-%d: %w", updates[i].Topic, updates[i].Partition, r.Err))
 		}
+	}
+	switch {
+	case len(errs) == 0:
+		return nil
+	case len(errs) == len(results):
+		return fmt.Errorf("%w: the controller refused every change: %w", kerr.OperationNotAttempted, errors.Join(errs...))
 	}
 	return errors.Join(errs...)
 }

@@ -185,7 +185,9 @@ func (h *Handler) currentOverrides(resourceType int8, name string) map[string]st
 func (h *Handler) alterConfigs(ctx context.Context, resourceType int8, name string, set map[string]*string, validateOnly bool) error {
 	switch resourceType {
 	case resourceTopic:
-		if _, ok := h.meta.Image().Topic(name); !ok {
+		// The controller checks that the topic exists, on its image: this node's may not have
+		// a topic just created through another node yet. A validate-only request is answered here.
+		if _, ok := h.meta.Image().Topic(name); !ok && validateOnly {
 			return fmt.Errorf("topic %q does not exist: %w", name, kerr.UnknownTopicOrPartition)
 		}
 		for k, v := range set {
