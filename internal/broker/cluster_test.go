@@ -601,3 +601,87 @@ func liveBrokers(n int) func(*Broker) bool {
 		return live == n
 	}
 }
+
+// TestClusterGroupSurvivesCoordinatorMove: __consumer_offsets is replicated (RF 3 in a
+// cluster); when the node coordinating a group stops, the new leader of its partition loads the
+// group with its members, and the consumer goes on in the same generation without a rebalance.
+func TestClusterGroupSurvivesCoordinatorMove(t *testing.T) {
+	brokers := testCluster(t, 3)
+	waitCluster(t, brokers, "three live brokers in every image", liveBrokers(3))
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(clusterClient(t, brokers))
+	if res, err := adm.CreateTopic(ctx, 2, 3, nil, "moved"); err != nil || res.Err != nil {
+		t.Fatalf("create: %v %v", err, res.Err)
+	}
+	var mu sync.Mutex
+	assigned := 0
+	cons := clusterClient(t, brokers, kgo.ConsumerGroup("stays"), kgo.ConsumeTopics("moved"),
+		kgo.HeartbeatInterval(200*time.Millisecond), kgo.SessionTimeout(6*time.Second),
+		kgo.OnPartitionsAssigned(func(context.Context, *kgo.Client, map[string][]int32) {
+			mu.Lock()
+			assigned++
+			mu.Unlock()
+		}))
+	stable := func(from *kadm.Client) (kadm.DescribedGroup, bool) {
+		gs, err := from.DescribeGroups(ctx, "stays")
+		if err != nil {
+			return kadm.DescribedGroup{}, false
+		}
+		g := gs["stays"]
+		return g, g.Err == nil && g.State == "Stable" && len(g.Members) == 1
+	}
+	var before kadm.DescribedGroup
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		pctx, pcancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		cons.PollRecords(pctx, 1) // joins and heartbeats
+		pcancel()
+		g, ok := stable(adm)
+		mu.Lock()
+		n := assigned
+		mu.Unlock()
+		if ok && n == 1 {
+			before = g
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("group never stable: %+v, %d assignments", g, n)
+		}
+	}
+	coordinator := before.Coordinator.NodeID
+	offsets, _ := brokers[0].Controller().Image().Topic("__consumer_offsets")
+	if len(offsets.Partitions[0].Replicas) != 3 {
+		t.Fatalf("__consumer_offsets has %d replicas, want 3 in a three-node cluster", len(offsets.Partitions[0].Replicas))
+	}
+	var rest []*Broker
+	for _, b := range brokers {
+		if b.cfg.NodeID == coordinator {
+			stopBroker(t, b)
+			continue
+		}
+		rest = append(rest, b)
+	}
+	restAdm := kadm.NewClient(clusterClient(t, rest))
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		pctx, pcancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		cons.PollRecords(pctx, 1) // keeps heartbeating, now to the new coordinator
+		pcancel()
+		g, ok := stable(restAdm)
+		if ok && g.Coordinator.NodeID != coordinator {
+			if g.Members[0].MemberID != before.Members[0].MemberID {
+				t.Fatalf("member %s after the move, %s before: the group rebalanced", g.Members[0].MemberID, before.Members[0].MemberID)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("group not stable on a new coordinator: %+v", g)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if assigned != 1 {
+		t.Fatalf("partitions assigned %d times: the coordinator move caused a rebalance", assigned)
+	}
+}

@@ -100,7 +100,8 @@ func (s *offsetsStore) Append(groupID string, kvs []group.KV) error {
 		BaseSequence:  -1,
 		Records:       recs,
 	})
-	if _, err := part.Append(batch, -1, partition.OriginCoordinator); err != nil {
+	res, err := part.Append(batch, -1, partition.OriginCoordinator)
+	if err != nil {
 		return fmt.Errorf("append to %s: %w", metadata.ConsumerOffsetsTopic, err)
 	}
 	if syncer := part.AckSyncer(); syncer != nil {
@@ -108,8 +109,22 @@ func (s *offsetsStore) Append(groupID string, kvs []group.KV) error {
 			return fmt.Errorf("%s-%d: fsync before ack: %v: %w", metadata.ConsumerOffsetsTopic, part.Index, err, kerr.KafkaStorageError)
 		}
 	}
+	// As Kafka's offsets.commit.required.acks=-1: the commit is answered once every in-sync
+	// replica has it, so a coordinator that fails next loses no committed offset or group state.
+	ctx, cancel := context.WithTimeout(context.Background(), offsetsCommitTimeout)
+	defer cancel()
+	if err := part.WaitReplicated(ctx, res.LastOffset); err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("%v: %w", err, kerr.RequestTimedOut)
+		}
+		return fmt.Errorf("%s-%d: replicate: %w", metadata.ConsumerOffsetsTopic, part.Index, err)
+	}
 	return nil
 }
+
+// offsetsCommitTimeout is Kafka's offsets.commit.timeout.ms default: how long a group write waits
+// for the in-sync replicas.
+const offsetsCommitTimeout = 5 * time.Second
 
 // Load replays every partition of __consumer_offsets in offset order. It hands a batch it cannot
 // decode to fn as a record with Err set and goes on with the next batch; when the framing itself is
@@ -143,9 +158,12 @@ func loadPartition(part *partition.Partition, p int32, fn func(r group.StoredRec
 		return fn(group.StoredRecord{Partition: p, Offset: off,
 			Err: fmt.Errorf("%s-%d at offset %d: %w", metadata.ConsumerOffsetsTopic, p, off, err)})
 	}
+	// Up to the log end, not the high watermark, as Kafka's loader: a new leader's high
+	// watermark can lag what its log holds, and the group's latest records are in the log.
 	off := part.LogStartOffset()
-	for off < part.HighWatermark() {
-		data, err := part.Read(off, 1<<20, false, true)
+	for end := part.LogEndOffset(); off < end; {
+		rr, err := part.Log().Read(off, 1<<20, end, true)
+		data := rr.Data
 		if err != nil {
 			return fmt.Errorf("load %s-%d at %d: %w", metadata.ConsumerOffsetsTopic, p, off, err)
 		}
