@@ -391,6 +391,7 @@ func (p *Partition) appendValidated(batches [][]byte, headers []record.BatchHead
 		}
 	}
 	epoch := p.leaderEpoch.Load()
+	defer p.snapshotIfRolled(p.log.NumSegments())
 	for i, b := range batches {
 		ar, err := p.log.Append(b, epoch, appendTime)
 		if err != nil {

@@ -548,6 +548,7 @@ func (p *Partition) appendReplicaBatches(leaderEpoch int32, batches [][]byte, he
 				p.Topic, p.Index, h.BaseOffset, end, err)
 		}
 	}
+	defer p.snapshotIfRolled(p.log.NumSegments())
 	for i, b := range batches {
 		if _, err := p.log.AppendReplica(b); err != nil {
 			if errors.Is(err, log.ErrNotLogEnd) {

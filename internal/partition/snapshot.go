@@ -1,12 +1,14 @@
 package partition
 
-// Producer-state snapshots: the idempotent producer state written at Close, at the log end
-// offset, so that the next Open replays only the batches after it instead of every batch header
-// of the log (Kafka's ProducerStateManager snapshots).
+// Producer-state snapshots: the idempotent producer state written at the log end offset at Close
+// and whenever an append rolls a new segment (as Kafka's ProducerStateManager snapshots at every
+// roll), so that the next Open, after a crash too, replays only the batches after it instead of
+// every batch header of the log.
 //
 // INVARIANT: a snapshot at offset X holds exactly the state a replay of the log's batches below
-// X gives, for as long as the file exists. What keeps it: it is written only at Close (after the
-// log's last append, under appendMu); the log below X never changes afterwards except by
+// X gives, for as long as the file exists. What keeps it: it is written under appendMu at the log
+// end, after the producer state took every batch appended (Close, or right after the appends
+// that rolled a segment); the log below X never changes afterwards except by
 // TruncateTo and TruncateFullyAndStartAt, which remove the file (durably) before they truncate;
 // retention and DeleteRecords only move the log start (a snapshot below the new start is not
 // used) and compaction only removes records (their producers stay remembered, as in Kafka). A
@@ -23,6 +25,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io/fs"
+	"log/slog"
 	"path/filepath"
 	"slices"
 
@@ -117,7 +120,7 @@ func decodeProducerSnapshot(b []byte) (producerStates, int64, error) {
 func (p *Partition) snapshotPath() string { return filepath.Join(p.path, ProducerSnapshotFile) }
 
 // writeProducerSnapshot writes the snapshot at the log end offset. REQUIRES: appendMu held, and
-// no append after it (Close).
+// p.producers holding every batch below the log end.
 func (p *Partition) writeProducerSnapshot() error {
 	data := encodeProducerSnapshot(p.producers, p.log.LogEndOffset())
 	if err := log.WriteFileAtomic(p.dir.fs(), p.path, ProducerSnapshotFile, data); err != nil {
@@ -155,4 +158,21 @@ func (p *Partition) loadProducerSnapshot() (producerStates, int64, bool) {
 		return nil, 0, false
 	}
 	return ps, off, true
+}
+
+// snapshotIfRolled writes the producer snapshot when the appends just made rolled a new segment
+// (segmentsBefore is the count before them), so that a start after a crash replays at most
+// about one segment's batch headers. A failure is logged and changes nothing else: the older
+// snapshot, if any, stays valid. REQUIRES: appendMu held.
+func (p *Partition) snapshotIfRolled(segmentsBefore int) {
+	if p.log.NumSegments() == segmentsBefore || p.log.Failed() != nil {
+		return
+	}
+	if err := p.writeProducerSnapshot(); err != nil {
+		logger := p.dir.Logger
+		if logger == nil {
+			logger = slog.Default()
+		}
+		logger.Warn("producer snapshot at segment roll not written: a start after a crash replays more of the log", "err", err)
+	}
 }

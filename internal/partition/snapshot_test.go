@@ -132,3 +132,62 @@ func idempotentHeader(pid int64, base int64, seq int32, n int32) record.BatchHea
 	return record.BatchHeader{BaseOffset: base, ProducerID: pid, ProducerEpoch: 0, BaseSequence: seq,
 		LastOffsetDelta: n - 1, NumRecords: n, MaxTimestamp: 1000 + base}
 }
+
+// TestProducerSnapshotAtRoll: an append that rolls a segment writes the producer snapshot, so
+// after a power cut (no Close) Open replays only the batches after the roll, and a retried
+// batch from before it is still a duplicate.
+func TestProducerSnapshotAtRoll(t *testing.T) {
+	fsys := vfs.NewMem()
+	if err := fsys.MkdirAll(snapDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"/", "/d"} {
+		if err := fsys.SyncDir(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	open := func() *Partition {
+		cfg := log.DefaultConfig()
+		cfg.FileDeleteDelayMs = 0
+		cfg.SegmentBytes = 1024 // a few batches per segment
+		cfg.FlushIntervalMessages = 1
+		p, err := Open(snapDir, "t", 0, Settings{Log: cfg, MaxMessageBytes: 8 << 20, MinInsyncReplicas: 1}, 1, nil,
+			&LogDir{Path: "/d", FS: fsys})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	p := open()
+	var lastRoll int64 = -1
+	for seq := int32(0); p.log.NumSegments() < 3; seq++ {
+		before := p.log.NumSegments()
+		if _, err := p.Append(idempotentBatch(7, seq, 1), 1, OriginClient); err != nil {
+			t.Fatal(err)
+		}
+		if p.log.NumSegments() != before {
+			lastRoll = p.LogEndOffset()
+		}
+	}
+	if _, err := p.Append(idempotentBatch(7, int32(p.LogEndOffset()), 1), 1, OriginClient); err != nil {
+		t.Fatal(err)
+	}
+	want := p.Producers()
+	end := p.LogEndOffset()
+	fsys = fsys.Crash() // no Close: only what was synced survives
+
+	p = open()
+	defer p.Close()
+	if p.replayedFrom != lastRoll {
+		t.Fatalf("replayed from %d, want the last roll's snapshot at %d (log end %d)", p.replayedFrom, lastRoll, end)
+	}
+	if got := p.Producers(); !slices.Equal(got, want) {
+		t.Fatalf("producers after the crash %+v, want %+v", got, want)
+	}
+	r, err := p.Append(idempotentBatch(7, 0, 1), 1, OriginClient)
+	if err == nil && r.BaseOffset != 0 || p.LogEndOffset() != end {
+		// Only the last 5 batches per producer are remembered (Kafka's window): an old retry is
+		// out of sequence, never appended again.
+		t.Fatalf("retry of the first batch after the crash: %+v %v, log end %d (want %d)", r, err, p.LogEndOffset(), end)
+	}
+}
