@@ -36,8 +36,10 @@ type Broker struct {
 	clock systemClock
 
 	locks []*dirLock // one per log dir, held from the start of Start to the end of Shutdown
-	meta  *metadata.Controller
-	parts *partition.Manager
+	// storage is the log dirs' meta.properties (node id, cluster id, directory ids).
+	storage *storage
+	meta    *metadata.Controller
+	parts   *partition.Manager
 	// replicas applies each metadata image to the partitions hosted here: opens them, makes
 	// them leaders or followers (fetching from their leader), sends ISR changes. applied is the
 	// image it last applied (REQUIRES: syncMu).
@@ -153,7 +155,7 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 		return nil, err
 	}
 	// Then meta.properties: data of another node or another cluster is never opened.
-	storage, err := checkStorage(o.fs, cfg, logger)
+	b.storage, err = checkStorage(o.fs, cfg, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -210,7 +212,7 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 		RaftAdvertiseAddr:        raftAdvertise,
 		RaftListenerName:         b.interBrokerListener().bind.Name,
 		Voters:                   voters,
-		ClusterID:                storage.clusterID(),
+		ClusterID:                b.storage.clusterID(),
 		NumPartitions:            cfg.NumPartitions,
 		DefaultReplicationFactor: cfg.DefaultReplicationFactor,
 		MinInSyncReplicas:        int(cfg.MinInsyncReplicas),
@@ -218,17 +220,23 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 		ValidateTopicConfig:      config.ValidateTopicConfig,
 		ValidateBrokerConfig:     config.ValidateBrokerConfig,
 		SessionTimeout:           time.Duration(cfg.BrokerSessionTimeoutMs) * time.Millisecond,
+		HeartbeatInterval:        time.Duration(cfg.BrokerHeartbeatIntervalMs) * time.Millisecond,
+		Logger:                   logger.With("component", "controller"),
 		LogOutput:                os.Stderr,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("broker: start metadata quorum: %w", err)
 	}
 	b.meta = meta
-	if err := storage.recordClusterID(meta.Image().ClusterID()); err != nil {
+	if err := b.storage.recordClusterID(meta.Image().ClusterID()); err != nil {
 		return nil, err
 	}
 
 	if err := b.registerWithQuorum(ctx); err != nil {
+		return nil, err
+	}
+	// A node of a cluster learns the cluster id from the quorum: by now it has it.
+	if err := b.storage.recordClusterID(meta.Image().ClusterID()); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -423,6 +431,9 @@ func (b *Broker) followMetadata() {
 		case <-b.stop:
 			return
 		case <-ch:
+			if err := b.storage.recordClusterID(b.meta.Image().ClusterID()); err != nil {
+				b.log.Error("this node's log dirs belong to another cluster than the metadata quorum's", "err", err)
+			}
 			if err := b.Sync(); err != nil {
 				b.log.Warn("sync partitions with metadata", "err", err)
 			}

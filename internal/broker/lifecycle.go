@@ -75,12 +75,18 @@ func (b *Broker) registerSelf(ctx context.Context) error {
 	if b.incarnation == (metadata.UUID{}) {
 		b.incarnation = metadata.RandomUUID()
 	}
+	// meta.properties first (with the cluster id the quorum holds), so that the registration
+	// carries the log dirs' directory ids.
+	if err := b.storage.recordClusterID(b.meta.Image().ClusterID()); err != nil {
+		return err
+	}
 	epoch, err := b.meta.RegisterBroker(ctx, metadata.BrokerRegistration{
 		NodeID:              b.cfg.NodeID,
 		ClusterID:           b.meta.Image().ClusterID(),
 		IncarnationID:       b.incarnation,
 		Endpoints:           b.endpoints(),
 		Rack:                b.cfg.Rack,
+		LogDirs:             b.storage.directoryIDs(),
 		PreviousBrokerEpoch: -1,
 	})
 	if err != nil {

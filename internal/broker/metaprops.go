@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/moldau/moldau/internal/config"
+	"github.com/moldau/moldau/internal/metadata"
 	"github.com/moldau/moldau/internal/metaprops"
 	"github.com/moldau/moldau/internal/vfs"
 )
@@ -77,4 +78,22 @@ func (s *storage) recordClusterID(id string) error {
 	}
 	s.mu.complete = true
 	return nil
+}
+
+// directoryIDs are the directory ids of the log dirs that have a meta.properties with one
+// (broker registrations carry them).
+func (s *storage) directoryIDs() []metadata.UUID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []metadata.UUID
+	for _, d := range s.mu.ens.Dirs() {
+		p, ok := s.mu.ens.Props(d)
+		if !ok || p.DirectoryID == "" {
+			continue
+		}
+		if id, err := metaprops.ParseUUID(p.DirectoryID); err == nil {
+			out = append(out, metadata.UUID(id))
+		}
+	}
+	return out
 }

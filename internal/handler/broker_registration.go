@@ -34,6 +34,9 @@ func (h *Handler) handleBrokerRegistration(ctx context.Context, req *server.Requ
 	if r.Rack != nil {
 		reg.Rack = *r.Rack
 	}
+	for _, d := range r.LogDirs {
+		reg.LogDirs = append(reg.LogDirs, d)
+	}
 	epoch, err := h.meta.RegisterBroker(ctx, reg)
 	if err != nil {
 		resp.ErrorCode = errorCode(err)

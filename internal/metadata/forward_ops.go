@@ -245,6 +245,9 @@ func (c *Controller) RegisterBroker(ctx context.Context, r BrokerRegistration) (
 			req.Rack = &r.Rack
 		}
 		req.PreviousBrokerEpoch = r.PreviousBrokerEpoch
+		for _, d := range r.LogDirs {
+			req.LogDirs = append(req.LogDirs, d)
+		}
 		resp, err := send(ctx, req)
 		if err != nil {
 			return err

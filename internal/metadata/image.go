@@ -38,6 +38,9 @@ type Broker struct {
 	Fenced bool `json:"fenced,omitempty"`
 	// InControlledShutdown brokers asked to shut down; their leaderships move away.
 	InControlledShutdown bool `json:"inControlledShutdown,omitempty"`
+	// LogDirs are the directory ids (meta.properties directory.id) of the incarnation's log
+	// dirs, as Kafka's registrations carry them (KIP-858).
+	LogDirs []UUID `json:"logDirs,omitempty"`
 	// ControlledShutdownOffset is the raft index of the entry that put the broker in
 	// controlled shutdown (0 when not in it).
 	ControlledShutdownOffset uint64 `json:"controlledShutdownOffset,omitempty"`
@@ -210,6 +213,7 @@ func (b *imageBuilder) apply(r Record) error {
 			IncarnationID: r.IncarnationID, Epoch: r.BrokerEpoch,
 			Endpoints: slices.Clone(r.Endpoints),
 			Fenced:    r.Fenced, InControlledShutdown: r.InControlledShutdown,
+			LogDirs: slices.Clone(r.LogDirs),
 		}
 		if nb.Epoch == 0 {
 			nb.Epoch = int64(b.index)

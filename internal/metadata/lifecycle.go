@@ -32,6 +32,9 @@ type BrokerRegistration struct {
 	IncarnationID UUID
 	Endpoints     []Endpoint // the first one is Broker.Host/Port
 	Rack          string
+	// LogDirs are the directory ids of the broker's log dirs (meta.properties), empty before
+	// they have one.
+	LogDirs []UUID
 	// PreviousBrokerEpoch is the epoch of the broker's previous clean shutdown (-1 if none);
 	// accepted and not yet used (unclean-shutdown detection, KIP-966 part 2).
 	PreviousBrokerEpoch int64
@@ -57,6 +60,9 @@ type HeartbeatResult struct {
 type session struct {
 	lastSeen time.Time
 	offset   int64 // last reported metadata offset, -1 until the broker heartbeats
+	// probed is the lastSeen for which the broker was last probed (probe.go): one probe per
+	// missed heartbeat.
+	probed time.Time
 }
 
 // brokerState is Kafka's BrokerControlState.
@@ -126,6 +132,7 @@ func (c *Controller) localRegisterBroker(ctx context.Context, r BrokerRegistrati
 	rec := &RegisterBrokerRecord{
 		NodeID: r.NodeID, Host: r.Endpoints[0].Host, Port: r.Endpoints[0].Port, Rack: r.Rack,
 		IncarnationID: r.IncarnationID, Endpoints: slices.Clone(r.Endpoints), Fenced: true,
+		LogDirs: slices.Clone(r.LogDirs),
 	}
 	existing, ok := im.Broker(r.NodeID)
 	if ok && existing.IncarnationID == r.IncarnationID {
@@ -134,7 +141,11 @@ func (c *Controller) localRegisterBroker(ctx context.Context, r BrokerRegistrati
 		}
 		rec.BrokerEpoch = existing.Epoch
 		rec.Fenced, rec.InControlledShutdown = existing.Fenced, existing.InControlledShutdown
-	} else if ok && c.hasValidSessionLocked(existing, now) {
+	} else if ok && c.hasValidSessionLocked(existing, now) && !sameStorage(existing.LogDirs, r.LogDirs) {
+		// A new incarnation on the same log dirs (the same directory ids) is the same node
+		// restarted: the dirs' .lock allows one process at a time, so the old one is gone and
+		// is replaced now instead of after its session (Kafka waits out the session here). A
+		// different process with this node id on other dirs is refused, as in Kafka.
 		return 0, fmt.Errorf("register broker %d: another broker is registered with that broker id: %w",
 			r.NodeID, kerr.DuplicateBrokerRegistration)
 	}
@@ -386,6 +397,9 @@ func (c *Controller) sessionLoop(done <-chan struct{}) {
 			}
 			c.mu.Unlock()
 			err := c.expireSessions(context.Background(), c.cfg.Now())
+			if err == nil {
+				err = c.fenceDeadBrokers(context.Background(), c.cfg.Now())
+			}
 			if err != nil && !errors.Is(err, ErrNotController) && !errors.Is(err, ErrClosed) {
 				c.reportError(fmt.Errorf("metadata: %w", err))
 			}
@@ -394,3 +408,16 @@ func (c *Controller) sessionLoop(done <-chan struct{}) {
 }
 
 func boolPtr(v bool) *bool { return &v }
+
+// sameStorage reports whether two registrations name the same non-empty set of log dirs.
+func sameStorage(a, b []UUID) bool {
+	if len(a) == 0 || len(a) != len(b) {
+		return false
+	}
+	for _, id := range a {
+		if !slices.Contains(b, id) {
+			return false
+		}
+	}
+	return true
+}

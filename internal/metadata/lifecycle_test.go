@@ -932,3 +932,95 @@ func TestReregisterFencesPredecessor(t *testing.T) {
 		t.Fatalf("partition changed: %+v -> %+v", before, after)
 	}
 }
+
+// TestDeadBrokerFencedEarly: a broker whose heartbeat is late is probed once per missed
+// heartbeat; when its listener refuses connections (its process is gone) it is fenced at once,
+// long before its session expires; a late broker that still accepts connections (paused) and one
+// that heartbeated meanwhile are left to the session timeout.
+func TestDeadBrokerFencedEarly(t *testing.T) {
+	dead := map[string]bool{}
+	probes := map[string]int{}
+	c, clk := newLifecycleController(t, func(cfg *Config) {
+		cfg.HeartbeatInterval = 2 * time.Second
+		cfg.Probe = func(addr string) bool { probes[addr]++; return dead[addr] }
+	})
+	ctx := context.Background()
+	epochs := map[int32]int64{}
+	for id := int32(1); id <= 3; id++ {
+		epochs[id] = activate(t, c, id, "")
+	}
+	createTopic(t, c, CreateTopic{Name: "t", Partitions: -1, ReplicationFactor: -1, Assignments: assign([]int32{2, 3, 1})})
+	addr := func(id int32) string { return probeAddr(broker(t, c, id), c.cfg.RaftListenerName) }
+	dead[addr(2)] = true
+
+	clk.Advance(2 * time.Second) // on time: nobody is probed
+	if err := c.fenceDeadBrokers(ctx, clk.Now()); err != nil || len(probes) != 0 {
+		t.Fatalf("probed on time: %v %v", probes, err)
+	}
+	clk.Advance(time.Second) // both late; 3 still accepts connections
+	if err := c.fenceDeadBrokers(ctx, clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if !broker(t, c, 2).Fenced || broker(t, c, 3).Fenced {
+		t.Fatalf("after 3 s: broker 2 fenced %v, broker 3 fenced %v; want only 2", broker(t, c, 2).Fenced, broker(t, c, 3).Fenced)
+	}
+	if p := partition(t, c, "t", 0); p.Leader != 3 {
+		t.Fatalf("leader of the dead broker's partition: %d, want 3", p.Leader)
+	}
+	// One probe per missed heartbeat: broker 3 is not probed again until it heartbeats and is
+	// late once more.
+	if err := c.fenceDeadBrokers(ctx, clk.Now().Add(time.Second)); err != nil || probes[addr(3)] != 1 {
+		t.Fatalf("broker 3 probed %d times, want 1 (%v)", probes[addr(3)], err)
+	}
+	heartbeat(t, c, caughtUp(c, 3, epochs[3]))
+	dead[addr(3)] = true // it dies right after its heartbeat
+	clk.Advance(2 * time.Second)
+	if err := c.fenceDeadBrokers(ctx, clk.Now()); err != nil || broker(t, c, 3).Fenced {
+		t.Fatalf("fenced before its heartbeat was late: %v", err)
+	}
+	clk.Advance(time.Second)
+	if err := c.fenceDeadBrokers(ctx, clk.Now()); err != nil || !broker(t, c, 3).Fenced {
+		t.Fatalf("not fenced once late and refusing connections: %v", err)
+	}
+}
+
+// TestRestartOnSameLogDirsReplacesAtOnce: a new incarnation whose log dirs are the old one's
+// (the same directory ids: the node restarted after kill -9; the dirs' lock allows one process)
+// replaces the live session at once, fencing the old incarnation out of its leaderships; a new
+// incarnation on other dirs is still DUPLICATE_BROKER_REGISTRATION until the session expires.
+func TestRestartOnSameLogDirsReplacesAtOnce(t *testing.T) {
+	c, _ := newLifecycleController(t, nil)
+	ctx := context.Background()
+	dirs := []UUID{RandomUUID(), RandomUUID()}
+	for id := int32(1); id <= 3; id++ {
+		reg := registration(c, id, "")
+		if id == 2 {
+			reg.LogDirs = dirs
+		}
+		epoch, err := c.RegisterBroker(ctx, reg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		heartbeat(t, c, caughtUp(c, id, epoch))
+	}
+	createTopic(t, c, CreateTopic{Name: "t", Partitions: -1, ReplicationFactor: -1, Assignments: assign([]int32{2, 1, 3})})
+	old := broker(t, c, 2)
+
+	other := registration(c, 2, "")
+	other.LogDirs = []UUID{RandomUUID()}
+	if _, err := c.RegisterBroker(ctx, other); !errors.Is(err, kerr.DuplicateBrokerRegistration) {
+		t.Fatalf("other dirs: err %v, want DUPLICATE_BROKER_REGISTRATION", err)
+	}
+	again := registration(c, 2, "")
+	again.LogDirs = []UUID{dirs[1], dirs[0]}
+	epoch, err := c.RegisterBroker(ctx, again)
+	if err != nil {
+		t.Fatalf("same dirs: %v", err)
+	}
+	if epoch <= old.Epoch || !broker(t, c, 2).Fenced {
+		t.Fatalf("new registration epoch %d (old %d), fenced %v: want a new, fenced registration", epoch, old.Epoch, broker(t, c, 2).Fenced)
+	}
+	if p := partition(t, c, "t", 0); p.Leader == 2 || slices.Contains(p.ISR, 2) {
+		t.Fatalf("the old incarnation still leads or is in the ISR: %+v", p)
+	}
+}

@@ -39,6 +39,7 @@ type RegisterBrokerRecord struct {
 	Endpoints            []Endpoint `json:"endpoints,omitzero"`
 	Fenced               bool       `json:"fenced,omitempty"`
 	InControlledShutdown bool       `json:"inControlledShutdown,omitempty"`
+	LogDirs              []UUID     `json:"logDirs,omitzero"`
 }
 
 // BrokerChangeRecord changes the fencing or controlled-shutdown state of the registration

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"time"
 
 	"github.com/moldau/moldau/internal/raftstore"
@@ -46,6 +47,12 @@ type Config struct {
 	// SessionTimeout is broker.session.timeout.ms: a broker that has not heartbeated for
 	// longer is fenced by the active controller. Default 9s.
 	SessionTimeout time.Duration
+	// HeartbeatInterval is broker.heartbeat.interval.ms (default 2s): a broker whose heartbeat
+	// is this late is probed (probe.go) and fenced at once if its process is gone.
+	HeartbeatInterval time.Duration
+	// Probe reports whether nothing listens at addr any more (the connection was refused):
+	// the broker's process is gone. Default: a TCP dial with a short timeout. Tests fake it.
+	Probe func(addr string) bool
 	// MinInSyncReplicas and UncleanLeaderElection are the static broker defaults of
 	// min.insync.replicas (default 1) and unclean.leader.election.enable (default false);
 	// topic configs and the cluster-wide dynamic broker configs override them.
@@ -64,6 +71,9 @@ type Config struct {
 
 	LogOutput io.Writer // hashicorp/raft logs (WARN unless Debug), default os.Stderr
 	Debug     bool
+	// Logger hears what the active controller decides on its own (a dead broker fenced early);
+	// nil discards it.
+	Logger *slog.Logger
 	// ErrorLog receives errors of background work (e.g. writing the cluster id after an
 	// election); nil drops them.
 	ErrorLog func(error)
@@ -75,6 +85,15 @@ func (cfg *Config) setDefaults() {
 	}
 	if cfg.DefaultReplicationFactor <= 0 {
 		cfg.DefaultReplicationFactor = 1
+	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = 2 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Probe == nil {
+		cfg.Probe = refusesConnections
 	}
 	if cfg.SessionTimeout <= 0 {
 		cfg.SessionTimeout = 9 * time.Second
