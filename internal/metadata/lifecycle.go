@@ -63,6 +63,9 @@ type session struct {
 	// probed is the lastSeen for which the broker was last probed (probe.go): one probe per
 	// missed heartbeat.
 	probed time.Time
+	// unheard: the session was started by this controller gaining leadership, not by a
+	// heartbeat; the broker is probed at once (the old controller may have died with it).
+	unheard bool
 }
 
 // brokerState is Kafka's BrokerControlState.
@@ -218,7 +221,7 @@ func (c *Controller) restartSessionsLocked(now time.Time) {
 		if ok {
 			offset = s.offset
 		}
-		c.sessions[b.NodeID] = &session{lastSeen: now, offset: offset}
+		c.sessions[b.NodeID] = &session{lastSeen: now, offset: offset, unheard: true}
 	}
 }
 

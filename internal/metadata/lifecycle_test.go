@@ -1024,3 +1024,29 @@ func TestRestartOnSameLogDirsReplacesAtOnce(t *testing.T) {
 		t.Fatalf("the old incarnation still leads or is in the ISR: %+v", p)
 	}
 }
+
+// TestNewControllerProbesAtOnce: a controller that gains leadership has heard no heartbeat to
+// be late against; it probes every broker at once and fences one whose process is gone (it may
+// have died together with the old controller).
+func TestNewControllerProbesAtOnce(t *testing.T) {
+	var probed []string
+	c, clk := newLifecycleController(t, func(cfg *Config) {
+		cfg.Probe = func(addr string) bool { probed = append(probed, addr); return addr == "localhost:9093" }
+	})
+	for id := int32(1); id <= 3; id++ {
+		activate(t, c, id, "")
+	}
+	c.mu.Lock()
+	c.restartSessionsLocked(clk.Now())
+	c.mu.Unlock()
+	if err := c.fenceDeadBrokers(context.Background(), clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if len(probed) != 2 || !broker(t, c, 3).Fenced || broker(t, c, 2).Fenced {
+		t.Fatalf("probed %v; broker 3 fenced %v, broker 2 fenced %v: want both probed, only 3 fenced", probed, broker(t, c, 3).Fenced, broker(t, c, 2).Fenced)
+	}
+	// Once probed, an unheard session waits for lateness like any other.
+	if err := c.fenceDeadBrokers(context.Background(), clk.Now()); err != nil || len(probed) != 2 {
+		t.Fatalf("probed again: %v %v", probed, err)
+	}
+}

@@ -5,7 +5,9 @@ package metadata
 // probes a broker whose heartbeat is late (more than broker.heartbeat.interval.ms since the last
 // one): when a connection to its inter-broker listener is refused, nothing listens there any
 // more, its process is gone (kill -9, a crash), and it is fenced at once, as the session expiry
-// would fence it seconds later. A probe that connects or times out (a paused process, a
+// would fence it seconds later. A controller that has just gained leadership probes every broker
+// at once: its predecessor may have died with one of them (kill -9 of a combined node), and it
+// has heard no heartbeat yet to be late against. A probe that connects or times out (a paused process, a
 // partitioned or lost machine) changes nothing: the session timeout decides, as in Kafka.
 
 import (
@@ -31,8 +33,8 @@ func refusesConnections(addr string) bool {
 	return errors.Is(err, syscall.ECONNREFUSED)
 }
 
-// fenceDeadBrokers probes the unfenced brokers whose heartbeat is late, once per missed
-// heartbeat, and fences those whose process is gone. Probes run with no lock held; a broker that
+// fenceDeadBrokers probes the unfenced brokers whose heartbeat is late (once per missed
+// heartbeat) or not heard yet in this term, and fences those whose process is gone. Probes run with no lock held; a broker that
 // heartbeated meanwhile is left alone. Leader only; sessionLoop drives it.
 func (c *Controller) fenceDeadBrokers(ctx context.Context, now time.Time) error {
 	type target struct {
@@ -45,11 +47,11 @@ func (c *Controller) fenceDeadBrokers(ctx context.Context, now time.Time) error 
 	if c.termStartedLocked() {
 		for _, b := range c.Image().Brokers() {
 			s, ok := c.sessions[b.NodeID]
-			if b.Fenced || !ok || b.NodeID == c.cfg.NodeID || !now.After(s.lastSeen.Add(c.cfg.HeartbeatInterval+sessionInterval/2)) ||
-				s.probed.Equal(s.lastSeen) {
+			late := now.After(s.lastSeen.Add(c.cfg.HeartbeatInterval + sessionInterval/2))
+			if b.Fenced || !ok || b.NodeID == c.cfg.NodeID || !(late || s.unheard) || s.probed.Equal(s.lastSeen) {
 				continue
 			}
-			s.probed = s.lastSeen
+			s.probed, s.unheard = s.lastSeen, false
 			if addr := probeAddr(b, c.cfg.RaftListenerName); addr != "" {
 				targets = append(targets, target{b.NodeID, addr, s.lastSeen})
 			}
