@@ -114,6 +114,14 @@ func missing(want, got []string) []string {
 	return out
 }
 
+// endProcess kills cmd if it still runs (a test that failed half-way) and reaps it.
+func endProcess(cmd *exec.Cmd) {
+	if cmd.ProcessState == nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}
+}
+
 // failoverResult is the last line of a failover driver (testdata/confluent.py failover,
 // test/kafkajs/failover.js).
 type failoverResult struct {
@@ -143,6 +151,7 @@ func runFailoverDriver(t *testing.T, tc *testCluster, adm *kadm.Client, topic st
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", cmd.Path, err)
 	}
+	t.Cleanup(func() { endProcess(cmd) })
 	lines := make(chan string, 16)
 	go func() {
 		defer close(lines)
@@ -223,6 +232,7 @@ func TestClusterKcatFailover(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { endProcess(cmd) })
 	write := func(vs []string) {
 		t.Helper()
 		var b strings.Builder
