@@ -5,6 +5,10 @@
 #                                          consumer / consumer-groups tools (kafka-tools 4.x)
 #   2. test/java: mvn test                ClientCompatTest (kafka-clients 4.x, JUnit 5)
 #   3. examples/spring-kafka              Spring Boot + spring-kafka send/receive
+#   4. test/java/cluster_test.sh          the same tools and the Java client (ClusterFailoverTest)
+#                                          against a 3-node Moldau cluster it starts itself, with a
+#                                          leader stopped (not with BROKER_IMPL=kfake, one broker;
+#                                          CLUSTER=0 leaves it out)
 # Maven work that needs no broker (resolving jars, compiling, packaging) runs first, once.
 # Ends with 'N passed, N failed'; exits 1 when any suite failed.
 set -uo pipefail
@@ -39,7 +43,7 @@ client_test() {
   # surefire's own 'Tests run:' lines are the counts; translate them into the plain closing line.
   local out rc
   out=$(mktemp)
-  (cd "$here/java" && timeout 300 mvn -B -Dstyle.color=never --no-transfer-progress surefire:test -Dbootstrap="$BOOTSTRAP") 2>&1 \
+  (cd "$here/java" && timeout 300 mvn -B -Dstyle.color=never --no-transfer-progress surefire:test -Dtest=ClientCompatTest -Dbootstrap="$BOOTSTRAP") 2>&1 \
     | sed 's/\x1b\[[0-9;]*m//g' | grep -Ev '^\[INFO\] (Download|-+$|$)' | tee "$out"
   rc=${PIPESTATUS[0]}
   local line run f e
@@ -72,5 +76,10 @@ status=0
 run_suite "official Kafka tools" env TOOL_TIMEOUT=45 timeout 300 "$here/java/official_tools_test.sh" || status=1
 run_suite "Java client (ClientCompatTest)" client_test || status=1
 run_suite "Spring Boot spring-kafka example" spring_example || status=1
+if [ "$BROKER_IMPL" = kfake ] || [ "${CLUSTER:-1}" = 0 ]; then
+  log "3-node cluster suite left out (BROKER_IMPL=$BROKER_IMPL, CLUSTER=${CLUSTER:-1})"
+else
+  run_suite "3-node cluster: tools and Java client" env -u BOOTSTRAP TOOL_TIMEOUT=45 timeout 420 "$here/java/cluster_test.sh" || status=1
+fi
 print_suites java
 exit $status

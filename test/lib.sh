@@ -238,3 +238,168 @@ print_suites() {
   printf '%s\n' "${SUITE_RESULTS[@]}"
   echo "$SUITE_PASSED passed, $SUITE_FAILED failed"
 }
+
+# ---- A multi-node cluster (BROKER_IMPL=moldau only) ----------------------------------------
+#
+#   start_cluster 3             # nodes 1..3 on free ports; sets and exports BOOTSTRAP (every node)
+#   stop_node 2; start_node 2   # SIGTERM and wait / start again on the same config and data
+#   kill9_node 2
+#   cleanup_cluster             # stops every node; removes CLUSTER_DIR unless KEEP_DATA=1
+#
+# Each node gets CLUSTER_DIR/node-ID/{server.properties,data,server.log,pid}: Kafka's keys for a
+# combined broker+controller node, as internal/verify's cluster (moldau verify --nodes) writes
+# them: node.id, process.roles=broker,controller, PLAINTEXT and CONTROLLER listeners,
+# advertised.listeners, controller.listener.names, listener.security.protocol.map,
+# controller.quorum.voters, log.dirs, plus CLUSTER_PROPS (newline-separated key=value lines).
+CLUSTER_DIR=
+CLUSTER_NODES=0
+CLUSTER_PID=()
+CLUSTER_PORT=()
+
+# node_ready ID: the node's current run printed its "listening on ... ready in" line and its port answers.
+node_ready() {
+  grep -q 'ready in' "$CLUSTER_DIR/node-$1/server.log" && port_open "${CLUSTER_PORT[$1]}"
+}
+
+# start_node ID: starts node ID (again) and waits until it is ready.
+start_node() {
+  local id=$1 dir=$CLUSTER_DIR/node-$1 bin deadline=$((SECONDS + BROKER_START_TIMEOUT))
+  bin=$(broker_bin) || return 1
+  if [ -n "${CLUSTER_PID[$id]:-}" ] && kill -0 "${CLUSTER_PID[$id]}" 2>/dev/null; then
+    log "ERROR: node $id (pid ${CLUSTER_PID[$id]}) is already running"
+    return 1
+  fi
+  # Each run's log starts afresh (the previous runs' are kept in server.log.N).
+  [ -f "$dir/server.log" ] && mv "$dir/server.log" "$dir/server.log.$(date +%s%N)"
+  env -u BOOTSTRAP "$bin" server --config "$dir/server.properties" >"$dir/server.log" 2>&1 &
+  CLUSTER_PID[$id]=$!
+  echo "${CLUSTER_PID[$id]}" >"$dir/pid"
+  _wait_node "$id" "$deadline"
+}
+
+_wait_node() {
+  local id=$1 deadline=$2 dir=$CLUSTER_DIR/node-$1
+  while ! node_ready "$id"; do
+    if ! kill -0 "${CLUSTER_PID[$id]}" 2>/dev/null; then
+      log "ERROR: node $id (pid ${CLUSTER_PID[$id]}) exited before it was ready"
+      tail -n 30 "$dir/server.log" | sed "s/^/  node$id| /" >&2
+      return 1
+    fi
+    if [ $SECONDS -ge "$deadline" ]; then
+      log "ERROR: node $id was not ready within ${BROKER_START_TIMEOUT}s"
+      tail -n 30 "$dir/server.log" | sed "s/^/  node$id| /" >&2
+      return 1
+    fi
+    sleep 0.1
+  done
+  log "node $id pid ${CLUSTER_PID[$id]} ready on 127.0.0.1:${CLUSTER_PORT[$id]}"
+}
+
+# start_cluster N: writes N nodes' configs and starts them (a node finishes starting only once a
+# quorum runs, so all start before any is waited for).
+start_cluster() {
+  local n=${1:-3} id bin voters="" cport dir deadline
+  [ "$BROKER_IMPL" = moldau ] || { log "ERROR: start_cluster needs BROKER_IMPL=moldau"; return 1; }
+  bin=$(broker_bin) || return 1
+  [ -x "$bin" ] || build_broker || return 1
+  CLUSTER_DIR=$(mktemp -d "${TMPDIR:-/tmp}/moldau-test-cluster.XXXXXX")
+  CLUSTER_NODES=$n
+  declare -A cports=()
+  for id in $(seq 1 "$n"); do
+    CLUSTER_PORT[$id]=$(free_port) || return 1
+    cport=$(free_port) || return 1
+    while [ "$cport" = "${CLUSTER_PORT[$id]}" ]; do cport=$(free_port); done
+    cports[$id]=$cport
+    voters+="${voters:+,}$id@127.0.0.1:$cport"
+  done
+  for id in $(seq 1 "$n"); do
+    dir=$CLUSTER_DIR/node-$id
+    mkdir -p "$dir/data"
+    {
+      echo "# node $id of a $n-node cluster started by test/lib.sh"
+      echo "node.id=$id"
+      echo "process.roles=broker,controller"
+      echo "listeners=PLAINTEXT://127.0.0.1:${CLUSTER_PORT[$id]},CONTROLLER://127.0.0.1:${cports[$id]}"
+      echo "advertised.listeners=PLAINTEXT://127.0.0.1:${CLUSTER_PORT[$id]}"
+      echo "controller.listener.names=CONTROLLER"
+      echo "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+      echo "controller.quorum.voters=$voters"
+      echo "log.dirs=$dir/data"
+      echo "group.initial.rebalance.delay.ms=0"
+      [ -z "${CLUSTER_PROPS:-}" ] || printf '%s\n' "$CLUSTER_PROPS"
+    } >"$dir/server.properties"
+  done
+  deadline=$((SECONDS + BROKER_START_TIMEOUT))
+  for id in $(seq 1 "$n"); do
+    env -u BOOTSTRAP "$bin" server --config "$CLUSTER_DIR/node-$id/server.properties" >"$CLUSTER_DIR/node-$id/server.log" 2>&1 &
+    CLUSTER_PID[$id]=$!
+    echo "${CLUSTER_PID[$id]}" >"$CLUSTER_DIR/node-$id/pid"
+  done
+  for id in $(seq 1 "$n"); do
+    _wait_node "$id" "$deadline" || return 1
+  done
+  BOOTSTRAP=$(for id in $(seq 1 "$n"); do printf '%s127.0.0.1:%s' "$([ "$id" = 1 ] || echo ,)" "${CLUSTER_PORT[$id]}"; done)
+  export BOOTSTRAP
+  log "$n-node cluster on $BOOTSTRAP, configs, data and logs in $CLUSTER_DIR"
+}
+
+# stop_node ID: SIGTERM (a controlled shutdown), then waits up to BROKER_STOP_TIMEOUT seconds;
+# SIGKILL if it hangs. Returns the node's exit status (non-zero if it had to be killed).
+stop_node() {
+  local id=$1 pid=${CLUSTER_PID[$1]:-} deadline=$((SECONDS + BROKER_STOP_TIMEOUT))
+  [ -n "$pid" ] || return 0
+  CLUSTER_PID[$id]=
+  kill -TERM "$pid" 2>/dev/null
+  while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "ERROR: node $id (pid $pid) did not exit ${BROKER_STOP_TIMEOUT}s after SIGTERM; killing it"
+    kill -9 "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    return 1
+  fi
+  wait "$pid" 2>/dev/null
+  local rc=$?
+  log "node $id (pid $pid) stopped (exit $rc)"
+  return $rc
+}
+
+# kill9_node ID: SIGKILL, as a crash would.
+kill9_node() {
+  local id=$1 pid=${CLUSTER_PID[$1]:-}
+  [ -n "$pid" ] || return 0
+  CLUSTER_PID[$id]=
+  kill -9 "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  log "node $id (pid $pid) killed with SIGKILL"
+}
+
+# node_running ID: the node's process is alive (whoever stopped it: a test may stop a node itself
+# through CLUSTER_DIR/node-ID/pid).
+node_running() {
+  [ -n "${CLUSTER_PID[$1]:-}" ] && kill -0 "${CLUSTER_PID[$1]}" 2>/dev/null
+}
+
+# reap_node ID: forgets a node that something else stopped (and collects its exit status).
+reap_node() {
+  local pid=${CLUSTER_PID[$1]:-}
+  [ -n "$pid" ] || return 0
+  if kill -0 "$pid" 2>/dev/null; then return 1; fi
+  wait "$pid" 2>/dev/null
+  CLUSTER_PID[$1]=
+}
+
+# cleanup_cluster: stops every node; on a failing exit prints the tail of each node's log; removes
+# CLUSTER_DIR unless KEEP_DATA=1. Meant for `trap cleanup_cluster EXIT`.
+cleanup_cluster() {
+  local rc=$? id
+  [ -n "$CLUSTER_DIR" ] || return 0
+  for id in $(seq 1 "$CLUSTER_NODES"); do stop_node "$id" >/dev/null 2>&1 || rc=1; done
+  if [ "$rc" != 0 ]; then
+    for id in $(seq 1 "$CLUSTER_NODES"); do
+      log "last lines of node $id's log $CLUSTER_DIR/node-$id/server.log:"
+      tail -n 40 "$CLUSTER_DIR/node-$id/server.log" 2>/dev/null | sed "s/^/  node$id| /" >&2
+    done
+  fi
+  if [ -z "${KEEP_DATA:-}" ]; then rm -rf "$CLUSTER_DIR"; else log "kept $CLUSTER_DIR"; fi
+  CLUSTER_DIR=
+}

@@ -18,6 +18,24 @@ import (
 // the built binary: topic admin, an idempotent acks=-1 producer, two group members splitting four
 // partitions, committed offsets, describeGroups, seek, deleteTopics.
 func TestKafkaJS(t *testing.T) {
+	node, dir := kafkajsSuite(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	b := startBroker(t)
+	cmd := exec.CommandContext(ctx, node, "smoke.js")
+	cmd.Dir = dir
+	cmd.Env = childEnv("BOOTSTRAP=" + b.Addr)
+	out, err := cmd.CombinedOutput()
+	t.Logf("kafkajs:\n%s", indent(string(out), "  kafkajs| "))
+	if err != nil || !strings.Contains(string(out), " passed, 0 failed") {
+		t.Fatalf("kafkajs smoke suite failed: %v", err)
+	}
+}
+
+// kafkajsSuite returns node's path and a temporary copy of test/kafkajs (so node_modules never
+// lands in the work tree) with its pinned packages installed by npm ci.
+func kafkajsSuite(t *testing.T) (node, dir string) {
+	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
 		t.Fatalf("node is not installed (%v); install the clients these tests drive: %s", err, installHint)
@@ -30,9 +48,8 @@ func TestKafkaJS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A copy of the suite, so node_modules never lands in the work tree.
-	dir := t.TempDir()
-	for _, f := range []string{"package.json", "package-lock.json", "smoke.js"} {
+	dir = t.TempDir()
+	for _, f := range []string{"package.json", "package-lock.json", "smoke.js", "failover.js"} {
 		b, err := os.ReadFile(filepath.Join(root, "test", "kafkajs", f))
 		if err != nil {
 			t.Fatal(err)
@@ -49,16 +66,7 @@ func TestKafkaJS(t *testing.T) {
 	if out, err := install.CombinedOutput(); err != nil {
 		t.Fatalf("npm ci in a copy of test/kafkajs: %v\n%s", err, out)
 	}
-
-	b := startBroker(t)
-	cmd := exec.CommandContext(ctx, node, "smoke.js")
-	cmd.Dir = dir
-	cmd.Env = childEnv("BOOTSTRAP=" + b.Addr)
-	out, err := cmd.CombinedOutput()
-	t.Logf("kafkajs:\n%s", indent(string(out), "  kafkajs| "))
-	if err != nil || !strings.Contains(string(out), " passed, 0 failed") {
-		t.Fatalf("kafkajs smoke suite failed: %v", err)
-	}
+	return node, dir
 }
 
 // TestKafkaPython runs testdata/kafka_python.py (Debian's python3-kafka) against the built

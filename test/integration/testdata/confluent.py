@@ -13,6 +13,15 @@
   confluent.py offsets-for-times BOOTSTRAP TOPIC PARTITION TIMESTAMP_MS
       Prints offsets_for_times' answer: {"offset": o} (-1: no record at or after the timestamp).
 
+  confluent.py failover BOOTSTRAP TOPIC GROUP N
+      The leader-failover protocol the cluster tests drive (test/kafkajs/failover.js speaks it too):
+      a member of consumer group GROUP subscribes to TOPIC; an acks=all idempotent producer sends
+      N keyed records and waits for them, prints "PAUSE" and reads one line from stdin (the test
+      stops a partition leader meanwhile), sends N more and waits for them. The consumer reads
+      until it has seen every acknowledged value (or 40 s pass) and commits. Ends with one JSON
+      line: {"acked": [values], "errors": [delivery errors], "consumed": [values, in read order],
+      "commit_error": ""}.
+
 A record is {"partition", "offset", "key", "value", "headers": [[name, value], ...], "timestamp",
 "timestamp_type"}; keys, values and header values are UTF-8 strings or null. Input records may
 leave out partition (the default partitioner decides), timestamp (now) and headers.
@@ -145,6 +154,67 @@ def offsets_for_times(bootstrap, topic, partition, ts):
     c.close()
 
 
+def failover(bootstrap, topic, group, n):
+    c = Consumer({
+        "bootstrap.servers": bootstrap,
+        "group.id": group,
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+    })
+    c.subscribe([topic])
+    p = Producer({
+        "bootstrap.servers": bootstrap,
+        "acks": "all",
+        "enable.idempotence": True,
+        "linger.ms": 5,
+        "message.timeout.ms": 30000,
+    })
+    acked, errors, consumed = [], [], []
+
+    def report(err, msg):
+        if err is not None:
+            errors.append(str(err))
+        else:
+            acked.append(msg.value().decode())
+
+    def consume_some(timeout):
+        msg = c.poll(timeout)
+        if msg is None:
+            return
+        if msg.error() is not None:
+            # Leadership and coordinator moves are retriable: librdkafka reports and recovers.
+            print(f"consumer: {msg.error()}", file=sys.stderr)
+            return
+        consumed.append(msg.value().decode())
+
+    def send(first):
+        for i in range(first, first + n):
+            p.produce(topic, key=f"k{i}".encode(), value=f"v{i:06d}".encode(), on_delivery=report)
+            p.poll(0)
+        deadline = time.monotonic() + 40
+        while len(p) > 0 and time.monotonic() < deadline:
+            p.poll(0.05)
+            consume_some(0)
+        if len(p) > 0:
+            fail(f"{len(p)} records not delivered within 40 s")
+
+    send(0)
+    print("PAUSE", flush=True)
+    sys.stdin.readline()
+    send(n)
+    want = set(acked)
+    deadline = time.monotonic() + 40
+    while not want.issubset(set(consumed)) and time.monotonic() < deadline:
+        consume_some(0.2)
+    commit_error = ""
+    try:
+        c.commit(asynchronous=False)
+    except Exception as e:  # reported in the output, checked by the test
+        commit_error = str(e)
+    c.close()
+    print(json.dumps({"acked": acked, "errors": errors, "consumed": consumed, "commit_error": commit_error}), flush=True)
+
+
 def main(argv):
     cmd, args = argv[1], argv[2:]
     if cmd == "produce":
@@ -153,6 +223,8 @@ def main(argv):
         consume(args[0], args[1], int(args[2]) if len(args) > 2 else None)
     elif cmd == "offsets-for-times":
         offsets_for_times(args[0], args[1], int(args[2]), int(args[3]))
+    elif cmd == "failover":
+        failover(args[0], args[1], args[2], int(args[3]))
     else:
         fail(f"unknown command {cmd}")
 
