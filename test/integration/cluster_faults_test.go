@@ -467,16 +467,22 @@ func TestClusterPausedLeaderZombie(t *testing.T) {
 	var written atomic.Int64
 	zcl := newClient(t, tc.node(old).ClientAddr, kgo.WithHooks(produceWrites{&written}))
 	// (The metadata may name it leader a moment before its partition has become leader.)
-	var first kmsg.ProduceResponseTopicPartition
+	var (
+		first    kmsg.ProduceResponseTopicPartition
+		firstVal string
+		attempts int
+	)
 	waitFor(t, 10*time.Second, fmt.Sprintf("an acks=all produce straight to the leader %d", old), func() (bool, string) {
 		var err error
-		first, err = zombieProduce(ctx, zcl, topic, "before-the-pause")
+		attempts++
+		firstVal = fmt.Sprintf("before-the-pause-%d", attempts)
+		first, err = zombieProduce(ctx, zcl, topic, firstVal)
 		if err == nil {
 			err = kerr.ErrorForCode(first.ErrorCode)
 		}
 		return err == nil, fmt.Sprint(err)
 	})
-	direct := []ackedRecord{{0, first.BaseOffset, "before-the-pause"}}
+	direct := []ackedRecord{{0, first.BaseOffset, firstVal}}
 
 	load := startLoad(t, tc, topic)
 	load.waitAcks(t, 300, 30*time.Second, "before the pause")
@@ -645,6 +651,8 @@ type topicResult struct {
 	errs     []error // the answers before that
 	afterAt  time.Time
 	attempts int
+	exists   bool // the answer that ended it was TOPIC_ALREADY_EXISTS
+	took     time.Duration
 }
 
 // TestClusterKillControllerCreatingTopics: topics are created one after another through a node
@@ -691,8 +699,12 @@ func TestClusterKillControllerCreatingTopics(t *testing.T) {
 					err = kerr.ErrorForCode(ct.Topics[0].ErrorCode)
 				}
 			}
-			if err == nil || attempt > 0 && errors.Is(err, kerr.TopicAlreadyExists) {
-				r.created, r.afterAt = true, time.Now()
+			// TOPIC_ALREADY_EXISTS on a first attempt too: only this test creates these names, so
+			// it is this request, committed by the old raft leader and sent again by the
+			// forwarding node to the new one after the connection broke, as Kafka's
+			// NodeToControllerChannelManager sends a disconnected request again.
+			if err == nil || errors.Is(err, kerr.TopicAlreadyExists) {
+				r.created, r.afterAt, r.exists = true, time.Now(), err != nil
 				return r
 			}
 			r.errs = append(r.errs, err)
@@ -709,7 +721,9 @@ func TestClusterKillControllerCreatingTopics(t *testing.T) {
 				return
 			default:
 			}
+			start := time.Now()
 			r := create(fmt.Sprintf("ct-%04d", i))
+			r.took = time.Since(start)
 			mu.Lock()
 			results = append(results, r)
 			mu.Unlock()
@@ -739,7 +753,14 @@ func TestClusterKillControllerCreatingTopics(t *testing.T) {
 
 	var names []string
 	resumed := 0
+	var longest topicResult
 	for _, r := range results {
+		if r.took > longest.took {
+			longest = r
+		}
+		if r.exists {
+			t.Logf("create %s: TOPIC_ALREADY_EXISTS after %d attempts (errors before: %v)", r.name, r.attempts, r.errs)
+		}
 		for _, err := range r.errs {
 			if retriableProduceError(err) || isNetErr(err) {
 				t.Logf("create %s: %v (retriable; %d attempts, created %v)", r.name, err, r.attempts, r.created)
@@ -768,7 +789,8 @@ func TestClusterKillControllerCreatingTopics(t *testing.T) {
 			return err == nil && len(missing) == 0, fmt.Sprintf("missing %v (err %v)", missing, err)
 		})
 	}
-	t.Logf("%d topics created through node %d, %d of them after the raft leader %d was killed", len(names), via, resumed, ctrl)
+	t.Logf("%d topics created through node %d, %d of them after the raft leader %d was killed; the longest creation, of %s, took %s",
+		len(names), via, resumed, ctrl, longest.name, longest.took.Round(time.Millisecond))
 }
 
 // missingTopics are the names node id's Metadata does not list with one partition.
