@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"sort"
 	"sync"
@@ -44,6 +43,7 @@ type producerLoad struct {
 	topic string
 	cl    *kgo.Client
 	stop  chan struct{}
+	once  sync.Once
 	done  chan struct{}
 	count atomic.Int64
 	mu    struct {
@@ -64,13 +64,9 @@ var loadOpts = []kgo.Opt{
 
 func startLoad(t *testing.T, tc *testCluster, topic string, opts ...kgo.Opt) *producerLoad {
 	t.Helper()
-	if f := os.Getenv("FT_KGO_LOG"); f != "" {
-		w, _ := os.Create(f)
-		opts = append(opts, kgo.WithLogger(kgo.BasicLogger(w, kgo.LogLevelDebug, nil)))
-	}
 	l := &producerLoad{
 		topic: topic,
-		cl:    tc.client(append(loadOpts, opts...)...),
+		cl:    tc.client(slices.Concat(loadOpts, opts)...),
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
 	}
@@ -115,11 +111,7 @@ func (l *producerLoad) run() {
 
 // halt stops producing (idempotent).
 func (l *producerLoad) halt() {
-	select {
-	case <-l.stop:
-	default:
-		close(l.stop)
-	}
+	l.once.Do(func() { close(l.stop) })
 	<-l.done
 }
 
@@ -590,8 +582,9 @@ func retriableProduceError(err error) bool {
 	return kerr.IsRetriable(err) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, kgo.ErrRecordTimeout)
 }
 
-// TestClusterRollingRestart: every node in turn is stopped with SIGTERM (a controlled shutdown)
-// and started again, the next only once the restarted one is back in every ISR, under acks=all
+// TestClusterRollingRestart: every node in turn is stopped with SIGTERM (a controlled shutdown:
+// it leads nothing and is in no ISR) and started again, the next only once the restarted one is
+// back in every ISR, under acks=all
 // idempotent load on three partitions. Every produce error is recorded and must be retriable;
 // every acknowledged record is read back exactly once.
 func TestClusterRollingRestart(t *testing.T) {
@@ -628,6 +621,12 @@ func TestClusterRollingRestart(t *testing.T) {
 	load.waitAcks(t, 300, 30*time.Second, "before the restarts")
 	for id := int32(1); id <= 3; id++ {
 		tc.stop(id)
+		other := others(id)[0]
+		for p := range int32(partitions) {
+			pn.waitPartition(ctx, other, topic, p, 30*time.Second, fmt.Sprintf("led by a node other than the stopped %d", id), func(v partitionView) bool {
+				return v.leader > 0 && v.leader != id && !slices.Contains(v.isr, id)
+			})
+		}
 		load.waitAcks(t, 100, 30*time.Second, fmt.Sprintf("while node %d is down", id))
 		tc.restart(id)
 		fullISR(id, fmt.Sprintf("node %d restarted and back in the ISR", id))
