@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -348,6 +349,25 @@ func (p *pinned) createAssigned(ctx context.Context, via int32, topic string, re
 	})
 }
 
+// Lines of the replica fetcher's log (internal/replica/fetcher.go) the fault tests look for.
+const (
+	logTruncated        = "truncated follower log to the leader's"
+	logTruncatedBelowHW = "truncating follower log below its high watermark"
+)
+
+// noTruncationBelowHW fails the test if a node truncated below its high watermark, which a
+// clean election never requires (KIP-101: the new leader has every committed record). Tests call
+// it at their end, as a cleanup.
+func noTruncationBelowHW(t *testing.T, tc *testCluster) {
+	t.Cleanup(func() {
+		for _, n := range tc.Nodes() {
+			if strings.Contains(n.Output(), logTruncatedBelowHW) {
+				t.Errorf("node %d truncated its log below its high watermark", n.ID)
+			}
+		}
+	})
+}
+
 // others are the node ids 1..3 other than the given ones.
 func others(ids ...int32) []int32 {
 	return slices.DeleteFunc([]int32{1, 2, 3}, func(id int32) bool { return slices.Contains(ids, id) })
@@ -362,6 +382,7 @@ func TestClusterKillFollower(t *testing.T) {
 	tc := startTestCluster(t, clusterOptions{nodes: 3, props: fastFailover})
 	ctx := testContext(t, 3*time.Minute)
 	pn := newPinned(t, tc)
+	noTruncationBelowHW(t, tc)
 	// The raft leader stays up: the leader and the killed follower are the other two.
 	ctrl := pn.waitRaftLeader(ctx, 1)
 	rest := others(ctrl)
@@ -448,6 +469,7 @@ func TestClusterPausedLeaderZombie(t *testing.T) {
 	tc := startTestCluster(t, clusterOptions{nodes: 3, proxies: true, props: fastFailover})
 	ctx := testContext(t, 3*time.Minute)
 	pn := newPinned(t, tc)
+	noTruncationBelowHW(t, tc)
 	ctrl := pn.waitRaftLeader(ctx, 1)
 	rest := others(ctrl)
 	old, next := rest[0], rest[1]
@@ -495,6 +517,8 @@ func TestClusterPausedLeaderZombie(t *testing.T) {
 		zombies  []string
 		answered = map[string]int{}
 		stepped  bool
+		// refusedAfterAppend counts REQUEST_TIMED_OUT and NOT_ENOUGH_REPLICAS_AFTER_APPEND.
+		refusedAfterAppend int
 	)
 	// note judges one answer of the old leader; it reports whether the old leader has said it no
 	// longer leads.
@@ -510,7 +534,9 @@ func TestClusterPausedLeaderZombie(t *testing.T) {
 		case kerr.NotLeaderForPartition.Code, kerr.FencedLeaderEpoch.Code:
 			stepped = true
 			return true
-		case kerr.NotEnoughReplicas.Code, kerr.NotEnoughReplicasAfterAppend.Code, kerr.RequestTimedOut.Code:
+		case kerr.NotEnoughReplicasAfterAppend.Code, kerr.RequestTimedOut.Code:
+			refusedAfterAppend++
+		case kerr.NotEnoughReplicas.Code:
 		case 0:
 			t.Errorf("the old leader %d acknowledged the acks=all write %s at offset %d as a zombie", old, v, p.BaseOffset)
 		default:
@@ -575,6 +601,17 @@ func TestClusterPausedLeaderZombie(t *testing.T) {
 		return v.leader == old
 	})
 	countAcked(t, tc.node(old).ClientAddr, topic, append(direct, acks...), zombies)
+	// A refusal after the append (the zombie waited for followers that never came) left records
+	// in its log that it had to truncate on becoming a follower.
+	mu.Lock()
+	appended := refusedAfterAppend
+	mu.Unlock()
+	truncated := slices.ContainsFunc(strings.Split(tc.node(old).Output(), "\n"), func(line string) bool {
+		return strings.Contains(line, logTruncated) && strings.Contains(line, "topic="+topic+" ")
+	})
+	if appended > 0 && !truncated {
+		t.Errorf("the old leader %d refused %d writes after appending them, but never logged %q for %s", old, appended, logTruncated, topic)
+	}
 }
 
 // retriableProduceError: an error an idempotent producer may see in a rolling restart.
@@ -591,6 +628,7 @@ func TestClusterRollingRestart(t *testing.T) {
 	tc := startTestCluster(t, clusterOptions{nodes: 3, props: fastFailover})
 	ctx := testContext(t, 3*time.Minute)
 	pn := newPinned(t, tc)
+	noTruncationBelowHW(t, tc)
 	const topic = "rolling"
 	const partitions = 3
 	req := kmsg.NewPtrCreateTopicsRequest()
