@@ -47,8 +47,11 @@ func (c *Controller) fenceDeadBrokers(ctx context.Context, now time.Time) error 
 	if c.termStartedLocked() {
 		for _, b := range c.Image().Brokers() {
 			s, ok := c.sessions[b.NodeID]
+			if b.Fenced || !ok || b.NodeID == c.cfg.NodeID {
+				continue
+			}
 			late := now.After(s.lastSeen.Add(c.cfg.HeartbeatInterval + sessionInterval/2))
-			if b.Fenced || !ok || b.NodeID == c.cfg.NodeID || !(late || s.unheard) || s.probed.Equal(s.lastSeen) {
+			if !(late || s.unheard) || s.probed.Equal(s.lastSeen) {
 				continue
 			}
 			s.probed, s.unheard = s.lastSeen, false
