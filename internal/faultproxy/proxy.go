@@ -101,6 +101,11 @@ func (p *Proxy) Cut() {
 		return
 	}
 	p.mu.mode = Cut
+	p.closeAllLocked()
+}
+
+// closeAllLocked closes the listener and every connection. REQUIRES: p.mu held.
+func (p *Proxy) closeAllLocked() {
 	if p.mu.ln != nil {
 		p.mu.ln.Close()
 		p.mu.ln = nil
@@ -157,14 +162,7 @@ func (p *Proxy) Close() error {
 	p.mu.Lock()
 	if !p.mu.closed {
 		p.mu.closed = true
-		if p.mu.ln != nil {
-			p.mu.ln.Close()
-			p.mu.ln = nil
-		}
-		for l := range p.mu.links {
-			l.close()
-		}
-		p.changedLocked()
+		p.closeAllLocked()
 	}
 	p.mu.Unlock()
 	p.wg.Wait()
