@@ -5,7 +5,8 @@ package handler
 // On the CONTROLLER listener only the leader answers (NOT_LEADER_OR_FOLLOWER elsewhere), as in
 // Kafka; on a client listener the broker asks the leader (kafka-metadata-quorum
 // --bootstrap-server). The only partition is __cluster_metadata-0. hashicorp/raft does not expose
-// the followers' replication progress, so a voter other than the leader reports LogEndOffset -1.
+// the followers' replication progress: each replica's is the metadata offset its broker last
+// reported in a heartbeat (so a voter that is not a broker, or not heard yet, reports -1).
 
 import (
 	"context"
@@ -61,12 +62,19 @@ func (h *Handler) handleDescribeQuorum(ctx context.Context, req *server.Request)
 	return resp, nil
 }
 
-// quorumReplica is one voter or observer: only the leader's log end offset is known.
+// quorumReplica is one voter or observer: its metadata offset and when the leader last heard
+// from it (its broker's heartbeat), -1 when unknown.
 func quorumReplica(id int32, st metadata.QuorumState) kmsg.DescribeQuorumResponseTopicPartitionReplicaState {
 	rs := kmsg.NewDescribeQuorumResponseTopicPartitionReplicaState()
 	rs.ReplicaID = id
 	rs.LogEndOffset = -1
-	if id == st.LeaderID {
+	if p, ok := st.Progress[id]; ok {
+		rs.LogEndOffset = p.LogEndOffset
+		rs.LastFetchTimestamp = p.LastFetch.UnixMilli()
+		if p.CaughtUp {
+			rs.LastCaughtUpTimestamp = p.LastFetch.UnixMilli()
+		}
+	} else if id == st.LeaderID {
 		rs.LogEndOffset = int64(st.LastIndex)
 	}
 	return rs

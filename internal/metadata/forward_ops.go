@@ -14,6 +14,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/moldau/moldau/internal/raftstore"
 )
 
 // CreateTopic validates and creates a topic. With ValidateOnly it returns the topic as it
@@ -415,15 +417,25 @@ func (c *Controller) DescribeQuorum(ctx context.Context) (QuorumState, error) {
 		if err := remoteErr(p.ErrorCode, p.ErrorMessage); err != nil {
 			return err
 		}
-		st = QuorumState{LeaderID: p.LeaderID, Term: uint64(p.LeaderEpoch), CommitIndex: uint64(p.HighWatermark)}
+		st = QuorumState{LeaderID: p.LeaderID, Term: uint64(p.LeaderEpoch), CommitIndex: uint64(p.HighWatermark),
+			Progress: map[int32]raftstore.ReplicaProgress{}}
+		progress := func(r kmsg.DescribeQuorumResponseTopicPartitionReplicaState) {
+			if r.LogEndOffset < 0 {
+				return
+			}
+			st.Progress[r.ReplicaID] = raftstore.ReplicaProgress{LogEndOffset: r.LogEndOffset,
+				LastFetch: time.UnixMilli(r.LastFetchTimestamp), CaughtUp: r.LastCaughtUpTimestamp >= 0 && r.LastCaughtUpTimestamp == r.LastFetchTimestamp}
+		}
 		for _, v := range p.CurrentVoters {
 			st.Voters = append(st.Voters, v.ReplicaID)
 			if v.ReplicaID == p.LeaderID {
 				st.LastIndex = uint64(v.LogEndOffset)
 			}
+			progress(v)
 		}
 		for _, o := range p.Observers {
 			st.NonVoters = append(st.NonVoters, o.ReplicaID)
+			progress(o)
 		}
 		return nil
 	})

@@ -241,8 +241,35 @@ type QuorumState = raftstore.QuorumState
 // controller without raft reports itself as the only voter and leader.
 func (c *Controller) Quorum() (QuorumState, error) {
 	if n := c.Node(); n != nil {
-		return n.Quorum()
+		st, err := n.Quorum()
+		if err == nil && st.LeaderID == c.cfg.NodeID {
+			st.Progress = c.quorumProgress(st.LastIndex)
+		}
+		return st, err
 	}
 	idx := c.Image().Index()
 	return QuorumState{LeaderID: c.cfg.NodeID, Term: 1, CommitIndex: idx, LastIndex: idx, Voters: []int32{c.cfg.NodeID}}, nil
+}
+
+// quorumProgress is each replica's metadata offset as its broker's last heartbeat reported it
+// (the active controller's sessions): a replica that had applied the leader's latest state
+// change counts as at the leader's log end (the entries after it change no state). This node is
+// at lastIndex now.
+func (c *Controller) quorumProgress(lastIndex uint64) map[int32]raftstore.ReplicaProgress {
+	now := c.cfg.Now()
+	applied := int64(c.Image().Index())
+	out := map[int32]raftstore.ReplicaProgress{c.cfg.NodeID: {LogEndOffset: int64(lastIndex), LastFetch: now, CaughtUp: true}}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id, s := range c.sessions {
+		if id == c.cfg.NodeID || s.offset < 0 || s.unheard {
+			continue
+		}
+		p := raftstore.ReplicaProgress{LogEndOffset: s.offset, LastFetch: s.lastSeen}
+		if s.offset >= applied {
+			p.LogEndOffset, p.CaughtUp = max(s.offset, int64(lastIndex)), true
+		}
+		out[id] = p
+	}
+	return out
 }

@@ -464,6 +464,16 @@ type QuorumState struct {
 	LastIndex   uint64 // this node's log end
 	Voters      []int32
 	NonVoters   []int32 // Kafka's observers
+	// Progress is what the leader knows of each replica's log (filled by the metadata layer
+	// from broker heartbeats; hashicorp/raft does not expose its followers' match index).
+	Progress map[int32]ReplicaProgress
+}
+
+// ReplicaProgress is one replica's position in the metadata log as the leader last heard it.
+type ReplicaProgress struct {
+	LogEndOffset int64
+	LastFetch    time.Time
+	CaughtUp     bool // at LastFetch the replica had applied every state change the leader had
 }
 
 // Quorum reports the raft group's state as this node sees it.

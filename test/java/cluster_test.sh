@@ -129,6 +129,10 @@ kt kafka-topics --create --topic "$TOPIC" --partitions 6 --replication-factor 3 
 check "kafka-topics --create --partitions 6 --replication-factor 3 prints 'Created topic $TOPIC.'" \
   '[ "$(cat "$out/create")" = "Created topic $TOPIC." ]' "$out/create"
 
+kt kafka-metadata-quorum --bootstrap-server "$BOOTSTRAP" describe --status >"$out/quorum" 2>"$out/quorum.err"
+check "kafka-metadata-quorum describe --status through a broker: a leader among the three voters, no observers" \
+  'grep -Eq "^LeaderId: +[123]$" "$out/quorum" && grep -Eq "^CurrentVoters: +\[{\"id\": 1}, {\"id\": 2}, {\"id\": 3}\]" "$out/quorum" && grep -Eq "^CurrentObservers: +\[\]" "$out/quorum"' "$out/quorum"
+
 wait_describe "$out/describe" 20 full_isr
 check "kafka-topics --describe: the topic line, as Kafka prints it (TopicId, PartitionCount: 6, ReplicationFactor: 3, Configs: min.insync.replicas=2)" \
   '[[ "$(head -n1 "$out/describe")" =~ ^Topic:\ $TOPIC$'\''\t'\''TopicId:\ [A-Za-z0-9_-]{22}$'\''\t'\''PartitionCount:\ 6$'\''\t'\''ReplicationFactor:\ 3$'\''\t'\''Configs:\ min\.insync\.replicas=2$ ]]' "$out/describe"

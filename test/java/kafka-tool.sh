@@ -38,6 +38,7 @@ case $tool in
   kafka-console-consumer|kafka-console-consumer.sh) class=org.apache.kafka.tools.consumer.ConsoleConsumer ;;
   kafka-consumer-groups|kafka-consumer-groups.sh)   class=org.apache.kafka.tools.consumer.group.ConsumerGroupCommand ;;
   kafka-configs|kafka-configs.sh)               class=org.apache.kafka.tools.ConfigCommand ;;
+  kafka-metadata-quorum|kafka-metadata-quorum.sh) class=org.apache.kafka.tools.MetadataQuorumCommand ;;
   kafka-get-offsets|kafka-get-offsets.sh)       class=org.apache.kafka.tools.GetOffsetShell ;;
   kafka-broker-api-versions|kafka-broker-api-versions.sh) class=org.apache.kafka.tools.BrokerApiVersionsCommand ;;
   kafka-producer-perf-test|kafka-producer-perf-test.sh)   class=org.apache.kafka.tools.ProducerPerformance ;;
