@@ -148,7 +148,7 @@ func (h *harness) runCluster(ctx context.Context, cs *clusterSystem) *systemResu
 		}
 		w := wl[name]
 		topic := w.args[slices.Index(w.args, "-topic")+1]
-		if err := createReplicatedTopic(ctx, bootstrap, topic, 6); err != nil {
+		if err := createReplicatedTopic(ctx, bootstrap, topic, 6, nil); err != nil {
 			res.fail("%s: %v", name, err)
 			continue
 		}
@@ -310,7 +310,10 @@ func (h *harness) stopCluster(cs *clusterSystem, nodes []*clusterNode, res *syst
 // createReplicatedTopic creates topic with replication factor 3 and min.insync.replicas 2
 // (retrying what a cluster still settling answers) and waits until every partition has a leader
 // and all three replicas in its ISR.
-func createReplicatedTopic(ctx context.Context, bootstrap, topic string, partitions int32) error {
+//
+// assignment, if not nil, is the replicas of each partition (the first is the preferred leader,
+// which a new topic's partition starts led by); otherwise the cluster places them.
+func createReplicatedTopic(ctx context.Context, bootstrap, topic string, partitions int32, assignment [][]int32) error {
 	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(bootstrap, ",")...), kgo.ClientID("bench-compare"))
@@ -321,9 +324,15 @@ func createReplicatedTopic(ctx context.Context, bootstrap, topic string, partiti
 	adm := kadm.NewClient(cl)
 	mis := strconv.Itoa(clusterMinISR)
 	for {
-		resp, err := adm.CreateTopic(ctx, partitions, clusterRF, map[string]*string{"min.insync.replicas": &mis}, topic)
-		if err == nil {
-			err = resp.Err
+		var err error
+		if assignment == nil {
+			var resp kadm.CreateTopicResponse
+			resp, err = adm.CreateTopic(ctx, partitions, clusterRF, map[string]*string{"min.insync.replicas": &mis}, topic)
+			if err == nil {
+				err = resp.Err
+			}
+		} else {
+			err = createAssigned(ctx, cl, topic, assignment)
 		}
 		if err == nil || errors.Is(err, kerr.TopicAlreadyExists) {
 			break
@@ -368,6 +377,53 @@ func createReplicatedTopic(ctx context.Context, bootstrap, topic string, partiti
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// createAssigned creates topic with the given replicas per partition and min.insync.replicas 2.
+func createAssigned(ctx context.Context, cl *kgo.Client, topic string, assignment [][]int32) error {
+	req := kmsg.NewPtrCreateTopicsRequest()
+	req.TimeoutMillis = 30000
+	t := kmsg.NewCreateTopicsRequestTopic()
+	t.Topic = topic
+	t.NumPartitions, t.ReplicationFactor = -1, -1
+	for p, replicas := range assignment {
+		a := kmsg.NewCreateTopicsRequestTopicReplicaAssignment()
+		a.Partition, a.Replicas = int32(p), replicas
+		t.ReplicaAssignment = append(t.ReplicaAssignment, a)
+	}
+	c := kmsg.NewCreateTopicsRequestTopicConfig()
+	c.Name, c.Value = "min.insync.replicas", kmsg.StringPtr(strconv.Itoa(clusterMinISR))
+	t.Configs = append(t.Configs, c)
+	req.Topics = append(req.Topics, t)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return err
+	}
+	if len(resp.Topics) != 1 {
+		return fmt.Errorf("CreateTopics answered %d topics", len(resp.Topics))
+	}
+	if err := kerr.ErrorForCode(resp.Topics[0].ErrorCode); err != nil {
+		if msg := resp.Topics[0].ErrorMessage; msg != nil {
+			return fmt.Errorf("%w: %s", err, *msg)
+		}
+		return err
+	}
+	return nil
+}
+
+// stallAssignment places the stall topic's partitions on nodes 1..n: partition p led by the node
+// p after first, the followers the others in order; partition 0 is led by first.
+func stallAssignment(partitions int, n int32, first int32) [][]int32 {
+	out := make([][]int32, partitions)
+	for p := range partitions {
+		leader := (first-1+int32(p))%n + 1
+		replicas := []int32{leader}
+		for i := int32(1); i < n; i++ {
+			replicas = append(replicas, (leader-1+i)%n+1)
+		}
+		out[p] = replicas
+	}
+	return out
 }
 
 // quorumLeader asks for the metadata quorum's leader (DescribeQuorum through a broker); -1 if the

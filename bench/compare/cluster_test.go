@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -102,5 +103,13 @@ func TestClusterTargets(t *testing.T) {
 				t.Errorf("table lacks %q:\n%s", want, b.String())
 			}
 		})
+	}
+}
+
+func TestStallAssignment(t *testing.T) {
+	got := stallAssignment(6, 3, 2)
+	want := [][]int32{{2, 3, 1}, {3, 1, 2}, {1, 2, 3}, {2, 3, 1}, {3, 1, 2}, {1, 2, 3}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("stallAssignment(6, 3, 2) = %v, want %v", got, want)
 	}
 }

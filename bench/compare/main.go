@@ -82,6 +82,7 @@ type options struct {
 	// The leader-kill stall of the cluster systems.
 	stallRate               int
 	stallWarmup, stallAfter time.Duration
+	stallKill               string
 }
 
 // harness holds one comparison run.
@@ -117,6 +118,8 @@ func realMain() int {
 	flag.IntVar(&opts.stallRate, "stall-rate", 5000, "moldau3, kafka3: records/s (1 KiB, acks=all) during the leader kill")
 	flag.DurationVar(&opts.stallWarmup, "stall-warmup", 5*time.Second, "moldau3, kafka3: produce this long before the kill -9 of partition 0's leader")
 	flag.DurationVar(&opts.stallAfter, "stall-after", 30*time.Second, "moldau3, kafka3: produce this long after the kill (a partition that stays stalled longer is reported as not recovered)")
+	flag.StringVar(&opts.stallKill, "stall-kill", stallKillNotQuorumLeader, "moldau3, kafka3: where partition 0's leader is when it is killed: "+
+		stallKillNotQuorumLeader+" (created on a node that is not the metadata quorum's leader), "+stallKillQuorumLeader+" (on the quorum leader: a quorum election too), "+stallKillAsPlaced+" (where the cluster places it)")
 	flag.BoolVar(&opts.syncBetween, "sync", true, "sync(2) before each workload, so that the kernel's writeback of one workload's data does not land in the next")
 	flag.Parse()
 	if opts.scale <= 0 {
@@ -125,6 +128,10 @@ func realMain() int {
 	}
 	if opts.stallRate < 1 || opts.stallWarmup <= 0 || opts.stallAfter <= 0 {
 		fmt.Fprintln(os.Stderr, "compare: -stall-rate, -stall-warmup and -stall-after must be > 0")
+		return 2
+	}
+	if !slices.Contains([]string{stallKillNotQuorumLeader, stallKillQuorumLeader, stallKillAsPlaced}, opts.stallKill) {
+		fmt.Fprintf(os.Stderr, "compare: -stall-kill %q: want %s, %s or %s\n", opts.stallKill, stallKillNotQuorumLeader, stallKillQuorumLeader, stallKillAsPlaced)
 		return 2
 	}
 	known := map[string]bool{"disk": true}

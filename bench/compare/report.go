@@ -142,7 +142,7 @@ func newReport(o options) *report {
 		r.Notes = append(r.Notes,
 			"moldau3, kafka3: three combined broker+controller nodes on 127.0.0.1, each its own process and data dir, with the same keys (process.roles=broker,controller, node.id 1-3, a static controller.quorum.voters, PLAINTEXT and CONTROLLER listeners); Kafka's storage formatted per node with one cluster id (StorageTool format -t ID -c server.properties, not counted in the start time), every other Kafka setting default, each JVM with heap "+o.kafkaHeap+". "+moldau3Flush+"; Kafka with its default (no fsync).",
 			"moldau3, kafka3: every topic created by the harness with replication factor 3 and min.insync.replicas=2, every replica in the ISR before the workload starts; W1 and W4 as in the single-node runs (acks=all); broker CPU and RSS summed over the three processes; CPU-s per GiB is over W1's keys and values.",
-			fmt.Sprintf("moldau3, kafka3 leader kill: 2 idempotent acks=all producers (franz-go, linger 0, metadata refresh after a failure within 250 ms as moldau verify) at %d records/s of 1 KiB in all to a 6-partition topic; after %s the leader of partition 0 gets kill -9 (its process group) and producing goes on for %s; the stall is the longest gap between successive acknowledgements that ends after the kill (internal/verify's measure: partition 0's own, the longest of any partition, and of all acknowledgements together); the topic is then read back and checked with verify.Check. The killed node is not restarted.", o.stallRate, o.stallWarmup, o.stallAfter),
+			fmt.Sprintf("moldau3, kafka3 leader kill: 2 idempotent acks=all producers (franz-go, linger 0, metadata refresh after a failure within 250 ms as moldau verify) at %d records/s of 1 KiB in all to a 6-partition topic (-stall-kill %s: %s); after %s the leader of partition 0 gets kill -9 (its process group) and producing goes on for %s; the stall is the longest gap between successive acknowledgements that ends after the kill (internal/verify's measure: partition 0's own, the longest of any partition, and of all acknowledgements together); the topic is then read back and checked with verify.Check. The killed node is not restarted.", o.stallRate, o.stallKill, stallKillNote[o.stallKill], o.stallWarmup, o.stallAfter),
 		)
 	}
 	r.Machine = machineFacts{NumCPU: runtime.NumCPU(), Go: runtime.Version()}
@@ -564,6 +564,12 @@ func (r *report) write(out, repo string, w io.Writer) error {
 	}
 	fmt.Fprintf(w, "\nresults: %s and %s\n", out, mdPath)
 	return nil
+}
+
+var stallKillNote = map[string]string{
+	stallKillNotQuorumLeader: "created with a replica assignment that puts partition 0's leader on a node that is not the metadata quorum's leader, the other partitions' leaders round-robin",
+	stallKillQuorumLeader:    "created with a replica assignment that puts partition 0's leader on the metadata quorum's leader (its kill needs a quorum election too), the other partitions' leaders round-robin",
+	stallKillAsPlaced:        "partitions placed by the cluster",
 }
 
 // gib is 2^30 bytes: MB in these reports is 2^20, as in `moldau bench`.

@@ -26,9 +26,13 @@ type stallResult struct {
 	RecordSize int    `json:"record_size"`
 	Rate       int    `json:"rate"` // records/s, all producers together
 	Producers  int    `json:"producers"`
-	WarmupMs   int64  `json:"warmup_ms"`   // producing before the kill
-	AfterMs    int64  `json:"after_ms"`    // producing after the kill
-	KilledNode int32  `json:"killed_node"` // the leader of partition 0 at the kill
+	WarmupMs   int64  `json:"warmup_ms"` // producing before the kill
+	AfterMs    int64  `json:"after_ms"`  // producing after the kill
+	// Kill is -stall-kill; PlacedLeader the node partition 0 was created led by (0: placed by
+	// the cluster).
+	Kill         string `json:"kill"`
+	PlacedLeader int32  `json:"partition0_placed_leader,omitempty"`
+	KilledNode   int32  `json:"killed_node"` // the leader of partition 0 at the kill
 	// QuorumLeader is the metadata quorum's leader just before the kill (DescribeQuorum), -1 if
 	// unknown: when it is the killed node, the quorum elects a new leader first.
 	QuorumLeader int32 `json:"quorum_leader_before_kill"`
@@ -52,6 +56,13 @@ type stallResult struct {
 	Verify verify.Report `json:"verify"`
 	Error  string        `json:"error,omitempty"`
 }
+
+// -stall-kill values: where partition 0's leader is placed before it is killed.
+const (
+	stallKillNotQuorumLeader = "not-quorum-leader"
+	stallKillQuorumLeader    = "quorum-leader"
+	stallKillAsPlaced        = "as-placed"
+)
 
 // stallProducer is one idempotent acks=all client producing numbered records at a fixed rate, as
 // moldau verify's producers do.
@@ -131,12 +142,28 @@ func (p *stallProducer) run(ctx context.Context, rate float64) {
 func (h *harness) runStall(ctx context.Context, cs *clusterSystem, nodes []*clusterNode, bootstrap string) *stallResult {
 	const topic, partitions, producers, recordSize = "stall", 6, 2, 1024
 	res := &stallResult{Topic: topic, Partitions: partitions, RecordSize: recordSize, Rate: h.opts.stallRate, Producers: producers,
-		WarmupMs: h.opts.stallWarmup.Milliseconds(), AfterMs: h.opts.stallAfter.Milliseconds(), KilledNode: -1, QuorumLeader: -1, NewLeader: -1}
+		WarmupMs: h.opts.stallWarmup.Milliseconds(), AfterMs: h.opts.stallAfter.Milliseconds(), Kill: h.opts.stallKill, KilledNode: -1, QuorumLeader: -1, NewLeader: -1}
 	fail := func(format string, a ...any) *stallResult {
 		res.Error = fmt.Sprintf(format, a...)
 		return res
 	}
-	if err := createReplicatedTopic(ctx, bootstrap, topic, partitions); err != nil {
+	// Where partition 0's leader is: on a node that is not the metadata quorum's leader (the
+	// common case: two of three nodes), on the quorum leader (the kill then needs a quorum
+	// election too), or wherever the cluster places it.
+	var assignment [][]int32
+	if h.opts.stallKill != stallKillAsPlaced {
+		q := quorumLeader(ctx, bootstrap)
+		if q < 1 || int(q) > len(nodes) {
+			return fail("-stall-kill %s: the metadata quorum's leader is not known (DescribeQuorum answered %d)", h.opts.stallKill, q)
+		}
+		first := q
+		if h.opts.stallKill == stallKillNotQuorumLeader {
+			first = q%int32(len(nodes)) + 1
+		}
+		assignment = stallAssignment(partitions, int32(len(nodes)), first)
+		res.PlacedLeader = first
+	}
+	if err := createReplicatedTopic(ctx, bootstrap, topic, partitions, assignment); err != nil {
 		return fail("%v", err)
 	}
 	seeds := strings.Split(bootstrap, ",")
