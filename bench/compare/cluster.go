@@ -65,7 +65,8 @@ var clusterSystems = []*clusterSystem{
 
 // nodeProperties are the Kafka keys of a combined broker+controller node of a static quorum of
 // nodes, as internal/verify writes them for Moldau; Kafka reads the same file.
-func nodeProperties(nodes []*clusterNode, n *clusterNode, extra map[string]string) string {
+// config (-cluster-config key=value lines) goes last and wins.
+func nodeProperties(nodes []*clusterNode, n *clusterNode, extra map[string]string, config []string) string {
 	var voters []string
 	for _, m := range nodes {
 		voters = append(voters, fmt.Sprintf("%d@%s", m.id, m.ctrlAddr))
@@ -82,6 +83,10 @@ func nodeProperties(nodes []*clusterNode, n *clusterNode, extra map[string]strin
 		"log.dirs":                       filepath.Join(n.dir, "data"),
 	}
 	maps.Copy(p, extra)
+	for _, kv := range config {
+		k, v, _ := strings.Cut(kv, "=")
+		p[strings.TrimSpace(k)] = strings.TrimSpace(v)
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "# node %d of a %d-node cluster started by bench/compare\n", n.id, len(nodes))
 	for _, k := range slices.Sorted(maps.Keys(p)) {
@@ -99,7 +104,7 @@ func startMoldauNode(ctx context.Context, h *harness, nodes []*clusterNode, n *c
 		extra["log.flush.interval.messages"] = kafkaNoFlush
 	}
 	path := filepath.Join(n.dir, "server.properties")
-	if err := os.WriteFile(path, []byte(nodeProperties(nodes, n, extra)), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(nodeProperties(nodes, n, extra, h.opts.clusterConfig)), 0o644); err != nil {
 		return nil, err
 	}
 	return startProc(fmt.Sprintf("moldau3 node %d", n.id), filepath.Join(n.dir, "server.log"), n.dir, nil,
@@ -113,7 +118,7 @@ func startMoldauNode(ctx context.Context, h *harness, nodes []*clusterNode, n *c
 func formatKafkaCluster(ctx context.Context, h *harness, nodes []*clusterNode) error {
 	id := newKafkaClusterID()
 	for _, n := range nodes {
-		if err := h.formatKafka(ctx, fmt.Sprintf("kafka3 node %d", n.id), n.dir, nodeProperties(nodes, n, nil), id); err != nil {
+		if err := h.formatKafka(ctx, fmt.Sprintf("kafka3 node %d", n.id), n.dir, nodeProperties(nodes, n, nil, h.opts.clusterConfig), id); err != nil {
 			return err
 		}
 	}

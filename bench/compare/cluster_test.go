@@ -14,7 +14,8 @@ func TestNodeProperties(t *testing.T) {
 		{id: 2, clientAddr: "127.0.0.1:1002", ctrlAddr: "127.0.0.1:2002", dir: "/d/node-2"},
 		{id: 3, clientAddr: "127.0.0.1:1003", ctrlAddr: "127.0.0.1:2003", dir: "/d/node-3"},
 	}
-	got := nodeProperties(nodes, nodes[1], map[string]string{"log.flush.interval.messages": kafkaNoFlush, "node.id": "2"})
+	got := nodeProperties(nodes, nodes[1], map[string]string{"log.flush.interval.messages": kafkaNoFlush, "node.id": "2"},
+		[]string{"broker.session.timeout.ms=2000", "log.dirs = /elsewhere"})
 	for _, want := range []string{
 		"node.id=2\n",
 		"process.roles=broker,controller\n",
@@ -24,7 +25,8 @@ func TestNodeProperties(t *testing.T) {
 		"controller.listener.names=CONTROLLER\n",
 		"inter.broker.listener.name=PLAINTEXT\n",
 		"listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n",
-		"log.dirs=/d/node-2/data\n",
+		"log.dirs=/elsewhere\n",
+		"broker.session.timeout.ms=2000\n",
 		"log.flush.interval.messages=" + kafkaNoFlush + "\n",
 	} {
 		if !strings.Contains(got, want) {

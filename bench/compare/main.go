@@ -83,6 +83,21 @@ type options struct {
 	stallRate               int
 	stallWarmup, stallAfter time.Duration
 	stallKill               string
+	// clusterConfig are key=value lines added to every cluster node's server.properties.
+	clusterConfig []string
+}
+
+// listFlag is a repeatable string flag.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error {
+	k, _, ok := strings.Cut(v, "=")
+	if !ok || strings.TrimSpace(k) == "" || strings.ContainsAny(v, "\n\r") {
+		return fmt.Errorf("want key=value, got %q", v)
+	}
+	*l = append(*l, v)
+	return nil
 }
 
 // harness holds one comparison run.
@@ -120,6 +135,7 @@ func realMain() int {
 	flag.DurationVar(&opts.stallAfter, "stall-after", 30*time.Second, "moldau3, kafka3: produce this long after the kill (a partition that stays stalled longer is reported as not recovered)")
 	flag.StringVar(&opts.stallKill, "stall-kill", stallKillNotQuorumLeader, "moldau3, kafka3: where partition 0's leader is when it is killed: "+
 		stallKillNotQuorumLeader+" (created on a node that is not the metadata quorum's leader), "+stallKillQuorumLeader+" (on the quorum leader: a quorum election too), "+stallKillAsPlaced+" (where the cluster places it)")
+	flag.Var((*listFlag)(&opts.clusterConfig), "cluster-config", "moldau3, kafka3: key=value added to every node's server.properties, Moldau's and Kafka's alike (repeatable; e.g. broker.session.timeout.ms=2000)")
 	flag.BoolVar(&opts.syncBetween, "sync", true, "sync(2) before each workload, so that the kernel's writeback of one workload's data does not land in the next")
 	flag.Parse()
 	if opts.scale <= 0 {

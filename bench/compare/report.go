@@ -139,6 +139,9 @@ func newReport(o options) *report {
 		if o.moldauDefaults {
 			moldau3Flush = "Moldau's nodes with its default flush policy (-moldau-defaults): fsync before ack"
 		}
+		if len(o.clusterConfig) > 0 {
+			r.Notes = append(r.Notes, "moldau3, kafka3: added to every node's server.properties (-cluster-config): "+strings.Join(o.clusterConfig, ", ")+".")
+		}
 		r.Notes = append(r.Notes,
 			"moldau3, kafka3: three combined broker+controller nodes on 127.0.0.1, each its own process and data dir, with the same keys (process.roles=broker,controller, node.id 1-3, a static controller.quorum.voters, PLAINTEXT and CONTROLLER listeners); Kafka's storage formatted per node with one cluster id (StorageTool format -t ID -c server.properties, not counted in the start time), every other Kafka setting default, each JVM with heap "+o.kafkaHeap+". "+moldau3Flush+"; Kafka with its default (no fsync).",
 			"moldau3, kafka3: every topic created by the harness with replication factor 3 and min.insync.replicas=2, every replica in the ISR before the workload starts; W1 and W4 as in the single-node runs (acks=all); broker CPU and RSS summed over the three processes; CPU-s per GiB is over W1's keys and values.",
