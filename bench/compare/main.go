@@ -32,6 +32,16 @@
 // Per broker it also records the peak RSS through W1 (VmHWM of /proc/PID/status) and the cold
 // start: from exec to the port accepting and a metadata request answering.
 //
+// The cluster systems moldau3 and kafka3 (-systems moldau3,kafka3; not in the default list) are
+// three combined broker+controller nodes on 127.0.0.1, each its own process and data dir, with
+// the same Kafka keys (process.roles, node.id, controller.quorum.voters, listeners; Kafka's
+// storage formatted per node with one cluster id). Every topic gets replication factor 3 and
+// min.insync.replicas=2. Against each: W1 and W4 (broker CPU and RSS summed over the nodes), then
+// the leader kill: a steady acks=all load (-stall-rate) for -stall-warmup, kill -9 of the leader
+// of partition 0, -stall-after more, and the longest gap between successive acknowledgements
+// after the kill (internal/verify's measure), with the topic read back and checked by
+// verify.Check.
+//
 // Every process it starts runs in its own process group and is stopped on return, on error and
 // on SIGINT/SIGTERM (a second signal kills at once; children then die by Pdeathsig). Temporary
 // directories are removed unless -keep.
@@ -69,6 +79,25 @@ type options struct {
 	idleMin         float64
 	syncBetween     bool
 	moldauDefaults  bool
+	// The leader-kill stall of the cluster systems.
+	stallRate               int
+	stallWarmup, stallAfter time.Duration
+	stallKill               string
+	// clusterConfig are key=value lines added to every cluster node's server.properties.
+	clusterConfig []string
+}
+
+// listFlag is a repeatable string flag.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error {
+	k, _, ok := strings.Cut(v, "=")
+	if !ok || strings.TrimSpace(k) == "" || strings.ContainsAny(v, "\n\r") {
+		return fmt.Errorf("want key=value, got %q", v)
+	}
+	*l = append(*l, v)
+	return nil
 }
 
 // harness holds one comparison run.
@@ -91,7 +120,7 @@ func realMain() int {
 		systems string
 	)
 	flag.Float64Var(&opts.scale, "scale", 1, "multiply record counts and durations by this (e.g. 0.05 for a quick run)")
-	flag.StringVar(&systems, "systems", "disk,moldau,kafka,kfake,nats", "systems to run, comma-separated, in this order")
+	flag.StringVar(&systems, "systems", "disk,moldau,kafka,kfake,nats", "systems to run, comma-separated, in this order: disk, moldau, kafka, kfake, nats, and the three-node clusters moldau3, kafka3")
 	flag.StringVar(&opts.out, "out", "", "JSON results file (default bench/compare/results/compare-TIME.json; a .md table is written beside it)")
 	flag.BoolVar(&opts.keep, "keep", false, "keep the temporary directory (data dirs, broker and bench logs)")
 	flag.StringVar(&opts.kafkaHeap, "kafka-heap", "1g", "Kafka's -Xmx and -Xms")
@@ -101,14 +130,31 @@ func realMain() int {
 	flag.DurationVar(&opts.idleWait, "idle-wait", 60*time.Second, "before each workload, wait up to this long for the machine to be idle (it is shared)")
 	flag.Float64Var(&opts.idleMin, "idle-min", 85, "idle CPU percentage (over 1 s) that counts as idle for -idle-wait")
 	flag.BoolVar(&opts.moldauDefaults, "moldau-defaults", false, "run Moldau's W1-W4 with its own flush default (fsync before ack) instead of Kafka's (no fsync)")
+	flag.IntVar(&opts.stallRate, "stall-rate", 5000, "moldau3, kafka3: records/s (1 KiB, acks=all) during the leader kill")
+	flag.DurationVar(&opts.stallWarmup, "stall-warmup", 5*time.Second, "moldau3, kafka3: produce this long before the kill -9 of partition 0's leader")
+	flag.DurationVar(&opts.stallAfter, "stall-after", 30*time.Second, "moldau3, kafka3: produce this long after the kill (a partition that stays stalled longer is reported as not recovered)")
+	flag.StringVar(&opts.stallKill, "stall-kill", stallKillNotQuorumLeader, "moldau3, kafka3: where partition 0's leader is when it is killed: "+
+		stallKillNotQuorumLeader+" (created on a node that is not the metadata quorum's leader), "+stallKillQuorumLeader+" (on the quorum leader: a quorum election too), "+stallKillAsPlaced+" (where the cluster places it)")
+	flag.Var((*listFlag)(&opts.clusterConfig), "cluster-config", "moldau3, kafka3: key=value added to every node's server.properties, Moldau's and Kafka's alike (repeatable; e.g. broker.session.timeout.ms=2000)")
 	flag.BoolVar(&opts.syncBetween, "sync", true, "sync(2) before each workload, so that the kernel's writeback of one workload's data does not land in the next")
 	flag.Parse()
 	if opts.scale <= 0 {
 		fmt.Fprintln(os.Stderr, "compare: -scale must be > 0")
 		return 2
 	}
+	if opts.stallRate < 1 || opts.stallWarmup <= 0 || opts.stallAfter <= 0 {
+		fmt.Fprintln(os.Stderr, "compare: -stall-rate, -stall-warmup and -stall-after must be > 0")
+		return 2
+	}
+	if !slices.Contains([]string{stallKillNotQuorumLeader, stallKillQuorumLeader, stallKillAsPlaced}, opts.stallKill) {
+		fmt.Fprintf(os.Stderr, "compare: -stall-kill %q: want %s, %s or %s\n", opts.stallKill, stallKillNotQuorumLeader, stallKillQuorumLeader, stallKillAsPlaced)
+		return 2
+	}
 	known := map[string]bool{"disk": true}
 	for _, s := range allSystems {
+		known[s.key] = true
+	}
+	for _, s := range clusterSystems {
 		known[s.key] = true
 	}
 	for s := range strings.SplitSeq(systems, ",") {
@@ -116,7 +162,7 @@ func realMain() int {
 			continue
 		}
 		if !known[s] {
-			fmt.Fprintf(os.Stderr, "compare: unknown system %q (want disk, moldau, kafka, kfake, nats)\n", s)
+			fmt.Fprintf(os.Stderr, "compare: unknown system %q (want disk, moldau, kafka, kfake, nats, moldau3, kafka3)\n", s)
 			return 2
 		}
 		opts.systems = append(opts.systems, s)
@@ -188,7 +234,7 @@ func (h *harness) run(ctx context.Context) error {
 	if err := h.build(ctx); err != nil {
 		return err
 	}
-	if h.selected("kafka") {
+	if h.selected("kafka") || h.selected("kafka3") {
 		if _, err := h.kafkaClasspath(ctx); err != nil {
 			return err
 		}
@@ -204,6 +250,11 @@ func (h *harness) run(ctx context.Context) error {
 		for _, s := range allSystems {
 			if s.key == key {
 				h.report.Systems = append(h.report.Systems, h.runSystem(ctx, s))
+			}
+		}
+		for _, cs := range clusterSystems {
+			if cs.key == key {
+				h.report.Clusters = append(h.report.Clusters, h.runCluster(ctx, cs))
 			}
 		}
 	}
@@ -412,7 +463,7 @@ loop:
 			break loop
 		default:
 		}
-		br, err := h.bench(ctx, s, p.pid(), addr, dir, wl[name])
+		br, err := h.bench(ctx, s, []int{p.pid()}, addr, dir, wl[name])
 		if br != nil {
 			res.Workloads[name] = br
 		}
@@ -444,7 +495,7 @@ loop:
 			d := max(5*time.Second, time.Duration(float64(60*time.Second)*h.opts.scale)).Round(time.Second)
 			w5.args[i], w5.args[i+1] = "-duration", d.String()
 		}
-		br, err := h.bench(ctx, s, p.pid(), addr, dir, w5)
+		br, err := h.bench(ctx, s, []int{p.pid()}, addr, dir, w5)
 		if br != nil {
 			res.Workloads["W5"] = br
 		}
@@ -454,7 +505,7 @@ loop:
 		if s.key != "nats" && ctx.Err() == nil {
 			// End-to-end latency with fsync before ack (JetStream's sync always cannot keep W4's
 			// rate: no W6 for NATS).
-			br, err := h.bench(ctx, s, p.pid(), addr, dir, wl["W6"])
+			br, err := h.bench(ctx, s, []int{p.pid()}, addr, dir, wl["W6"])
 			if br != nil {
 				res.Workloads["W6"] = br
 			}
@@ -531,7 +582,8 @@ func (h *harness) stopSystem(s *system, p *proc, dir string, res *systemResult) 
 }
 
 // bench runs one workload's load generator against addr and parses its JSON line.
-func (h *harness) bench(ctx context.Context, s *system, brokerPID int, addr, dir string, w workload) (*benchResult, error) {
+// CPU is the sum over brokerPIDs (a cluster's nodes).
+func (h *harness) bench(ctx context.Context, s *system, brokerPIDs []int, addr, dir string, w workload) (*benchResult, error) {
 	argv := append(s.bench(h), w.args...)
 	argv = append(argv, "-brokers", addr)
 	if s.key != "nats" {
@@ -554,7 +606,7 @@ func (h *harness) bench(ctx context.Context, s *system, brokerPID int, addr, dir
 	defer logf.Close()
 	wctx, cancel := context.WithTimeout(ctx, h.opts.workloadTimeout)
 	defer cancel()
-	brokerCPU0, _ := procCPUSeconds(brokerPID)
+	brokerCPU0, _ := sumCPUSeconds(brokerPIDs)
 	out, benchCPU, runErr := runTimed(wctx, h.tmp, io.MultiWriter(logf, &prefixWriter{prefix: "    " + s.key + " " + w.name + " | ", w: os.Stderr}), argv...)
 	br, err := parseBench(out)
 	if err != nil {
@@ -564,7 +616,7 @@ func (h *harness) bench(ctx context.Context, s *system, brokerPID int, addr, dir
 		return nil, err
 	}
 	br.Command = strings.Join(argv, " ")
-	if brokerCPU1, err := procCPUSeconds(brokerPID); err == nil {
+	if brokerCPU1, err := sumCPUSeconds(brokerPIDs); err == nil {
 		br.BrokerCPUSec = brokerCPU1 - brokerCPU0
 	}
 	br.BenchCPUSec = benchCPU

@@ -162,6 +162,19 @@ func procCPUSeconds(pid int) (float64, error) {
 	return (utime + stime) / clockTicks, nil
 }
 
+// sumCPUSeconds is the CPU time the processes pids have used together.
+func sumCPUSeconds(pids []int) (float64, error) {
+	var sum float64
+	for _, pid := range pids {
+		s, err := procCPUSeconds(pid)
+		if err != nil {
+			return 0, err
+		}
+		sum += s
+	}
+	return sum, nil
+}
+
 // clockTicks is USER_HZ, the unit of /proc/PID/stat times: 100 on every Linux port Go supports.
 const clockTicks = 100
 

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 )
@@ -18,6 +19,7 @@ type benchResult struct {
 	Records       int64           `json:"records"`
 	RecordsPerSec float64         `json:"records_per_sec"`
 	MBPerSec      float64         `json:"mb_per_sec"`
+	Bytes         int64           `json:"bytes"` // keys plus values
 	P50Ms         float64         `json:"p50_ms"`
 	P99Ms         float64         `json:"p99_ms"`
 	P999Ms        float64         `json:"p999_ms"`
@@ -34,11 +36,13 @@ type benchResult struct {
 type systemResult struct {
 	System       string                  `json:"system"`
 	Title        string                  `json:"title"`
-	ColdStartMs  float64                 `json:"cold_start_ms"` // exec to port accepting + metadata answering
-	RSSW1MiB     float64                 `json:"rss_w1_mib"`    // VmHWM right after W1: peak since start, through W1
+	Nodes        int                     `json:"nodes,omitempty"` // a cluster system's node count
+	ColdStartMs  float64                 `json:"cold_start_ms"`   // exec to port accepting + metadata answering
+	RSSW1MiB     float64                 `json:"rss_w1_mib"`      // VmHWM right after W1: peak since start, through W1 (a cluster: the sum over its nodes)
 	Workloads    map[string]*benchResult `json:"workloads"`
 	Errors       []string                `json:"errors,omitempty"`
 	LoadAvgStart string                  `json:"loadavg_start"`
+	Stall        *stallResult            `json:"stall,omitempty"` // a cluster system's leader kill
 }
 
 func (r *systemResult) fail(format string, a ...any) {
@@ -91,7 +95,11 @@ type report struct {
 	Disk           *diskResult     `json:"disk,omitempty"`     // measured first
 	DiskEnd        *diskResult     `json:"disk_end,omitempty"` // measured again after the systems
 	Systems        []*systemResult `json:"systems"`
+	// Clusters are the three-node systems (moldau3, kafka3): W1 and W4 with replication factor 3
+	// and the leader-kill stall.
+	Clusters       []*systemResult `json:"clusters,omitempty"`
 	Targets        []target        `json:"targets"`
+	ClusterTargets []target        `json:"cluster_targets,omitempty"`
 	Notes          []string        `json:"notes"`
 }
 
@@ -113,13 +121,32 @@ func newReport(o options) *report {
 		LoadAvg:        loadAvg(),
 		Notes: []string{
 			syncNote,
-			flushNote,
 			"W4 uses linger 0 so that its latency is the broker's, not the client's batching delay.",
 			"Kafka: every setting default except what one KRaft node needs; JVM options of kafka-server-start.sh; heap -Xmx/-Xms " + o.kafkaHeap + ".",
 			"NATS: stream of file storage, 1 replica, subjects TOPIC.0..5; PublishAsync with 4000 pending per connection; ordered pull consumers; W5 with sync always, for a time window (60 s x scale) instead of W1's record count.",
 			"kfake is in memory: no W5, no W6.",
 			"W5 and W6 (fsync before ack) run against a second, fresh broker: Moldau with its default flush policy, Kafka with log.flush.interval.messages=1, NATS with sync always (no W6: it cannot keep W4's rate).",
 		},
+	}
+	singleNode := slices.ContainsFunc(o.systems, func(k string) bool { return k != "moldau3" && k != "kafka3" })
+	if singleNode {
+		r.Notes = slices.Insert(r.Notes, 1, flushNote)
+	} else {
+		r.Notes = r.Notes[:2] // the rest are about the single-node systems
+	}
+	if slices.Contains(o.systems, "moldau3") || slices.Contains(o.systems, "kafka3") {
+		moldau3Flush := "Moldau's nodes with log.flush.interval.messages=" + kafkaNoFlush + " set explicitly (no fsync on the write path, Kafka's default), as the single-node W1-W4"
+		if o.moldauDefaults {
+			moldau3Flush = "Moldau's nodes with its default flush policy (-moldau-defaults): fsync before ack"
+		}
+		if len(o.clusterConfig) > 0 {
+			r.Notes = append(r.Notes, "moldau3, kafka3: added to every node's server.properties (-cluster-config): "+strings.Join(o.clusterConfig, ", ")+".")
+		}
+		r.Notes = append(r.Notes,
+			"moldau3, kafka3: three combined broker+controller nodes on 127.0.0.1, each its own process and data dir, with the same keys (process.roles=broker,controller, node.id 1-3, a static controller.quorum.voters, PLAINTEXT and CONTROLLER listeners); Kafka's storage formatted per node with one cluster id (StorageTool format -t ID -c server.properties, not counted in the start time), every other Kafka setting default, each JVM with heap "+o.kafkaHeap+". "+moldau3Flush+"; Kafka with its default (no fsync).",
+			"moldau3, kafka3: every topic created by the harness with replication factor 3 and min.insync.replicas=2, every replica in the ISR before the workload starts; W1 and W4 as in the single-node runs (acks=all); broker CPU and RSS summed over the three processes; CPU-s per GiB is over W1's keys and values.",
+			fmt.Sprintf("moldau3, kafka3 leader kill: 2 idempotent acks=all producers (franz-go, linger 0, metadata refresh after a failure within 250 ms as moldau verify) at %d records/s of 1 KiB in all to a 6-partition topic (-stall-kill %s: %s); after %s the leader of partition 0 gets kill -9 (its process group) and producing goes on for %s; the stall is the longest gap between successive acknowledgements that ends after the kill (internal/verify's measure: partition 0's own, the longest of any partition, and of all acknowledgements together); the topic is then read back and checked with verify.Check. The killed node is not restarted.", o.stallRate, o.stallKill, stallKillNote[o.stallKill], o.stallWarmup, o.stallAfter),
+		)
 	}
 	r.Machine = machineFacts{NumCPU: runtime.NumCPU(), Go: runtime.Version()}
 	if f, err := os.Open("/proc/cpuinfo"); err == nil {
@@ -257,6 +284,7 @@ func (r *report) evaluate() {
 	atLeast("W5 (fsync before ack) vs W1 throughput", 0.5, mbps(mw5), mbps(mw1), mw5 != nil && mw1 != nil)
 	limit("Moldau RSS through W1", rss(m), 256, "MiB", rss(m) > 0)
 	add("restart with 10 000 partitions holding data", "<= 5 s", "not measured by bench/compare (see the 10 000 partitions section of docs/performance.md)", false, false)
+	r.evaluateClusters()
 }
 
 func rss(s *systemResult) float64 {
@@ -485,18 +513,29 @@ func (r *report) write(out, repo string, w io.Writer) error {
 	if r.Interrupted {
 		md.WriteString("**Interrupted: the figures are incomplete.**\n\n")
 	}
-	r.table(&md)
-	md.WriteString("\nThe disk column is dd of W1's byte count at the start / at the end of the run. ")
-	md.WriteString("Ratios are Moldau's figure divided by the peer's: above 1 is better for throughput, below 1 is better for latency, RSS and start time.\n\n")
-	md.WriteString("Durability cost (fsync on/off, same run):\n\n")
-	r.durability(&md)
-	md.WriteString("\n")
-	r.targets(&md)
+	if len(r.Systems) > 0 || r.Disk != nil {
+		r.table(&md)
+		md.WriteString("\nThe disk column is dd of W1's byte count at the start / at the end of the run. ")
+		md.WriteString("Ratios are Moldau's figure divided by the peer's: above 1 is better for throughput, below 1 is better for latency, RSS and start time.\n\n")
+		md.WriteString("Durability cost (fsync on/off, same run):\n\n")
+		r.durability(&md)
+		md.WriteString("\n")
+		r.targets(&md)
+	}
+	if len(r.Clusters) > 0 {
+		md.WriteString("\nThree nodes on this machine, every topic with replication factor 3 and min.insync.replicas=2:\n\n")
+		r.clusterTable(&md)
+		md.WriteString("\n")
+		fmt.Fprintf(&md, "| target (issue 8) | want | measured | status |\n|---|---|---|---|\n")
+		for _, t := range r.ClusterTargets {
+			fmt.Fprintf(&md, "| %s | %s | %s | %s |\n", t.Name, t.Want, t.Measured, t.Status)
+		}
+	}
 	md.WriteString("\nNotes:\n")
 	for _, n := range r.Notes {
 		fmt.Fprintf(&md, "- %s\n", n)
 	}
-	for _, s := range r.Systems {
+	for _, s := range append(slices.Clone(r.Systems), r.Clusters...) {
 		for _, e := range s.Errors {
 			fmt.Fprintf(&md, "\n- %s error: %s", s.Title, e)
 		}
@@ -528,4 +567,214 @@ func (r *report) write(out, repo string, w io.Writer) error {
 	}
 	fmt.Fprintf(w, "\nresults: %s and %s\n", out, mdPath)
 	return nil
+}
+
+var stallKillNote = map[string]string{
+	stallKillNotQuorumLeader: "created with a replica assignment that puts partition 0's leader on a node that is not the metadata quorum's leader, the other partitions' leaders round-robin",
+	stallKillQuorumLeader:    "created with a replica assignment that puts partition 0's leader on the metadata quorum's leader (its kill needs a quorum election too), the other partitions' leaders round-robin",
+	stallKillAsPlaced:        "partitions placed by the cluster",
+}
+
+// gib is 2^30 bytes: MB in these reports is 2^20, as in `moldau bench`.
+const gib = 1 << 30
+
+// cpuPerGiB is the broker CPU seconds (a cluster: summed over its nodes) per GiB of keys and
+// values the load generator wrote.
+func cpuPerGiB(b *benchResult) (float64, bool) {
+	if b == nil || b.Bytes <= 0 {
+		return 0, false
+	}
+	return b.BrokerCPUSec / (float64(b.Bytes) / gib), true
+}
+
+// crow is one line of the cluster table: a figure per cluster system (and its text), and
+// whether Moldau's divided by Kafka's means anything.
+type crow struct {
+	label string
+	get   func(*systemResult) (text string, v float64, ok bool)
+	ratio bool
+}
+
+func num(prec int, f func(*systemResult) (float64, bool)) func(*systemResult) (string, float64, bool) {
+	return func(s *systemResult) (string, float64, bool) {
+		v, ok := f(s)
+		if !ok {
+			return "–", 0, false
+		}
+		return fmt.Sprintf("%.*f", prec, v), v, true
+	}
+}
+
+func stallField(f func(*stallResult) (float64, bool)) func(*systemResult) (float64, bool) {
+	return func(s *systemResult) (float64, bool) {
+		if s.Stall == nil || s.Stall.Error != "" {
+			return 0, false
+		}
+		return f(s.Stall)
+	}
+}
+
+var clusterRows = []crow{
+	{label: "W1 produce 1 KiB, RF=3, acks=all, records/s", get: num(0, field("W1", rps)), ratio: true},
+	{label: "W1 produce 1 KiB, RF=3, acks=all, MB/s", get: num(1, field("W1", mb)), ratio: true},
+	{label: "W1 produce→ack p50 / p99 ms (ratio of p99)", get: func(s *systemResult) (string, float64, bool) {
+		if b := s.w("W1"); b != nil {
+			return fmt.Sprintf("%.1f / %.1f", b.P50Ms, b.P99Ms), b.P99Ms, true
+		}
+		return "–", 0, false
+	}, ratio: true},
+	{label: "W1 CPU-s, 3 brokers summed / load generator (ratio of the brokers')", get: func(s *systemResult) (string, float64, bool) {
+		if b := s.w("W1"); b != nil {
+			return fmt.Sprintf("%.2f / %.2f", b.BrokerCPUSec, b.BenchCPUSec), b.BrokerCPUSec, true
+		}
+		return "–", 0, false
+	}, ratio: true},
+	{label: "W1 broker CPU-s per GiB produced (3 brokers summed)", get: num(2, func(s *systemResult) (float64, bool) { return cpuPerGiB(s.w("W1")) }), ratio: true},
+	{label: "W4 e2e at 20 000 records/s, RF=3: p50 ms", get: num(2, field("W4", p50)), ratio: true},
+	{label: "W4 e2e p99 ms", get: num(2, field("W4", p99)), ratio: true},
+	{label: "W4 e2e p99.9 ms", get: num(2, field("W4", p999)), ratio: true},
+	{label: "W4 e2e max ms", get: num(2, field("W4", pmax)), ratio: true},
+	{label: "W4 e2e records/s", get: num(0, field("W4", rps)), ratio: true},
+	{label: "leader kill -9: partition 0 stall ms (longest gap between its acks after the kill)", get: func(s *systemResult) (string, float64, bool) {
+		st := s.Stall
+		if st == nil || st.Error != "" {
+			return "–", 0, false
+		}
+		t := fmt.Sprintf("%d", st.Partition0StallMs)
+		if !st.Partition0Recovered {
+			t = fmt.Sprintf("≥ %d (no acknowledgement after the kill)", st.Partition0StallMs)
+		}
+		return t, float64(st.Partition0StallMs), true
+	}, ratio: true},
+	{label: "leader kill -9: longest stall of any partition, ms", get: num(0, stallField(func(st *stallResult) (float64, bool) {
+		return float64(st.MaxPartitionStallMs), true
+	})), ratio: true},
+	{label: "leader kill -9: longest gap between any acks, ms (moldau verify's stall)", get: num(0, stallField(func(st *stallResult) (float64, bool) {
+		return float64(st.AnyAckStallMs), true
+	})), ratio: true},
+	{label: "leader kill -9: killed node / quorum leader before / partition 0 leader after", get: func(s *systemResult) (string, float64, bool) {
+		st := s.Stall
+		if st == nil || st.KilledNode < 0 {
+			return "–", 0, false
+		}
+		return fmt.Sprintf("%d / %d / %d", st.KilledNode, st.QuorumLeader, st.NewLeader), 0, true
+	}},
+	{label: "leader kill -9: acknowledged / lost / duplicated / reordered (read back)", get: func(s *systemResult) (string, float64, bool) {
+		st := s.Stall
+		if st == nil || st.Error != "" {
+			return "–", 0, false
+		}
+		v := st.Verify
+		return fmt.Sprintf("%d / %d / %d / %d", v.Acknowledged, v.Lost, v.Duplicated, v.Reordered), 0, true
+	}},
+	{label: "RSS peak through W1, MiB, 3 nodes summed", get: num(0, func(s *systemResult) (float64, bool) { return s.RSSW1MiB, s.RSSW1MiB > 0 }), ratio: true},
+	{label: "cold start to 3 brokers serving, ms", get: num(0, func(s *systemResult) (float64, bool) { return s.ColdStartMs, s.ColdStartMs > 0 }), ratio: true},
+	{label: "machine idle % before W1 (shared)", get: func(s *systemResult) (string, float64, bool) {
+		if b := s.Workloads["W1"]; b != nil {
+			return fmt.Sprintf("%.0f", b.IdleBefore), b.IdleBefore, true
+		}
+		return "–", 0, false
+	}},
+}
+
+func (r *report) cluster(key string) *systemResult {
+	for _, s := range r.Clusters {
+		if s.System == key {
+			return s
+		}
+	}
+	return nil
+}
+
+// clusterTable writes the three-node results: one column per cluster system and Moldau's figure
+// divided by Kafka's.
+func (r *report) clusterTable(w io.Writer) {
+	m, k := r.cluster("moldau3"), r.cluster("kafka3")
+	hdr := []string{"three nodes, RF=3, min.insync.replicas=2"}
+	for _, s := range r.Clusters {
+		hdr = append(hdr, s.Title)
+	}
+	if m != nil && k != nil {
+		hdr = append(hdr, "Moldau/Kafka")
+	}
+	fmt.Fprintf(w, "| %s |\n|%s\n", strings.Join(hdr, " | "), strings.Repeat("---|", len(hdr)))
+	for _, rw := range clusterRows {
+		cells := []string{rw.label}
+		for _, s := range r.Clusters {
+			t, _, _ := rw.get(s)
+			cells = append(cells, t)
+		}
+		if m != nil && k != nil {
+			_, mv, mok := rw.get(m)
+			_, kv, kok := rw.get(k)
+			if rw.ratio && mok && kok && kv != 0 {
+				cells = append(cells, fmt.Sprintf("%.2fx", mv/kv))
+			} else {
+				cells = append(cells, "–")
+			}
+		}
+		fmt.Fprintf(w, "| %s |\n", strings.Join(cells, " | "))
+	}
+}
+
+// evaluateClusters marks the benchmark targets of issue 8 (three nodes, RF=3).
+func (r *report) evaluateClusters() {
+	r.ClusterTargets = nil
+	if len(r.Clusters) == 0 {
+		return
+	}
+	m, k := r.cluster("moldau3"), r.cluster("kafka3")
+	add := func(name, want, measured string, ok, known bool) {
+		st := "n/a"
+		if known {
+			st = "missed"
+			if ok {
+				st = "met"
+			}
+		} else if measured == "" {
+			measured = "not measured"
+		}
+		r.ClusterTargets = append(r.ClusterTargets, target{Name: name, Want: want, Measured: measured, Status: st})
+	}
+	mw1, kw1 := m.w("W1"), k.w("W1")
+	if mw1 != nil && kw1 != nil && kw1.MBPerSec > 0 {
+		ratio := mw1.MBPerSec / kw1.MBPerSec
+		add("W1 with RF=3: throughput vs Kafka's (3 nodes each)", ">= 1.5x", fmt.Sprintf("%.2fx (%.1f vs %.1f MB/s)", ratio, mw1.MBPerSec, kw1.MBPerSec), ratio >= 1.5, true)
+	} else {
+		add("W1 with RF=3: throughput vs Kafka's (3 nodes each)", ">= 1.5x", "", false, false)
+	}
+	mc, mok := cpuPerGiB(mw1)
+	kc, kok := cpuPerGiB(kw1)
+	if mok && kok && kc > 0 {
+		ratio := mc / kc
+		add("W1 with RF=3: broker CPU-s per GB vs Kafka's (3 brokers summed)", "<= 0.4x", fmt.Sprintf("%.2fx (%.2f vs %.2f CPU-s/GiB)", ratio, mc, kc), ratio <= 0.4, true)
+	} else {
+		add("W1 with RF=3: broker CPU-s per GB vs Kafka's (3 brokers summed)", "<= 0.4x", "", false, false)
+	}
+	if m != nil && m.Stall != nil && m.Stall.Error == "" {
+		st := m.Stall
+		measured := fmt.Sprintf("%.2f s (partition 0; Kafka: %s)", float64(st.Partition0StallMs)/1000, kafkaStall(k))
+		add("produce stall after kill -9 of partition 0's leader", "<= 2 s", measured, st.Partition0Recovered && st.Partition0StallMs <= 2000, true)
+		add("acknowledged records lost across the leader kill", "0", fmt.Sprintf("%d of %d (Moldau)", st.Verify.Lost, st.Verify.Acknowledged), st.Verify.Lost == 0 && st.Verify.Acknowledged > 0, true)
+	} else {
+		add("produce stall after kill -9 of partition 0's leader", "<= 2 s", "", false, false)
+	}
+	mw4 := m.w("W4")
+	if mw4 != nil {
+		kt := "–"
+		if kw4 := k.w("W4"); kw4 != nil {
+			kt = fmt.Sprintf("%.2f ms", kw4.P99Ms)
+		}
+		add("W4 e2e p99 at 20 000 records/s with RF=3 (measured; no target)", "–", fmt.Sprintf("%.2f ms (Kafka: %s)", mw4.P99Ms, kt), false, false)
+	}
+}
+
+func kafkaStall(k *systemResult) string {
+	if k == nil || k.Stall == nil || k.Stall.Error != "" {
+		return "not measured"
+	}
+	if !k.Stall.Partition0Recovered {
+		return fmt.Sprintf("≥ %.2f s, not recovered", float64(k.Stall.Partition0StallMs)/1000)
+	}
+	return fmt.Sprintf("%.2f s", float64(k.Stall.Partition0StallMs)/1000)
 }

@@ -118,10 +118,6 @@ func kafkaJVM(heap string) []string {
 // startKafka writes server.properties, formats the storage (not part of the cold start: it is
 // a one-time step) and starts `java -cp ... kafka.Kafka server.properties`.
 func startKafka(ctx context.Context, h *harness, dir, addr string, fsync bool) (*proc, error) {
-	cp, err := h.kafkaClasspath(ctx)
-	if err != nil {
-		return nil, err
-	}
 	controller, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -130,36 +126,65 @@ func startKafka(ctx context.Context, h *harness, dir, addr string, fsync bool) (
 	if fsync {
 		props += "log.flush.interval.messages=1\n"
 	}
-	propsPath := filepath.Join(dir, "server.properties")
-	log4jPath := filepath.Join(dir, "log4j2.properties")
-	if err := os.WriteFile(propsPath, []byte(props), 0o644); err != nil {
+	if err := h.formatKafka(ctx, "kafka", dir, props, newKafkaClusterID(), "--standalone"); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(log4jPath, []byte(kafkaLog4j), 0o644); err != nil {
-		return nil, err
-	}
-	// A cluster id as Kafka's Uuid makes them: url-safe base64 of 16 random bytes, not starting
-	// with '-' (StorageTool would take it for an option).
+	return h.startKafkaNode(dir, "kafka")
+}
+
+// newKafkaClusterID makes a cluster id as Kafka's Uuid does: url-safe base64 of 16 random bytes,
+// not starting with '-' (StorageTool would take it for an option).
+func newKafkaClusterID() string {
 	var clusterID string
 	for clusterID == "" || clusterID[0] == '-' {
 		var id [16]byte
 		_, _ = rand.Read(id[:])
 		clusterID = base64.RawURLEncoding.EncodeToString(id[:])
 	}
+	return clusterID
+}
+
+// formatKafka writes dir/server.properties (props) and dir/log4j2.properties and formats the
+// node's storage with `kafka.tools.StorageTool format -t clusterID -c server.properties [extra...]`.
+func (h *harness) formatKafka(ctx context.Context, name, dir, props, clusterID string, extra ...string) error {
+	cp, err := h.kafkaClasspath(ctx)
+	if err != nil {
+		return err
+	}
+	propsPath := filepath.Join(dir, "server.properties")
+	log4jPath := filepath.Join(dir, "log4j2.properties")
+	if err := os.WriteFile(propsPath, []byte(props), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(log4jPath, []byte(kafkaLog4j), 0o644); err != nil {
+		return err
+	}
 	logf, err := os.Create(filepath.Join(dir, "format.log"))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer logf.Close()
 	formatStart := time.Now()
-	if _, err := run(ctx, dir, logf, "java", "-Xmx256m", "-Dlog4j2.configurationFile="+log4jPath, "-cp", cp,
-		"kafka.tools.StorageTool", "format", "-t", clusterID, "-c", propsPath, "--standalone"); err != nil {
-		return nil, fmt.Errorf("format kafka storage (see %s): %w", logf.Name(), err)
+	argv := []string{"java", "-Xmx256m", "-Dlog4j2.configurationFile=" + log4jPath, "-cp", cp,
+		"kafka.tools.StorageTool", "format", "-t", clusterID, "-c", propsPath}
+	if _, err := run(ctx, dir, logf, append(argv, extra...)...); err != nil {
+		return fmt.Errorf("format %s storage (see %s): %w", name, logf.Name(), err)
 	}
-	h.logf("kafka: storage formatted in %s", time.Since(formatStart).Round(time.Millisecond))
+	h.logf("%s: storage formatted in %s", name, time.Since(formatStart).Round(time.Millisecond))
+	return nil
+}
+
+// startKafkaNode starts `java <kafka-server-start.sh's JVM flags> -cp ... kafka.Kafka
+// dir/server.properties` (formatKafka wrote it) with its output in dir/server.log.
+func (h *harness) startKafkaNode(dir, name string) (*proc, error) {
+	cp, err := h.kafkaClasspath(context.Background()) // resolved by formatKafka
+	if err != nil {
+		return nil, err
+	}
 	argv := append([]string{"java"}, kafkaJVM(h.opts.kafkaHeap)...)
-	argv = append(argv, "-Dlog4j2.configurationFile="+log4jPath, "-cp", cp, "kafka.Kafka", propsPath)
-	return startProc("kafka", filepath.Join(dir, "server.log"), dir, nil, argv...)
+	argv = append(argv, "-Dlog4j2.configurationFile="+filepath.Join(dir, "log4j2.properties"), "-cp", cp,
+		"kafka.Kafka", filepath.Join(dir, "server.properties"))
+	return startProc(name, filepath.Join(dir, "server.log"), dir, nil, argv...)
 }
 
 // waitAccept waits until addr accepts TCP connections.
@@ -179,7 +204,11 @@ func waitAccept(ctx context.Context, addr string) error {
 }
 
 // kafkaReady waits for the port, then for a Metadata request that lists at least one broker.
-func kafkaReady(ctx context.Context, addr string) error {
+func kafkaReady(ctx context.Context, addr string) error { return kafkaBrokersReady(ctx, addr, 1) }
+
+// kafkaBrokersReady waits for the port, then for a Metadata request that lists at least
+// brokers brokers (a cluster's node lists only the brokers that are registered and unfenced).
+func kafkaBrokersReady(ctx context.Context, addr string, brokers int) error {
 	if err := waitAccept(ctx, addr); err != nil {
 		return err
 	}
@@ -192,8 +221,11 @@ func kafkaReady(ctx context.Context, addr string) error {
 		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		resp, err := kmsg.NewPtrMetadataRequest().RequestWith(rctx, cl)
 		cancel()
-		if err == nil && len(resp.Brokers) > 0 {
+		if err == nil && len(resp.Brokers) >= brokers {
 			return nil
+		}
+		if err == nil {
+			err = fmt.Errorf("metadata lists %d brokers, want %d", len(resp.Brokers), brokers)
 		}
 		select {
 		case <-ctx.Done():
