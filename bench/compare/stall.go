@@ -96,44 +96,31 @@ func parseStallKey(k []byte) (verify.ID, bool) {
 }
 
 func (p *stallProducer) run(ctx context.Context, rate float64) {
-	const tick = 5 * time.Millisecond
-	t := time.NewTicker(tick)
-	defer t.Stop()
-	last := time.Now()
-	var owed float64
 	var seq int64
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			owed = min(owed+rate*now.Sub(last).Seconds(), max(rate, 1)) // at most a second's catch-up
-			last = now
+	verify.Pace(ctx, rate, func() bool {
+		id := verify.ID{Producer: p.id, Seq: seq}
+		seq++
+		p.mu.Lock()
+		p.mu.sent = seq
+		p.mu.Unlock()
+		key := stallKey(id)
+		val := make([]byte, 0, p.recordSize)
+		val = append(append(val, key...), ' ')
+		for len(val) < p.recordSize {
+			val = append(val, byte('a'+len(val)%26))
 		}
-		for ; owed >= 1; owed-- {
-			id := verify.ID{Producer: p.id, Seq: seq}
-			seq++
+		p.cl.Produce(context.Background(), &kgo.Record{Key: key, Value: val}, func(r *kgo.Record, err error) {
+			at := time.Since(p.start)
 			p.mu.Lock()
-			p.mu.sent = seq
-			p.mu.Unlock()
-			key := stallKey(id)
-			val := make([]byte, 0, p.recordSize)
-			val = append(append(val, key...), ' ')
-			for len(val) < p.recordSize {
-				val = append(val, byte('a'+len(val)%26))
+			defer p.mu.Unlock()
+			if err != nil {
+				p.mu.errs[err.Error()]++
+				return
 			}
-			p.cl.Produce(context.Background(), &kgo.Record{Key: key, Value: val}, func(r *kgo.Record, err error) {
-				at := time.Since(p.start)
-				p.mu.Lock()
-				defer p.mu.Unlock()
-				if err != nil {
-					p.mu.errs[err.Error()]++
-					return
-				}
-				p.mu.acks = append(p.mu.acks, verify.Ack{ID: id, Partition: r.Partition, Offset: r.Offset, At: at})
-			})
-		}
-	}
+			p.mu.acks = append(p.mu.acks, verify.Ack{ID: id, Partition: r.Partition, Offset: r.Offset, At: at})
+		})
+		return true
+	})
 }
 
 // runStall produces at -stall-rate to a new topic (6 partitions, replication factor 3,

@@ -311,31 +311,45 @@ func newProducer(id int, o *Options, start time.Time) (*producer, error) {
 // record is numbered when it is handed to the client, and every numbered record ends in an
 // acknowledgement or an error in the promise.
 func (p *producer) run(ctx context.Context, rate float64) {
+	var seq int64
+	Pace(ctx, rate, func() bool {
+		if p.cl.BufferedProduceRecords() >= p.maxBuffered {
+			return false
+		}
+		id := ID{Producer: p.id, Seq: seq}
+		seq++
+		p.mu.Lock()
+		p.mu.sent = seq
+		p.mu.Unlock()
+		rec := &kgo.Record{Key: encodeKey(p.o.RunID, id), Value: encodeValue(p.o.RunID, id, p.o.RecordSize)}
+		// The record's context is not ctx: a record handed over before the end must be given
+		// its chance until the drain deadline.
+		p.cl.Produce(context.Background(), rec, func(r *kgo.Record, err error) { p.done(id, r, err) })
+		return true
+	})
+}
+
+// Pace calls send about rate times a second until ctx ends, catching up at most one second's
+// worth after a stall. send returning false ends this tick's sends (the producer's buffer is
+// full): what is owed waits for the next tick.
+func Pace(ctx context.Context, rate float64, send func() bool) {
 	const tick = 5 * time.Millisecond
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	last := time.Now()
 	var owed float64
-	var seq int64
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			owed = min(owed+rate*now.Sub(last).Seconds(), max(rate, 1)) // at most a second's catch-up
+			owed = min(owed+rate*now.Sub(last).Seconds(), max(rate, 1))
 			last = now
 		}
-		for owed >= 1 && p.cl.BufferedProduceRecords() < p.maxBuffered {
-			id := ID{Producer: p.id, Seq: seq}
-			seq++
-			owed--
-			p.mu.Lock()
-			p.mu.sent = seq
-			p.mu.Unlock()
-			rec := &kgo.Record{Key: encodeKey(p.o.RunID, id), Value: encodeValue(p.o.RunID, id, p.o.RecordSize)}
-			// The record's context is not ctx: a record handed over before the end must be given
-			// its chance until the drain deadline.
-			p.cl.Produce(context.Background(), rec, func(r *kgo.Record, err error) { p.done(id, r, err) })
+		for ; owed >= 1; owed-- {
+			if !send() {
+				break
+			}
 		}
 	}
 }
