@@ -458,21 +458,6 @@ func quorumLeader(ctx context.Context, bootstrap string) int32 {
 	return rp.LeaderID
 }
 
-// partitionLeader is the leader of topic's partition p, from the metadata; false if unknown.
-func partitionLeader(ctx context.Context, adm *kadm.Client, topic string, p int32) (int32, bool) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	md, err := adm.Metadata(ctx, topic)
-	if err != nil {
-		return 0, false
-	}
-	pd, ok := md.Topics[topic].Partitions[p]
-	if !ok || pd.Err != nil || pd.Leader < 0 {
-		return 0, false
-	}
-	return pd.Leader, true
-}
-
 // killNode sends SIGKILL to node n's process group (kill -9) and waits for it to be gone.
 func killNode(n *clusterNode) error {
 	if err := syscall.Kill(-n.proc.pid(), syscall.SIGKILL); err != nil {

@@ -208,7 +208,7 @@ func (h *harness) runStall(ctx context.Context, cs *clusterSystem, nodes []*clus
 			return ctx.Err()
 		case <-time.After(h.opts.stallWarmup):
 		}
-		leader, ok := partitionLeader(ctx, adm, topic, 0)
+		leader, ok := verify.PartitionLeader(ctx, adm, topic, 0)
 		if !ok || leader < 1 || int(leader) > len(nodes) {
 			return fmt.Errorf("no leader of partition 0 known (got %d)", leader)
 		}
@@ -246,7 +246,7 @@ func (h *harness) runStall(ctx context.Context, cs *clusterSystem, nodes []*clus
 	if killErr != nil {
 		return fail("%v", killErr)
 	}
-	if l, ok := partitionLeader(ctx, adm, topic, 0); ok {
+	if l, ok := verify.PartitionLeader(ctx, adm, topic, 0); ok {
 		res.NewLeader = l
 	}
 

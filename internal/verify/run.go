@@ -124,7 +124,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	if len(o.Faults.Kinds) > 0 {
 		in := &injector{c: o.Cluster, plan: o.Faults, start: start, logf: o.Logf,
 			rng: rand.New(rand.NewPCG(o.Faults.Seed, o.Faults.Seed^0x9e3779b97f4a7c15)), abort: ctx,
-			leader: func() (int32, bool) { return partitionLeader(ctx, adm, o.Topic, 0) }}
+			leader: func() (int32, bool) { return PartitionLeader(ctx, adm, o.Topic, 0) }}
 		go func() { defer close(faultsDone); faults = in.run(runCtx) }()
 	} else {
 		close(faultsDone)
@@ -175,8 +175,9 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	return r, nil
 }
 
-// partitionLeader is the leader of topic's partition p as the cluster's metadata has it now.
-func partitionLeader(ctx context.Context, adm *kadm.Client, topic string, p int32) (int32, bool) {
+// PartitionLeader is the leader of topic's partition p as the cluster's metadata has it now;
+// false while it has none or the metadata cannot be read.
+func PartitionLeader(ctx context.Context, adm *kadm.Client, topic string, p int32) (int32, bool) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	md, err := adm.Metadata(ctx, topic)
