@@ -145,13 +145,15 @@ start_node() {
       die "node $i: port 127.0.0.1:$p is already in use (set MOLDAU_BASE_PORT)"
     fi
   done
-  local -a vars=()
-  mapfile -t vars < "$nd/server.env"
+  local -a vars=() line
+  while IFS= read -r line; do vars+=("$line"); done < "$nd/server.env"
   echo "---- $(date -u +%FT%TZ) start: $bin server" >> "$nd/server.log"
-  wc -l < "$nd/server.log" > "$nd/server.log.mark"
+  wc -l < "$nd/server.log" | tr -d ' ' > "$nd/server.log.mark"
   # A clean environment: only the node's settings reach it, not the caller's MOLDAU_*/KAFKA_*.
-  # setsid: Ctrl-C in this terminal does not reach the nodes.
-  setsid env -i PATH="$PATH" HOME="${HOME:-/}" TZ="${TZ:-UTC}" "${vars[@]}" "$bin" server \
+  # setsid (where there is one): Ctrl-C in this terminal does not reach the nodes.
+  local -a detach=()
+  command -v setsid >/dev/null 2>&1 && detach=(setsid)
+  ${detach[@]+"${detach[@]}"} env -i PATH="$PATH" HOME="${HOME:-/}" TZ="${TZ:-UTC}" "${vars[@]}" "$bin" server \
     >> "$nd/server.log" 2>&1 < /dev/null &
   echo $! > "$nd/server.pid"
 }
