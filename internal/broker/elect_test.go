@@ -21,9 +21,9 @@ import (
 // restartAwayFromLeadership starts a three-node cluster with topic "lead" of six RF=3
 // partitions, each node the preferred (first) replica of two, then restarts one node that is not
 // the controller: while it is down its leaderships move away, and once it is back it is in every
-// ISR but leads nothing. It returns the nodes (the restarted one replaced in the slice) and the
-// restarted node's id.
-func restartAwayFromLeadership(t *testing.T, overrides ...string) ([]*Broker, int32) {
+// ISR (and, unless auto is set, leads nothing). It returns the nodes (the restarted one
+// replaced in the slice) and the restarted node's id.
+func restartAwayFromLeadership(t *testing.T, auto bool, overrides ...string) ([]*Broker, int32) {
 	t.Helper()
 	brokers := testCluster(t, 3, append([]string{"replica.lag.time.max.ms", "2000"}, overrides...)...)
 	waitCluster(t, brokers, "three brokers in every image", liveBrokers(3))
@@ -91,6 +91,9 @@ func restartAwayFromLeadership(t *testing.T, overrides ...string) ([]*Broker, in
 		br, ok := b.Controller().Image().Broker(id)
 		return ok && !br.Fenced
 	})
+	if auto {
+		return brokers, id
+	}
 	tm, _ := restarted.Controller().Image().Topic("lead")
 	for _, p := range tm.Partitions {
 		if p.Leader == id {
@@ -127,7 +130,7 @@ func balancedWithFullISR(n int) func(*Broker) bool {
 // moved, every node's image agrees, the restarted node serves as leader, and acks=all produce goes
 // on. A second election finds nothing to do.
 func TestClusterPreferredElectionAfterRestart(t *testing.T) {
-	brokers, id := restartAwayFromLeadership(t, "auto.leader.rebalance.enable", "false")
+	brokers, id := restartAwayFromLeadership(t, false, "auto.leader.rebalance.enable", "false")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
@@ -201,5 +204,27 @@ func TestClusterPreferredElectionAfterRestart(t *testing.T) {
 	res, err := kadm.NewClient(clusterClient(t, brokers)).ElectLeaders(ctx, kadm.ElectPreferredReplica, kadm.TopicsSet{"lead": {0: {}}})
 	if err != nil || !errors.Is(res["lead"][0].Err, kerr.ElectionNotNeeded) {
 		t.Fatalf("kadm ElectLeaders lead-0: %v %+v", err, res)
+	}
+}
+
+// TestClusterAutoLeaderRebalance: with auto.leader.rebalance.enable and a one-second check
+// interval, the leaderships a restarted node lost come back to it without any ElectLeaders
+// request, once it is in the ISRs again.
+func TestClusterAutoLeaderRebalance(t *testing.T) {
+	brokers, id := restartAwayFromLeadership(t, true, "auto.leader.rebalance.enable", "true",
+		"leader.imbalance.check.interval.seconds", "1", "leader.imbalance.per.broker.percentage", "10")
+	waitCluster(t, brokers, "the balancer gives node "+strconv.Itoa(int(id))+" its preferred leaderships back", balancedWithFullISR(3))
+	for _, b := range brokers {
+		if b.cfg.NodeID != id {
+			continue
+		}
+		for p := range int32(6) {
+			if p%3+1 != id {
+				continue
+			}
+			if part := b.parts.Get("lead", p); part == nil || !part.IsLeader() {
+				t.Fatalf("node %d does not serve %d as leader", id, p)
+			}
+		}
 	}
 }
