@@ -165,6 +165,12 @@ type Config struct {
 	ReplicaFetchBackoffMs        int32 // replica.fetch.backoff.ms: pause after a failed follower fetch
 	ReplicaSocketTimeoutMs       int32 // replica.socket.timeout.ms: timeout of a follower's requests to the leader
 
+	// Leader balance (Kafka's auto leader rebalance keys): the active controller's preferred
+	// elections for brokers that lead too few of the partitions they are preferred for.
+	AutoLeaderRebalanceEnable           bool  // auto.leader.rebalance.enable
+	LeaderImbalancePerBrokerPercentage  int32 // leader.imbalance.per.broker.percentage
+	LeaderImbalanceCheckIntervalSeconds int64 // leader.imbalance.check.interval.seconds
+
 	OffsetsTopicNumPartitions int32 // offsets.topic.num.partitions
 	// OffsetsTopicReplicationFactor is the replication factor __consumer_offsets is created
 	// with: offsets.topic.replication.factor (Kafka's default 3), except that a Standalone node
@@ -465,6 +471,9 @@ func (b *builder) fill() {
 	c.BrokerSessionTimeoutMs = b.int32("broker.session.timeout.ms")
 	c.BrokerHeartbeatIntervalMs = b.int32("broker.heartbeat.interval.ms")
 	c.ControlledShutdownEnable = b.bool("controlled.shutdown.enable")
+	c.AutoLeaderRebalanceEnable = b.bool("auto.leader.rebalance.enable")
+	c.LeaderImbalancePerBrokerPercentage = b.int32("leader.imbalance.per.broker.percentage")
+	c.LeaderImbalanceCheckIntervalSeconds = b.int64("leader.imbalance.check.interval.seconds")
 	c.ReplicaLagTimeMaxMs = b.int64("replica.lag.time.max.ms")
 	c.ReplicaFetchWaitMaxMs = b.int32("replica.fetch.wait.max.ms")
 	c.ReplicaFetchMinBytes = b.int32("replica.fetch.min.bytes")
