@@ -61,7 +61,7 @@ func (s Source) String() string {
 }
 
 // KafkaConfigSource is the DescribeConfigs ConfigSource code: DEFAULT_CONFIG (5),
-// STATIC_BROKER_CONFIG (4), DYNAMIC_DEFAULT_BROKER_CONFIG (3) or DYNAMIC_BROKER_CONFIG (1).
+// STATIC_BROKER_CONFIG (4), DYNAMIC_DEFAULT_BROKER_CONFIG (3) or DYNAMIC_BROKER_CONFIG (2).
 func (s Source) KafkaConfigSource() int8 {
 	switch s {
 	case SourceDefault:
@@ -69,7 +69,7 @@ func (s Source) KafkaConfigSource() int8 {
 	case SourceDynamic:
 		return 3
 	case SourceDynamicBroker:
-		return 1
+		return 2
 	}
 	return 4
 }

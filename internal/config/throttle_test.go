@@ -79,7 +79,7 @@ func TestReplicationQuotaKeys(t *testing.T) {
 	if d.LeaderReplicationThrottledRate != 3000 || d.FollowerReplicationThrottledRate != 5 {
 		t.Fatalf("leader %d follower %d", d.LeaderReplicationThrottledRate, d.FollowerReplicationThrottledRate)
 	}
-	if _, src, _ := d.Lookup(LeaderReplicationThrottledRate); src != SourceDynamicBroker || src.KafkaConfigSource() != 1 {
+	if _, src, _ := d.Lookup(LeaderReplicationThrottledRate); src != SourceDynamicBroker || src.KafkaConfigSource() != 2 {
 		t.Errorf("leader rate source %v", src)
 	}
 	if _, src, _ := d.Lookup(FollowerReplicationThrottledRate); src != SourceDynamic || src.KafkaConfigSource() != 3 {

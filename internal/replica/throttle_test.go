@@ -1,9 +1,14 @@
 package replica
 
 import (
+	"bytes"
+	"fmt"
 	"math"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 func newTestQuota(c *fakeClock, bound int64) *Quota {
@@ -184,5 +189,116 @@ func TestQuotaHoldsAFetchLoopToTheBound(t *testing.T) {
 				t.Fatalf("steady rate %.0f B/s, bound %.0f B/s", got, bound)
 			}
 		})
+	}
+}
+
+// multiResp answers several partitions of several topics: [topic, partition, hw, bytes].
+type respPart struct {
+	topic string
+	part  int32
+	hw    int64
+	n     int
+}
+
+func multiResp(parts ...respPart) *kmsg.FetchResponse {
+	resp := kmsg.NewPtrFetchResponse()
+	for _, p := range parts {
+		i := slices.IndexFunc(resp.Topics, func(t kmsg.FetchResponseTopic) bool { return t.Topic == p.topic })
+		if i < 0 {
+			rt := kmsg.NewFetchResponseTopic()
+			rt.Topic = p.topic
+			resp.Topics = append(resp.Topics, rt)
+			i = len(resp.Topics) - 1
+		}
+		rp := kmsg.NewFetchResponseTopicPartition()
+		rp.Partition, rp.HighWatermark = p.part, p.hw
+		rp.RecordBatches = bytes.Repeat([]byte{1}, p.n)
+		resp.Topics[i].Partitions = append(resp.Topics[i].Partitions, rp)
+	}
+	return resp
+}
+
+// fetched lists the partitions of a request as "topic-partition".
+func fetched(req *kmsg.FetchRequest) []string {
+	var out []string
+	if req == nil {
+		return nil
+	}
+	for _, t := range req.Topics {
+		for _, p := range t.Partitions {
+			out = append(out, fmt.Sprintf("%s-%d", t.Topic, p.Partition))
+		}
+	}
+	return out
+}
+
+// The follower quota (ReplicaFetcherThread.shouldFollowerThrottle): while it is exceeded a
+// throttled partition that is not in sync is left out of the fetch; a throttled one in sync and
+// an unthrottled one are fetched; every throttled byte is recorded; once the rate falls the
+// partition is fetched again.
+func TestFollowerQuotaLeavesOutOfSyncThrottledPartitions(t *testing.T) {
+	clock := newFakeClock()
+	q := newTestQuota(clock, 100)
+	q.SetThrottled(Throttled{"t": {All: true}})
+	f := testFetcher(clock)
+	f.cfg.quota = q
+	behind, caughtUp, other := newFakeLog(), newFakeLog(), newFakeLog()
+	f.add(tp{"t", 0}, [16]byte{}, behind, 1)
+	f.add(tp{"t", 1}, [16]byte{}, caughtUp, 1)
+	f.add(tp{"u", 0}, [16]byte{}, other, 1)
+	req := f.buildFetch(clock.Now())
+	if got := fetched(req); !slices.Equal(got, []string{"t-0", "t-1", "u-0"}) {
+		t.Fatalf("fetch under the quota: %v", got)
+	}
+	// t-0 gets 1000 bytes of a 5000-offset log; t-1 gets 5 and is at the high watermark.
+	f.applyFetch(req, multiResp(respPart{"t", 0, 5000, 1000}, respPart{"t", 1, 5, 5}, respPart{"u", 0, 9, 9}), clock.Now())
+	if q.Recorded() != 1005 {
+		t.Fatalf("recorded %d bytes, want the 1005 of the throttled partitions", q.Recorded())
+	}
+	if !q.Exceeded() {
+		t.Fatalf("quota not exceeded at %v B/s", q.Rate())
+	}
+	if got := fetched(f.buildFetch(clock.Now())); !slices.Equal(got, []string{"t-1", "u-0"}) {
+		t.Fatalf("fetch over the quota: %v, want t-0 (throttled, not in sync) left out", got)
+	}
+	// Removing the bound lets it through at once.
+	q.SetBound(Unlimited)
+	if got := fetched(f.buildFetch(clock.Now())); !slices.Equal(got, []string{"t-0", "t-1", "u-0"}) {
+		t.Fatalf("fetch without a bound: %v", got)
+	}
+	q.SetBound(100)
+	// So does the rate falling below the bound.
+	clock.Advance(11 * time.Second)
+	if q.Exceeded() {
+		t.Fatalf("still exceeded after the samples expired: %v B/s", q.Rate())
+	}
+	if got := fetched(f.buildFetch(clock.Now())); !slices.Equal(got, []string{"t-0", "t-1", "u-0"}) {
+		t.Fatalf("fetch once the rate fell: %v", got)
+	}
+}
+
+// A fetcher whose every partition is held back by the quota sends nothing and looks again after
+// the backoff (it never waits forever nor spins).
+func TestFollowerQuotaHeldFetcherWaitsTheBackoff(t *testing.T) {
+	clock := newFakeClock()
+	q := newTestQuota(clock, 1)
+	q.SetThrottled(Throttled{"t": {Partitions: map[int32]bool{0: true}}})
+	q.Record(1000)
+	f := testFetcher(clock)
+	f.cfg.quota = q
+	f.add(key0, [16]byte{}, newFakeLog(), 1)
+	if req := f.buildFetch(clock.Now()); req != nil {
+		t.Fatalf("fetch of a held partition: %v", fetched(req))
+	}
+	if d := f.nextWait(clock.Now()); d != testBackoff {
+		t.Fatalf("next wait %v, want the backoff %v", d, testBackoff)
+	}
+	f.cfg.backoff = 0
+	if d := f.nextWait(clock.Now()); d != minThrottleRecheck {
+		t.Fatalf("next wait with no backoff %v, want %v", d, minThrottleRecheck)
+	}
+	q.SetThrottled(nil)
+	if d := f.nextWait(clock.Now()); d != 0 {
+		t.Fatalf("next wait of an unthrottled partition %v", d)
 	}
 }
