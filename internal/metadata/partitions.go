@@ -46,6 +46,10 @@ type changeBuilder struct {
 	minISR     int
 	unclean    bool
 	acceptable func(id int32) bool
+
+	// preferred is Kafka's Election.PREFERRED: the first replica takes over when it is a valid
+	// leader, before the current leader is kept (ElectLeaders, the leader balancer: elect.go).
+	preferred bool
 }
 
 // build returns the new partition state, or false when nothing changes.
@@ -78,6 +82,8 @@ func (cb changeBuilder) build() (Partition, bool) {
 	}
 	leader, unclean := int32(-1), false
 	switch {
+	case cb.preferred && len(p.Replicas) > 0 && valid(p.Replicas[0]):
+		leader = p.Replicas[0]
 	case p.Leader != -1 && valid(p.Leader):
 		leader = p.Leader
 	default:

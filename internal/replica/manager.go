@@ -79,6 +79,9 @@ type Config struct {
 	FetchMaxBytes int32
 	// FetchResponseMaxBytes is replica.fetch.response.max.bytes (default 10 MiB).
 	FetchResponseMaxBytes int32
+	// FollowerQuota is the follower replication quota (follower.replication.throttled.rate
+	// over follower.replication.throttled.replicas); nil: no throttle.
+	FollowerQuota *Quota
 }
 
 // local is a hosted partition as the manager drives it (*partition.Partition through
@@ -440,6 +443,7 @@ func (m *Manager) fetcherLocked(leader int32) *fetcher {
 		dial: m.cfg.Dial, clock: m.clock, logger: m.logger.With("fetcher", leader),
 		waitMax: m.cfg.FetchWaitMax, backoff: m.cfg.FetchBackoff,
 		maxBytes: m.cfg.FetchMaxBytes, respMax: m.cfg.FetchResponseMaxBytes,
+		quota: m.cfg.FollowerQuota,
 	})
 	m.fetchers[leader] = f
 	if !m.manual {
