@@ -57,6 +57,18 @@ func listAll(ctx context.Context, t *testing.T, cl *kgo.Client) map[string]map[i
 	return out
 }
 
+// follower is a node that is not the active controller.
+func follower(t *testing.T, brokers []*Broker) *Broker {
+	t.Helper()
+	for _, b := range brokers {
+		if id := b.Controller().ControllerID(); id >= 0 && id != b.cfg.NodeID {
+			return b
+		}
+	}
+	t.Fatal("no node knows another node as controller")
+	return nil
+}
+
 // loadProducer produces "bg-<i>" records acks=all one at a time until stopped, remembering
 // the acknowledged ones.
 type loadProducer struct {
@@ -118,7 +130,7 @@ func TestClusterReassignUnderLoad(t *testing.T) {
 	createAssigned(ctx, t, brokers[0], "moving", 1, 2, 3)
 	cl := clusterClient(t, brokers, kgo.DefaultProduceTopic("moving"), kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.MetadataMinAge(100*time.Millisecond))
-	adm := kadm.NewClient(clusterClient(t, brokers[2:3])) // asks node 3: writes are forwarded
+	adm := kadm.NewClient(clusterClient(t, []*Broker{follower(t, brokers)})) // writes are forwarded
 	var expected []string
 	for i := range 100 {
 		v := fmt.Sprintf("pre-%d", i)
@@ -267,6 +279,30 @@ func TestClusterReassignCancel(t *testing.T) {
 	if res, err = adm.AlterPartitionAssignments(ctx, req); err != nil || !errors.Is(res["stuck"][0].Err, kerr.NoReassignmentInProgress) {
 		t.Fatalf("second cancel: %v %+v", err, res)
 	}
+	// v1 with AllowReplicationFactorChange=false, through a node that forwards it: a target of
+	// another size is refused, one of the same size accepted (a reorder, done at once).
+	direct := clusterClient(t, []*Broker{follower(t, live)})
+	for _, tc := range []struct {
+		replicas []int32
+		code     int16
+	}{{[]int32{1, 2}, kerr.InvalidReplicationFactor.Code}, {[]int32{3, 2, 1}, 0}} {
+		raw := kmsg.NewPtrAlterPartitionAssignmentsRequest()
+		raw.AllowReplicationFactorChange = false
+		rt := kmsg.NewAlterPartitionAssignmentsRequestTopic()
+		rt.Topic = "stuck"
+		rp := kmsg.NewAlterPartitionAssignmentsRequestTopicPartition()
+		rp.Partition, rp.Replicas = 0, tc.replicas
+		rt.Partitions = append(rt.Partitions, rp)
+		raw.Topics = append(raw.Topics, rt)
+		resp, err := raw.RequestWith(ctx, direct)
+		if err != nil || resp.ErrorCode != 0 || len(resp.Topics) != 1 || resp.Topics[0].Partitions[0].ErrorCode != tc.code {
+			t.Fatalf("v1 keeping the replication factor, target %v: %v %+v, want code %d", tc.replicas, err, resp, tc.code)
+		}
+	}
+	waitCluster(t, live, "the reorder on every node", func(b *Broker) bool {
+		p, ok := partitionOn(b, "stuck")
+		return ok && slices.Equal(p.Replicas, []int32{3, 2, 1}) && p.Leader == 1
+	})
 	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("after")}).FirstErr(); err != nil {
 		t.Fatalf("produce after the cancel: %v", err)
 	}
