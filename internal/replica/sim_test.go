@@ -167,18 +167,19 @@ const simRequestTimeout = 30 * time.Second
 
 // simController is the controller model: one partition of simTopic.
 type simController struct {
-	s        *sim
-	replicas []int32
+	s              *sim
+	replicas       []int32
+	leader         int32
+	leaderEpoch    int32
+	partitionEpoch int32
+	isr            []int32
+	fenced         map[int32]bool
+	brokerEpoch    map[int32]int64
+	ims            *images
+	latest         *metadata.Image
+
 	// adding and removing: a reassignment in progress (replicas = target, then removing).
 	adding, removing []int32
-	leader           int32
-	leaderEpoch      int32
-	partitionEpoch   int32
-	isr              []int32
-	fenced           map[int32]bool
-	brokerEpoch      map[int32]int64
-	ims              *images
-	latest           *metadata.Image
 }
 
 type sim struct {
@@ -214,7 +215,9 @@ type sim struct {
 // simStats counts what a run went through, so that the test shows it exercised something.
 type simStats struct {
 	acked, truncations, elections, crashes, restarts, isrChanges, fetchErrors, offsetForLeaderEpochs, deletes, fullTruncations, dedups, idemErrors int
-	moves, movesDone, cancels                                                                                                                      int
+
+	// The reassignment seeds: moves started, completed, cancelled.
+	moves, movesDone, cancels int
 }
 
 func (a *simStats) add(b simStats) {
