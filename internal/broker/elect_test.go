@@ -1,20 +1,22 @@
 package broker
 
 import (
+	"bytes"
 	"context"
-	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/moldau/moldau/internal/cli"
 	"github.com/moldau/moldau/internal/metadata"
 )
 
@@ -125,14 +127,21 @@ func balancedWithFullISR(n int) func(*Broker) bool {
 }
 
 // TestClusterPreferredElectionAfterRestart: a node restarted in a three-node cluster gets its
-// preferred leaderships back from a preferred election for all partitions (null topics) sent to
-// a node that is not the controller, which forwards it; the answer lists just the partitions
-// moved, every node's image agrees, the restarted node serves as leader, and acks=all produce goes
-// on. A second election finds nothing to do.
+// preferred leaderships back: one partition by an ElectLeaders request for it sent to a node that
+// is not the controller, which forwards it and answers once its own image has the new leader;
+// the other by kafka-leader-election --all-topic-partitions, which names just that partition.
+// Every node's image agrees, the restarted node serves as leader, acks=all produce goes on, and
+// further elections find nothing to do.
 func TestClusterPreferredElectionAfterRestart(t *testing.T) {
 	brokers, id := restartAwayFromLeadership(t, false, "auto.leader.rebalance.enable", "false")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	var want []int32 // the restarted node's preferred partitions
+	for p := range int32(6) {
+		if p%3+1 == id {
+			want = append(want, p)
+		}
+	}
 
 	var via *Broker
 	for _, b := range brokers {
@@ -141,11 +150,17 @@ func TestClusterPreferredElectionAfterRestart(t *testing.T) {
 			break
 		}
 	}
-	elect := func() *kmsg.ElectLeadersResponse {
+	direct := clusterClient(t, []*Broker{via}).Broker(int(via.cfg.NodeID))
+	elect := func(parts ...int32) *kmsg.ElectLeadersResponse {
 		t.Helper()
 		req := kmsg.NewPtrElectLeadersRequest()
 		req.ElectionType, req.TimeoutMillis = 0, 10000
-		resp, err := clusterClient(t, []*Broker{via}).Broker(int(via.cfg.NodeID)).Request(ctx, req)
+		if parts != nil {
+			rt := kmsg.NewElectLeadersRequestTopic()
+			rt.Topic, rt.Partitions = "lead", parts
+			req.Topics = append(req.Topics, rt)
+		}
+		resp, err := direct.Request(ctx, req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -155,29 +170,26 @@ func TestClusterPreferredElectionAfterRestart(t *testing.T) {
 		}
 		return r
 	}
-	r := elect()
-	var moved []int32
-	for _, rt := range r.Topics {
-		for _, rp := range rt.Partitions {
-			if rt.Topic != "lead" || rp.ErrorCode != 0 {
-				t.Fatalf("result %s-%d: code %d", rt.Topic, rp.Partition, rp.ErrorCode)
-			}
-			moved = append(moved, rp.Partition)
-		}
+	r := elect(want[0])
+	if len(r.Topics) != 1 || len(r.Topics[0].Partitions) != 1 || r.Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("elect lead-%d through node %d: %+v", want[0], via.cfg.NodeID, r.Topics)
 	}
-	slices.Sort(moved)
-	var want []int32
-	for p := range int32(6) {
-		if p%3+1 == id {
-			want = append(want, p)
-		}
+	if tm, _ := via.Controller().Image().Topic("lead"); tm.Partitions[want[0]].Leader != id {
+		t.Fatalf("node %d answered before applying the election: %+v", via.cfg.NodeID, tm.Partitions[want[0]])
 	}
-	if !slices.Equal(moved, want) {
-		t.Fatalf("elected %v, want node %d's preferred partitions %v", moved, id, want)
+
+	var seeds []string
+	for _, b := range brokers {
+		seeds = append(seeds, b.Addr().String())
 	}
-	// The forwarding node answered after its own image had the new leaders.
-	if tm, _ := via.Controller().Image().Topic("lead"); slices.ContainsFunc(tm.Partitions, func(p metadata.Partition) bool { return p.Leader != p.Replicas[0] }) {
-		t.Fatalf("node %d answered before applying the election: %+v", via.cfg.NodeID, tm.Partitions)
+	run := func(args ...string) (string, string, int) {
+		var out, errOut bytes.Buffer
+		code := cli.Run("kafka-leader-election", append([]string{"--bootstrap-server", strings.Join(seeds, ",")}, args...), strings.NewReader(""), &out, &errOut)
+		return out.String(), errOut.String(), code
+	}
+	out, errOut, code := run("--election-type", "preferred", "--all-topic-partitions")
+	if wantOut := fmt.Sprintf("Successfully completed leader election (PREFERRED) for partitions lead-%d\n", want[1]); code != 0 || out != wantOut {
+		t.Fatalf("kafka-leader-election --all-topic-partitions: exit %d\nstdout %q\nwant   %q\nstderr %q", code, out, wantOut, errOut)
 	}
 	waitCluster(t, brokers, "preferred leaders everywhere", balancedWithFullISR(3))
 	for _, b := range brokers {
@@ -197,13 +209,16 @@ func TestClusterPreferredElectionAfterRestart(t *testing.T) {
 			t.Fatalf("produce %d after the election: %v", i, err)
 		}
 	}
+	// Nothing left to do: all partitions (forwarded) answer nothing, a named one is not needed.
 	if r := elect(); len(r.Topics) != 0 {
-		t.Fatalf("second election answered %+v, want nothing (every preferred replica leads)", r.Topics)
+		t.Fatalf("election for all partitions answered %+v, want nothing (every preferred replica leads)", r.Topics)
 	}
-	// kadm (Kafka's admin semantics) names partitions: no election needed now.
-	res, err := kadm.NewClient(clusterClient(t, brokers)).ElectLeaders(ctx, kadm.ElectPreferredReplica, kadm.TopicsSet{"lead": {0: {}}})
-	if err != nil || !errors.Is(res["lead"][0].Err, kerr.ElectionNotNeeded) {
-		t.Fatalf("kadm ElectLeaders lead-0: %v %+v", err, res)
+	if r := elect(want[1]); r.Topics[0].Partitions[0].ErrorCode != kerr.ElectionNotNeeded.Code {
+		t.Fatalf("lead-%d again: %+v", want[1], r.Topics)
+	}
+	out, _, code = run("--election-type", "preferred", "--topic", "lead", "--partition", strconv.Itoa(int(want[1])))
+	if wantOut := fmt.Sprintf("Valid replica already elected for partitions lead-%d\n", want[1]); code != 0 || out != wantOut {
+		t.Fatalf("kafka-leader-election --topic: exit %d %q, want %q", code, out, wantOut)
 	}
 }
 
