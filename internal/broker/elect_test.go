@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -106,7 +107,7 @@ func restartAwayFromLeadership(t *testing.T, auto bool, overrides ...string) ([]
 }
 
 // balancedWithFullISR is a waitCluster condition: every partition of "lead" is led by its
-// preferred replica with an ISR of n.
+// preferred replica with an ISR of n, and the node serves each as leader exactly where it leads.
 func balancedWithFullISR(n int) func(*Broker) bool {
 	return func(b *Broker) bool {
 		tm, ok := b.Controller().Image().Topic("lead")
@@ -117,8 +118,9 @@ func balancedWithFullISR(n int) func(*Broker) bool {
 			if p.Leader != p.Replicas[0] || len(p.ISR) != n {
 				return false
 			}
+			// The node's replica has taken the role its image gives it.
 			part := b.parts.Get("lead", p.Partition)
-			if part == nil {
+			if part == nil || part.IsLeader() != (p.Leader == b.cfg.NodeID) {
 				return false
 			}
 		}
@@ -170,6 +172,41 @@ func TestClusterPreferredElectionAfterRestart(t *testing.T) {
 		}
 		return r
 	}
+	// acks=all load across both elections: nothing acknowledged may be lost or doubled.
+	load := clusterClient(t, brokers, kgo.DefaultProduceTopic("lead"), kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()), kgo.MetadataMinAge(100*time.Millisecond))
+	stopLoad := make(chan struct{})
+	loadDone := make(chan []string)
+	var loaded atomic.Int64 // records acknowledged so far
+	go func() {
+		var acked []string
+		defer func() { loadDone <- acked }()
+		for i := 0; ; i++ {
+			select {
+			case <-stopLoad:
+				return
+			default:
+			}
+			v := "bg-" + strconv.Itoa(i)
+			if err := load.ProduceSync(ctx, &kgo.Record{Value: []byte(v)}).FirstErr(); err != nil {
+				t.Errorf("produce %s during the elections: %v", v, err)
+				return
+			}
+			acked = append(acked, v)
+			loaded.Add(1)
+		}
+	}()
+	waitLoad := func(n int64) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for loaded.Load() < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("only %d records acknowledged under load, waited for %d", loaded.Load(), n)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	waitLoad(20)
 	r := elect(want[0])
 	if len(r.Topics) != 1 || len(r.Topics[0].Partitions) != 1 || r.Topics[0].Partitions[0].ErrorCode != 0 {
 		t.Fatalf("elect lead-%d through node %d: %+v", want[0], via.cfg.NodeID, r.Topics)
@@ -202,11 +239,30 @@ func TestClusterPreferredElectionAfterRestart(t *testing.T) {
 			}
 		}
 	}
-	prod := clusterClient(t, brokers, kgo.DefaultProduceTopic("lead"), kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	waitLoad(loaded.Load() + 20) // the load goes on with the new leaders
+	close(stopLoad)
+	acked := <-loadDone
 	for i := range 12 {
-		if err := prod.ProduceSync(ctx, &kgo.Record{Value: []byte("after-" + strconv.Itoa(i))}).FirstErr(); err != nil {
-			t.Fatalf("produce %d after the election: %v", i, err)
+		v := "after-" + strconv.Itoa(i)
+		if err := load.ProduceSync(ctx, &kgo.Record{Value: []byte(v)}).FirstErr(); err != nil {
+			t.Fatalf("produce %s after the elections: %v", v, err)
+		}
+		acked = append(acked, v)
+	}
+	// 12 records from while the node was down, then everything acknowledged since, once each.
+	cons := clusterClient(t, brokers, kgo.ConsumeTopics("lead"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	seen := map[string]int{}
+	total := 0
+	for total < 12+len(acked) {
+		fs := cons.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("read %d of %d records: %v", total, 12+len(acked), err)
+		}
+		fs.EachRecord(func(r *kgo.Record) { seen[string(r.Value)]++; total++ })
+	}
+	for _, v := range acked {
+		if seen[v] != 1 {
+			t.Fatalf("acknowledged record %s read %d times (%d acknowledged under load)", v, seen[v], len(acked)-12)
 		}
 	}
 	// Nothing left to do: all partitions (forwarded) answer nothing, a named one is not needed.
