@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,8 +22,12 @@ import (
 	"github.com/moldau/moldau/internal/metadata"
 )
 
-// restartAwayFromLeadership starts a three-node cluster with topic "lead" of six RF=3
-// partitions, each node the preferred (first) replica of two, then restarts one node that is not
+// leadPartitions is the partition count of the topic "lead": each of three nodes is the preferred
+// replica of three.
+const leadPartitions = 9
+
+// restartAwayFromLeadership starts a three-node cluster with topic "lead" of nine RF=3
+// partitions, each node the preferred (first) replica of three, then restarts one node that is not
 // the controller: while it is down its leaderships move away, and once it is back it is in every
 // ISR (and, unless auto is set, leads nothing). It returns the nodes (the restarted one
 // replaced in the slice) and the restarted node's id.
@@ -33,7 +38,7 @@ func restartAwayFromLeadership(t *testing.T, auto bool, overrides ...string) ([]
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	assignment := map[int32][]int32{}
-	for p := range int32(6) {
+	for p := range int32(leadPartitions) {
 		first := p%3 + 1
 		assignment[p] = []int32{first, first%3 + 1, (first+1)%3 + 1}
 	}
@@ -41,7 +46,7 @@ func restartAwayFromLeadership(t *testing.T, auto bool, overrides ...string) ([]
 	req.TimeoutMillis = 10000
 	rt := kmsg.NewCreateTopicsRequestTopic()
 	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = "lead", -1, -1
-	for p := range int32(6) {
+	for p := range int32(leadPartitions) {
 		ra := kmsg.NewCreateTopicsRequestTopicReplicaAssignment()
 		ra.Partition, ra.Replicas = p, assignment[p]
 		rt.ReplicaAssignment = append(rt.ReplicaAssignment, ra)
@@ -131,7 +136,8 @@ func balancedWithFullISR(n int) func(*Broker) bool {
 // TestClusterPreferredElectionAfterRestart: a node restarted in a three-node cluster gets its
 // preferred leaderships back: one partition by an ElectLeaders request for it sent to a node that
 // is not the controller, which forwards it and answers once its own image has the new leader;
-// the other by kafka-leader-election --all-topic-partitions, which names just that partition.
+// one by moldau cluster elect-leaders TOPIC:PARTITION; the last by kafka-leader-election
+// --all-topic-partitions, which names just that partition.
 // Every node's image agrees, the restarted node serves as leader, acks=all produce goes on, and
 // further elections find nothing to do.
 func TestClusterPreferredElectionAfterRestart(t *testing.T) {
@@ -139,7 +145,7 @@ func TestClusterPreferredElectionAfterRestart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var want []int32 // the restarted node's preferred partitions
-	for p := range int32(6) {
+	for p := range int32(leadPartitions) {
 		if p%3+1 == id {
 			want = append(want, p)
 		}
@@ -176,11 +182,17 @@ func TestClusterPreferredElectionAfterRestart(t *testing.T) {
 	load := clusterClient(t, brokers, kgo.DefaultProduceTopic("lead"), kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()), kgo.MetadataMinAge(100*time.Millisecond))
 	stopLoad := make(chan struct{})
-	loadDone := make(chan []string)
+	loadDone := make(chan struct{})
+	var acked []string      // written by the load goroutine until loadDone is closed
 	var loaded atomic.Int64 // records acknowledged so far
+	var stopOnce sync.Once
+	stop := func() {
+		stopOnce.Do(func() { close(stopLoad) })
+		<-loadDone
+	}
+	t.Cleanup(stop) // before the clients close, also when the test fails
 	go func() {
-		var acked []string
-		defer func() { loadDone <- acked }()
+		defer close(loadDone)
 		for i := 0; ; i++ {
 			select {
 			case <-stopLoad:
@@ -189,7 +201,9 @@ func TestClusterPreferredElectionAfterRestart(t *testing.T) {
 			}
 			v := "bg-" + strconv.Itoa(i)
 			if err := load.ProduceSync(ctx, &kgo.Record{Value: []byte(v)}).FirstErr(); err != nil {
-				t.Errorf("produce %s during the elections: %v", v, err)
+				if ctx.Err() == nil {
+					t.Errorf("produce %s during the elections: %v", v, err)
+				}
 				return
 			}
 			acked = append(acked, v)
@@ -219,13 +233,19 @@ func TestClusterPreferredElectionAfterRestart(t *testing.T) {
 	for _, b := range brokers {
 		seeds = append(seeds, b.Addr().String())
 	}
-	run := func(args ...string) (string, string, int) {
+	runTool := func(tool string, args ...string) (string, string, int) {
 		var out, errOut bytes.Buffer
-		code := cli.Run("kafka-leader-election", append([]string{"--bootstrap-server", strings.Join(seeds, ",")}, args...), strings.NewReader(""), &out, &errOut)
+		code := cli.Run(tool, append(args, "--bootstrap-server", strings.Join(seeds, ",")), strings.NewReader(""), &out, &errOut)
 		return out.String(), errOut.String(), code
 	}
-	out, errOut, code := run("--election-type", "preferred", "--all-topic-partitions")
-	if wantOut := fmt.Sprintf("Successfully completed leader election (PREFERRED) for partitions lead-%d\n", want[1]); code != 0 || out != wantOut {
+	run := func(args ...string) (string, string, int) { return runTool("kafka-leader-election", args...) }
+	// Moldau's own command for one partition.
+	out, errOut, code := runTool("cluster", "elect-leaders", "lead:"+strconv.Itoa(int(want[1])))
+	if wantOut := fmt.Sprintf("Elected a new leader (preferred) for lead-%d.\n", want[1]); code != 0 || out != wantOut {
+		t.Fatalf("moldau cluster elect-leaders: exit %d\nstdout %q\nwant   %q\nstderr %q", code, out, wantOut, errOut)
+	}
+	out, errOut, code = run("--election-type", "preferred", "--all-topic-partitions")
+	if wantOut := fmt.Sprintf("Successfully completed leader election (PREFERRED) for partitions lead-%d\n", want[2]); code != 0 || out != wantOut {
 		t.Fatalf("kafka-leader-election --all-topic-partitions: exit %d\nstdout %q\nwant   %q\nstderr %q", code, out, wantOut, errOut)
 	}
 	waitCluster(t, brokers, "preferred leaders everywhere", balancedWithFullISR(3))
@@ -240,8 +260,7 @@ func TestClusterPreferredElectionAfterRestart(t *testing.T) {
 		}
 	}
 	waitLoad(loaded.Load() + 20) // the load goes on with the new leaders
-	close(stopLoad)
-	acked := <-loadDone
+	stop()
 	for i := range 12 {
 		v := "after-" + strconv.Itoa(i)
 		if err := load.ProduceSync(ctx, &kgo.Record{Value: []byte(v)}).FirstErr(); err != nil {
@@ -269,11 +288,11 @@ func TestClusterPreferredElectionAfterRestart(t *testing.T) {
 	if r := elect(); len(r.Topics) != 0 {
 		t.Fatalf("election for all partitions answered %+v, want nothing (every preferred replica leads)", r.Topics)
 	}
-	if r := elect(want[1]); r.Topics[0].Partitions[0].ErrorCode != kerr.ElectionNotNeeded.Code {
-		t.Fatalf("lead-%d again: %+v", want[1], r.Topics)
+	if r := elect(want[2]); r.Topics[0].Partitions[0].ErrorCode != kerr.ElectionNotNeeded.Code {
+		t.Fatalf("lead-%d again: %+v", want[2], r.Topics)
 	}
-	out, _, code = run("--election-type", "preferred", "--topic", "lead", "--partition", strconv.Itoa(int(want[1])))
-	if wantOut := fmt.Sprintf("Valid replica already elected for partitions lead-%d\n", want[1]); code != 0 || out != wantOut {
+	out, _, code = run("--election-type", "preferred", "--topic", "lead", "--partition", strconv.Itoa(int(want[2])))
+	if wantOut := fmt.Sprintf("Valid replica already elected for partitions lead-%d\n", want[2]); code != 0 || out != wantOut {
 		t.Fatalf("kafka-leader-election --topic: exit %d %q, want %q", code, out, wantOut)
 	}
 }
@@ -289,7 +308,7 @@ func TestClusterAutoLeaderRebalance(t *testing.T) {
 		if b.cfg.NodeID != id {
 			continue
 		}
-		for p := range int32(6) {
+		for p := range int32(leadPartitions) {
 			if p%3+1 != id {
 				continue
 			}

@@ -132,9 +132,23 @@ func runKafkaLeaderElection(e *env, args []string) error {
 		}
 	}
 
-	cl, err := newClient(e.bootstrap(cmp.Or(bootstrap, fileBootstrap)))
+	results, err := e.electLeaders(e.bootstrap(cmp.Or(bootstrap, fileBootstrap)), typ, parts)
 	if err != nil {
-		return err
+		return electionRequestFailed(e.stdout, err)
+	}
+	if failed := writeElectionResults(e.stdout, typName, results); failed > 0 {
+		return fail("%d replica(s) could not be elected", failed)
+	}
+	return nil
+}
+
+// electLeaders sends one ElectLeaders request (parts nil: every partition) and returns each
+// partition's answer; the error is the whole request's (a kerr error for a top-level code or a
+// cluster authorization failure).
+func (e *env) electLeaders(seeds []string, typ int8, parts []electionPartition) ([]electionResult, error) {
+	cl, err := newClient(seeds)
+	if err != nil {
+		return nil, err
 	}
 	defer cl.Close()
 	ctx, cancel := e.adminCtx()
@@ -159,13 +173,13 @@ func runKafkaLeaderElection(e *env, args []string) error {
 		err = kerr.ErrorForCode(resp.ErrorCode)
 	}
 	if err != nil {
-		return electionRequestFailed(e.stdout, err)
+		return nil, err
 	}
 	var results []electionResult
 	for _, rt := range resp.Topics {
 		for _, rp := range rt.Partitions {
 			if rp.ErrorCode == kerr.ClusterAuthorizationFailed.Code {
-				return electionRequestFailed(e.stdout, kerr.ClusterAuthorizationFailed)
+				return nil, kerr.ClusterAuthorizationFailed
 			}
 			res := electionResult{electionPartition: electionPartition{Topic: rt.Topic, Partition: rp.Partition}, code: rp.ErrorCode}
 			if rp.ErrorMessage != nil {
@@ -174,10 +188,7 @@ func runKafkaLeaderElection(e *env, args []string) error {
 			results = append(results, res)
 		}
 	}
-	if failed := writeElectionResults(e.stdout, typName, results); failed > 0 {
-		return fail("%d replica(s) could not be elected", failed)
-	}
-	return nil
+	return results, nil
 }
 
 // electionRequestFailed prints what Kafka's tool prints when the whole request fails and returns

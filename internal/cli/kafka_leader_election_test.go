@@ -116,6 +116,33 @@ func TestLeaderElectionAgainstBroker(t *testing.T) {
 	if code != 1 || out != want || errOut != "2 replica(s) could not be elected\n" {
 		t.Errorf("json file: exit %d\nstdout %q\nwant   %q\nstderr %q", code, out, want, errOut)
 	}
+	// moldau cluster elect-leaders: all, a topic, partitions, unclean, failures (exit 1).
+	if out := mustRun(t, "", "cluster", "elect-leaders", "-b", addr); out != "Every partition is led by its preferred replica: no election needed.\n" {
+		t.Errorf("cluster elect-leaders: %q", out)
+	}
+	if out := mustRun(t, "", "cluster", "elect-leaders", "t", "t:1", "-b", addr); out != "Already led by the preferred replica: t-0, t-1.\n" {
+		t.Errorf("cluster elect-leaders t: %q", out)
+	}
+	if out := mustRun(t, "", "cluster", "elect-leaders", "--unclean", "-b", addr); out != "Every partition has a leader: no election needed.\n" {
+		t.Errorf("cluster elect-leaders --unclean: %q", out)
+	}
+	if out := mustRun(t, "", "cluster", "elect-leaders", "--unclean", "t:0", "-b", addr); out != "Already led, no election needed: t-0.\n" {
+		t.Errorf("cluster elect-leaders --unclean t:0: %q", out)
+	}
+	out, errOut, code = runCmd(t, "", "cluster", "elect-leaders", "t:0", "nosuch:0", "t:5", "-b", addr)
+	want = "Already led by the preferred replica: t-0.\n" +
+		"Could not elect a leader for nosuch-0: No such topic as nosuch (UNKNOWN_TOPIC_OR_PARTITION).\n" +
+		"Could not elect a leader for t-5: No such partition as t-5 (UNKNOWN_TOPIC_OR_PARTITION).\n"
+	if code != 1 || out != want || errOut != "moldau cluster elect-leaders: 2 partition(s) could not be elected\n" {
+		t.Errorf("cluster elect-leaders failures: exit %d\nstdout %q\nwant   %q\nstderr %q", code, out, want, errOut)
+	}
+	if _, errOut, code := runCmd(t, "", "cluster", "elect-leaders", "nosuch", "-b", addr); code != 1 || !strings.Contains(errOut, `topic "nosuch" does not exist`) {
+		t.Errorf("cluster elect-leaders unknown topic: exit %d %q", code, errOut)
+	}
+	if _, errOut, code := runCmd(t, "", "cluster", "elect-leaders", "t:x", "-b", addr); code != 1 || !strings.Contains(errOut, `bad partition "t:x"`) {
+		t.Errorf("cluster elect-leaders t:x: exit %d %q", code, errOut)
+	}
+
 	// The tool is reachable under its Kafka name with .sh.
 	if name, ok := ToolName("/opt/kafka/bin/kafka-leader-election.sh"); !ok || name != "kafka-leader-election" {
 		t.Errorf("ToolName: %q %v", name, ok)
