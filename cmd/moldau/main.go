@@ -113,6 +113,7 @@ var summaries = map[string]string{
 	"kafka-console-producer": "Kafka's kafka-console-producer.sh, same flags",
 	"kafka-console-consumer": "Kafka's kafka-console-consumer.sh, same flags",
 	"kafka-consumer-groups":  "Kafka's kafka-consumer-groups.sh, same flags",
+	"kafka-leader-election":  "Kafka's kafka-leader-election.sh: preferred and unclean leader elections",
 	"kafka-storage":          "Kafka's kafka-storage.sh: format, info, random-uuid",
 	"storage":                "format log dirs with a cluster id, show meta.properties, random-uuid",
 	"bench":                  "load generator: produce, consume, e2e latency",

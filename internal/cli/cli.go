@@ -49,6 +49,7 @@ func commandTable() map[string]commandFunc {
 		"kafka-console-producer": runKafkaConsoleProducer,
 		"kafka-console-consumer": runKafkaConsoleConsumer,
 		"kafka-consumer-groups":  runKafkaConsumerGroups,
+		"kafka-leader-election":  runKafkaLeaderElection,
 		"kafka-storage":          runKafkaStorage,
 		"storage":                runKafkaStorage,
 	}

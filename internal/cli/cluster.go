@@ -10,8 +10,10 @@ import (
 )
 
 const clusterUsage = `Usage: moldau cluster info [options]
+       moldau cluster elect-leaders [--unclean] [TOPIC[:PARTITION] ...] [options]
 
-Prints the cluster id, the controller, the brokers and the number of topics.`
+info prints the cluster id, the controller, the brokers and the number of topics; elect-leaders
+moves leadership back to the preferred replicas (moldau cluster elect-leaders --help).`
 
 // clusterInfo is what moldau cluster info prints.
 type clusterInfo struct {
@@ -56,8 +58,11 @@ func runCluster(e *env, args []string) error {
 		printUsage(e.stdout, newFlagSet("cluster"), clusterUsage)
 		return nil
 	}
+	if args[0] == "elect-leaders" {
+		return runClusterElectLeaders(e, args[1:])
+	}
 	if args[0] != "info" {
-		return e.usagef("unknown subcommand %q: want info", args[0])
+		return e.usagef("unknown subcommand %q: want info or elect-leaders", args[0])
 	}
 	e.name = "moldau cluster info"
 	fs := newFlagSet("cluster info")

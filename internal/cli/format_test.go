@@ -270,6 +270,7 @@ func TestToolName(t *testing.T) {
 		"kafka-console-consumer":         "kafka-console-consumer",
 		"kafka-consumer-groups.sh":       "kafka-consumer-groups",
 		"/usr/bin/kafka-storage.sh":      "kafka-storage",
+		"kafka-leader-election.sh":       "kafka-leader-election",
 		"moldau":                         "",
 		"kafka-nonsense.sh":              "",
 	}
@@ -279,7 +280,7 @@ func TestToolName(t *testing.T) {
 			t.Errorf("ToolName(%q) = %q, %v; want %q", argv0, got, ok, want)
 		}
 	}
-	if cmds := Commands(); len(cmds) != 12 || cmds[0] != "cluster" || cmds[len(cmds)-1] != "verify" {
+	if cmds := Commands(); len(cmds) != 13 || cmds[0] != "cluster" || cmds[len(cmds)-1] != "verify" {
 		t.Errorf("Commands() = %v", cmds)
 	}
 }
