@@ -43,14 +43,14 @@ type Broker struct {
 	// replicas applies each metadata image to the partitions hosted here: opens them, makes
 	// them leaders or followers (fetching from their leader), sends ISR changes. applied is the
 	// image it last applied (REQUIRES: syncMu).
-	replicas  *replica.Manager
-	applied   *metadata.Image
+	replicas *replica.Manager
+	applied  *metadata.Image
 	// leaderQuota and followerQuota are the replication quotas (KIP-73), set from the
 	// effective broker config and the topics' throttled replicas on every Sync (quotas.go).
 	leaderQuota, followerQuota *replica.Quota
-	groups    *group.Coordinator
-	offsets   *offsetsStore
-	listeners []*clientListener // every client listener, in the order of listeners
+	groups                     *group.Coordinator
+	offsets                    *offsetsStore
+	listeners                  []*clientListener // every client listener, in the order of listeners
 	// ctrlMux splits the CONTROLLER listener between raft and the controller APIs (Kafka
 	// protocol); ctrlSrv serves the latter. Both nil without a controller listener.
 	ctrlMux *raftstore.Mux

@@ -270,11 +270,11 @@ func createAssigned(t *testing.T, ctx context.Context, cl *kgo.Client, topic str
 // the ISR. The assertions on the bytes are upper bounds, so a slow machine cannot fail them.
 func TestClusterThrottledFollowerCatchesUp(t *testing.T) {
 	const (
-		rate     = 128 << 10 // bytes/s
-		bulk     = 4 << 20   // bytes the follower must catch up
-		fetchMax = 64 << 10  // replica.fetch.max.bytes: one partition's answer (a larger batch is sent whole)
+		rate     = 128 << 10       // bytes/s
+		bulk     = 4 << 20         // bytes the follower must catch up
+		fetchMax = 64 << 10        // replica.fetch.max.bytes: one partition's answer (a larger batch is sent whole)
 		observe  = 4 * time.Second // how long the throttled catch-up is watched: unthrottled it takes a fraction
-		batchMax = 16 << 10  // the producer's batches
+		batchMax = 16 << 10        // the producer's batches
 	)
 	quotaKeys := []string{"replication.quota.window.num", "2", "replication.quota.window.size.seconds", "1",
 		"replica.fetch.max.bytes", strconv.Itoa(fetchMax), "replica.fetch.backoff.ms", "100", "replica.lag.time.max.ms", "3000"}
