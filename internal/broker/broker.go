@@ -43,19 +43,20 @@ type Broker struct {
 	// replicas applies each metadata image to the partitions hosted here: opens them, makes
 	// them leaders or followers (fetching from their leader), sends ISR changes. applied is the
 	// image it last applied (REQUIRES: syncMu).
-	replicas *replica.Manager
-	applied  *metadata.Image
-	// leaderQuota and followerQuota are the replication quotas (KIP-73), set from the
-	// effective broker config and the topics' throttled replicas on every Sync (quotas.go).
-	leaderQuota, followerQuota *replica.Quota
-	groups                     *group.Coordinator
-	offsets                    *offsetsStore
-	listeners                  []*clientListener // every client listener, in the order of listeners
+	replicas  *replica.Manager
+	applied   *metadata.Image
+	groups    *group.Coordinator
+	offsets   *offsetsStore
+	listeners []*clientListener // every client listener, in the order of listeners
 	// ctrlMux splits the CONTROLLER listener between raft and the controller APIs (Kafka
 	// protocol); ctrlSrv serves the latter. Both nil without a controller listener.
 	ctrlMux *raftstore.Mux
 	ctrlSrv *server.Server
 	metrics *metrics.Server // metrics.listener: /metrics and /debug/pprof/; nil when off
+
+	// leaderQuota and followerQuota are the replication quotas (KIP-73), set from the
+	// effective broker config and the topics' throttled replicas on every Sync (quotas.go).
+	leaderQuota, followerQuota *replica.Quota
 
 	syncMu sync.Mutex // serialises Sync
 
