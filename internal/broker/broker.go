@@ -208,6 +208,11 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 	for _, v := range cfg.ControllerQuorumVoters {
 		voters[v.ID] = v.Addr()
 	}
+	leaderBalance := metadata.LeaderBalance{
+		Enable:        cfg.AutoLeaderRebalanceEnable,
+		Percentage:    int(cfg.LeaderImbalancePerBrokerPercentage),
+		CheckInterval: time.Duration(cfg.LeaderImbalanceCheckIntervalSeconds) * time.Second,
+	}
 	meta, err := metadata.Start(ctx, metadata.Config{
 		NodeID:                   cfg.NodeID,
 		RaftDir:                  filepath.Join(cfg.LogDirs[0], "__raft"),
@@ -225,6 +230,7 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 		ValidateBrokerConfig:     config.ValidateBrokerConfig,
 		SessionTimeout:           time.Duration(cfg.BrokerSessionTimeoutMs) * time.Millisecond,
 		HeartbeatInterval:        time.Duration(cfg.BrokerHeartbeatIntervalMs) * time.Millisecond,
+		LeaderBalance:            leaderBalance,
 		Logger:                   logger.With("component", "controller"),
 		LogOutput:                os.Stderr,
 	})

@@ -175,6 +175,12 @@ type Config struct {
 	ReplicationQuotaWindowNum         int32 // replication.quota.window.num: samples of the quotas' rate
 	ReplicationQuotaWindowSizeSeconds int32 // replication.quota.window.size.seconds: length of one sample
 
+	// Leader balance (Kafka's auto leader rebalance keys): the active controller's preferred
+	// elections for brokers that lead too few of the partitions they are preferred for.
+	AutoLeaderRebalanceEnable           bool  // auto.leader.rebalance.enable
+	LeaderImbalancePerBrokerPercentage  int32 // leader.imbalance.per.broker.percentage
+	LeaderImbalanceCheckIntervalSeconds int64 // leader.imbalance.check.interval.seconds
+
 	OffsetsTopicNumPartitions int32 // offsets.topic.num.partitions
 	// OffsetsTopicReplicationFactor is the replication factor __consumer_offsets is created
 	// with: offsets.topic.replication.factor (Kafka's default 3), except that a Standalone node
@@ -488,6 +494,9 @@ func (b *builder) fill() {
 	c.BrokerSessionTimeoutMs = b.int32("broker.session.timeout.ms")
 	c.BrokerHeartbeatIntervalMs = b.int32("broker.heartbeat.interval.ms")
 	c.ControlledShutdownEnable = b.bool("controlled.shutdown.enable")
+	c.AutoLeaderRebalanceEnable = b.bool("auto.leader.rebalance.enable")
+	c.LeaderImbalancePerBrokerPercentage = b.int32("leader.imbalance.per.broker.percentage")
+	c.LeaderImbalanceCheckIntervalSeconds = b.int64("leader.imbalance.check.interval.seconds")
 	c.ReplicaLagTimeMaxMs = b.int64("replica.lag.time.max.ms")
 	c.ReplicaFetchWaitMaxMs = b.int32("replica.fetch.wait.max.ms")
 	c.ReplicaFetchMinBytes = b.int32("replica.fetch.min.bytes")
