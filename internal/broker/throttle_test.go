@@ -116,9 +116,9 @@ func TestClusterReplicationQuotaConfigs(t *testing.T) {
 	if c := describedConfig(t, ctx, adm, 2, config.LeaderReplicationThrottledRate); c.MaybeValue() != "1000" || c.Source != kmsg.ConfigSourceDynamicBrokerConfig {
 		t.Fatalf("broker 2 leader rate %q source %v, want 1000 DYNAMIC_BROKER_CONFIG", c.MaybeValue(), c.Source)
 	}
-	if got := byID[1].Controller().Image().NodeConfigs(2)[config.LeaderReplicationThrottledRate]; got != "1000" {
-		t.Fatalf("node 1's image: broker 2's leader rate %q", got)
-	}
+	waitCluster(t, brokers, "broker 2's leader rate in every image", func(b *Broker) bool {
+		return b.Controller().Image().NodeConfigs(2)[config.LeaderReplicationThrottledRate] == "1000"
+	})
 
 	// --entity-default: every broker, the per-broker value still winning on its broker.
 	res, err = adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{
@@ -129,6 +129,15 @@ func TestClusterReplicationQuotaConfigs(t *testing.T) {
 	waitCluster(t, brokers, "default follower quotas at 600", bounds(followerQ, map[int32]int64{1: 600, 2: 600, 3: 600}))
 	if c := describedConfig(t, ctx, adm, 3, config.FollowerReplicationThrottledRate); c.MaybeValue() != "600" || c.Source != kmsg.ConfigSourceDynamicDefaultBrokerConfig {
 		t.Fatalf("broker 3 follower rate %q source %v, want 600 DYNAMIC_DEFAULT_BROKER_CONFIG", c.MaybeValue(), c.Source)
+	}
+	// The synonyms name every layer, the one in effect first (kafka-configs --describe prints them).
+	c := describedConfig(t, ctx, adm, 2, config.LeaderReplicationThrottledRate)
+	var syns []string
+	for _, sy := range c.Synonyms {
+		syns = append(syns, fmt.Sprintf("%s:%s", sy.Source, *sy.Value))
+	}
+	if got, want := strings.Join(syns, ","), "DYNAMIC_BROKER_CONFIG:1000,DYNAMIC_DEFAULT_BROKER_CONFIG:500,DEFAULT_CONFIG:9223372036854775807"; got != want {
+		t.Fatalf("broker 2 leader rate synonyms %s, want %s", got, want)
 	}
 
 	// A broker-3 alteration sent to another node (not the controller where possible) is
