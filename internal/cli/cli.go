@@ -51,6 +51,11 @@ func commandTable() map[string]commandFunc {
 		"kafka-consumer-groups":  runKafkaConsumerGroups,
 		"kafka-storage":          runKafkaStorage,
 		"storage":                runKafkaStorage,
+
+		// Moving replicas (move_cmd.go, kafka_reassign_partitions.go).
+		"partition":                 runPartition,
+		"broker":                    runBroker,
+		"kafka-reassign-partitions": runKafkaReassignPartitions,
 	}
 }
 

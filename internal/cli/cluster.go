@@ -10,8 +10,10 @@ import (
 )
 
 const clusterUsage = `Usage: moldau cluster info [options]
+       moldau cluster rebalance [options]
 
-Prints the cluster id, the controller, the brokers and the number of topics.`
+info prints the cluster id, the controller, the brokers and the number of topics; rebalance evens
+out replica and leader counts (moldau cluster rebalance --help).`
 
 // clusterInfo is what moldau cluster info prints.
 type clusterInfo struct {
@@ -56,8 +58,11 @@ func runCluster(e *env, args []string) error {
 		printUsage(e.stdout, newFlagSet("cluster"), clusterUsage)
 		return nil
 	}
+	if args[0] == "rebalance" {
+		return runClusterRebalance(e, args[1:])
+	}
 	if args[0] != "info" {
-		return e.usagef("unknown subcommand %q: want info", args[0])
+		return e.usagef("unknown subcommand %q: want info or rebalance", args[0])
 	}
 	e.name = "moldau cluster info"
 	fs := newFlagSet("cluster info")
