@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -176,7 +177,10 @@ func (a *kadmMoveAdmin) LogDirSizes(ctx context.Context, brokers []int32, tps []
 	}
 	set := topicsSet(tps)
 	for _, b := range brokers {
-		dirs, err := a.adm.DescribeBrokerLogDirs(ctx, b, set)
+		// A broker that is down must not hold up the others (nor a progress poll) for long.
+		bctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		dirs, err := a.adm.DescribeBrokerLogDirs(bctx, b, set)
+		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()

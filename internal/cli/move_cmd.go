@@ -649,6 +649,17 @@ func brokerCmd(e *env, args []string, deps moveDeps) error {
 	if err != nil {
 		return err
 	}
+	// A broker that is down is not in the metadata's broker list, but its replicas may still
+	// be in partitions: it can be decommissioned too (its data is copied from the leaders).
+	if !slices.Contains(view.brokerIDs(), node) {
+		for _, p := range model.Partitions {
+			if slices.Contains(p.Replicas, node) {
+				model.Brokers = append(model.Brokers, rebalance.Broker{ID: node})
+				m.printf("Broker %d is not registered or not alive; moving its replicas from the leaders.\n", node)
+				break
+			}
+		}
+	}
 	plan, err := rebalance.Decommission(model, node, rebalance.Options{})
 	if err != nil {
 		return err

@@ -293,3 +293,26 @@ func TestMoveCommandsHelp(t *testing.T) {
 		t.Errorf("ToolName: %q %v", name, ok)
 	}
 }
+
+// TestDecommissionDeadBroker: a broker that is no longer in the broker list but still named in
+// replicas is decommissioned from the leaders' copies.
+func TestDecommissionDeadBroker(t *testing.T) {
+	te, deps := newTestEnv(t)
+	f := newFakeCluster(fourBrokers())
+	f.addPartition("orders", 0, 1<<20, 4, 1, 2)
+	f.addPartition("orders", 1, 1<<20, 1, 2, 3)
+	f.brokers = f.brokers[:3]
+	f.parts[tp{Topic: "orders"}].leader = 1
+	deps.open = f.admin()
+	code := te.run("moldau broker", func(e *env, a []string) error { return brokerCmd(e, a, deps) }, "decommission", "4")
+	want := `Broker 4 is not registered or not alive; moving its replicas from the leaders.
+Decommission of broker 4: 1 partition to move (1.0 MiB to copy).
+  orders-0: 4,1,2 -> 3,1,2 (adding 3, removing 4; 1.0 MiB to copy)
+Started moving 1 partition.
+Reassignment of partition orders-0 is completed.
+Broker 4 holds no replicas and can be stopped.
+`
+	if code != 0 || te.stdout.String() != want {
+		t.Errorf("exit %d\n%s\nwant:\n%s\n%s", code, te.stdout, want, te.stderr)
+	}
+}
