@@ -853,6 +853,7 @@ func (r *reassignTool) partitionStates(ctx context.Context, targets []reassignEn
 		return nil, false, clusterView{}, failf("%v", err)
 	}
 	states := map[tp]partitionState{}
+	stale := false
 	for _, t := range targets {
 		if ra, ok := ongoing[t.tp]; ok {
 			states[t.tp] = partitionState{current: ra.Replicas, target: t.Replicas}
@@ -862,9 +863,17 @@ func (r *reassignTool) partitionStates(ctx context.Context, targets []reassignEn
 		if pv, ok := all.partition(t.tp); ok {
 			cur = pv.Replicas
 		}
+		// Moldau answers the list from the answering node's metadata image and Metadata may
+		// come from another node, a little behind: replicas that are the target followed by
+		// others are a move that node still sees running.
+		if isPrefix(t.Replicas, cur) {
+			states[t.tp] = partitionState{current: cur, target: t.Replicas}
+			stale = true
+			continue
+		}
 		states[t.tp] = partitionState{current: cur, target: t.Replicas, done: true}
 	}
-	return states, len(ongoing) > 0, all, nil
+	return states, len(ongoing) > 0 || stale, all, nil
 }
 
 func partitionStatesText(states map[tp]partitionState) string {

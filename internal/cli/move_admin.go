@@ -126,7 +126,15 @@ func openKadmMoveAdmin(seeds []string) (moveAdmin, error) {
 func (a *kadmMoveAdmin) Close() { a.cl.Close() }
 
 func (a *kadmMoveAdmin) Describe(ctx context.Context, topics []string) (clusterView, error) {
-	md, err := a.adm.Metadata(ctx, topics...)
+	// A Metadata request of its own: kadm's Metadata may answer from the client's metadata
+	// cache, up to MetadataMinAge old, and a move's progress must see the replicas change.
+	req := kmsg.NewPtrMetadataRequest()
+	for _, t := range topics {
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(t)
+		req.Topics = append(req.Topics, rt)
+	}
+	md, err := req.RequestWith(ctx, a.cl)
 	if err != nil {
 		return clusterView{}, fmt.Errorf("metadata: %w", err)
 	}
@@ -139,12 +147,16 @@ func (a *kadmMoveAdmin) Describe(ctx context.Context, topics []string) (clusterV
 		v.Brokers = append(v.Brokers, rb)
 	}
 	slices.SortFunc(v.Brokers, func(a, b rebalance.Broker) int { return int(a.ID - b.ID) })
-	for name, t := range md.Topics {
-		if t.Err != nil {
-			if errors.Is(t.Err, kerr.UnknownTopicOrPartition) {
+	for _, t := range md.Topics {
+		name := ""
+		if t.Topic != nil {
+			name = *t.Topic
+		}
+		if err := kerr.ErrorForCode(t.ErrorCode); err != nil {
+			if errors.Is(err, kerr.UnknownTopicOrPartition) {
 				return clusterView{}, fmt.Errorf("Topic %s not found.", name)
 			}
-			return clusterView{}, fmt.Errorf("topic %s: %w", name, t.Err)
+			return clusterView{}, fmt.Errorf("topic %s: %w", name, err)
 		}
 		for _, p := range t.Partitions {
 			v.Partitions = append(v.Partitions, partitionView{

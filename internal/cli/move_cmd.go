@@ -486,6 +486,7 @@ func (m *mover) wait(targets map[tp][]int32) (ok bool, err error) {
 	ok = true
 	var last string
 	graceLeft := 30 // polls during which a partition not seen moving yet may still appear
+	offTarget := map[tp]int{}
 	for {
 		var ps []progress
 		var view clusterView
@@ -502,17 +503,25 @@ func (m *mover) wait(targets map[tp][]int32) (ok bool, err error) {
 		}
 		for _, p := range tps {
 			if !pending[p] || moving[p] {
+				offTarget[p] = 0
 				continue
 			}
+			// The list and the metadata may come from brokers whose images are at different
+			// offsets: a replica set that is the target plus the replicas being removed is a
+			// move that one broker still sees running, and anything else off the target must
+			// hold for a few polls before it counts.
 			pv, _ := view.partition(p)
 			switch {
 			case slices.Equal(pv.Replicas, targets[p]):
 				m.printf("Reassignment of partition %s is completed.\n", p)
-			case seen[p] || graceLeft <= 0:
+			case isPrefix(targets[p], pv.Replicas):
+				continue
+			case offTarget[p] >= 2 && (seen[p] || graceLeft <= 0):
 				m.printf("There is no active reassignment of partition %s, but replica set is %s rather than %s.\n", p, joinIDs(pv.Replicas), joinIDs(targets[p]))
 				ok = false
 			default:
-				continue // the answering broker has not seen the reassignment yet
+				offTarget[p]++
+				continue
 			}
 			delete(pending, p)
 		}
@@ -684,25 +693,34 @@ func brokerCmd(e *env, args []string, deps moveDeps) error {
 }
 
 // checkEmpty says whether node still holds a replica, by the metadata.
+// The metadata may come from a broker a little behind the one that answered the list of moves,
+// so a replica still seen on node is looked at again a few times.
 func (m *mover) checkEmpty(node int32) error {
-	var view clusterView
-	if err := m.call(func(ctx context.Context) (err error) {
-		view, err = m.adm.Describe(ctx, nil)
-		return err
-	}); err != nil {
-		return err
-	}
-	var held []tp
-	for _, p := range view.Partitions {
-		if slices.Contains(p.Replicas, node) {
-			held = append(held, p.tp)
+	for try := 0; ; try++ {
+		var view clusterView
+		if err := m.call(func(ctx context.Context) (err error) {
+			view, err = m.adm.Describe(ctx, nil)
+			return err
+		}); err != nil {
+			return err
+		}
+		var held []tp
+		for _, p := range view.Partitions {
+			if slices.Contains(p.Replicas, node) {
+				held = append(held, p.tp)
+			}
+		}
+		if len(held) == 0 {
+			m.printf("Broker %d holds no replicas and can be stopped.\n", node)
+			return nil
+		}
+		if try >= 5 {
+			return fmt.Errorf("broker %d still holds replicas of %s", node, joinTPs(held))
+		}
+		if err := m.deps.sleep(m.e.ctx, m.deps.poll); err != nil {
+			return err
 		}
 	}
-	if len(held) > 0 {
-		return fmt.Errorf("broker %d still holds replicas of %s", node, joinTPs(held))
-	}
-	m.printf("Broker %d holds no replicas and can be stopped.\n", node)
-	return nil
 }
 
 // model reads the cluster and every replica's size into the planner's model.
@@ -858,4 +876,10 @@ func writeLoads(w io.Writer, before, after []rebalance.Load) {
 
 func sameSet(a, b []int32) bool {
 	return slices.Equal(slices.Sorted(slices.Values(a)), slices.Sorted(slices.Values(b)))
+}
+
+// isPrefix reports whether full starts with prefix and is longer: a reassignment's replica list
+// (target first, then the replicas being removed).
+func isPrefix(prefix, full []int32) bool {
+	return len(full) > len(prefix) && slices.Equal(full[:len(prefix)], prefix)
 }
