@@ -52,6 +52,11 @@ func commandTable() map[string]commandFunc {
 		"kafka-leader-election":  runKafkaLeaderElection,
 		"kafka-storage":          runKafkaStorage,
 		"storage":                runKafkaStorage,
+
+		// Moving replicas (move_cmd.go, kafka_reassign_partitions.go).
+		"partition":                 runPartition,
+		"broker":                    runBroker,
+		"kafka-reassign-partitions": runKafkaReassignPartitions,
 	}
 }
 

@@ -11,9 +11,11 @@ import (
 
 const clusterUsage = `Usage: moldau cluster info [options]
        moldau cluster elect-leaders [--unclean] [TOPIC[:PARTITION] ...] [options]
+       moldau cluster rebalance [options]
 
 info prints the cluster id, the controller, the brokers and the number of topics; elect-leaders
-moves leadership back to the preferred replicas (moldau cluster elect-leaders --help).`
+moves leadership back to the preferred replicas (moldau cluster elect-leaders --help); rebalance
+evens out replica and leader counts (moldau cluster rebalance --help).`
 
 // clusterInfo is what moldau cluster info prints.
 type clusterInfo struct {
@@ -58,11 +60,14 @@ func runCluster(e *env, args []string) error {
 		printUsage(e.stdout, newFlagSet("cluster"), clusterUsage)
 		return nil
 	}
-	if args[0] == "elect-leaders" {
+	switch args[0] {
+	case "elect-leaders":
 		return runClusterElectLeaders(e, args[1:])
-	}
-	if args[0] != "info" {
-		return e.usagef("unknown subcommand %q: want info or elect-leaders", args[0])
+	case "rebalance":
+		return runClusterRebalance(e, args[1:])
+	case "info":
+	default:
+		return e.usagef("unknown subcommand %q: want info, elect-leaders or rebalance", args[0])
 	}
 	e.name = "moldau cluster info"
 	fs := newFlagSet("cluster info")
