@@ -105,6 +105,7 @@ var summaries = map[string]string{
 	"kafka-console-consumer": "Kafka's kafka-console-consumer.sh, same flags",
 	"kafka-consumer-groups":  "Kafka's kafka-consumer-groups.sh, same flags",
 	"kafka-storage":          "Kafka's kafka-storage.sh: format, info, random-uuid",
+	"kafka-features":         "Kafka's kafka-features.sh: describe, upgrade, downgrade, disable, version-mapping",
 	"storage":                "format log dirs with a cluster id, show meta.properties, random-uuid",
 	"bench":                  "load generator: produce, consume, e2e latency",
 }

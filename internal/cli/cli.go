@@ -50,6 +50,7 @@ func commandTable() map[string]commandFunc {
 		"kafka-console-consumer": runKafkaConsoleConsumer,
 		"kafka-consumer-groups":  runKafkaConsumerGroups,
 		"kafka-storage":          runKafkaStorage,
+		"kafka-features":         runKafkaFeatures,
 		"storage":                runKafkaStorage,
 	}
 }

@@ -279,6 +279,7 @@ var sentinelCodes = []struct {
 	{ErrInvalidReplicaAssignment, kerr.InvalidReplicaAssignment},
 	{ErrInvalidRequest, kerr.InvalidRequest},
 	{ErrNotController, kerr.NotController},
+	{ErrInvalidUpdateVersion, kerr.InvalidUpdateVersion},
 }
 
 // ErrorCode is the Kafka error code of one of the Controller's sentinel errors in err's chain.

@@ -122,6 +122,16 @@ type ClusterIDRecord struct {
 	ClusterID string `json:"clusterId"`
 }
 
+// FeatureLevelRecord finalizes a feature at a level (Kafka's FeatureLevelRecord): the
+// cluster-wide metadata.version, kraft.version, group.version, ... (features.go). Level 0
+// removes a feature; metadata.version is never removed. The controller commits these records in
+// batches of their own, so a node of an older build (which cannot decode them) skips only them.
+type FeatureLevelRecord struct {
+	Name  string `json:"name"`
+	Level int16  `json:"level"`
+}
+
+func (FeatureLevelRecord) recordType() string    { return "featureLevel" }
 func (RegisterBrokerRecord) recordType() string  { return "registerBroker" }
 func (BrokerChangeRecord) recordType() string    { return "brokerChange" }
 func (TopicRecord) recordType() string           { return "topic" }
@@ -144,6 +154,7 @@ var recordVersions = map[string]int{
 	"config":          1,
 	"producerIds":     1,
 	"clusterId":       1,
+	"featureLevel":    1,
 }
 
 // batchVersion is the version of the batch envelope.
@@ -159,6 +170,7 @@ var recordTypes = map[string]func() Record{
 	"config":          func() Record { return &ConfigRecord{} },
 	"producerIds":     func() Record { return &ProducerIDsRecord{} },
 	"clusterId":       func() Record { return &ClusterIDRecord{} },
+	"featureLevel":    func() Record { return &FeatureLevelRecord{} },
 }
 
 // ErrBadRecord is returned for a log entry that cannot be decoded or applied.
