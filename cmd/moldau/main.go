@@ -98,7 +98,7 @@ var summaries = map[string]string{
 	"produce":                "send lines from stdin to a topic",
 	"consume":                "print records: from beginning, an offset or a timestamp",
 	"group":                  "list, describe, delete, reset-offsets, delete-offsets",
-	"cluster":                "cluster info: id, controller, brokers",
+	"cluster":                "cluster info (nodes, roles, quorum, fenced, metadata lag) and cluster health (exit 1 on problem partitions)",
 	"verify":                 "check that nothing acknowledged is lost, optionally under faults",
 	"kafka-topics":           "Kafka's kafka-topics.sh, same flags",
 	"kafka-console-producer": "Kafka's kafka-console-producer.sh, same flags",

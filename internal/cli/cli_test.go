@@ -353,11 +353,3 @@ func TestResetRefusedWhileActive(t *testing.T) {
 		t.Errorf("describe active: %q", out)
 	}
 }
-
-func TestClusterInfo(t *testing.T) {
-	addr := startCluster(t, "a", "b")
-	out := mustRun(t, "", "cluster", "info", "-b", addr)
-	if !regexp.MustCompile(`(?s)^Cluster ID: \S+\nController: \d+ \(.+\)\nBrokers: 1\n  \d+\t127\.0\.0\.1:\d+(\track=\S+)?\nTopics: 2\n$`).MatchString(out) {
-		t.Errorf("cluster info: %q", out)
-	}
-}
