@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -93,13 +94,16 @@ func ParseMetadataVersion(s string) (MetadataVersion, bool) {
 	return found, ok
 }
 
-// featureRange is the level range this build supports for a feature.
-type featureRange struct{ Min, Max int16 }
+// FeatureRange is a range of feature levels a build supports.
+type FeatureRange struct {
+	Min int16 `json:"min"`
+	Max int16 `json:"max"`
+}
 
-func (r featureRange) contains(l int16) bool { return l >= r.Min && l <= r.Max }
+func (r FeatureRange) contains(l int16) bool { return l >= r.Min && l <= r.Max }
 
 // String is Kafka's VersionRange.toString.
-func (r featureRange) String() string {
+func (r FeatureRange) String() string {
 	if r.Min == r.Max {
 		return strconv.Itoa(int(r.Min))
 	}
@@ -107,12 +111,15 @@ func (r featureRange) String() string {
 }
 
 // supportedFeatures are the features this build knows, with the levels it supports.
-var supportedFeatures = map[string]featureRange{
+var supportedFeatures = map[string]FeatureRange{
 	FeatureMetadataVersion:    {MinMetadataVersion, LatestMetadataVersion},
 	FeatureKRaftVersion:       {0, 0},
 	FeatureGroupVersion:       {0, 0},
 	FeatureTransactionVersion: {0, 0},
 }
+
+// SupportedFeatures returns the features this build supports (a copy): what a broker registers.
+func SupportedFeatures() map[string]FeatureRange { return maps.Clone(supportedFeatures) }
 
 // FeatureNames are the features besides metadata.version, in the order Kafka's tools list them.
 var featureNames = []string{FeatureKRaftVersion, FeatureTransactionVersion, FeatureGroupVersion}
@@ -268,13 +275,18 @@ func checkFeatureUpdate(im *Image, nodeID int32, u FeatureUpdate) error {
 	if u.Level < 0 {
 		return invalidUpdateVersion(u.Name, u.Level, "A feature version cannot be less than 0.")
 	}
-	r := supportedFeatures[u.Name] // an unknown feature: {0, 0}, as Kafka's DISABLED range
-	if !r.contains(u.Level) {
-		what := fmt.Sprintf("Local controller %d", nodeID)
-		if r.Max == 0 {
-			return invalidUpdateVersion(u.Name, u.Level, what+" does not support this feature.")
+	if reason := notSupported(u.Level, fmt.Sprintf("Local controller %d", nodeID), supportedFeatures[u.Name]); reason != "" {
+		return invalidUpdateVersion(u.Name, u.Level, reason)
+	}
+	// Every registered broker must support the level (one registered by a build without
+	// feature versions is not asked).
+	for _, b := range im.Brokers() {
+		if b.Features == nil {
+			continue
 		}
-		return invalidUpdateVersion(u.Name, u.Level, what+" only supports versions "+r.String())
+		if reason := notSupported(u.Level, fmt.Sprintf("Broker %d", b.NodeID), b.Features[u.Name]); reason != "" {
+			return invalidUpdateVersion(u.Name, u.Level, reason)
+		}
 	}
 	switch {
 	case u.Level < current && u.UpgradeType == UpgradeTypeUpgrade:
@@ -299,6 +311,36 @@ func checkFeatureUpdate(im *Image, nodeID int32, u FeatureUpdate) error {
 			return invalidMV("Unsafe metadata downgrade is not supported in this version.")
 		}
 		return invalidMV("Refusing to perform the requested downgrade because it might delete metadata information.")
+	}
+	return nil
+}
+
+// notSupported is Kafka's QuorumFeatures.reasonNotSupported: "" when r contains level. A feature
+// missing from a map gives the zero range, Kafka's DISABLED.
+func notSupported(level int16, what string, r FeatureRange) string {
+	switch {
+	case r.contains(level):
+		return ""
+	case r.Max == 0:
+		return what + " does not support this feature."
+	default:
+		return what + " only supports versions " + r.String()
+	}
+}
+
+// checkRegistrationFeatures refuses a broker whose build does not support a finalized level
+// (Kafka's ClusterControlManager.processRegistrationFeature): UNSUPPORTED_VERSION.
+func checkRegistrationFeatures(im *Image, r BrokerRegistration) error {
+	if r.Features == nil {
+		return nil
+	}
+	finalized := im.FinalizedFeatures()
+	for _, name := range slices.Sorted(maps.Keys(finalized)) {
+		level := finalized[name]
+		if sr := r.Features[name]; !sr.contains(level) {
+			return fmt.Errorf("register broker %d: Unable to register because the broker does not support finalized version %d of %s. The broker wants a version between %d and %d, inclusive.: %w",
+				r.NodeID, level, name, sr.Min, sr.Max, kerr.UnsupportedVersion)
+		}
 	}
 	return nil
 }

@@ -5,7 +5,10 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"strings"
 	"testing"
+
+	"github.com/twmb/franz-go/pkg/kerr"
 )
 
 func TestBootstrapWritesMetadataVersion(t *testing.T) {
@@ -184,5 +187,45 @@ func TestFeatureLevelRecordApplyAndSnapshot(t *testing.T) {
 	old, err := readImageJSON(bytes.NewReader([]byte(`{"v":1,"index":3,"clusterId":"c","brokers":[],"topics":[]}`)))
 	if err != nil || old.MetadataVersion() != 0 {
 		t.Fatalf("old snapshot: %v, %v", old, err)
+	}
+}
+
+// TestFeaturesAndBrokerRegistrations: a broker registers the levels its build supports; a
+// broker that cannot run the finalized metadata.version is refused (UNSUPPORTED_VERSION), and
+// no level is finalized that a registered broker does not support.
+func TestFeaturesAndBrokerRegistrations(t *testing.T) {
+	ctx := context.Background()
+	c := newTestController(t, 1)
+	if err := c.ensureClusterID(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	older := map[string]FeatureRange{FeatureMetadataVersion: {7, 25}, FeatureGroupVersion: {0, 0}}
+	r := registration(c, 2, "")
+	r.Features = older
+	if _, err := c.RegisterBroker(ctx, r); !errors.Is(err, kerr.UnsupportedVersion) ||
+		!strings.Contains(err.Error(), "Unable to register because the broker does not support finalized version 27 of metadata.version. The broker wants a version between 7 and 25, inclusive.") {
+		t.Fatalf("registration below the finalized metadata.version: %v", err)
+	}
+	if err := c.UpdateFeatures(ctx, []FeatureUpdate{{FeatureMetadataVersion, 25, UpgradeTypeSafeDowngrade}}, false); err != nil {
+		t.Fatal(err)
+	}
+	r.IncarnationID = RandomUUID()
+	if _, err := c.RegisterBroker(ctx, r); err != nil {
+		t.Fatalf("registration at a supported level: %v", err)
+	}
+	if b, _ := c.Image().Broker(2); !maps.Equal(b.Features, older) {
+		t.Fatalf("registered features %v", b.Features)
+	}
+	err := c.UpdateFeatures(ctx, []FeatureUpdate{{FeatureMetadataVersion, 27, UpgradeTypeUpgrade}}, false)
+	if err == nil || err.Error() != "Invalid update version 27 for feature metadata.version. Broker 2 only supports versions 7-25" {
+		t.Fatalf("upgrade past a broker's range: %v", err)
+	}
+	// A registration without features (a build before them) is neither checked nor asked.
+	r3 := registration(c, 3, "")
+	if _, err := c.RegisterBroker(ctx, r3); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.UpdateFeatures(ctx, []FeatureUpdate{{FeatureMetadataVersion, 24, UpgradeTypeSafeDowngrade}}, false); err != nil {
+		t.Fatal(err)
 	}
 }

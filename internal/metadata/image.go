@@ -44,6 +44,9 @@ type Broker struct {
 	// ControlledShutdownOffset is the raft index of the entry that put the broker in
 	// controlled shutdown (0 when not in it).
 	ControlledShutdownOffset uint64 `json:"controlledShutdownOffset,omitempty"`
+	// Features are the feature levels the broker's build supports, as it registered them (nil:
+	// registered by a build without feature versions).
+	Features map[string]FeatureRange `json:"features,omitempty"`
 }
 
 // Active reports whether the broker may lead partitions and join ISRs: registered,
@@ -214,7 +217,8 @@ func (b *imageBuilder) apply(r Record) error {
 			IncarnationID: r.IncarnationID, Epoch: r.BrokerEpoch,
 			Endpoints: slices.Clone(r.Endpoints),
 			Fenced:    r.Fenced, InControlledShutdown: r.InControlledShutdown,
-			LogDirs: slices.Clone(r.LogDirs),
+			LogDirs:  slices.Clone(r.LogDirs),
+			Features: maps.Clone(r.Features),
 		}
 		if nb.Epoch == 0 {
 			nb.Epoch = int64(b.index)

@@ -40,6 +40,9 @@ type RegisterBrokerRecord struct {
 	Fenced               bool       `json:"fenced,omitempty"`
 	InControlledShutdown bool       `json:"inControlledShutdown,omitempty"`
 	LogDirs              []UUID     `json:"logDirs,omitzero"`
+	// Features are the feature levels the broker's build supports (nil: a build without
+	// feature versions).
+	Features map[string]FeatureRange `json:"features,omitzero"`
 }
 
 // BrokerChangeRecord changes the fencing or controlled-shutdown state of the registration
