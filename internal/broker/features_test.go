@@ -2,6 +2,8 @@ package broker
 
 import (
 	"context"
+	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -99,5 +101,51 @@ func TestClusterUpdateFeatures(t *testing.T) {
 				t.Errorf("v%d node %d: epoch %d", version, b.cfg.NodeID, av.FinalizedFeaturesEpoch)
 			}
 		}
+	}
+}
+
+// TestClusterDescribeClusterControllers: on the CONTROLLER listener DescribeCluster with
+// EndpointType 2 lists the voters at their controller addresses (what Kafka's tools do with
+// --bootstrap-controller); a client listener refuses it as Kafka's brokers do.
+func TestClusterDescribeClusterControllers(t *testing.T) {
+	brokers := testCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	v := brokers[1].cfg.ControllerQuorumVoters
+	ctrlAddr := func(id int32) string {
+		for _, voter := range v {
+			if voter.ID == id {
+				return net.JoinHostPort(voter.Host, strconv.Itoa(voter.Port))
+			}
+		}
+		t.Fatalf("no voter %d", id)
+		return ""
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(ctrlAddr(2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrDescribeClusterRequest()
+	req.EndpointType = 2
+	raw, err := cl.SeedBrokers()[0].Request(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := raw.(*kmsg.DescribeClusterResponse)
+	if resp.ErrorCode != 0 || resp.EndpointType != 2 || len(resp.Brokers) != 3 || resp.ControllerID < 1 {
+		t.Fatalf("controllers: %+v", resp)
+	}
+	for i, b := range resp.Brokers {
+		if b.NodeID != int32(i+1) || net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port))) != ctrlAddr(b.NodeID) {
+			t.Errorf("controller %d: %s:%d, want %s", b.NodeID, b.Host, b.Port, ctrlAddr(b.NodeID))
+		}
+	}
+	raw, err = client(t, brokers[1]).SeedBrokers()[0].Request(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := raw.(*kmsg.DescribeClusterResponse).ErrorCode; code != kerr.UnsupportedEndpointType.Code {
+		t.Fatalf("controllers on a client listener: code %d", code)
 	}
 }
