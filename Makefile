@@ -4,6 +4,7 @@
 #   make test              deps + go vet + go test -race + the Java suites against a fresh bin/moldau
 #   make deps              installs the clients the tests drive (as root, apt-get), or says what to install
 #   make test-go           go vet + go test -race only
+#   make test-compose      docker compose config on both compose files (skips without a compose CLI)
 #   make test-integration  test/java.sh against its own fresh broker
 #   make test-peers        ../shared/peers smoke scripts (an extra cross-check; not part of make test)
 #   make test-kfake        the script suites against franz-go's kfake (validates the scripts)
@@ -20,7 +21,7 @@ SOAK_NODES    ?= 3
 SOAK_DURATION ?= 5m
 SOAK_FAULTS   ?= kill,pause,restart
 
-.PHONY: build deps test test-go test-integration test-peers test-kfake bench soak kfake check-cmd clean
+.PHONY: build deps test test-compose test-go test-integration test-peers test-kfake bench soak kfake check-cmd clean
 
 check-cmd:
 	@if [ ! -d cmd/moldau ]; then \
@@ -35,10 +36,13 @@ build: check-cmd
 kfake:
 	$(GO) build -o bin/kfake ./bench/kfake
 
-test: check-cmd deps test-go test-integration
+test: check-cmd deps test-compose test-go test-integration
 
 deps:
 	@test/deps.sh
+
+test-compose:
+	@test/compose.sh
 
 test-go:
 	$(GO) vet ./...

@@ -50,6 +50,15 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "version", "--version":
 		fmt.Fprintln(stdout, "moldau", version)
 		return 0
+	case "tools":
+		// The Kafka tool names this binary answers to when linked under them (the Dockerfile and
+		// scripts/cluster-local.sh make the links from this list).
+		for _, c := range cli.Commands() {
+			if strings.HasPrefix(c, "kafka-") {
+				fmt.Fprintln(stdout, c)
+			}
+		}
+		return 0
 	case "bench":
 		ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer cancel()

@@ -45,6 +45,9 @@ type Broker struct {
 	// image it last applied (REQUIRES: syncMu).
 	replicas  *replica.Manager
 	applied   *metadata.Image
+	// leaderQuota and followerQuota are the replication quotas (KIP-73), set from the
+	// effective broker config and the topics' throttled replicas on every Sync (quotas.go).
+	leaderQuota, followerQuota *replica.Quota
 	groups    *group.Coordinator
 	offsets   *offsetsStore
 	listeners []*clientListener // every client listener, in the order of listeners
@@ -204,6 +207,11 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 	for _, v := range cfg.ControllerQuorumVoters {
 		voters[v.ID] = v.Addr()
 	}
+	leaderBalance := metadata.LeaderBalance{
+		Enable:        cfg.AutoLeaderRebalanceEnable,
+		Percentage:    int(cfg.LeaderImbalancePerBrokerPercentage),
+		CheckInterval: time.Duration(cfg.LeaderImbalanceCheckIntervalSeconds) * time.Second,
+	}
 	meta, err := metadata.Start(ctx, metadata.Config{
 		NodeID:                   cfg.NodeID,
 		RaftDir:                  filepath.Join(cfg.LogDirs[0], "__raft"),
@@ -221,6 +229,7 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 		ValidateBrokerConfig:     config.ValidateBrokerConfig,
 		SessionTimeout:           time.Duration(cfg.BrokerSessionTimeoutMs) * time.Millisecond,
 		HeartbeatInterval:        time.Duration(cfg.BrokerHeartbeatIntervalMs) * time.Millisecond,
+		LeaderBalance:            leaderBalance,
 		Logger:                   logger.With("component", "controller"),
 		LogOutput:                os.Stderr,
 	})
@@ -250,6 +259,7 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 	for _, err := range b.parts.CheckpointErrors() {
 		b.log.Error("high-watermark checkpoint ignored: its partitions start from their log start offsets (a single replica then commits its whole log at once); it is rewritten within seconds", "err", err)
 	}
+	b.leaderQuota, b.followerQuota = newQuotas(cfg, b.clock)
 	b.replicas = replica.NewManager(b.replicaConfig())
 	if err := b.Sync(); err != nil {
 		return nil, fmt.Errorf("broker: open partitions: %w", err)
@@ -284,6 +294,7 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 		Listeners:              endpoints,
 		AutoCreateTopics:       cfg.AutoCreateTopicsEnable,
 		FetchSessionCacheSlots: int(cfg.FetchSessionCacheSlots),
+		LeaderQuota:            b.leaderQuota,
 	}, b.meta, b.parts, b.groups, b, logger)
 
 	overrides := make(map[string]int, len(cfg.MaxConnectionsPerIPOverrides))
@@ -409,6 +420,7 @@ func (b *Broker) Sync() error {
 	err := b.replicas.Apply(b.applied, im)
 	b.applied = im
 	b.syncCoordinators()
+	b.applyQuotas(im)
 	return err
 }
 

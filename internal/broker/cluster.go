@@ -126,6 +126,7 @@ func (b *Broker) replicaConfig() replica.Config {
 		FetchBackoff:          time.Duration(b.cfg.ReplicaFetchBackoffMs) * time.Millisecond,
 		FetchMaxBytes:         b.cfg.ReplicaFetchMaxBytes,
 		FetchResponseMaxBytes: b.cfg.ReplicaFetchResponseMaxBytes,
+		FollowerQuota:         b.followerQuota,
 	}
 }
 

@@ -16,13 +16,16 @@ import (
 	"github.com/moldau/moldau/internal/partition"
 )
 
-// effectiveConfig is the static broker config with the cluster-wide dynamic overrides applied.
-func (b *Broker) effectiveConfig() *config.Config {
-	dyn := b.meta.Image().BrokerConfigs()
-	if len(dyn) == 0 {
+// effectiveConfig is the static broker config with the dynamic overrides applied: the
+// cluster-wide ones, then this broker's own.
+func (b *Broker) effectiveConfig() *config.Config { return b.effectiveConfigOf(b.meta.Image()) }
+
+func (b *Broker) effectiveConfigOf(im *metadata.Image) *config.Config {
+	dyn, own := im.BrokerConfigs(), im.NodeConfigs(b.cfg.NodeID)
+	if len(dyn) == 0 && len(own) == 0 {
 		return b.cfg
 	}
-	c, err := b.cfg.WithDynamic(dyn)
+	c, err := b.cfg.WithDynamicBroker(dyn, own)
 	if err != nil {
 		b.log.Warn("dynamic broker config ignored", "err", err)
 		return b.cfg

@@ -353,3 +353,38 @@ func TestResetRefusedWhileActive(t *testing.T) {
 		t.Errorf("describe active: %q", out)
 	}
 }
+
+// TestKafkaTopicsReplicaAssignment: --create --replica-assignment sends each partition's replicas
+// (Kafka's format: partitions by ',', brokers by ':'), and refuses what Kafka's TopicCommand
+// refuses. kfake keeps only the counts; test/integration's createAssignedTopic checks the placement
+// on a Moldau cluster.
+func TestKafkaTopicsReplicaAssignment(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	bs := []string{"--bootstrap-server", c.ListenAddrs()[0]}
+	if out := mustRun(t, "", "kafka-topics", append(bs, "--create", "--topic", "placed", "--replica-assignment", "2:0, 1:2", "--config", "retention.ms=1000")...); out != "Created topic placed.\n" {
+		t.Errorf("create: %q", out)
+	}
+	out := mustRun(t, "", "kafka-topics", append(bs, "--describe", "--topic", "placed")...)
+	if !strings.Contains(out, "PartitionCount: 2\tReplicationFactor: 2\tConfigs: retention.ms=1000") {
+		t.Errorf("describe: %q", out)
+	}
+	for _, tc := range []struct {
+		args   []string
+		code   int
+		stderr string
+	}{
+		{[]string{"--replica-assignment", "1:1,0:2"}, 1, "Error while executing topic command : Partition replica lists may not contain duplicate entries: 1\n"},
+		{[]string{"--replica-assignment", "1:2,0"}, 1, "Error while executing topic command : Partition 1 has different replication factor: [0]\n"},
+		{[]string{"--replica-assignment", "1:x"}, 1, "Error while executing topic command : For input string: \"x\"\n"},
+		{[]string{"--replica-assignment", "1:2", "--partitions", "2"}, 2, "Option \"[replica-assignment]\" can't be used with option \"[partitions]\""},
+	} {
+		_, stderr, code := runCmd(t, "", "kafka-topics", append(append(bs, "--create", "--topic", "bad"), tc.args...)...)
+		if code != tc.code || !strings.Contains(stderr, tc.stderr) {
+			t.Errorf("%v: code %d stderr %q, want %d and %q", tc.args, code, stderr, tc.code, tc.stderr)
+		}
+	}
+}

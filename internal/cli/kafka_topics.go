@@ -2,15 +2,20 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 const kafkaTopicsUsage = `Usage: kafka-topics --bootstrap-server HOST:PORT (--create | --list | --describe | --delete | --alter) [options]
@@ -97,7 +102,7 @@ func runKafkaTopics(e *env, args []string) error {
 	fs.StringVar(&topic, "topic", "", "The topic to create, alter, describe or delete. A regular expression except with --create.")
 	fs.StringVar(&partitionsS, "partitions", "", "The number of partitions for the topic being created or altered.")
 	fs.StringVar(&rfS, "replication-factor", "", "The replication factor for each partition in the topic being created.")
-	fs.StringVar(&replicaAssignment, "replica-assignment", "", "not supported by Moldau")
+	fs.StringVar(&replicaAssignment, "replica-assignment", "", "With --create: the replicas of each partition, broker_id_for_part1_replica1 : broker_id_for_part1_replica2 , broker_id_for_part2_replica1 : ... (no --partitions or --replication-factor then).")
 	fs.Var(&configs, "config", "A topic configuration override k=v (repeatable).")
 	fs.Var(&deleteConfigs, "delete-config", "A topic configuration override to be removed (with --alter).")
 	fs.BoolVar(&ifExists, "if-exists", false, "Only execute if the topic exists (alter, delete, describe).")
@@ -136,8 +141,20 @@ func runKafkaTopics(e *env, args []string) error {
 			return err
 		}
 	}
+	var assignment [][]int32
 	if replicaAssignment != "" {
-		return e.argf("--replica-assignment is not supported by Moldau; use --partitions and --replication-factor")
+		if !create {
+			return e.argf("--replica-assignment is supported by Moldau with --create only")
+		}
+		for _, other := range []struct{ name, value string }{{"partitions", partitionsS}, {"replication-factor", rfS}} {
+			if other.value != "" {
+				return e.usagef("Option \"[replica-assignment]\" can't be used with option \"[%s]\"", other.name)
+			}
+		}
+		if assignment, err = parseReplicaAssignment(replicaAssignment); err != nil {
+			fmt.Fprintf(e.stderr, "Error while executing topic command : %s\n", err)
+			return &exitError{code: 1}
+		}
 	}
 	cfgBootstrap, _, err := e.commandConfigBootstrap(commandConfig, "command-config", nil)
 	if err != nil {
@@ -188,11 +205,17 @@ func runKafkaTopics(e *env, args []string) error {
 		}
 		ctx, cancel := e.adminCtx()
 		defer cancel()
-		resps, err := adm.CreateTopics(ctx, int32(partitions), int16(rf), configPtrs(cfg), topic)
+		var r kadm.CreateTopicResponse
+		if assignment != nil {
+			r, err = createAssigned(ctx, seeds, topic, assignment, cfg)
+		} else {
+			var resps kadm.CreateTopicResponses
+			resps, err = adm.CreateTopics(ctx, int32(partitions), int16(rf), configPtrs(cfg), topic)
+			r = resps[topic]
+		}
 		if err != nil {
 			return fail(err.Error())
 		}
-		r := resps[topic]
 		switch {
 		case r.Err == nil:
 			fmt.Fprintf(e.stdout, "Created topic %s.\n", topic)
@@ -325,4 +348,77 @@ func sortedCopy(s []string) []string {
 	out := append([]string(nil), s...)
 	sort.Strings(out)
 	return out
+}
+
+// parseReplicaAssignment parses --replica-assignment as Kafka's TopicCommand does: partitions
+// separated by ',', each partition's brokers by ':', every partition with as many replicas as
+// the first and no broker twice in one partition.
+func parseReplicaAssignment(s string) ([][]int32, error) {
+	var out [][]int32
+	for i, part := range strings.Split(s, ",") {
+		var brokers []int32
+		seen, dup := map[int32]bool{}, []string{}
+		for _, b := range strings.Split(part, ":") {
+			b = strings.TrimSpace(b)
+			id, err := strconv.ParseInt(b, 10, 32)
+			if err != nil {
+				return nil, fmt.Errorf("For input string: \"%s\"", b)
+			}
+			if seen[int32(id)] {
+				dup = append(dup, b)
+			}
+			seen[int32(id)] = true
+			brokers = append(brokers, int32(id))
+		}
+		if len(dup) > 0 {
+			return nil, fmt.Errorf("Partition replica lists may not contain duplicate entries: %s", strings.Join(dup, ","))
+		}
+		if len(out) > 0 && len(brokers) != len(out[0]) {
+			ids := make([]string, len(brokers))
+			for j, b := range brokers {
+				ids[j] = strconv.Itoa(int(b))
+			}
+			return nil, fmt.Errorf("Partition %d has different replication factor: [%s]", i, strings.Join(ids, ", "))
+		}
+		out = append(out, brokers)
+	}
+	return out, nil
+}
+
+// createAssigned creates topic with the given replicas for each partition (CreateTopics with a
+// manual assignment; kadm only sends counts).
+func createAssigned(ctx context.Context, seeds []string, topic string, assignment [][]int32, configs map[string]string) (kadm.CreateTopicResponse, error) {
+	cl, err := newClient(seeds)
+	if err != nil {
+		return kadm.CreateTopicResponse{}, err
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrCreateTopicsRequest()
+	req.TimeoutMillis = 30000
+	rt := kmsg.NewCreateTopicsRequestTopic()
+	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = topic, -1, -1
+	for p, replicas := range assignment {
+		ra := kmsg.NewCreateTopicsRequestTopicReplicaAssignment()
+		ra.Partition, ra.Replicas = int32(p), replicas
+		rt.ReplicaAssignment = append(rt.ReplicaAssignment, ra)
+	}
+	for _, k := range slices.Sorted(maps.Keys(configs)) {
+		c := kmsg.NewCreateTopicsRequestTopicConfig()
+		c.Name, c.Value = k, kmsg.StringPtr(configs[k])
+		rt.Configs = append(rt.Configs, c)
+	}
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return kadm.CreateTopicResponse{}, err
+	}
+	if len(resp.Topics) != 1 {
+		return kadm.CreateTopicResponse{}, fmt.Errorf("CreateTopics answered %d topics for one", len(resp.Topics))
+	}
+	t := resp.Topics[0]
+	r := kadm.CreateTopicResponse{Topic: topic, Err: kerr.ErrorForCode(t.ErrorCode)}
+	if t.ErrorMessage != nil {
+		r.ErrMessage = *t.ErrorMessage
+	}
+	return r, nil
 }

@@ -31,12 +31,13 @@ import (
 type Source int8
 
 const (
-	SourceDefault Source = iota // the key's default
-	SourceFile                  // server.properties (--config)
-	SourceEnv                   // KAFKA_* / MOLDAU_* environment variables
-	SourceFlag                  // command-line flags and --override
-	SourceStatic                // a layer passed to Build (static, origin unknown)
-	SourceDynamic               // a cluster-wide dynamic broker config (WithDynamic)
+	SourceDefault       Source = iota // the key's default
+	SourceFile                        // server.properties (--config)
+	SourceEnv                         // KAFKA_* / MOLDAU_* environment variables
+	SourceFlag                        // command-line flags and --override
+	SourceStatic                      // a layer passed to Build (static, origin unknown)
+	SourceDynamic                     // a cluster-wide dynamic broker config (WithDynamic)
+	SourceDynamicBroker               // a dynamic config of this broker alone (WithDynamicBroker)
 )
 
 func (s Source) String() string {
@@ -53,18 +54,22 @@ func (s Source) String() string {
 		return "static"
 	case SourceDynamic:
 		return "dynamic"
+	case SourceDynamicBroker:
+		return "dynamic broker"
 	}
 	return "unknown"
 }
 
 // KafkaConfigSource is the DescribeConfigs ConfigSource code: DEFAULT_CONFIG (5),
-// STATIC_BROKER_CONFIG (4) or DYNAMIC_DEFAULT_BROKER_CONFIG (3).
+// STATIC_BROKER_CONFIG (4), DYNAMIC_DEFAULT_BROKER_CONFIG (3) or DYNAMIC_BROKER_CONFIG (2).
 func (s Source) KafkaConfigSource() int8 {
 	switch s {
 	case SourceDefault:
 		return 5
 	case SourceDynamic:
 		return 3
+	case SourceDynamicBroker:
+		return 2
 	}
 	return 4
 }
@@ -164,6 +169,17 @@ type Config struct {
 	ReplicaFetchResponseMaxBytes int32 // replica.fetch.response.max.bytes: MaxBytes of a follower fetch
 	ReplicaFetchBackoffMs        int32 // replica.fetch.backoff.ms: pause after a failed follower fetch
 	ReplicaSocketTimeoutMs       int32 // replica.socket.timeout.ms: timeout of a follower's requests to the leader
+	// Replication quotas (KIP-73): bytes/s; math.MaxInt64 is no throttle.
+	LeaderReplicationThrottledRate    int64 // leader.replication.throttled.rate
+	FollowerReplicationThrottledRate  int64 // follower.replication.throttled.rate
+	ReplicationQuotaWindowNum         int32 // replication.quota.window.num: samples of the quotas' rate
+	ReplicationQuotaWindowSizeSeconds int32 // replication.quota.window.size.seconds: length of one sample
+
+	// Leader balance (Kafka's auto leader rebalance keys): the active controller's preferred
+	// elections for brokers that lead too few of the partitions they are preferred for.
+	AutoLeaderRebalanceEnable           bool  // auto.leader.rebalance.enable
+	LeaderImbalancePerBrokerPercentage  int32 // leader.imbalance.per.broker.percentage
+	LeaderImbalanceCheckIntervalSeconds int64 // leader.imbalance.check.interval.seconds
 
 	OffsetsTopicNumPartitions int32 // offsets.topic.num.partitions
 	// OffsetsTopicReplicationFactor is the replication factor __consumer_offsets is created
@@ -238,20 +254,33 @@ func Build(layers ...map[string]string) (*Config, error) {
 // than every static layer). Every key must be dynamic (ValidateBrokerConfig). An empty value means
 // no dynamic override for that key (the static value stays).
 func (c *Config) WithDynamic(dynamic map[string]string) (*Config, error) {
+	return c.WithDynamicBroker(dynamic, nil)
+}
+
+// WithDynamicBroker is WithDynamic with this broker's own dynamic configs (AlterConfigs of
+// broker resource "N") applied over the cluster-wide ones, as Kafka's DynamicBrokerConfig
+// orders them: per-broker, then cluster default, then static.
+func (c *Config) WithDynamicBroker(defaults, broker map[string]string) (*Config, error) {
 	var errs []error
-	set := map[string]string{}
-	for _, k := range slices.Sorted(maps.Keys(dynamic)) {
-		if err := ValidateBrokerConfig(k, dynamic[k]); err != nil {
-			errs = append(errs, err)
-		} else if strings.TrimSpace(dynamic[k]) != "" {
-			set[k] = dynamic[k]
+	valid := func(dynamic map[string]string) map[string]string {
+		set := map[string]string{}
+		for _, k := range slices.Sorted(maps.Keys(dynamic)) {
+			if err := ValidateBrokerConfig(k, dynamic[k]); err != nil {
+				errs = append(errs, err)
+			} else if strings.TrimSpace(dynamic[k]) != "" {
+				set[k] = dynamic[k]
+			}
 		}
+		return set
 	}
-	dynamic = set
+	defaults, broker = valid(defaults), valid(broker)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	ls := append(slices.Clip(c.layers), layer{source: SourceDynamic, values: dynamic, where: "dynamic broker config"})
+	ls := append(slices.Clip(c.layers), layer{source: SourceDynamic, values: defaults, where: "dynamic broker config"})
+	if len(broker) > 0 {
+		ls = append(ls, layer{source: SourceDynamicBroker, values: broker, where: "dynamic config of this broker"})
+	}
 	return build(ls)
 }
 
@@ -465,6 +494,9 @@ func (b *builder) fill() {
 	c.BrokerSessionTimeoutMs = b.int32("broker.session.timeout.ms")
 	c.BrokerHeartbeatIntervalMs = b.int32("broker.heartbeat.interval.ms")
 	c.ControlledShutdownEnable = b.bool("controlled.shutdown.enable")
+	c.AutoLeaderRebalanceEnable = b.bool("auto.leader.rebalance.enable")
+	c.LeaderImbalancePerBrokerPercentage = b.int32("leader.imbalance.per.broker.percentage")
+	c.LeaderImbalanceCheckIntervalSeconds = b.int64("leader.imbalance.check.interval.seconds")
 	c.ReplicaLagTimeMaxMs = b.int64("replica.lag.time.max.ms")
 	c.ReplicaFetchWaitMaxMs = b.int32("replica.fetch.wait.max.ms")
 	c.ReplicaFetchMinBytes = b.int32("replica.fetch.min.bytes")
@@ -472,6 +504,10 @@ func (b *builder) fill() {
 	c.ReplicaFetchResponseMaxBytes = b.int32("replica.fetch.response.max.bytes")
 	c.ReplicaFetchBackoffMs = b.int32("replica.fetch.backoff.ms")
 	c.ReplicaSocketTimeoutMs = b.int32("replica.socket.timeout.ms")
+	c.LeaderReplicationThrottledRate = b.int64(LeaderReplicationThrottledRate)
+	c.FollowerReplicationThrottledRate = b.int64(FollowerReplicationThrottledRate)
+	c.ReplicationQuotaWindowNum = b.int32("replication.quota.window.num")
+	c.ReplicationQuotaWindowSizeSeconds = b.int32("replication.quota.window.size.seconds")
 	// As in KafkaConfig.validateValues.
 	if int64(c.ReplicaFetchWaitMaxMs) > int64(c.ReplicaSocketTimeoutMs) {
 		b.fail("replica.fetch.wait.max.ms", fmt.Sprintf("must not exceed replica.socket.timeout.ms (%d): replica.socket.timeout.ms should always be at least replica.fetch.wait.max.ms to prevent unnecessary socket timeouts", c.ReplicaSocketTimeoutMs))

@@ -2,9 +2,16 @@ package handler
 
 // DescribeConfigs v1-4, AlterConfigs v0-2, IncrementalAlterConfigs v0-1.
 //
-// Resources: topics (type 2) and this broker (type 4; an empty name is the cluster-wide default).
-// Topic overrides and dynamic broker configs are metadata records committed through raft, so they
-// survive restarts and will reach every broker of a cluster. AlterConfigs replaces the whole set
+// Resources: topics (type 2) and brokers (type 4; an empty name is the cluster-wide default, a
+// node id that broker's own dynamic configs, which win over the default on it). Topic overrides
+// and dynamic broker configs are metadata records committed through raft, so they survive
+// restarts and reach every broker of a cluster.
+//
+// DescribeConfigs of a broker answers for this broker only (or the default), as Kafka's does:
+// Kafka's admin client sends a broker-N resource to broker N. An alteration of broker N's
+// configs is accepted on every node (it is a metadata write, forwarded to the raft leader like
+// the others) for any registered broker, as Kafka's controller accepts it; Kafka's broker
+// itself takes only its own id, which is where its admin client sends it. AlterConfigs replaces the whole set
 // of a resource's overrides, as Kafka's legacy API does; IncrementalAlterConfigs applies SET,
 // DELETE, APPEND and SUBTRACT to single keys. validate-only checks everything and changes nothing.
 
@@ -68,17 +75,39 @@ func (h *Handler) handleDescribeConfigs(_ context.Context, req *server.Request) 
 
 // checkBrokerResource accepts this broker's id or "" (cluster-wide default).
 func (h *Handler) checkBrokerResource(name string) error {
-	if name == "" {
-		return nil
+	id, err := brokerResourceID(name)
+	if err != nil || id < 0 {
+		return err
 	}
-	id, err := strconv.ParseInt(name, 10, 32)
-	if err != nil {
-		return fmt.Errorf("broker id %q is not a number: %w", name, kerr.InvalidRequest)
-	}
-	if int32(id) != h.opts.NodeID {
-		return fmt.Errorf("broker %d is not this broker (%d): %w", id, h.opts.NodeID, kerr.InvalidRequest)
+	if id != h.opts.NodeID {
+		return fmt.Errorf("Unexpected broker id, expected %d or empty string, but received %s: %w", h.opts.NodeID, name, kerr.InvalidRequest)
 	}
 	return nil
+}
+
+// brokerResourceID is the node id a broker resource names, -1 for "" (the cluster default).
+func brokerResourceID(name string) (int32, error) {
+	if name == "" {
+		return -1, nil
+	}
+	id, err := strconv.ParseInt(name, 10, 32)
+	if err != nil || id < 0 {
+		return 0, fmt.Errorf("Broker id must be an integer, but it is: %s: %w", name, kerr.InvalidRequest)
+	}
+	return int32(id), nil
+}
+
+// checkAlterBrokerResource accepts "" and the id of any registered broker (Kafka's controller's
+// ConfigResourceExistenceChecker): the node id, -1 for the cluster default.
+func (h *Handler) checkAlterBrokerResource(name string) (int32, error) {
+	id, err := brokerResourceID(name)
+	if err != nil || id < 0 {
+		return id, err
+	}
+	if _, ok := h.meta.Image().Broker(id); !ok && id != h.opts.NodeID {
+		return 0, fmt.Errorf("No node with id %d found: %w", id, kerr.BrokerIDNotRegistered)
+	}
+	return id, nil
 }
 
 func (h *Handler) handleAlterConfigs(ctx context.Context, req *server.Request) (kmsg.Response, error) {
@@ -177,6 +206,9 @@ func (h *Handler) currentOverrides(resourceType int8, name string) map[string]st
 			return t.Configs
 		}
 	case resourceBroker:
+		if id, err := brokerResourceID(name); err == nil && id >= 0 {
+			return im.NodeConfigs(id)
+		}
 		return im.BrokerConfigs()
 	}
 	return nil
@@ -204,7 +236,8 @@ func (h *Handler) alterConfigs(ctx context.Context, resourceType int8, name stri
 			return err
 		}
 	case resourceBroker:
-		if err := h.checkBrokerResource(name); err != nil {
+		id, err := h.checkAlterBrokerResource(name)
+		if err != nil {
 			return err
 		}
 		for k := range set {
@@ -225,7 +258,12 @@ func (h *Handler) alterConfigs(ctx context.Context, resourceType int8, name stri
 		if validateOnly {
 			return nil
 		}
-		if err := h.meta.AlterBrokerConfigs(ctx, set); err != nil {
+		if id < 0 {
+			err = h.meta.AlterBrokerConfigs(ctx, set)
+		} else {
+			err = h.meta.AlterNodeConfigs(ctx, id, set)
+		}
+		if err != nil {
 			return err
 		}
 	default:

@@ -21,6 +21,10 @@ package handler
 // matching (then nothing is read) and moves the high watermark. Only the leader serves either
 // kind of fetch: a non-leader answers NOT_LEADER_OR_FOLLOWER, with CurrentLeader and the leader's
 // endpoint (KIP-951) when the metadata knows it; so does FENCED_LEADER_EPOCH.
+//
+// Replication quota (KIP-73, Options.LeaderQuota): a follower not in the ISR gets no records for
+// a throttled partition while the leader quota is exceeded (ReplicaManager.shouldLeaderThrottle),
+// and the bytes of every throttled partition of a follower's answer are recorded against it.
 
 import (
 	"context"
@@ -60,6 +64,9 @@ func (h *Handler) handleFetch(ctx context.Context, req *server.Request) (kmsg.Re
 	for {
 		resp, secs, size, stop, parts := h.fetchOnce(req, r, topics)
 		if stop || size >= int64(r.MinBytes) || r.MaxWaitMillis <= 0 || !time.Now().Before(deadline) {
+			if q := h.opts.LeaderQuota; q != nil && fetchReplicaID(r) >= 0 {
+				recordThrottled(q, resp, secs)
+			}
 			resp.SessionID, secs = h.sessions.finish(fc, resp, secs)
 			return &server.Chunked{Response: resp, Chunks: encodeFetch(resp, secs)}, nil
 		}
@@ -116,9 +123,9 @@ func groupFetchItems(items []fetchItem, byID bool) []fetchTopic {
 func (h *Handler) fetchOnce(req *server.Request, r *kmsg.FetchRequest, topics []fetchTopic) (resp *kmsg.FetchResponse, secs [][][]log.Section, size int64, stop bool, parts []*partition.Partition) {
 	resp = r.ResponseKind().(*kmsg.FetchResponse)
 	im := h.meta.Image()
-	replicaID, brokerEpoch := r.ReplicaID, int64(-1)
+	replicaID, brokerEpoch := fetchReplicaID(r), int64(-1)
 	if r.Version >= 15 {
-		replicaID, brokerEpoch = r.ReplicaState.ID, r.ReplicaState.Epoch
+		brokerEpoch = r.ReplicaState.Epoch
 	}
 	leaders := map[int32]bool{} // brokers named in CurrentLeader, for resp.Brokers
 	readCommitted := r.IsolationLevel == 1
@@ -197,7 +204,7 @@ func (h *Handler) fetchOnce(req *server.Request, r *kmsg.FetchRequest, topics []
 			if limit > budget {
 				limit = budget
 			}
-			if limit > 0 || size == 0 {
+			if !h.leaderThrottled(t, rp.partition, replicaID) && (limit > 0 || size == 0) {
 				var ps []log.Section
 				var err error
 				if replicaID >= 0 {
@@ -266,4 +273,43 @@ func (h *Handler) leaderPartition(t *metadata.Topic, index int32) (*partition.Pa
 		return nil, fmt.Errorf("%s-%d: %w", t.Name, index, kerr.NotLeaderForPartition)
 	}
 	return p, nil
+}
+
+// fetchReplicaID is the replica id of a follower's fetch (v15+ ReplicaState, the top-level
+// ReplicaID before), -1 for a consumer's.
+func fetchReplicaID(r *kmsg.FetchRequest) int32 {
+	if r.Version >= 15 {
+		return r.ReplicaState.ID
+	}
+	return r.ReplicaID
+}
+
+// leaderThrottled reports whether follower replicaID gets no records of partition index of t
+// now: the leader quota holds it back (throttled, exceeded, the follower not in the ISR, as the
+// metadata has it).
+func (h *Handler) leaderThrottled(t *metadata.Topic, index, replicaID int32) bool {
+	if replicaID < 0 || h.opts.LeaderQuota == nil {
+		return false
+	}
+	mp, _ := metaPartition(t, index)
+	return h.opts.LeaderQuota.Holds(t.Name, index, slices.Contains(mp.ISR, replicaID))
+}
+
+// recordThrottled records against the leader quota the record bytes of the throttled partitions
+// of a follower's answer, in-sync followers' included (Kafka's sizeOfThrottledPartitions: all
+// replication traffic of the throttled partitions counts).
+func recordThrottled(q ReplicationQuota, resp *kmsg.FetchResponse, secs [][][]log.Section) {
+	var n int64
+	for ti := range resp.Topics {
+		rt := &resp.Topics[ti]
+		for pi := range rt.Partitions {
+			if ti >= len(secs) || pi >= len(secs[ti]) || !q.IsThrottled(rt.Topic, rt.Partitions[pi].Partition) {
+				continue
+			}
+			for _, s := range secs[ti][pi] {
+				n += s.Len
+			}
+		}
+	}
+	q.Record(n)
 }

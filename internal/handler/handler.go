@@ -88,6 +88,19 @@ type Options struct {
 	AutoCreateTopics bool
 	// FetchSessionCacheSlots is max.incremental.fetch.session.cache.slots.
 	FetchSessionCacheSlots int
+	// LeaderQuota is the leader replication quota (leader.replication.throttled.rate over
+	// leader.replication.throttled.replicas, replica.Quota); nil: follower fetches are never
+	// throttled.
+	LeaderQuota ReplicationQuota
+}
+
+// ReplicationQuota is a replication quota as the Fetch handler uses it (replica.Quota).
+type ReplicationQuota interface {
+	// Holds reports whether a follower fetch gets no records for a partition now: the
+	// partition is throttled, the quota exceeded and the follower not in the ISR.
+	Holds(topic string, partition int32, inSync bool) bool
+	IsThrottled(topic string, partition int32) bool
+	Record(bytes int64)
 }
 
 // Endpoint is an advertised host and port.

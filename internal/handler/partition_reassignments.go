@@ -2,20 +2,19 @@ package handler
 
 // AlterPartitionReassignments v0-1, ListPartitionReassignments v0.
 //
-// Moldau does not move replicas, so no reassignment is ever in progress: the list is always
-// empty. AlterPartitionReassignments validates each partition as Kafka's controller does
-// (UNKNOWN_TOPIC_OR_PARTITION; INVALID_REPLICA_ASSIGNMENT for an empty list, a broker named
-// twice or a broker that is not registered; INVALID_REPLICATION_FACTOR for a replication factor
-// change that v1 forbids; NO_REASSIGNMENT_IN_PROGRESS for a cancellation). A target equal to the
-// current replicas needs no movement and succeeds, as in Kafka; any other target is
-// INVALID_REPLICA_ASSIGNMENT saying that Moldau cannot move replicas yet.
+// AlterPartitionReassignments hands every partition to the controller (metadata/reassign.go:
+// Kafka's KRaft reassignment), which validates each as Kafka does (UNKNOWN_TOPIC_OR_PARTITION;
+// INVALID_REPLICA_ASSIGNMENT for an empty list, a broker named twice or a broker that is not
+// registered; INVALID_REPLICATION_FACTOR for a replication factor change that v1 forbids;
+// NO_REASSIGNMENT_IN_PROGRESS for a cancellation with nothing to cancel) and commits the
+// accepted ones as one batch, on the raft leader. A target equal to the current replicas
+// needs no movement and succeeds. ListPartitionReassignments answers from this node's image:
+// the partitions with adding or removing replicas, Replicas being the full set while moving;
+// null topics list every reassignment in progress.
 
 import (
 	"context"
-	"fmt"
-	"slices"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/moldau/moldau/internal/metadata"
@@ -27,63 +26,84 @@ func init() {
 	register(kmsg.ListPartitionReassignments, 0, 0, (*Handler).handleListPartitionReassignments)
 }
 
-func (h *Handler) handleAlterPartitionReassignments(_ context.Context, req *server.Request) (kmsg.Response, error) {
+func (h *Handler) handleAlterPartitionReassignments(ctx context.Context, req *server.Request) (kmsg.Response, error) {
 	r := req.Msg.(*kmsg.AlterPartitionAssignmentsRequest)
 	resp := r.ResponseKind().(*kmsg.AlterPartitionAssignmentsResponse)
-	im := h.meta.Image()
-	registered := map[int32]bool{}
-	for _, b := range im.Brokers() {
-		registered[b.NodeID] = true
+	keepRF := r.Version >= 1 && !r.AllowReplicationFactorChange
+	var items []metadata.Reassignment
+	for _, rt := range r.Topics {
+		for _, rp := range rt.Partitions {
+			items = append(items, metadata.Reassignment{Topic: rt.Topic, Partition: rp.Partition, Replicas: rp.Replicas, KeepReplicationFactor: keepRF})
+		}
 	}
-	allowRFChange := r.Version < 1 || r.AllowReplicationFactorChange
+	var errs []error
+	var whole error
+	if len(items) > 0 {
+		errs, whole = h.meta.AlterPartitionReassignments(ctx, items)
+	}
+	if whole != nil {
+		resp.ErrorCode = errorCode(whole)
+		resp.ErrorMessage = errorMessage(whole)
+	}
+	i := 0
 	for _, rt := range r.Topics {
 		st := kmsg.NewAlterPartitionAssignmentsResponseTopic()
 		st.Topic = rt.Topic
-		t, _ := im.Topic(rt.Topic)
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewAlterPartitionAssignmentsResponseTopicPartition()
 			sp.Partition = rp.Partition
-			err := reassign(t, rt.Topic, rp.Partition, rp.Replicas, registered, allowRFChange)
+			err := whole
+			if err == nil {
+				err = errs[i]
+			}
 			sp.ErrorCode = errorCode(err)
 			sp.ErrorMessage = errorMessage(err)
 			st.Partitions = append(st.Partitions, sp)
+			i++
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
 	return resp, nil
 }
 
-func reassign(t *metadata.Topic, name string, partition int32, target []int32, registered map[int32]bool, allowRFChange bool) error {
-	if t == nil || partition < 0 || int(partition) >= len(t.Partitions) {
-		return fmt.Errorf("unable to find partition %s-%d: %w", name, partition, kerr.UnknownTopicOrPartition)
-	}
-	if target == nil {
-		return fmt.Errorf("no reassignment of %s-%d is in progress: %w", name, partition, kerr.NoReassignmentInProgress)
-	}
-	if len(target) == 0 {
-		return fmt.Errorf("the manual partition assignment includes an empty replica list: %w", kerr.InvalidReplicaAssignment)
-	}
-	sorted := slices.Sorted(slices.Values(target))
-	for i, id := range sorted {
-		if !registered[id] {
-			return fmt.Errorf("the manual partition assignment includes broker %d, but no broker with that id is registered: %w", id, kerr.InvalidReplicaAssignment)
-		}
-		if i > 0 && sorted[i-1] == id {
-			return fmt.Errorf("the manual partition assignment includes the broker %d more than once: %w", id, kerr.InvalidReplicaAssignment)
-		}
-	}
-	current := t.Partitions[partition].Replicas
-	if !allowRFChange && len(target) != len(current) {
-		return fmt.Errorf("the replication factor of %s-%d is %d, the request asks %d and forbids a change: %w", name, partition, len(current), len(target), kerr.InvalidReplicationFactor)
-	}
-	if slices.Equal(target, current) {
-		return nil
-	}
-	return fmt.Errorf("moving %s-%d from replicas %v to %v: Moldau cannot move partition replicas yet: %w", name, partition, current, target, kerr.InvalidReplicaAssignment)
-}
-
 func (h *Handler) handleListPartitionReassignments(_ context.Context, req *server.Request) (kmsg.Response, error) {
-	resp := req.Msg.(*kmsg.ListPartitionReassignmentsRequest).ResponseKind().(*kmsg.ListPartitionReassignmentsResponse)
+	r := req.Msg.(*kmsg.ListPartitionReassignmentsRequest)
+	resp := r.ResponseKind().(*kmsg.ListPartitionReassignmentsResponse)
 	resp.Topics = []kmsg.ListPartitionReassignmentsResponseTopic{}
+	im := h.meta.Image()
+	list := func(t *metadata.Topic, partitions []int32) {
+		st := kmsg.NewListPartitionReassignmentsResponseTopic()
+		st.Topic = t.Name
+		for _, id := range partitions {
+			if id < 0 || int(id) >= len(t.Partitions) || !t.Partitions[id].Reassigning() {
+				continue
+			}
+			p := t.Partitions[id]
+			sp := kmsg.NewListPartitionReassignmentsResponseTopicPartition()
+			sp.Partition = id
+			sp.Replicas = append([]int32{}, p.Replicas...)
+			sp.AddingReplicas = append([]int32{}, p.AddingReplicas...)
+			sp.RemovingReplicas = append([]int32{}, p.RemovingReplicas...)
+			st.Partitions = append(st.Partitions, sp)
+		}
+		if len(st.Partitions) > 0 {
+			resp.Topics = append(resp.Topics, st)
+		}
+	}
+	if r.Topics == nil {
+		for _, t := range im.Topics() {
+			all := make([]int32, len(t.Partitions))
+			for i := range all {
+				all[i] = int32(i)
+			}
+			list(t, all)
+		}
+		return resp, nil
+	}
+	for _, rt := range r.Topics {
+		if t, ok := im.Topic(rt.Topic); ok {
+			list(t, rt.Partitions)
+		}
+	}
 	return resp, nil
 }

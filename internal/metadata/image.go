@@ -67,6 +67,18 @@ type Partition struct {
 	LastKnownELR []int32 `json:"lastKnownElr,omitempty"`
 	// LeaderRecoveryState is LeaderRecovered, or LeaderRecovering after an unclean election.
 	LeaderRecoveryState int8 `json:"leaderRecoveryState,omitempty"`
+	// AddingReplicas and RemovingReplicas are set while a reassignment is in progress
+	// (Kafka's addingReplicas/removingReplicas): Replicas is then the target followed by the
+	// replicas being removed, AddingReplicas = target − original and RemovingReplicas =
+	// original − target. Adding replicas follow the leader like any other replica; the move
+	// completes once the ISR holds every target replica (reassign.go).
+	AddingReplicas   []int32 `json:"addingReplicas,omitempty"`
+	RemovingReplicas []int32 `json:"removingReplicas,omitempty"`
+}
+
+// Reassigning reports whether a reassignment of the partition is in progress.
+func (p Partition) Reassigning() bool {
+	return len(p.AddingReplicas) > 0 || len(p.RemovingReplicas) > 0
 }
 
 // Leader recovery states (KIP-704).
@@ -303,6 +315,11 @@ func (b *imageBuilder) apply(r Record) error {
 			ELR:                 cloneInt32s(r.ELR),
 			LastKnownELR:        cloneInt32s(r.LastKnownELR),
 			LeaderRecoveryState: r.LeaderRecoveryState,
+			AddingReplicas:      cloneInt32s(r.AddingReplicas),
+			RemovingReplicas:    cloneInt32s(r.RemovingReplicas),
+		}
+		if err := checkReassignment(p); err != nil {
+			return fmt.Errorf("partition %s-%d: %w", t.Name, r.Partition, err)
 		}
 		t = b.mutableTopic(t)
 		if int(r.Partition) == len(t.Partitions) {
@@ -320,12 +337,25 @@ func (b *imageBuilder) apply(r Record) error {
 			return fmt.Errorf("partition change %s-%d: topic has %d partitions", t.Name, r.Partition, len(t.Partitions))
 		}
 		old := t.Partitions[r.Partition]
-		if r.Leader != -1 && !slices.Contains(old.Replicas, r.Leader) {
+		replicas, adding, removing := old.Replicas, old.AddingReplicas, old.RemovingReplicas
+		if r.Replicas != nil {
+			if len(r.Replicas) == 0 {
+				return fmt.Errorf("partition change %s-%d: no replicas", t.Name, r.Partition)
+			}
+			replicas = cloneInt32s(r.Replicas)
+		}
+		if r.AddingReplicas != nil {
+			adding = cloneInt32s(r.AddingReplicas)
+		}
+		if r.RemovingReplicas != nil {
+			removing = cloneInt32s(r.RemovingReplicas)
+		}
+		if r.Leader != -1 && !slices.Contains(replicas, r.Leader) {
 			return fmt.Errorf("partition change %s-%d: leader %d is not a replica", t.Name, r.Partition, r.Leader)
 		}
 		for _, set := range [][]int32{r.ISR, r.ELR, r.LastKnownELR} {
 			for _, id := range set {
-				if !slices.Contains(old.Replicas, id) {
+				if !slices.Contains(replicas, id) {
 					return fmt.Errorf("partition change %s-%d: %d is not a replica", t.Name, r.Partition, id)
 				}
 			}
@@ -334,18 +364,24 @@ func (b *imageBuilder) apply(r Record) error {
 			return fmt.Errorf("partition change %s-%d: epochs %d/%d do not advance %d/%d", t.Name, r.Partition,
 				r.LeaderEpoch, r.PartitionEpoch, old.LeaderEpoch, old.PartitionEpoch)
 		}
-		t = b.mutableTopic(t)
-		t.Partitions[r.Partition] = Partition{
+		next := Partition{
 			Partition:           r.Partition,
 			Leader:              r.Leader,
 			LeaderEpoch:         r.LeaderEpoch,
 			PartitionEpoch:      r.PartitionEpoch,
-			Replicas:            old.Replicas,
+			Replicas:            replicas,
 			ISR:                 cloneInt32s(r.ISR),
 			ELR:                 cloneInt32s(r.ELR),
 			LastKnownELR:        cloneInt32s(r.LastKnownELR),
 			LeaderRecoveryState: r.LeaderRecoveryState,
+			AddingReplicas:      adding,
+			RemovingReplicas:    removing,
 		}
+		if err := checkReassignment(next); err != nil {
+			return fmt.Errorf("partition change %s-%d: %w", t.Name, r.Partition, err)
+		}
+		t = b.mutableTopic(t)
+		t.Partitions[r.Partition] = next
 
 	case *RemoveTopicRecord:
 		t, ok := im.topicsByID[r.TopicID]
@@ -417,6 +453,30 @@ func (b *imageBuilder) apply(r Record) error {
 
 	default:
 		return fmt.Errorf("unexpected record %T", r)
+	}
+	return nil
+}
+
+// checkReassignment checks that a partition's replicas hold no broker twice and that its
+// adding and removing replicas are replicas. (They may overlap: as in Kafka, a new target
+// that adds nothing keeps the adding list of the reassignment it replaces.)
+func checkReassignment(p Partition) error {
+	seen := map[int32]bool{}
+	for _, id := range p.Replicas {
+		if seen[id] {
+			return fmt.Errorf("replica %d listed twice in %v", id, p.Replicas)
+		}
+		seen[id] = true
+	}
+	for _, id := range p.AddingReplicas {
+		if !seen[id] {
+			return fmt.Errorf("adding replica %d is not a replica of %v", id, p.Replicas)
+		}
+	}
+	for _, id := range p.RemovingReplicas {
+		if !seen[id] {
+			return fmt.Errorf("removing replica %d is not a replica of %v", id, p.Replicas)
+		}
 	}
 	return nil
 }
@@ -529,6 +589,7 @@ func readImageJSON(r io.Reader) (*Image, error) {
 			}
 			p.Replicas, p.ISR = cloneInt32s(p.Replicas), cloneInt32s(p.ISR)
 			p.ELR, p.LastKnownELR = cloneInt32s(p.ELR), cloneInt32s(p.LastKnownELR)
+			p.AddingReplicas, p.RemovingReplicas = cloneInt32s(p.AddingReplicas), cloneInt32s(p.RemovingReplicas)
 		}
 		if _, dup := im.topics[t.Name]; dup {
 			return nil, fmt.Errorf("metadata: snapshot: duplicate topic %s", t.Name)

@@ -11,8 +11,11 @@ import (
 )
 
 // Partition state changes: Kafka 4.x's PartitionChangeBuilder with eligible leader replicas
-// (KIP-966) enabled, for the cases Moldau has (no reassignment yet):
+// (KIP-966) enabled:
 //
+//   - a reassignment in progress completes once the target ISR holds every target replica
+//     (completeReassignment, reassign.go): the replicas become the target, the ISR loses the
+//     removed replicas and adding/removing are cleared; the rules below then see the target;
 //   - the leader stays if it is still valid; otherwise the first replica in assignment order
 //     that is in the target ISR (or, when the ISR is empty, in the ELR) and acceptable
 //     (unfenced, not in controlled shutdown); an ELR leader becomes the ISR alone;
@@ -20,8 +23,9 @@ import (
 //     ISR = [it] and LeaderRecoveryState = RECOVERING; otherwise no leader (-1);
 //   - while the ISR is smaller than min.insync.replicas, members leaving it go to the ELR;
 //     once it is back at min ISR the ELR is cleared;
-//   - the leader epoch bumps when the leader changes (Kafka >= 3.6 no longer bumps it on an
-//     ISR shrink, KAFKA-15021); the partition epoch bumps on every change.
+//   - the leader epoch bumps when the leader changes or replicas leave the assignment (Kafka
+//     >= 3.6 no longer bumps it on an ISR shrink, KAFKA-15021); the partition epoch bumps on
+//     every change.
 
 // Topic and broker config keys the controller reads.
 const (
@@ -31,18 +35,35 @@ const (
 
 // changeBuilder holds the inputs of one partition change.
 type changeBuilder struct {
-	part       Partition
-	targetISR  []int32
+	part      Partition
+	targetISR []int32
+
+	// targetReplicas, targetAdding and targetRemoving are the assignment after the change;
+	// nil keeps the partition's (reassign.go sets them).
+	targetReplicas, targetAdding, targetRemoving []int32
+
 	recovery   int8 // target LeaderRecoveryState
 	minISR     int
 	unclean    bool
 	acceptable func(id int32) bool
+
+	// preferred is Kafka's Election.PREFERRED: the first replica takes over when it is a valid
+	// leader, before the current leader is kept (ElectLeaders, the leader balancer: elect.go).
+	preferred bool
 }
 
 // build returns the new partition state, or false when nothing changes.
 func (cb changeBuilder) build() (Partition, bool) {
 	p := cb.part
 	isr := slices.Clone(cb.targetISR)
+	// completeReassignmentIfNeeded; from here on p.Replicas is the target assignment (the
+	// election order), cb.part the partition before the change.
+	p.Replicas = orInt32s(cb.targetReplicas, p.Replicas)
+	p.AddingReplicas = orInt32s(cb.targetAdding, p.AddingReplicas)
+	p.RemovingReplicas = orInt32s(cb.targetRemoving, p.RemovingReplicas)
+	if replicas, newISR, ok := completeReassignment(p.Replicas, p.AddingReplicas, p.RemovingReplicas, isr); ok {
+		p.Replicas, p.AddingReplicas, p.RemovingReplicas, isr = replicas, nil, nil, newISR
+	}
 	elr := slices.Clone(p.ELR)
 	lastKnown := slices.Clone(p.LastKnownELR)
 
@@ -61,6 +82,8 @@ func (cb changeBuilder) build() (Partition, bool) {
 	}
 	leader, unclean := int32(-1), false
 	switch {
+	case cb.preferred && len(p.Replicas) > 0 && valid(p.Replicas[0]):
+		leader = p.Replicas[0]
 	case p.Leader != -1 && valid(p.Leader):
 		leader = p.Leader
 	default:
@@ -75,6 +98,11 @@ func (cb changeBuilder) build() (Partition, bool) {
 	next := p
 	recovery := cb.recovery
 	uncleanISR := false
+	// triggerLeaderEpochBumpForReplicaReassignmentIfNeeded: a replica leaving the assignment
+	// bumps the leader epoch, so the leader drops it as a follower.
+	if leader == p.Leader && !containsAll(p.Replicas, cb.part.Replicas) {
+		next.LeaderEpoch = p.LeaderEpoch + 1
+	}
 	if leader != p.Leader {
 		if slices.Contains(elr, leader) {
 			isr = []int32{leader}
@@ -96,12 +124,36 @@ func (cb changeBuilder) build() (Partition, bool) {
 	next.ELR = cloneInt32s(elr)
 	next.LastKnownELR = cloneInt32s(lastKnown)
 	next.LeaderRecoveryState = recovery
-	if next.Leader == p.Leader && slices.Equal(next.ISR, p.ISR) && slices.Equal(next.ELR, p.ELR) &&
-		slices.Equal(next.LastKnownELR, p.LastKnownELR) && next.LeaderRecoveryState == p.LeaderRecoveryState {
-		return p, false
+	next.Replicas = cloneInt32s(next.Replicas)
+	next.AddingReplicas = cloneInt32s(next.AddingReplicas)
+	next.RemovingReplicas = cloneInt32s(next.RemovingReplicas)
+	old := cb.part
+	if next.Leader == old.Leader && slices.Equal(next.ISR, old.ISR) && slices.Equal(next.ELR, old.ELR) &&
+		slices.Equal(next.LastKnownELR, old.LastKnownELR) && next.LeaderRecoveryState == old.LeaderRecoveryState &&
+		slices.Equal(next.Replicas, old.Replicas) && slices.Equal(next.AddingReplicas, old.AddingReplicas) &&
+		slices.Equal(next.RemovingReplicas, old.RemovingReplicas) {
+		return old, false
 	}
-	next.PartitionEpoch = p.PartitionEpoch + 1
+	next.PartitionEpoch = old.PartitionEpoch + 1
 	return next, true
+}
+
+// orInt32s is a, or b when a is nil.
+func orInt32s(a, b []int32) []int32 {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+// containsAll reports whether every member of sub is in s.
+func containsAll(s, sub []int32) bool {
+	for _, id := range sub {
+		if !slices.Contains(s, id) {
+			return false
+		}
+	}
+	return true
 }
 
 // union returns the members of sets in the order of order (the replica assignment).
@@ -129,6 +181,24 @@ func without(s []int32, excluded ...[]int32) []int32 {
 	return out
 }
 
+// record is the PartitionChangeRecord that turns cb.part into next (a result of build): the
+// whole leadership and ISR state, and the assignment fields that changed.
+func (cb changeBuilder) record(id UUID, next Partition) *PartitionChangeRecord {
+	r := changeRecord(id, next)
+	if !slices.Equal(next.Replicas, cb.part.Replicas) {
+		r.Replicas = cloneInt32s(next.Replicas)
+	}
+	if !slices.Equal(next.AddingReplicas, cb.part.AddingReplicas) {
+		r.AddingReplicas = cloneInt32s(next.AddingReplicas)
+	}
+	if !slices.Equal(next.RemovingReplicas, cb.part.RemovingReplicas) {
+		r.RemovingReplicas = cloneInt32s(next.RemovingReplicas)
+	}
+	return r
+}
+
+// changeRecord is the PartitionChangeRecord of a change that keeps p's assignment (use
+// changeBuilder.record for one that may not).
 func changeRecord(id UUID, p Partition) *PartitionChangeRecord {
 	return &PartitionChangeRecord{
 		TopicID:             id,
@@ -173,7 +243,7 @@ func (c *Controller) leaderAndISRUpdates(im *Image, remove, add int32, match fun
 				acceptable: acceptable,
 			}
 			if next, ok := cb.build(); ok {
-				records = append(records, changeRecord(UUID(t.ID), next))
+				records = append(records, cb.record(UUID(t.ID), next))
 			}
 		}
 	}
@@ -292,7 +362,7 @@ func (c *Controller) localAlterPartition(ctx context.Context, brokerID int32, br
 		}
 		next, changed := cb.build()
 		if changed {
-			records = append(records, changeRecord(it.TopicID, next))
+			records = append(records, cb.record(it.TopicID, next))
 			pending[key] = next
 			if next.Leader != brokerID {
 				results[i].Err = fmt.Errorf("alter partition %s-%d: the change elected leader %d: %w",

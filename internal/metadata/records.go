@@ -76,11 +76,20 @@ type PartitionRecord struct {
 	ELR                 []int32 `json:"elr,omitzero"`
 	LastKnownELR        []int32 `json:"lastKnownElr,omitzero"`
 	LeaderRecoveryState int8    `json:"leaderRecoveryState,omitempty"`
+	// Version 3 (written only when a reassignment is in progress): the replicas being added
+	// and removed (Kafka's addingReplicas/removingReplicas). Replicas is then target ∪ current.
+	AddingReplicas   []int32 `json:"addingReplicas,omitzero"`
+	RemovingReplicas []int32 `json:"removingReplicas,omitzero"`
 }
 
-// PartitionChangeRecord sets the leadership and ISR state of an existing partition (its
-// replicas are unchanged): the whole new state, so applying it needs nothing but the record.
-// The controller builds it with the election rules of partitions.go.
+// PartitionChangeRecord sets the leadership and ISR state of an existing partition: the
+// whole new state, so applying it needs nothing but the record. The controller builds it
+// with the election and reassignment rules of partitions.go and reassign.go.
+//
+// Version 2 (written only when one of them is set) adds Replicas, AddingReplicas and
+// RemovingReplicas, as Kafka's record: nil leaves the field as it is, an empty (non-nil)
+// list, encoded [], sets it empty, so a completed or cancelled reassignment clears
+// adding and removing with [].
 type PartitionChangeRecord struct {
 	TopicID             UUID    `json:"topicId"`
 	Partition           int32   `json:"partition"`
@@ -91,6 +100,10 @@ type PartitionChangeRecord struct {
 	LeaderRecoveryState int8    `json:"leaderRecoveryState,omitempty"`
 	LeaderEpoch         int32   `json:"leaderEpoch"`
 	PartitionEpoch      int32   `json:"partitionEpoch"`
+	// Version 2.
+	Replicas         []int32 `json:"replicas,omitzero"`
+	AddingReplicas   []int32 `json:"addingReplicas,omitzero"`
+	RemovingReplicas []int32 `json:"removingReplicas,omitzero"`
 }
 
 // RemoveTopicRecord deletes a topic with its partitions and configs.
@@ -145,19 +158,49 @@ func (ConfigRecord) recordType() string          { return "config" }
 func (ProducerIDsRecord) recordType() string     { return "producerIds" }
 func (ClusterIDRecord) recordType() string       { return "clusterId" }
 
-// recordVersions is the version written for each record type; decoders accept 1..it.
+// recordVersions is the newest version of each record type; decoders accept 1..it.
 // A version bump only adds optional fields, so older records decode into the same struct.
+// A record is written with the lowest version that holds what it carries (versioned), so
+// nodes of the previous release keep applying every record that does not use new fields
+// (a rolling upgrade), and refuse, rather than misapply, one that does.
 var recordVersions = map[string]int{
 	"registerBroker":  2,
 	"brokerChange":    1,
 	"topic":           1,
-	"partition":       2,
-	"partitionChange": 1,
+	"partition":       3,
+	"partitionChange": 2,
 	"removeTopic":     1,
 	"config":          1,
 	"producerIds":     1,
 	"clusterId":       1,
 	"featureLevel":    1,
+}
+
+// versioned is a record whose version depends on the fields it uses.
+type versioned interface {
+	version() int
+}
+
+func (r PartitionRecord) version() int {
+	if len(r.AddingReplicas) > 0 || len(r.RemovingReplicas) > 0 {
+		return 3
+	}
+	return 2
+}
+
+func (r PartitionChangeRecord) version() int {
+	if r.Replicas != nil || r.AddingReplicas != nil || r.RemovingReplicas != nil {
+		return 2
+	}
+	return 1
+}
+
+// recordVersion is the version r is written with.
+func recordVersion(r Record) int {
+	if v, ok := r.(versioned); ok {
+		return v.version()
+	}
+	return recordVersions[r.recordType()]
 }
 
 // batchVersion is the version of the batch envelope.
@@ -207,7 +250,7 @@ func encodeRecord(r Record) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("metadata: encode %s record: %w", r.recordType(), err)
 	}
-	head := fmt.Sprintf(`{"type":%q,"v":%d`, r.recordType(), recordVersions[r.recordType()])
+	head := fmt.Sprintf(`{"type":%q,"v":%d`, r.recordType(), recordVersion(r))
 	if len(body) <= 2 { // "{}"
 		return []byte(head + "}"), nil
 	}
@@ -305,4 +348,12 @@ func NewClusterID() string { return RandomUUID().String() }
 // from the log and one restored from a snapshot of it hold the same value.
 func cloneInt32s(s []int32) []int32 {
 	return append([]int32{}, s...)
+}
+
+// nilIfEmpty is s, or nil when s is empty (a record field left out).
+func nilIfEmpty(s []int32) []int32 {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
 }

@@ -61,6 +61,9 @@ type Config struct {
 	// Now is the controller's clock for broker sessions (default time.Now).
 	Now func() time.Time
 
+	// LeaderBalance is the active controller's leader balance (balance.go).
+	LeaderBalance LeaderBalance
+
 	ApplyTimeout  time.Duration // bound on one commit, default 10s
 	LeaderTimeout time.Duration // bound on waiting for leadership at start, default 30s
 
@@ -155,6 +158,7 @@ func Start(ctx context.Context, cfg Config) (*Controller, error) {
 	}
 	c.wg.Go(func() { c.watchLeadership(leaderCh, node) })
 	c.wg.Go(func() { c.sessionLoop(node.Done()) })
+	c.startBalancer(node.Done())
 	return c, nil
 }
 

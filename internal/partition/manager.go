@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -323,6 +324,68 @@ func (m *Manager) RemoveTopic(topic string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// RemovePartition closes and deletes one hosted partition and its directory (a replica moved
+// off this broker while its topic stays). A partition being opened (Ensure) is deleted by its
+// opener, which RemovePartition waits for before it removes the directory.
+func (m *Manager) RemovePartition(topic string, p int32) error {
+	name := DirName(topic, p)
+	m.mu.Lock()
+	var part *Partition
+	if ps := m.topics[topic]; p >= 0 && int(p) < len(ps) {
+		part = ps[p]
+		ps = slices.Clone(ps)
+		ps[p] = nil
+		if slices.IndexFunc(ps, func(x *Partition) bool { return x != nil }) < 0 {
+			delete(m.topics, topic)
+		} else {
+			m.topics[topic] = ps
+		}
+	}
+	dir, onDisk := m.onDisk[name]
+	if onDisk {
+		delete(m.onDisk, name)
+		m.perDir[dir]--
+	}
+	op := m.opening[name]
+	if op != nil {
+		op.removed = true
+	}
+	m.mu.Unlock()
+	if op != nil {
+		<-op.done
+	}
+	var errs []error
+	if part != nil {
+		if err := part.Delete(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if onDisk {
+		if err := m.fs.RemoveAll(filepath.Join(dir, name)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("delete partition %s: %w", name, err)
+	}
+	return nil
+}
+
+// OrphanPartitions lists the partition directories on disk ("<topic>-<p>", ParseDirName) that
+// keep rejects, sorted: e.g. replicas moved off this broker while it was down.
+func (m *Manager) OrphanPartitions(keep func(topic string, p int32) bool) []string {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	var names []string
+	for name := range m.onDisk {
+		if t, p, ok := ParseDirName(name); ok && !keep(t, p) {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	return names
 }
 
 // Orphans lists, once each, the topics with a partition directory on disk that keep rejects

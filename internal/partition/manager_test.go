@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -358,4 +359,45 @@ func FuzzParseHighWatermarks(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestRemovePartition: one partition of a topic is closed and its directory deleted; the
+// topic's other partitions stay; a directory left on disk (not open) is listed by
+// OrphanPartitions and removed too.
+func TestRemovePartition(t *testing.T) {
+	m := newTestManager(t)
+	for p := int32(0); p < 2; p++ {
+		if _, err := m.Ensure("moving", p, managerTestSettings(), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.RemovePartition("moving", 0); err != nil {
+		t.Fatal(err)
+	}
+	if m.Get("moving", 0) != nil || m.Get("moving", 1) == nil || len(m.All()) != 1 {
+		t.Fatal("RemovePartition removed the wrong partitions")
+	}
+	if _, err := os.Stat(filepath.Join(m.dirs[0], DirName("moving", 0))); !os.IsNotExist(err) {
+		t.Fatalf("the removed partition's directory is still there: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(m.dirs[0], DirName("moving", 1))); err != nil {
+		t.Fatalf("the other partition's directory: %v", err)
+	}
+	keepNone := func(string, int32) bool { return false }
+	if got := m.OrphanPartitions(keepNone); !slices.Equal(got, []string{"moving-1"}) {
+		t.Fatalf("OrphanPartitions = %v", got)
+	}
+	if err := m.RemovePartition("moving", 1); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.OrphanPartitions(keepNone); len(got) != 0 || len(m.Topic("moving")) != 0 {
+		t.Fatalf("after removing both: orphans %v, hosted %v", got, m.Topic("moving"))
+	}
+	// Removing what is not there is no error; the partition can be created again.
+	if err := m.RemovePartition("moving", 7); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Ensure("moving", 0, managerTestSettings(), 0); err != nil {
+		t.Fatal(err)
+	}
 }

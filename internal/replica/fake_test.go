@@ -345,6 +345,28 @@ func (s *fakeStore) removeTopic(topic string) error {
 	return nil
 }
 
+func (s *fakeStore) removePartition(topic string, p int32) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := tp{topic, p}
+	delete(s.parts, key)
+	s.onDisk = slices.DeleteFunc(s.onDisk, func(k tp) bool { return k == key })
+	s.rec.add("remove %s-%d", topic, p)
+	return nil
+}
+
+func (s *fakeStore) orphanPartitions(keep func(string, int32) bool) []tp {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []tp
+	for _, k := range s.onDisk {
+		if !keep(k.topic, k.part) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
 func (s *fakeStore) orphans(keep func(string, int32) bool) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -59,6 +59,9 @@ type followed struct {
 	leaderEpoch int32 // the leader epoch of the metadata that made this broker follow
 	state       fetchState
 	delayUntil  time.Time // no request for the partition before this (backoff after an error)
+	// inSync: the last fetch brought the log up to the leader's high watermark (Kafka's
+	// PartitionFetchState.isReplicaInSync); the follower quota never holds it back then.
+	inSync bool
 }
 
 // fetcherConfig is what a fetcher takes from the Manager's Config.
@@ -74,6 +77,7 @@ type fetcherConfig struct {
 	backoff     time.Duration
 	maxBytes    int32
 	respMax     int32
+	quota       *Quota // follower replication quota (throttle.go); nil: none
 }
 
 // fetcher replicates the partitions this broker follows from one leader (Kafka's
@@ -166,7 +170,7 @@ func (f *fetcher) buildFetch(now time.Time) *kmsg.FetchRequest {
 	req.SessionEpoch = -1 // full fetch, no session
 	byTopic := map[string]int{}
 	for _, p := range f.sortedLocked() {
-		if p.state != fetching || now.Before(p.delayUntil) {
+		if p.state != fetching || now.Before(p.delayUntil) || f.cfg.quota.Holds(p.topic, p.part, p.inSync) {
 			continue
 		}
 		i, ok := byTopic[p.topic]
@@ -293,6 +297,12 @@ func (f *fetcher) applyPartitionLocked(p *followed, sent *kmsg.FetchRequestTopic
 		}
 	}
 	p.replica.UpdateFollowerHighWatermark(rp.HighWatermark)
+	// Follower quota: every byte of a throttled partition counts, an in-sync one's too
+	// (ReplicaFetcherThread.processPartitionData).
+	if q := f.cfg.quota; q != nil && q.IsThrottled(p.topic, p.part) {
+		q.Record(int64(n))
+	}
+	p.inSync = p.replica.LogEndOffset() >= rp.HighWatermark
 	if mv, ok := p.replica.(logStartMover); ok && rp.LogStartOffset > p.replica.LogStartOffset() {
 		// Only as far as this replica's high watermark: beyond it the records are not known
 		// committed here yet; a later fetch moves it the rest of the way.
@@ -488,15 +498,24 @@ func (f *fetcher) nextWait(now time.Time) time.Duration {
 	defer f.mu.Unlock()
 	var d time.Duration
 	for _, p := range f.parts {
-		if p.state == fenced || !now.Before(p.delayUntil) {
+		w := p.delayUntil.Sub(now)
+		if p.state == fetching && !now.Before(p.delayUntil) && f.cfg.quota.Holds(p.topic, p.part, p.inSync) {
+			// Held back by the follower quota: look again after the backoff, as Kafka's
+			// fetcher waits replica.fetch.backoff.ms when its fetch is empty.
+			w = max(f.cfg.backoff, minThrottleRecheck)
+		} else if p.state == fenced || !now.Before(p.delayUntil) {
 			continue
 		}
-		if w := p.delayUntil.Sub(now); d == 0 || w < d {
+		if d == 0 || w < d {
 			d = w
 		}
 	}
 	return d
 }
+
+// minThrottleRecheck bounds how often a fetcher whose partitions are all held back by the
+// follower quota looks at the quota again (with replica.fetch.backoff.ms=0).
+const minThrottleRecheck = 10 * time.Millisecond
 
 // start runs the fetcher's goroutine until close.
 func (f *fetcher) start() { go f.run() }

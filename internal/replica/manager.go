@@ -79,6 +79,9 @@ type Config struct {
 	FetchMaxBytes int32
 	// FetchResponseMaxBytes is replica.fetch.response.max.bytes (default 10 MiB).
 	FetchResponseMaxBytes int32
+	// FollowerQuota is the follower replication quota (follower.replication.throttled.rate
+	// over follower.replication.throttled.replicas); nil: no throttle.
+	FollowerQuota *Quota
 }
 
 // local is a hosted partition as the manager drives it (*partition.Partition through
@@ -102,7 +105,11 @@ type local interface {
 type store interface {
 	open(topic string, p int32, s partition.Settings) (local, error)
 	removeTopic(topic string) error
+	// removePartition closes and deletes one partition (a replica moved off this broker).
+	removePartition(topic string, p int32) error
 	orphans(keep func(topic string, p int32) bool) []string
+	// orphanPartitions lists the partitions on disk that keep rejects.
+	orphanPartitions(keep func(topic string, p int32) bool) []tp
 }
 
 type role uint8
@@ -299,16 +306,12 @@ func (m *Manager) Apply(old, next *metadata.Image) error {
 			}
 			continue
 		}
-		// Moved away while the topic stays: reassignment is not supported yet; the replica
-		// stops replicating and keeps its files.
-		m.mu.Lock()
-		if h := m.parts[key]; h != nil {
-			m.unfollowLocked(h)
-			delete(m.parts, key)
+		// Moved away while the topic stays (a reassignment removed this replica): Kafka's
+		// StopReplica with deletion. A leader steps down first, so that produces waiting for
+		// replication fail with NOT_LEADER_OR_FOLLOWER and go to the new leader.
+		if err := m.removePartition(key, next); err != nil {
+			errs = append(errs, err)
 		}
-		m.mu.Unlock()
-		m.logger.Warn("partition no longer assigned to this broker: it stops replicating (reassignment is not supported yet)",
-			"topic", key.topic, "partition", key.part)
 	}
 	// Topics deleted while this broker was down (or whose partitions never opened).
 	keep := func(topic string, p int32) bool {
@@ -321,6 +324,15 @@ func (m *Manager) Apply(old, next *metadata.Image) error {
 		}
 		m.logger.Info("deleting partitions of removed topic", "topic", topic)
 		if err := m.removeTopic(topic); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	// Replicas moved off this broker while it was down (their topic stays).
+	for _, key := range m.store.orphanPartitions(keep) {
+		if _, ok := next.Topic(key.topic); !ok || removed[key.topic] {
+			continue
+		}
+		if err := m.removePartition(key, next); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -431,6 +443,7 @@ func (m *Manager) fetcherLocked(leader int32) *fetcher {
 		dial: m.cfg.Dial, clock: m.clock, logger: m.logger.With("fetcher", leader),
 		waitMax: m.cfg.FetchWaitMax, backoff: m.cfg.FetchBackoff,
 		maxBytes: m.cfg.FetchMaxBytes, respMax: m.cfg.FetchResponseMaxBytes,
+		quota: m.cfg.FollowerQuota,
 	})
 	m.fetchers[leader] = f
 	if !m.manual {
@@ -455,6 +468,32 @@ func (m *Manager) closeIdleFetchers() {
 			f.close()
 		}
 	}
+}
+
+// removePartition stops the replica key (no longer assigned here in next: a leader becomes a
+// follower of next's leader first), forgets it and deletes its files.
+func (m *Manager) removePartition(key tp, next *metadata.Image) error {
+	m.mu.Lock()
+	if h := m.parts[key]; h != nil {
+		m.unfollowLocked(h)
+		if h.role == roleLeader {
+			leader, epoch, partitionEpoch := int32(-1), h.leaderEpoch+1, h.partitionEpoch
+			if t, ok := next.Topic(key.topic); ok && int(key.part) < len(t.Partitions) {
+				p := t.Partitions[key.part]
+				leader, epoch, partitionEpoch = p.Leader, max(p.LeaderEpoch, epoch), p.PartitionEpoch
+			}
+			if err := h.part.becomeFollower(leader, epoch, partitionEpoch); err != nil {
+				m.logger.Warn("step down as leader of a partition moved off this broker", "topic", key.topic, "partition", key.part, "err", err)
+			}
+		}
+		delete(m.parts, key)
+	}
+	m.mu.Unlock()
+	m.logger.Info("deleting partition moved off this broker", "topic", key.topic, "partition", key.part)
+	if err := m.store.removePartition(key.topic, key.part); err != nil {
+		return fmt.Errorf("delete partition %s-%d moved off this broker: %w", key.topic, key.part, err)
+	}
+	return nil
 }
 
 // removeTopic stops fetching every partition of topic, forgets them, and deletes them

@@ -476,3 +476,59 @@ func TestManagerSettingsErrorKeepsPartitions(t *testing.T) {
 	}
 	wantLog(t, rec, "t-0 follower of 1 epoch=1 pe=1")
 }
+
+func TestManagerReassignment(t *testing.T) {
+	rec1, rec4 := &transitions{}, &transitions{}
+	st1, st4 := newFakeStore(rec1), newFakeStore(rec4)
+	m1 := manualManager(t, 1, st1, newFakeClock())
+	m4 := manualManager(t, 4, st4, newFakeClock())
+	// Broker 4 still has t-0 on disk from an earlier assignment: not a replica now, it goes.
+	st4.onDisk = []tp{{"t", 0}}
+	ims := newImages(t)
+	ims.apply(metadata.TopicRecord{Name: "t", TopicID: topicID})
+	im1 := ims.apply(part(0, 1, 0, 0, []int32{1, 2, 3}, []int32{1, 2, 3}))
+	for _, m := range []*Manager{m1, m4} {
+		if err := m.Apply(nil, im1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantLog(t, rec1, "t-0 open", "t-0 leader epoch=0 pe=0 replicas=[1 2 3] isr=[1 2 3]")
+	wantLog(t, rec4, "remove t-0")
+
+	// The move {1,2,3} -> {2,3,4} starts: the leader tracks 4 as a follower (same epoch), and
+	// 4 opens the partition and follows 1.
+	im2 := ims.apply(&metadata.PartitionChangeRecord{TopicID: topicID, Partition: 0, Leader: 1, ISR: []int32{1, 2, 3},
+		LeaderEpoch: 0, PartitionEpoch: 1, Replicas: []int32{2, 3, 4, 1}, AddingReplicas: []int32{4}, RemovingReplicas: []int32{1}})
+	for _, m := range []*Manager{m1, m4} {
+		if err := m.Apply(im1, im2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantLog(t, rec1, "t-0 leader epoch=0 pe=1 replicas=[2 3 4 1] isr=[1 2 3]")
+	wantLog(t, rec4, "t-0 open", "t-0 follower of 1 epoch=0 pe=1")
+	if got := m4.fetching(); !slices.Equal(got[1], []string{"t-0@0"}) {
+		t.Fatalf("broker 4 fetchers %v, want t-0 from 1", got)
+	}
+
+	// Completion: 2 leads in epoch 1; 1 steps down and deletes its replica; 4 follows 2.
+	im3 := ims.apply(&metadata.PartitionChangeRecord{TopicID: topicID, Partition: 0, Leader: 2, ISR: []int32{2, 3, 4},
+		LeaderEpoch: 1, PartitionEpoch: 2, Replicas: []int32{2, 3, 4}, AddingReplicas: []int32{}, RemovingReplicas: []int32{}})
+	for _, m := range []*Manager{m1, m4} {
+		if err := m.Apply(im2, im3); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantLog(t, rec1, "t-0 follower of 2 epoch=1 pe=2", "remove t-0")
+	wantLog(t, rec4, "t-0 follower of 2 epoch=1 pe=2")
+	if m1.hosted() != 0 || st1.get("t", 0) != nil {
+		t.Fatalf("broker 1 still hosts t-0")
+	}
+	if got := m4.fetching(); len(got) != 1 || !slices.Equal(got[2], []string{"t-0@1"}) {
+		t.Fatalf("broker 4 fetchers %v, want t-0 from 2", got)
+	}
+	// Applying the same image again does nothing more.
+	if err := m1.Apply(im3, im3); err != nil {
+		t.Fatal(err)
+	}
+	wantLog(t, rec1)
+}

@@ -20,6 +20,20 @@ func (s partitionStore) open(topic string, p int32, set partition.Settings) (loc
 
 func (s partitionStore) removeTopic(topic string) error { return s.parts.RemoveTopic(topic) }
 
+func (s partitionStore) removePartition(topic string, p int32) error {
+	return s.parts.RemovePartition(topic, p)
+}
+
+func (s partitionStore) orphanPartitions(keep func(string, int32) bool) []tp {
+	var out []tp
+	for _, name := range s.parts.OrphanPartitions(keep) {
+		if topic, p, ok := partition.ParseDirName(name); ok {
+			out = append(out, tp{topic, p})
+		}
+	}
+	return out
+}
+
 func (s partitionStore) orphans(keep func(string, int32) bool) []string { return s.parts.Orphans(keep) }
 
 // partitionLocal is a *partition.Partition as the manager drives it.

@@ -44,6 +44,11 @@ type Options struct {
 	// ReadTimeout bounds reading the topic back.
 	DrainTimeout, ReadTimeout time.Duration
 
+	// During, if set, runs beside the producers from their start (a rolling restart, a partition
+	// move): producing goes on until Duration has passed and During has returned. An error it
+	// returns fails the run (it is one of the report's problems).
+	During func(ctx context.Context) error
+
 	RunID string                        // "" makes a random one
 	Logf  func(format string, a ...any) // progress lines; nil discards them
 }
@@ -111,9 +116,30 @@ func Run(ctx context.Context, o Options) (Report, error) {
 		prods[i] = p
 	}
 
-	// Produce (and inject faults) for Duration.
-	runCtx, stop := context.WithTimeout(ctx, o.Duration)
+	// Produce (and inject faults) for Duration, and until During has returned.
+	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
+	var duringErr error
+	duringDone := make(chan struct{})
+	if o.During != nil {
+		go func() { defer close(duringDone); duringErr = o.During(ctx) }()
+	} else {
+		close(duringDone)
+	}
+	go func() {
+		t := time.NewTimer(o.Duration)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-runCtx.Done():
+			return
+		}
+		select {
+		case <-duringDone:
+			stop()
+		case <-runCtx.Done():
+		}
+	}()
 	var wg sync.WaitGroup
 	for _, p := range prods {
 		wg.Add(1)
@@ -133,6 +159,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	produceEnd := time.Since(start)
 	o.Logf("%s: producing stopped; waiting for outstanding acknowledgements", produceEnd.Round(time.Millisecond))
 	<-faultsDone // every node is back before the drain and the read
+	<-duringDone
 
 	dctx, dcancel := context.WithTimeout(ctx, o.DrainTimeout)
 	for _, p := range prods {
@@ -168,6 +195,9 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	in.Reads, in.Foreign, in.Corrupt = rb.reads, rb.foreign, rb.corrupt
 	if o.Cluster != nil {
 		in.Problems = append(in.Problems, o.Cluster.Problems()...)
+	}
+	if duringErr != nil {
+		in.Problems = append(in.Problems, fmt.Sprintf("while producing: %v", duringErr))
 	}
 	r := Check(in)
 	r.Topic, r.Partitions, r.Replication, r.MinInsync = o.Topic, o.Partitions, o.ReplicationFactor, o.MinInsync

@@ -2,6 +2,8 @@ package verify
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -52,5 +54,44 @@ func TestRunRefusesFaultsWithoutNodes(t *testing.T) {
 	_, err := Run(context.Background(), Options{Bootstrap: []string{"127.0.0.1:1"}, Faults: FaultPlan{Kinds: []string{FaultKill}}})
 	if err == nil {
 		t.Fatal("faults without a cluster of our own were accepted")
+	}
+}
+
+// TestRunDuring: producing lasts until During has returned, even past Duration, and During's
+// error fails the run.
+func TestRunDuring(t *testing.T) {
+	addr := brokertest.Addr(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const hold = 1500 * time.Millisecond
+	r, err := Run(ctx, Options{
+		Bootstrap: []string{addr},
+		Rate:      200,
+		Duration:  100 * time.Millisecond,
+		During: func(context.Context) error {
+			time.Sleep(hold) // the work During stands for; Run must wait for it
+			return nil
+		},
+		Logf: t.Logf,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	produceStopped := time.Duration(r.DurationMs) * time.Millisecond
+	if !r.OK || produceStopped < hold {
+		t.Fatalf("ok %v, produced for %s: want ok and at least %s (During's length); problems %q", r.OK, produceStopped, hold, r.Problems)
+	}
+
+	r, err = Run(ctx, Options{
+		Bootstrap: []string{addr},
+		Rate:      100,
+		Duration:  100 * time.Millisecond,
+		During:    func(context.Context) error { return errors.New("restart of node 2 failed") },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.OK || len(r.Problems) != 1 || !strings.Contains(r.Problems[0], "restart of node 2 failed") {
+		t.Fatalf("ok %v, problems %q: want the run failed with During's error", r.OK, r.Problems)
 	}
 }

@@ -44,6 +44,10 @@ case $tool in
   kafka-broker-api-versions|kafka-broker-api-versions.sh) class=org.apache.kafka.tools.BrokerApiVersionsCommand ;;
   kafka-producer-perf-test|kafka-producer-perf-test.sh)   class=org.apache.kafka.tools.ProducerPerformance ;;
   kafka-consumer-perf-test|kafka-consumer-perf-test.sh)   class=org.apache.kafka.tools.ConsumerPerformance ;;
+  kafka-leader-election|kafka-leader-election.sh) class=org.apache.kafka.tools.LeaderElectionCommand ;;
+  kafka-reassign-partitions|kafka-reassign-partitions.sh) class=org.apache.kafka.tools.reassign.ReassignPartitionsCommand ;;
+  kafka-features|kafka-features.sh)             class=org.apache.kafka.tools.FeatureCommand ;;
+  kafka-transactions|kafka-transactions.sh)     class=org.apache.kafka.tools.TransactionsCommand ;;
   *.*) class=$tool ;;
   *) echo "kafka-tool.sh: unknown tool $tool (give a class name instead)" >&2; exit 2 ;;
 esac

@@ -1,0 +1,63 @@
+package broker
+
+import (
+	"time"
+
+	"github.com/moldau/moldau/internal/config"
+	"github.com/moldau/moldau/internal/metadata"
+	"github.com/moldau/moldau/internal/replica"
+)
+
+// newQuotas makes the leader and follower replication quotas (KIP-73) with the static window
+// settings; their bounds and throttled partitions come from each image (applyQuotas).
+func newQuotas(cfg *config.Config, clock replica.QuotaClock) (leader, follower *replica.Quota) {
+	qc := replica.QuotaConfig{
+		Samples: int(cfg.ReplicationQuotaWindowNum),
+		Window:  time.Duration(cfg.ReplicationQuotaWindowSizeSeconds) * time.Second,
+		Clock:   clock,
+	}
+	return replica.NewQuota(qc), replica.NewQuota(qc)
+}
+
+// applyQuotas sets the replication quotas from an image, as Kafka's BrokerConfigHandler and
+// TopicConfigHandler do on a config change: the bounds from the effective
+// leader/follower.replication.throttled.rate (this broker's dynamic value, else the cluster
+// default, else the static one), the throttled partitions from each topic's
+// leader/follower.replication.throttled.replicas entries naming this broker (or "*").
+func (b *Broker) applyQuotas(im *metadata.Image) {
+	eff := b.effectiveConfigOf(im)
+	b.leaderQuota.SetBound(eff.LeaderReplicationThrottledRate)
+	b.followerQuota.SetBound(eff.FollowerReplicationThrottledRate)
+	leader, follower := replica.Throttled{}, replica.Throttled{}
+	for _, t := range im.Topics() {
+		b.addThrottled(leader, t, config.LeaderReplicationThrottledReplicas)
+		b.addThrottled(follower, t, config.FollowerReplicationThrottledReplicas)
+	}
+	b.leaderQuota.SetThrottled(leader)
+	b.followerQuota.SetThrottled(follower)
+}
+
+func (b *Broker) addThrottled(dst replica.Throttled, t *metadata.Topic, key string) {
+	v, ok := t.Configs[key]
+	if !ok {
+		return
+	}
+	tr, err := config.ParseThrottledReplicas(v)
+	if err != nil {
+		// Validated before it was committed; an older or foreign record is ignored.
+		b.log.Warn("topic config ignored", "topic", t.Name, "key", key, "value", v, "err", err)
+		return
+	}
+	parts, all := tr.Partitions(b.cfg.NodeID)
+	if !all && len(parts) == 0 {
+		return
+	}
+	tp := replica.ThrottledPartitions{All: all}
+	if !all {
+		tp.Partitions = make(map[int32]bool, len(parts))
+		for _, p := range parts {
+			tp.Partitions[p] = true
+		}
+	}
+	dst[t.Name] = tp
+}
