@@ -3,11 +3,13 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,11 +19,41 @@ import (
 	"github.com/moldau/moldau/internal/partition"
 )
 
+// testClusterPlusBroker is testCluster(t, 3) and a fourth, broker-only node (a raft observer),
+// as a cluster grows: the moves of these tests go to and from it. Its cleanup stops node 4
+// first, so the three voters keep their quorum until the last of them stops (a four-voter
+// cluster loses it with two nodes still up, whose shutdown then waits on the quorum).
+func testClusterPlusBroker(t *testing.T, overrides ...string) []*Broker {
+	t.Helper()
+	brokers := testCluster(t, 3, overrides...)
+	var voters []string
+	for _, b := range brokers {
+		voters = append(voters, fmt.Sprintf("%d@%s", b.cfg.NodeID, raftAdvertiseAddr(b.cfg)))
+	}
+	cfg := testConfig(t, t.TempDir(), append([]string{
+		"node.id", "4",
+		"process.roles", "broker",
+		"listeners", "PLAINTEXT://" + freeAddrs(t, 1)[0],
+		"controller.listener.names", "CONTROLLER",
+		"controller.quorum.voters", strings.Join(voters, ","),
+		"broker.session.timeout.ms", "3000",
+		"broker.heartbeat.interval.ms", "500",
+	}, overrides...)...)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	b4, err := Start(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatalf("start broker-only node 4: %v", err)
+	}
+	t.Cleanup(func() { stopBroker(t, b4) })
+	return append(brokers, b4)
+}
+
 // TestClusterReassignAwayWhileDown: node 3 is stopped, its replica of a partition moves to
 // node 4 meanwhile ({1,2,3} -> {1,2,4} completes without it), and when node 3 starts again it
 // deletes the partition's files it still has, before it serves.
 func TestClusterReassignAwayWhileDown(t *testing.T) {
-	brokers := testCluster(t, 4, "replica.lag.time.max.ms", "2000")
+	brokers := testClusterPlusBroker(t, "replica.lag.time.max.ms", "2000")
 	waitCluster(t, brokers, "four brokers in every image", liveBrokers(4))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
