@@ -11,7 +11,8 @@
 # through the cluster; the leader of partition 0 stopped (SIGTERM): --describe shows new leaders
 # and the node out of every Isr, --under-replicated-partitions lists all six, producer and a
 # consumer group still work; the node started again rejoins every Isr; then the Java client
-# produces with acks=all while another leader is stopped.
+# produces with acks=all while another leader is stopped. Also kafka-configs with the replication
+# throttle rates of one broker and of the cluster default.
 #
 # Prints one line per check and ends with 'N passed, N failed'; exits 1 when a check failed.
 set -uo pipefail
@@ -132,6 +133,31 @@ check "kafka-topics --create --partitions 6 --replication-factor 3 prints 'Creat
 kt kafka-metadata-quorum --bootstrap-server "$BOOTSTRAP" describe --status >"$out/quorum" 2>"$out/quorum.err"
 check "kafka-metadata-quorum describe --status through a broker: a leader among the three voters, no observers" \
   'grep -Eq "^LeaderId: +[123]$" "$out/quorum" && grep -Eq "^CurrentVoters: +\[{\"id\": 1}, {\"id\": 2}, {\"id\": 3}\]" "$out/quorum" && grep -Eq "^CurrentObservers: +\[\]" "$out/quorum"' "$out/quorum"
+
+# Replication quota configs (KIP-73) with kafka-configs: broker 2's own rate set through the
+# bootstrap node (Kafka's admin client sends a broker-N resource to broker N), the cluster
+# default, broker 2 described with its value over the default (Kafka's sources and synonyms),
+# both deleted again (the tool deletes only what the describe lists).
+rate_syn() { echo "DYNAMIC_BROKER_CONFIG:leader.replication.throttled.rate=1048576, DYNAMIC_DEFAULT_BROKER_CONFIG:leader.replication.throttled.rate=2097152, DEFAULT_CONFIG:leader.replication.throttled.rate=9223372036854775807"; }
+kt kafka-configs --bootstrap-server "$BOOTSTRAP" --entity-type brokers --entity-name 2 --alter \
+  --add-config leader.replication.throttled.rate=1048576 >"$out/cfg.broker" 2>"$out/cfg.broker.err"
+check "kafka-configs --entity-type brokers --entity-name 2 --alter --add-config leader.replication.throttled.rate=1048576 prints 'Completed updating config for broker 2.'" \
+  '[ "$(cat "$out/cfg.broker")" = "Completed updating config for broker 2." ]' "$out/cfg.broker.err"
+kt kafka-configs --bootstrap-server "$BOOTSTRAP" --entity-type brokers --entity-default --alter \
+  --add-config leader.replication.throttled.rate=2097152,follower.replication.throttled.rate=2097152 >"$out/cfg.default" 2>"$out/cfg.default.err"
+check "kafka-configs --entity-default --alter --add-config leader/follower.replication.throttled.rate=2097152 prints 'Completed updating default config for brokers in the cluster.'" \
+  '[ "$(cat "$out/cfg.default")" = "Completed updating default config for brokers in the cluster." ]' "$out/cfg.default.err"
+kt kafka-configs --bootstrap-server "$BOOTSTRAP" --entity-type brokers --entity-name 2 --describe >"$out/cfg.describe" 2>"$out/cfg.describe.err"
+check "kafka-configs --entity-name 2 --describe: 'Dynamic configs for broker 2 are:' and the broker's rate over the default, synonyms in Kafka's order" \
+  '[ "$(cat "$out/cfg.describe")" = "Dynamic configs for broker 2 are:
+  leader.replication.throttled.rate=1048576 sensitive=false synonyms={$(rate_syn)}" ]' "$out/cfg.describe"
+kt kafka-configs --bootstrap-server "$BOOTSTRAP" --entity-type brokers --entity-name 2 --alter \
+  --delete-config leader.replication.throttled.rate >"$out/cfg.delete" 2>"$out/cfg.delete.err"
+kt kafka-configs --bootstrap-server "$BOOTSTRAP" --entity-type brokers --entity-default --alter \
+  --delete-config leader.replication.throttled.rate,follower.replication.throttled.rate >>"$out/cfg.delete" 2>>"$out/cfg.delete.err"
+check "kafka-configs --delete-config of broker 2's rate and of the defaults" \
+  '[ "$(cat "$out/cfg.delete")" = "Completed updating config for broker 2.
+Completed updating default config for brokers in the cluster." ]' "$out/cfg.delete.err"
 
 wait_describe "$out/describe" 20 full_isr
 check "kafka-topics --describe: the topic line, as Kafka prints it (TopicId, PartitionCount: 6, ReplicationFactor: 3, Configs: min.insync.replicas=2)" \
