@@ -448,3 +448,29 @@ func TestDecommissionProperties(t *testing.T) {
 		}
 	}
 }
+
+// TestRebalanceExclude: an excluded broker is emptied and the rest evened out.
+func TestRebalanceExclude(t *testing.T) {
+	c := Cluster{Brokers: brokers(1, 2, 3, 4)}
+	asg, _ := AssignReplicas(c.Brokers, 8, 2, 0, 0)
+	for p := range int32(8) {
+		c.Partitions = append(c.Partitions, part("t", p, 10, asg[p]...))
+	}
+	plan, err := Rebalance(c, Options{Exclude: []int32{2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkPlan(t, 0, c, plan, []int32{2})
+	counts := countsOf(Apply(c, plan))
+	if counts[2] != 0 || counts[1]+counts[3]+counts[4] != 16 {
+		t.Fatalf("counts after excluding 2: %v", counts)
+	}
+	for _, b := range []int32{1, 3, 4} {
+		if counts[b] < 5 || counts[b] > 6 {
+			t.Errorf("broker %d holds %d, want 5 or 6: %v", b, counts[b], counts)
+		}
+	}
+	if _, err := Rebalance(c, Options{Exclude: []int32{1, 2, 3, 4}}); err == nil {
+		t.Error("rebalance with every broker excluded succeeded")
+	}
+}
