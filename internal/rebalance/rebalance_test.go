@@ -2,6 +2,7 @@ package rebalance
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -374,6 +375,13 @@ func TestRebalanceProperties(t *testing.T) {
 			t.Fatal(err)
 		}
 		checkPlan(t, iter, c, countsOnly, nil)
+		// The disk pass only swaps: counts as the counts pass left them, bytes no further apart.
+		if a, b := countsOf(after), countsOf(Apply(c, countsOnly)); !maps.Equal(a, b) {
+			t.Fatalf("iter %d: the disk pass changed counts %v -> %v", iter, b, a)
+		}
+		if a, b := bytesGap(after), bytesGap(Apply(c, countsOnly)); a > b {
+			t.Fatalf("iter %d: the disk pass widened the bytes gap %d -> %d", iter, b, a)
+		}
 		withLeaders, _ := Rebalance(c, Options{DiskTolerance: -1})
 		if ls, lc := leaderSpread(Apply(c, withLeaders)), leaderSpread(Apply(c, countsOnly)); ls > lc {
 			t.Fatalf("iter %d: leader spread %d after the leader pass, %d before", iter, ls, lc)
@@ -400,6 +408,14 @@ func TestRebalanceProperties(t *testing.T) {
 			t.Fatalf("iter %d: %d replica moves, minimal is %d (counts %v)", iter, countsOnly.ReplicaMoves(), want, countsOf(c))
 		}
 	}
+}
+
+func bytesGap(c Cluster) int64 {
+	var lo, hi int64 = 1 << 62, 0
+	for _, l := range Loads(c) {
+		lo, hi = min(lo, l.Bytes), max(hi, l.Bytes)
+	}
+	return hi - lo
 }
 
 func leaderSpread(c Cluster) int {
