@@ -49,7 +49,9 @@ func commandTable() map[string]commandFunc {
 		"kafka-console-producer": runKafkaConsoleProducer,
 		"kafka-console-consumer": runKafkaConsoleConsumer,
 		"kafka-consumer-groups":  runKafkaConsumerGroups,
+		"kafka-leader-election":  runKafkaLeaderElection,
 		"kafka-storage":          runKafkaStorage,
+		"kafka-features":         runKafkaFeatures,
 		"storage":                runKafkaStorage,
 
 		// Moving replicas (move_cmd.go, kafka_reassign_partitions.go).

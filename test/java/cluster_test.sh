@@ -133,6 +133,10 @@ kt kafka-metadata-quorum --bootstrap-server "$BOOTSTRAP" describe --status >"$ou
 check "kafka-metadata-quorum describe --status through a broker: a leader among the three voters, no observers" \
   'grep -Eq "^LeaderId: +[123]$" "$out/quorum" && grep -Eq "^CurrentVoters: +\[{\"id\": 1}, {\"id\": 2}, {\"id\": 3}\]" "$out/quorum" && grep -Eq "^CurrentObservers: +\[\]" "$out/quorum"' "$out/quorum"
 
+kt kafka-features --bootstrap-server "$BOOTSTRAP" describe >"$out/features" 2>"$out/features.err"
+check "kafka-features describe through a broker: metadata.version finalized at 4.1-IV1, the four features listed" \
+  'grep -Eq "^Feature: metadata.version +SupportedMinVersion: 3.3-IV3 +SupportedMaxVersion: 4.1-IV1 +FinalizedVersionLevel: 4.1-IV1 +Epoch: [0-9]+$" "$out/features" && [ "$(grep -c "^Feature: " "$out/features")" = 4 ]' "$out/features"
+
 wait_describe "$out/describe" 20 full_isr
 check "kafka-topics --describe: the topic line, as Kafka prints it (TopicId, PartitionCount: 6, ReplicationFactor: 3, Configs: min.insync.replicas=2)" \
   '[[ "$(head -n1 "$out/describe")" =~ ^Topic:\ $TOPIC$'\''\t'\''TopicId:\ [A-Za-z0-9_-]{22}$'\''\t'\''PartitionCount:\ 6$'\''\t'\''ReplicationFactor:\ 3$'\''\t'\''Configs:\ min\.insync\.replicas=2$ ]]' "$out/describe"
