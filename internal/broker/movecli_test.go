@@ -6,9 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -44,64 +42,6 @@ func replicasOf(b *Broker, topic string, p int32) []int32 {
 		return nil
 	}
 	return tm.Partitions[p].Replicas
-}
-
-// loadProducer produces acks=all to topic until stopped and remembers what was acknowledged.
-type loadProducer struct {
-	cl      *kgo.Client
-	stop    chan struct{}
-	done    chan struct{}
-	mu      sync.Mutex
-	acked   map[string]bool
-	lastErr error
-}
-
-func startLoad(t *testing.T, brokers []*Broker, topic string) *loadProducer {
-	t.Helper()
-	lp := &loadProducer{
-		cl: clusterClient(t, brokers, kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()),
-			kgo.RecordPartitioner(kgo.RoundRobinPartitioner()), kgo.MetadataMinAge(100*time.Millisecond)),
-		stop: make(chan struct{}), done: make(chan struct{}), acked: map[string]bool{},
-	}
-	go func() {
-		defer close(lp.done)
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		go func() {
-			select {
-			case <-lp.stop:
-			case <-lp.done:
-			}
-			cancel()
-		}()
-		for i := 0; ; i++ {
-			select {
-			case <-lp.stop:
-				return
-			default:
-			}
-			v := strconv.Itoa(i) + strings.Repeat("x", 1000)
-			err := lp.cl.ProduceSync(ctx, &kgo.Record{Value: []byte(v)}).FirstErr()
-			lp.mu.Lock()
-			if err == nil {
-				lp.acked[v] = true
-			} else if ctx.Err() == nil {
-				lp.lastErr = err
-			}
-			lp.mu.Unlock()
-		}
-	}()
-	t.Cleanup(lp.halt)
-	return lp
-}
-
-func (lp *loadProducer) halt() {
-	select {
-	case <-lp.stop:
-	default:
-		close(lp.stop)
-	}
-	<-lp.done
 }
 
 // checkAllRead consumes topic from the start and fails unless every acknowledged record is read.
@@ -157,12 +97,10 @@ func TestClusterMoveCommands(t *testing.T) {
 		t.Fatalf("create: %s", out)
 	}
 	waitCluster(t, brokers, "the topic in every image", func(b *Broker) bool { return len(replicasOf(b, "moves", 1)) == 3 })
-	load := startLoad(t, brokers, "moves")
-	waitForCond(t, 20*time.Second, "records acknowledged", func() bool {
-		load.mu.Lock()
-		defer load.mu.Unlock()
-		return len(load.acked) >= 200
-	})
+	load := startLoad(ctx, clusterClient(t, brokers, kgo.DefaultProduceTopic("moves"), kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()), kgo.MetadataMinAge(100*time.Millisecond)))
+	defer load.halt()
+	waitForCond(t, 20*time.Second, "records acknowledged", func() bool { return load.count() >= 200 })
 
 	// kafka-reassign-partitions: moves-1 {2,3,1} -> {2,3,4} with a throttle, verified.
 	dir := t.TempDir()
@@ -275,10 +213,11 @@ func TestClusterMoveCommands(t *testing.T) {
 		}
 	}
 
-	load.halt()
-	load.mu.Lock()
-	acked, lastErr := load.acked, load.lastErr
-	load.mu.Unlock()
-	t.Logf("%d records acknowledged under the moves (last produce error: %v)", len(acked), lastErr)
-	checkAllRead(t, ctx, brokers, "moves", acked)
+	acked, errs := load.finish()
+	t.Logf("%d records acknowledged under the moves (%d produce errors)", len(acked), len(errs))
+	set := make(map[string]bool, len(acked))
+	for _, v := range acked {
+		set[v] = true
+	}
+	checkAllRead(t, ctx, brokers, "moves", set)
 }

@@ -20,15 +20,21 @@ import (
 	"github.com/moldau/moldau/internal/partition"
 )
 
-// createAssigned creates topic with one partition on replicas and min.insync.replicas=2,
+// createAssigned creates topic with one partition on replicas (the first leads) and configs,
 // through node 1's controller (forwarded to the raft leader).
-func createAssigned(ctx context.Context, t *testing.T, b *Broker, topic string, replicas ...int32) {
+func createAssigned(ctx context.Context, t *testing.T, b *Broker, topic string, configs map[string]string, replicas ...int32) {
 	t.Helper()
+	if configs == nil {
+		configs = map[string]string{}
+	}
 	if _, err := b.Controller().CreateTopic(ctx, metadata.CreateTopic{Name: topic, Partitions: -1, ReplicationFactor: -1,
-		Assignments: map[int32][]int32{0: replicas}, Configs: map[string]string{"min.insync.replicas": "2"}}); err != nil {
+		Assignments: map[int32][]int32{0: replicas}, Configs: configs}); err != nil {
 		t.Fatalf("create %s: %v", topic, err)
 	}
 }
+
+// minISR2 is the topic config of the reassignment tests' topics.
+var minISR2 = map[string]string{"min.insync.replicas": "2"}
 
 // partitionOn is node b's image of topic's partition 0.
 func partitionOn(b *Broker, topic string) (metadata.Partition, bool) {
@@ -77,6 +83,8 @@ type loadProducer struct {
 	errs  []error
 	stop  chan struct{}
 	done  chan struct{}
+
+	stopOnce sync.Once
 }
 
 func startLoad(ctx context.Context, cl *kgo.Client) *loadProducer {
@@ -111,10 +119,18 @@ func (lp *loadProducer) count() int {
 	return len(lp.acked)
 }
 
+// finish stops the producer and returns what was acknowledged and the errors.
 func (lp *loadProducer) finish() ([]string, []error) {
-	close(lp.stop)
-	<-lp.done
+	lp.halt()
+	lp.mu.Lock()
+	defer lp.mu.Unlock()
 	return lp.acked, lp.errs
+}
+
+// halt stops the producer; it may be called more than once.
+func (lp *loadProducer) halt() {
+	lp.stopOnce.Do(func() { close(lp.stop) })
+	<-lp.done
 }
 
 // TestClusterReassignUnderLoad: a partition on {1,2,3} (led by 1, min.insync.replicas=2,
@@ -127,7 +143,7 @@ func TestClusterReassignUnderLoad(t *testing.T) {
 	waitCluster(t, brokers, "four brokers in every image", liveBrokers(4))
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	createAssigned(ctx, t, brokers[0], "moving", 1, 2, 3)
+	createAssigned(ctx, t, brokers[0], "moving", minISR2, 1, 2, 3)
 	cl := clusterClient(t, brokers, kgo.DefaultProduceTopic("moving"), kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.MetadataMinAge(100*time.Millisecond))
 	adm := kadm.NewClient(clusterClient(t, []*Broker{follower(t, brokers)})) // writes are forwarded
@@ -235,7 +251,7 @@ func TestClusterReassignCancel(t *testing.T) {
 	waitCluster(t, brokers, "four brokers in every image", liveBrokers(4))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	createAssigned(ctx, t, brokers[0], "stuck", 1, 2, 3)
+	createAssigned(ctx, t, brokers[0], "stuck", minISR2, 1, 2, 3)
 	stopBroker(t, brokers[3])
 	live := brokers[:3]
 	adm := kadm.NewClient(clusterClient(t, live))

@@ -246,31 +246,6 @@ func startBrokerOnly(t *testing.T, brokers []*Broker, id int32, dir string, over
 	return b
 }
 
-// createAssigned creates a one-partition topic on the given replicas (the first leads).
-func createAssigned(t *testing.T, ctx context.Context, cl *kgo.Client, topic string, replicas []int32, configs map[string]string) {
-	t.Helper()
-	req := kmsg.NewPtrCreateTopicsRequest()
-	req.TimeoutMillis = 10000
-	rt := kmsg.NewCreateTopicsRequestTopic()
-	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = topic, -1, -1
-	ra := kmsg.NewCreateTopicsRequestTopicReplicaAssignment()
-	ra.Partition, ra.Replicas = 0, replicas
-	rt.ReplicaAssignment = append(rt.ReplicaAssignment, ra)
-	for k, v := range configs {
-		c := kmsg.NewCreateTopicsRequestTopicConfig()
-		c.Name, c.Value = k, kmsg.StringPtr(v)
-		rt.Configs = append(rt.Configs, c)
-	}
-	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(ctx, cl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st := resp.Topics[0]; st.ErrorCode != 0 {
-		t.Fatalf("create %s on %v: code %d", topic, replicas, st.ErrorCode)
-	}
-}
-
 // A follower catching up under a replication throttle (leader.replication.throttled.rate on
 // its leader, follower.replication.throttled.rate on itself, the partition in both throttled
 // replica lists) is held to the rate, by the bytes both quotas counted, while acks=all
@@ -301,8 +276,8 @@ func TestClusterThrottledFollowerCatchesUp(t *testing.T) {
 		}
 	}
 	cl := clusterClient(t, brokers)
-	createAssigned(t, ctx, cl, "bulk", []int32{1, 4}, nil)
-	createAssigned(t, ctx, cl, "live", []int32{1, 2}, map[string]string{"min.insync.replicas": "2"})
+	createAssigned(ctx, t, b1, "bulk", nil, 1, 4)
+	createAssigned(ctx, t, b1, "live", map[string]string{"min.insync.replicas": "2"}, 1, 2)
 	isr := func(topic string) []int32 {
 		tm, ok := b1.Controller().Image().Topic(topic)
 		if !ok {

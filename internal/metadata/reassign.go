@@ -98,6 +98,13 @@ func (c *Controller) localAlterPartitionReassignments(ctx context.Context, items
 			continue
 		}
 		if next, changed := cb.build(); changed {
+			if im.MetadataVersion() == 0 {
+				// No metadata.version: a node of an older build may be registered, which
+				// cannot decode the records of a move (ensureMetadataVersionLocked).
+				errs[i] = fmt.Errorf("moving %s-%d needs a finalized metadata.version, which this cluster does not have yet (a node of an older Moldau build is registered): restart every node with this build, then run kafka-features upgrade --metadata %s: %w",
+					it.Topic, it.Partition, latestRelease(), kerr.UnsupportedVersion)
+				continue
+			}
 			records = append(records, cb.record(key.topic, next))
 			pending[key] = next
 		}
@@ -307,4 +314,10 @@ func remoteKerr(code int16, msg *string) error {
 		text = *msg
 	}
 	return &remoteError{msg: text, err: kerrErr}
+}
+
+// latestRelease is the release name of LatestMetadataVersion ("4.1"), for kafka-features upgrade --metadata.
+func latestRelease() string {
+	mv, _ := MetadataVersionByLevel(LatestMetadataVersion)
+	return mv.Release()
 }
