@@ -226,7 +226,9 @@ func copyFile(fsys vfs.FS, src, dst string) (int64, error) {
 }
 
 // Finish completes the move. REQUIRES: the caller detached the partition (nothing appends to,
-// truncates or reads it for replication any more). It closes the partition, copies what changed,
+// truncates or reads it for replication any more) and holds off every other open or removal of
+// it: replica.Manager.Relocate does both, holding the applyMu under which the replica manager,
+// the only caller of Ensure, opens and removes partitions. It closes the partition, copies what changed,
 // commits the swap (crash protocol above) and opens the partition from dest with no role (the
 // caller gives it its role again). On a failure before the commit the partition is opened again
 // where it was and the copy removed; the error says why.
