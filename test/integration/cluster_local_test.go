@@ -261,8 +261,8 @@ func TestClusterLocalScript(t *testing.T) {
 			t.Errorf("status does not say %q:\n%s", want, out)
 		}
 	}
-	if !strings.Contains(out, "Brokers: 3") || !strings.Contains(out, "Cluster ID: moldau-local-cluster-1") {
-		t.Errorf("status does not show the cluster info with 3 brokers and the compose files' cluster id:\n%s", out)
+	if !strings.Contains(out, "Nodes: 3") || !strings.Contains(out, "Cluster ID: moldau-local-cluster-1") {
+		t.Errorf("status does not show the cluster info with 3 nodes and the compose files' cluster id:\n%s", out)
 	}
 
 	ctx := testContext(t, 2*time.Minute)
