@@ -1,25 +1,33 @@
 package broker
 
 import (
+	"bytes"
 	"context"
-	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/moldau/moldau/internal/cli"
 	"github.com/moldau/moldau/internal/metadata"
 )
 
-// restartAwayFromLeadership starts a three-node cluster with topic "lead" of six RF=3
-// partitions, each node the preferred (first) replica of two, then restarts one node that is not
+// leadPartitions is the partition count of the topic "lead": each of three nodes is the preferred
+// replica of three.
+const leadPartitions = 9
+
+// restartAwayFromLeadership starts a three-node cluster with topic "lead" of nine RF=3
+// partitions, each node the preferred (first) replica of three, then restarts one node that is not
 // the controller: while it is down its leaderships move away, and once it is back it is in every
 // ISR (and, unless auto is set, leads nothing). It returns the nodes (the restarted one
 // replaced in the slice) and the restarted node's id.
@@ -30,7 +38,7 @@ func restartAwayFromLeadership(t *testing.T, auto bool, overrides ...string) ([]
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	assignment := map[int32][]int32{}
-	for p := range int32(6) {
+	for p := range int32(leadPartitions) {
 		first := p%3 + 1
 		assignment[p] = []int32{first, first%3 + 1, (first+1)%3 + 1}
 	}
@@ -38,7 +46,7 @@ func restartAwayFromLeadership(t *testing.T, auto bool, overrides ...string) ([]
 	req.TimeoutMillis = 10000
 	rt := kmsg.NewCreateTopicsRequestTopic()
 	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = "lead", -1, -1
-	for p := range int32(6) {
+	for p := range int32(leadPartitions) {
 		ra := kmsg.NewCreateTopicsRequestTopicReplicaAssignment()
 		ra.Partition, ra.Replicas = p, assignment[p]
 		rt.ReplicaAssignment = append(rt.ReplicaAssignment, ra)
@@ -104,7 +112,7 @@ func restartAwayFromLeadership(t *testing.T, auto bool, overrides ...string) ([]
 }
 
 // balancedWithFullISR is a waitCluster condition: every partition of "lead" is led by its
-// preferred replica with an ISR of n.
+// preferred replica with an ISR of n, and the node serves each as leader exactly where it leads.
 func balancedWithFullISR(n int) func(*Broker) bool {
 	return func(b *Broker) bool {
 		tm, ok := b.Controller().Image().Topic("lead")
@@ -115,8 +123,9 @@ func balancedWithFullISR(n int) func(*Broker) bool {
 			if p.Leader != p.Replicas[0] || len(p.ISR) != n {
 				return false
 			}
+			// The node's replica has taken the role its image gives it.
 			part := b.parts.Get("lead", p.Partition)
-			if part == nil {
+			if part == nil || part.IsLeader() != (p.Leader == b.cfg.NodeID) {
 				return false
 			}
 		}
@@ -125,14 +134,22 @@ func balancedWithFullISR(n int) func(*Broker) bool {
 }
 
 // TestClusterPreferredElectionAfterRestart: a node restarted in a three-node cluster gets its
-// preferred leaderships back from a preferred election for all partitions (null topics) sent to
-// a node that is not the controller, which forwards it; the answer lists just the partitions
-// moved, every node's image agrees, the restarted node serves as leader, and acks=all produce goes
-// on. A second election finds nothing to do.
+// preferred leaderships back: one partition by an ElectLeaders request for it sent to a node that
+// is not the controller, which forwards it and answers once its own image has the new leader;
+// one by moldau cluster elect-leaders TOPIC:PARTITION; the last by kafka-leader-election
+// --all-topic-partitions, which names just that partition.
+// Every node's image agrees, the restarted node serves as leader, acks=all produce goes on, and
+// further elections find nothing to do.
 func TestClusterPreferredElectionAfterRestart(t *testing.T) {
 	brokers, id := restartAwayFromLeadership(t, false, "auto.leader.rebalance.enable", "false")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	var want []int32 // the restarted node's preferred partitions
+	for p := range int32(leadPartitions) {
+		if p%3+1 == id {
+			want = append(want, p)
+		}
+	}
 
 	var via *Broker
 	for _, b := range brokers {
@@ -141,11 +158,17 @@ func TestClusterPreferredElectionAfterRestart(t *testing.T) {
 			break
 		}
 	}
-	elect := func() *kmsg.ElectLeadersResponse {
+	direct := clusterClient(t, []*Broker{via}).Broker(int(via.cfg.NodeID))
+	elect := func(parts ...int32) *kmsg.ElectLeadersResponse {
 		t.Helper()
 		req := kmsg.NewPtrElectLeadersRequest()
 		req.ElectionType, req.TimeoutMillis = 0, 10000
-		resp, err := clusterClient(t, []*Broker{via}).Broker(int(via.cfg.NodeID)).Request(ctx, req)
+		if parts != nil {
+			rt := kmsg.NewElectLeadersRequestTopic()
+			rt.Topic, rt.Partitions = "lead", parts
+			req.Topics = append(req.Topics, rt)
+		}
+		resp, err := direct.Request(ctx, req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -155,29 +178,75 @@ func TestClusterPreferredElectionAfterRestart(t *testing.T) {
 		}
 		return r
 	}
-	r := elect()
-	var moved []int32
-	for _, rt := range r.Topics {
-		for _, rp := range rt.Partitions {
-			if rt.Topic != "lead" || rp.ErrorCode != 0 {
-				t.Fatalf("result %s-%d: code %d", rt.Topic, rp.Partition, rp.ErrorCode)
+	// acks=all load across both elections: nothing acknowledged may be lost or doubled.
+	load := clusterClient(t, brokers, kgo.DefaultProduceTopic("lead"), kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()), kgo.MetadataMinAge(100*time.Millisecond))
+	stopLoad := make(chan struct{})
+	loadDone := make(chan struct{})
+	var acked []string      // written by the load goroutine until loadDone is closed
+	var loaded atomic.Int64 // records acknowledged so far
+	var stopOnce sync.Once
+	stop := func() {
+		stopOnce.Do(func() { close(stopLoad) })
+		<-loadDone
+	}
+	t.Cleanup(stop) // before the clients close, also when the test fails
+	go func() {
+		defer close(loadDone)
+		for i := 0; ; i++ {
+			select {
+			case <-stopLoad:
+				return
+			default:
 			}
-			moved = append(moved, rp.Partition)
+			v := "bg-" + strconv.Itoa(i)
+			if err := load.ProduceSync(ctx, &kgo.Record{Value: []byte(v)}).FirstErr(); err != nil {
+				if ctx.Err() == nil {
+					t.Errorf("produce %s during the elections: %v", v, err)
+				}
+				return
+			}
+			acked = append(acked, v)
+			loaded.Add(1)
+		}
+	}()
+	waitLoad := func(n int64) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for loaded.Load() < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("only %d records acknowledged under load, waited for %d", loaded.Load(), n)
+			}
+			time.Sleep(5 * time.Millisecond)
 		}
 	}
-	slices.Sort(moved)
-	var want []int32
-	for p := range int32(6) {
-		if p%3+1 == id {
-			want = append(want, p)
-		}
+	waitLoad(20)
+	r := elect(want[0])
+	if len(r.Topics) != 1 || len(r.Topics[0].Partitions) != 1 || r.Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("elect lead-%d through node %d: %+v", want[0], via.cfg.NodeID, r.Topics)
 	}
-	if !slices.Equal(moved, want) {
-		t.Fatalf("elected %v, want node %d's preferred partitions %v", moved, id, want)
+	if tm, _ := via.Controller().Image().Topic("lead"); tm.Partitions[want[0]].Leader != id {
+		t.Fatalf("node %d answered before applying the election: %+v", via.cfg.NodeID, tm.Partitions[want[0]])
 	}
-	// The forwarding node answered after its own image had the new leaders.
-	if tm, _ := via.Controller().Image().Topic("lead"); slices.ContainsFunc(tm.Partitions, func(p metadata.Partition) bool { return p.Leader != p.Replicas[0] }) {
-		t.Fatalf("node %d answered before applying the election: %+v", via.cfg.NodeID, tm.Partitions)
+
+	var seeds []string
+	for _, b := range brokers {
+		seeds = append(seeds, b.Addr().String())
+	}
+	runTool := func(tool string, args ...string) (string, string, int) {
+		var out, errOut bytes.Buffer
+		code := cli.Run(tool, append(args, "--bootstrap-server", strings.Join(seeds, ",")), strings.NewReader(""), &out, &errOut)
+		return out.String(), errOut.String(), code
+	}
+	run := func(args ...string) (string, string, int) { return runTool("kafka-leader-election", args...) }
+	// Moldau's own command for one partition.
+	out, errOut, code := runTool("cluster", "elect-leaders", "lead:"+strconv.Itoa(int(want[1])))
+	if wantOut := fmt.Sprintf("Elected a new leader (preferred) for lead-%d.\n", want[1]); code != 0 || out != wantOut {
+		t.Fatalf("moldau cluster elect-leaders: exit %d\nstdout %q\nwant   %q\nstderr %q", code, out, wantOut, errOut)
+	}
+	out, errOut, code = run("--election-type", "preferred", "--all-topic-partitions")
+	if wantOut := fmt.Sprintf("Successfully completed leader election (PREFERRED) for partitions lead-%d\n", want[2]); code != 0 || out != wantOut {
+		t.Fatalf("kafka-leader-election --all-topic-partitions: exit %d\nstdout %q\nwant   %q\nstderr %q", code, out, wantOut, errOut)
 	}
 	waitCluster(t, brokers, "preferred leaders everywhere", balancedWithFullISR(3))
 	for _, b := range brokers {
@@ -190,20 +259,41 @@ func TestClusterPreferredElectionAfterRestart(t *testing.T) {
 			}
 		}
 	}
-	prod := clusterClient(t, brokers, kgo.DefaultProduceTopic("lead"), kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	waitLoad(loaded.Load() + 20) // the load goes on with the new leaders
+	stop()
 	for i := range 12 {
-		if err := prod.ProduceSync(ctx, &kgo.Record{Value: []byte("after-" + strconv.Itoa(i))}).FirstErr(); err != nil {
-			t.Fatalf("produce %d after the election: %v", i, err)
+		v := "after-" + strconv.Itoa(i)
+		if err := load.ProduceSync(ctx, &kgo.Record{Value: []byte(v)}).FirstErr(); err != nil {
+			t.Fatalf("produce %s after the elections: %v", v, err)
+		}
+		acked = append(acked, v)
+	}
+	// 12 records from while the node was down, then everything acknowledged since, once each.
+	cons := clusterClient(t, brokers, kgo.ConsumeTopics("lead"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	seen := map[string]int{}
+	total := 0
+	for total < 12+len(acked) {
+		fs := cons.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("read %d of %d records: %v", total, 12+len(acked), err)
+		}
+		fs.EachRecord(func(r *kgo.Record) { seen[string(r.Value)]++; total++ })
+	}
+	for _, v := range acked {
+		if seen[v] != 1 {
+			t.Fatalf("acknowledged record %s read %d times (%d acknowledged under load)", v, seen[v], len(acked)-12)
 		}
 	}
+	// Nothing left to do: all partitions (forwarded) answer nothing, a named one is not needed.
 	if r := elect(); len(r.Topics) != 0 {
-		t.Fatalf("second election answered %+v, want nothing (every preferred replica leads)", r.Topics)
+		t.Fatalf("election for all partitions answered %+v, want nothing (every preferred replica leads)", r.Topics)
 	}
-	// kadm (Kafka's admin semantics) names partitions: no election needed now.
-	res, err := kadm.NewClient(clusterClient(t, brokers)).ElectLeaders(ctx, kadm.ElectPreferredReplica, kadm.TopicsSet{"lead": {0: {}}})
-	if err != nil || !errors.Is(res["lead"][0].Err, kerr.ElectionNotNeeded) {
-		t.Fatalf("kadm ElectLeaders lead-0: %v %+v", err, res)
+	if r := elect(want[2]); r.Topics[0].Partitions[0].ErrorCode != kerr.ElectionNotNeeded.Code {
+		t.Fatalf("lead-%d again: %+v", want[2], r.Topics)
+	}
+	out, _, code = run("--election-type", "preferred", "--topic", "lead", "--partition", strconv.Itoa(int(want[2])))
+	if wantOut := fmt.Sprintf("Valid replica already elected for partitions lead-%d\n", want[2]); code != 0 || out != wantOut {
+		t.Fatalf("kafka-leader-election --topic: exit %d %q, want %q", code, out, wantOut)
 	}
 }
 
@@ -218,7 +308,7 @@ func TestClusterAutoLeaderRebalance(t *testing.T) {
 		if b.cfg.NodeID != id {
 			continue
 		}
-		for p := range int32(6) {
+		for p := range int32(leadPartitions) {
 			if p%3+1 != id {
 				continue
 			}

@@ -34,14 +34,18 @@ import (
 )
 
 const clusterUsage = `Usage: moldau cluster info|health [options]
+       moldau cluster elect-leaders [--unclean] [TOPIC[:PARTITION] ...] [options]
+       moldau cluster rebalance [options]
 
-  info     The cluster id, the controller, the metadata quorum (raft leader, voters,
-           observers), metadata.version and every node (roles, endpoint, rack,
-           active or fenced, metadata offset lag).
-  health   Exit 0 when every partition has a leader, all its replicas in sync and at least
-           min.insync.replicas in the ISR; exit 1 listing the under-replicated, offline and
-           under-min-ISR partitions and offline log dirs (fenced brokers are listed as
-           warnings).`
+  info           The cluster id, the controller, the metadata quorum (raft leader, voters,
+                 observers), metadata.version and every node (roles, endpoint, rack,
+                 active or fenced, metadata offset lag).
+  health         Exit 0 when every partition has a leader, all its replicas in sync and at least
+                 min.insync.replicas in the ISR; exit 1 listing the under-replicated, offline and
+                 under-min-ISR partitions and offline log dirs (fenced brokers are listed as
+                 warnings).
+  elect-leaders  Moves leadership back to the preferred replicas (moldau cluster elect-leaders --help).
+  rebalance      Evens out replica and leader counts (moldau cluster rebalance --help).`
 
 // nodeInfo is one node of moldau cluster info.
 type nodeInfo struct {
@@ -95,8 +99,8 @@ func writeClusterInfo(w io.Writer, ci clusterInfo) {
 		fmt.Fprintf(w, "Metadata quorum: unknown (%s)\n", ci.QuorumError)
 	} else {
 		fmt.Fprintf(w, "Metadata quorum: leader %d, epoch %d, high watermark %d\n", ci.RaftLeader, ci.RaftEpoch, ci.HighWatermark)
-		fmt.Fprintf(w, "Voters: %s\n", joinIDs(ci.Voters))
-		fmt.Fprintf(w, "Observers: %s\n", joinIDs(ci.Observers))
+		fmt.Fprintf(w, "Voters: %s\n", listIDs(ci.Voters))
+		fmt.Fprintf(w, "Observers: %s\n", listIDs(ci.Observers))
 	}
 	if ci.MetadataVersion != "" {
 		fmt.Fprintf(w, "Metadata version: %s\n", ci.MetadataVersion)
@@ -142,7 +146,7 @@ func writeClusterInfo(w io.Writer, ci clusterInfo) {
 	fmt.Fprintf(w, "Topics: %d\n", ci.Topics)
 }
 
-func joinIDs(ids []int32) string {
+func listIDs(ids []int32) string {
 	if len(ids) == 0 {
 		return "none"
 	}
@@ -169,8 +173,14 @@ func runCluster(e *env, args []string) error {
 		return nil
 	}
 	sub := args[0]
-	if sub != "info" && sub != "health" {
-		return e.usagef("unknown subcommand %q: want info or health", sub)
+	switch sub {
+	case "elect-leaders":
+		return runClusterElectLeaders(e, args[1:])
+	case "rebalance":
+		return runClusterRebalance(e, args[1:])
+	case "info", "health":
+	default:
+		return e.usagef("unknown subcommand %q: want info, health, elect-leaders or rebalance", sub)
 	}
 	e.name = "moldau cluster " + sub
 	fs := newFlagSet("cluster " + sub)
@@ -388,7 +398,7 @@ func writeHealth(w io.Writer, rep healthReport) {
 		fmt.Fprintf(w, "Offline log dir: broker %d %s (%s)\n", d.Broker, d.Dir, d.Error)
 	}
 	if len(rep.FencedBrokers) > 0 {
-		fmt.Fprintf(w, "Warning: fenced brokers (registered but not serving): %s\n", joinIDs(rep.FencedBrokers))
+		fmt.Fprintf(w, "Warning: fenced brokers (registered but not serving): %s\n", listIDs(rep.FencedBrokers))
 	}
 }
 

@@ -41,7 +41,7 @@ This tool manages feature flags in Kafka.
                         --feature F=L ...`
 
 // terse is Kafka's TerseException: the message alone on stderr, exit 1.
-func terse(format string, a ...any) error {
+func featureFail(format string, a ...any) error {
 	return &exitError{code: 1, msg: fmt.Sprintf(format, a...)}
 }
 
@@ -81,7 +81,7 @@ func runKafkaFeatures(e *env, args []string) error {
 	}
 	if nodeID != "" {
 		if n, err := strconv.Atoi(nodeID); err != nil || n < 0 {
-			return terse("Invalid node id %s: must be non-negative.", nodeID)
+			return featureFail("Invalid node id %s: must be non-negative.", nodeID)
 		}
 	}
 	if bootstrap != "" && bootstrapController != "" {
@@ -107,13 +107,13 @@ func runKafkaFeatures(e *env, args []string) error {
 		}
 		for _, f := range features {
 			if slices.ContainsFunc(updates, func(u metadata.FeatureUpdate) bool { return u.Name == f }) {
-				return terse("Feature %s was specified more than once.", f)
+				return featureFail("Feature %s was specified more than once.", f)
 			}
 			updates = append(updates, metadata.FeatureUpdate{Name: f, Level: 0, UpgradeType: upgradeType})
 		}
 	}
 	if cmd != "describe" && len(updates) == 0 {
-		return terse("You must specify at least one feature to %s", cmd)
+		return featureFail("You must specify at least one feature to %s", cmd)
 	}
 
 	cfgBootstrap, _, err := e.commandConfigBootstrap(commandConfig, "command-config", nil)
@@ -190,7 +190,7 @@ func kafkaError(code int16, msg *string) error {
 // featureUpdates builds the updates of upgrade/downgrade as FeatureCommand.handleUpgradeOrDowngrade.
 func (e *env) featureUpdates(metadataFlag, release string, features []string, upgradeType int8) ([]metadata.FeatureUpdate, error) {
 	if release != "" && (metadataFlag != "" || len(features) > 0) {
-		return nil, terse("Can not specify `release-version` with other feature flags.")
+		return nil, featureFail("Can not specify `release-version` with other feature flags.")
 	}
 	var updates []metadata.FeatureUpdate
 	if release != "" {
@@ -221,7 +221,7 @@ func (e *env) featureUpdates(metadataFlag, release string, features []string, up
 			return nil, err
 		}
 		if slices.ContainsFunc(updates, func(u metadata.FeatureUpdate) bool { return u.Name == name }) {
-			return nil, terse("Feature %s was specified more than once.", name)
+			return nil, featureFail("Feature %s was specified more than once.", name)
 		}
 		updates = append(updates, metadata.FeatureUpdate{Name: name, Level: level, UpgradeType: upgradeType})
 	}
@@ -232,15 +232,15 @@ func (e *env) featureUpdates(metadataFlag, release string, features []string, up
 func parseFeatureLevel(s string) (string, int16, error) {
 	name, levelS, ok := strings.Cut(s, "=")
 	if !ok {
-		return "", 0, terse("Can't parse feature=level string %s: equals sign not found.", s)
+		return "", 0, featureFail("Can't parse feature=level string %s: equals sign not found.", s)
 	}
 	name, levelS = strings.TrimSpace(name), strings.TrimSpace(levelS)
 	level, err := strconv.ParseInt(levelS, 10, 16)
 	if err != nil {
-		return "", 0, terse("Can't parse feature=level string %s: unable to parse %s as a short.", s, levelS)
+		return "", 0, featureFail("Can't parse feature=level string %s: unable to parse %s as a short.", s, levelS)
 	}
 	if level < 0 {
-		return "", 0, terse("Cannot specify a negative version level.")
+		return "", 0, featureFail("Cannot specify a negative version level.")
 	}
 	return name, int16(level), nil
 }
@@ -250,7 +250,7 @@ func unknownMetadataVersion(s string) error {
 	for _, v := range metadata.MetadataVersions() {
 		names = append(names, v.Version)
 	}
-	return terse("Unknown metadata.version '%s'. Supported metadata.version are: %s", s, strings.Join(names, ", "))
+	return featureFail("Unknown metadata.version '%s'. Supported metadata.version are: %s", s, strings.Join(names, ", "))
 }
 
 // levelString is FeatureCommand.levelToString: metadata.version levels by name.
@@ -315,7 +315,7 @@ func (e *env) writeFeatureUpdates(op string, updates []metadata.FeatureUpdate, e
 		fmt.Fprintf(e.stdout, "%s%s%s\n", u.Name, verb, obj)
 	}
 	if failures > 0 {
-		return terse("%d out of %d operation(s) failed.", failures, len(updates))
+		return featureFail("%d out of %d operation(s) failed.", failures, len(updates))
 	}
 	return nil
 }
@@ -350,17 +350,17 @@ func (e *env) featureDependencies(features []string) error {
 		if name == metadata.FeatureMetadataVersion {
 			mv, ok := metadata.MetadataVersionByLevel(level)
 			if !ok {
-				return terse("Unknown metadata.version %d", level)
+				return featureFail("Unknown metadata.version %d", level)
 			}
 			fmt.Fprintf(e.stdout, "%s=%d (%s) has no dependencies.\n", name, level, mv.Version)
 			continue
 		}
 		lo, hi, ok := metadata.SupportedFeatureRange(name)
 		if !ok {
-			return terse("Unknown feature: %s", name)
+			return featureFail("Unknown feature: %s", name)
 		}
 		if level < lo || level > hi {
-			return terse("No feature:%s with feature level %d", name, level)
+			return featureFail("No feature:%s with feature level %d", name, level)
 		}
 		fmt.Fprintf(e.stdout, "%s=%d has no dependencies.\n", name, level)
 	}

@@ -148,7 +148,7 @@ func (c *Controller) electLeader(im *Image, t *Topic, p Partition, electionType 
 	next, changed := cb.build()
 	switch {
 	case changed:
-		return changeRecord(UUID(t.ID), next), nil
+		return cb.record(UUID(t.ID), next), nil
 	case electionType == ElectPreferred:
 		return nil, &electionError{code: kerr.PreferredLeaderNotAvailable}
 	default:

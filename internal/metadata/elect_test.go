@@ -268,3 +268,67 @@ func TestElectLeadersNotController(t *testing.T) {
 		t.Fatalf("not the leader: %v", err)
 	}
 }
+
+// TestElectPreferredWithReassignment: the preferred replica is the first of the target
+// assignment. A reorder of the replicas (a reassignment to the same set, done at once) followed by
+// a preferred election moves the leadership, as kafka-reassign-partitions and moldau cluster
+// rebalance use it; during a move to a replica not yet in the ISR the target's first replica is
+// not available, and once the move completes it can take over.
+func TestElectPreferredWithReassignment(t *testing.T) {
+	c, _ := newLifecycleController(t, nil)
+	ctx := context.Background()
+	for id := int32(1); id <= 4; id++ {
+		activate(t, c, id, "")
+	}
+	createTopic(t, c, CreateTopic{Name: "t", Partitions: -1, ReplicationFactor: -1, Assignments: assign([]int32{1, 2, 3}, []int32{1, 2, 3})})
+
+	reassign := func(p int32, replicas ...int32) {
+		t.Helper()
+		errs, err := c.AlterPartitionReassignments(ctx, []Reassignment{{Topic: "t", Partition: p, Replicas: replicas}})
+		if err != nil || errs[0] != nil {
+			t.Fatalf("reassign t-%d to %v: %v %v", p, replicas, err, errs)
+		}
+	}
+	reassign(0, 2, 1, 3)
+	if p := partition(t, c, "t", 0); !slices.Equal(p.Replicas, []int32{2, 1, 3}) || len(p.AddingReplicas) != 0 || p.Leader != 1 {
+		t.Fatalf("after the reorder: %+v", p)
+	}
+	if err := electOne(t, c, ElectPreferred, "t", 0); err != nil {
+		t.Fatalf("preferred election after the reorder: %v", err)
+	}
+	if p := partition(t, c, "t", 0); p.Leader != 2 || !slices.Equal(p.Replicas, []int32{2, 1, 3}) {
+		t.Fatalf("after the election: %+v", p)
+	}
+
+	// A move of t-1 to {4,2,3}: 4 first, but not in the ISR yet.
+	reassign(1, 4, 2, 3)
+	moving := partition(t, c, "t", 1)
+	if moving.Replicas[0] != 4 || !slices.Equal(moving.AddingReplicas, []int32{4}) {
+		t.Fatalf("moving: %+v", moving)
+	}
+	if err := electOne(t, c, ElectPreferred, "t", 1); !isCode(err, kerr.PreferredLeaderNotAvailable) {
+		t.Fatalf("preferred election while 4 catches up: %v", err)
+	}
+	if got := partition(t, c, "t", 1); !slices.Equal(got.Replicas, moving.Replicas) || !slices.Equal(got.AddingReplicas, moving.AddingReplicas) {
+		t.Fatalf("the failed election changed the move: %+v (was %+v)", got, moving)
+	}
+	// 4 caught up: the leader adds it to the ISR, the move completes, and 1, which leaves the
+	// assignment, hands the leadership to the first of the target in the ISR: 4.
+	top, _ := c.Image().Topic("t")
+	leader := broker(t, c, moving.Leader)
+	var isr []ISRMember
+	for _, m := range append(slices.Clone(moving.ISR), 4) {
+		isr = append(isr, ISRMember{BrokerID: m, BrokerEpoch: broker(t, c, m).Epoch})
+	}
+	res, err := c.AlterPartition(ctx, leader.NodeID, leader.Epoch, []AlterPartitionItem{{TopicID: top.ID, Partition: 1,
+		LeaderEpoch: moving.LeaderEpoch, PartitionEpoch: moving.PartitionEpoch, NewISR: isr}})
+	if err != nil || !isCode(res[0].Err, kerr.NewLeaderElected) {
+		t.Fatalf("add 4 to the ISR: %v %v", err, res)
+	}
+	if p := partition(t, c, "t", 1); !slices.Equal(p.Replicas, []int32{4, 2, 3}) || len(p.AddingReplicas)+len(p.RemovingReplicas) != 0 || p.Leader != 4 {
+		t.Fatalf("move not complete: %+v", p)
+	}
+	if err := electOne(t, c, ElectPreferred, "t", 1); !isCode(err, kerr.ElectionNotNeeded) {
+		t.Fatalf("preferred election after the move: %v", err)
+	}
+}

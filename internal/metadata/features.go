@@ -278,12 +278,10 @@ func checkFeatureUpdate(im *Image, nodeID int32, u FeatureUpdate) error {
 	if reason := notSupported(u.Level, fmt.Sprintf("Local controller %d", nodeID), supportedFeatures[u.Name]); reason != "" {
 		return invalidUpdateVersion(u.Name, u.Level, reason)
 	}
-	// Every registered broker must support the level (one registered by a build without
-	// feature versions is not asked).
+	// Every registered broker must support the level. One registered by a build without
+	// feature versions (before issue 9) supports none: it cannot decode the FeatureLevelRecord,
+	// so a cluster upgrades only once every node runs a build that has them.
 	for _, b := range im.Brokers() {
-		if b.Features == nil {
-			continue
-		}
 		if reason := notSupported(u.Level, fmt.Sprintf("Broker %d", b.NodeID), b.Features[u.Name]); reason != "" {
 			return invalidUpdateVersion(u.Name, u.Level, reason)
 		}
@@ -357,14 +355,32 @@ func metadataChangedBetween(from, to int16) bool {
 }
 
 // ensureMetadataVersionLocked writes metadata.version (LatestMetadataVersion) when the image has
-// none: at bootstrap, and once when this build first leads a log an older build wrote. The record
-// is a batch of its own. REQUIRES: c.mu is held.
+// none: at bootstrap, and in a log an older build wrote once no node of a build without feature
+// versions is registered any more (the controller tries again after each registration). While
+// one is, nothing is written: that node would skip the FeatureLevelRecord, and the records
+// metadata.version allows (reassignments, reassign.go) would be lost on it. The record is a
+// batch of its own. REQUIRES: c.mu is held.
 func (c *Controller) ensureMetadataVersionLocked(ctx context.Context) error {
-	if c.Image().MetadataVersion() != 0 {
+	im := c.Image()
+	if im.MetadataVersion() != 0 {
+		return nil
+	}
+	if _, older := olderBuildRegistered(im); older {
 		return nil
 	}
 	if err := c.commitLocked(ctx, &FeatureLevelRecord{Name: FeatureMetadataVersion, Level: LatestMetadataVersion}); err != nil {
 		return fmt.Errorf("write metadata.version: %w", err)
 	}
 	return nil
+}
+
+// olderBuildRegistered returns a registered broker whose build has no feature versions (it
+// registered without Features), if there is one.
+func olderBuildRegistered(im *Image) (int32, bool) {
+	for _, b := range im.Brokers() {
+		if b.Features == nil {
+			return b.NodeID, true
+		}
+	}
+	return -1, false
 }

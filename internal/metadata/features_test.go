@@ -12,7 +12,7 @@ import (
 )
 
 func TestBootstrapWritesMetadataVersion(t *testing.T) {
-	c := newTestController(t, 1)
+	c := newTestController(t, 0)
 	if got := c.Image().MetadataVersion(); got != 0 {
 		t.Fatalf("before bootstrap: metadata.version %d", got)
 	}
@@ -220,12 +220,70 @@ func TestFeaturesAndBrokerRegistrations(t *testing.T) {
 	if err == nil || err.Error() != "Invalid update version 27 for feature metadata.version. Broker 2 only supports versions 7-25" {
 		t.Fatalf("upgrade past a broker's range: %v", err)
 	}
-	// A registration without features (a build before them) is neither checked nor asked.
+	// A registration without features (a build before them) is not checked, and holds every
+	// feature update: that build cannot decode the FeatureLevelRecord.
 	r3 := registration(c, 3, "")
+	r3.Features = nil
 	if _, err := c.RegisterBroker(ctx, r3); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.UpdateFeatures(ctx, []FeatureUpdate{{FeatureMetadataVersion, 24, UpgradeTypeSafeDowngrade}}, false); err != nil {
+	err = c.UpdateFeatures(ctx, []FeatureUpdate{{FeatureMetadataVersion, 24, UpgradeTypeSafeDowngrade}}, false)
+	if err == nil || err.Error() != "Invalid update version 24 for feature metadata.version. Broker 3 does not support this feature." {
+		t.Fatalf("update with a broker of an older build registered: %v", err)
+	}
+}
+
+// A log an older build wrote (no metadata.version, brokers registered without features) gets
+// metadata.version only once every registered node runs a build with feature versions; until
+// then no record an older build cannot apply is written: moves are refused.
+func TestRollingUpgradeFinalizesMetadataVersion(t *testing.T) {
+	ctx := context.Background()
+	c := newTestController(t, 0)
+	dirs := map[int32][]UUID{1: {RandomUUID()}, 2: {RandomUUID()}}
+	// restart is node id's registration after a restart on its log dirs, by this build or the
+	// previous one (nil features).
+	restart := func(id int32, features map[string]FeatureRange) {
+		r := registration(c, id, "")
+		r.LogDirs, r.Features = dirs[id], features
+		activateRegistration(t, c, r)
+	}
+	restart(1, nil)
+	restart(2, nil)
+	if _, err := c.CreateTopic(ctx, CreateTopic{Name: "r", Partitions: -1, ReplicationFactor: -1,
+		Assignments: map[int32][]int32{0: {1}}}); err != nil {
 		t.Fatal(err)
+	}
+	if err := c.ensureClusterID(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	if mv := c.Image().MetadataVersion(); mv != 0 {
+		t.Fatalf("metadata.version %d written with older builds registered", mv)
+	}
+	// Node 1 restarts on this build: node 2 still runs the old one.
+	restart(1, SupportedFeatures())
+	if mv := c.Image().MetadataVersion(); mv != 0 {
+		t.Fatalf("metadata.version %d written while node 2 runs an older build", mv)
+	}
+	index := c.Image().Index()
+	errs, err := c.AlterPartitionReassignments(ctx, []Reassignment{{Topic: "r", Partition: 0, Replicas: []int32{2}}})
+	if err != nil || len(errs) != 1 || !errors.Is(errs[0], kerr.UnsupportedVersion) ||
+		!strings.Contains(errs[0].Error(), "kafka-features upgrade --metadata 4.1") {
+		t.Fatalf("move during the upgrade: %v %v", errs, err)
+	}
+	if c.Image().Index() != index {
+		t.Fatalf("a refused move wrote an entry (index %d -> %d)", index, c.Image().Index())
+	}
+	err = c.UpdateFeatures(ctx, []FeatureUpdate{{FeatureMetadataVersion, LatestMetadataVersion, UpgradeTypeUpgrade}}, false)
+	if err == nil || !strings.Contains(err.Error(), "Broker 2 does not support this feature.") {
+		t.Fatalf("upgrade during the rolling restart: %v", err)
+	}
+	// The last node restarts on this build: metadata.version is written and moves work.
+	restart(2, SupportedFeatures())
+	if mv := c.Image().MetadataVersion(); mv != LatestMetadataVersion {
+		t.Fatalf("metadata.version %d after the last node's upgrade, want %d", mv, LatestMetadataVersion)
+	}
+	errs, err = c.AlterPartitionReassignments(ctx, []Reassignment{{Topic: "r", Partition: 0, Replicas: []int32{2}}})
+	if err != nil || errs[0] != nil {
+		t.Fatalf("move after the upgrade: %v %v", errs, err)
 	}
 }

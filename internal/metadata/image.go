@@ -458,8 +458,8 @@ func (b *imageBuilder) apply(r Record) error {
 }
 
 // checkReassignment checks that a partition's replicas hold no broker twice and that its
-// adding and removing replicas are replicas. (They may overlap: as in Kafka, a new target
-// that adds nothing keeps the adding list of the reassignment it replaces.)
+// adding and removing replicas are replicas. (The controller writes them disjoint; Kafka's
+// can overlap, so applying does not insist.)
 func checkReassignment(p Partition) error {
 	seen := map[int32]bool{}
 	for _, id := range p.Replicas {

@@ -177,6 +177,11 @@ func (c *Controller) localRegisterBroker(ctx context.Context, r BrokerRegistrati
 	if rec.BrokerEpoch == 0 {
 		c.sessions[r.NodeID] = &session{lastSeen: now, offset: -1}
 	}
+	// The last node of an older build re-registered with this one: the cluster's
+	// metadata.version can be written now (a failure is retried at the next registration).
+	if err := c.ensureMetadataVersionLocked(ctx); err != nil {
+		c.cfg.Logger.Warn("metadata.version not written after a registration", "broker", r.NodeID, "err", err)
+	}
 	return b.Epoch, nil
 }
 
