@@ -197,7 +197,7 @@ func (lc *localCluster) client(opts ...kgo.Opt) *kgo.Client {
 
 // underReplicated asks node id itself for the metadata of every topic and lists the partitions
 // without a leader or with an ISR smaller than their replicas ("" when there are none).
-func underReplicated(ctx context.Context, cl *kgo.Client, id int32) (string, error) {
+func underReplicated(ctx context.Context, cl *kgo.Client, id int32, topics ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req := kmsg.NewPtrMetadataRequest() // nil topics: all of them
@@ -206,6 +206,11 @@ func underReplicated(ctx context.Context, cl *kgo.Client, id int32) (string, err
 		return "", fmt.Errorf("metadata from node %d: %w", id, err)
 	}
 	var bad []string
+	for _, want := range topics {
+		if !slices.ContainsFunc(resp.Topics, func(tp kmsg.MetadataResponseTopic) bool { return tp.Topic != nil && *tp.Topic == want }) {
+			bad = append(bad, want+": not in this node's metadata yet")
+		}
+	}
 	for _, tp := range resp.Topics {
 		if err := kerr.ErrorForCode(tp.ErrorCode); err != nil {
 			bad = append(bad, fmt.Sprintf("%s: %v", *tp.Topic, err))
@@ -221,13 +226,14 @@ func underReplicated(ctx context.Context, cl *kgo.Client, id int32) (string, err
 	return strings.Join(bad, "; "), nil
 }
 
-// waitFullyReplicated waits until every node reports every partition led and fully in sync.
-func (lc *localCluster) waitFullyReplicated(ctx context.Context, cl *kgo.Client, timeout time.Duration) error {
+// waitFullyReplicated waits until every node reports topics (at least) and every partition led
+// and fully in sync.
+func (lc *localCluster) waitFullyReplicated(ctx context.Context, cl *kgo.Client, timeout time.Duration, topics ...string) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		why := ""
 		for id := int32(1); id <= int32(lc.nodes) && why == ""; id++ {
-			bad, err := underReplicated(ctx, cl, id)
+			bad, err := underReplicated(ctx, cl, id, topics...)
 			switch {
 			case err != nil:
 				why = err.Error()
@@ -279,7 +285,7 @@ func TestClusterLocalScript(t *testing.T) {
 	}
 	run("--bootstrap-server", strings.Join(lc.bootstrap(), ","), "--create", "--topic", "kept", "--partitions", "3")
 	cl := lc.client()
-	if err := lc.waitFullyReplicated(ctx, cl, 30*time.Second); err != nil {
+	if err := lc.waitFullyReplicated(ctx, cl, 30*time.Second, "kept"); err != nil {
 		t.Fatal(err)
 	}
 	// The compose files' defaults: three replicas, min.insync.replicas 2.
@@ -305,7 +311,7 @@ func TestClusterLocalScript(t *testing.T) {
 	}
 	lc.mustRun("", "start", "3")
 	cl2 := lc.client()
-	if err := lc.waitFullyReplicated(ctx, cl2, 30*time.Second); err != nil {
+	if err := lc.waitFullyReplicated(ctx, cl2, 30*time.Second, "kept"); err != nil {
 		t.Fatal(err)
 	}
 	if desc := run("--bootstrap-server", lc.clientAddr(3), "--describe", "--topic", "kept"); !strings.Contains(desc, "PartitionCount: 3") {
