@@ -328,6 +328,7 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 		m.Gauge("moldau_connections", "Open client connections.", func() float64 { return float64(limits.Connections()) })
 		m.Counter("moldau_connections_rejected_total", "Connections closed at once because their address had max.connections.per.ip connections.",
 			func() float64 { return float64(limits.RejectedConnections()) })
+		b.quotaMetrics(m)
 		if b.metrics, err = m.Listen(cfg.MetricsListener, logger); err != nil {
 			return nil, fmt.Errorf("broker: %w", err)
 		}

@@ -97,9 +97,15 @@ func TestClusterMoveCommands(t *testing.T) {
 		t.Fatalf("create: %s", out)
 	}
 	waitCluster(t, brokers, "the topic in every image", func(b *Broker) bool { return len(replicasOf(b, "moves", 1)) == 3 })
+	// An acks=all producer (reassign_test.go's) writes to both partitions all along.
 	load := startLoad(ctx, clusterClient(t, brokers, kgo.DefaultProduceTopic("moves"), kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()), kgo.MetadataMinAge(100*time.Millisecond)))
-	defer load.halt()
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			load.finish()
+		}
+	})
 	waitForCond(t, 20*time.Second, "records acknowledged", func() bool { return load.count() >= 200 })
 
 	// kafka-reassign-partitions: moves-1 {2,3,1} -> {2,3,4} with a throttle, verified.
@@ -213,11 +219,15 @@ func TestClusterMoveCommands(t *testing.T) {
 		}
 	}
 
-	acked, errs := load.finish()
-	t.Logf("%d records acknowledged under the moves (%d produce errors)", len(acked), len(errs))
-	set := make(map[string]bool, len(acked))
-	for _, v := range acked {
-		set[v] = true
+	stopped = true
+	ackedList, errs := load.finish()
+	if len(errs) > 0 {
+		t.Errorf("%d produces failed under the moves, the first: %v", len(errs), errs[0])
 	}
-	checkAllRead(t, ctx, brokers, "moves", set)
+	acked := map[string]bool{}
+	for _, v := range ackedList {
+		acked[v] = true
+	}
+	t.Logf("%d records acknowledged under the moves", len(acked))
+	checkAllRead(t, ctx, brokers, "moves", acked)
 }

@@ -139,7 +139,7 @@ func (lp *loadProducer) halt() {
 // the move; leadership leaves node 1 for 2, node 1 deletes its replica's files, and every
 // acknowledged record is read back once from the new replicas.
 func TestClusterReassignUnderLoad(t *testing.T) {
-	brokers := testCluster(t, 4, "replica.lag.time.max.ms", "2000")
+	brokers := testClusterPlusBroker(t, "replica.lag.time.max.ms", "2000")
 	waitCluster(t, brokers, "four brokers in every image", liveBrokers(4))
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -247,7 +247,7 @@ func TestClusterReassignUnderLoad(t *testing.T) {
 // adding and removing replicas while producing goes on, and cancelling it restores the
 // original replicas; a second cancel has nothing to cancel.
 func TestClusterReassignCancel(t *testing.T) {
-	brokers := testCluster(t, 4, "replica.lag.time.max.ms", "2000")
+	brokers := testClusterPlusBroker(t, "replica.lag.time.max.ms", "2000")
 	waitCluster(t, brokers, "four brokers in every image", liveBrokers(4))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

@@ -246,25 +246,26 @@ func startBrokerOnly(t *testing.T, brokers []*Broker, id int32, dir string, over
 	return b
 }
 
-// A follower catching up under a replication throttle (leader.replication.throttled.rate on
-// its leader, follower.replication.throttled.rate on itself, the partition in both throttled
-// replica lists) is held to the rate, by the bytes both quotas counted, while acks=all
-// producers of another partition of the same leader (in the leader's throttled list too, its
-// follower in sync) keep being acknowledged; with the rates removed it catches up and rejoins
-// the ISR. The assertions on the bytes are upper bounds, so a slow machine cannot fail them.
+// A new follower (a replica a reassignment adds) catching up under a replication throttle
+// (leader.replication.throttled.rate on its leader, follower.replication.throttled.rate on
+// itself, the partition in both throttled replica lists as kafka-reassign-partitions --throttle
+// sets them) is held to the rate, by the bytes both quotas counted, while acks=all producers of
+// another partition of the same leader (in the leader's throttled list too, its follower in
+// sync) keep being acknowledged, and the in-sync follower of the moving partition is not held;
+// with the rates removed the new replica catches up, joins the ISR and the move completes. The
+// assertions on bytes are upper bounds over elapsed time, so a slow machine cannot fail them.
 func TestClusterThrottledFollowerCatchesUp(t *testing.T) {
 	const (
 		rate     = 128 << 10       // bytes/s
-		bulk     = 4 << 20         // bytes the follower must catch up
+		bulk     = 4 << 20         // bytes the new replica must catch up
 		fetchMax = 64 << 10        // replica.fetch.max.bytes: one partition's answer (a larger batch is sent whole)
-		observe  = 4 * time.Second // how long the throttled catch-up is watched: unthrottled it takes a fraction
 		batchMax = 16 << 10        // the producer's batches
+		observe  = 4 * time.Second // how long the throttled catch-up is watched: unthrottled it takes a fraction
 	)
 	quotaKeys := []string{"replication.quota.window.num", "2", "replication.quota.window.size.seconds", "1",
 		"replica.fetch.max.bytes", strconv.Itoa(fetchMax), "replica.fetch.backoff.ms", "100", "replica.lag.time.max.ms", "3000"}
 	brokers := testCluster(t, 3, quotaKeys...)
-	dir4 := t.TempDir()
-	b4 := startBrokerOnly(t, brokers, 4, dir4, quotaKeys...)
+	b4 := startBrokerOnly(t, brokers, 4, t.TempDir(), quotaKeys...)
 	all := append(append([]*Broker{}, brokers...), b4)
 	waitCluster(t, all, "four brokers in every image", liveBrokers(4))
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
@@ -275,24 +276,22 @@ func TestClusterThrottledFollowerCatchesUp(t *testing.T) {
 			b1 = b
 		}
 	}
-	cl := clusterClient(t, brokers)
-	createAssigned(ctx, t, b1, "bulk", nil, 1, 4)
-	createAssigned(ctx, t, b1, "live", map[string]string{"min.insync.replicas": "2"}, 1, 2)
-	isr := func(topic string) []int32 {
+	cl := clusterClient(t, all)
+	createAssigned(ctx, t, b1, "bulk", nil, 1, 2)
+	createAssigned(ctx, t, b1, "live", map[string]string{"min.insync.replicas": "2"}, 1, 3)
+	state := func(topic string) (replicas, isr, adding []int32) {
 		tm, ok := b1.Controller().Image().Topic(topic)
 		if !ok {
-			return nil
+			return nil, nil, nil
 		}
-		return tm.Partitions[0].ISR
+		p := tm.Partitions[0]
+		return p.Replicas, p.ISR, p.AddingReplicas
 	}
 	waitCluster(t, all, "node 1 leads bulk and live", func(b *Broker) bool {
 		p, q := b1.parts.Get("bulk", 0), b1.parts.Get("live", 0)
-		return p != nil && p.IsLeader() && q != nil && q.IsLeader() && len(isr("bulk")) == 2
+		return p != nil && p.IsLeader() && q != nil && q.IsLeader()
 	})
 
-	// Node 4 stops; bulk is written while it is away.
-	stopBroker(t, b4)
-	waitCluster(t, brokers, "node 4 out of bulk's ISR", func(*Broker) bool { return slices.Equal(isr("bulk"), []int32{1}) })
 	prod := clusterClient(t, brokers, kgo.DefaultProduceTopic("bulk"), kgo.ProducerBatchMaxBytes(batchMax),
 		kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.RequiredAcks(kgo.AllISRAcks()))
 	value := make([]byte, 4<<10)
@@ -317,12 +316,12 @@ func TestClusterThrottledFollowerCatchesUp(t *testing.T) {
 	}
 	leaderEnd := b1.parts.Get("bulk", 0).LogEndOffset()
 
-	// The throttle, as kafka-reassign-partitions --throttle sets it: the leader's replica in
-	// the leader list, the catching-up replica in the follower list, the rates on both brokers
-	// (node 4's through node 2: it is down, and any node takes a broker's config).
+	// The throttle as kafka-reassign-partitions --execute --throttle sets it: the current
+	// replicas in the leader list, the added one in the follower list, the rate on the brokers
+	// (node 4's through node 2: any node takes a broker's config).
 	adm := kadm.NewClient(cl)
 	tres, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{
-		{Name: config.LeaderReplicationThrottledReplicas, Value: kadm.StringPtr("0:1")},
+		{Name: config.LeaderReplicationThrottledReplicas, Value: kadm.StringPtr("0:1,0:2")},
 		{Name: config.FollowerReplicationThrottledReplicas, Value: kadm.StringPtr("0:4")}}, "bulk")
 	alterResults(t, "throttle bulk", tres, err)
 	tres, err = adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: config.LeaderReplicationThrottledReplicas, Value: kadm.StringPtr("*")}}, "live")
@@ -332,8 +331,9 @@ func TestClusterThrottledFollowerCatchesUp(t *testing.T) {
 	if code, msg := incrementalAlterBroker(t, ctx, clusterClient(t, brokers[1:2]), brokers[1].cfg.NodeID, "4", config.FollowerReplicationThrottledRate, strconv.Itoa(rate)); code != 0 {
 		t.Fatalf("follower rate of node 4: code %d %s", code, msg)
 	}
-	waitCluster(t, brokers, "node 1's leader quota set", func(*Broker) bool {
-		return b1.leaderQuota.Bound() == rate && b1.leaderQuota.IsThrottled("bulk", 0) && b1.leaderQuota.IsThrottled("live", 0)
+	waitCluster(t, all, "the quotas set", func(*Broker) bool {
+		return b1.leaderQuota.Bound() == rate && b1.leaderQuota.IsThrottled("bulk", 0) && b1.leaderQuota.IsThrottled("live", 0) &&
+			b4.followerQuota.Bound() == rate && b4.followerQuota.IsThrottled("bulk", 0)
 	})
 
 	// acks=all producers of live go on throughout.
@@ -365,21 +365,32 @@ func TestClusterThrottledFollowerCatchesUp(t *testing.T) {
 	}()
 	defer func() { close(stopLive); <-liveDone }()
 
-	// Node 4 comes back and catches up under the throttle.
+	// Node 4 is added to bulk's replicas and catches up under the throttle.
 	ackedBefore := acked.Load()
 	base := b1.leaderQuota.Recorded()
 	start := time.Now()
-	b4 = startBrokerOnly(t, brokers, 4, dir4, quotaKeys...)
+	var move kadm.AlterPartitionAssignmentsReq
+	move.Assign("bulk", 0, []int32{1, 2, 4})
+	mres, err := adm.AlterPartitionAssignments(ctx, move)
+	if err == nil {
+		mres.Each(func(r kadm.AlterPartitionAssignmentsResponse) {
+			if r.Err != nil {
+				err = r.Err
+			}
+		})
+	}
+	if err != nil {
+		t.Fatalf("reassign bulk-0 to [1 2 4]: %v", err)
+	}
 	span := 2 * time.Second // replication.quota.window.num x .size.seconds
-	// The bound of the unit tests (throttle_test.go in replica): the bytes of a span at most
-	// the rate over a span and a window plus one answer, so by elapsed time e at most
+	// The bound of the unit tests (replica/throttle_test.go): the bytes of a span at most the
+	// rate over a span and a window plus one answer, so by elapsed time e at most
 	// rate*(e+span+window) plus one answer per span; an answer here is one partition's
 	// fetchMax (a batch larger than it whole) and the live partition's few bytes.
 	answer := float64(fetchMax + batchMax)
 	allowed := func(e time.Duration) float64 {
 		return rate*(e+span+time.Second).Seconds() + answer*(e.Seconds()/span.Seconds()+2)
 	}
-	f4 := b4.parts.Get
 	for {
 		e := time.Since(start)
 		served, fetched := float64(b1.leaderQuota.Recorded()-base), float64(b4.followerQuota.Recorded())
@@ -395,31 +406,35 @@ func TestClusterThrottledFollowerCatchesUp(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	p4 := f4("bulk", 0)
+	p4 := b4.parts.Get("bulk", 0)
 	if p4 == nil {
 		t.Fatal("node 4 has no bulk partition")
 	}
-	if end := p4.LogEndOffset(); end >= leaderEnd || slices.Contains(isr("bulk"), 4) {
-		t.Fatalf("node 4 caught up under the throttle: log end %d of %d, ISR %v", end, leaderEnd, isr("bulk"))
+	replicas, isr, adding := state("bulk")
+	if end := p4.LogEndOffset(); end >= leaderEnd || slices.Contains(isr, 4) || !slices.Equal(adding, []int32{4}) {
+		t.Fatalf("node 4 caught up under the throttle: log end %d of %d, replicas %v ISR %v adding %v", end, leaderEnd, replicas, isr, adding)
 	}
 	if n := failed.Load(); n != 0 {
 		t.Fatalf("%d acks=all produce calls to live failed under the throttle: %v", n, lastErr.Load())
 	}
-	if !slices.Equal(isr("live"), []int32{1, 2}) {
-		t.Fatalf("live's ISR %v: the in-sync follower was throttled out", isr("live"))
+	if _, lisr, _ := state("live"); !slices.Equal(lisr, []int32{1, 3}) || !slices.Contains(isr, 2) {
+		t.Fatalf("live's ISR %v, bulk's %v: an in-sync follower was throttled out", lisr, isr)
 	}
 
-	// The rates removed, node 4 catches up and rejoins the ISR. (A new client: the first one
-	// knows node 4 at the address it had before its restart.)
-	adm = kadm.NewClient(clusterClient(t, brokers))
+	// The rates removed, node 4 catches up, joins the ISR and the move completes. (A client
+	// that discovered node 4 sends its broker config to it.)
 	res, err = adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{{Op: kadm.DeleteConfig, Name: config.LeaderReplicationThrottledRate}}, 1)
 	alterResults(t, "remove node 1's rate", res, err)
 	res, err = adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{{Op: kadm.DeleteConfig, Name: config.FollowerReplicationThrottledRate}}, 4)
 	alterResults(t, "remove node 4's rate", res, err)
 	deadline := time.Now().Add(60 * time.Second)
-	for p4.LogEndOffset() < leaderEnd || !slices.Contains(isr("bulk"), 4) {
+	for {
+		replicas, isr, adding = state("bulk")
+		if p4.LogEndOffset() >= leaderEnd && slices.Contains(isr, 4) && len(adding) == 0 {
+			break
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("node 4 at %d of %d, ISR %v, after the throttle was removed", p4.LogEndOffset(), leaderEnd, isr("bulk"))
+			t.Fatalf("node 4 at %d of %d, replicas %v ISR %v adding %v, after the throttle was removed", p4.LogEndOffset(), leaderEnd, replicas, isr, adding)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -9,7 +9,8 @@ package cli
 // watermark minus the node's metadata offset, as kafka-metadata-quorum describe --replication).
 //
 // health: exit 0 when every partition has a leader, its full replica set in the ISR and at
-// least min.insync.replicas in the ISR; otherwise exit 1 with one line per problem partition.
+// least min.insync.replicas in the ISR, and no live broker reports an offline log dir;
+// otherwise exit 1 with one line per problem partition and offline log dir.
 // Fenced brokers are listed as warnings and do not fail the check (a node stopped for good stays
 // registered and fenced). Both take --json.
 
@@ -41,7 +42,8 @@ const clusterUsage = `Usage: moldau cluster info|health [options]
                  active or fenced, metadata offset lag).
   health         Exit 0 when every partition has a leader, all its replicas in sync and at least
                  min.insync.replicas in the ISR; exit 1 listing the under-replicated, offline and
-                 under-min-ISR partitions (fenced brokers are listed as warnings).
+                 under-min-ISR partitions and offline log dirs (fenced brokers are listed as
+                 warnings).
   elect-leaders  Moves leadership back to the preferred replicas (moldau cluster elect-leaders --help).
   rebalance      Evens out replica and leader counts (moldau cluster rebalance --help).`
 
@@ -312,17 +314,30 @@ type partitionProblem struct {
 	MinISR    int      `json:"minIsr"`
 }
 
+// offlineLogDir is a log dir a broker reports offline (KAFKA_STORAGE_ERROR in DescribeLogDirs):
+// its partitions answer errors until the broker restarts.
+type offlineLogDir struct {
+	Broker int32  `json:"broker"`
+	Dir    string `json:"dir"`
+	Error  string `json:"error"`
+}
+
 // healthReport is what moldau cluster health prints.
 type healthReport struct {
-	Healthy       bool               `json:"healthy"`
-	Partitions    int                `json:"partitions"`
-	Problems      []partitionProblem `json:"problems"`
-	FencedBrokers []int32            `json:"fencedBrokers"`
+	Healthy        bool               `json:"healthy"`
+	Partitions     int                `json:"partitions"`
+	Problems       []partitionProblem `json:"problems"`
+	OfflineLogDirs []offlineLogDir    `json:"offlineLogDirs"`
+	FencedBrokers  []int32            `json:"fencedBrokers"`
 }
 
 // checkHealth finds the problem partitions of md; minISR is each topic's min.insync.replicas.
-func checkHealth(md kadm.Metadata, minISR map[string]int, fenced []int32) healthReport {
-	rep := healthReport{Problems: []partitionProblem{}, FencedBrokers: fenced}
+// Offline log dirs make the cluster unhealthy too; fenced brokers do not.
+func checkHealth(md kadm.Metadata, minISR map[string]int, offline []offlineLogDir, fenced []int32) healthReport {
+	rep := healthReport{Problems: []partitionProblem{}, OfflineLogDirs: offline, FencedBrokers: fenced}
+	if rep.OfflineLogDirs == nil {
+		rep.OfflineLogDirs = []offlineLogDir{}
+	}
 	if rep.FencedBrokers == nil {
 		rep.FencedBrokers = []int32{}
 	}
@@ -345,14 +360,17 @@ func checkHealth(md kadm.Metadata, minISR map[string]int, fenced []int32) health
 			}
 		}
 	}
-	rep.Healthy = len(rep.Problems) == 0
+	rep.Healthy = len(rep.Problems) == 0 && len(rep.OfflineLogDirs) == 0
 	return rep
 }
 
 func writeHealth(w io.Writer, rep healthReport) {
-	if rep.Healthy {
+	switch {
+	case rep.Healthy:
 		fmt.Fprintf(w, "Healthy: %d partitions, all with a leader and every replica in sync.\n", rep.Partitions)
-	} else {
+	case len(rep.Problems) == 0:
+		fmt.Fprintf(w, "Unhealthy: %d partitions with a leader and every replica in sync, but offline log dirs.\n", rep.Partitions)
+	default:
 		fmt.Fprintf(w, "Unhealthy: %d of %d partitions have problems.\n", len(rep.Problems), rep.Partitions)
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "  TOPIC\tPARTITION\tPROBLEMS\tLEADER\tREPLICAS\tISR\tMIN ISR")
@@ -361,6 +379,9 @@ func writeHealth(w io.Writer, rep healthReport) {
 				joinComma(p.Replicas), joinComma(p.ISR), p.MinISR)
 		}
 		tw.Flush()
+	}
+	for _, d := range rep.OfflineLogDirs {
+		fmt.Fprintf(w, "Offline log dir: broker %d %s (%s)\n", d.Broker, d.Dir, d.Error)
 	}
 	if len(rep.FencedBrokers) > 0 {
 		fmt.Fprintf(w, "Warning: fenced brokers (registered but not serving): %s\n", listIDs(rep.FencedBrokers))
@@ -410,7 +431,18 @@ func (e *env) clusterHealth(cl *kgo.Client, adm *kadm.Client, md kadm.Metadata, 
 		}
 		slices.Sort(fenced)
 	}
-	rep := checkHealth(md, minISR, fenced)
+	// Every live broker's log dirs, without their partitions.
+	var offline []offlineLogDir
+	dirs, err := adm.DescribeAllLogDirs(ctx, kadm.TopicsSet{})
+	if err != nil {
+		fmt.Fprintf(e.stderr, "%s: note: not every broker described its log dirs: %v\n", e.name, err)
+	}
+	for _, d := range dirs.Sorted() {
+		if d.Err != nil {
+			offline = append(offline, offlineLogDir{Broker: d.Broker, Dir: d.Dir, Error: d.Err.Error()})
+		}
+	}
+	rep := checkHealth(md, minISR, offline, fenced)
 	if asJSON {
 		if err := writeJSON(e.stdout, rep); err != nil {
 			return err

@@ -59,7 +59,7 @@ func TestCheckHealth(t *testing.T) {
 			3: {Partition: 3, Leader: -1, Replicas: []int32{1, 2, 3}, ISR: []int32{}},
 		}},
 	}}
-	rep := checkHealth(md, map[string]int{"t": 2}, []int32{4})
+	rep := checkHealth(md, map[string]int{"t": 2}, nil, []int32{4})
 	got := []string{}
 	for _, p := range rep.Problems {
 		got = append(got, strings.Join(p.Problems, "+"))
@@ -80,8 +80,15 @@ func TestCheckHealth(t *testing.T) {
 	}
 	// A fenced broker alone does not fail the check; no min.insync.replicas means 1.
 	md.Topics["t"] = kadm.TopicDetail{Topic: "t", Partitions: kadm.PartitionDetails{0: {Leader: 1, Replicas: []int32{1}, ISR: []int32{1}}}}
-	if rep := checkHealth(md, nil, []int32{4}); !rep.Healthy {
+	if rep := checkHealth(md, nil, nil, []int32{4}); !rep.Healthy {
 		t.Fatalf("healthy with a fenced broker: %+v", rep)
+	}
+	// An offline log dir is a problem of its own.
+	rep = checkHealth(md, nil, []offlineLogDir{{Broker: 2, Dir: "/data/b", Error: "KAFKA_STORAGE_ERROR"}}, nil)
+	b.Reset()
+	writeHealth(&b, rep)
+	if rep.Healthy || b.String() != "Unhealthy: 1 partitions with a leader and every replica in sync, but offline log dirs.\nOffline log dir: broker 2 /data/b (KAFKA_STORAGE_ERROR)\n" {
+		t.Fatalf("offline log dir: %v\n%s", rep.Healthy, b.String())
 	}
 }
 

@@ -238,7 +238,7 @@ func (m *mover) move(parts []tp, target []int32, rate int64, wait bool) error {
 	for _, mv := range plan.Moves {
 		m.printf("Moving %s from %s to %s (%s).\n", mv.TopicPartition, joinIDs(mv.From), joinIDs(mv.To), moveNote(mv))
 	}
-	return m.run(plan, view, rate, wait)
+	return m.run(plan, rate, wait)
 }
 
 // moveNote describes a move: the brokers added and removed and the bytes to copy.
@@ -258,7 +258,7 @@ func moveNote(mv rebalance.Move) string {
 
 // run executes a plan: the throttle, the reassignments, and (wait) the progress until done and
 // the throttle's removal. It returns an error when a move failed or did not reach its target.
-func (m *mover) run(plan rebalance.Plan, view clusterView, rate int64, wait bool) error {
+func (m *mover) run(plan rebalance.Plan, rate int64, wait bool) error {
 	targets := plan.Targets()
 	m.from = map[tp][]int32{}
 	for _, mv := range plan.Moves {
@@ -298,11 +298,20 @@ func (m *mover) run(plan rebalance.Plan, view clusterView, rate int64, wait bool
 		delete(targets, p)
 	}
 	if len(targets) == 0 {
+		if rate >= 0 {
+			if err := m.clearThrottles(plan.Targets()); err != nil {
+				return err
+			}
+		}
 		return &exitError{code: 1}
 	}
 	m.printf("Started moving %d partition%s.\n", len(targets), plural(len(targets)))
 	if !wait {
-		m.printf("Follow the progress with: moldau partition status --wait%s\n", map[bool]string{true: " --clear-throttles", false: ""}[rate >= 0])
+		follow := "moldau partition status --wait"
+		if rate >= 0 {
+			follow += " --clear-throttles"
+		}
+		m.printf("Follow the progress with: %s\n", follow)
 		if rate >= 0 {
 			m.printf("%s\n", "Warning: the throttle stays set until it is removed: run moldau partition status --wait --clear-throttles (or kafka-reassign-partitions --verify).")
 		}
@@ -316,7 +325,7 @@ func (m *mover) run(plan rebalance.Plan, view clusterView, rate int64, wait bool
 		return err
 	}
 	if rate >= 0 {
-		if err := m.clearThrottles(targets); err != nil {
+		if err := m.clearThrottles(plan.Targets()); err != nil {
 			return err
 		}
 	}
@@ -683,7 +692,7 @@ func brokerCmd(e *env, args []string, deps moveDeps) error {
 		m.printf("Dry run: nothing was moved.\n")
 		return nil
 	}
-	if err := m.run(plan, view, rate, mf.wait); err != nil {
+	if err := m.run(plan, rate, mf.wait); err != nil {
 		return err
 	}
 	if !mf.wait {
@@ -784,7 +793,7 @@ func clusterRebalance(e *env, args []string, deps moveDeps) error {
 	}
 	defer adm.Close()
 	m := &mover{e: e, adm: adm, deps: deps}
-	model, view, err := m.model()
+	model, _, err := m.model()
 	if err != nil {
 		return err
 	}
@@ -807,7 +816,7 @@ func clusterRebalance(e *env, args []string, deps moveDeps) error {
 		return nil
 	}
 	if len(plan.Moves) > 0 {
-		if err := m.run(plan, view, rate, mf.wait); err != nil {
+		if err := m.run(plan, rate, mf.wait); err != nil {
 			return err
 		}
 		if !mf.wait {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -315,4 +316,35 @@ Broker 4 holds no replicas and can be stopped.
 	if code != 0 || te.stdout.String() != want {
 		t.Errorf("exit %d\n%s\nwant:\n%s\n%s", code, te.stdout, want, te.stderr)
 	}
+}
+
+// TestPartitionMoveRefused: a move the cluster refuses is reported, exits 1, and leaves no
+// throttle behind.
+func TestPartitionMoveRefused(t *testing.T) {
+	te, deps := newTestEnv(t)
+	f := newFakeCluster(fourBrokers())
+	f.addPartition("orders", 0, 1<<20, 1, 2, 3)
+	deps.open = f.admin()
+	open := deps.open
+	deps.open = func(s []string) (moveAdmin, error) {
+		a, err := open(s)
+		return refusingAdmin{a}, err
+	}
+	code := te.run("moldau partition", func(e *env, a []string) error { return partitionCmd(e, a, deps) }, "move", "orders:0", "--to", "2,3,4", "--throttle", "1000", "--wait")
+	if code != 1 || !strings.Contains(te.stdout.String(), "Moving orders-0 failed: the cluster says no\n") {
+		t.Errorf("exit %d\n%s", code, te.stdout)
+	}
+	if got := f.configText(); got != "" {
+		t.Errorf("throttle left behind: %s", got)
+	}
+}
+
+type refusingAdmin struct{ moveAdmin }
+
+func (r refusingAdmin) AlterReassignments(_ context.Context, targets map[tp][]int32) (map[tp]error, error) {
+	errs := map[tp]error{}
+	for p := range targets {
+		errs[p] = apiError(errors.New("refused"), ptrTo("the cluster says no"))
+	}
+	return errs, nil
 }

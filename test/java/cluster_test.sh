@@ -16,6 +16,7 @@
 # restarted node's leaderships back (and answers 'Valid replica already elected' the second
 # time); kafka-reassign-partitions --execute --throttle moves a topic from nodes 1,2 to 2,3 and
 # --verify reports it completed and clears the throttles; the moved records read back.
+# kafka-configs sets the replication throttle rate of one broker and of the cluster default.
 #
 # Prints one line per check and ends with 'N passed, N failed'; exits 1 when a check failed.
 set -uo pipefail
@@ -153,6 +154,31 @@ check "kafka-metadata-quorum describe --status through a broker: a leader among 
 kt kafka-features --bootstrap-server "$BOOTSTRAP" describe >"$out/features" 2>"$out/features.err"
 check "kafka-features describe through a broker: metadata.version finalized at 4.1-IV1, the four features listed" \
   'grep -Eq "^Feature: metadata.version +SupportedMinVersion: 3.3-IV3 +SupportedMaxVersion: 4.1-IV1 +FinalizedVersionLevel: 4.1-IV1 +Epoch: [0-9]+$" "$out/features" && [ "$(grep -c "^Feature: " "$out/features")" = 4 ]' "$out/features"
+
+# Replication quota configs (KIP-73) with kafka-configs: broker 2's own rate set through the
+# bootstrap node (Kafka's admin client sends a broker-N resource to broker N), the cluster
+# default, broker 2 described with its value over the default (Kafka's sources and synonyms),
+# both deleted again (the tool deletes only what the describe lists).
+rate_syn() { echo "DYNAMIC_BROKER_CONFIG:leader.replication.throttled.rate=1048576, DYNAMIC_DEFAULT_BROKER_CONFIG:leader.replication.throttled.rate=2097152, DEFAULT_CONFIG:leader.replication.throttled.rate=9223372036854775807"; }
+kt kafka-configs --bootstrap-server "$BOOTSTRAP" --entity-type brokers --entity-name 2 --alter \
+  --add-config leader.replication.throttled.rate=1048576 >"$out/cfg.broker" 2>"$out/cfg.broker.err"
+check "kafka-configs --entity-type brokers --entity-name 2 --alter --add-config leader.replication.throttled.rate=1048576 prints 'Completed updating config for broker 2.'" \
+  '[ "$(cat "$out/cfg.broker")" = "Completed updating config for broker 2." ]' "$out/cfg.broker.err"
+kt kafka-configs --bootstrap-server "$BOOTSTRAP" --entity-type brokers --entity-default --alter \
+  --add-config leader.replication.throttled.rate=2097152,follower.replication.throttled.rate=2097152 >"$out/cfg.default" 2>"$out/cfg.default.err"
+check "kafka-configs --entity-default --alter --add-config leader/follower.replication.throttled.rate=2097152 prints 'Completed updating default config for brokers in the cluster.'" \
+  '[ "$(cat "$out/cfg.default")" = "Completed updating default config for brokers in the cluster." ]' "$out/cfg.default.err"
+kt kafka-configs --bootstrap-server "$BOOTSTRAP" --entity-type brokers --entity-name 2 --describe >"$out/cfg.describe" 2>"$out/cfg.describe.err"
+check "kafka-configs --entity-name 2 --describe: 'Dynamic configs for broker 2 are:' and the broker's rate over the default, synonyms in Kafka's order" \
+  '[ "$(cat "$out/cfg.describe")" = "Dynamic configs for broker 2 are:
+  leader.replication.throttled.rate=1048576 sensitive=false synonyms={$(rate_syn)}" ]' "$out/cfg.describe"
+kt kafka-configs --bootstrap-server "$BOOTSTRAP" --entity-type brokers --entity-name 2 --alter \
+  --delete-config leader.replication.throttled.rate >"$out/cfg.delete" 2>"$out/cfg.delete.err"
+kt kafka-configs --bootstrap-server "$BOOTSTRAP" --entity-type brokers --entity-default --alter \
+  --delete-config leader.replication.throttled.rate,follower.replication.throttled.rate >>"$out/cfg.delete" 2>>"$out/cfg.delete.err"
+check "kafka-configs --delete-config of broker 2's rate and of the defaults" \
+  '[ "$(cat "$out/cfg.delete")" = "Completed updating config for broker 2.
+Completed updating default config for brokers in the cluster." ]' "$out/cfg.delete.err"
 
 wait_describe "$out/describe" 20 full_isr
 check "kafka-topics --describe: the topic line, as Kafka prints it (TopicId, PartitionCount: 6, ReplicationFactor: 3, Configs: min.insync.replicas=2)" \
