@@ -322,3 +322,47 @@ func TestClusterLocalScript(t *testing.T) {
 		t.Errorf("after stop and start the topic is gone or changed:\n%s", desc)
 	}
 }
+
+// TestClusterLocalSingleNode: `cluster-local.sh start 1`, docker-compose.yml's settings as a
+// process: a topic gets the file's defaults (3 partitions, one replica), and a consumer group
+// commits its offsets (__consumer_offsets with one replica) and reads back what was produced.
+func TestClusterLocalSingleNode(t *testing.T) {
+	lc := startLocalCluster(t, 1, "")
+	ctx := testContext(t, time.Minute)
+	out := lc.mustTool(ctx, "kafka-topics", "--bootstrap-server", lc.clientAddr(1), "--create", "--topic", "single")
+	if !strings.Contains(out, "Created topic single.") {
+		t.Fatalf("create: %s", out)
+	}
+	desc := lc.mustTool(ctx, "kafka-topics", "--bootstrap-server", lc.clientAddr(1), "--describe", "--topic", "single")
+	if !strings.Contains(desc, "PartitionCount: 3\tReplicationFactor: 1") {
+		t.Errorf("describe: want docker-compose.yml's 3 partitions and 1 replica:\n%s", desc)
+	}
+	prod := lc.client(kgo.DefaultProduceTopic("single"), kgo.RequiredAcks(kgo.AllISRAcks()))
+	for i := range 10 {
+		if err := prod.ProduceSync(ctx, &kgo.Record{Value: []byte(strconv.Itoa(i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cons := lc.client(kgo.ConsumeTopics("single"), kgo.ConsumerGroup("g"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit())
+	var got int
+	for got < 10 {
+		fs := cons.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("read %d of 10 records: %v", got, err)
+		}
+		fs.EachError(func(_ string, _ int32, err error) { t.Logf("fetch: %v", err) })
+		got += fs.NumRecords()
+	}
+	if err := cons.CommitUncommittedOffsets(ctx); err != nil {
+		t.Fatalf("commit the group's offsets: %v", err)
+	}
+	groups := lc.mustTool(ctx, "kafka-consumer-groups", "--bootstrap-server", lc.clientAddr(1), "--describe", "--group", "g")
+	committed := 0
+	for _, m := range regexp.MustCompile(`(?m)^g\s+single\s+\d+\s+(\d+)\s`).FindAllStringSubmatch(groups, -1) {
+		n, _ := strconv.Atoi(m[1])
+		committed += n
+	}
+	if committed != 10 {
+		t.Errorf("kafka-consumer-groups --describe shows %d committed records of single, want 10:\n%s", committed, groups)
+	}
+}
