@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -267,9 +268,18 @@ func TestClusterLocalScript(t *testing.T) {
 			t.Errorf("status does not say %q:\n%s", want, out)
 		}
 	}
-	if !strings.Contains(out, "Nodes: 3") || !strings.Contains(out, "Cluster ID: moldau-local-cluster-1") {
-		t.Errorf("status does not show the cluster info with 3 nodes and the compose files' cluster id:\n%s", out)
-	}
+	// moldau cluster info: the compose files' cluster id, and all three nodes active (a node may
+	// still be fenced for a moment after its start).
+	active := regexp.MustCompile(`(?m)^\s+[123]\s+broker,controller\s+127\.0\.0\.1:\d+.*\sactive\b`)
+	waitFor(t, 30*time.Second, "status shows the cluster info with 3 active nodes", func() (bool, string) {
+		if !strings.Contains(out, "Cluster ID: moldau-local-cluster-1") || !strings.Contains(out, "Nodes: 3") ||
+			len(active.FindAllString(out, -1)) != 3 {
+			why := out
+			out, _ = lc.run("", "status")
+			return false, why
+		}
+		return true, ""
+	})
 
 	ctx := testContext(t, 2*time.Minute)
 	topics := filepath.Join(lc.dir, "bin", "kafka-topics")
@@ -316,5 +326,49 @@ func TestClusterLocalScript(t *testing.T) {
 	}
 	if desc := run("--bootstrap-server", lc.clientAddr(3), "--describe", "--topic", "kept"); !strings.Contains(desc, "PartitionCount: 3") {
 		t.Errorf("after stop and start the topic is gone or changed:\n%s", desc)
+	}
+}
+
+// TestClusterLocalSingleNode: `cluster-local.sh start 1`, docker-compose.yml's settings as a
+// process: a topic gets the file's defaults (3 partitions, one replica), and a consumer group
+// commits its offsets (__consumer_offsets with one replica) and reads back what was produced.
+func TestClusterLocalSingleNode(t *testing.T) {
+	lc := startLocalCluster(t, 1, "")
+	ctx := testContext(t, time.Minute)
+	out := lc.mustTool(ctx, "kafka-topics", "--bootstrap-server", lc.clientAddr(1), "--create", "--topic", "single")
+	if !strings.Contains(out, "Created topic single.") {
+		t.Fatalf("create: %s", out)
+	}
+	desc := lc.mustTool(ctx, "kafka-topics", "--bootstrap-server", lc.clientAddr(1), "--describe", "--topic", "single")
+	if !strings.Contains(desc, "PartitionCount: 3\tReplicationFactor: 1") {
+		t.Errorf("describe: want docker-compose.yml's 3 partitions and 1 replica:\n%s", desc)
+	}
+	prod := lc.client(kgo.DefaultProduceTopic("single"), kgo.RequiredAcks(kgo.AllISRAcks()))
+	for i := range 10 {
+		if err := prod.ProduceSync(ctx, &kgo.Record{Value: []byte(strconv.Itoa(i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cons := lc.client(kgo.ConsumeTopics("single"), kgo.ConsumerGroup("g"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit())
+	var got int
+	for got < 10 {
+		fs := cons.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("read %d of 10 records: %v", got, err)
+		}
+		fs.EachError(func(_ string, _ int32, err error) { t.Logf("fetch: %v", err) })
+		got += fs.NumRecords()
+	}
+	if err := cons.CommitUncommittedOffsets(ctx); err != nil {
+		t.Fatalf("commit the group's offsets: %v", err)
+	}
+	groups := lc.mustTool(ctx, "kafka-consumer-groups", "--bootstrap-server", lc.clientAddr(1), "--describe", "--group", "g")
+	committed := 0
+	for _, m := range regexp.MustCompile(`(?m)^g\s+single\s+\d+\s+(\d+)\s`).FindAllStringSubmatch(groups, -1) {
+		n, _ := strconv.Atoi(m[1])
+		committed += n
+	}
+	if committed != 10 {
+		t.Errorf("kafka-consumer-groups --describe shows %d committed records of single, want 10:\n%s", committed, groups)
 	}
 }
