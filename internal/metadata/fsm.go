@@ -3,6 +3,7 @@ package metadata
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 
@@ -16,6 +17,8 @@ import (
 // called from any goroutine.
 type FSM struct {
 	image atomic.Pointer[Image]
+	// log hears of entries this build cannot apply (set before raft starts; never nil).
+	log *slog.Logger
 
 	mu struct {
 		sync.Mutex
@@ -27,7 +30,7 @@ var _ raft.FSM = (*FSM)(nil)
 
 // NewFSM returns a state machine holding an empty image.
 func NewFSM() *FSM {
-	f := &FSM{}
+	f := &FSM{log: slog.New(slog.DiscardHandler)}
 	f.image.Store(emptyImage())
 	f.mu.subs = map[chan struct{}]struct{}{}
 	return f
@@ -38,17 +41,22 @@ func (f *FSM) Image() *Image { return f.image.Load() }
 
 // Apply applies one committed batch. It returns nil on success or an error (wrapping
 // ErrBadRecord) when the batch does not decode or apply; the image is then unchanged.
+//
+// On the leader the error reaches the writer; every other node only logs it, since raft drops
+// what Apply returns there (a record of a newer build, which metadata.version should have held
+// back, is the expected cause).
 func (f *FSM) Apply(l *raft.Log) any {
 	records, err := DecodeBatch(l.Data)
-	if err != nil {
-		return fmt.Errorf("entry %d: %w", l.Index, err)
+	if err == nil {
+		var next *Image
+		if next, err = f.image.Load().applyBatch(l.Index, records); err == nil {
+			f.publish(next)
+			return nil
+		}
 	}
-	next, err := f.image.Load().applyBatch(l.Index, records)
-	if err != nil {
-		return fmt.Errorf("entry %d: %w", l.Index, err)
-	}
-	f.publish(next)
-	return nil
+	err = fmt.Errorf("entry %d: %w", l.Index, err)
+	f.log.Error("metadata log entry skipped: this build cannot apply it", "index", l.Index, "err", err)
+	return err
 }
 
 func (f *FSM) publish(im *Image) {

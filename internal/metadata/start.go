@@ -124,6 +124,7 @@ func Start(ctx context.Context, cfg Config) (*Controller, error) {
 		return nil, errors.New("metadata: no raft dir")
 	}
 	fsm := NewFSM()
+	fsm.log = cfg.Logger
 	node, err := raftstore.Open(raftstore.Config{
 		NodeID:            cfg.NodeID,
 		Dir:               cfg.RaftDir,
