@@ -39,6 +39,12 @@ func freeAddrs(t *testing.T, n int) []string {
 // together.
 func testCluster(t *testing.T, n int, overrides ...string) []*Broker {
 	t.Helper()
+	return testClusterOn(t, n, func(int) string { return t.TempDir() }, overrides...)
+}
+
+// testClusterOn is testCluster with node id's log.dirs from logDirs(id).
+func testClusterOn(t *testing.T, n int, logDirs func(id int) string, overrides ...string) []*Broker {
+	t.Helper()
 	ctrl := freeAddrs(t, n)
 	var voters []string
 	for i, a := range ctrl {
@@ -56,7 +62,7 @@ func testCluster(t *testing.T, n int, overrides ...string) []*Broker {
 			"broker.session.timeout.ms", "3000",
 			"broker.heartbeat.interval.ms", "500",
 		}, overrides...)
-		cfg := testConfig(t, t.TempDir(), kv...)
+		cfg := testConfig(t, logDirs(i+1), kv...)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -3,13 +3,8 @@ package broker
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -67,61 +62,31 @@ func TestAlterReplicaLogDirs(t *testing.T) {
 	// Producers write throughout the move.
 	pcl := client(t, b, kgo.DefaultProduceTopic("moving"), kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(0))
-	var acked sync.Map
-	var n atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			v := fmt.Sprintf("r-%d-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", i)
-			if err := pcl.ProduceSync(ctx, &kgo.Record{Value: []byte(v), Partition: 0}).FirstErr(); err != nil {
-				continue // retried by the next record; only acknowledged ones must be read back
-			}
-			acked.Store(v, true)
-			n.Add(1)
-		}
-	}()
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
-	waitFor("200 acknowledged records", func() bool { return n.Load() >= 200 })
+	load := startLoad(ctx, pcl)
+	defer load.halt()
+	waitFor := func(what string, cond func() bool) { t.Helper(); waitForCond(t, 30*time.Second, what, cond) }
+	waitFor("200 acknowledged records", func() bool { return load.count() >= 200 })
 
 	cl := client(t, b)
 	if code := alterReplicaLogDir(t, cl, "moving", 0, dest); code != 0 {
 		t.Fatalf("AlterReplicaLogDirs: %v", kerr.ErrorForCode(code))
 	}
 	waitFor("the replica in "+dest, func() bool { return b.parts.DirOf("moving", 0) == dest && len(b.parts.Moves()) == 0 })
-	before := n.Load()
-	waitFor("acknowledgements after the move", func() bool { return n.Load() >= before+100 })
-	close(stop)
-	wg.Wait()
+	before := load.count()
+	waitFor("acknowledgements after the move", func() bool { return load.count() >= before+100 })
+	acked, _ := load.finish() // failed produces are retried by the next record; only acknowledged ones must be read back
 
 	if _, err := os.Stat(filepath.Join(src, "moving-0")); !os.IsNotExist(err) {
 		t.Fatalf("old copy left in %s: %v", src, err)
 	}
-	got := consumeMoved(t, b, int(n.Load()))
-	acked.Range(func(k, _ any) bool {
-		if got[k.(string)] == nil {
-			t.Errorf("acknowledged record %s lost", k)
+	got := consumeMoved(t, b, len(acked))
+	for _, v := range acked {
+		if got[v] == nil {
+			t.Errorf("acknowledged record %s lost", v)
 		}
-		return true
-	})
-	if int64(len(got)) != n.Load() {
-		t.Errorf("read %d distinct records, %d acknowledged", len(got), n.Load())
+	}
+	if len(got) != len(acked) {
+		t.Errorf("read %d distinct records, %d acknowledged", len(got), len(acked))
 	}
 	dirs, err := adm.DescribeAllLogDirs(ctx, nil)
 	if err != nil {
@@ -239,41 +204,9 @@ func twoDirCluster(t *testing.T, n int) ([]*Broker, func(id int) (string, string
 	dirs := func(id int) (string, string) {
 		return filepath.Join(base, fmt.Sprintf("n%da", id)), filepath.Join(base, fmt.Sprintf("n%db", id))
 	}
-	ctrl := freeAddrs(t, n)
-	var voters []string
-	for i, a := range ctrl {
-		voters = append(voters, fmt.Sprintf("%d@%s", i+1, a))
-	}
-	brokers := make([]*Broker, n)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		a, bdir := dirs(i + 1)
-		cfg := testConfig(t, a+","+bdir,
-			"node.id", fmt.Sprint(i+1),
-			"listeners", "PLAINTEXT://127.0.0.1:0,CONTROLLER://"+ctrl[i],
-			"controller.listener.names", "CONTROLLER",
-			"controller.quorum.voters", strings.Join(voters, ","),
-			"broker.session.timeout.ms", "3000",
-			"broker.heartbeat.interval.ms", "500")
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			defer cancel()
-			brokers[i], errs[i] = Start(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-		}()
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("node %d: %v", i+1, err)
-		}
-	}
-	t.Cleanup(func() {
-		for _, b := range brokers {
-			stopBroker(t, b)
-		}
+	brokers := testClusterOn(t, n, func(id int) string {
+		a, b := dirs(id)
+		return a + "," + b
 	})
 	return brokers, dirs
 }
@@ -300,35 +233,11 @@ func TestClusterAlterReplicaLogDirs(t *testing.T) {
 	leaderID := mvTopic.Partitions[0].Leader
 
 	pcl := clusterClient(t, brokers, kgo.DefaultProduceTopic("mv"), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(0))
-	var acked sync.Map
-	var n atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			v := fmt.Sprintf("c-%d-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", i)
-			if err := pcl.ProduceSync(ctx, &kgo.Record{Value: []byte(v)}).FirstErr(); err == nil {
-				acked.Store(v, true)
-				n.Add(1)
-			}
-		}
-	}()
-	waitN := func(k int64) {
+	load := startLoad(ctx, pcl)
+	defer load.halt()
+	waitN := func(k int) {
 		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for n.Load() < k {
-			if time.Now().After(deadline) {
-				t.Fatalf("only %d of %d records acknowledged", n.Load(), k)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		waitForCond(t, 30*time.Second, fmt.Sprintf("%d records acknowledged", k), func() bool { return load.count() >= k })
 	}
 	waitN(200)
 	for _, id := range []int32{leaderID, leaderID%3 + 1} {
@@ -348,25 +257,23 @@ func TestClusterAlterReplicaLogDirs(t *testing.T) {
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
-		waitN(n.Load() + 100)
+		waitN(load.count() + 100)
 	}
-	close(stop)
-	wg.Wait()
+	acked, _ := load.finish()
 	waitCluster(t, brokers, "mv-0 fully in sync after the moves", fullISR)
 
 	ccl := clusterClient(t, brokers, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"mv": {0: kgo.NewOffset().AtStart()}}))
 	got := map[string]bool{}
-	for int64(len(got)) < n.Load() {
+	for len(got) < len(acked) {
 		fs := ccl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
-			t.Fatalf("consumed %d of %d: %v", len(got), n.Load(), err)
+			t.Fatalf("consumed %d of %d: %v", len(got), len(acked), err)
 		}
 		fs.EachRecord(func(r *kgo.Record) { got[string(r.Value)] = true })
 	}
-	acked.Range(func(k, _ any) bool {
-		if !got[k.(string)] {
-			t.Errorf("acknowledged record %s lost", k)
+	for _, v := range acked {
+		if !got[v] {
+			t.Errorf("acknowledged record %s lost", v)
 		}
-		return true
-	})
+	}
 }
