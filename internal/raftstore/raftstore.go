@@ -23,6 +23,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -497,6 +498,9 @@ func (n *Node) Quorum() (QuorumState, error) {
 			st.NonVoters = append(st.NonVoters, int32(v))
 		}
 	}
+	// By id, as Kafka lists them: the configuration's order is whichever node bootstrapped.
+	slices.Sort(st.Voters)
+	slices.Sort(st.NonVoters)
 	return st, nil
 }
 
