@@ -10,8 +10,9 @@
 # partitions, the leader is the first replica, Isr = Replicas); console producer and consumer
 # through the cluster; the leader of partition 0 stopped (SIGTERM): --describe shows new leaders
 # and the node out of every Isr, --under-replicated-partitions lists all six, producer and a
-# consumer group still work; the node started again rejoins every Isr; then the Java client
-# produces with acks=all while another leader is stopped.
+# consumer group still work; the node started again rejoins every Isr, and kafka-leader-election
+# (preferred, from a JSON file) gives it back the partitions it is the first replica of; then the
+# Java client produces with acks=all while another leader is stopped.
 #
 # Prints one line per check and ends with 'N passed, N failed'; exits 1 when a check failed.
 set -uo pipefail
@@ -24,7 +25,8 @@ pass=0 fail=0
 CLUSTER_PROPS="broker.session.timeout.ms=4000
 broker.heartbeat.interval.ms=1000
 replica.lag.time.max.ms=4000
-offsets.topic.num.partitions=3"
+offsets.topic.num.partitions=3
+auto.leader.rebalance.enable=false"
 
 finish() {
   local rc=$?
@@ -186,6 +188,36 @@ rc=$?
 check "node $leader starts again on its data" '[ $rc = 0 ]'
 wait_describe "$out/describe.back" 30 full_isr
 check "kafka-topics --describe: node $leader is back in every Isr" 'full_isr "$out/describe.back"' "$out/describe.back"
+
+# Kafka's kafka-leader-election: the node started again leads nothing until a preferred election
+# (here for the six partitions, from a JSON file) gives it back those it is the first replica of.
+printf '{"partitions": [%s]}\n' "$(for p in 0 1 2 3 4 5; do printf '{"topic": "%s", "partition": %d}' "$TOPIC" "$p"; [ $p = 5 ] || printf ', '; done)" >"$out/elect.json"
+first_of() { partition_lines "$out/describe.before" | awk -v id="$1" -v t="$TOPIC" '{split($3, r, ","); if (r[1] == id) print t "-" $1}' | sort | paste -sd' '; }
+others_of() { partition_lines "$out/describe.before" | awk -v id="$1" -v t="$TOPIC" '{split($3, r, ","); if (r[1] != id) print t "-" $1}' | sort | paste -sd' '; }
+listed() { sed -n "s/^$1 //p" "$2" | tr -d , | tr ' ' '\n' | sort | paste -sd' '; }
+kt kafka-leader-election --bootstrap-server "$BOOTSTRAP" --election-type preferred --path-to-json-file "$out/elect.json" \
+  >"$out/elect" 2>"$out/elect.err"
+rc=$?
+check "kafka-leader-election --election-type preferred --path-to-json-file: node $leader's partitions ($(first_of "$leader")) elected, the others 'Valid replica already elected' (exit $rc)" \
+  '[ $rc = 0 ] && [ "$(wc -l <"$out/elect")" = 2 ] &&
+   [ "$(listed "Successfully completed leader election (PREFERRED) for partitions" "$out/elect")" = "$(first_of "$leader")" ] &&
+   [ "$(listed "Valid replica already elected for partitions" "$out/elect")" = "$(others_of "$leader")" ]' "$out/elect"
+# preferred_leaders FILE: six partitions, each led by its first replica with all three in the Isr.
+preferred_leaders() {
+  local p l r i e k
+  full_isr "$1" || return 1
+  while read -r p l r i e k; do
+    [ "$l" = "${r%%,*}" ] || return 1
+  done < <(partition_lines "$1")
+}
+wait_describe "$out/describe.elected" 20 preferred_leaders
+check "kafka-topics --describe after the election: every partition led by its first replica again" \
+  'preferred_leaders "$out/describe.elected"' "$out/describe.elected"
+kt kafka-leader-election --bootstrap-server "$BOOTSTRAP" --election-type preferred --topic "$TOPIC" --partition 0 \
+  >"$out/elect2" 2>"$out/elect2.err"
+rc=$?
+check "kafka-leader-election --topic $TOPIC --partition 0 again: 'Valid replica already elected for partitions $TOPIC-0' (exit $rc)" \
+  '[ $rc = 0 ] && [ "$(cat "$out/elect2")" = "Valid replica already elected for partitions $TOPIC-0" ]' "$out/elect2"
 
 # The Java client: ClusterFailoverTest stops a leader itself, through its pid file.
 stop_cmd="pid=\$(cat $CLUSTER_DIR/node-%d/pid); kill -TERM \$pid; while kill -0 \$pid 2>/dev/null; do sleep 0.1; done"
