@@ -107,7 +107,7 @@ var summaries = map[string]string{
 	"produce":                "send lines from stdin to a topic",
 	"consume":                "print records: from beginning, an offset or a timestamp",
 	"group":                  "list, describe, delete, reset-offsets, delete-offsets",
-	"cluster":                "cluster info: id, controller, brokers",
+	"cluster":                "cluster info (nodes, roles, quorum, fenced, metadata lag), health (exit 1 on problem partitions), elect-leaders, rebalance",
 	"verify":                 "check that nothing acknowledged is lost, optionally under faults",
 	"kafka-topics":           "Kafka's kafka-topics.sh, same flags",
 	"kafka-console-producer": "Kafka's kafka-console-producer.sh, same flags",
@@ -115,8 +115,13 @@ var summaries = map[string]string{
 	"kafka-consumer-groups":  "Kafka's kafka-consumer-groups.sh, same flags",
 	"kafka-leader-election":  "Kafka's kafka-leader-election.sh: preferred and unclean leader elections",
 	"kafka-storage":          "Kafka's kafka-storage.sh: format, info, random-uuid",
+	"kafka-features":         "Kafka's kafka-features.sh: describe, upgrade, downgrade, disable, version-mapping",
 	"storage":                "format log dirs with a cluster id, show meta.properties, random-uuid",
 	"bench":                  "load generator: produce, consume, e2e latency",
+
+	"partition":                 "move replicas to other brokers, with progress; status, cancel",
+	"broker":                    "decommission: move every replica off a broker",
+	"kafka-reassign-partitions": "Kafka's kafka-reassign-partitions.sh, same flags",
 }
 
 func commandList() string {

@@ -45,9 +45,6 @@ type Broker struct {
 	// image it last applied (REQUIRES: syncMu).
 	replicas  *replica.Manager
 	applied   *metadata.Image
-	// leaderQuota and followerQuota are the replication quotas (KIP-73), set from the
-	// effective broker config and the topics' throttled replicas on every Sync (quotas.go).
-	leaderQuota, followerQuota *replica.Quota
 	groups    *group.Coordinator
 	offsets   *offsetsStore
 	listeners []*clientListener // every client listener, in the order of listeners
@@ -56,6 +53,10 @@ type Broker struct {
 	ctrlMux *raftstore.Mux
 	ctrlSrv *server.Server
 	metrics *metrics.Server // metrics.listener: /metrics and /debug/pprof/; nil when off
+
+	// leaderQuota and followerQuota are the replication quotas (KIP-73), set from the
+	// effective broker config and the topics' throttled replicas on every Sync (quotas.go).
+	leaderQuota, followerQuota *replica.Quota
 
 	syncMu sync.Mutex // serialises Sync
 
@@ -327,6 +328,7 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 		m.Gauge("moldau_connections", "Open client connections.", func() float64 { return float64(limits.Connections()) })
 		m.Counter("moldau_connections_rejected_total", "Connections closed at once because their address had max.connections.per.ip connections.",
 			func() float64 { return float64(limits.RejectedConnections()) })
+		b.quotaMetrics(m)
 		if b.metrics, err = m.Listen(cfg.MetricsListener, logger); err != nil {
 			return nil, fmt.Errorf("broker: %w", err)
 		}

@@ -159,15 +159,22 @@ func (b *Broker) alterPartition(ctx context.Context, updates []replica.ISRUpdate
 		return err
 	}
 	var errs []error
+	refused := 0
 	for i, r := range results {
 		if r.Err != nil {
 			errs = append(errs, fmt.Errorf("%s-%d: %w", updates[i].Topic, updates[i].Partition, r.Err))
+			// NEW_LEADER_ELECTED is not a refusal: the change committed and completed a
+			// reassignment that moved the leadership. It stays pending (the high watermark
+			// waits for the ISR it proposed) until the image with it arrives.
+			if !errors.Is(r.Err, kerr.NewLeaderElected) {
+				refused++
+			}
 		}
 	}
 	switch {
 	case len(errs) == 0:
 		return nil
-	case len(errs) == len(results):
+	case refused == len(results):
 		return fmt.Errorf("%w: the controller refused every change: %w", kerr.OperationNotAttempted, errors.Join(errs...))
 	}
 	return errors.Join(errs...)

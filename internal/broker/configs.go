@@ -7,6 +7,7 @@ import (
 	"math"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -187,9 +188,14 @@ func (b *Broker) DescribeTopicConfigs(topic string, keys []string, synonyms, doc
 	return out, nil
 }
 
-// DescribeBrokerConfigs implements handler.Cluster.
+// DescribeBrokerConfigs implements handler.Cluster. Synonyms list, as Kafka's do, every layer
+// that sets the key, the one in effect first: this broker's dynamic value
+// (DYNAMIC_BROKER_CONFIG), the cluster-wide one (DYNAMIC_DEFAULT_BROKER_CONFIG), the static one
+// (STATIC_BROKER_CONFIG) and the key's default (DEFAULT_CONFIG).
 func (b *Broker) DescribeBrokerConfigs(keys []string, synonyms, docs bool) ([]kmsg.DescribeConfigsResponseResourceConfig, error) {
-	eff := b.effectiveConfig()
+	im := b.meta.Image()
+	eff := b.effectiveConfigOf(im)
+	own, dyn := im.NodeConfigs(b.cfg.NodeID), im.BrokerConfigs()
 	want := wanted(keys)
 	bks := config.BrokerKeys()
 	sort.Slice(bks, func(i, j int) bool { return bks[i].Name < bks[j].Name })
@@ -206,11 +212,34 @@ func (b *Broker) DescribeBrokerConfigs(keys []string, synonyms, docs bool) ([]km
 		}
 		c := describeEntry(k, value, source, !k.Dynamic, docs)
 		if synonyms {
-			s := kmsg.NewDescribeConfigsResponseResourceConfigConfigSynonym()
-			s.Name, s.Value, s.Source = k.Name, value, kmsg.ConfigSource(source)
-			c.ConfigSynonyms = append(c.ConfigSynonyms, s)
+			c.ConfigSynonyms = b.brokerSynonyms(k, own, dyn)
 		}
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// brokerSynonyms are the layers that set broker key k, in order of precedence.
+func (b *Broker) brokerSynonyms(k config.Key, own, dyn map[string]string) []kmsg.DescribeConfigsResponseResourceConfigConfigSynonym {
+	var out []kmsg.DescribeConfigsResponseResourceConfigConfigSynonym
+	add := func(v string, src kmsg.ConfigSource) {
+		s := kmsg.NewDescribeConfigsResponseResourceConfigConfigSynonym()
+		s.Name, s.Value, s.Source = k.Name, &v, src
+		out = append(out, s)
+	}
+	if k.Dynamic {
+		if v := own[k.Name]; strings.TrimSpace(v) != "" {
+			add(v, kmsg.ConfigSourceDynamicBrokerConfig)
+		}
+		if v := dyn[k.Name]; strings.TrimSpace(v) != "" {
+			add(v, kmsg.ConfigSourceDynamicDefaultBrokerConfig)
+		}
+	}
+	if v, src, ok := b.cfg.Lookup(k.Name); ok && src != config.SourceDefault {
+		add(v, kmsg.ConfigSourceStaticBrokerConfig)
+	}
+	if !k.Nullable || k.Default != "" {
+		add(k.Default, kmsg.ConfigSourceDefaultConfig)
+	}
+	return out
 }

@@ -88,6 +88,7 @@ func (b *Broker) registerSelf(ctx context.Context) error {
 		Rack:                b.cfg.Rack,
 		LogDirs:             b.storage.directoryIDs(),
 		PreviousBrokerEpoch: -1,
+		Features:            metadata.SupportedFeatures(),
 	})
 	if err != nil {
 		return fmt.Errorf("broker: register node %d: %w", b.cfg.NodeID, err)

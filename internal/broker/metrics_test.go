@@ -42,7 +42,8 @@ func TestMetricsListener(t *testing.T) {
 	m := get("/metrics")
 	for _, want := range []string{`moldau_requests_total{api="Produce"} 1`, `moldau_requests_total{api="CreateTopics"} 1`,
 		"moldau_partitions ", "moldau_produce_bytes_total ", `moldau_request_duration_seconds_bucket{api="Produce"`,
-		"go_goroutines ", "process_resident_memory_bytes "} {
+		"go_goroutines ", "process_resident_memory_bytes ",
+		"moldau_leader_replication_throttled_bytes_total 0\n", "moldau_follower_replication_throttled_rate 9.223372036854776e+18\n"} {
 		if !strings.Contains(m, want) {
 			t.Errorf("/metrics lacks %q", want)
 		}

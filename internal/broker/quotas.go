@@ -5,6 +5,7 @@ import (
 
 	"github.com/moldau/moldau/internal/config"
 	"github.com/moldau/moldau/internal/metadata"
+	"github.com/moldau/moldau/internal/metrics"
 	"github.com/moldau/moldau/internal/replica"
 )
 
@@ -60,4 +61,24 @@ func (b *Broker) addThrottled(dst replica.Throttled, t *metadata.Topic, key stri
 		}
 	}
 	dst[t.Name] = tp
+}
+
+// quotaMetrics exports the replication quotas' accounting (Kafka's LeaderReplication and
+// FollowerReplication byte-rate): the bytes of throttled partitions each counted, their
+// measured rate and the bound.
+func (b *Broker) quotaMetrics(m *metrics.Metrics) {
+	for _, q := range []struct {
+		side  string
+		quota *replica.Quota
+	}{{"leader", b.leaderQuota}, {"follower", b.followerQuota}} {
+		m.Counter("moldau_"+q.side+"_replication_throttled_bytes_total",
+			"Bytes of partitions in "+q.side+".replication.throttled.replicas this broker replicated as a "+q.side+".",
+			func() float64 { return float64(q.quota.Recorded()) })
+		m.Gauge("moldau_"+q.side+"_replication_throttled_byte_rate",
+			"Measured rate of those bytes, per second, over the replication quota's window.",
+			q.quota.Rate)
+		m.Gauge("moldau_"+q.side+"_replication_throttled_rate",
+			"The bound: "+q.side+".replication.throttled.rate (9223372036854775807: none).",
+			func() float64 { return float64(q.quota.Bound()) })
+	}
 }

@@ -51,7 +51,13 @@ func commandTable() map[string]commandFunc {
 		"kafka-consumer-groups":  runKafkaConsumerGroups,
 		"kafka-leader-election":  runKafkaLeaderElection,
 		"kafka-storage":          runKafkaStorage,
+		"kafka-features":         runKafkaFeatures,
 		"storage":                runKafkaStorage,
+
+		// Moving replicas (move_cmd.go, kafka_reassign_partitions.go).
+		"partition":                 runPartition,
+		"broker":                    runBroker,
+		"kafka-reassign-partitions": runKafkaReassignPartitions,
 	}
 }
 

@@ -354,14 +354,6 @@ func TestResetRefusedWhileActive(t *testing.T) {
 	}
 }
 
-func TestClusterInfo(t *testing.T) {
-	addr := startCluster(t, "a", "b")
-	out := mustRun(t, "", "cluster", "info", "-b", addr)
-	if !regexp.MustCompile(`(?s)^Cluster ID: \S+\nController: \d+ \(.+\)\nBrokers: 1\n  \d+\t127\.0\.0\.1:\d+(\track=\S+)?\nTopics: 2\n$`).MatchString(out) {
-		t.Errorf("cluster info: %q", out)
-	}
-}
-
 // TestKafkaTopicsReplicaAssignment: --create --replica-assignment sends each partition's replicas
 // (Kafka's format: partitions by ',', brokers by ':'), and refuses what Kafka's TopicCommand
 // refuses. kfake keeps only the counts; test/integration's createAssignedTopic checks the placement

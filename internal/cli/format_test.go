@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -280,7 +281,7 @@ func TestToolName(t *testing.T) {
 			t.Errorf("ToolName(%q) = %q, %v; want %q", argv0, got, ok, want)
 		}
 	}
-	if cmds := Commands(); len(cmds) != 13 || cmds[0] != "cluster" || cmds[len(cmds)-1] != "verify" {
+	if cmds := Commands(); !slices.IsSorted(cmds) || !slices.Contains(cmds, "cluster") || !slices.Contains(cmds, "kafka-reassign-partitions") || !slices.Contains(cmds, "kafka-leader-election") || !slices.Contains(cmds, "kafka-features") || cmds[len(cmds)-1] != "verify" {
 		t.Errorf("Commands() = %v", cmds)
 	}
 }

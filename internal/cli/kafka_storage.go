@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/moldau/moldau/internal/config"
+	"github.com/moldau/moldau/internal/metadata"
 	"github.com/moldau/moldau/internal/metaprops"
 	"github.com/moldau/moldau/internal/vfs"
 )
@@ -17,7 +18,7 @@ import (
 // first start), info prints it, random-uuid prints a new cluster id. Output and messages are
 // Kafka's.
 
-const kafkaStorageUsage = `Usage: kafka-storage {info,format,random-uuid} ...
+const kafkaStorageUsage = `Usage: kafka-storage {info,format,random-uuid,version-mapping,feature-dependencies} ...
 
 The Kafka storage tool (Apache Kafka compatible).
 
@@ -25,10 +26,17 @@ The Kafka storage tool (Apache Kafka compatible).
                 Format the Kafka log directories on this node.
   info -c server.properties
                 Get information about the Kafka log directories on this node.
-  random-uuid   Print a random UUID.`
+  random-uuid   Print a random UUID.
+  version-mapping [--release-version VERSION]
+                Look up the features a release version sets.
+  feature-dependencies --feature F=L ...
+                Look up the dependencies of a feature level.`
 
-// storageMetadataVersion is what format reports, as Kafka 4.0's default release version.
-const storageMetadataVersion = "4.0-IV3"
+// storageMetadataVersion is what format reports: the metadata.version a new cluster starts at.
+func storageMetadataVersion() string {
+	v, _ := metadata.MetadataVersionByLevel(metadata.LatestMetadataVersion)
+	return v.Version
+}
 
 func runKafkaStorage(e *env, args []string) error {
 	if len(args) == 0 {
@@ -48,8 +56,22 @@ func runKafkaStorage(e *env, args []string) error {
 		return e.storageFormat(rest)
 	case "info":
 		return e.storageInfo(rest)
-	case "version-mapping", "feature-dependencies":
-		return e.argf("%s is not supported: Moldau has no feature versions (metadata.version, kraft.version, ...)", cmd)
+	case "version-mapping":
+		fs := newFlagSet(e.name + " version-mapping")
+		var release string
+		stringVars(fs, &release, "", "the release `version` to map (default: the latest)", "release-version", "r")
+		if _, err := e.parseArgs(fs, rest, kafkaStorageUsage); err != nil {
+			return err
+		}
+		return e.featureVersionMapping(release)
+	case "feature-dependencies":
+		fs := newFlagSet(e.name + " feature-dependencies")
+		var features listFlag
+		fs.Var(&features, "feature", "a `feature=level` to look up")
+		if _, err := e.parseArgs(fs, rest, kafkaStorageUsage); err != nil {
+			return err
+		}
+		return e.featureDependencies(features)
 	default:
 		return e.usagef("invalid choice: '%s' (choose from 'info', 'format', 'random-uuid')", cmd)
 	}
@@ -75,7 +97,7 @@ func (e *env) storageFormat(args []string) error {
 	var ignoreFormatted, standalone, noInitial bool
 	stringVars(fs, &cfgPath, "", "the Kafka configuration `file` to use (required)", "config", "c")
 	stringVars(fs, &clusterID, "", "the cluster `ID` to use (required)", "cluster-id", "t")
-	stringVars(fs, &release, "", "the release `version` to report (Moldau has no feature versions)", "release-version", "r")
+	stringVars(fs, &release, "", "the release `version` (metadata.version) to format for; a new Moldau cluster starts at the latest and can be downgraded with kafka-features", "release-version", "r")
 	stringVars(fs, &initial, "", "initial dynamic quorum `voters` (not supported: Moldau's quorum is a static voter set)", "initial-controllers", "I")
 	for _, n := range []string{"feature", "f"} {
 		fs.Var(&features, n, "a `feature=level` (accepted and ignored: Moldau has no feature versions)")
@@ -134,9 +156,18 @@ func (e *env) storageFormat(args []string) error {
 	if len(features) > 0 {
 		fmt.Fprintf(e.stderr, "%s: note: ignoring --feature %s: Moldau has no feature versions\n", e.name, strings.Join(features, ", "))
 	}
-	version := storageMetadataVersion
+	version := storageMetadataVersion()
 	if release != "" {
-		version = release
+		mv, ok := metadata.ParseMetadataVersion(release)
+		if !ok {
+			return unknownMetadataVersion(release)
+		}
+		if mv.Level > metadata.LatestMetadataVersion {
+			return &exitError{code: 1, msg: fmt.Sprintf("metadata.version %s is not supported by this Moldau build: the latest is %s.", mv.Version, version)}
+		}
+		if mv.Level < metadata.LatestMetadataVersion {
+			fmt.Fprintf(e.stderr, "%s: note: a new Moldau cluster starts at metadata.version %s; after the first start, kafka-features downgrade --release-version %s sets %s where no metadata change is in between\n", e.name, version, release, mv.Version)
+		}
 	}
 
 	dirs := slices.Sorted(slices.Values(cfg.LogDirs))

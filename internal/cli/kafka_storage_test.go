@@ -53,8 +53,8 @@ func TestKafkaStorageFormatAndInfo(t *testing.T) {
 		t.Errorf("format without --standalone: exit %d, stderr %q", code, stderr)
 	}
 	out := mustRun(t, "", "kafka-storage", "format", "--standalone", "-t", id, "-c", props)
-	want := "Formatting dynamic metadata voter directory " + meta + " with metadata.version 4.0-IV3.\n" +
-		"Formatting data directory " + data + " with metadata.version 4.0-IV3.\n"
+	want := "Formatting dynamic metadata voter directory " + meta + " with metadata.version 4.1-IV1.\n" +
+		"Formatting data directory " + data + " with metadata.version 4.1-IV1.\n"
 	if out != want {
 		t.Errorf("format printed\n%s\nwant\n%s", out, want)
 	}
@@ -130,13 +130,18 @@ func TestKafkaStorageErrors(t *testing.T) {
 		{[]string{"format", "-t", "x", "-c", props, "--initial-controllers", "1@h:9093:AAAAAAAAAAAAAAAAAAAAAA"}, 1, "--initial-controllers is not supported"},
 		{[]string{"format", "-t", "x", "-c", voters, "--standalone"}, 1, "You cannot specify controller.quorum.voters and format the node with --initial-controllers or --standalone."},
 		{[]string{"format", "-t", "x", "-c", props, "-S", "SCRAM-SHA-256=[name=alice,password=alice-secret]"}, 1, "--add-scram is not supported"},
-		{[]string{"version-mapping"}, 1, "version-mapping is not supported"},
+		{[]string{"version-mapping", "--release-version", "bogus"}, 1, "Unknown metadata.version 'bogus'. Supported metadata.version are: 3.3-IV3, "},
+		{[]string{"format", "-t", "x", "-c", voters, "--release-version", "3.1"}, 1, "Unknown metadata.version '3.1'."},
+		{[]string{"format", "-t", "x", "-c", voters, "--release-version", "4.4-IV2"}, 1, "metadata.version 4.4-IV2 is not supported by this Moldau build: the latest is 4.1-IV1."},
 		{[]string{"info"}, 2, "kafka-storage: argument --config/-c is required"},
 	} {
 		_, stderr, code := runCmd(t, "", "kafka-storage", tt.args...)
 		if code != tt.code || !strings.Contains(stderr, tt.stderr) {
 			t.Errorf("kafka-storage %q: exit %d, stderr %q; want exit %d with %q", tt.args, code, stderr, tt.code, tt.stderr)
 		}
+	}
+	if out := mustRun(t, "", "kafka-storage", "version-mapping", "--release-version", "4.0-IV3"); out != "metadata.version=25 (4.0-IV3)\nkraft.version=0\ntransaction.version=0\ngroup.version=0\n" {
+		t.Errorf("version-mapping: %q", out)
 	}
 	// A config with static voters formats without --standalone, as in Kafka.
 	if out := mustRun(t, "", "kafka-storage", "format", "-t", "x", "-c", voters); !strings.HasPrefix(out, "Formatting metadata directory ") {

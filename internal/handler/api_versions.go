@@ -13,10 +13,18 @@ package handler
 // (INVALID_REQUEST on a mismatch). A request at a version above ours is answered with a v0
 // response holding UNSUPPORTED_VERSION and our ApiVersions range (KIP-511), so the client
 // retries at a version we speak.
+//
+// v3+ answers carry the feature levels: SupportedFeatures (this build's ranges; at v3 only those
+// with a minimum above 0, as Kafka omits the others for older clients, KAFKA-17492),
+// FinalizedFeatures (the levels in this node's metadata image, none at level 0) and
+// FinalizedFeaturesEpoch (the image's metadata offset, as a KRaft broker answers; -1 before
+// metadata.version is finalized).
 
 import (
 	"context"
+	"maps"
 	"regexp"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -49,7 +57,34 @@ func (h *Handler) handleApiVersions(ctx context.Context, req *server.Request) (k
 		}
 		resp.ApiKeys = append(resp.ApiKeys, k)
 	}
+	if r.Version >= 3 {
+		h.addFeatures(resp)
+	}
 	return resp, nil
+}
+
+// addFeatures fills the feature fields of a v3+ ApiVersions answer.
+func (h *Handler) addFeatures(resp *kmsg.ApiVersionsResponse) {
+	for _, name := range metadata.SupportedFeatureNames() {
+		lo, hi, _ := metadata.SupportedFeatureRange(name)
+		if lo == 0 && resp.Version < 4 {
+			continue
+		}
+		f := kmsg.NewApiVersionsResponseSupportedFeature()
+		f.Name, f.MinVersion, f.MaxVersion = name, lo, hi
+		resp.SupportedFeatures = append(resp.SupportedFeatures, f)
+	}
+	im := h.meta.Image()
+	resp.FinalizedFeaturesEpoch = -1
+	if im.MetadataVersion() != 0 {
+		resp.FinalizedFeaturesEpoch = int64(im.Index())
+	}
+	finalized := im.FinalizedFeatures()
+	for _, name := range slices.Sorted(maps.Keys(finalized)) {
+		f := kmsg.NewApiVersionsResponseFinalizedFeature()
+		f.Name, f.MinVersionLevel, f.MaxVersionLevel = name, finalized[name], finalized[name]
+		resp.FinalizedFeatures = append(resp.FinalizedFeatures, f)
+	}
 }
 
 // UnsupportedApiVersions implements server.Handler (KIP-511).

@@ -37,6 +37,12 @@ func (h *Handler) handleBrokerRegistration(ctx context.Context, req *server.Requ
 	for _, d := range r.LogDirs {
 		reg.LogDirs = append(reg.LogDirs, d)
 	}
+	for _, f := range r.Features {
+		if reg.Features == nil {
+			reg.Features = map[string]metadata.FeatureRange{}
+		}
+		reg.Features[f.Name] = metadata.FeatureRange{Min: f.MinSupportedVersion, Max: f.MaxSupportedVersion}
+	}
 	epoch, err := h.meta.RegisterBroker(ctx, reg)
 	if err != nil {
 		resp.ErrorCode = errorCode(err)

@@ -3,7 +3,9 @@ package handler
 // DescribeLogDirs: v1-4.
 //
 // Every log dir with the size of each hosted partition (all partitions when Topics is null);
-// v4 adds the file system's total and usable bytes.
+// v4 adds the file system's total and usable bytes. A replica being moved to another log dir
+// (AlterReplicaLogDirs) is listed in its old dir and, with IsFuture and the bytes copied so far,
+// in the new one.
 
 import (
 	"context"
@@ -49,6 +51,18 @@ func (h *Handler) handleDescribeLogDirs(_ context.Context, req *server.Request) 
 		rp.Size = p.Size()
 		byDir[dir][p.Topic] = append(byDir[dir][p.Topic], rp)
 	}
+	// Replicas being moved here (AlterReplicaLogDirs): the copy, as Kafka's future replicas.
+	for _, mv := range h.parts.Moves() {
+		if !want(mv.Topic, mv.Partition) {
+			continue
+		}
+		if byDir[mv.Dest] == nil {
+			byDir[mv.Dest] = make(map[string][]kmsg.DescribeLogDirsResponseDirTopicPartition)
+		}
+		rp := kmsg.NewDescribeLogDirsResponseDirTopicPartition()
+		rp.Partition, rp.Size, rp.IsFuture = mv.Partition, mv.Bytes, true
+		byDir[mv.Dest][mv.Topic] = append(byDir[mv.Dest][mv.Topic], rp)
+	}
 	for _, dir := range h.parts.LogDirs() {
 		rd := kmsg.NewDescribeLogDirsResponseDir()
 		rd.Dir = dir
@@ -72,7 +86,7 @@ func (h *Handler) handleDescribeLogDirs(_ context.Context, req *server.Request) 
 			rt := kmsg.NewDescribeLogDirsResponseDirTopic()
 			rt.Topic = t
 			rt.Partitions = byDir[dir][t]
-			sort.Slice(rt.Partitions, func(i, j int) bool { return rt.Partitions[i].Partition < rt.Partitions[j].Partition })
+			sort.SliceStable(rt.Partitions, func(i, j int) bool { return rt.Partitions[i].Partition < rt.Partitions[j].Partition })
 			rd.Topics = append(rd.Topics, rt)
 		}
 		resp.Dirs = append(resp.Dirs, rd)

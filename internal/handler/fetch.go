@@ -176,6 +176,11 @@ func (h *Handler) fetchOnce(req *server.Request, r *kmsg.FetchRequest, topics []
 			}
 			if err != nil {
 				sp.ErrorCode = errorCode(err)
+				if sp.ErrorCode == kerr.OffsetOutOfRange.Code && p != nil {
+					// A follower behind the log start (a new replica of a partition whose log
+					// start moved) restarts its log there (Kafka's fetchOffsetAndTruncate).
+					sp.HighWatermark, sp.LogStartOffset = p.HighWatermark(), p.LogStartOffset()
+				}
 				if sp.ErrorCode == kerr.NotLeaderForPartition.Code || sp.ErrorCode == kerr.FencedLeaderEpoch.Code {
 					if mp, ok := metaPartition(t, rp.partition); ok && mp.Leader >= 0 {
 						sp.CurrentLeader.LeaderID, sp.CurrentLeader.LeaderEpoch = mp.Leader, mp.LeaderEpoch

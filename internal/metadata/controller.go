@@ -391,7 +391,10 @@ func (c *Controller) localAllocateProducerIDs(ctx context.Context) (first int64,
 func (c *Controller) ensureClusterID(ctx context.Context, want string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.ensureClusterIDLocked(ctx, want)
+	if err := c.ensureClusterIDLocked(ctx, want); err != nil {
+		return err
+	}
+	return c.ensureMetadataVersionLocked(ctx)
 }
 
 func (c *Controller) ensureClusterIDLocked(ctx context.Context, want string) error {

@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"sync"
@@ -279,6 +280,7 @@ var sentinelCodes = []struct {
 	{ErrInvalidReplicaAssignment, kerr.InvalidReplicaAssignment},
 	{ErrInvalidRequest, kerr.InvalidRequest},
 	{ErrNotController, kerr.NotController},
+	{ErrInvalidUpdateVersion, kerr.InvalidUpdateVersion},
 }
 
 // ErrorCode is the Kafka error code of one of the Controller's sentinel errors in err's chain.
@@ -328,3 +330,7 @@ type remoteError struct {
 
 func (e *remoteError) Error() string { return e.msg }
 func (e *remoteError) Unwrap() error { return e.err }
+
+// VoterAddrs are the metadata quorum's voters by node id with their CONTROLLER addresses
+// (host:port), as configured (a copy; empty for a single voter with an in-memory transport).
+func (c *Controller) VoterAddrs() map[int32]string { return maps.Clone(c.cfg.Voters) }

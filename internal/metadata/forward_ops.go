@@ -250,6 +250,11 @@ func (c *Controller) RegisterBroker(ctx context.Context, r BrokerRegistration) (
 		for _, d := range r.LogDirs {
 			req.LogDirs = append(req.LogDirs, d)
 		}
+		for _, name := range slices.Sorted(maps.Keys(r.Features)) {
+			f := kmsg.NewBrokerRegistrationRequestFeature()
+			f.Name, f.MinSupportedVersion, f.MaxSupportedVersion = name, r.Features[name].Min, r.Features[name].Max
+			req.Features = append(req.Features, f)
+		}
 		resp, err := send(ctx, req)
 		if err != nil {
 			return err

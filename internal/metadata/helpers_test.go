@@ -44,7 +44,8 @@ func (f *fakeClock) Advance(d time.Duration) {
 	f.now = f.now.Add(d)
 }
 
-// registration is a BrokerRegistration of node id with one PLAINTEXT endpoint.
+// registration is a BrokerRegistration of node id of this build (its feature levels) with one
+// PLAINTEXT endpoint. A registration of an older build has nil Features.
 func registration(c *Controller, id int32, rack string) BrokerRegistration {
 	return BrokerRegistration{
 		NodeID:        id,
@@ -52,6 +53,7 @@ func registration(c *Controller, id int32, rack string) BrokerRegistration {
 		IncarnationID: RandomUUID(),
 		Endpoints:     []Endpoint{{Name: "PLAINTEXT", Host: "localhost", Port: 9090 + id}},
 		Rack:          rack,
+		Features:      SupportedFeatures(),
 	}
 }
 
@@ -59,8 +61,16 @@ func registration(c *Controller, id int32, rack string) BrokerRegistration {
 // heartbeat; it returns the broker epoch.
 func activate(t testing.TB, c *Controller, id int32, rack string) int64 {
 	t.Helper()
+	return activateRegistration(t, c, registration(c, id, rack))
+}
+
+// activateRegistration registers r and unfences it with a caught-up heartbeat; it returns the
+// broker epoch.
+func activateRegistration(t testing.TB, c *Controller, r BrokerRegistration) int64 {
+	t.Helper()
 	ctx := context.Background()
-	epoch, err := c.RegisterBroker(ctx, registration(c, id, rack))
+	id := r.NodeID
+	epoch, err := c.RegisterBroker(ctx, r)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,6 +44,9 @@ type Broker struct {
 	// ControlledShutdownOffset is the raft index of the entry that put the broker in
 	// controlled shutdown (0 when not in it).
 	ControlledShutdownOffset uint64 `json:"controlledShutdownOffset,omitempty"`
+	// Features are the feature levels the broker's build supports, as it registered them (nil:
+	// registered by a build without feature versions).
+	Features map[string]FeatureRange `json:"features,omitempty"`
 }
 
 // Active reports whether the broker may lead partitions and join ISRs: registered,
@@ -107,7 +110,8 @@ type Image struct {
 	brokerConfigs  map[string]map[string]string // "" = cluster default, else node id
 	topics         map[string]*Topic
 	topicsByID     map[[16]byte]*Topic
-	sorted         []*Topic // topics sorted by name
+	sorted         []*Topic         // topics sorted by name
+	features       map[string]int16 // finalized feature levels (features.go); no zero levels
 }
 
 func emptyImage() *Image {
@@ -225,7 +229,8 @@ func (b *imageBuilder) apply(r Record) error {
 			IncarnationID: r.IncarnationID, Epoch: r.BrokerEpoch,
 			Endpoints: slices.Clone(r.Endpoints),
 			Fenced:    r.Fenced, InControlledShutdown: r.InControlledShutdown,
-			LogDirs: slices.Clone(r.LogDirs),
+			LogDirs:  slices.Clone(r.LogDirs),
+			Features: maps.Clone(r.Features),
 		}
 		if nb.Epoch == 0 {
 			nb.Epoch = int64(b.index)
@@ -432,6 +437,11 @@ func (b *imageBuilder) apply(r Record) error {
 		}
 		im.nextProducerID = r.NextProducerID
 
+	case *FeatureLevelRecord:
+		if err := applyFeatureLevel(im, r); err != nil {
+			return err
+		}
+
 	case *ClusterIDRecord:
 		if r.ClusterID == "" {
 			return fmt.Errorf("cluster id: empty")
@@ -448,8 +458,8 @@ func (b *imageBuilder) apply(r Record) error {
 }
 
 // checkReassignment checks that a partition's replicas hold no broker twice and that its
-// adding and removing replicas are replicas. (They may overlap: as in Kafka, a new target
-// that adds nothing keeps the adding list of the reassignment it replaces.)
+// adding and removing replicas are replicas. (The controller writes them disjoint; Kafka's
+// can overlap, so applying does not insist.)
 func checkReassignment(p Partition) error {
 	seen := map[int32]bool{}
 	for _, id := range p.Replicas {
@@ -507,6 +517,7 @@ type imageJSON struct {
 	Brokers        []Broker                     `json:"brokers"`
 	BrokerConfigs  map[string]map[string]string `json:"brokerConfigs"`
 	Topics         []topicJSON                  `json:"topics"`
+	Features       map[string]int16             `json:"features,omitempty"`
 }
 
 type topicJSON struct {
@@ -528,6 +539,7 @@ func (im *Image) writeJSON(w io.Writer) error {
 		Brokers:        im.Brokers(),
 		BrokerConfigs:  im.brokerConfigs,
 		Topics:         make([]topicJSON, 0, len(im.sorted)),
+		Features:       im.features,
 	}
 	for _, t := range im.sorted {
 		doc.Topics = append(doc.Topics, topicJSON{
@@ -549,6 +561,11 @@ func readImageJSON(r io.Reader) (*Image, error) {
 	im.index = doc.Index
 	im.clusterID = doc.ClusterID
 	im.nextProducerID = doc.NextProducerID
+	for name, level := range doc.Features {
+		if err := applyFeatureLevel(im, &FeatureLevelRecord{Name: name, Level: level}); err != nil {
+			return nil, fmt.Errorf("metadata: snapshot: %w", err)
+		}
+	}
 	for _, b := range doc.Brokers {
 		if len(b.Endpoints) == 0 { // snapshot written before broker lifecycles
 			b.Endpoints = []Endpoint{{Host: b.Host, Port: b.Port}}

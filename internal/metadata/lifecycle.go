@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -38,6 +39,9 @@ type BrokerRegistration struct {
 	// PreviousBrokerEpoch is the epoch of the broker's previous clean shutdown (-1 if none);
 	// accepted and not yet used (unclean-shutdown detection, KIP-966 part 2).
 	PreviousBrokerEpoch int64
+	// Features are the feature levels the broker's build supports (nil: a build without feature
+	// versions, not checked).
+	Features map[string]FeatureRange
 }
 
 // Heartbeat is a BrokerHeartbeat request.
@@ -132,10 +136,13 @@ func (c *Controller) localRegisterBroker(ctx context.Context, r BrokerRegistrati
 		return 0, fmt.Errorf("register broker %d: expected cluster ID %s, but got cluster ID %s: %w",
 			r.NodeID, im.ClusterID(), r.ClusterID, kerr.InconsistentClusterID)
 	}
+	if err := checkRegistrationFeatures(im, r); err != nil {
+		return 0, err
+	}
 	rec := &RegisterBrokerRecord{
 		NodeID: r.NodeID, Host: r.Endpoints[0].Host, Port: r.Endpoints[0].Port, Rack: r.Rack,
 		IncarnationID: r.IncarnationID, Endpoints: slices.Clone(r.Endpoints), Fenced: true,
-		LogDirs: slices.Clone(r.LogDirs),
+		LogDirs: slices.Clone(r.LogDirs), Features: maps.Clone(r.Features),
 	}
 	existing, ok := im.Broker(r.NodeID)
 	if ok && existing.IncarnationID == r.IncarnationID {
@@ -169,6 +176,11 @@ func (c *Controller) localRegisterBroker(ctx context.Context, r BrokerRegistrati
 	}
 	if rec.BrokerEpoch == 0 {
 		c.sessions[r.NodeID] = &session{lastSeen: now, offset: -1}
+	}
+	// The last node of an older build re-registered with this one: the cluster's
+	// metadata.version can be written now (a failure is retried at the next registration).
+	if err := c.ensureMetadataVersionLocked(ctx); err != nil {
+		c.cfg.Logger.Warn("metadata.version not written after a registration", "broker", r.NodeID, "err", err)
 	}
 	return b.Epoch, nil
 }

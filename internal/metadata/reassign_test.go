@@ -230,8 +230,7 @@ func TestReassignReplaceTarget(t *testing.T) {
 	}
 	checkPart(t, part0(t, c), wantPart{leader: 1, replicas: []int32{2, 3, 5, 1, 4}, isr: []int32{1, 2, 3},
 		adding: []int32{5}, removing: []int32{1, 4}, partitionEp: 2})
-	// Back to the original replicas, which are all in the ISR: it completes at once (as in
-	// Kafka, the empty adding list keeps [5] until then).
+	// Back to the original replicas, which are all in the ISR: it completes at once.
 	if err := reassign(t, c, Reassignment{Topic: "r", Partition: 0, Replicas: []int32{1, 2, 3}}); err != nil {
 		t.Fatal(err)
 	}
@@ -364,4 +363,29 @@ func TestReassignRecordsAndSnapshot(t *testing.T) {
 	if _, err := c.Image().applyBatch(c.Image().Index()+1, []Record{bad}); !errors.Is(err, ErrBadRecord) {
 		t.Fatalf("duplicate replica applied: %v", err)
 	}
+}
+
+func TestReassignReplaceTargetKeepsRequestedReplicas(t *testing.T) {
+	c := newTestController(t, 5)
+	reassignTopic(t, c, 1, 2, 3)
+	if err := reassign(t, c, Reassignment{Topic: "r", Partition: 0, Replicas: []int32{2, 3, 4}}); err != nil {
+		t.Fatal(err)
+	}
+	// A target adding 5 as well: 4, still catching up, stays an adding replica.
+	if err := reassign(t, c, Reassignment{Topic: "r", Partition: 0, Replicas: []int32{2, 3, 4, 5}}); err != nil {
+		t.Fatal(err)
+	}
+	checkPart(t, part0(t, c), wantPart{leader: 1, replicas: []int32{2, 3, 4, 5, 1}, isr: []int32{1, 2, 3},
+		adding: []int32{4, 5}, removing: []int32{1}, partitionEp: 2})
+	// The full set as target: nothing is removed any more (Kafka would keep removing [1] and
+	// complete as [2 3 4 5]); the move completes, keeping 1, once 4 and 5 are in the ISR.
+	if err := reassign(t, c, Reassignment{Topic: "r", Partition: 0, Replicas: []int32{2, 3, 4, 5, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	checkPart(t, part0(t, c), wantPart{leader: 1, replicas: []int32{2, 3, 4, 5, 1}, isr: []int32{1, 2, 3},
+		adding: []int32{4, 5}, partitionEp: 3})
+	if res := expandISR(t, c, 1, 2, 3, 4, 5); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	checkPart(t, part0(t, c), wantPart{leader: 1, replicas: []int32{2, 3, 4, 5, 1}, isr: []int32{1, 2, 3, 4, 5}, partitionEp: 4})
 }

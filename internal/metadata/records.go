@@ -40,6 +40,9 @@ type RegisterBrokerRecord struct {
 	Fenced               bool       `json:"fenced,omitempty"`
 	InControlledShutdown bool       `json:"inControlledShutdown,omitempty"`
 	LogDirs              []UUID     `json:"logDirs,omitzero"`
+	// Features are the feature levels the broker's build supports (nil: a build without
+	// feature versions).
+	Features map[string]FeatureRange `json:"features,omitzero"`
 }
 
 // BrokerChangeRecord changes the fencing or controlled-shutdown state of the registration
@@ -135,6 +138,16 @@ type ClusterIDRecord struct {
 	ClusterID string `json:"clusterId"`
 }
 
+// FeatureLevelRecord finalizes a feature at a level (Kafka's FeatureLevelRecord): the
+// cluster-wide metadata.version, kraft.version, group.version, ... (features.go). Level 0
+// removes a feature; metadata.version is never removed. The controller commits these records in
+// batches of their own, so a node of an older build (which cannot decode them) skips only them.
+type FeatureLevelRecord struct {
+	Name  string `json:"name"`
+	Level int16  `json:"level"`
+}
+
+func (FeatureLevelRecord) recordType() string    { return "featureLevel" }
 func (RegisterBrokerRecord) recordType() string  { return "registerBroker" }
 func (BrokerChangeRecord) recordType() string    { return "brokerChange" }
 func (TopicRecord) recordType() string           { return "topic" }
@@ -160,6 +173,7 @@ var recordVersions = map[string]int{
 	"config":          1,
 	"producerIds":     1,
 	"clusterId":       1,
+	"featureLevel":    1,
 }
 
 // versioned is a record whose version depends on the fields it uses.
@@ -202,6 +216,7 @@ var recordTypes = map[string]func() Record{
 	"config":          func() Record { return &ConfigRecord{} },
 	"producerIds":     func() Record { return &ProducerIDsRecord{} },
 	"clusterId":       func() Record { return &ClusterIDRecord{} },
+	"featureLevel":    func() Record { return &FeatureLevelRecord{} },
 }
 
 // ErrBadRecord is returned for a log entry that cannot be decoded or applied.

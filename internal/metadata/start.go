@@ -193,6 +193,9 @@ func (c *Controller) watchLeadership(leaderCh <-chan bool, node *raftstore.Node)
 			if err == nil {
 				c.gainedLeadershipLocked(c.cfg.Now())
 				err = c.ensureClusterIDLocked(ctx, c.cfg.ClusterID)
+				if err == nil {
+					err = c.ensureMetadataVersionLocked(ctx)
+				}
 			}
 			c.mu.Unlock()
 			cancel()

@@ -40,6 +40,7 @@ type Manager struct {
 	opening map[string]*opening     // "<topic>-<p>" -> an open in progress (not in topics yet)
 	onDisk  map[string]string       // "<topic>-<p>" -> log dir, found at start or created
 	perDir  map[string]int          // log dir -> entries of onDisk in it
+	moving  map[string]*Move        // "<topic>-<p>" -> its move to another log dir (move.go)
 	closed  bool                    // Close began: no more opens
 
 	checkpointMu sync.Mutex
@@ -66,10 +67,18 @@ func WithLogger(l *slog.Logger) Option { return func(m *Manager) { m.logger = l 
 func NewManager(dirs []string, clock log.Clock, opts ...Option) (*Manager, error) {
 	m := &Manager{dirs: dirs, clock: clock, fs: vfs.Default, logger: slog.Default(), logDirs: make(map[string]*LogDir), open: Open,
 		topics: make(map[string][]*Partition), opening: make(map[string]*opening),
-		onDisk: make(map[string]string), perDir: make(map[string]int),
+		onDisk: make(map[string]string), perDir: make(map[string]int), moving: make(map[string]*Move),
 		checkpointed: make(map[string]string)}
 	for _, o := range opts {
 		o(m)
+	}
+	for _, d := range dirs {
+		if err := m.fs.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("create log dir %s: %w", d, err)
+		}
+	}
+	if err := recoverMoves(m.fs, dirs); err != nil {
+		return nil, fmt.Errorf("moves between log dirs interrupted by a crash: %w", err)
 	}
 	for _, d := range dirs {
 		if err := m.fs.MkdirAll(d, 0o755); err != nil {

@@ -296,57 +296,74 @@ func abs(x int64) int64 {
 	return x
 }
 
-// evenBytes swaps a replica of the fullest broker with one of the emptiest (counts unchanged)
-// while the gap between them is above tol of the mean and a swap narrows it.
+// evenBytes swaps a replica of a full broker with one of an emptier broker (counts unchanged)
+// while some pair's gap is above tol of the mean and a swap narrows it: the fullest broker with
+// the emptiest first, then the next pairs. A swap of d bytes across a gap g > d lowers the sum of
+// squared bytes by 2d(g-d), so this ends.
 func (s *state) evenBytes(tol float64) {
 	if len(s.eligible) < 2 {
 		return
 	}
 	for range 10000 {
-		var total int64
-		for _, b := range s.eligible {
-			total += s.bytes[b]
-		}
-		mean := float64(total) / float64(len(s.eligible))
-		full, empty := s.eligible[0], s.eligible[0]
-		for _, b := range s.eligible {
-			if s.bytes[b] > s.bytes[full] || s.bytes[b] == s.bytes[full] && b < full {
-				full = b
-			}
-			if s.bytes[b] < s.bytes[empty] || s.bytes[b] == s.bytes[empty] && b < empty {
-				empty = b
-			}
-		}
-		gap := s.bytes[full] - s.bytes[empty]
-		if float64(gap) <= tol*mean || gap == 0 {
+		if !s.bytesStep(tol) {
 			return
 		}
-		// The swap of a (on full) and b (on empty) changes the gap to |gap - 2(sa - sb)|.
-		bi, bj := -1, -1
-		bestGap := gap
-		for i, ri := range s.replicas {
-			if !slices.Contains(ri, full) || slices.Contains(ri, empty) || !s.canReplace(i, full, empty) {
+	}
+}
+
+func (s *state) bytesStep(tol float64) bool {
+	var total int64
+	for _, b := range s.eligible {
+		total += s.bytes[b]
+	}
+	mean := float64(total) / float64(len(s.eligible))
+	order := slices.Clone(s.eligible)
+	slices.SortFunc(order, func(a, b int32) int {
+		if c := cmp.Compare(s.bytes[b], s.bytes[a]); c != 0 {
+			return c
+		}
+		return cmp.Compare(a, b)
+	})
+	for _, full := range order {
+		for k := len(order) - 1; k >= 0; k-- {
+			empty := order[k]
+			gap := s.bytes[full] - s.bytes[empty]
+			if gap <= 0 || float64(gap) <= tol*mean {
+				break // emptier brokers come first: the rest are closer to full
+			}
+			if i, j := s.pickSwap(full, empty, gap); i >= 0 {
+				s.replace(i, full, empty)
+				s.replace(j, empty, full)
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// pickSwap finds partitions i (on full, not on empty) and j (on empty, not on full) whose swap
+// narrows the gap the most; -1, -1 if none does.
+func (s *state) pickSwap(full, empty int32, gap int64) (int, int) {
+	bi, bj := -1, -1
+	best := gap
+	for i, ri := range s.replicas {
+		if !slices.Contains(ri, full) || slices.Contains(ri, empty) || !s.canReplace(i, full, empty) {
+			continue
+		}
+		for j, rj := range s.replicas {
+			if !slices.Contains(rj, empty) || slices.Contains(rj, full) || !s.canReplace(j, empty, full) {
 				continue
 			}
-			for j, rj := range s.replicas {
-				if !slices.Contains(rj, empty) || slices.Contains(rj, full) || !s.canReplace(j, empty, full) {
-					continue
-				}
-				d := s.parts[i].Size - s.parts[j].Size
-				if d <= 0 {
-					continue
-				}
-				if g := abs(gap - 2*d); g < bestGap {
-					bi, bj, bestGap = i, j, g
-				}
+			d := s.parts[i].Size - s.parts[j].Size
+			if d <= 0 {
+				continue
+			}
+			if g := abs(gap - 2*d); g < best {
+				bi, bj, best = i, j, g
 			}
 		}
-		if bi < 0 {
-			return
-		}
-		s.replace(bi, full, empty)
-		s.replace(bj, empty, full)
 	}
+	return bi, bj
 }
 
 // evenLeaders reorders replicas so preferred-leader counts are within one where possible: while

@@ -2,6 +2,7 @@ package rebalance
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -374,6 +375,13 @@ func TestRebalanceProperties(t *testing.T) {
 			t.Fatal(err)
 		}
 		checkPlan(t, iter, c, countsOnly, nil)
+		// The disk pass only swaps: counts as the counts pass left them, bytes no further apart.
+		if a, b := countsOf(after), countsOf(Apply(c, countsOnly)); !maps.Equal(a, b) {
+			t.Fatalf("iter %d: the disk pass changed counts %v -> %v", iter, b, a)
+		}
+		if a, b := bytesGap(after), bytesGap(Apply(c, countsOnly)); a > b {
+			t.Fatalf("iter %d: the disk pass widened the bytes gap %d -> %d", iter, b, a)
+		}
 		withLeaders, _ := Rebalance(c, Options{DiskTolerance: -1})
 		if ls, lc := leaderSpread(Apply(c, withLeaders)), leaderSpread(Apply(c, countsOnly)); ls > lc {
 			t.Fatalf("iter %d: leader spread %d after the leader pass, %d before", iter, ls, lc)
@@ -400,6 +408,14 @@ func TestRebalanceProperties(t *testing.T) {
 			t.Fatalf("iter %d: %d replica moves, minimal is %d (counts %v)", iter, countsOnly.ReplicaMoves(), want, countsOf(c))
 		}
 	}
+}
+
+func bytesGap(c Cluster) int64 {
+	var lo, hi int64 = 1 << 62, 0
+	for _, l := range Loads(c) {
+		lo, hi = min(lo, l.Bytes), max(hi, l.Bytes)
+	}
+	return hi - lo
 }
 
 func leaderSpread(c Cluster) int {
@@ -446,5 +462,31 @@ func TestDecommissionProperties(t *testing.T) {
 		if (err != nil) != full {
 			t.Fatalf("iter %d: err %v, partition spanning all brokers %v", iter, err, full)
 		}
+	}
+}
+
+// TestRebalanceExclude: an excluded broker is emptied and the rest evened out.
+func TestRebalanceExclude(t *testing.T) {
+	c := Cluster{Brokers: brokers(1, 2, 3, 4)}
+	asg, _ := AssignReplicas(c.Brokers, 8, 2, 0, 0)
+	for p := range int32(8) {
+		c.Partitions = append(c.Partitions, part("t", p, 10, asg[p]...))
+	}
+	plan, err := Rebalance(c, Options{Exclude: []int32{2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkPlan(t, 0, c, plan, []int32{2})
+	counts := countsOf(Apply(c, plan))
+	if counts[2] != 0 || counts[1]+counts[3]+counts[4] != 16 {
+		t.Fatalf("counts after excluding 2: %v", counts)
+	}
+	for _, b := range []int32{1, 3, 4} {
+		if counts[b] < 5 || counts[b] > 6 {
+			t.Errorf("broker %d holds %d, want 5 or 6: %v", b, counts[b], counts)
+		}
+	}
+	if _, err := Rebalance(c, Options{Exclude: []int32{1, 2, 3, 4}}); err == nil {
+		t.Error("rebalance with every broker excluded succeeded")
 	}
 }

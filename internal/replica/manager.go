@@ -159,7 +159,8 @@ type Manager struct {
 	lagMax time.Duration
 	manual bool // tests: no goroutines (fetchers and the ISR check are driven by hand)
 
-	applyMu sync.Mutex // serialises Apply and Close
+	applyMu sync.Mutex      // serialises Apply, Relocate and Close
+	applied *metadata.Image // the image Apply last applied (REQUIRES: applyMu)
 
 	mu       sync.Mutex
 	parts    map[tp]*hostedPart
@@ -235,6 +236,7 @@ func (m *Manager) Apply(old, next *metadata.Image) error {
 	if closed {
 		return errors.New("replica manager closed")
 	}
+	m.applied = next
 	var errs []error
 	seen := make(map[tp]bool)
 	for _, t := range next.Topics() {
@@ -680,4 +682,43 @@ func (m *Manager) Close() error {
 		}
 	}
 	return nil
+}
+
+// Relocate runs finish with the replica topic-p detached (moving it to another log dir,
+// partition.Move.Finish): Apply waits; a follower stops fetching, a leader steps down (the
+// produces waiting on it answer NOT_LEADER_OR_FOLLOWER and are retried); the replica is
+// forgotten. Then its role is applied again, from the image Apply last applied, to the partition
+// finish left open.
+func (m *Manager) Relocate(topic string, p int32, finish func() error) error {
+	m.applyMu.Lock()
+	defer m.applyMu.Unlock()
+	key := tp{topic, p}
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return errors.New("replica manager closed")
+	}
+	if h := m.parts[key]; h != nil {
+		m.unfollowLocked(h)
+		if h.role == roleLeader {
+			if err := h.part.becomeFollower(-1, h.leaderEpoch+1, h.partitionEpoch); err != nil {
+				m.logger.Warn("step down as leader of a replica moving to another log dir", "topic", topic, "partition", p, "err", err)
+			}
+		}
+		delete(m.parts, key)
+	}
+	m.mu.Unlock()
+	err := finish()
+	if im := m.applied; im != nil {
+		if t, ok := im.Topic(topic); ok && int(p) < len(t.Partitions) && slices.Contains(t.Partitions[p].Replicas, m.cfg.NodeID) {
+			s, serr := m.cfg.Settings(t)
+			if serr == nil {
+				serr = m.applyPartition(key, t.ID, t.Partitions[p], s)
+			}
+			if serr != nil {
+				err = errors.Join(err, fmt.Errorf("after moving %s-%d: %w", topic, p, serr))
+			}
+		}
+	}
+	return err
 }

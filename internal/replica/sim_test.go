@@ -20,7 +20,11 @@ package replica
 // Besides the faults (crashes losing unsynced writes, clean restarts, kill-the-leader, network
 // partitions, message loss and duplication) leaders delete records (followers behind the
 // leader's log start restart their logs there), and every third seed the leaders answer as
-// before Fetch v12, so that followers truncate with OffsetForLeaderEpoch.
+// before Fetch v12, so that followers truncate with OffsetForLeaderEpoch. Two seeds in five
+// run a fourth broker and move the partition between three of the four (reassignment, as
+// metadata/reassign.go: adding replicas follow and join the ISR, the move completes once the ISR
+// holds the target, a leader that is not in it gives way, removed replicas delete their files),
+// or cancel the move in progress.
 //
 // After the faults, a calm phase (network healed, every broker up) checks the same invariants
 // and liveness: the ISR gets back to all three replicas, every replica reaches the leader's log
@@ -102,6 +106,9 @@ func TestReplicationSimulation(t *testing.T) {
 	if total.acked == 0 || total.elections == 0 || total.truncations == 0 || (seeds >= 3 && total.offsetForLeaderEpochs == 0) {
 		t.Fatalf("the simulation acknowledged %d records, elected %d leaders and truncated %d times: it proves nothing", total.acked, total.elections, total.truncations)
 	}
+	if seeds >= 5 && (total.movesDone == 0 || total.cancels == 0) {
+		t.Fatalf("the simulation completed %d moves and cancelled %d: the reassignment steps prove nothing", total.movesDone, total.cancels)
+	}
 }
 
 type simNode struct {
@@ -170,6 +177,9 @@ type simController struct {
 	brokerEpoch    map[int32]int64
 	ims            *images
 	latest         *metadata.Image
+
+	// adding and removing: a reassignment in progress (replicas = target, then removing).
+	adding, removing []int32
 }
 
 type sim struct {
@@ -187,6 +197,8 @@ type sim struct {
 	// oldFetch: the leaders answer as before Fetch v12 (no LastFetchedEpoch, no DivergingEpoch),
 	// so the followers truncate with OffsetForLeaderEpoch first (every third seed).
 	oldFetch bool
+	// reassigning: a fourth broker, and reassignment steps (two seeds in five).
+	reassigning bool
 
 	acked     []ackedRecord
 	pending   []pendingAck
@@ -203,6 +215,9 @@ type sim struct {
 // simStats counts what a run went through, so that the test shows it exercised something.
 type simStats struct {
 	acked, truncations, elections, crashes, restarts, isrChanges, fetchErrors, offsetForLeaderEpochs, deletes, fullTruncations, dedups, idemErrors int
+
+	// The reassignment seeds: moves started, completed, cancelled.
+	moves, movesDone, cancels int
 }
 
 func (a *simStats) add(b simStats) {
@@ -218,6 +233,9 @@ func (a *simStats) add(b simStats) {
 	a.fullTruncations += b.fullTruncations
 	a.dedups += b.dedups
 	a.idemErrors += b.idemErrors
+	a.moves += b.moves
+	a.movesDone += b.movesDone
+	a.cancels += b.cancels
 }
 
 func newSim(t *testing.T, seed int64) *sim {
@@ -226,7 +244,7 @@ func newSim(t *testing.T, seed int64) *sim {
 	lc.FileDeleteDelayMs = 0
 	s := &sim{t: t, seed: seed, rng: rand.New(rand.NewSource(seed)), clock: newFakeClock(),
 		inflight: map[*fetcher]int{}, cut: map[[2]int32]bool{}, ctrlCut: map[int32]bool{},
-		maxHW: map[int32]int64{}, oldFetch: seed%3 == 0,
+		maxHW: map[int32]int64{}, oldFetch: seed%3 == 0, reassigning: seed%5 == 2 || seed%5 == 3,
 		settings: partition.Settings{Log: lc, MaxMessageBytes: 1 << 20, MinInsyncReplicas: 2,
 			SyncBeforeAck: true, ReplicaLagTimeMax: simLagMax}}
 	c := &simController{s: s, replicas: []int32{1, 2, 3}, leader: 1, isr: []int32{1, 2, 3},
@@ -234,7 +252,11 @@ func newSim(t *testing.T, seed int64) *sim {
 	s.ctrl = c
 	c.ims.apply(metadata.TopicRecord{Name: simTopic, TopicID: simTopicID})
 	c.publish()
-	for id := int32(1); id <= 3; id++ {
+	brokers := int32(3)
+	if s.reassigning {
+		brokers = 4
+	}
+	for id := int32(1); id <= brokers; id++ {
 		n := &simNode{id: id, fs: vfs.NewMem()}
 		s.nodes = append(s.nodes, n)
 		c.brokerEpoch[id] = int64(id)
@@ -374,9 +396,11 @@ func (c *simController) publish() {
 			c.s.stats.elections++
 		}
 	}
-	c.latest = c.ims.apply(metadata.PartitionRecord{TopicID: simTopicID, Partition: 0, Replicas: c.replicas,
-		ISR: slices.Clone(c.isr), Leader: c.leader, LeaderEpoch: c.leaderEpoch, PartitionEpoch: c.partitionEpoch})
-	c.s.logf("controller: leader %d epoch %d pe %d isr %v fenced %v", c.leader, c.leaderEpoch, c.partitionEpoch, c.isr, c.fencedList())
+	c.latest = c.ims.apply(metadata.PartitionRecord{TopicID: simTopicID, Partition: 0, Replicas: slices.Clone(c.replicas),
+		ISR: slices.Clone(c.isr), Leader: c.leader, LeaderEpoch: c.leaderEpoch, PartitionEpoch: c.partitionEpoch,
+		AddingReplicas: slices.Clone(c.adding), RemovingReplicas: slices.Clone(c.removing)})
+	c.s.logf("controller: leader %d epoch %d pe %d replicas %v (adding %v, removing %v) isr %v fenced %v",
+		c.leader, c.leaderEpoch, c.partitionEpoch, c.replicas, c.adding, c.removing, c.isr, c.fencedList())
 }
 
 func (c *simController) fencedList() []int32 {
@@ -473,14 +497,110 @@ func (c *simController) alterPartition(from int32, items []ISRUpdate) error {
 			}
 		}
 	}
+	var err error
 	for _, it := range items {
 		s.logf("controller: AlterPartition from %d: isr %v -> %v", from, c.isr, it.NewISR)
 		c.isr = slices.Clone(it.NewISR)
 		c.partitionEpoch++
 		s.stats.isrChanges++
+		c.maybeCompleteMove()
 		c.publish()
+		if c.leader != from {
+			// Committed, and it moved the leadership (the broker's translation of the
+			// controller's answer: not a refusal, the change stays pending).
+			err = fmt.Errorf("the change completed a move and elected %d: %w", c.leader, kerr.NewLeaderElected)
+		}
 	}
-	return nil
+	return err
+}
+
+// electFrom is the first replica, in assignment order, in the ISR and not fenced (-1: none).
+func (c *simController) electFrom() int32 {
+	for _, id := range c.replicas {
+		if slices.Contains(c.isr, id) && !c.fenced[id] {
+			return id
+		}
+	}
+	return -1
+}
+
+// startMove is AlterPartitionReassignments with target while none is in progress: the
+// replicas become the target followed by the removed ones; the move completes at once when the
+// ISR already holds the target.
+func (c *simController) startMove(target []int32) {
+	current := c.replicas
+	c.removing = slices.Sorted(slices.Values(without(current, target)))
+	c.adding = slices.Sorted(slices.Values(without(target, current)))
+	c.replicas = append(slices.Clone(target), c.removing...)
+	c.partitionEpoch++
+	c.s.stats.moves++
+	c.s.logf("controller: move %v -> %v", current, target)
+	c.maybeCompleteMove()
+	c.publish()
+}
+
+// maybeCompleteMove completes the move in progress once the ISR, less the removing replicas,
+// holds every replica that stays: a leader that is not in it gives way; replicas leaving bump
+// the leader epoch. REQUIRES: the caller bumps the partition epoch and publishes.
+func (c *simController) maybeCompleteMove() {
+	if len(c.adding) == 0 && len(c.removing) == 0 {
+		return
+	}
+	isr, replicas := without(c.isr, c.removing), without(c.replicas, c.removing)
+	if len(isr) == 0 || !containsAll(isr, replicas) {
+		return
+	}
+	removed := len(c.removing) > 0
+	c.replicas, c.isr, c.adding, c.removing = replicas, isr, nil, nil
+	c.s.stats.movesDone++
+	if !slices.Contains(c.isr, c.leader) {
+		c.leader = c.electFrom()
+		c.leaderEpoch++
+	} else if removed {
+		c.leaderEpoch++
+	}
+	c.s.logf("controller: move complete: replicas %v isr %v leader %d", c.replicas, c.isr, c.leader)
+}
+
+// cancelMove reverts the move in progress: the adding replicas leave the replicas and the ISR
+// (not when that empties the ISR: it would need an unclean election).
+func (c *simController) cancelMove() {
+	replicas, isr := without(c.replicas, c.adding), without(c.isr, c.adding)
+	if len(isr) == 0 {
+		return
+	}
+	c.replicas, c.isr, c.adding, c.removing = replicas, isr, nil, nil
+	c.s.stats.cancels++
+	if !slices.Contains(c.isr, c.leader) {
+		c.leader = c.electFrom()
+	}
+	c.leaderEpoch++ // replicas left (the adding ones)
+	c.partitionEpoch++
+	c.s.logf("controller: move cancelled")
+	c.publish()
+}
+
+func without(s, drop []int32) []int32 {
+	return slices.DeleteFunc(slices.Clone(s), func(x int32) bool { return slices.Contains(drop, x) })
+}
+
+func containsAll(s, sub []int32) bool {
+	return !slices.ContainsFunc(sub, func(x int32) bool { return !slices.Contains(s, x) })
+}
+
+// reassign starts a move to three of the four brokers in a random order, or cancels the move
+// in progress.
+func (s *sim) reassign() {
+	c := s.ctrl
+	if len(c.adding) > 0 || len(c.removing) > 0 {
+		if s.rng.Intn(2) == 0 {
+			c.cancelMove()
+		}
+		return
+	}
+	ids := []int32{1, 2, 3, 4}
+	s.rng.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+	c.startMove(ids[:3])
 }
 
 // --- steps ---
@@ -533,7 +653,8 @@ func (s *sim) settle() {
 		if s.failure != "" {
 			break
 		}
-		if len(s.acked) > acked && len(s.ctrl.isr) == 3 && s.converged() {
+		c := s.ctrl
+		if len(s.acked) > acked && len(c.adding) == 0 && len(c.removing) == 0 && len(c.isr) == 3 && s.converged() {
 			return
 		}
 	}
@@ -553,9 +674,15 @@ func (s *sim) converged() bool {
 	if lp == nil {
 		return false
 	}
-	for _, n := range s.nodes {
-		p := s.part(n)
+	for _, id := range s.ctrl.replicas {
+		p := s.part(s.node(id))
 		if p == nil || p.LogEndOffset() != lp.LogEndOffset() || p.HighWatermark() != lp.HighWatermark() {
+			return false
+		}
+	}
+	// A broker no longer a replica has deleted its copy (once up with the latest image).
+	for _, n := range s.nodes {
+		if !slices.Contains(s.ctrl.replicas, n.id) && n.image == s.ctrl.latest && s.part(n) != nil {
 			return false
 		}
 	}
@@ -615,6 +742,9 @@ func (s *sim) randomStep() {
 		{3, s.heal},
 		{1, s.deleteRecords},
 		{1, s.cleanRestart},
+	}
+	if s.reassigning {
+		steps = append(steps, weighted{3, s.reassign})
 	}
 	s.pick(steps)
 }
@@ -983,6 +1113,12 @@ func (s *sim) applyImage(n *simNode) {
 		s.fail("node %d: Apply image %d: %v", n.id, latest.Index(), err)
 	}
 	n.image = latest
+	if !slices.Contains(s.ctrl.replicas, n.id) {
+		if s.part(n) != nil {
+			s.fail("node %d still hosts the partition after applying an image without it (replicas %v)", n.id, s.ctrl.replicas)
+		}
+		n.maxHW = 0 // its copy is gone; a later move starts a new one
+	}
 	if p := s.part(n); p != nil {
 		s.logf("node %d applies image %d: leader %v epoch %d log end %d hw %d", n.id, latest.Index(), p.IsLeader(), p.LeaderEpoch(), p.LogEndOffset(), p.HighWatermark())
 	}
@@ -1065,6 +1201,12 @@ func (s *sim) restart() {
 // deleteRecords moves the leader's log start up (DeleteRecords, as retention would): a
 // follower left below it restarts its log at the leader's log start (OFFSET_OUT_OF_RANGE).
 func (s *sim) deleteRecords() {
+	if s.reassigning && s.seed%2 == 1 {
+		// A replica a move adds starts at the leader's log start, without the producer state
+		// of the records before it (as in Kafka, whose clients then start over: KIP-360); the
+		// simulated idempotent producer never does, so these seeds keep every record.
+		return
+	}
 	n := s.randomUp()
 	if n == nil {
 		return

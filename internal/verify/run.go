@@ -46,7 +46,8 @@ type Options struct {
 
 	// During, if set, runs beside the producers from their start (a rolling restart, a partition
 	// move): producing goes on until Duration has passed and During has returned. An error it
-	// returns fails the run (it is one of the report's problems).
+	// returns fails the run (it is one of the report's problems). Run waits for it before the
+	// drain, so it must return when its ctx (Run's) ends.
 	During func(ctx context.Context) error
 
 	RunID string                        // "" makes a random one

@@ -46,12 +46,16 @@ func scriptPath(t *testing.T) string {
 	return filepath.Join(root, "scripts", "cluster-local.sh")
 }
 
-// freeBasePort finds a base port for n nodes whose three ports each (base+100*(i-1) + 0, 1, 2)
-// nothing listens on.
+// freeBasePort finds a base port for n (at most 4) nodes whose three ports each
+// (base+100*(i-1) + 0, 1, 2) nothing listens on, below Linux's ephemeral range (32768 and up), so
+// a port the kernel hands another test's client or listener cannot take one of them meanwhile.
 func freeBasePort(t *testing.T, n int) int {
 	t.Helper()
+	if n > 4 {
+		t.Fatalf("freeBasePort: %d nodes, at most 4", n)
+	}
 	for range 50 {
-		base := 20000 + rand.IntN(400)*100 + rand.IntN(90)
+		base := 20000 + rand.IntN(120)*100 + rand.IntN(90)
 		ok := true
 		var held []net.Listener
 		for i := range n {

@@ -33,7 +33,7 @@ func TestKafkaQuickstartStorage(t *testing.T) {
 		t.Fatalf("random-uuid printed %q", id)
 	}
 	out := mustRun(t, "", moldauBin, "kafka-storage", "format", "--standalone", "-t", id, "-c", props)
-	if want := "Formatting dynamic metadata voter directory " + dir + " with metadata.version 4.0-IV3.\n"; out != want {
+	if want := "Formatting dynamic metadata voter directory " + dir + " with metadata.version 4.1-IV1.\n"; out != want {
 		t.Errorf("format printed %q, want %q", out, want)
 	}
 

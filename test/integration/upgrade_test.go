@@ -70,8 +70,9 @@ func previousCommit(ctx context.Context, t *testing.T, root string) string {
 	return ""
 }
 
-// previousBinary builds moldau from the previous commit (previousCommit), from `git archive` in
-// a temporary directory, and keeps it under the system's temp dir by commit for later runs.
+// previousBinary builds moldau from the previous commit (previousCommit), or the commit
+// MOLDAU_UPGRADE_FROM names (a tag, a branch), from `git archive` in a temporary directory, and
+// keeps it under the system's temp dir by commit for later runs.
 func previousBinary(t *testing.T) (bin, rev string) {
 	t.Helper()
 	ctx := testContext(t, 10*time.Minute)
@@ -79,7 +80,13 @@ func previousBinary(t *testing.T) (bin, rev string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rev = previousCommit(ctx, t, root)
+	if from := os.Getenv("MOLDAU_UPGRADE_FROM"); from != "" {
+		if rev, err = git(ctx, root, "rev-parse", "--verify", from+"^{commit}"); err != nil {
+			t.Fatalf("MOLDAU_UPGRADE_FROM=%s: %v", from, err)
+		}
+	} else {
+		rev = previousCommit(ctx, t, root)
+	}
 	bin = filepath.Join(os.TempDir(), "moldau-previous-"+rev, "moldau")
 	if _, err := os.Stat(bin); err == nil {
 		return bin, rev

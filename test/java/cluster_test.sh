@@ -10,9 +10,13 @@
 # partitions, the leader is the first replica, Isr = Replicas); console producer and consumer
 # through the cluster; the leader of partition 0 stopped (SIGTERM): --describe shows new leaders
 # and the node out of every Isr, --under-replicated-partitions lists all six, producer and a
-# consumer group still work; the node started again rejoins every Isr, and kafka-leader-election
-# (preferred, from a JSON file) gives it back the partitions it is the first replica of; then the
-# Java client produces with acks=all while another leader is stopped.
+# consumer group still work; the node started again rejoins every Isr; then the Java client
+# produces with acks=all while another leader is stopped. Operating the cluster with Kafka's own
+# tools: kafka-leader-election --election-type PREFERRED --all-topic-partitions puts the
+# restarted node's leaderships back (and answers 'Valid replica already elected' the second
+# time); kafka-reassign-partitions --execute --throttle moves a topic from nodes 1,2 to 2,3 and
+# --verify reports it completed and clears the throttles; the moved records read back.
+# kafka-configs sets the replication throttle rate of one broker and of the cluster default.
 #
 # Prints one line per check and ends with 'N passed, N failed'; exits 1 when a check failed.
 set -uo pipefail
@@ -25,8 +29,7 @@ pass=0 fail=0
 CLUSTER_PROPS="broker.session.timeout.ms=4000
 broker.heartbeat.interval.ms=1000
 replica.lag.time.max.ms=4000
-offsets.topic.num.partitions=3
-auto.leader.rebalance.enable=false"
+offsets.topic.num.partitions=3"
 
 finish() {
   local rc=$?
@@ -79,6 +82,19 @@ fresh_layout() {
   done < <(partition_lines "$1")
   [ "$n" = 6 ] && [ "$(partition_lines "$1" | cut -d' ' -f1 | tr '\n' ' ')" = "0 1 2 3 4 5 " ] &&
     [ "${leads[1]:-0}" = 2 ] && [ "${leads[2]:-0}" = 2 ] && [ "${leads[3]:-0}" = 2 ]
+}
+
+# preferred_leaders FILE: six partitions, each led by its first replica with all three in the Isr
+# (in any order: a replica that rejoined is appended), each node leading two.
+preferred_leaders() {
+  local p l r i e k
+  declare -A leads=()
+  full_isr "$1" || return 1
+  while read -r p l r i e k; do
+    [ "$l" = "${r%%,*}" ] || return 1
+    leads[$l]=$((${leads[$l]:-0} + 1))
+  done < <(partition_lines "$1")
+  [ "${leads[1]:-0}" = 2 ] && [ "${leads[2]:-0}" = 2 ] && [ "${leads[3]:-0}" = 2 ]
 }
 
 # without_node FILE BEFORE ID: every partition of FILE is led by a node other than ID, keeps the
@@ -135,6 +151,35 @@ kt kafka-metadata-quorum --bootstrap-server "$BOOTSTRAP" describe --status >"$ou
 check "kafka-metadata-quorum describe --status through a broker: a leader among the three voters, no observers" \
   'grep -Eq "^LeaderId: +[123]$" "$out/quorum" && grep -Eq "^CurrentVoters: +\[{\"id\": 1}, {\"id\": 2}, {\"id\": 3}\]" "$out/quorum" && grep -Eq "^CurrentObservers: +\[\]" "$out/quorum"' "$out/quorum"
 
+kt kafka-features --bootstrap-server "$BOOTSTRAP" describe >"$out/features" 2>"$out/features.err"
+check "kafka-features describe through a broker: metadata.version finalized at 4.1-IV1, the four features listed" \
+  'grep -Eq "^Feature: metadata.version +SupportedMinVersion: 3.3-IV3 +SupportedMaxVersion: 4.1-IV1 +FinalizedVersionLevel: 4.1-IV1 +Epoch: [0-9]+$" "$out/features" && [ "$(grep -c "^Feature: " "$out/features")" = 4 ]' "$out/features"
+
+# Replication quota configs (KIP-73) with kafka-configs: broker 2's own rate set through the
+# bootstrap node (Kafka's admin client sends a broker-N resource to broker N), the cluster
+# default, broker 2 described with its value over the default (Kafka's sources and synonyms),
+# both deleted again (the tool deletes only what the describe lists).
+rate_syn() { echo "DYNAMIC_BROKER_CONFIG:leader.replication.throttled.rate=1048576, DYNAMIC_DEFAULT_BROKER_CONFIG:leader.replication.throttled.rate=2097152, DEFAULT_CONFIG:leader.replication.throttled.rate=9223372036854775807"; }
+kt kafka-configs --bootstrap-server "$BOOTSTRAP" --entity-type brokers --entity-name 2 --alter \
+  --add-config leader.replication.throttled.rate=1048576 >"$out/cfg.broker" 2>"$out/cfg.broker.err"
+check "kafka-configs --entity-type brokers --entity-name 2 --alter --add-config leader.replication.throttled.rate=1048576 prints 'Completed updating config for broker 2.'" \
+  '[ "$(cat "$out/cfg.broker")" = "Completed updating config for broker 2." ]' "$out/cfg.broker.err"
+kt kafka-configs --bootstrap-server "$BOOTSTRAP" --entity-type brokers --entity-default --alter \
+  --add-config leader.replication.throttled.rate=2097152,follower.replication.throttled.rate=2097152 >"$out/cfg.default" 2>"$out/cfg.default.err"
+check "kafka-configs --entity-default --alter --add-config leader/follower.replication.throttled.rate=2097152 prints 'Completed updating default config for brokers in the cluster.'" \
+  '[ "$(cat "$out/cfg.default")" = "Completed updating default config for brokers in the cluster." ]' "$out/cfg.default.err"
+kt kafka-configs --bootstrap-server "$BOOTSTRAP" --entity-type brokers --entity-name 2 --describe >"$out/cfg.describe" 2>"$out/cfg.describe.err"
+check "kafka-configs --entity-name 2 --describe: 'Dynamic configs for broker 2 are:' and the broker's rate over the default, synonyms in Kafka's order" \
+  '[ "$(cat "$out/cfg.describe")" = "Dynamic configs for broker 2 are:
+  leader.replication.throttled.rate=1048576 sensitive=false synonyms={$(rate_syn)}" ]' "$out/cfg.describe"
+kt kafka-configs --bootstrap-server "$BOOTSTRAP" --entity-type brokers --entity-name 2 --alter \
+  --delete-config leader.replication.throttled.rate >"$out/cfg.delete" 2>"$out/cfg.delete.err"
+kt kafka-configs --bootstrap-server "$BOOTSTRAP" --entity-type brokers --entity-default --alter \
+  --delete-config leader.replication.throttled.rate,follower.replication.throttled.rate >>"$out/cfg.delete" 2>>"$out/cfg.delete.err"
+check "kafka-configs --delete-config of broker 2's rate and of the defaults" \
+  '[ "$(cat "$out/cfg.delete")" = "Completed updating config for broker 2.
+Completed updating default config for brokers in the cluster." ]' "$out/cfg.delete.err"
+
 wait_describe "$out/describe" 20 full_isr
 check "kafka-topics --describe: the topic line, as Kafka prints it (TopicId, PartitionCount: 6, ReplicationFactor: 3, Configs: min.insync.replicas=2)" \
   '[[ "$(head -n1 "$out/describe")" =~ ^Topic:\ $TOPIC$'\''\t'\''TopicId:\ [A-Za-z0-9_-]{22}$'\''\t'\''PartitionCount:\ 6$'\''\t'\''ReplicationFactor:\ 3$'\''\t'\''Configs:\ min\.insync\.replicas=2$ ]]' "$out/describe"
@@ -189,35 +234,48 @@ check "node $leader starts again on its data" '[ $rc = 0 ]'
 wait_describe "$out/describe.back" 30 full_isr
 check "kafka-topics --describe: node $leader is back in every Isr" 'full_isr "$out/describe.back"' "$out/describe.back"
 
-# Kafka's kafka-leader-election: the node started again leads nothing until a preferred election
-# (here for the six partitions, from a JSON file) gives it back those it is the first replica of.
-printf '{"partitions": [%s]}\n' "$(for p in 0 1 2 3 4 5; do printf '{"topic": "%s", "partition": %d}' "$TOPIC" "$p"; [ $p = 5 ] || printf ', '; done)" >"$out/elect.json"
-first_of() { partition_lines "$out/describe.before" | awk -v id="$1" -v t="$TOPIC" '{split($3, r, ","); if (r[1] == id) print t "-" $1}' | sort | paste -sd' '; }
-others_of() { partition_lines "$out/describe.before" | awk -v id="$1" -v t="$TOPIC" '{split($3, r, ","); if (r[1] != id) print t "-" $1}' | sort | paste -sd' '; }
-listed() { sed -n "s/^$1 //p" "$2" | tr -d , | tr ' ' '\n' | sort | paste -sd' '; }
-kt kafka-leader-election --bootstrap-server "$BOOTSTRAP" --election-type preferred --path-to-json-file "$out/elect.json" \
-  >"$out/elect" 2>"$out/elect.err"
+# Leadership stays where failover put it until a preferred election moves it back (the
+# automatic rebalance runs every leader.imbalance.check.interval.seconds, 300 s by default).
+kt kafka-leader-election --bootstrap-server "$BOOTSTRAP" --election-type PREFERRED --all-topic-partitions >"$out/elect" 2>"$out/elect.err"
 rc=$?
-check "kafka-leader-election --election-type preferred --path-to-json-file: node $leader's partitions ($(first_of "$leader")) elected, the others 'Valid replica already elected' (exit $rc)" \
-  '[ $rc = 0 ] && [ "$(wc -l <"$out/elect")" = 2 ] &&
-   [ "$(listed "Successfully completed leader election (PREFERRED) for partitions" "$out/elect")" = "$(first_of "$leader")" ] &&
-   [ "$(listed "Valid replica already elected for partitions" "$out/elect")" = "$(others_of "$leader")" ]' "$out/elect"
-# preferred_leaders FILE: six partitions, each led by its first replica with all three in the Isr.
-preferred_leaders() {
-  local p l r i e k
-  full_isr "$1" || return 1
-  while read -r p l r i e k; do
-    [ "$l" = "${r%%,*}" ] || return 1
-  done < <(partition_lines "$1")
-}
+sed "s/^/  elect| /" "$out/elect"
+check "kafka-leader-election --election-type PREFERRED --all-topic-partitions: 'Successfully completed leader election (PREFERRED) for partitions $TOPIC-…' (exit $rc)" \
+  '[ $rc = 0 ] && grep -Eq "^Successfully completed leader election \(PREFERRED\) for partitions .*$TOPIC-[0-9]" "$out/elect"' "$out/elect.err"
 wait_describe "$out/describe.elected" 20 preferred_leaders
-check "kafka-topics --describe after the election: every partition led by its first replica again" \
+check "kafka-topics --describe after the preferred election: the first replica leads every partition again, each node leads 2" \
   'preferred_leaders "$out/describe.elected"' "$out/describe.elected"
-kt kafka-leader-election --bootstrap-server "$BOOTSTRAP" --election-type preferred --topic "$TOPIC" --partition 0 \
-  >"$out/elect2" 2>"$out/elect2.err"
+kt kafka-leader-election --bootstrap-server "$BOOTSTRAP" --election-type PREFERRED --topic "$TOPIC" --partition 0 >"$out/elect2" 2>"$out/elect2.err"
 rc=$?
-check "kafka-leader-election --topic $TOPIC --partition 0 again: 'Valid replica already elected for partitions $TOPIC-0' (exit $rc)" \
-  '[ $rc = 0 ] && [ "$(cat "$out/elect2")" = "Valid replica already elected for partitions $TOPIC-0" ]' "$out/elect2"
+check "kafka-leader-election for $TOPIC-0 again: 'Valid replica already elected for partitions $TOPIC-0' (exit $rc)" \
+  '[ $rc = 0 ] && grep -q "^Valid replica already elected for partitions $TOPIC-0$" "$out/elect2"' "$out/elect2.err"
+
+# kafka-reassign-partitions: move a two-replica topic from nodes 1,2 to nodes 2,3 with a throttle.
+MOVED=moved
+kt kafka-topics --create --topic "$MOVED" --replica-assignment 1:2 --bootstrap-server "$BOOTSTRAP" >"$out/create.moved" 2>&1
+for i in $(seq 1 200); do echo "m-$i"; done >"$out/sent.moved"
+kt kafka-console-producer --topic "$MOVED" --bootstrap-server "$BOOTSTRAP" <"$out/sent.moved" >"$out/produce.moved" 2>&1
+printf '{"version":1,"partitions":[{"topic":"%s","partition":0,"replicas":[2,3],"log_dirs":["any","any"]}]}\n' "$MOVED" >"$out/move.json"
+kt kafka-reassign-partitions --bootstrap-server "$BOOTSTRAP" --reassignment-json-file "$out/move.json" --execute --throttle 50000000 >"$out/execute" 2>"$out/execute.err"
+rc=$?
+sed "s/^/  reassign| /" "$out/execute"
+check "kafka-reassign-partitions --execute --throttle: 'Successfully started partition reassignment for $MOVED-0' (exit $rc)" \
+  '[ $rc = 0 ] && grep -q "^Successfully started partition reassignment for $MOVED-0$" "$out/execute"' "$out/execute.err"
+verify_done() {
+  kt kafka-reassign-partitions --bootstrap-server "$BOOTSTRAP" --reassignment-json-file "$out/move.json" --verify >"$out/verify" 2>"$out/verify.err"
+  grep -q "^Reassignment of partition $MOVED-0 is completed.$" "$out/verify"
+}
+deadline=$((SECONDS + 60))
+until verify_done || [ $SECONDS -ge $deadline ]; do sleep 0.5; done
+sed "s/^/  verify| /" "$out/verify"
+check "kafka-reassign-partitions --verify: 'Reassignment of partition $MOVED-0 is completed.', then the throttle is removed" \
+  'grep -q "^Reassignment of partition $MOVED-0 is completed.$" "$out/verify" && grep -q "^Clearing broker-level throttles on brokers" "$out/verify"' "$out/verify.err"
+kt kafka-topics --describe --topic "$MOVED" --bootstrap-server "$BOOTSTRAP" >"$out/describe.moved" 2>&1
+check "kafka-topics --describe $MOVED: Replicas: 2,3 and Isr of both" \
+  'grep -Eq $'\''\tPartition: 0\tLeader: [23]\tReplicas: 2,3\tIsr: (2,3|3,2)\t'\'' "$out/describe.moved"' "$out/describe.moved"
+kt kafka-console-consumer --topic "$MOVED" --from-beginning --max-messages 200 --bootstrap-server "$BOOTSTRAP" >"$out/consumed.moved" 2>"$out/consume.moved.err"
+check "kafka-console-consumer reads the 200 records of $MOVED from its new replicas" \
+  '[ "$(cat "$out/consumed.moved")" = "$(cat "$out/sent.moved")" ]' "$out/consume.moved.err"
+
 
 # The Java client: ClusterFailoverTest stops a leader itself, through its pid file.
 stop_cmd="pid=\$(cat $CLUSTER_DIR/node-%d/pid); kill -TERM \$pid; while kill -0 \$pid 2>/dev/null; do sleep 0.1; done"

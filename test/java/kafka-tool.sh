@@ -39,6 +39,7 @@ case $tool in
   kafka-consumer-groups|kafka-consumer-groups.sh)   class=org.apache.kafka.tools.consumer.group.ConsumerGroupCommand ;;
   kafka-configs|kafka-configs.sh)               class=org.apache.kafka.tools.ConfigCommand ;;
   kafka-metadata-quorum|kafka-metadata-quorum.sh) class=org.apache.kafka.tools.MetadataQuorumCommand ;;
+  kafka-features|kafka-features.sh)             class=org.apache.kafka.tools.FeatureCommand ;;
   kafka-get-offsets|kafka-get-offsets.sh)       class=org.apache.kafka.tools.GetOffsetShell ;;
   kafka-broker-api-versions|kafka-broker-api-versions.sh) class=org.apache.kafka.tools.BrokerApiVersionsCommand ;;
   kafka-producer-perf-test|kafka-producer-perf-test.sh)   class=org.apache.kafka.tools.ProducerPerformance ;;

@@ -80,6 +80,12 @@ kt kafka-consumer-groups --describe --group "$GROUP" --bootstrap-server "$BOOTST
 check "kafka-consumer-groups --describe shows offset 3, log end 3, lag 0 on $TOPIC-0" \
   'awk -v g="$GROUP" -v t="$TOPIC" '\''$1==g && $2==t && $3==0 && $4==3 && $5==3 && $6==0 {ok=1} END {exit !ok}'\'' "$out/group"' "$out/group"
 
+kt kafka-features --bootstrap-server "$BOOTSTRAP" describe >"$out/features" 2>&1
+check "kafka-features describe: metadata.version 3.3-IV3..4.1-IV1 finalized at 4.1-IV1, kraft/group/transaction.version at 0" \
+  'grep -Eq "^Feature: metadata.version +SupportedMinVersion: 3.3-IV3 +SupportedMaxVersion: 4.1-IV1 +FinalizedVersionLevel: 4.1-IV1 +Epoch: [0-9]+$" "$out/features" && [ "$(grep -Ec "^Feature: (group|kraft|transaction).version +SupportedMinVersion: 0 +SupportedMaxVersion: 0 +FinalizedVersionLevel: 0 " "$out/features")" = 3 ]' "$out/features"
+kt kafka-features --bootstrap-server "$BOOTSTRAP" downgrade --feature metadata.version=25 --dry-run >"$out/features-dry" 2>&1
+check "kafka-features downgrade --dry-run: 'metadata.version can be downgraded to 25.'" 'grep -qx "metadata.version can be downgraded to 25." "$out/features-dry"' "$out/features-dry"
+
 kt kafka-topics --delete --topic "$TOPIC" --bootstrap-server "$BOOTSTRAP" >"$out/delete" 2>&1
 rc=$?
 check "kafka-topics --delete exits 0" '[ $rc = 0 ]' "$out/delete"
