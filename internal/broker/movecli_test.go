@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -230,4 +231,56 @@ func TestClusterMoveCommands(t *testing.T) {
 	}
 	t.Logf("%d records acknowledged under the moves", len(acked))
 	checkAllRead(t, ctx, brokers, "moves", acked)
+}
+
+// TestReassignLogDirsCommand: kafka-reassign-partitions with a log_dirs entry moves a replica to
+// another log dir of its broker (AlterReplicaLogDirs) and --verify follows it to the end.
+func TestReassignLogDirsCommand(t *testing.T) {
+	base := t.TempDir()
+	d1, d2 := filepath.Join(base, "d1"), filepath.Join(base, "d2")
+	b := testBroker(t, d1+","+d2)
+	defer func() { stopBroker(t, b) }()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	seeds := b.Addr().String()
+	if out, code := runCLI(t, ctx, "kafka-topics", "--bootstrap-server", seeds, "--create", "--topic", "dirs", "--partitions", "1"); code != 0 {
+		t.Fatalf("create: %s", out)
+	}
+	pcl := client(t, b, kgo.DefaultProduceTopic("dirs"))
+	for i := range 100 {
+		if err := pcl.ProduceSync(ctx, &kgo.Record{Value: []byte(strconv.Itoa(i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src := b.parts.DirOf("dirs", 0)
+	dest := d1
+	if src == d1 {
+		dest = d2
+	}
+	node := strconv.Itoa(int(b.cfg.NodeID))
+	js := filepath.Join(base, "dirs.json")
+	if err := os.WriteFile(js, []byte(`{"version":1,"partitions":[{"topic":"dirs","partition":0,"replicas":[`+node+`],"log_dirs":["`+dest+`"]}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, code := runCLI(t, ctx, "kafka-reassign-partitions", "--bootstrap-server", seeds, "--execute", "--reassignment-json-file", js)
+	if want := "Successfully started moving log directory to " + dest + " for replica dirs-0 with broker " + node + " \n"; code != 0 || !strings.HasSuffix(out, want) {
+		t.Fatalf("execute: %q, want it to end with %q", out, want)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out, code = runCLI(t, ctx, "kafka-reassign-partitions", "--bootstrap-server", seeds, "--verify", "--reassignment-json-file", js)
+		if code != 0 {
+			t.Fatalf("verify: %s", out)
+		}
+		if strings.Contains(out, "Reassignment of replica dirs-0-"+node+" completed successfully.") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the log dir move did not complete: %s", out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got := b.parts.DirOf("dirs", 0); got != dest {
+		t.Errorf("dirs-0 is in %s, want %s", got, dest)
+	}
 }

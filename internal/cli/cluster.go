@@ -105,6 +105,20 @@ func writeClusterInfo(w io.Writer, ci clusterInfo) {
 	if ci.MetadataVersion != "" {
 		fmt.Fprintf(w, "Metadata version: %s\n", ci.MetadataVersion)
 	}
+	brokers, fenced := 0, 0
+	for _, n := range ci.Nodes {
+		if slices.Contains(n.Roles, "broker") {
+			brokers++
+			if n.Fenced {
+				fenced++
+			}
+		}
+	}
+	if fenced > 0 {
+		fmt.Fprintf(w, "Brokers: %d (%d fenced)\n", brokers, fenced)
+	} else {
+		fmt.Fprintf(w, "Brokers: %d\n", brokers)
+	}
 	fmt.Fprintf(w, "Nodes: %d\n", len(ci.Nodes))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  ID\tROLES\tENDPOINT\tRACK\tSTATE\tMETADATA OFFSET\tLAG")

@@ -15,7 +15,7 @@ func TestClusterInfoAgainstMoldau(t *testing.T) {
 	addr := brokertest.Addr(t, map[string]string{"broker.rack": "r1"})
 	mustRun(t, "", "topic", "create", "a", "-b", addr)
 	out := mustRun(t, "", "cluster", "info", "-b", addr)
-	re := regexp.MustCompile(`^Cluster ID: \S{22}\nController: 1 \(127\.0\.0\.1:\d+\)\nMetadata quorum: leader 1, epoch \d+, high watermark (\d+)\nVoters: 1\nObservers: none\nMetadata version: 4\.1-IV1\nNodes: 1\n` +
+	re := regexp.MustCompile(`^Cluster ID: \S{22}\nController: 1 \(127\.0\.0\.1:\d+\)\nMetadata quorum: leader 1, epoch \d+, high watermark (\d+)\nVoters: 1\nObservers: none\nMetadata version: 4\.1-IV1\nBrokers: 1\nNodes: 1\n` +
 		`  ID +ROLES +ENDPOINT +RACK +STATE +METADATA OFFSET +LAG\n  1 +broker,controller +127\.0\.0\.1:\d+ +r1 +active \(active controller\) +\d+ +0\nTopics: 2\n$`)
 	if !re.MatchString(out) {
 		t.Fatalf("cluster info:\n%s", out)
@@ -101,7 +101,7 @@ func TestWriteClusterInfoFencedAndControllerOnly(t *testing.T) {
 			{ID: 2, Roles: []string{"broker"}, Endpoint: "h2:9092", Fenced: true, MetadataOffset: -1},
 			{ID: 4, Roles: []string{"controller"}, ActiveController: true, MetadataOffset: 40, MetadataLag: new(int64)},
 		}})
-	want := "Cluster ID: c\nController: 4\nMetadata quorum: leader 4, epoch 7, high watermark 40\nVoters: 4\nObservers: 1, 2\nMetadata version: 4.1-IV1\nNodes: 3\n" +
+	want := "Cluster ID: c\nController: 4\nMetadata quorum: leader 4, epoch 7, high watermark 40\nVoters: 4\nObservers: 1, 2\nMetadata version: 4.1-IV1\nBrokers: 2 (1 fenced)\nNodes: 3\n" +
 		"  ID  ROLES       ENDPOINT  RACK  STATE                  METADATA OFFSET  LAG\n" +
 		"  1   broker      h1:9092   a     active                 37               3\n" +
 		"  2   broker      h2:9092   -     fenced                 -                -\n" +

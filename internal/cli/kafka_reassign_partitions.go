@@ -924,6 +924,9 @@ func (r *reassignTool) logDirStates(ctx context.Context, targets map[replicaKey]
 		switch {
 		case !ok:
 			out[k] = logDirState{kind: "missingReplica", target: target}
+		case d.Dir == "" && d.FutureDir != "":
+			// Only the future replica is listed (the broker is swapping it in): moving.
+			out[k] = logDirState{kind: "active", target: target, future: d.FutureDir}
 		case d.Dir == "":
 			out[k] = logDirState{kind: "missingLogDir", target: target}
 		case d.FutureDir == "" && d.Dir == target:

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -197,7 +198,7 @@ func (lc *localCluster) client(opts ...kgo.Opt) *kgo.Client {
 
 // underReplicated asks node id itself for the metadata of every topic and lists the partitions
 // without a leader or with an ISR smaller than their replicas ("" when there are none).
-func underReplicated(ctx context.Context, cl *kgo.Client, id int32) (string, error) {
+func underReplicated(ctx context.Context, cl *kgo.Client, id int32, topics ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req := kmsg.NewPtrMetadataRequest() // nil topics: all of them
@@ -206,6 +207,11 @@ func underReplicated(ctx context.Context, cl *kgo.Client, id int32) (string, err
 		return "", fmt.Errorf("metadata from node %d: %w", id, err)
 	}
 	var bad []string
+	for _, want := range topics {
+		if !slices.ContainsFunc(resp.Topics, func(tp kmsg.MetadataResponseTopic) bool { return tp.Topic != nil && *tp.Topic == want }) {
+			bad = append(bad, want+": not in this node's metadata yet")
+		}
+	}
 	for _, tp := range resp.Topics {
 		if err := kerr.ErrorForCode(tp.ErrorCode); err != nil {
 			bad = append(bad, fmt.Sprintf("%s: %v", *tp.Topic, err))
@@ -221,13 +227,14 @@ func underReplicated(ctx context.Context, cl *kgo.Client, id int32) (string, err
 	return strings.Join(bad, "; "), nil
 }
 
-// waitFullyReplicated waits until every node reports every partition led and fully in sync.
-func (lc *localCluster) waitFullyReplicated(ctx context.Context, cl *kgo.Client, timeout time.Duration) error {
+// waitFullyReplicated waits until every node reports topics (at least) and every partition led
+// and fully in sync.
+func (lc *localCluster) waitFullyReplicated(ctx context.Context, cl *kgo.Client, timeout time.Duration, topics ...string) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		why := ""
 		for id := int32(1); id <= int32(lc.nodes) && why == ""; id++ {
-			bad, err := underReplicated(ctx, cl, id)
+			bad, err := underReplicated(ctx, cl, id, topics...)
 			switch {
 			case err != nil:
 				why = err.Error()
@@ -261,9 +268,18 @@ func TestClusterLocalScript(t *testing.T) {
 			t.Errorf("status does not say %q:\n%s", want, out)
 		}
 	}
-	if !strings.Contains(out, "Brokers: 3") || !strings.Contains(out, "Cluster ID: moldau-local-cluster-1") {
-		t.Errorf("status does not show the cluster info with 3 brokers and the compose files' cluster id:\n%s", out)
-	}
+	// moldau cluster info: the compose files' cluster id, and all three nodes active (a node may
+	// still be fenced for a moment after its start).
+	active := regexp.MustCompile(`(?m)^\s+[123]\s+broker,controller\s+127\.0\.0\.1:\d+.*\sactive\b`)
+	waitFor(t, 30*time.Second, "status shows the cluster info with 3 active nodes", func() (bool, string) {
+		if !strings.Contains(out, "Cluster ID: moldau-local-cluster-1") || !strings.Contains(out, "Nodes: 3") ||
+			len(active.FindAllString(out, -1)) != 3 {
+			why := out
+			out, _ = lc.run("", "status")
+			return false, why
+		}
+		return true, ""
+	})
 
 	ctx := testContext(t, 2*time.Minute)
 	topics := filepath.Join(lc.dir, "bin", "kafka-topics")
@@ -279,7 +295,7 @@ func TestClusterLocalScript(t *testing.T) {
 	}
 	run("--bootstrap-server", strings.Join(lc.bootstrap(), ","), "--create", "--topic", "kept", "--partitions", "3")
 	cl := lc.client()
-	if err := lc.waitFullyReplicated(ctx, cl, 30*time.Second); err != nil {
+	if err := lc.waitFullyReplicated(ctx, cl, 30*time.Second, "kept"); err != nil {
 		t.Fatal(err)
 	}
 	// The compose files' defaults: three replicas, min.insync.replicas 2.
@@ -305,10 +321,54 @@ func TestClusterLocalScript(t *testing.T) {
 	}
 	lc.mustRun("", "start", "3")
 	cl2 := lc.client()
-	if err := lc.waitFullyReplicated(ctx, cl2, 30*time.Second); err != nil {
+	if err := lc.waitFullyReplicated(ctx, cl2, 30*time.Second, "kept"); err != nil {
 		t.Fatal(err)
 	}
 	if desc := run("--bootstrap-server", lc.clientAddr(3), "--describe", "--topic", "kept"); !strings.Contains(desc, "PartitionCount: 3") {
 		t.Errorf("after stop and start the topic is gone or changed:\n%s", desc)
+	}
+}
+
+// TestClusterLocalSingleNode: `cluster-local.sh start 1`, docker-compose.yml's settings as a
+// process: a topic gets the file's defaults (3 partitions, one replica), and a consumer group
+// commits its offsets (__consumer_offsets with one replica) and reads back what was produced.
+func TestClusterLocalSingleNode(t *testing.T) {
+	lc := startLocalCluster(t, 1, "")
+	ctx := testContext(t, time.Minute)
+	out := lc.mustTool(ctx, "kafka-topics", "--bootstrap-server", lc.clientAddr(1), "--create", "--topic", "single")
+	if !strings.Contains(out, "Created topic single.") {
+		t.Fatalf("create: %s", out)
+	}
+	desc := lc.mustTool(ctx, "kafka-topics", "--bootstrap-server", lc.clientAddr(1), "--describe", "--topic", "single")
+	if !strings.Contains(desc, "PartitionCount: 3\tReplicationFactor: 1") {
+		t.Errorf("describe: want docker-compose.yml's 3 partitions and 1 replica:\n%s", desc)
+	}
+	prod := lc.client(kgo.DefaultProduceTopic("single"), kgo.RequiredAcks(kgo.AllISRAcks()))
+	for i := range 10 {
+		if err := prod.ProduceSync(ctx, &kgo.Record{Value: []byte(strconv.Itoa(i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cons := lc.client(kgo.ConsumeTopics("single"), kgo.ConsumerGroup("g"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit())
+	var got int
+	for got < 10 {
+		fs := cons.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("read %d of 10 records: %v", got, err)
+		}
+		fs.EachError(func(_ string, _ int32, err error) { t.Logf("fetch: %v", err) })
+		got += fs.NumRecords()
+	}
+	if err := cons.CommitUncommittedOffsets(ctx); err != nil {
+		t.Fatalf("commit the group's offsets: %v", err)
+	}
+	groups := lc.mustTool(ctx, "kafka-consumer-groups", "--bootstrap-server", lc.clientAddr(1), "--describe", "--group", "g")
+	committed := 0
+	for _, m := range regexp.MustCompile(`(?m)^g\s+single\s+\d+\s+(\d+)\s`).FindAllStringSubmatch(groups, -1) {
+		n, _ := strconv.Atoi(m[1])
+		committed += n
+	}
+	if committed != 10 {
+		t.Errorf("kafka-consumer-groups --describe shows %d committed records of single, want 10:\n%s", committed, groups)
 	}
 }
