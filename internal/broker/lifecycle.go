@@ -146,8 +146,15 @@ func (b *Broker) heartbeats() {
 		case <-t.C:
 			ctx, cancel := context.WithTimeout(context.Background(), b.heartbeatInterval())
 			_, err := b.heartbeat(ctx, false)
-			if errors.Is(err, kerr.StaleBrokerEpoch) {
+			switch {
+			case errors.Is(err, kerr.StaleBrokerEpoch):
 				b.log.Warn("the controller does not know this broker's epoch: registering again", "epoch", b.brokerEpoch.Load())
+				err = b.registerSelf(ctx)
+			case err == nil && b.registeredWithoutFeatures():
+				// A controller of an older build registered this broker and dropped its feature
+				// levels; until the registration has them the cluster cannot finalize
+				// metadata.version. The same incarnation again amends it once a controller of
+				// this build leads (an older one answers without a change).
 				err = b.registerSelf(ctx)
 			}
 			cancel()
@@ -156,6 +163,13 @@ func (b *Broker) heartbeats() {
 			}
 		}
 	}
+}
+
+// registeredWithoutFeatures reports whether this broker's current registration in the image
+// lacks the feature levels it registered with (an older build's controller wrote it).
+func (b *Broker) registeredWithoutFeatures() bool {
+	reg, ok := b.meta.Image().Broker(b.cfg.NodeID)
+	return ok && reg.Epoch == b.brokerEpoch.Load() && reg.Features == nil
 }
 
 // controlledShutdown asks the controller, heartbeat by heartbeat, to move this broker's

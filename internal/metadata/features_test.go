@@ -277,8 +277,24 @@ func TestRollingUpgradeFinalizesMetadataVersion(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "Broker 2 does not support this feature.") {
 		t.Fatalf("upgrade during the rolling restart: %v", err)
 	}
-	// The last node restarts on this build: metadata.version is written and moves work.
-	restart(2, SupportedFeatures())
+	// Node 2 restarts on this build, but an older build's controller registers it and drops
+	// its features: still no metadata.version. The broker sends the same incarnation again
+	// (broker.registeredWithoutFeatures) once this build's controller leads, which amends it.
+	r2 := registration(c, 2, "")
+	r2.LogDirs = dirs[2]
+	older := r2
+	older.Features = nil
+	activateRegistration(t, c, older)
+	if mv := c.Image().MetadataVersion(); mv != 0 {
+		t.Fatalf("metadata.version %d written with node 2's features dropped", mv)
+	}
+	epoch := broker(t, c, 2).Epoch
+	if got, err := c.RegisterBroker(ctx, r2); err != nil || got != epoch {
+		t.Fatalf("amending node 2's registration with its features: epoch %d (want %d), %v", got, epoch, err)
+	}
+	if b := broker(t, c, 2); !maps.Equal(b.Features, SupportedFeatures()) || b.Fenced {
+		t.Fatalf("node 2 after the amendment: %+v", b)
+	}
 	if mv := c.Image().MetadataVersion(); mv != LatestMetadataVersion {
 		t.Fatalf("metadata.version %d after the last node's upgrade, want %d", mv, LatestMetadataVersion)
 	}

@@ -146,7 +146,10 @@ func (c *Controller) localRegisterBroker(ctx context.Context, r BrokerRegistrati
 	}
 	existing, ok := im.Broker(r.NodeID)
 	if ok && existing.IncarnationID == r.IncarnationID {
-		if existing.Rack == r.Rack && slices.Equal(existing.Endpoints, r.Endpoints) {
+		// The same incarnation again amends what changed: endpoints, rack, or the features a
+		// controller of an older build left out when it registered this broker.
+		if existing.Rack == r.Rack && slices.Equal(existing.Endpoints, r.Endpoints) &&
+			(r.Features == nil || maps.Equal(existing.Features, r.Features)) {
 			return existing.Epoch, nil
 		}
 		rec.BrokerEpoch = existing.Epoch
