@@ -130,7 +130,9 @@ func previousBinary(t *testing.T) (bin, rev string) {
 // restart N` (SIGTERM: a controlled shutdown; the next node only once every partition is fully
 // in sync again) while moldau verify's producers write with acks=all. Every acknowledged record
 // is read back exactly once, in order, where it was acknowledged, and acknowledgements never stop
-// for long.
+// for long. Then the upgraded cluster has a metadata.version and moves a partition
+// (MOLDAU_UPGRADE_FROM=cab8af5, issue 8's build without feature versions, checks the path where
+// the last registration writes it).
 func TestRollingUpgradeFromPreviousCommit(t *testing.T) {
 	oldBin, rev := previousBinary(t)
 	t.Logf("upgrading from commit %s (%s) to %s", rev, oldBin, moldauBin)
@@ -191,5 +193,25 @@ func TestRollingUpgradeFromPreviousCommit(t *testing.T) {
 	// metadata refresh and a retry, never for a session timeout.
 	if r.LongestStallMs > 10000 {
 		t.Errorf("acknowledgements stopped for %d ms (at %d ms) during the upgrade", r.LongestStallMs, r.LongestStallAtMs)
+	}
+
+	// Once every node runs this build the cluster has a metadata.version (from a build before
+	// feature versions it is written at the last node's registration) and moves replicas.
+	bootstrap := strings.Join(lc.bootstrap(), ",")
+	var info []byte
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		info, err = exec.CommandContext(ctx, moldauBin, "cluster", "info", "--bootstrap-server", bootstrap).CombinedOutput()
+		if err == nil && bytes.Contains(info, []byte("Metadata version: ")) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no metadata.version after the upgrade (%v):\n%s", err, info)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	move := exec.CommandContext(ctx, moldauBin, "partition", "move", "upgrade:0", "--to", "3,2,1", "--wait", "--bootstrap-server", bootstrap)
+	if out, err := move.CombinedOutput(); err != nil {
+		t.Fatalf("moldau partition move after the upgrade: %v\n%s", err, out)
 	}
 }
