@@ -80,21 +80,7 @@ func runClusterElectLeaders(e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("%s leader election: %w", what, err)
 	}
-	slices.SortFunc(results, func(a, b electionResult) int {
-		return compareElectionPartitions(a.electionPartition, b.electionPartition)
-	})
-	var elected, notNeeded []string
-	var failed []electionResult
-	for _, r := range results {
-		switch r.code {
-		case 0:
-			elected = append(elected, r.String())
-		case kerr.ElectionNotNeeded.Code:
-			notNeeded = append(notNeeded, r.String())
-		default:
-			failed = append(failed, r)
-		}
-	}
+	elected, notNeeded, failed := sortElectionResults(results)
 	switch {
 	case len(results) == 0 && unclean:
 		fmt.Fprintln(e.stdout, "Every partition has a leader: no election needed.")

@@ -211,23 +211,28 @@ func electionRequestFailed(stdout io.Writer, err error) error {
 	return &exitError{code: 1, msg: msg}
 }
 
-// writeElectionResults prints Kafka's three kinds of lines and returns how many partitions failed.
-func writeElectionResults(w io.Writer, electionType string, results []electionResult) int {
+// sortElectionResults sorts results by partition and splits them into the partitions elected,
+// those that needed no election and the failures.
+func sortElectionResults(results []electionResult) (elected, notNeeded []string, failed []electionResult) {
 	slices.SortFunc(results, func(a, b electionResult) int {
 		return compareElectionPartitions(a.electionPartition, b.electionPartition)
 	})
-	var succeeded, noop []string
-	var failed []electionResult
 	for _, r := range results {
 		switch r.code {
 		case 0:
-			succeeded = append(succeeded, r.String())
+			elected = append(elected, r.String())
 		case kerr.ElectionNotNeeded.Code:
-			noop = append(noop, r.String())
+			notNeeded = append(notNeeded, r.String())
 		default:
 			failed = append(failed, r)
 		}
 	}
+	return elected, notNeeded, failed
+}
+
+// writeElectionResults prints Kafka's three kinds of lines and returns how many partitions failed.
+func writeElectionResults(w io.Writer, electionType string, results []electionResult) int {
+	succeeded, noop, failed := sortElectionResults(results)
 	if len(succeeded) > 0 {
 		fmt.Fprintf(w, "Successfully completed leader election (%s) for partitions %s\n", electionType, strings.Join(succeeded, ", "))
 	}
