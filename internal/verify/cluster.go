@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -600,8 +601,11 @@ func nodeEnv(extra []string) []string {
 }
 
 // freePorts returns n distinct TCP ports on 127.0.0.1 that nothing listened on a moment ago
-// (all n are held open together, so none repeats).
+// (all n are held open together, so none repeats). They are below Linux's ephemeral range
+// (32768 and up): between this check and the node's start the kernel cannot hand one of them
+// to another process's or test's client socket, as it could a port the kernel picked.
 func freePorts(n int) ([]int, error) {
+	const lowest, ephemeral = 20000, 32768
 	var lns []net.Listener
 	defer func() {
 		for _, ln := range lns {
@@ -609,13 +613,17 @@ func freePorts(n int) ([]int, error) {
 		}
 	}()
 	ports := make([]int, 0, n)
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+	for tries := 0; len(ports) < n; tries++ {
+		if tries == 100*n {
+			return nil, fmt.Errorf("find %d free ports between %d and %d: only %d found", n, lowest, ephemeral, len(ports))
+		}
+		port := lowest + rand.IntN(ephemeral-lowest)
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 		if err != nil {
-			return nil, fmt.Errorf("find a free port: %w", err)
+			continue // in use
 		}
 		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+		ports = append(ports, port)
 	}
 	return ports, nil
 }
