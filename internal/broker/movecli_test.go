@@ -152,11 +152,22 @@ func TestClusterMoveCommands(t *testing.T) {
 	if !strings.Contains(out, "Clearing broker-level throttles on brokers 1,2,3,4\nClearing topic-level throttles on topic moves\n") {
 		t.Errorf("verify did not clear the throttles: %s", out)
 	}
-	rc, _ = adm.DescribeTopicConfigs(ctx, "moves")
-	cfg, _ = rc.On("moves", nil)
-	for _, c := range cfg.Configs {
-		if strings.Contains(c.Key, "throttled.replicas") && c.Value != nil && *c.Value != "" && c.Source == kmsg.ConfigSourceDynamicTopicConfig {
-			t.Errorf("throttle left after verify: %s=%s", c.Key, *c.Value)
+	// The node that answered the alteration has applied it; the one DescribeConfigs asks may
+	// be a few milliseconds behind.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		rc, _ = adm.DescribeTopicConfigs(ctx, "moves")
+		cfg, _ = rc.On("moves", nil)
+		var left []string
+		for _, c := range cfg.Configs {
+			if strings.Contains(c.Key, "throttled.replicas") && c.Value != nil && *c.Value != "" && c.Source == kmsg.ConfigSourceDynamicTopicConfig {
+				left = append(left, c.Key+"="+*c.Value)
+			}
+		}
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("throttles left 10 s after verify: %v", left)
 		}
 	}
 
