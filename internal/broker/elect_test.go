@@ -254,9 +254,11 @@ func TestClusterPreferredElectionAfterRestart(t *testing.T) {
 			continue
 		}
 		for _, p := range want {
-			if part := b.parts.Get("lead", p); part == nil || !part.IsLeader() {
-				t.Fatalf("node %d does not serve %d as leader", id, p)
-			}
+			// The roles follow the image on the node's own sync, a moment after it.
+			waitForCond(t, 10*time.Second, fmt.Sprintf("node %d serving lead-%d as leader", id, p), func() bool {
+				part := b.parts.Get("lead", p)
+				return part != nil && part.IsLeader()
+			})
 		}
 	}
 	waitLoad(loaded.Load() + 20) // the load goes on with the new leaders
@@ -312,9 +314,11 @@ func TestClusterAutoLeaderRebalance(t *testing.T) {
 			if p%3+1 != id {
 				continue
 			}
-			if part := b.parts.Get("lead", p); part == nil || !part.IsLeader() {
-				t.Fatalf("node %d does not serve %d as leader", id, p)
-			}
+			// The roles follow the image on the node's own sync, a moment after it.
+			waitForCond(t, 10*time.Second, fmt.Sprintf("node %d serving lead-%d as leader", id, p), func() bool {
+				part := b.parts.Get("lead", p)
+				return part != nil && part.IsLeader()
+			})
 		}
 	}
 }

@@ -84,7 +84,9 @@ func waitForCond(t *testing.T, d time.Duration, what string, cond func() bool) {
 // decommission 4, then moldau cluster rebalance giving node 4 its share back; no acknowledged
 // record is lost, and the moved-away replicas' files are gone.
 func TestClusterMoveCommands(t *testing.T) {
-	brokers := testCluster(t, 4, "replica.lag.time.max.ms", "2000")
+	// Three voters and a broker-only node: a four-voter cluster loses its quorum in the cleanup
+	// with two nodes still up (testClusterPlusBroker).
+	brokers := testClusterPlusBroker(t, "replica.lag.time.max.ms", "2000")
 	waitCluster(t, brokers, "four live brokers in every image", liveBrokers(4))
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
