@@ -9,8 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -181,44 +179,11 @@ func TestClusterPreferredElectionAfterRestart(t *testing.T) {
 	// acks=all load across both elections: nothing acknowledged may be lost or doubled.
 	load := clusterClient(t, brokers, kgo.DefaultProduceTopic("lead"), kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()), kgo.MetadataMinAge(100*time.Millisecond))
-	stopLoad := make(chan struct{})
-	loadDone := make(chan struct{})
-	var acked []string      // written by the load goroutine until loadDone is closed
-	var loaded atomic.Int64 // records acknowledged so far
-	var stopOnce sync.Once
-	stop := func() {
-		stopOnce.Do(func() { close(stopLoad) })
-		<-loadDone
-	}
-	t.Cleanup(stop) // before the clients close, also when the test fails
-	go func() {
-		defer close(loadDone)
-		for i := 0; ; i++ {
-			select {
-			case <-stopLoad:
-				return
-			default:
-			}
-			v := "bg-" + strconv.Itoa(i)
-			if err := load.ProduceSync(ctx, &kgo.Record{Value: []byte(v)}).FirstErr(); err != nil {
-				if ctx.Err() == nil {
-					t.Errorf("produce %s during the elections: %v", v, err)
-				}
-				return
-			}
-			acked = append(acked, v)
-			loaded.Add(1)
-		}
-	}()
-	waitLoad := func(n int64) {
+	lp := startLoad(ctx, load)
+	t.Cleanup(lp.halt) // before the clients close, also when the test fails
+	waitLoad := func(n int) {
 		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for loaded.Load() < n {
-			if time.Now().After(deadline) {
-				t.Fatalf("only %d records acknowledged under load, waited for %d", loaded.Load(), n)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		waitForCond(t, 20*time.Second, fmt.Sprintf("%d records acknowledged under load", n), func() bool { return lp.count() >= n })
 	}
 	waitLoad(20)
 	r := elect(want[0])
@@ -261,8 +226,11 @@ func TestClusterPreferredElectionAfterRestart(t *testing.T) {
 			})
 		}
 	}
-	waitLoad(loaded.Load() + 20) // the load goes on with the new leaders
-	stop()
+	waitLoad(lp.count() + 20) // the load goes on with the new leaders
+	acked, errs := lp.finish()
+	if len(errs) > 0 {
+		t.Fatalf("%d produces failed during the elections, the first: %v", len(errs), errs[0])
+	}
 	for i := range 12 {
 		v := "after-" + strconv.Itoa(i)
 		if err := load.ProduceSync(ctx, &kgo.Record{Value: []byte(v)}).FirstErr(); err != nil {
