@@ -192,21 +192,27 @@ func (r *report) system(key string) *systemResult {
 	return nil
 }
 
+// newTarget is a target with its status: met or missed when known, else n/a ("not measured"
+// when there is no figure).
+func newTarget(name, want, measured string, ok, known bool) target {
+	st := "n/a"
+	if known {
+		st = "missed"
+		if ok {
+			st = "met"
+		}
+	} else if measured == "" {
+		measured = "not measured"
+	}
+	return target{Name: name, Want: want, Measured: measured, Status: st}
+}
+
 // evaluate marks the targets of issue 4.
 func (r *report) evaluate() {
 	m, k, f, n := r.system("moldau"), r.system("kafka"), r.system("kfake"), r.system("nats")
 	r.Targets = nil
 	add := func(name, want, measured string, ok, known bool) {
-		st := "n/a"
-		if known {
-			st = "missed"
-			if ok {
-				st = "met"
-			}
-		} else if measured == "" {
-			measured = "not measured"
-		}
-		r.Targets = append(r.Targets, target{Name: name, Want: want, Measured: measured, Status: st})
+		r.Targets = append(r.Targets, newTarget(name, want, measured, ok, known))
 	}
 	// atLeast: a ratio a/b that must be >= want.
 	atLeast := func(name string, want, a, b float64, known bool) {
@@ -725,16 +731,7 @@ func (r *report) evaluateClusters() {
 	}
 	m, k := r.cluster("moldau3"), r.cluster("kafka3")
 	add := func(name, want, measured string, ok, known bool) {
-		st := "n/a"
-		if known {
-			st = "missed"
-			if ok {
-				st = "met"
-			}
-		} else if measured == "" {
-			measured = "not measured"
-		}
-		r.ClusterTargets = append(r.ClusterTargets, target{Name: name, Want: want, Measured: measured, Status: st})
+		r.ClusterTargets = append(r.ClusterTargets, newTarget(name, want, measured, ok, known))
 	}
 	mw1, kw1 := m.w("W1"), k.w("W1")
 	if mw1 != nil && kw1 != nil && kw1.MBPerSec > 0 {
