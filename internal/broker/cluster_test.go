@@ -579,15 +579,7 @@ func TestClusterReplicates(t *testing.T) {
 	}
 	produce(60, 120)
 
-	cons := clusterClient(t, rest, kgo.ConsumeTopics("replicated"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	seen := map[string]int{}
-	for len(seen) < len(acked) {
-		fs := cons.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			t.Fatalf("read %d of %d acknowledged records: %v", len(seen), len(acked), err)
-		}
-		fs.EachRecord(func(r *kgo.Record) { seen[string(r.Value)]++ })
-	}
+	seen := readDistinct(ctx, t, clusterClient(t, rest, kgo.ConsumeTopics("replicated"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())), len(acked))
 	for v, n := range seen {
 		if n != 1 || !acked[v] {
 			t.Fatalf("record %s read %d times (acknowledged: %v)", v, n, acked[v])
@@ -690,4 +682,19 @@ func TestClusterGroupSurvivesCoordinatorMove(t *testing.T) {
 	if assigned != 1 {
 		t.Fatalf("partitions assigned %d times: the coordinator move caused a rebalance", assigned)
 	}
+}
+
+// readDistinct consumes with cons until it has read n distinct record values and returns how
+// often it read each.
+func readDistinct(ctx context.Context, t *testing.T, cons *kgo.Client, n int) map[string]int {
+	t.Helper()
+	seen := map[string]int{}
+	for len(seen) < n {
+		fs := cons.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("read %d of %d acknowledged records: %v", len(seen), n, err)
+		}
+		fs.EachRecord(func(r *kgo.Record) { seen[string(r.Value)]++ })
+	}
+	return seen
 }

@@ -219,15 +219,7 @@ func TestClusterReassignUnderLoad(t *testing.T) {
 	}
 	expected = append(expected, acked...)
 
-	cons := clusterClient(t, brokers[1:], kgo.ConsumeTopics("moving"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	seen := map[string]int{}
-	for len(seen) < len(expected) {
-		fs := cons.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			t.Fatalf("read %d of %d acknowledged records: %v", len(seen), len(expected), err)
-		}
-		fs.EachRecord(func(r *kgo.Record) { seen[string(r.Value)]++ })
-	}
+	seen := readDistinct(ctx, t, clusterClient(t, brokers[1:], kgo.ConsumeTopics("moving"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())), len(expected))
 	for _, v := range expected {
 		if seen[v] != 1 {
 			t.Fatalf("record %s read %d times", v, seen[v])
