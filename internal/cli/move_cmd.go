@@ -65,6 +65,15 @@ func (m *moveFlags) throttleRate(e *env) (int64, error) {
 	return n, err
 }
 
+// openMover connects to the cluster the flags name; the caller closes m.adm.
+func (mf *moveFlags) openMover(e *env, deps moveDeps) (*mover, error) {
+	adm, err := deps.open(e.bootstrap(mf.bootstrap))
+	if err != nil {
+		return nil, err
+	}
+	return &mover{e: e, adm: adm, deps: deps}, nil
+}
+
 // parseTPs parses TOPIC:PARTITION arguments.
 func (e *env) parseTPs(args []string) ([]tp, error) {
 	var out []tp
@@ -140,12 +149,11 @@ func partitionCmd(e *env, args []string, deps moveDeps) error {
 	if sub != "status" && len(parts) == 0 {
 		return e.usagef("missing TOPIC:PARTITION")
 	}
-	adm, err := deps.open(e.bootstrap(mf.bootstrap))
+	m, err := mf.openMover(e, deps)
 	if err != nil {
 		return err
 	}
-	defer adm.Close()
-	m := &mover{e: e, adm: adm, deps: deps}
+	defer m.adm.Close()
 	switch sub {
 	case "move":
 		if to == "" {
@@ -657,12 +665,11 @@ func brokerCmd(e *env, args []string, deps moveDeps) error {
 	if err != nil {
 		return err
 	}
-	adm, err := deps.open(e.bootstrap(mf.bootstrap))
+	m, err := mf.openMover(e, deps)
 	if err != nil {
 		return err
 	}
-	defer adm.Close()
-	m := &mover{e: e, adm: adm, deps: deps}
+	defer m.adm.Close()
 	model, view, err := m.model()
 	if err != nil {
 		return err
@@ -787,12 +794,11 @@ func clusterRebalance(e *env, args []string, deps moveDeps) error {
 	if err != nil {
 		return err
 	}
-	adm, err := deps.open(e.bootstrap(mf.bootstrap))
+	m, err := mf.openMover(e, deps)
 	if err != nil {
 		return err
 	}
-	defer adm.Close()
-	m := &mover{e: e, adm: adm, deps: deps}
+	defer m.adm.Close()
 	model, _, err := m.model()
 	if err != nil {
 		return err
