@@ -36,7 +36,7 @@ const (
 	SourceEnv                         // KAFKA_* / MOLDAU_* environment variables
 	SourceFlag                        // command-line flags and --override
 	SourceStatic                      // a layer passed to Build (static, origin unknown)
-	SourceDynamic                     // a cluster-wide dynamic broker config (WithDynamic)
+	SourceDynamic                     // a cluster-wide dynamic broker config (WithDynamicBroker)
 	SourceDynamicBroker               // a dynamic config of this broker alone (WithDynamicBroker)
 )
 
@@ -75,7 +75,7 @@ func (s Source) KafkaConfigSource() int8 {
 }
 
 // Config is the validated server configuration. Field comments name the key(s) behind each field.
-// Build, ParseServerArgs and WithDynamic return a Config that is never modified afterwards.
+// Build, ParseServerArgs and WithDynamicBroker return a Config that is never modified afterwards.
 type Config struct {
 	NodeID int32 // node.id (broker.id is an alias)
 	// ProcessRoles is process.roles: [broker], [controller] or [broker controller], in that order.
@@ -215,7 +215,7 @@ type Config struct {
 	// each once).
 	EnvWarnings []EnvWarning
 
-	layers []layer // kept for WithDynamic
+	layers []layer // kept for WithDynamicBroker
 }
 
 // Lookup returns the effective value and source of a broker key; ok is false when the key has no
@@ -250,16 +250,11 @@ func Build(layers ...map[string]string) (*Config, error) {
 	return build(ls)
 }
 
-// WithDynamic returns a copy of c with cluster-wide dynamic broker configs applied on top (later
-// than every static layer). Every key must be dynamic (ValidateBrokerConfig). An empty value means
-// no dynamic override for that key (the static value stays).
-func (c *Config) WithDynamic(dynamic map[string]string) (*Config, error) {
-	return c.WithDynamicBroker(dynamic, nil)
-}
-
-// WithDynamicBroker is WithDynamic with this broker's own dynamic configs (AlterConfigs of
-// broker resource "N") applied over the cluster-wide ones, as Kafka's DynamicBrokerConfig
-// orders them: per-broker, then cluster default, then static.
+// WithDynamicBroker returns the config with the dynamic broker configs applied: the cluster-wide
+// ones (AlterConfigs of the default broker resource) and this broker's own (broker resource
+// "N") over them, as Kafka's DynamicBrokerConfig orders them: per-broker, then cluster default,
+// then static. Every key must be dynamic (ValidateBrokerConfig); an empty value means no dynamic
+// override for that key. c itself is not changed.
 func (c *Config) WithDynamicBroker(defaults, broker map[string]string) (*Config, error) {
 	var errs []error
 	valid := func(dynamic map[string]string) map[string]string {

@@ -528,7 +528,7 @@ func TestWithDynamic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := c.WithDynamic(map[string]string{"log.retention.ms": "1000", "message.max.bytes": "2000"})
+	d, err := c.WithDynamicBroker(map[string]string{"log.retention.ms": "1000", "message.max.bytes": "2000"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -537,18 +537,18 @@ func TestWithDynamic(t *testing.T) {
 		t.Errorf("%+v", d)
 	}
 	if c.LogRetentionMs != 3_600_000 {
-		t.Errorf("WithDynamic changed the original")
+		t.Errorf("WithDynamicBroker changed the original")
 	}
-	if d2, err := d.WithDynamic(map[string]string{"log.retention.ms": ""}); err != nil || d2.LogRetentionMs != 1000 {
+	if d2, err := d.WithDynamicBroker(map[string]string{"log.retention.ms": ""}, nil); err != nil || d2.LogRetentionMs != 1000 {
 		t.Errorf("empty dynamic value: %v %v", d2, err)
 	}
-	if d3, err := c.WithDynamic(map[string]string{"log.retention.ms": ""}); err != nil || d3.LogRetentionMs != 3_600_000 {
+	if d3, err := c.WithDynamicBroker(map[string]string{"log.retention.ms": ""}, nil); err != nil || d3.LogRetentionMs != 3_600_000 {
 		t.Errorf("empty dynamic value over static: %v %v", d3, err)
 	}
 	if SourceDynamic.KafkaConfigSource() != 3 || SourceFile.KafkaConfigSource() != 4 || SourceDefault.KafkaConfigSource() != 5 {
 		t.Error("KafkaConfigSource")
 	}
-	_, err = c.WithDynamic(map[string]string{"num.partitions": "4"})
+	_, err = c.WithDynamicBroker(map[string]string{"num.partitions": "4"}, nil)
 	want := `config: num.partitions: "4" cannot be changed at runtime: set it in server.properties and restart`
 	if errText(err) != want || !errors.Is(err, ErrReadOnly) {
 		t.Errorf("got %v", err)

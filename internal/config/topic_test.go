@@ -202,7 +202,7 @@ func TestFlushPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dyn, err := c.WithDynamic(map[string]string{"log.flush.interval.ms": "250"})
+	dyn, err := c.WithDynamicBroker(map[string]string{"log.flush.interval.ms": "250"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
