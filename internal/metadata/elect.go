@@ -143,7 +143,7 @@ func (c *Controller) electLeader(im *Image, t *Topic, p Partition, electionType 
 		minISR:     c.minISR(im, t),
 		unclean:    electionType == ElectUnclean,
 		preferred:  electionType == ElectPreferred,
-		acceptable: activeIn(im),
+		acceptable: activeBroker(im),
 	}
 	next, changed := cb.build()
 	switch {
@@ -159,15 +159,6 @@ func (c *Controller) electLeader(im *Image, t *Topic, p Partition, electionType 
 // hasPreferredLeader is Kafka's PartitionRegistration.hasPreferredLeader: the first replica leads.
 func hasPreferredLeader(p Partition) bool {
 	return len(p.Replicas) > 0 && p.Leader == p.Replicas[0]
-}
-
-// activeIn is Kafka's LeaderAcceptor over im: a broker may lead when it is registered, unfenced
-// and not shutting down.
-func activeIn(im *Image) func(id int32) bool {
-	return func(id int32) bool {
-		b, ok := im.brokers[id]
-		return ok && b.Active()
-	}
 }
 
 // remoteElectLeaders sends the election to the raft leader as an ElectLeadersRequest (null topics

@@ -217,15 +217,12 @@ func changeRecord(id UUID, p Partition) *PartitionChangeRecord {
 // remove (if >= 0) leaves the ISR and may not lead; add (if >= 0) may lead although the image
 // still shows it fenced (it is being unfenced in the same batch).
 func (c *Controller) leaderAndISRUpdates(im *Image, remove, add int32, match func(Partition) bool) []Record {
+	active := activeBroker(im)
 	acceptable := func(id int32) bool {
 		if id == remove {
 			return false
 		}
-		if id == add {
-			return true
-		}
-		b, ok := im.brokers[id]
-		return ok && b.Active()
+		return id == add || active(id)
 	}
 	var records []Record
 	for _, t := range im.sorted {
@@ -350,15 +347,12 @@ func (c *Controller) localAlterPartition(ctx context.Context, brokerID int32, br
 			isr[j] = m.BrokerID
 		}
 		cb := changeBuilder{
-			part:      p,
-			targetISR: isr,
-			recovery:  it.LeaderRecoveryState,
-			minISR:    c.minISR(im, t),
-			unclean:   c.uncleanElection(im, t),
-			acceptable: func(id int32) bool {
-				b, ok := im.brokers[id]
-				return ok && b.Active()
-			},
+			part:       p,
+			targetISR:  isr,
+			recovery:   it.LeaderRecoveryState,
+			minISR:     c.minISR(im, t),
+			unclean:    c.uncleanElection(im, t),
+			acceptable: activeBroker(im),
 		}
 		next, changed := cb.build()
 		if changed {

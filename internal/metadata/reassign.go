@@ -117,8 +117,9 @@ func (c *Controller) localAlterPartitionReassignments(ctx context.Context, items
 	return errs, nil
 }
 
-// activeBroker is the acceptable-leader rule of reassignments and AlterPartition: registered,
-// unfenced, not shutting down.
+// activeBroker is Kafka's LeaderAcceptor over im, the acceptable-leader rule of AlterPartition,
+// elections and reassignments: a broker may lead when it is registered, unfenced and not
+// shutting down.
 func activeBroker(im *Image) func(int32) bool {
 	return func(id int32) bool {
 		b, ok := im.brokers[id]
