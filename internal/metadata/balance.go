@@ -81,7 +81,7 @@ func (c *Controller) balanceRecords(im *Image, percentage, limit int) []Record {
 			if len(records) >= limit {
 				return records
 			}
-			if len(p.Replicas) == 0 || !over[p.Replicas[0]] || p.Leader == p.Replicas[0] {
+			if len(p.Replicas) == 0 || !over[p.Replicas[0]] || hasPreferredLeader(p) {
 				continue
 			}
 			rec, err := c.electLeader(im, t, p, ElectPreferred)
