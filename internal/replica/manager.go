@@ -476,26 +476,38 @@ func (m *Manager) closeIdleFetchers() {
 // follower of next's leader first), forgets it and deletes its files.
 func (m *Manager) removePartition(key tp, next *metadata.Image) error {
 	m.mu.Lock()
-	if h := m.parts[key]; h != nil {
-		m.unfollowLocked(h)
-		if h.role == roleLeader {
-			leader, epoch, partitionEpoch := int32(-1), h.leaderEpoch+1, h.partitionEpoch
-			if t, ok := next.Topic(key.topic); ok && int(key.part) < len(t.Partitions) {
-				p := t.Partitions[key.part]
-				leader, epoch, partitionEpoch = p.Leader, max(p.LeaderEpoch, epoch), p.PartitionEpoch
-			}
-			if err := h.part.becomeFollower(leader, epoch, partitionEpoch); err != nil {
-				m.logger.Warn("step down as leader of a partition moved off this broker", "topic", key.topic, "partition", key.part, "err", err)
-			}
-		}
-		delete(m.parts, key)
-	}
+	m.detachLocked(key, next, "a partition moved off this broker")
 	m.mu.Unlock()
 	m.logger.Info("deleting partition moved off this broker", "topic", key.topic, "partition", key.part)
 	if err := m.store.removePartition(key.topic, key.part); err != nil {
 		return fmt.Errorf("delete partition %s-%d moved off this broker: %w", key.topic, key.part, err)
 	}
 	return nil
+}
+
+// detachLocked stops replica key and forgets it: its fetcher lets go of it, and a leader first
+// becomes a follower (of next's leader at next's epoch; without next, of none at the next
+// epoch), so that the produces waiting on it answer NOT_LEADER_OR_FOLLOWER and go elsewhere.
+// what names the replica in the log. REQUIRES: m.mu held.
+func (m *Manager) detachLocked(key tp, next *metadata.Image, what string) {
+	h := m.parts[key]
+	if h == nil {
+		return
+	}
+	m.unfollowLocked(h)
+	if h.role == roleLeader {
+		leader, epoch, partitionEpoch := int32(-1), h.leaderEpoch+1, h.partitionEpoch
+		if next != nil {
+			if t, ok := next.Topic(key.topic); ok && int(key.part) < len(t.Partitions) {
+				p := t.Partitions[key.part]
+				leader, epoch, partitionEpoch = p.Leader, max(p.LeaderEpoch, epoch), p.PartitionEpoch
+			}
+		}
+		if err := h.part.becomeFollower(leader, epoch, partitionEpoch); err != nil {
+			m.logger.Warn("step down as leader of "+what, "topic", key.topic, "partition", key.part, "err", err)
+		}
+	}
+	delete(m.parts, key)
 }
 
 // removeTopic stops fetching every partition of topic, forgets them, and deletes them
@@ -698,15 +710,7 @@ func (m *Manager) Relocate(topic string, p int32, finish func() error) error {
 		m.mu.Unlock()
 		return errors.New("replica manager closed")
 	}
-	if h := m.parts[key]; h != nil {
-		m.unfollowLocked(h)
-		if h.role == roleLeader {
-			if err := h.part.becomeFollower(-1, h.leaderEpoch+1, h.partitionEpoch); err != nil {
-				m.logger.Warn("step down as leader of a replica moving to another log dir", "topic", topic, "partition", p, "err", err)
-			}
-		}
-		delete(m.parts, key)
-	}
+	m.detachLocked(key, nil, "a replica moving to another log dir")
 	m.mu.Unlock()
 	err := finish()
 	if im := m.applied; im != nil {
