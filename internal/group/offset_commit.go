@@ -142,3 +142,11 @@ func (g *group) validateCommit(generation int32, memberID string, instanceID *st
 	}
 	return 0
 }
+
+// CompleteTxn applies a transaction marker written to __consumer_offsets partition
+// offsetsPartition: the offsets producerID committed in its transaction (TxnOffsetCommit) become
+// the group's committed offsets (commit) or are dropped (abort). WriteTxnMarkers calls it once
+// the marker is replicated, as Kafka's GroupCoordinator.onTransactionCompleted.
+//
+// TxnOffsetCommit is not served yet, so no transactional offset is ever pending: nothing to do.
+func (c *Coordinator) CompleteTxn(offsetsPartition int32, producerID int64, commit bool) {}

@@ -92,6 +92,9 @@ type Options struct {
 	// leader.replication.throttled.replicas, replica.Quota); nil: follower fetches are never
 	// throttled.
 	LeaderQuota ReplicationQuota
+	// TxnVerifier consults transaction coordinators for KIP-890 (txn_verifier.go); nil:
+	// transactional writes are refused.
+	TxnVerifier TxnVerifier
 }
 
 // ReplicationQuota is a replication quota as the Fetch handler uses it (replica.Quota).
