@@ -257,7 +257,9 @@ func (c *Coordinator) Close() {
 
 // Partition is the __transaction_state partition of a transactional id (Kafka's
 // TransactionStateManager.partitionFor).
-func (c *Coordinator) Partition(txnID string) int32 { return group.OffsetsPartition(txnID, c.cfg.Partitions) }
+func (c *Coordinator) Partition(txnID string) int32 {
+	return group.OffsetsPartition(txnID, c.cfg.Partitions)
+}
 
 // Elect makes this coordinator the owner of partition p with coordinator epoch epoch and loads
 // it in the background (COORDINATOR_LOAD_IN_PROGRESS until done); the transactions the load
