@@ -1,0 +1,473 @@
+package broker
+
+// The transaction coordinator's wiring (package txn): its Store on __transaction_state, the
+// producer ids it hands out, the MarkerSender that writes WriteTxnMarkers to the partition
+// leaders, and the handler.TxnVerifier with which this broker, as a partition leader or a group
+// coordinator, asks a transaction coordinator anywhere in the cluster to verify or add
+// partitions (KIP-890).
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/moldau/moldau/internal/group"
+	"github.com/moldau/moldau/internal/metadata"
+	"github.com/moldau/moldau/internal/partition"
+	"github.com/moldau/moldau/internal/record"
+	"github.com/moldau/moldau/internal/txn"
+)
+
+// newTxnCoordinator builds the transaction coordinator. The first FindCoordinator for a
+// transactional id creates __transaction_state, as in Kafka (a broker whose clients never use
+// transactions never opens its 50 partitions).
+func (b *Broker) newTxnCoordinator() *txn.Coordinator {
+	n := b.cfg.TransactionStateLogNumPartitions
+	if t, ok := b.meta.Image().Topic(metadata.TransactionStateTopic); ok {
+		n = int32(len(t.Partitions))
+	}
+	b.peers = &peerClients{nodeID: b.cfg.NodeID, addr: b.interBrokerAddr, clients: map[string]*kgo.Client{}}
+	cfg := b.cfg
+	return txn.New(txn.Config{
+		Partitions:        n,
+		OffsetsPartitions: b.offsets.partitions,
+		MaxTimeout:        time.Duration(cfg.TransactionMaxTimeoutMs) * time.Millisecond,
+		AbortInterval:     time.Duration(cfg.TransactionAbortTimedOutTransactionCleanupIntervalMs) * time.Millisecond,
+		ExpireInterval:    time.Duration(cfg.TransactionRemoveExpiredTransactionCleanupIntervalMs) * time.Millisecond,
+		IDExpiration:      time.Duration(cfg.TransactionalIDExpirationMs) * time.Millisecond,
+		PartitionExists: func(topic string, p int32) bool {
+			t, ok := b.meta.Image().Topic(topic)
+			return ok && p >= 0 && int(p) < len(t.Partitions)
+		},
+		Logger: b.log.With("component", "txn-coordinator"),
+	}, &txnStore{b: b}, &markerSender{b: b}, &txnProducerIDs{meta: b.meta}, nil)
+}
+
+// EnsureTransactionsTopic creates __transaction_state if it does not exist yet: compacted,
+// transaction.state.log.* partitions, replication factor and segment size, min.insync.replicas
+// transaction.state.log.min.isr (capped at the replication factor, so a node alone, whose
+// factor is 1, keeps working). It implements handler.Cluster.
+func (b *Broker) EnsureTransactionsTopic(ctx context.Context) error {
+	if _, ok := b.meta.Image().Topic(metadata.TransactionStateTopic); ok {
+		return nil
+	}
+	rf := b.cfg.TransactionStateLogReplicationFactor
+	minISR := min(int32(rf), b.cfg.TransactionStateLogMinISR)
+	_, err := b.meta.CreateTopic(ctx, metadata.CreateTopic{
+		Name:              metadata.TransactionStateTopic,
+		Partitions:        b.cfg.TransactionStateLogNumPartitions,
+		ReplicationFactor: rf,
+		Configs: map[string]string{
+			"cleanup.policy":                 "compact",
+			"segment.bytes":                  strconv.Itoa(int(b.cfg.TransactionStateLogSegmentBytes)),
+			"compression.type":               "uncompressed",
+			"min.insync.replicas":            strconv.Itoa(int(minISR)),
+			"unclean.leader.election.enable": "false",
+		},
+		Internal: true,
+	})
+	if err != nil && !errors.Is(err, metadata.ErrTopicExists) {
+		return fmt.Errorf("create %s: %w", metadata.TransactionStateTopic, err)
+	}
+	return b.Sync()
+}
+
+// syncTxnCoordinator makes the transaction coordinator serve exactly the __transaction_state
+// partitions this broker leads and hosts, with the partition's leader epoch as its coordinator
+// epoch (what the markers carry, so a partition leader can fence an older coordinator).
+// REQUIRES: b.syncMu held, or Start before serving.
+func (b *Broker) syncTxnCoordinator() {
+	if b.txns == nil {
+		return
+	}
+	t, ok := b.meta.Image().Topic(metadata.TransactionStateTopic)
+	if !ok {
+		return
+	}
+	for _, p := range t.Partitions {
+		if part := b.parts.Get(t.Name, p.Partition); p.Leader == b.cfg.NodeID && part != nil && part.IsLeader() {
+			b.txns.Elect(p.Partition, p.LeaderEpoch)
+			continue
+		}
+		b.txns.Resign(p.Partition)
+	}
+}
+
+// txnStore is the coordinator's Store: __transaction_state, one record per batch, written as the
+// group coordinator writes __consumer_offsets (fsync before the ack, acks=all).
+type txnStore struct{ b *Broker }
+
+func (s *txnStore) partition(p int32) (*partition.Partition, error) {
+	part := s.b.parts.Get(metadata.TransactionStateTopic, p)
+	if part == nil {
+		return nil, fmt.Errorf("%s-%d is not hosted on this broker: %w", metadata.TransactionStateTopic, p, kerr.NotLeaderForPartition)
+	}
+	return part, nil
+}
+
+func (s *txnStore) Append(p int32, key, value []byte) error {
+	part, err := s.partition(p)
+	if err != nil {
+		return err
+	}
+	batch := record.Build(record.BatchSpec{
+		BaseTimestamp: time.Now().UnixMilli(),
+		ProducerID:    -1,
+		ProducerEpoch: -1,
+		BaseSequence:  -1,
+		Records:       []record.Record{{Key: key, Value: value}},
+	})
+	res, err := part.Append(batch, -1, partition.OriginCoordinator)
+	if err != nil {
+		return fmt.Errorf("append to %s-%d: %w", metadata.TransactionStateTopic, p, err)
+	}
+	if syncer := part.AckSyncer(); syncer != nil {
+		if err := syncer.Sync(); err != nil {
+			return fmt.Errorf("%s-%d: fsync before ack: %v: %w", metadata.TransactionStateTopic, p, err, kerr.KafkaStorageError)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), txnLogWriteTimeout)
+	defer cancel()
+	if err := part.WaitReplicated(ctx, res.LastOffset); err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("%v: %w", err, kerr.RequestTimedOut)
+		}
+		return fmt.Errorf("%s-%d: replicate: %w", metadata.TransactionStateTopic, p, err)
+	}
+	return nil
+}
+
+// txnLogWriteTimeout is how long a transaction state write waits for the in-sync replicas
+// (Kafka's request timeout for the coordinator's appends).
+const txnLogWriteTimeout = 5 * time.Second
+
+// LoadPartition replays partition p from its log start to its log end (as Kafka's loader, not
+// only to the high watermark). A batch that does not decode is handed over with Err and
+// skipped; broken framing ends the partition's replay the same way.
+func (s *txnStore) LoadPartition(p int32, fn func(txn.StoredRecord) error) error {
+	part, err := s.partition(p)
+	if err != nil {
+		return err
+	}
+	off := part.LogStartOffset()
+	for end := part.LogEndOffset(); off < end; {
+		rr, err := part.Log().Read(off, 1<<20, end, true)
+		if err != nil {
+			return fmt.Errorf("load %s-%d at %d: %w", metadata.TransactionStateTopic, p, off, err)
+		}
+		if len(rr.Data) == 0 {
+			return nil
+		}
+		batches, splitErr := record.Split(rr.Data)
+		start := off
+		for _, raw := range batches {
+			h, recs, err := record.Records(raw)
+			if next := h.LastOffset() + 1; next <= off || h.LastOffsetDelta < 0 {
+				return fn(txn.StoredRecord{Offset: off, Err: fmt.Errorf("rest of the partition: bad batch header at %d", h.BaseOffset)})
+			}
+			if err != nil {
+				if err := fn(txn.StoredRecord{Offset: h.BaseOffset, Err: err}); err != nil {
+					return err
+				}
+			} else if !h.Control() {
+				for _, r := range recs {
+					if err := fn(txn.StoredRecord{Offset: h.BaseOffset + int64(r.OffsetDelta), Key: r.Key, Value: r.Value}); err != nil {
+						return err
+					}
+				}
+			}
+			off = h.LastOffset() + 1
+		}
+		if splitErr != nil || off == start {
+			return fn(txn.StoredRecord{Offset: off, Err: fmt.Errorf("rest of the partition: %v", splitErr)})
+		}
+	}
+	return nil
+}
+
+// txnProducerIDs hands the coordinator producer ids from blocks the controller allocates.
+type txnProducerIDs struct {
+	meta *metadata.Controller
+
+	mu            sync.Mutex
+	nextID, endID int64
+}
+
+func (p *txnProducerIDs) NextProducerID(ctx context.Context) (int64, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.nextID >= p.endID {
+		first, count, err := p.meta.AllocateProducerIDs(ctx)
+		if err != nil {
+			return -1, fmt.Errorf("allocate producer id block: %w", err)
+		}
+		p.nextID, p.endID = first, first+count
+	}
+	id := p.nextID
+	p.nextID++
+	return id, nil
+}
+
+// peerClients holds one kgo client per broker address for the coordinator's requests to other
+// brokers (and to this one: markers go over the same path to every leader), each sending to
+// that one broker only.
+type peerClients struct {
+	nodeID int32
+	addr   func(id int32) (string, bool)
+
+	mu      sync.Mutex
+	clients map[string]*kgo.Client
+	closed  bool
+}
+
+func (c *peerClients) send(ctx context.Context, node int32, req kmsg.Request) (kmsg.Response, error) {
+	addr, ok := c.addr(node)
+	if !ok {
+		return nil, fmt.Errorf("broker %d is not registered", node)
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, errors.New("broker shutting down")
+	}
+	cl, ok := c.clients[addr]
+	if !ok {
+		var err error
+		cl, err = kgo.NewClient(kgo.SeedBrokers(addr), kgo.ClientID(fmt.Sprintf("moldau-txn-%d", c.nodeID)),
+			kgo.DialTimeout(5*time.Second), kgo.RequestRetries(0))
+		if err != nil {
+			c.mu.Unlock()
+			return nil, fmt.Errorf("client for broker %d at %s: %w", node, addr, err)
+		}
+		c.clients[addr] = cl
+	}
+	c.mu.Unlock()
+	seeds := cl.SeedBrokers()
+	if len(seeds) == 0 {
+		return nil, fmt.Errorf("no connection to broker %d at %s", node, addr)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	resp, err := seeds[0].Request(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("broker %d at %s: %w", node, addr, err)
+	}
+	return resp, nil
+}
+
+func (c *peerClients) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	for _, cl := range c.clients {
+		cl.Close()
+	}
+	c.clients = nil
+}
+
+// interBrokerAddr is broker id's address on the inter-broker listener.
+func (b *Broker) interBrokerAddr(id int32) (string, bool) {
+	listener := b.interBrokerListener().bind.Name
+	br, ok := b.meta.Image().Broker(id)
+	if !ok {
+		return "", false
+	}
+	for _, e := range br.Endpoints {
+		if e.Name == listener {
+			return net.JoinHostPort(e.Host, strconv.Itoa(int(e.Port))), true
+		}
+	}
+	return net.JoinHostPort(br.Host, strconv.Itoa(int(br.Port))), true
+}
+
+// markerSender writes a transaction's markers to its partitions' leaders with WriteTxnMarkers,
+// as Kafka's TransactionMarkerChannelManager: a partition whose leader is unknown, moved, or
+// failed the write is tried again (backing off, up to a second) until every one has its marker;
+// a partition of a deleted topic needs none; a leader that answers INVALID_PRODUCER_EPOCH or
+// TRANSACTION_COORDINATOR_FENCED ends the send (a newer coordinator or producer took over).
+type markerSender struct{ b *Broker }
+
+func (s *markerSender) WriteMarkers(ctx context.Context, m txn.Markers) error {
+	remaining := map[txn.TopicPartition]bool{}
+	for _, tp := range m.Partitions {
+		remaining[tp] = true
+	}
+	backoff := 50 * time.Millisecond
+	for {
+		im := s.b.meta.Image()
+		byLeader := map[int32][]txn.TopicPartition{}
+		for tp := range remaining {
+			t, ok := im.Topic(tp.Topic)
+			if !ok || int(tp.Partition) >= len(t.Partitions) {
+				delete(remaining, tp) // deleted: Kafka drops its marker too
+				continue
+			}
+			if l := t.Partitions[tp.Partition].Leader; l >= 0 {
+				byLeader[l] = append(byLeader[l], tp)
+			}
+		}
+		if len(remaining) == 0 {
+			return nil
+		}
+		for leader, tps := range byLeader {
+			done, err := s.send(ctx, leader, m, tps)
+			if errors.Is(err, txn.ErrMarkersFenced) {
+				return err
+			}
+			if err != nil {
+				s.b.log.Debug("transaction markers: retrying", "leader", leader, "err", err)
+			}
+			for _, tp := range done {
+				delete(remaining, tp)
+			}
+		}
+		if len(remaining) == 0 {
+			return nil
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// send writes the markers of tps to leader and returns the partitions that have them.
+func (s *markerSender) send(ctx context.Context, leader int32, m txn.Markers, tps []txn.TopicPartition) ([]txn.TopicPartition, error) {
+	req := kmsg.NewPtrWriteTxnMarkersRequest()
+	mk := kmsg.NewWriteTxnMarkersRequestMarker()
+	mk.ProducerID, mk.ProducerEpoch, mk.Committed = m.ProducerID, m.ProducerEpoch, m.Commit
+	mk.CoordinatorEpoch, mk.TransactionVersion = m.CoordinatorEpoch, int8(m.TransactionVersion)
+	idx := map[string]int{}
+	for _, tp := range tps {
+		i, ok := idx[tp.Topic]
+		if !ok {
+			i = len(mk.Topics)
+			idx[tp.Topic] = i
+			t := kmsg.NewWriteTxnMarkersRequestMarkerTopic()
+			t.Topic = tp.Topic
+			mk.Topics = append(mk.Topics, t)
+		}
+		mk.Topics[i].Partitions = append(mk.Topics[i].Partitions, tp.Partition)
+	}
+	req.Markers = append(req.Markers, mk)
+	raw, err := s.b.peers.send(ctx, leader, req)
+	if err != nil {
+		return nil, err
+	}
+	resp := raw.(*kmsg.WriteTxnMarkersResponse)
+	var done []txn.TopicPartition
+	var errs []error
+	for _, rm := range resp.Markers {
+		for _, rt := range rm.Topics {
+			for _, rp := range rt.Partitions {
+				tp := txn.TopicPartition{Topic: rt.Topic, Partition: rp.Partition}
+				switch rp.ErrorCode {
+				case 0:
+					done = append(done, tp)
+				case kerr.InvalidProducerEpoch.Code, kerr.TransactionCoordinatorFenced.Code:
+					return done, fmt.Errorf("%s-%d: %w: %w", tp.Topic, tp.Partition, txn.ErrMarkersFenced, kerr.ErrorForCode(rp.ErrorCode))
+				default:
+					errs = append(errs, fmt.Errorf("%s-%d: %w", tp.Topic, tp.Partition, kerr.ErrorForCode(rp.ErrorCode)))
+				}
+			}
+		}
+	}
+	return done, errors.Join(errs...)
+}
+
+// txnVerifier is handler.TxnVerifier: AddPartitionsToTxn v5 (kgo sends v4 to a coordinator
+// that has only v4) to the transactional id's coordinator, this broker's own in process.
+type txnVerifier struct{ b *Broker }
+
+func (v *txnVerifier) AddPartitions(ctx context.Context, txnID string, pid int64, epoch int16,
+	partitions []metadata.TopicPartition, verifyOnly bool) (map[metadata.TopicPartition]error, error) {
+	node, ok := v.coordinator(txnID)
+	if !ok {
+		return nil, fmt.Errorf("transaction coordinator of %q: %w", txnID, kerr.CoordinatorNotAvailable)
+	}
+	req := kmsg.NewPtrAddPartitionsToTxnRequest()
+	req.Version = 5
+	tx := kmsg.NewAddPartitionsToTxnRequestTransaction()
+	tx.TransactionalID, tx.ProducerID, tx.ProducerEpoch, tx.VerifyOnly = txnID, pid, epoch, verifyOnly
+	idx := map[string]int{}
+	for _, tp := range partitions {
+		i, ok := idx[tp.Topic]
+		if !ok {
+			i = len(tx.Topics)
+			idx[tp.Topic] = i
+			t := kmsg.NewAddPartitionsToTxnRequestTransactionTopic()
+			t.Topic = tp.Topic
+			tx.Topics = append(tx.Topics, t)
+		}
+		tx.Topics[i].Partitions = append(tx.Topics[i].Partitions, tp.Partition)
+	}
+	req.Transactions = append(req.Transactions, tx)
+	var resp *kmsg.AddPartitionsToTxnResponse
+	if node == v.b.cfg.NodeID && v.b.txns != nil {
+		resp = v.b.txns.AddPartitionsToTxn(req)
+	} else {
+		raw, err := v.b.peers.send(ctx, node, req)
+		if err != nil {
+			return nil, fmt.Errorf("transaction coordinator %d: %v: %w", node, err, kerr.CoordinatorNotAvailable)
+		}
+		resp = raw.(*kmsg.AddPartitionsToTxnResponse)
+	}
+	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+		return nil, fmt.Errorf("transaction coordinator %d: %w", node, err)
+	}
+	out := make(map[metadata.TopicPartition]error, len(partitions))
+	for _, rtx := range resp.Transactions {
+		for _, rt := range rtx.Topics {
+			for _, rp := range rt.Partitions {
+				if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
+					out[metadata.TopicPartition{Topic: rt.Topic, Partition: rp.Partition}] = err
+				}
+			}
+		}
+	}
+	for _, tp := range partitions {
+		if _, answered := out[tp]; !answered && !answeredIn(resp, tp) {
+			out[tp] = fmt.Errorf("transaction coordinator %d did not answer for %s: %w", node, tp, kerr.UnknownServerError)
+		}
+	}
+	return out, nil
+}
+
+func answeredIn(resp *kmsg.AddPartitionsToTxnResponse, tp metadata.TopicPartition) bool {
+	for _, rtx := range resp.Transactions {
+		for _, rt := range rtx.Topics {
+			for _, rp := range rt.Partitions {
+				if rt.Topic == tp.Topic && rp.Partition == tp.Partition {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// coordinator is the node leading txnID's __transaction_state partition.
+func (v *txnVerifier) coordinator(txnID string) (int32, bool) {
+	t, ok := v.b.meta.Image().Topic(metadata.TransactionStateTopic)
+	if !ok || len(t.Partitions) == 0 {
+		return -1, false
+	}
+	p := t.Partitions[v.b.txnPartition(txnID, int32(len(t.Partitions)))]
+	return p.Leader, p.Leader >= 0
+}
+
+// txnPartition is the __transaction_state partition of a transactional id (the group hash, as
+// Kafka's TransactionStateManager.partitionFor).
+func (b *Broker) txnPartition(txnID string, n int32) int32 { return group.OffsetsPartition(txnID, n) }
