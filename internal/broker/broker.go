@@ -48,8 +48,8 @@ type Broker struct {
 	applied   *metadata.Image
 	groups    *group.Coordinator
 	offsets   *offsetsStore
-	txns      *txn.Coordinator // the transaction coordinator (txn.go)
-	peers     *peerClients     // the transaction coordinator's clients of the other brokers
+	txns      *txn.Coordinator  // the transaction coordinator (txn.go)
+	peers     *peerClients      // the transaction coordinator's clients of the other brokers
 	listeners []*clientListener // every client listener, in the order of listeners
 	// ctrlMux splits the CONTROLLER listener between raft and the controller APIs (Kafka
 	// protocol); ctrlSrv serves the latter. Both nil without a controller listener.

@@ -388,8 +388,32 @@ func (s *markerSender) send(ctx context.Context, leader int32, m txn.Markers, tp
 }
 
 // txnVerifier is handler.TxnVerifier: AddPartitionsToTxn v5 (kgo sends v4 to a coordinator
-// that has only v4) to the transactional id's coordinator, this broker's own in process.
-type txnVerifier struct{ b *Broker }
+// that has only v4) to the transactional id's coordinator, this broker's own in process. As
+// Kafka's AddPartitionsToTxnManager it batches per coordinator node: one request in flight
+// per node, the verifications that arrive meanwhile go together in the next one (one entry per
+// transactional id in a request; a second one for the same id waits for the request after).
+type txnVerifier struct {
+	b *Broker
+
+	mu     sync.Mutex
+	queues map[int32]*verifyQueue // by coordinator node
+}
+
+type verifyQueue struct {
+	busy    bool // a caller is sending for this node
+	pending []*verifyCall
+}
+
+type verifyCall struct {
+	tx   kmsg.AddPartitionsToTxnRequestTransaction
+	res  chan verifyResult // buffered: the sender never waits for a caller
+	lead chan struct{}     // closed when this caller is to send the next request
+}
+
+type verifyResult struct {
+	tx  *kmsg.AddPartitionsToTxnResponseTransaction
+	err error
+}
 
 func (v *txnVerifier) AddPartitions(ctx context.Context, txnID string, pid int64, epoch int16,
 	partitions []metadata.TopicPartition, verifyOnly bool) (map[metadata.TopicPartition]error, error) {
@@ -397,8 +421,6 @@ func (v *txnVerifier) AddPartitions(ctx context.Context, txnID string, pid int64
 	if !ok {
 		return nil, fmt.Errorf("transaction coordinator of %q: %w", txnID, kerr.CoordinatorNotAvailable)
 	}
-	req := kmsg.NewPtrAddPartitionsToTxnRequest()
-	req.Version = 5
 	tx := kmsg.NewAddPartitionsToTxnRequestTransaction()
 	tx.TransactionalID, tx.ProducerID, tx.ProducerEpoch, tx.VerifyOnly = txnID, pid, epoch, verifyOnly
 	idx := map[string]int{}
@@ -413,49 +435,138 @@ func (v *txnVerifier) AddPartitions(ctx context.Context, txnID string, pid int64
 		}
 		tx.Topics[i].Partitions = append(tx.Topics[i].Partitions, tp.Partition)
 	}
-	req.Transactions = append(req.Transactions, tx)
-	var resp *kmsg.AddPartitionsToTxnResponse
-	if node == v.b.cfg.NodeID && v.b.txns != nil {
-		resp = v.b.txns.AddPartitionsToTxn(req)
-	} else {
-		raw, err := v.b.peers.send(ctx, node, req)
-		if err != nil {
-			return nil, fmt.Errorf("transaction coordinator %d: %v: %w", node, err, kerr.CoordinatorNotAvailable)
-		}
-		resp = raw.(*kmsg.AddPartitionsToTxnResponse)
-	}
-	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
-		return nil, fmt.Errorf("transaction coordinator %d: %w", node, err)
+	r, err := v.call(ctx, node, tx)
+	if err != nil {
+		return nil, err
 	}
 	out := make(map[metadata.TopicPartition]error, len(partitions))
-	for _, rtx := range resp.Transactions {
-		for _, rt := range rtx.Topics {
-			for _, rp := range rt.Partitions {
-				if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
-					out[metadata.TopicPartition{Topic: rt.Topic, Partition: rp.Partition}] = err
-				}
+	answered := map[metadata.TopicPartition]bool{}
+	for _, rt := range r.Topics {
+		for _, rp := range rt.Partitions {
+			tp := metadata.TopicPartition{Topic: rt.Topic, Partition: rp.Partition}
+			answered[tp] = true
+			if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
+				out[tp] = err
 			}
 		}
 	}
 	for _, tp := range partitions {
-		if _, answered := out[tp]; !answered && !answeredIn(resp, tp) {
+		if !answered[tp] {
 			out[tp] = fmt.Errorf("transaction coordinator %d did not answer for %s: %w", node, tp, kerr.UnknownServerError)
 		}
 	}
 	return out, nil
 }
 
-func answeredIn(resp *kmsg.AddPartitionsToTxnResponse, tp metadata.TopicPartition) bool {
-	for _, rtx := range resp.Transactions {
-		for _, rt := range rtx.Topics {
-			for _, rp := range rt.Partitions {
-				if rt.Topic == tp.Topic && rp.Partition == tp.Partition {
-					return true
+// call queues tx for node and returns its answer, sending the node's next request itself when
+// no other caller is.
+func (v *txnVerifier) call(ctx context.Context, node int32, tx kmsg.AddPartitionsToTxnRequestTransaction) (*kmsg.AddPartitionsToTxnResponseTransaction, error) {
+	c := &verifyCall{tx: tx, res: make(chan verifyResult, 1), lead: make(chan struct{})}
+	v.mu.Lock()
+	if v.queues == nil {
+		v.queues = map[int32]*verifyQueue{}
+	}
+	q := v.queues[node]
+	if q == nil {
+		q = &verifyQueue{}
+		v.queues[node] = q
+	}
+	q.pending = append(q.pending, c)
+	lead := !q.busy
+	q.busy = true
+	v.mu.Unlock()
+	if !lead {
+		select {
+		case r := <-c.res:
+			return r.tx, r.err
+		case <-c.lead:
+		case <-ctx.Done():
+			v.mu.Lock()
+			for i, p := range q.pending {
+				if p == c {
+					q.pending = append(q.pending[:i], q.pending[i+1:]...)
+					break
 				}
 			}
+			select {
+			case <-c.lead: // handed the lead: pass it on
+				v.handOffLocked(q)
+			default:
+			}
+			v.mu.Unlock()
+			return nil, ctx.Err()
 		}
 	}
-	return false
+	v.send(node, q)
+	r := <-c.res // the request just sent held c: it was first in line
+	return r.tx, r.err
+}
+
+// handOffLocked makes the first waiting caller the next sender, or marks q idle.
+// REQUIRES: v.mu held.
+func (v *txnVerifier) handOffLocked(q *verifyQueue) {
+	if len(q.pending) == 0 {
+		q.busy = false
+		return
+	}
+	close(q.pending[0].lead)
+}
+
+// send sends one request with the pending calls of node (one per transactional id, in order)
+// and answers them.
+func (v *txnVerifier) send(node int32, q *verifyQueue) {
+	v.mu.Lock()
+	var batch, rest []*verifyCall
+	seen := map[string]bool{}
+	for _, c := range q.pending {
+		if seen[c.tx.TransactionalID] {
+			rest = append(rest, c)
+			continue
+		}
+		seen[c.tx.TransactionalID] = true
+		batch = append(batch, c)
+	}
+	q.pending = rest
+	v.mu.Unlock()
+
+	req := kmsg.NewPtrAddPartitionsToTxnRequest()
+	req.Version = 5
+	for _, c := range batch {
+		req.Transactions = append(req.Transactions, c.tx)
+	}
+	var resp *kmsg.AddPartitionsToTxnResponse
+	var err error
+	if node == v.b.cfg.NodeID && v.b.txns != nil {
+		resp = v.b.txns.AddPartitionsToTxn(req)
+	} else {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		var raw kmsg.Response
+		raw, err = v.b.peers.send(ctx, node, req)
+		cancel()
+		if err != nil {
+			err = fmt.Errorf("transaction coordinator %d: %v: %w", node, err, kerr.CoordinatorNotAvailable)
+		} else {
+			resp = raw.(*kmsg.AddPartitionsToTxnResponse)
+		}
+	}
+	if err == nil {
+		if e := kerr.ErrorForCode(resp.ErrorCode); e != nil {
+			err = fmt.Errorf("transaction coordinator %d: %w", node, e)
+		}
+	}
+	for i, c := range batch {
+		switch {
+		case err != nil:
+			c.res <- verifyResult{err: err}
+		case i < len(resp.Transactions) && resp.Transactions[i].TransactionalID == c.tx.TransactionalID:
+			c.res <- verifyResult{tx: &resp.Transactions[i]}
+		default:
+			c.res <- verifyResult{err: fmt.Errorf("transaction coordinator %d did not answer for %q: %w", node, c.tx.TransactionalID, kerr.UnknownServerError)}
+		}
+	}
+	v.mu.Lock()
+	v.handOffLocked(q)
+	v.mu.Unlock()
 }
 
 // coordinator is the node leading txnID's __transaction_state partition.

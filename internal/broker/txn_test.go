@@ -2,6 +2,8 @@ package broker
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -180,5 +182,71 @@ func TestTransactionVersionFeature(t *testing.T) {
 	}
 	if supported != 2 || finalized != 2 {
 		t.Fatalf("transaction.version supported up to %d, finalized %d; want 2 and 2", supported, finalized)
+	}
+}
+
+// TestTxnVerifierBatches: concurrent verifications (what produce requests of many transactional
+// producers ask a partition leader to do) are each answered with their own transaction's
+// result, whether the coordinator holds the partition (nil), not (INVALID_TXN_STATE) or the
+// epoch is stale (PRODUCER_FENCED).
+func TestTxnVerifierBatches(t *testing.T) {
+	b := testBroker(t, t.TempDir(), "transaction.state.log.num.partitions", "2")
+	defer stopBroker(t, b)
+	cl := client(t, b)
+	if _, err := kadm.NewClient(cl).CreateTopic(context.Background(), 2, 1, nil, "t"); err != nil {
+		t.Fatal(err)
+	}
+	const n = 12
+	type producer struct {
+		id    string
+		pid   int64
+		epoch int16
+	}
+	ps := make([]producer, n)
+	for i := range ps {
+		id := "v" + string(rune('a'+i))
+		fc := kmsg.NewPtrFindCoordinatorRequest()
+		fc.CoordinatorType, fc.CoordinatorKey = 1, id
+		retryTxn(t, cl, fc, func(r *kmsg.FindCoordinatorResponse) int16 { return r.ErrorCode })
+		ip := initTxn(t, cl, id)
+		ps[i] = producer{id, ip.ProducerID, ip.ProducerEpoch}
+		add := kmsg.NewPtrAddPartitionsToTxnRequest()
+		add.TransactionalID, add.ProducerID, add.ProducerEpoch = id, ip.ProducerID, ip.ProducerEpoch
+		at := kmsg.NewAddPartitionsToTxnRequestTopic()
+		at.Topic, at.Partitions = "t", []int32{0}
+		add.Topics = append(add.Topics, at)
+		if resp, err := add.RequestWith(context.Background(), cl); err != nil || resp.Topics[0].Partitions[0].ErrorCode != 0 {
+			t.Fatalf("add %s: %+v %v", id, resp, err)
+		}
+	}
+	v := &txnVerifier{b: b}
+	errs := make(chan error, 3*n)
+	for _, p := range ps {
+		for _, c := range []struct {
+			tp    metadata.TopicPartition
+			epoch int16
+			want  error
+		}{
+			{metadata.TopicPartition{Topic: "t", Partition: 0}, p.epoch, nil},
+			{metadata.TopicPartition{Topic: "t", Partition: 1}, p.epoch, kerr.InvalidTxnState},
+			{metadata.TopicPartition{Topic: "t", Partition: 0}, p.epoch - 1, kerr.ProducerFenced},
+		} {
+			go func() {
+				got, err := v.AddPartitions(context.Background(), p.id, p.pid, c.epoch, []metadata.TopicPartition{c.tp}, true)
+				switch {
+				case err != nil:
+					errs <- err
+				case got[c.tp] != c.want && !errors.Is(got[c.tp], c.want):
+					errs <- fmt.Errorf("%s epoch %d %v: %v, want %v", p.id, c.epoch, c.tp, got[c.tp], c.want)
+				default:
+					errs <- nil
+				}
+			}()
+		}
+	}
+	for range 3 * n {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
 	}
 }
