@@ -95,6 +95,10 @@ type Options struct {
 	// TxnVerifier consults transaction coordinators for KIP-890 (txn_verifier.go); nil:
 	// transactional writes are refused.
 	TxnVerifier TxnVerifier
+	// TxnVerificationDisabled is transaction.partition.verification.enable=false (Kafka's
+	// default is true): transactional writes of transaction.version 1 clients are not verified
+	// with the transaction coordinator (KIP-890 part 1).
+	TxnVerificationDisabled bool
 }
 
 // ReplicationQuota is a replication quota as the Fetch handler uses it (replica.Quota).
