@@ -295,14 +295,14 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 		endpoints[l.bind.Name] = handler.Endpoint{Host: l.advertised.Host, Port: int32(l.advertised.Port)}
 	}
 	h := handler.New(handler.Options{
-		NodeID:                 cfg.NodeID,
-		Listeners:              endpoints,
-		AutoCreateTopics:       cfg.AutoCreateTopicsEnable,
-		FetchSessionCacheSlots: int(cfg.FetchSessionCacheSlots),
-		LeaderQuota:            b.leaderQuota,
-		TxnVerifier:            &txnVerifier{b: b},
-		TxnVerificationEnable:  cfg.TransactionPartitionVerificationEnable,
-		Txns:                   b.txns,
+		NodeID:                  cfg.NodeID,
+		Listeners:               endpoints,
+		AutoCreateTopics:        cfg.AutoCreateTopicsEnable,
+		FetchSessionCacheSlots:  int(cfg.FetchSessionCacheSlots),
+		LeaderQuota:             b.leaderQuota,
+		TxnVerifier:             &txnVerifier{b: b},
+		TxnVerificationDisabled: !cfg.TransactionPartitionVerificationEnable,
+		Txns:                    b.txns,
 	}, b.meta, b.parts, b.groups, b, logger)
 
 	overrides := make(map[string]int, len(cfg.MaxConnectionsPerIPOverrides))
@@ -539,11 +539,13 @@ func (b *Broker) CleanLogs(force bool) {
 		if p.Offline() != nil {
 			continue
 		}
-		l, hw := p.Log(), p.HighWatermark()
-		if !force && !l.NeedsCleaning(hw) {
+		// The cleaner's bound is the last stable offset (Kafka's firstUncleanableOffset): below
+		// the high watermark and before any transaction still open.
+		l, lso := p.Log(), p.LastStableOffset()
+		if !force && !l.NeedsCleaning(lso) {
 			continue
 		}
-		st, err := l.Clean(hw)
+		st, err := l.Clean(lso)
 		switch {
 		case err != nil:
 			b.log.Warn("log cleaner", "topic", p.Topic, "partition", p.Index, "err", err)

@@ -129,6 +129,9 @@ type Coordinator struct {
 		owned          map[int32]*ownedPartition // cluster mode: the partitions this broker leads
 		closed         bool
 		retentionTimer Timer
+		// txns names, per producer id, the groups that may hold pending transactional offsets
+		// of it (CompleteTxn's index; the groups' txnOffsets are the truth).
+		txns map[int64]map[string]struct{}
 	}
 }
 
@@ -153,6 +156,7 @@ func NewCoordinator(cfg Config, store Store, clock Clock) *Coordinator {
 	}
 	c.mu.groups = make(map[string]*group)
 	c.mu.owned = make(map[int32]*ownedPartition)
+	c.mu.txns = make(map[int64]map[string]struct{})
 	go c.load()
 	return c
 }
@@ -174,10 +178,13 @@ func (c *Coordinator) load() {
 		return
 	}
 	c.mu.Lock()
+	all := make([]*group, 0, len(groups))
 	for name, g := range groups {
 		c.mu.groups[name] = g
+		all = append(all, g)
 	}
 	c.mu.Unlock()
+	c.installTxns(all)
 	// Before loaded is closed, so no request sees a loaded member without its session timer.
 	for _, g := range groups {
 		g.startSessions()

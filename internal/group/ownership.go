@@ -90,6 +90,7 @@ func (c *Coordinator) loadPartition(ps PartitionStore, p int32, op *ownedPartiti
 		}
 	}
 	c.mu.Unlock()
+	c.installTxns(installed)
 	// Not under c.mu (lock order group.mu, Coordinator.mu), and before loaded is closed, so no
 	// request sees a loaded member without its session timer. A Resign meanwhile marks the
 	// group stopped (startSessions then does nothing) or stops the timers started here.
@@ -118,6 +119,16 @@ func (c *Coordinator) Resign(p int32) {
 		if OffsetsPartition(name, c.cfg.OffsetsPartitions) == p {
 			drop = append(drop, g)
 			delete(c.mu.groups, name)
+		}
+	}
+	for pid, gs := range c.mu.txns {
+		for name := range gs {
+			if OffsetsPartition(name, c.cfg.OffsetsPartitions) == p {
+				delete(gs, name)
+			}
+		}
+		if len(gs) == 0 {
+			delete(c.mu.txns, pid)
 		}
 	}
 	c.mu.Unlock()

@@ -2,6 +2,7 @@ package group
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -29,6 +30,10 @@ func (s *partitionedStore) Append(group string, records []KV) error {
 	p := OffsetsPartition(group, s.n)
 	s.recs[p] = append(s.recs[p], records...)
 	return nil
+}
+
+func (s *partitionedStore) AppendTxn(string, int64, int16, []KV) error {
+	return errors.New("partitionedStore: no transactional writes")
 }
 
 func (s *partitionedStore) Load(fn func(r StoredRecord) error) error {
