@@ -145,6 +145,20 @@ func TestTxnCoordinatorSingleNode(t *testing.T) {
 		t.Fatalf("list: %v %v", lresp, err)
 	}
 
+	// EndTxn: PrepareCommit, then the markers go to the leaders (WriteTxnMarkers, over the
+	// inter-broker listener to this node itself) and the transaction completes.
+	end := kmsg.NewPtrEndTxnRequest()
+	end.TransactionalID, end.ProducerID, end.ProducerEpoch, end.Commit = "tx", ip.ProducerID, ip.ProducerEpoch, true
+	if resp, err := end.RequestWith(context.Background(), cl); err != nil || resp.ErrorCode != 0 {
+		t.Fatalf("EndTxn: %+v %v", resp, err)
+	}
+	waitFor(t, "the transaction to complete", func() bool { return describeTxn(t, cl, "tx").State == "CompleteCommit" })
+	for _, p := range []int32{0, 1} {
+		part := b.parts.Get("t", p)
+		if part.LogEndOffset() != 1 {
+			t.Fatalf("t-%d: log end %d, want 1 (the commit marker)", p, part.LogEndOffset())
+		}
+	}
 	ip2 := initTxn(t, cl, "other")
 	stopBroker(t, b)
 	b = testBroker(t, dir, "transaction.state.log.num.partitions", "3")
@@ -154,7 +168,7 @@ func TestTxnCoordinatorSingleNode(t *testing.T) {
 	if again.ProducerID != ip2.ProducerID || again.ProducerEpoch != ip2.ProducerEpoch+1 {
 		t.Fatalf("after restart: %+v, want producer id %d at epoch %d", again, ip2.ProducerID, ip2.ProducerEpoch+1)
 	}
-	if st := describeTxn(t, cl, "tx"); st.State != "Ongoing" || st.ProducerID != ip.ProducerID {
+	if st := describeTxn(t, cl, "tx"); st.State != "CompleteCommit" || st.ProducerID != ip.ProducerID {
 		t.Fatalf("after restart: %+v", st)
 	}
 }
@@ -248,5 +262,17 @@ func TestTxnVerifierBatches(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// waitFor waits up to 15 s for cond.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
