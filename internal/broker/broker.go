@@ -50,6 +50,7 @@ type Broker struct {
 	offsets   *offsetsStore
 	txns      *txn.Coordinator  // the transaction coordinator (txn.go)
 	peers     *peerClients      // the transaction coordinator's clients of the other brokers
+	markers   *markerSender     // the transaction coordinator's MarkerSender
 	listeners []*clientListener // every client listener, in the order of listeners
 	// ctrlMux splits the CONTROLLER listener between raft and the controller APIs (Kafka
 	// protocol); ctrlSrv serves the latter. Both nil without a controller listener.

@@ -13,6 +13,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -34,6 +35,7 @@ func (b *Broker) newTxnCoordinator() *txn.Coordinator {
 	if t, ok := b.meta.Image().Topic(metadata.TransactionStateTopic); ok {
 		n = int32(len(t.Partitions))
 	}
+	b.markers = &markerSender{b: b}
 	b.peers = &peerClients{nodeID: b.cfg.NodeID, addr: b.interBrokerAddr, clients: map[string]*kgo.Client{}}
 	cfg := b.cfg
 	return txn.New(txn.Config{
@@ -48,7 +50,7 @@ func (b *Broker) newTxnCoordinator() *txn.Coordinator {
 			return ok && p >= 0 && int(p) < len(t.Partitions)
 		},
 		Logger: b.log.With("component", "txn-coordinator"),
-	}, &txnStore{b: b}, &markerSender{b: b}, &txnProducerIDs{meta: b.meta}, nil)
+	}, &txnStore{b: b}, b.markers, &txnProducerIDs{meta: b.meta}, nil)
 }
 
 // EnsureTransactionsTopic creates __transaction_state if it does not exist yet: compacted,
@@ -293,9 +295,19 @@ func (b *Broker) interBrokerAddr(id int32) (string, bool) {
 // failed the write is tried again (backing off, up to a second) until every one has its marker;
 // a partition of a deleted topic needs none; a leader that answers INVALID_PRODUCER_EPOCH or
 // TRANSACTION_COORDINATOR_FENCED ends the send (a newer coordinator or producer took over).
-type markerSender struct{ b *Broker }
+type markerSender struct {
+	b *Broker
+	// gate, when set (tests), is called before each round of sends; an error ends the send as
+	// a lost coordinator would (the tests hold a coordinator's markers back with it).
+	gate atomic.Pointer[func(ctx context.Context) error]
+}
 
 func (s *markerSender) WriteMarkers(ctx context.Context, m txn.Markers) error {
+	if g := s.gate.Load(); g != nil {
+		if err := (*g)(ctx); err != nil {
+			return err
+		}
+	}
 	remaining := map[txn.TopicPartition]bool{}
 	for _, tp := range m.Partitions {
 		remaining[tp] = true

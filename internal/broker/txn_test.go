@@ -86,11 +86,8 @@ func TestTxnCoordinatorSingleNode(t *testing.T) {
 	if _, err := adm.CreateTopic(context.Background(), 2, 1, nil, "t"); err != nil {
 		t.Fatal(err)
 	}
-	fc := kmsg.NewPtrFindCoordinatorRequest()
-	fc.CoordinatorType, fc.CoordinatorKey = 1, "tx"
-	fresp := retryTxn(t, cl, fc, func(r *kmsg.FindCoordinatorResponse) int16 { return r.ErrorCode })
-	if fresp.ErrorCode != 0 || fresp.NodeID != b.cfg.NodeID {
-		t.Fatalf("FindCoordinator: %+v", fresp)
+	if id := findTxnCoordinator(t, cl, "tx"); id != b.cfg.NodeID {
+		t.Fatalf("FindCoordinator: node %d", id)
 	}
 	tp, ok := b.meta.Image().Topic(metadata.TransactionStateTopic)
 	if !ok || len(tp.Partitions) != 3 || len(tp.Partitions[0].Replicas) != 1 || tp.Configs["cleanup.policy"] != "compact" || tp.Configs["min.insync.replicas"] != "1" {
@@ -219,9 +216,7 @@ func TestTxnVerifierBatches(t *testing.T) {
 	ps := make([]producer, n)
 	for i := range ps {
 		id := "v" + string(rune('a'+i))
-		fc := kmsg.NewPtrFindCoordinatorRequest()
-		fc.CoordinatorType, fc.CoordinatorKey = 1, id
-		retryTxn(t, cl, fc, func(r *kmsg.FindCoordinatorResponse) int16 { return r.ErrorCode })
+		findTxnCoordinator(t, cl, id)
 		ip := initTxn(t, cl, id)
 		ps[i] = producer{id, ip.ProducerID, ip.ProducerEpoch}
 		add := kmsg.NewPtrAddPartitionsToTxnRequest()
@@ -275,4 +270,146 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// describeState is id's state as its coordinator describes it, "" while none answers.
+func describeState(ctx context.Context, adm *kadm.Client, id string) (kadm.DescribedTransaction, bool) {
+	d, err := adm.DescribeTransactions(ctx, id)
+	if err != nil {
+		return kadm.DescribedTransaction{}, false
+	}
+	st, ok := d[id]
+	return st, ok && st.Err == nil
+}
+
+// TestClusterTxnCoordinatorFailover: __transaction_state is replicated (RF 3, min.isr 2); the
+// coordinator of a transaction writes PrepareCommit and stops before its markers go out (they
+// are held back); the new leader of the state partition loads the transaction and finishes the
+// commit: every partition gets its marker and the transaction is CompleteCommit there.
+func TestClusterTxnCoordinatorFailover(t *testing.T) {
+	brokers := testCluster(t, 3, "transaction.state.log.num.partitions", "1")
+	waitCluster(t, brokers, "three live brokers in every image", liveBrokers(3))
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cl := clusterClient(t, brokers)
+	adm := kadm.NewClient(cl)
+	if res, err := adm.CreateTopic(ctx, 3, 3, nil, "t"); err != nil || res.Err != nil {
+		t.Fatalf("create: %v %v", err, res.Err)
+	}
+	coordID := findTxnCoordinator(t, cl, "tx")
+	ts, _ := brokers[0].Controller().Image().Topic(metadata.TransactionStateTopic)
+	if len(ts.Partitions) != 1 || len(ts.Partitions[0].Replicas) != 3 || ts.Configs["min.insync.replicas"] != "2" {
+		t.Fatalf("__transaction_state: %+v", ts)
+	}
+	var coord *Broker
+	var rest []*Broker
+	for _, b := range brokers {
+		if b.cfg.NodeID == coordID {
+			coord = b
+		} else {
+			rest = append(rest, b)
+		}
+	}
+	hold := func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }
+	coord.markers.gate.Store(&hold)
+
+	ip := initTxn(t, cl, "tx")
+	add := kmsg.NewPtrAddPartitionsToTxnRequest()
+	add.TransactionalID, add.ProducerID, add.ProducerEpoch = "tx", ip.ProducerID, ip.ProducerEpoch
+	at := kmsg.NewAddPartitionsToTxnRequestTopic()
+	at.Topic, at.Partitions = "t", []int32{0, 1, 2}
+	add.Topics = append(add.Topics, at)
+	if resp, err := add.RequestWith(ctx, cl); err != nil || resp.Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("add: %+v %v", resp, err)
+	}
+	end := kmsg.NewPtrEndTxnRequest()
+	end.TransactionalID, end.ProducerID, end.ProducerEpoch, end.Commit = "tx", ip.ProducerID, ip.ProducerEpoch, true
+	if resp, err := end.RequestWith(ctx, cl); err != nil || resp.ErrorCode != 0 {
+		t.Fatalf("EndTxn: %+v %v", resp, err)
+	}
+	if st, ok := describeState(ctx, adm, "tx"); !ok || st.State != "PrepareCommit" {
+		t.Fatalf("with the markers held: %+v", st)
+	}
+
+	stopBroker(t, coord)
+	restAdm := kadm.NewClient(clusterClient(t, rest))
+	waitFor(t, "the new coordinator to complete the commit", func() bool {
+		st, ok := describeState(ctx, restAdm, "tx")
+		return ok && st.State == "CompleteCommit" && st.ProducerID == ip.ProducerID && st.ProducerEpoch == ip.ProducerEpoch
+	})
+	im := rest[0].Controller().Image()
+	topic, _ := im.Topic("t")
+	for _, p := range topic.Partitions {
+		for _, b := range rest {
+			if b.cfg.NodeID == p.Leader {
+				if end := b.parts.Get("t", p.Partition).LogEndOffset(); end != 1 {
+					t.Fatalf("t-%d on its leader %d: log end %d, want 1 (the commit marker)", p.Partition, p.Leader, end)
+				}
+			}
+		}
+	}
+	// The new coordinator fences as the old one would have: the next epoch, same producer id.
+	restCl := clusterClient(t, rest)
+	if again := initTxn(t, restCl, "tx"); again.ProducerID != ip.ProducerID || again.ProducerEpoch != ip.ProducerEpoch+1 {
+		t.Fatalf("init at the new coordinator: %+v", again)
+	}
+}
+
+// TestTxnTimeoutAborts: a transaction left open past its transaction.timeout.ms is aborted by
+// the coordinator (its markers written, the epoch bumped so the producer is fenced).
+func TestTxnTimeoutAborts(t *testing.T) {
+	b := testBroker(t, t.TempDir(), "transaction.state.log.num.partitions", "1",
+		"transaction.abort.timed.out.transaction.cleanup.interval.ms", "50")
+	defer stopBroker(t, b)
+	cl := client(t, b)
+	if _, err := kadm.NewClient(cl).CreateTopic(context.Background(), 1, 1, nil, "t"); err != nil {
+		t.Fatal(err)
+	}
+	findTxnCoordinator(t, cl, "slow")
+	id := "slow"
+	req := kmsg.NewPtrInitProducerIDRequest()
+	req.TransactionalID, req.TransactionTimeoutMillis = &id, 200
+	ip := retryTxn(t, cl, req, func(r *kmsg.InitProducerIDResponse) int16 { return r.ErrorCode })
+	add := kmsg.NewPtrAddPartitionsToTxnRequest()
+	add.TransactionalID, add.ProducerID, add.ProducerEpoch = id, ip.ProducerID, ip.ProducerEpoch
+	at := kmsg.NewAddPartitionsToTxnRequestTopic()
+	at.Topic, at.Partitions = "t", []int32{0}
+	add.Topics = append(add.Topics, at)
+	if resp, err := add.RequestWith(context.Background(), cl); err != nil || resp.Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("add: %+v %v", resp, err)
+	}
+	waitFor(t, "the timeout abort", func() bool {
+		st := describeTxn(t, cl, id)
+		return st.State == "CompleteAbort" && st.ProducerEpoch == ip.ProducerEpoch+1
+	})
+	if end := b.parts.Get("t", 0).LogEndOffset(); end != 1 {
+		t.Fatalf("t-0: log end %d, want 1 (the abort marker)", end)
+	}
+	end := kmsg.NewPtrEndTxnRequest()
+	end.TransactionalID, end.ProducerID, end.ProducerEpoch, end.Commit = id, ip.ProducerID, ip.ProducerEpoch, true
+	if resp, err := end.RequestWith(context.Background(), cl); err != nil || resp.ErrorCode != kerr.ProducerFenced.Code {
+		t.Fatalf("commit after the timeout: %+v %v", resp, err)
+	}
+}
+
+// findTxnCoordinator looks up id's transaction coordinator (FindCoordinator key type 1, which
+// creates __transaction_state on first use) until one answers.
+func findTxnCoordinator(t *testing.T, cl *kgo.Client, id string) int32 {
+	t.Helper()
+	fc := kmsg.NewPtrFindCoordinatorRequest()
+	fc.CoordinatorType, fc.CoordinatorKey, fc.CoordinatorKeys = 1, id, []string{id}
+	resp := retryTxn(t, cl, fc, func(r *kmsg.FindCoordinatorResponse) int16 {
+		if len(r.Coordinators) == 1 {
+			return r.Coordinators[0].ErrorCode
+		}
+		return r.ErrorCode
+	})
+	node, code := resp.NodeID, resp.ErrorCode
+	if len(resp.Coordinators) == 1 {
+		node, code = resp.Coordinators[0].NodeID, resp.Coordinators[0].ErrorCode
+	}
+	if code != 0 {
+		t.Fatalf("FindCoordinator %s: %v", id, kerr.ErrorForCode(code))
+	}
+	return node
 }
