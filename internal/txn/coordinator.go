@@ -223,6 +223,14 @@ func New(cfg Config, store Store, markers MarkerSender, pids ProducerIDs, clock 
 func (c *Coordinator) schedule(d time.Duration, fn func()) {
 	var tick func()
 	tick = func() {
+		c.mu.Lock()
+		if c.mu.closed {
+			c.mu.Unlock()
+			return
+		}
+		c.wg.Add(1) // Close waits for a round in progress
+		c.mu.Unlock()
+		defer c.wg.Done()
 		fn()
 		c.mu.Lock()
 		defer c.mu.Unlock()

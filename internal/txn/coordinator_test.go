@@ -365,3 +365,20 @@ func TestDescribeAndListTransactions(t *testing.T) {
 		t.Fatalf("unknown state filter: %+v", resp)
 	}
 }
+
+// TestEndTxnV5DecidesTV2: the EndTxn version decides the transaction version of the end, not how
+// the partitions were added: a transaction whose partitions a v3 AddPartitionsToTxn added and an
+// EndTxn v5 ends is bumped and answered as TV2.
+func TestEndTxnV5DecidesTV2(t *testing.T) {
+	r := newRig(t, Config{})
+	ip := r.init("tx", 5, -1, -1)
+	r.add("tx", ip.ProducerID, ip.ProducerEpoch, tp("a", 0))
+	resp := r.end("tx", 5, ip.ProducerID, ip.ProducerEpoch, false)
+	if resp.ErrorCode != 0 || resp.ProducerEpoch != ip.ProducerEpoch+1 {
+		t.Fatalf("EndTxn v5: %+v", resp)
+	}
+	r.markers.waitPending(t, 1)
+	if mk := r.markers.pending[0].m; mk.TransactionVersion != 2 || mk.ProducerEpoch != ip.ProducerEpoch+1 {
+		t.Fatalf("markers %+v", mk)
+	}
+}

@@ -64,7 +64,7 @@ func (c *Coordinator) endTxn(r *kmsg.EndTxnRequest, resp *kmsg.EndTxnResponse) i
 	}
 	switch m.State {
 	case Ongoing:
-		if code := c.prepareEnd(e, r.Commit, false); code != 0 {
+		if code := c.prepareEnd(e, r.Commit, false, tv2); code != 0 {
 			return code
 		}
 		next := e.m
@@ -103,7 +103,7 @@ func (c *Coordinator) emptyAbort(e *entry, resp *kmsg.EndTxnResponse) int16 {
 	m.State, m.Partitions, m.ClientTV = Ongoing, nil, 2
 	saved := e.m
 	e.m = m // prepareEnd starts from an ongoing transaction without partitions
-	if code := c.prepareEnd(e, false, false); code != 0 {
+	if code := c.prepareEnd(e, false, false, true); code != 0 {
 		e.m = saved
 		return code
 	}
@@ -117,19 +117,23 @@ func (c *Coordinator) emptyAbort(e *entry, resp *kmsg.EndTxnResponse) int16 {
 
 // prepareEnd writes PrepareCommit or PrepareAbort for e's transaction (Ongoing) and starts its
 // completion. fence bumps the epoch (InitProducerId fencing an ongoing transaction, or a
-// timeout); a TV2 transaction bumps it at every end, and moves to a new producer id on
-// completion when the bumped epoch is exhausted (Kafka's prepareAbortOrCommit). REQUIRES: e.mu.
-func (c *Coordinator) prepareEnd(e *entry, commit, fence bool) int16 {
+// timeout); a TV2 transaction (tv2: ended by EndTxn v5) bumps it at every end, and moves to a
+// new producer id on completion when the bumped epoch is exhausted (Kafka's
+// prepareAbortOrCommit). REQUIRES: e.mu.
+func (c *Coordinator) prepareEnd(e *entry, commit, fence, tv2 bool) int16 {
 	m := e.m
 	next := m.clone()
 	next.State, next.UpdateMs = PrepareAbort, c.nowMs()
 	if commit {
 		next.State = PrepareCommit
 	}
-	if (fence || m.ClientTV >= 2) && m.ProducerEpoch < 1<<15-1 {
+	if tv2 {
+		next.ClientTV = 2
+	}
+	if (fence || next.ClientTV >= 2) && m.ProducerEpoch < 1<<15-1 {
 		next.ProducerEpoch = m.ProducerEpoch + 1
 		next.LastProducerEpoch = noProducerEpoch
-		if m.ClientTV >= 2 && epochExhausted(next.ProducerEpoch) && m.NextProducerID < 0 {
+		if next.ClientTV >= 2 && epochExhausted(next.ProducerEpoch) && m.NextProducerID < 0 {
 			pid, err := c.pids.NextProducerID(context.Background())
 			if err != nil {
 				c.log.Warn("transaction coordinator: allocate producer id", "err", err)

@@ -57,7 +57,7 @@ func (c *Coordinator) InitProducerID(ctx context.Context, r *kmsg.InitProducerID
 	case Ongoing:
 		// Fence the producer of the ongoing transaction and abort it; the client retries and
 		// gets its bumped epoch once the abort completed.
-		if code := c.prepareEnd(e, false, true); code != 0 {
+		if code := c.prepareEnd(e, false, true, false); code != 0 {
 			return fail(code)
 		}
 		return fail(kerr.ConcurrentTransactions.Code)

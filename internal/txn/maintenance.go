@@ -32,7 +32,7 @@ func (c *Coordinator) AbortTimedOut() {
 		if c.current(e) && e.m != nil && e.m.State == Ongoing && e.m.StartMs+int64(e.m.TimeoutMs) < now {
 			c.log.Info("transaction coordinator: aborting a transaction past its timeout", "id", e.id,
 				"producer_id", e.m.ProducerID, "epoch", e.m.ProducerEpoch, "timeout_ms", e.m.TimeoutMs)
-			if code := c.prepareEnd(e, false, true); code != 0 {
+			if code := c.prepareEnd(e, false, true, false); code != 0 {
 				c.log.Warn("transaction coordinator: abort of a timed-out transaction failed; retried next round", "id", e.id, "err", kerr.ErrorForCode(code))
 			}
 		}
