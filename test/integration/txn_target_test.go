@@ -332,3 +332,17 @@ func (kp *kafkaPeer) cleanup() {
 		kp.t.Log(kp.logs())
 	}
 }
+
+// startTxnNode starts one node of the target with props (Kafka's keys): `moldau server` alone,
+// as a user starts it, or a one-node Kafka cluster. It returns the node's client address.
+func startTxnNode(t *testing.T, target string, props map[string]string) string {
+	t.Helper()
+	if target == "kafka" {
+		return startKafkaPeer(t, 1, props).bootstrap()[0]
+	}
+	var args []string
+	for _, k := range slices.Sorted(maps.Keys(props)) {
+		args = append(args, "--override", k+"="+props[k])
+	}
+	return startBroker(t, args...).Addr
+}
