@@ -296,14 +296,14 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 		endpoints[l.bind.Name] = handler.Endpoint{Host: l.advertised.Host, Port: int32(l.advertised.Port)}
 	}
 	h := handler.New(handler.Options{
-		NodeID:                  cfg.NodeID,
-		Listeners:               endpoints,
-		AutoCreateTopics:        cfg.AutoCreateTopicsEnable,
-		FetchSessionCacheSlots:  int(cfg.FetchSessionCacheSlots),
-		LeaderQuota:             b.leaderQuota,
-		TxnVerifier:             &txnVerifier{b: b},
-		TxnVerificationDisabled: !cfg.TransactionPartitionVerificationEnable,
-		Txns:                    b.txns,
+		NodeID:                 cfg.NodeID,
+		Listeners:              endpoints,
+		AutoCreateTopics:       cfg.AutoCreateTopicsEnable,
+		FetchSessionCacheSlots: int(cfg.FetchSessionCacheSlots),
+		LeaderQuota:            b.leaderQuota,
+		TxnVerifier:            &txnVerifier{b: b},
+		TxnVerificationEnable:  cfg.TransactionPartitionVerificationEnable,
+		Txns:                   b.txns,
 	}, b.meta, b.parts, b.groups, b, logger)
 
 	overrides := make(map[string]int, len(cfg.MaxConnectionsPerIPOverrides))
