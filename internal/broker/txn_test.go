@@ -261,11 +261,14 @@ func TestTxnVerifierBatches(t *testing.T) {
 }
 
 // waitFor waits up to 15 s for cond.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t *testing.T, what string, cond func() bool, detail ...func() string) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
+			for _, d := range detail {
+				what += "; " + d()
+			}
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -324,8 +327,16 @@ func TestClusterTxnCoordinatorFailover(t *testing.T) {
 	}
 	end := kmsg.NewPtrEndTxnRequest()
 	end.TransactionalID, end.ProducerID, end.ProducerEpoch, end.Commit = "tx", ip.ProducerID, ip.ProducerEpoch, true
-	if resp, err := end.RequestWith(ctx, cl); err != nil || resp.ErrorCode != 0 {
-		t.Fatalf("EndTxn: %+v %v", resp, err)
+	endResp, err := end.RequestWith(ctx, cl)
+	if err != nil || endResp.ErrorCode != 0 {
+		t.Fatalf("EndTxn: %+v %v", endResp, err)
+	}
+	epoch := ip.ProducerEpoch
+	if endResp.Version >= 5 { // TV2: the end bumped the epoch
+		epoch = endResp.ProducerEpoch
+		if epoch != ip.ProducerEpoch+1 {
+			t.Fatalf("EndTxn v%d answered epoch %d, want %d", endResp.Version, epoch, ip.ProducerEpoch+1)
+		}
 	}
 	if st, ok := describeState(ctx, adm, "tx"); !ok || st.State != "PrepareCommit" {
 		t.Fatalf("with the markers held: %+v", st)
@@ -333,10 +344,12 @@ func TestClusterTxnCoordinatorFailover(t *testing.T) {
 
 	stopBroker(t, coord)
 	restAdm := kadm.NewClient(clusterClient(t, rest))
+	var last kadm.DescribedTransaction
 	waitFor(t, "the new coordinator to complete the commit", func() bool {
 		st, ok := describeState(ctx, restAdm, "tx")
-		return ok && st.State == "CompleteCommit" && st.ProducerID == ip.ProducerID && st.ProducerEpoch == ip.ProducerEpoch
-	})
+		last = st
+		return ok && st.State == "CompleteCommit" && st.ProducerID == ip.ProducerID && st.ProducerEpoch == epoch
+	}, func() string { return fmt.Sprintf("last described %+v", last) })
 	im := rest[0].Controller().Image()
 	topic, _ := im.Topic("t")
 	for _, p := range topic.Partitions {
@@ -350,7 +363,7 @@ func TestClusterTxnCoordinatorFailover(t *testing.T) {
 	}
 	// The new coordinator fences as the old one would have: the next epoch, same producer id.
 	restCl := clusterClient(t, rest)
-	if again := initTxn(t, restCl, "tx"); again.ProducerID != ip.ProducerID || again.ProducerEpoch != ip.ProducerEpoch+1 {
+	if again := initTxn(t, restCl, "tx"); again.ProducerID != ip.ProducerID || again.ProducerEpoch != epoch+1 {
 		t.Fatalf("init at the new coordinator: %+v", again)
 	}
 }
