@@ -532,11 +532,13 @@ func (b *Broker) CleanLogs(force bool) {
 		if p.Offline() != nil {
 			continue
 		}
-		l, hw := p.Log(), p.HighWatermark()
-		if !force && !l.NeedsCleaning(hw) {
+		// The cleaner's bound is the last stable offset (Kafka's firstUncleanableOffset): below
+		// the high watermark and before any transaction still open.
+		l, lso := p.Log(), p.LastStableOffset()
+		if !force && !l.NeedsCleaning(lso) {
 			continue
 		}
-		st, err := l.Clean(hw)
+		st, err := l.Clean(lso)
 		switch {
 		case err != nil:
 			b.log.Warn("log cleaner", "topic", p.Topic, "partition", p.Index, "err", err)

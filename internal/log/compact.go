@@ -3,7 +3,7 @@ package log
 // Log compaction (cleanup.policy=compact), after Kafka's LogCleaner.
 //
 // A cleaning pass reads the log's cleanable prefix: the rolled segments that
-// end at or below the caller's limit (the high watermark) and hold no record
+// end at or below the caller's limit (the partition's last stable offset) and hold no record
 // younger than min.compaction.lag.ms. It builds a map from every key in that
 // prefix to the offset of its latest record there, then rewrites the prefix
 // group by group (consecutive segments whose inputs fit in one segment),
@@ -16,9 +16,29 @@ package log
 // Batches keep their offsets: a batch left whole is copied byte for byte, a
 // batch that loses records is re-encoded with the survivors at their original
 // offsets (record.Rewrite), a batch that loses all of them is dropped, except
-// a producer's last batch, which stays as an empty batch so that its sequence
-// number survives (the producer state is rebuilt from batch headers).
-// Control batches are kept as they are.
+// a producer's last data batch, which stays as an empty batch so that its
+// sequence number survives (the producer state is rebuilt from batch headers).
+//
+// # Transactions
+//
+// The rules are Kafka's (Cleaner, CleanedTransactionMetadata):
+//
+//   - The caller's limit is the partition's last stable offset, so a pass
+//     never reads a transaction still open. The cleaner also stops by itself
+//     before the first transaction that has no marker anywhere in the log.
+//   - A first pass over the whole log (scanTransactions) learns, from the
+//     transactional batches and the markers, which transactions of which
+//     producer aborted: their range from the first batch to the abort marker.
+//   - The records of an aborted transaction are dropped (and never enter the
+//     key map, so they cannot hide an older committed value of their key).
+//   - A marker stays while a batch of its transaction is still read by the
+//     pass; once none is (a later pass), it is kept for delete.retention.ms
+//     more, a horizon stamped into the marker batch itself (KIP-534: attributes
+//     bit 6, the base timestamp is the horizon), so that a consumer that read
+//     the data before it went still finds the marker; after the horizon a pass
+//     drops it. The horizon lives in the segment written by the swap, so it
+//     is exactly as crash-safe as the rest of the output.
+//   - Non-marker control batches are kept as they are.
 //
 // # Crash safety
 //
@@ -142,9 +162,24 @@ func (l *Log) Clean(upTo int64) (CleanStats, error) {
 		return CleanStats{}, nil
 	}
 	c := cleaner{l: l, cfg: cfg, nowMs: nowMs, tombstoneDue: math.MaxInt64}
+	txns, err := c.scanTransactions(segs)
+	if err != nil {
+		return c.stats, fmt.Errorf("clean %s: %w", l.dir, err)
+	}
+	// Never past the first transaction still open (the limit, the last stable offset, already
+	// keeps it there: this holds even for a caller that passed a larger one).
+	for len(segs) > 0 && segs[len(segs)-1].next > txns.firstOpen {
+		segs = segs[:len(segs)-1]
+	}
+	if len(segs) == 0 {
+		return CleanStats{}, nil
+	}
+	c.lastData = txns.lastData
+	c.aborted = txns.aborted
 	if err := c.buildOffsetMap(segs); err != nil {
 		return c.stats, fmt.Errorf("clean %s: %w", l.dir, err)
 	}
+	c.txns = newTxnTracker(c.aborted)
 	for _, group := range l.groupForCleaning(segs, cfg) {
 		if err := c.cleanGroup(group); err != nil {
 			return c.stats, fmt.Errorf("clean %s: %w", l.dir, err)
@@ -164,9 +199,13 @@ type cleaner struct {
 	cfg   Config
 	nowMs int64
 
-	latest       map[string]int64 // key -> offset of its latest record in the cleanable segments
-	lastBatch    map[int64]int64  // producer id -> base offset of its last batch in the whole log
-	tombstoneDue int64            // earliest time a kept tombstone may go
+	latest   map[string]int64 // key -> offset of its latest record in the cleanable segments
+	lastData map[int64]int64  // producer id -> base offset of its last data batch in the whole log
+	aborted  []txnRange       // the aborted transactions reaching into the cleanable segments
+	txns     *txnTracker      // the transactions as the rewrite walks the segments in order
+	// tombstoneDue is the earliest time a tombstone or marker kept by this pass may go
+	// (a marker whose transaction's batches went in this pass: at once, to start its horizon).
+	tombstoneDue int64
 	stats        CleanStats
 	buf          []byte
 }
@@ -192,22 +231,23 @@ func (c *cleaner) eachBatch(s *segment, fn func(h record.BatchHeader, batch []by
 	return nil
 }
 
-// buildOffsetMap fills latest from the cleanable segments and lastBatch from
-// the whole log.
+// buildOffsetMap fills latest from the cleanable segments, leaving out
+// control batches and the batches of aborted transactions.
 func (c *cleaner) buildOffsetMap(segs []*segment) error {
 	c.latest = map[string]int64{}
-	c.lastBatch = map[int64]int64{}
+	txns := newTxnTracker(c.aborted)
 	for _, s := range segs {
 		err := c.eachBatch(s, func(h record.BatchHeader, batch []byte) error {
-			if h.ProducerID >= 0 {
-				c.lastBatch[h.ProducerID] = h.BaseOffset
-			}
-			if h.Control() {
-				return nil
-			}
 			_, recs, err := record.Records(batch)
 			if err != nil {
 				return err
+			}
+			if h.Control() {
+				txns.onControl(h, recs)
+				return nil
+			}
+			if _, aborted := txns.onData(h); aborted {
+				return nil
 			}
 			for _, r := range recs {
 				if r.Key != nil {
@@ -220,12 +260,7 @@ func (c *cleaner) buildOffsetMap(segs []*segment) error {
 			return err
 		}
 	}
-	return c.l.ScanHeaders(segs[len(segs)-1].next, func(h record.BatchHeader) error {
-		if h.ProducerID >= 0 {
-			c.lastBatch[h.ProducerID] = h.BaseOffset
-		}
-		return nil
-	})
+	return nil
 }
 
 // groupForCleaning splits segs into runs of consecutive segments whose sizes
@@ -278,27 +313,68 @@ func (c *cleaner) keep(h record.BatchHeader, off int64, r record.Record) bool {
 // itself, a rewritten one, or nil.
 func (c *cleaner) compactBatch(h record.BatchHeader, batch []byte) ([]byte, error) {
 	c.stats.RecordsRead += int64(h.NumRecords)
-	if h.Control() {
-		return batch, nil
-	}
 	_, recs, err := record.Records(batch)
 	if err != nil {
 		return nil, err
 	}
+	if h.Control() {
+		return c.compactControl(h, batch, recs)
+	}
+	txn, aborted := c.txns.onData(h)
 	kept := make([]record.Record, 0, len(recs))
-	for _, r := range recs {
-		if c.keep(h, h.BaseOffset+int64(r.OffsetDelta), r) {
-			kept = append(kept, r)
+	if !aborted {
+		for _, r := range recs {
+			if c.keep(h, h.BaseOffset+int64(r.OffsetDelta), r) {
+				kept = append(kept, r)
+			}
 		}
 	}
 	c.stats.RecordsRemoved += int64(len(recs) - len(kept))
+	out := batch
 	switch {
-	case len(kept) == len(recs):
-		return batch, nil
-	case len(kept) == 0 && (h.ProducerID < 0 || c.lastBatch[h.ProducerID] != h.BaseOffset):
+	case len(kept) == 0 && (h.ProducerID < 0 || c.lastData[h.ProducerID] != h.BaseOffset):
 		return nil, nil
+	case len(kept) != len(recs):
+		if out, err = record.Rewrite(h, kept, h.Codec() == record.CodecSnappy && record.IsRawSnappy(batch)); err != nil {
+			return nil, err
+		}
 	}
-	return record.Rewrite(h, kept, h.Codec() == record.CodecSnappy && record.IsRawSnappy(batch))
+	if txn != nil {
+		txn.kept = true
+	}
+	return out, nil
+}
+
+// compactControl returns what of a control batch goes into the cleaned
+// segment (see the file comment's transaction rules).
+func (c *cleaner) compactControl(h record.BatchHeader, batch []byte, recs []record.Record) ([]byte, error) {
+	txn, discardable, isMarker := c.txns.onControl(h, recs)
+	switch {
+	case len(recs) == 0:
+		return nil, nil // nothing left to say (Kafka drops an emptied control batch too)
+	case !isMarker:
+		return batch, nil
+	case !discardable:
+		if txn != nil && !txn.kept {
+			// Every batch of its transaction went in this pass: the next one starts its horizon.
+			c.tombstoneDue = c.nowMs
+		}
+		return batch, nil
+	}
+	if horizon, ok := h.DeleteHorizon(); ok {
+		if horizon <= c.nowMs {
+			c.stats.RecordsRemoved += int64(len(recs))
+			return nil, nil
+		}
+		c.tombstoneDue = min(c.tombstoneDue, horizon)
+		return batch, nil
+	}
+	horizon := int64(math.MaxInt64)
+	if c.nowMs <= math.MaxInt64-c.cfg.DeleteRetentionMs {
+		horizon = c.nowMs + c.cfg.DeleteRetentionMs
+	}
+	c.tombstoneDue = min(c.tombstoneDue, horizon)
+	return record.WithDeleteHorizon(h, recs, horizon, h.Codec() == record.CodecSnappy && record.IsRawSnappy(batch))
 }
 
 // cleanGroup writes the compacted contents of group into one new segment

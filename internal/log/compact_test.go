@@ -75,6 +75,10 @@ func readRecords(t testing.TB, l *Log) ([]kv, []record.BatchHeader) {
 				t.Fatal(err)
 			}
 			hdrs = append(hdrs, h)
+			if h.Control() { // consumers do not see control records
+				off = h.LastOffset() + 1
+				continue
+			}
 			for _, rec := range recs {
 				o := h.BaseOffset + int64(rec.OffsetDelta)
 				if o < off {
@@ -315,63 +319,118 @@ func TestCleanKeepsProducersLastBatch(t *testing.T) {
 // TestCleanerSwapCrash stops the swap after each of its steps, as a kill -9
 // would, and checks that reopening the log yields a valid log that still says
 // the same latest value for every key, at the same offsets.
+//
+// With transactional data (fillTxn: transactions committed and aborted) the
+// log must also never show an aborted record as committed, and the recovered
+// log's next pass must drop every aborted record.
 func TestCleanerSwapCrash(t *testing.T) {
 	steps := []string{"commit", "retire 00000000000000000000.log", "retire 00000000000000000000.timeindex",
 		"install .index", "install .log", "sync", "uncommit"}
-	for _, step := range append([]string{"before commit"}, steps...) {
-		t.Run(step, func(t *testing.T) {
-			clock := newClock()
-			dir := t.TempDir()
-			l := mustOpen(t, dir, compactConfig(), clock)
-			fill(t, l, clock, 20)
-			before, _ := readRecords(t, l)
-			want := latestByKey(before)
-			crash := errors.New("crash at " + step)
-			hookStep := step
-			if step == "before commit" {
-				hookStep = "commit" // and the manifest is removed below, as if never written
+	for _, txns := range []bool{false, true} {
+		for _, step := range append([]string{"before commit"}, steps...) {
+			name := step
+			if txns {
+				name = "transactional/" + step
 			}
-			l.swapHook = func(s string) error {
-				if s == hookStep {
-					return crash
-				}
-				return nil
-			}
-			if _, err := l.Clean(l.LogEndOffset()); !errors.Is(err, crash) {
-				t.Fatalf("clean: %v", err)
-			}
-			if step == "before commit" {
-				if err := os.Remove(filepath.Join(dir, cleanerSwapFile)); err != nil {
-					t.Fatal(err)
-				}
-			}
-			abandon(l)
-			l2 := mustOpen(t, dir, compactConfig(), clock)
-			defer l2.Close()
-			got, _ := readRecords(t, l2)
-			if m := latestByKey(got); fmt.Sprint(m) != fmt.Sprint(want) {
-				t.Fatalf("after crash at %q\n got %v\nwant %v", step, m, want)
-			}
-			seen := map[int64]bool{}
-			for _, r := range got {
-				if seen[r.offset] {
-					t.Fatalf("offset %d twice", r.offset)
-				}
-				seen[r.offset] = true
-			}
-			entries, _ := os.ReadDir(dir)
-			for _, e := range entries {
-				if strings.HasSuffix(e.Name(), cleanedSuffix) || e.Name() == cleanerSwapFile {
-					t.Fatalf("%s left behind", e.Name())
-				}
-			}
-			// The recovered log cleans and takes appends.
-			if _, err := l2.Clean(l2.LogEndOffset()); err != nil {
-				t.Fatal(err)
-			}
-			mustAppend(t, l2, keyed(record.CodecNone, clock.Now().UnixMilli(), "k3", "late"))
-		})
+			t.Run(name, func(t *testing.T) { testCleanerSwapCrash(t, step, txns) })
+		}
 	}
+}
+
+func testCleanerSwapCrash(t *testing.T, step string, txns bool) {
+	clock := newClock()
+	dir := t.TempDir()
+	l := mustOpen(t, dir, compactConfig(), clock)
+	aborted := map[int64]bool{}
+	if txns {
+		aborted = fillTxn(t, l, clock, 20)
+	} else {
+		fill(t, l, clock, 20)
+	}
+	committed := func(recs []kv) []kv {
+		var out []kv
+		for _, r := range recs {
+			if !aborted[r.offset] {
+				out = append(out, r)
+			}
+		}
+		return out
+	}
+	before, _ := readRecords(t, l)
+	want := latestByKey(committed(before))
+	crash := errors.New("crash at " + step)
+	hookStep := step
+	if step == "before commit" {
+		hookStep = "commit" // and the manifest is removed below, as if never written
+	}
+	l.swapHook = func(s string) error {
+		if s == hookStep {
+			return crash
+		}
+		return nil
+	}
+	if _, err := l.Clean(l.LogEndOffset()); !errors.Is(err, crash) {
+		t.Fatalf("clean: %v", err)
+	}
+	if step == "before commit" {
+		if err := os.Remove(filepath.Join(dir, cleanerSwapFile)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	abandon(l)
+	l2 := mustOpen(t, dir, compactConfig(), clock)
+	defer l2.Close()
+	got, _ := readRecords(t, l2)
+	if m := latestByKey(committed(got)); fmt.Sprint(m) != fmt.Sprint(want) {
+		t.Fatalf("after crash at %q\n got %v\nwant %v", step, m, want)
+	}
+	seen := map[int64]bool{}
+	for _, r := range got {
+		if seen[r.offset] {
+			t.Fatalf("offset %d twice", r.offset)
+		}
+		seen[r.offset] = true
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), cleanedSuffix) || e.Name() == cleanerSwapFile {
+			t.Fatalf("%s left behind", e.Name())
+		}
+	}
+	// The recovered log cleans and takes appends.
+	if _, err := l2.Clean(l2.LogEndOffset()); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = readRecords(t, l2)
+	if m := latestByKey(got); fmt.Sprint(m) != fmt.Sprint(want) {
+		t.Fatalf("cleaned again after a crash at %q\n got %v\nwant %v", step, m, want)
+	}
+	mustAppend(t, l2, keyed(record.CodecNone, clock.Now().UnixMilli(), "k3", "late"))
+}
+
+// fillTxn is fill with transactions: each round one of three producers
+// writes its updates of k0..k9 in a transaction, which every fourth round
+// aborts. It returns the offsets of the aborted records.
+func fillTxn(t *testing.T, l *Log, clock *fakeClock, rounds int) map[int64]bool {
+	t.Helper()
+	codecs := []record.Codec{record.CodecNone, record.CodecGzip, record.CodecSnappy, record.CodecLZ4, record.CodecZstd}
+	w := newTxnWriter(t, l, clock)
+	aborted := map[int64]bool{}
+	for r := range rounds {
+		pid := int64(1 + r%3)
+		abort := r%4 == 3 // the last round (19 of 20) too: its aborted values are the latest ones
+		for k := 0; k < 10; k += 2 {
+			w.codec = codecs[(r+k)%len(codecs)]
+			res := w.txn(pid, fmt.Sprintf("k%d", k), fmt.Sprintf("v%d-%d", k, r), fmt.Sprintf("k%d", k+1), fmt.Sprintf("v%d-%d", k+1, r))
+			if abort {
+				aborted[res.BaseOffset], aborted[res.BaseOffset+1] = true, true
+			}
+		}
+		w.marker(pid, !abort)
+	}
+	w.roll()
+	w.plain("tail", "t")
+	return aborted
 }
 
 // abandon closes a log's files without the clean-shutdown marker, as a crash leaves it.

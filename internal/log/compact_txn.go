@@ -1,0 +1,204 @@
+package log
+
+// The cleaner's view of transactions (see compact.go's file comment), after
+// Kafka's CleanedTransactionMetadata.
+
+import (
+	"math"
+	"sort"
+
+	"github.com/moldau/moldau/internal/record"
+)
+
+// txnRange is an aborted transaction of a producer: its batches lie in
+// [first, last], last being the offset of its abort marker (Kafka's AbortedTxn).
+type txnRange struct {
+	producerID  int64
+	first, last int64
+}
+
+// txnScan is what the cleaner's first pass learns from the whole log.
+type txnScan struct {
+	aborted   []txnRange      // whose first offset is in the cleanable segments, by first offset
+	firstOpen int64           // first offset of the earliest transaction without a marker; MaxInt64: none
+	lastData  map[int64]int64 // producer id -> base offset of its last data batch
+}
+
+// scanTransactions reads every batch of the log once: the cleanable segments
+// segs whole (they are rolled, their bytes do not change), the rest (above
+// them, the active segment included) header by header under the read lock,
+// reading a control batch whole only when it may end a transaction. A
+// transaction of a producer starts with its first transactional data batch
+// after its previous marker and ends with its next marker (commit or abort).
+func (c *cleaner) scanTransactions(segs []*segment) (txnScan, error) {
+	scan := txnScan{firstOpen: math.MaxInt64, lastData: map[int64]int64{}}
+	open := map[int64]int64{} // producer id -> first offset of its transaction without a marker yet
+	end := segs[len(segs)-1].next
+	visit := func(h record.BatchHeader, records func() ([]record.Record, error)) error {
+		pid := h.ProducerID
+		if pid < 0 {
+			return nil
+		}
+		if !h.Control() {
+			scan.lastData[pid] = h.BaseOffset
+			if _, ok := open[pid]; !ok && h.Transactional() {
+				open[pid] = h.BaseOffset
+			}
+			return nil
+		}
+		first, ok := open[pid]
+		if !ok {
+			return nil
+		}
+		recs, err := records()
+		if err != nil {
+			return err
+		}
+		m, err := record.ParseMarker(h, recs)
+		if err != nil {
+			return nil // not a transaction marker (Kafka reserves other control types): it ends nothing
+		}
+		delete(open, pid)
+		if !m.Commit && first < end {
+			scan.aborted = append(scan.aborted, txnRange{producerID: pid, first: first, last: h.BaseOffset})
+		}
+		return nil
+	}
+	for _, s := range segs {
+		err := c.eachBatch(s, func(h record.BatchHeader, batch []byte) error {
+			return visit(h, func() ([]record.Record, error) {
+				_, recs, err := record.Records(batch)
+				return recs, err
+			})
+		})
+		if err != nil {
+			return scan, err
+		}
+	}
+	if err := c.scanTail(end, visit); err != nil {
+		return scan, err
+	}
+	for _, first := range open {
+		scan.firstOpen = min(scan.firstOpen, first)
+	}
+	sort.Slice(scan.aborted, func(i, j int) bool { return scan.aborted[i].first < scan.aborted[j].first })
+	return scan, nil
+}
+
+// scanTail calls fn for every batch from offset from (a segment base) to the
+// end of the log, in order, with the read lock held; records reads and
+// decodes the batch's records.
+func (c *cleaner) scanTail(from int64, fn func(h record.BatchHeader, records func() ([]record.Record, error)) error) error {
+	l := c.l
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.mu.closed {
+		return errCleanAborted
+	}
+	var hdr [record.HeaderSize]byte
+	for i := l.segmentFor(from); i < len(l.mu.segments); i++ {
+		s := l.mu.segments[i]
+		if s.base < from {
+			continue
+		}
+		for pos := int64(0); pos < s.size; {
+			h, err := readHeader(s.log, pos, s.size, &hdr)
+			if err != nil {
+				return err
+			}
+			at := pos
+			err = fn(h, func() ([]record.Record, error) {
+				if _, err := s.readBatch(at, s.size, h.BaseOffset, &c.buf); err != nil {
+					return nil, err
+				}
+				_, recs, err := record.Records(c.buf[:h.Size()])
+				return recs, err
+			})
+			if err != nil {
+				return err
+			}
+			pos += int64(h.Size())
+		}
+	}
+	return nil
+}
+
+// txnState is one transaction as a pass walks through it.
+type txnState struct {
+	rng      txnRange // aborted transactions only
+	observed bool     // a batch of it was met in this pass
+	kept     bool     // a batch of it goes into the cleaned segment
+}
+
+// txnTracker follows the transactions batch by batch through a pass in
+// offset order (Kafka's CleanedTransactionMetadata): it says which data
+// batches belong to an aborted transaction and which markers may go because
+// no batch of their transaction was met in this pass.
+type txnTracker struct {
+	pending   []txnRange          // aborted transactions not reached yet, by first offset
+	aborted   map[int64]*txnState // producer id -> its aborted transaction under way
+	committed map[int64]*txnState // producer id -> its non-aborted transaction whose batches were met
+}
+
+func newTxnTracker(aborted []txnRange) *txnTracker {
+	return &txnTracker{pending: aborted, aborted: map[int64]*txnState{}, committed: map[int64]*txnState{}}
+}
+
+// reach moves the aborted transactions starting at or below off under way.
+func (t *txnTracker) reach(off int64) {
+	for len(t.pending) > 0 && t.pending[0].first <= off {
+		r := t.pending[0]
+		t.pending = t.pending[1:]
+		if _, ok := t.aborted[r.producerID]; !ok {
+			t.aborted[r.producerID] = &txnState{rng: r}
+		}
+	}
+}
+
+// onData is called for each data batch in order: it returns the batch's
+// transaction (nil for a non-transactional batch) and whether it aborted.
+func (t *txnTracker) onData(h record.BatchHeader) (*txnState, bool) {
+	t.reach(h.LastOffset())
+	if !h.Transactional() {
+		return nil, false
+	}
+	if st, ok := t.aborted[h.ProducerID]; ok {
+		st.observed = true
+		return st, true
+	}
+	st, ok := t.committed[h.ProducerID]
+	if !ok {
+		st = &txnState{}
+		t.committed[h.ProducerID] = st
+	}
+	return st, false
+}
+
+// onControl is called for each control batch in order. For a marker
+// (isMarker) it ends the producer's transaction and returns it (nil when no
+// batch of it was met in this pass) and whether the marker may go: no batch
+// of its transaction was met in this pass.
+func (t *txnTracker) onControl(h record.BatchHeader, recs []record.Record) (txn *txnState, discardable, isMarker bool) {
+	t.reach(h.LastOffset())
+	if len(recs) == 0 {
+		return nil, true, false
+	}
+	m, err := record.ParseMarker(h, recs)
+	if err != nil {
+		return nil, false, false
+	}
+	if !m.Commit {
+		st, ok := t.aborted[h.ProducerID]
+		delete(t.aborted, h.ProducerID)
+		if !ok || !st.observed {
+			return nil, true, true
+		}
+		return st, false, true
+	}
+	st, ok := t.committed[h.ProducerID]
+	delete(t.committed, h.ProducerID)
+	if !ok {
+		return nil, true, true
+	}
+	return st, false, true
+}
