@@ -151,36 +151,51 @@ func runTxnProducer(ctx context.Context, addr, txnID string, txns int64, value [
 	}
 	defer cl.Close()
 	for range txns {
-		t0 := time.Now()
-		if err := cl.BeginTransaction(); err != nil {
-			return fmt.Errorf("begin: %w", err)
+		// A transaction that makes no progress for txnStall fails the workload rather than
+		// retrying until the workload timeout.
+		tctx, cancel := context.WithTimeout(ctx, txnStall)
+		err := oneTxn(tctx, cl, value, done)
+		cancel()
+		if err != nil {
+			return err
 		}
-		var produceErr error
-		var emu sync.Mutex
-		for range txnBatch {
-			cl.Produce(ctx, &kgo.Record{Value: value}, func(_ *kgo.Record, err error) {
-				if err != nil {
-					emu.Lock()
-					produceErr = err
-					emu.Unlock()
-				}
-			})
-		}
-		if err := cl.Flush(ctx); err != nil {
-			return fmt.Errorf("flush: %w", err)
-		}
-		emu.Lock()
-		perr := produceErr
-		emu.Unlock()
-		if perr != nil {
-			return fmt.Errorf("produce: %w", perr)
-		}
-		t1 := time.Now()
-		if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
-			return fmt.Errorf("commit: %w", err)
-		}
-		now := time.Now()
-		done(now.Sub(t1), now.Sub(t0))
 	}
+	return nil
+}
+
+// txnStall bounds one W7 transaction, begin to committed.
+const txnStall = 30 * time.Second
+
+func oneTxn(ctx context.Context, cl *kgo.Client, value []byte, done func(commit, txn time.Duration)) error {
+	t0 := time.Now()
+	if err := cl.BeginTransaction(); err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	var produceErr error
+	var emu sync.Mutex
+	for range txnBatch {
+		cl.Produce(ctx, &kgo.Record{Value: value}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				emu.Lock()
+				produceErr = err
+				emu.Unlock()
+			}
+		})
+	}
+	if err := cl.Flush(ctx); err != nil {
+		return fmt.Errorf("flush: %w", err)
+	}
+	emu.Lock()
+	perr := produceErr
+	emu.Unlock()
+	if perr != nil {
+		return fmt.Errorf("produce: %w", perr)
+	}
+	t1 := time.Now()
+	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	now := time.Now()
+	done(now.Sub(t1), now.Sub(t0))
 	return nil
 }
