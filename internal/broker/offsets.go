@@ -82,6 +82,21 @@ func (s *offsetsStore) partition(p int32) (*partition.Partition, error) {
 // The coordinator calls Append with the group's lock held, so a group's commits wait for their
 // syncs one after the other; commits of different groups, and produces, share each sync.
 func (s *offsetsStore) Append(groupID string, kvs []group.KV) error {
+	return s.append(groupID, kvs, record.BatchSpec{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1})
+}
+
+// AppendTxn writes the records of a TxnOffsetCommit as Append does, as one transactional batch
+// of the producer without a sequence (BaseSequence -1, Kafka's NO_SEQUENCE: the group
+// coordinator's transactional writes are not idempotent produces). The partition tracks the
+// producer's transaction from it; the marker WriteTxnMarkers appends ends it.
+func (s *offsetsStore) AppendTxn(groupID string, producerID int64, producerEpoch int16, kvs []group.KV) error {
+	return s.append(groupID, kvs, record.BatchSpec{
+		Transactional: true, ProducerID: producerID, ProducerEpoch: producerEpoch, BaseSequence: -1,
+	})
+}
+
+// append writes kvs as one batch of spec's producer fields, acks=all.
+func (s *offsetsStore) append(groupID string, kvs []group.KV, spec record.BatchSpec) error {
 	if len(kvs) == 0 {
 		return nil
 	}
@@ -93,13 +108,9 @@ func (s *offsetsStore) Append(groupID string, kvs []group.KV) error {
 	for i, kv := range kvs {
 		recs[i] = record.Record{Key: kv.Key, Value: kv.Value}
 	}
-	batch := record.Build(record.BatchSpec{
-		BaseTimestamp: time.Now().UnixMilli(),
-		ProducerID:    -1,
-		ProducerEpoch: -1,
-		BaseSequence:  -1,
-		Records:       recs,
-	})
+	spec.BaseTimestamp = time.Now().UnixMilli()
+	spec.Records = recs
+	batch := record.Build(spec)
 	res, err := part.Append(batch, -1, partition.OriginCoordinator)
 	if err != nil {
 		return fmt.Errorf("append to %s: %w", metadata.ConsumerOffsetsTopic, err)
@@ -183,9 +194,25 @@ func loadPartition(part *partition.Partition, p int32, fn func(r group.StoredRec
 				if err := skip(h.BaseOffset, err); err != nil {
 					return err
 				}
-			} else if !h.Control() {
+			} else if h.Control() {
+				// A transaction marker ends the producer's pending offsets in this partition;
+				// other control records (Kafka reserves more types) are not the coordinator's.
+				if h.Transactional() {
+					m, err := record.ParseMarker(h, recs)
+					if err != nil {
+						err = skip(h.BaseOffset, err)
+					} else {
+						err = fn(group.StoredRecord{Partition: p, Offset: h.BaseOffset, ProducerID: m.ProducerID,
+							Transactional: true, Marker: markerOf(m)})
+					}
+					if err != nil {
+						return err
+					}
+				}
+			} else {
 				for _, r := range recs {
-					sr := group.StoredRecord{Partition: p, Offset: h.BaseOffset + int64(r.OffsetDelta), Key: r.Key, Value: r.Value}
+					sr := group.StoredRecord{Partition: p, Offset: h.BaseOffset + int64(r.OffsetDelta), Key: r.Key, Value: r.Value,
+						Transactional: h.Transactional(), ProducerID: h.ProducerID}
 					if err := fn(sr); err != nil {
 						return err
 					}
@@ -201,4 +228,11 @@ func loadPartition(part *partition.Partition, p int32, fn func(r group.StoredRec
 		}
 	}
 	return nil
+}
+
+func markerOf(m record.Marker) group.TxnMarker {
+	if m.Commit {
+		return group.MarkerCommit
+	}
+	return group.MarkerAbort
 }

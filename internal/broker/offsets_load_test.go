@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,7 +13,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/moldau/moldau/internal/group"
 	"github.com/moldau/moldau/internal/log"
@@ -142,4 +145,125 @@ func TestLoadPartitionSkipsUndecodableBatch(t *testing.T) {
 	if want := "a@0 b@1 skip@2 c@3"; strings.Join(got, " ") != want {
 		t.Fatalf("loaded %q, want %q", strings.Join(got, " "), want)
 	}
+}
+
+// TestLoadPartitionTransactionalRecords: loadPartition hands the group coordinator the records of
+// a transactional batch as transactional records of their producer, and a transaction marker as
+// a marker of its producer (commit or abort); the coordinator's replay then keeps a producer's
+// offsets pending until its marker: committed ones count, aborted ones are gone, an open
+// transaction stays pending.
+func TestLoadPartitionTransactionalRecords(t *testing.T) {
+	dir := t.TempDir()
+	syncer, err := log.NewSyncer(vfs.Default, dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syncer.Close()
+	cfg := log.DefaultConfig()
+	cfg.FileDeleteDelayMs = 0
+	p, err := partition.Open(filepath.Join(dir, metadata.ConsumerOffsetsTopic+"-0"), metadata.ConsumerOffsetsTopic, 0,
+		partition.Settings{Log: cfg, MaxMessageBytes: 1 << 20, MinInsyncReplicas: 1}, 0, nil, &partition.LogDir{Path: dir, Syncer: syncer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	offsetRecord := func(g string, part int32, off int64) record.Record {
+		k := kmsg.NewOffsetCommitKey()
+		k.Version = 1
+		k.Group, k.Topic, k.Partition = g, "t", part
+		v := kmsg.NewOffsetCommitValue()
+		v.Version = 3
+		v.Offset = off
+		v.LeaderEpoch = -1
+		return record.Record{Key: k.AppendTo(nil), Value: v.AppendTo(nil)}
+	}
+	txnBatch := func(pid int64, recs ...record.Record) []byte {
+		return record.Build(record.BatchSpec{BaseTimestamp: 1_700_000_000_000, Transactional: true,
+			ProducerID: pid, ProducerEpoch: 0, BaseSequence: -1, Records: recs})
+	}
+	plain := record.Build(record.BatchSpec{BaseTimestamp: 1_700_000_000_000, ProducerID: -1, ProducerEpoch: -1,
+		BaseSequence: -1, Records: []record.Record{offsetRecord("g", 3, 5)}})
+	marker := func(pid int64, commit bool) []byte {
+		return record.BuildMarker(record.Marker{ProducerID: pid, ProducerEpoch: 0, Commit: commit, Timestamp: 1_700_000_000_000})
+	}
+	for _, b := range [][]byte{
+		txnBatch(7, offsetRecord("g", 0, 10), offsetRecord("g", 1, 11)), // 0-1: committed at 5
+		txnBatch(8, offsetRecord("g", 2, 20)),                           // 2: aborted at 4
+		plain,                                                           // 3
+		marker(8, false),                                                // 4
+		marker(7, true),                                                 // 5
+		txnBatch(9, offsetRecord("g", 0, 30)),                           // 6: open
+	} {
+		// Straight to the log: what the partition accepts of a transaction is not this test's.
+		if _, err := p.Log().Append(b, 0, -1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	var stored []group.StoredRecord
+	err = loadPartition(p, 0, func(r group.StoredRecord) error {
+		stored = append(stored, r)
+		switch {
+		case r.Err != nil:
+			got = append(got, fmt.Sprintf("skip@%d", r.Offset))
+		case r.Marker == group.MarkerCommit:
+			got = append(got, fmt.Sprintf("commit(%d)@%d", r.ProducerID, r.Offset))
+		case r.Marker == group.MarkerAbort:
+			got = append(got, fmt.Sprintf("abort(%d)@%d", r.ProducerID, r.Offset))
+		case r.Transactional:
+			got = append(got, fmt.Sprintf("txn(%d)@%d", r.ProducerID, r.Offset))
+		default:
+			got = append(got, fmt.Sprintf("plain@%d", r.Offset))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "txn(7)@0 txn(7)@1 txn(8)@2 plain@3 abort(8)@4 commit(7)@5 txn(9)@6"; strings.Join(got, " ") != want {
+		t.Fatalf("loaded %q, want %q", strings.Join(got, " "), want)
+	}
+
+	// The coordinator's replay of those records.
+	store := &replayStore{recs: stored}
+	c := group.NewCoordinator(group.Config{}, store, nil)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.WaitLoaded(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f := kmsg.NewPtrOffsetFetchRequest()
+	f.Version = 7
+	f.Group = "g"
+	f.RequireStable = true
+	f.Topics = []kmsg.OffsetFetchRequestTopic{{Topic: "t", Partitions: []int32{0, 1, 2, 3}}}
+	var res []string
+	for _, fp := range c.OffsetFetch(f).Topics[0].Partitions {
+		res = append(res, fmt.Sprintf("%d:%d/%d", fp.Partition, fp.Offset, fp.ErrorCode))
+	}
+	unstable := kerr.UnstableOffsetCommit.Code
+	if want := fmt.Sprintf("0:-1/%d 1:11/0 2:-1/0 3:5/0", unstable); strings.Join(res, " ") != want {
+		t.Fatalf("replayed offsets %q, want %q", strings.Join(res, " "), want)
+	}
+	f.RequireStable = false
+	if o := c.OffsetFetch(f).Topics[0].Partitions[0].Offset; o != 10 {
+		t.Fatalf("partition 0's committed offset under the open transaction: %d, want 10", o)
+	}
+}
+
+// replayStore is a group.Store that replays fixed records and writes nothing.
+type replayStore struct{ recs []group.StoredRecord }
+
+func (s *replayStore) Append(string, []group.KV) error { return errors.New("replayStore: read only") }
+func (s *replayStore) AppendTxn(string, int64, int16, []group.KV) error {
+	return errors.New("replayStore: read only")
+}
+func (s *replayStore) Load(fn func(group.StoredRecord) error) error {
+	for _, r := range s.recs {
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return nil
 }

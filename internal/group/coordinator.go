@@ -129,6 +129,13 @@ type Coordinator struct {
 		owned          map[int32]*ownedPartition // cluster mode: the partitions this broker leads
 		closed         bool
 		retentionTimer Timer
+		// txns names, per producer id, the groups that may hold pending transactional offsets
+		// of it (CompleteTxn's index; the groups' txnOffsets are the truth).
+		txns map[int64]map[string]struct{}
+		// installed is set once the whole-store replay installed its groups (without
+		// OffsetsPartitions); until then CompleteTxn queues its markers in early.
+		installed bool
+		early     []completion
 	}
 }
 
@@ -153,6 +160,7 @@ func NewCoordinator(cfg Config, store Store, clock Clock) *Coordinator {
 	}
 	c.mu.groups = make(map[string]*group)
 	c.mu.owned = make(map[int32]*ownedPartition)
+	c.mu.txns = make(map[int64]map[string]struct{})
 	go c.load()
 	return c
 }
@@ -160,6 +168,12 @@ func NewCoordinator(cfg Config, store Store, clock Clock) *Coordinator {
 func (c *Coordinator) load() {
 	defer close(c.loaded)
 	if c.store == nil || c.partitioned() {
+		c.mu.Lock()
+		c.mu.installed = true
+		early := c.mu.early
+		c.mu.early = nil
+		c.mu.Unlock()
+		c.completeAll(0, early)
 		c.scheduleRetention() // partitions load when elected
 		return
 	}
@@ -174,10 +188,17 @@ func (c *Coordinator) load() {
 		return
 	}
 	c.mu.Lock()
+	all := make([]*group, 0, len(groups))
 	for name, g := range groups {
 		c.mu.groups[name] = g
+		all = append(all, g)
 	}
+	c.installTxnsLocked(all)
+	c.mu.installed = true
+	early := c.mu.early
+	c.mu.early = nil
 	c.mu.Unlock()
+	c.completeAll(0, early)
 	// Before loaded is closed, so no request sees a loaded member without its session timer.
 	for _, g := range groups {
 		g.startSessions()

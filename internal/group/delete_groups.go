@@ -44,7 +44,9 @@ func (c *Coordinator) deleteGroup(name string) int16 {
 	return 0
 }
 
-// deleteLocked tombstones the group's offsets and metadata and marks it Dead.
+// deleteLocked tombstones the group's offsets and metadata and marks it Dead. As Kafka's
+// deleteAllOffsets, the partitions that only a pending transactional offset holds get a tombstone
+// too (it drops pending offsets on replay): the group's ongoing transactions lose their offsets.
 // REQUIRES: g.mu is held and the group is Empty.
 func (g *group) deleteLocked() error {
 	if g.c.store != nil {
@@ -54,12 +56,28 @@ func (g *group) deleteLocked() error {
 				records = append(records, KV{Key: offsetKey(g.name, t, p)})
 			}
 		}
+		tombstoned := make(map[string]map[int32]bool)
+		for _, txn := range g.txnOffsets {
+			for t, ps := range txn {
+				for p := range ps {
+					if _, ok := g.offsets[t][p]; ok || tombstoned[t][p] {
+						continue
+					}
+					if tombstoned[t] == nil {
+						tombstoned[t] = make(map[int32]bool)
+					}
+					tombstoned[t][p] = true
+					records = append(records, KV{Key: offsetKey(g.name, t, p)})
+				}
+			}
+		}
 		records = append(records, KV{Key: groupKey(g.name)})
 		if err := g.c.store.Append(g.name, records); err != nil {
 			return err
 		}
 	}
 	g.offsets = make(map[string]map[int32]offsetEntry)
+	g.txnOffsets = make(map[int64]map[string]map[int32]offsetEntry)
 	g.stopJoinTimer()
 	g.stopSyncTimer()
 	for id, t := range g.pending {

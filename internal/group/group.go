@@ -128,6 +128,10 @@ type offsetEntry struct {
 	leaderEpoch int32
 	metadata    string
 	commitTime  int64 // unix millis
+	// seq orders the group's writes: the record's offset in __consumer_offsets when loaded,
+	// the group's next seq when written here (group.nextSeq). A transaction's commit keeps a
+	// committed offset written after the transactional one (Kafka compares record offsets).
+	seq int64
 }
 
 // group is one consumer group. Every field below mu is guarded by it.
@@ -161,19 +165,24 @@ type group struct {
 	syncTimerGen   uint64
 
 	offsets map[string]map[int32]offsetEntry
+	// txnOffsets holds, per producer id, the offsets its ongoing transaction committed
+	// (TxnOffsetCommit) until its marker: commit moves them into offsets, abort drops them.
+	txnOffsets map[int64]map[string]map[int32]offsetEntry
+	seq        int64 // the seq of the group's next offset write (offsetEntry.seq)
 }
 
 func newGroup(c *Coordinator, name string) *group {
 	return &group{
-		c:         c,
-		name:      name,
-		state:     stateEmpty,
-		stateTime: c.clock.Now(),
-		members:   make(map[string]*member),
-		static:    make(map[string]string),
-		pending:   make(map[string]Timer),
-		supported: make(map[string]int),
-		offsets:   make(map[string]map[int32]offsetEntry),
+		c:          c,
+		name:       name,
+		state:      stateEmpty,
+		stateTime:  c.clock.Now(),
+		members:    make(map[string]*member),
+		static:     make(map[string]string),
+		pending:    make(map[string]Timer),
+		supported:  make(map[string]int),
+		offsets:    make(map[string]map[int32]offsetEntry),
+		txnOffsets: make(map[int64]map[string]map[int32]offsetEntry),
 	}
 }
 

@@ -48,7 +48,7 @@ func (c *Coordinator) offsetCommit(r *kmsg.OffsetCommitRequest) func(t, p int) i
 		return all(kerr.IllegalGeneration.Code)
 	}
 	defer g.mu.Unlock()
-	if code := g.validateCommit(generation, memberID, instanceID); code != 0 {
+	if code := g.validateCommit(generation, memberID, instanceID, false); code != 0 {
 		return all(code)
 	}
 	switch g.state {
@@ -109,13 +109,16 @@ func (c *Coordinator) offsetCommit(r *kmsg.OffsetCommitRequest) func(t, p int) i
 		}
 	}
 	for _, e := range entries {
+		e.entry.seq = g.nextSeq()
 		g.setOffset(e.topic, e.partition, e.entry)
 	}
 	return func(t, p int) int16 { return codes[t][p] }
 }
 
-// validateCommit is Kafka's validateOffsetCommit. REQUIRES: g.mu is held.
-func (g *group) validateCommit(generation int32, memberID string, instanceID *string) int16 {
+// validateCommit is Kafka's validateOffsetCommit (ClassicGroup): transactional is set for a
+// TxnOffsetCommit, which may commit without group metadata (v0-2) to a group with members.
+// REQUIRES: g.mu is held.
+func (g *group) validateCommit(generation int32, memberID string, instanceID *string, transactional bool) int16 {
 	if g.state == stateDead {
 		return kerr.CoordinatorNotAvailable.Code
 	}
@@ -136,17 +139,9 @@ func (g *group) validateCommit(generation int32, memberID string, instanceID *st
 		}
 		return 0
 	}
-	if g.state != stateEmpty {
+	if g.state != stateEmpty && !transactional {
 		// Only members commit to a group with members.
 		return kerr.UnknownMemberID.Code
 	}
 	return 0
 }
-
-// CompleteTxn applies a transaction marker written to __consumer_offsets partition
-// offsetsPartition: the offsets producerID committed in its transaction (TxnOffsetCommit) become
-// the group's committed offsets (commit) or are dropped (abort). WriteTxnMarkers calls it once
-// the marker is replicated, as Kafka's GroupCoordinator.onTransactionCompleted.
-//
-// TxnOffsetCommit is not served yet, so no transactional offset is ever pending: nothing to do.
-func (c *Coordinator) CompleteTxn(offsetsPartition int32, producerID int64, commit bool) {}

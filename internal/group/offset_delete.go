@@ -66,7 +66,8 @@ func (c *Coordinator) offsetDelete(r *kmsg.OffsetDeleteRequest) (int16, [][]int1
 			case g.state != stateEmpty && g.isSubscribed(t.Topic):
 				codes[i][j] = kerr.GroupSubscribedToTopic.Code
 			default:
-				if _, ok := g.offsets[t.Topic][p.Partition]; ok {
+				// As Kafka: a tombstone for a committed or a pending transactional offset.
+				if _, ok := g.offsets[t.Topic][p.Partition]; ok || g.hasPendingOffset(t.Topic, p.Partition) {
 					deleted = append(deleted, tp{t.Topic, p.Partition})
 					records = append(records, KV{Key: offsetKey(g.name, t.Topic, p.Partition)})
 				}

@@ -1,12 +1,15 @@
 package group
 
 // OffsetFetch: versions 0-9 (v10 names topics by id and is not implemented). v0-v7 fetch one
-// group, v8+ many. Null topics (v2+) fetch every committed offset of the group. require_stable
-// (v7+) is ignored until transactional offset commits exist.
+// group, v8+ many. Null topics (v2+) fetch every committed offset of the group. With
+// RequireStable (v7+) a partition with a pending transactional offset (TxnOffsetCommit not yet
+// ended by its marker) is answered UNSTABLE_OFFSET_COMMIT with offset -1, as Kafka does; without
+// it the committed offset is answered.
 
 import (
 	"sort"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -36,7 +39,7 @@ func (c *Coordinator) OffsetFetch(r *kmsg.OffsetFetchRequest) *kmsg.OffsetFetchR
 					topics = append(topics, kmsg.OffsetFetchRequestTopic{Topic: t.Topic, Partitions: t.Partitions})
 				}
 			}
-			code, fetched := c.offsetFetch(rg.Group, topics)
+			code, fetched := c.offsetFetch(rg.Group, topics, r.RequireStable)
 			g := kmsg.NewOffsetFetchResponseGroup()
 			g.Group = rg.Group
 			g.ErrorCode = code
@@ -63,7 +66,7 @@ func (c *Coordinator) OffsetFetch(r *kmsg.OffsetFetchRequest) *kmsg.OffsetFetchR
 	if r.Version < 2 && topics == nil {
 		topics = []kmsg.OffsetFetchRequestTopic{}
 	}
-	code, fetched := c.offsetFetch(r.Group, topics)
+	code, fetched := c.offsetFetch(r.Group, topics, r.Version >= 7 && r.RequireStable)
 	if r.Version >= 2 {
 		resp.ErrorCode = code
 	}
@@ -89,8 +92,9 @@ func (c *Coordinator) OffsetFetch(r *kmsg.OffsetFetchRequest) *kmsg.OffsetFetchR
 }
 
 // offsetFetch returns a group error and the offsets of topics (every committed offset when
-// topics is nil).
-func (c *Coordinator) offsetFetch(name string, topics []kmsg.OffsetFetchRequestTopic) (int16, []fetchedTopic) {
+// topics is nil). requireStable answers partitions with pending transactional offsets
+// UNSTABLE_OFFSET_COMMIT.
+func (c *Coordinator) offsetFetch(name string, topics []kmsg.OffsetFetchRequestTopic, requireStable bool) (int16, []fetchedTopic) {
 	code := c.groupStatus(name)
 	unknown := func(code int16) []fetchedTopic {
 		out := make([]fetchedTopic, 0, len(topics))
@@ -124,9 +128,11 @@ func (c *Coordinator) offsetFetch(name string, topics []kmsg.OffsetFetchRequestT
 		for _, t := range names {
 			ft := fetchedTopic{topic: t}
 			for p, e := range g.offsets[t] {
-				ft.partitions = append(ft.partitions, fetchedPartition{
-					partition: p, offset: e.offset, leaderEpoch: e.leaderEpoch, metadata: e.metadata,
-				})
+				fp := fetchedPartition{partition: p, offset: e.offset, leaderEpoch: e.leaderEpoch, metadata: e.metadata}
+				if requireStable && g.hasPendingOffset(t, p) {
+					fp = unstable(p)
+				}
+				ft.partitions = append(ft.partitions, fp)
 			}
 			sort.Slice(ft.partitions, func(i, j int) bool { return ft.partitions[i].partition < ft.partitions[j].partition })
 			out = append(out, ft)
@@ -138,7 +144,9 @@ func (c *Coordinator) offsetFetch(name string, topics []kmsg.OffsetFetchRequestT
 		ft := fetchedTopic{topic: t.Topic}
 		for _, p := range t.Partitions {
 			fp := fetchedPartition{partition: p, offset: -1, leaderEpoch: -1}
-			if e, ok := g.offsets[t.Topic][p]; ok {
+			if requireStable && g.hasPendingOffset(t.Topic, p) {
+				fp = unstable(p)
+			} else if e, ok := g.offsets[t.Topic][p]; ok {
 				fp.offset, fp.leaderEpoch, fp.metadata = e.offset, e.leaderEpoch, e.metadata
 			}
 			ft.partitions = append(ft.partitions, fp)
@@ -146,4 +154,9 @@ func (c *Coordinator) offsetFetch(name string, topics []kmsg.OffsetFetchRequestT
 		out = append(out, ft)
 	}
 	return 0, out
+}
+
+// unstable is a partition whose offset an ongoing transaction may still change.
+func unstable(p int32) fetchedPartition {
+	return fetchedPartition{partition: p, offset: -1, leaderEpoch: -1, err: kerr.UnstableOffsetCommit.Code}
 }

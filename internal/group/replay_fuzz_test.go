@@ -89,7 +89,7 @@ func FuzzReplay(f *testing.F) {
 		if err != nil {
 			t.Fatalf("replay failed: %v", err)
 		}
-		decodeErr := newReplayer(c).apply(key, value)
+		decodeErr := newReplayer(c).apply(StoredRecord{Key: key, Value: value, ProducerID: -1})
 		if n := skipped.n.Load(); (decodeErr != nil) != (n == 1) || n > 1 {
 			t.Fatalf("decode error %v, %d records skipped", decodeErr, n)
 		}

@@ -3,7 +3,9 @@ package group
 // Offset retention (KIP-211): offsets of an Empty group expire OffsetsRetention after the group
 // became Empty (after their commit, for groups without a protocol type: simple consumers); a
 // Stable consumer group's offsets of topics it no longer subscribes to expire OffsetsRetention
-// after their commit. An Empty group left with no offsets is deleted.
+// after their commit. An Empty group left with no offsets is deleted. As in Kafka's
+// OffsetMetadataManager.cleanupExpiredOffsets, an offset whose partition has a pending
+// transactional offset does not expire, and a group with an ongoing transaction is not deleted.
 
 import (
 	"time"
@@ -61,7 +63,7 @@ func (g *group) expireOffsetsLocked(now time.Time, retention time.Duration) int 
 			default:
 				continue
 			}
-			if nowMs-base >= retMs {
+			if nowMs-base >= retMs && !g.hasPendingOffset(t, p) {
 				expired = append(expired, KV{Key: offsetKey(g.name, t, p)})
 				gone = append(gone, tp{t, p})
 			}
@@ -75,7 +77,7 @@ func (g *group) expireOffsetsLocked(now time.Time, retention time.Duration) int 
 	for _, x := range gone {
 		g.deleteOffset(x.topic, x.partition)
 	}
-	if g.state == stateEmpty && !g.hasOffsets() && len(g.pending) == 0 {
+	if g.state == stateEmpty && !g.hasOffsets() && !g.hasPendingTxn() && len(g.pending) == 0 {
 		_ = g.deleteLocked()
 	}
 	return len(gone)

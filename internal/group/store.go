@@ -23,6 +23,13 @@ type StoredRecord struct {
 	Offset    int64
 	// Key and Value are the record's; a nil Value is a tombstone.
 	Key, Value []byte
+	// Transactional is set for a record of a transactional batch of ProducerID (a TxnOffsetCommit):
+	// it stays pending until a marker of ProducerID later in the same partition.
+	Transactional bool
+	ProducerID    int64
+	// Marker, when not MarkerNone, makes this a transaction marker (a control batch) of
+	// ProducerID: Key and Value are nil. It commits or aborts the producer's pending offsets.
+	Marker TxnMarker
 	// Err, when set, says that the store could not decode what it holds at Offset (a batch or the
 	// rest of the partition; Key and Value are then nil). The replay counts it and skips it.
 	Err error
@@ -35,11 +42,24 @@ type Store interface {
 	// Append makes records durable (written to the log) before it returns. group names the group
 	// the records belong to, so the store can pick its partition (see OffsetsPartition).
 	Append(group string, records []KV) error
+	// AppendTxn makes records durable as Append does, written as one transactional batch of
+	// (producerID, producerEpoch) without a sequence (Kafka's NO_SEQUENCE), as a TxnOffsetCommit
+	// writes them: they count once the transaction's commit marker follows them.
+	AppendTxn(group string, producerID int64, producerEpoch int16, records []KV) error
 	// Load replays every record, oldest first, at start. Data it cannot decode is not an error:
 	// it hands it to fn with Err set and carries on. An error (a failed read, or fn's) ends the
 	// load and the coordinator answers COORDINATOR_NOT_AVAILABLE.
 	Load(fn func(r StoredRecord) error) error
 }
+
+// TxnMarker says whether a stored record is a transaction marker, and which.
+type TxnMarker int8
+
+const (
+	MarkerNone TxnMarker = iota
+	MarkerCommit
+	MarkerAbort
+)
 
 // OffsetsPartition returns the __consumer_offsets partition of a group as Kafka computes it:
 // abs(javaStringHashCode(group)) % partitions.
@@ -60,8 +80,16 @@ func OffsetsPartition(group string, partitions int32) int32 {
 // MemoryStore is an in-memory Store for tests and for brokers without persistence.
 type MemoryStore struct {
 	mu        sync.Mutex
-	records   []KV
+	records   []memoryRecord
 	appendErr error
+}
+
+// memoryRecord is one record of a MemoryStore, with its transactional framing.
+type memoryRecord struct {
+	KV
+	transactional bool
+	producerID    int64
+	marker        TxnMarker
 }
 
 // NewMemoryStore returns an empty MemoryStore.
@@ -75,9 +103,38 @@ func (s *MemoryStore) Append(_ string, records []KV) error {
 		return s.appendErr
 	}
 	for _, r := range records {
-		s.records = append(s.records, KV{Key: append([]byte(nil), r.Key...), Value: cloneValue(r.Value)})
+		s.records = append(s.records, memoryRecord{KV: KV{Key: append([]byte(nil), r.Key...), Value: cloneValue(r.Value)}, producerID: -1})
 	}
 	return nil
+}
+
+// AppendTxn records the records as transactional records of producerID, or fails with the error
+// set by SetAppendError.
+func (s *MemoryStore) AppendTxn(_ string, producerID int64, _ int16, records []KV) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.appendErr != nil {
+		return s.appendErr
+	}
+	for _, r := range records {
+		s.records = append(s.records, memoryRecord{
+			KV:            KV{Key: append([]byte(nil), r.Key...), Value: cloneValue(r.Value)},
+			transactional: true, producerID: producerID,
+		})
+	}
+	return nil
+}
+
+// AppendMarker records a transaction marker of producerID, as WriteTxnMarkers writes one to a
+// __consumer_offsets partition (the coordinator learns of it through CompleteTxn).
+func (s *MemoryStore) AppendMarker(producerID int64, commit bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := MarkerAbort
+	if commit {
+		m = MarkerCommit
+	}
+	s.records = append(s.records, memoryRecord{transactional: true, producerID: producerID, marker: m})
 }
 
 func cloneValue(v []byte) []byte {
@@ -90,21 +147,29 @@ func cloneValue(v []byte) []byte {
 // Load replays every appended record in order, as partition 0 with its index as the offset.
 func (s *MemoryStore) Load(fn func(r StoredRecord) error) error {
 	s.mu.Lock()
-	recs := append([]KV(nil), s.records...)
+	recs := append([]memoryRecord(nil), s.records...)
 	s.mu.Unlock()
 	for i, r := range recs {
-		if err := fn(StoredRecord{Offset: int64(i), Key: r.Key, Value: r.Value}); err != nil {
+		sr := StoredRecord{Offset: int64(i), Key: r.Key, Value: r.Value,
+			Transactional: r.transactional, ProducerID: r.producerID, Marker: r.marker}
+		if err := fn(sr); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// Records returns a copy of everything appended so far.
+// Records returns a copy of every record appended so far (markers left out).
 func (s *MemoryStore) Records() []KV {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]KV(nil), s.records...)
+	out := make([]KV, 0, len(s.records))
+	for _, r := range s.records {
+		if r.marker == MarkerNone {
+			out = append(out, r.KV)
+		}
+	}
+	return out
 }
 
 // SetAppendError makes later Appends fail with err (nil: succeed again).
@@ -188,10 +253,19 @@ type replayer struct {
 	c       *Coordinator
 	groups  map[string]*group
 	skipped int
+	// txns lists, per partition and producer, the groups holding transactional offsets of the
+	// producer that no marker has ended yet.
+	txns map[txnKey]map[string]struct{}
+}
+
+// txnKey is one producer's transaction on one __consumer_offsets partition.
+type txnKey struct {
+	partition  int32
+	producerID int64
 }
 
 func newReplayer(c *Coordinator) *replayer {
-	return &replayer{c: c, groups: make(map[string]*group)}
+	return &replayer{c: c, groups: make(map[string]*group), txns: make(map[txnKey]map[string]struct{})}
 }
 
 func (rp *replayer) group(name string) *group {
@@ -207,7 +281,7 @@ func (rp *replayer) group(name string) *group {
 func (rp *replayer) add(r StoredRecord) {
 	err := r.Err
 	if err == nil {
-		err = rp.apply(r.Key, r.Value)
+		err = rp.apply(r)
 	}
 	if err == nil {
 		return
@@ -224,7 +298,24 @@ func (rp *replayer) add(r StoredRecord) {
 
 // apply decodes one record and applies it to the groups. It changes nothing when it returns an
 // error.
-func (rp *replayer) apply(key, value []byte) error {
+//
+// As Kafka's OffsetMetadataManager.replay: an offset commit of a transactional batch is pending
+// for its producer until a marker of that producer later in the same partition applies it
+// (commit: it becomes the committed offset unless one written after it is there already) or
+// drops it (abort); a transaction still open at the end stays pending, the transaction
+// coordinator sends its marker. A tombstone drops the partition's committed and pending offsets.
+func (rp *replayer) apply(r StoredRecord) error {
+	key, value := r.Key, r.Value
+	if r.Marker != MarkerNone {
+		k := txnKey{r.Partition, r.ProducerID}
+		for name := range rp.txns[k] {
+			if g, ok := rp.groups[name]; ok {
+				g.completeTxn(r.ProducerID, r.Marker == MarkerCommit)
+			}
+		}
+		delete(rp.txns, k)
+		return nil
+	}
 	if len(key) < 2 {
 		return fmt.Errorf("record key of %d bytes, a key starts with a 2-byte version", len(key))
 	}
@@ -248,9 +339,22 @@ func (rp *replayer) apply(key, value []byte) error {
 		if v.Version < 3 {
 			epoch = -1
 		}
-		rp.group(k.Group).setOffset(k.Topic, k.Partition, offsetEntry{
+		g := rp.group(k.Group)
+		e := offsetEntry{
 			offset: v.Offset, leaderEpoch: epoch, metadata: v.Metadata, commitTime: v.CommitTimestamp,
-		})
+			seq: r.Offset,
+		}
+		g.seq = max(g.seq, r.Offset+1)
+		if r.Transactional {
+			g.setPendingOffset(r.ProducerID, k.Topic, k.Partition, e)
+			tk := txnKey{r.Partition, r.ProducerID}
+			if rp.txns[tk] == nil {
+				rp.txns[tk] = make(map[string]struct{})
+			}
+			rp.txns[tk][k.Group] = struct{}{}
+			return nil
+		}
+		g.setOffset(k.Topic, k.Partition, e)
 	case 2:
 		var k kmsg.GroupMetadataKey
 		if err := k.ReadFrom(key); err != nil {
@@ -258,7 +362,7 @@ func (rp *replayer) apply(key, value []byte) error {
 		}
 		if value == nil {
 			if g, ok := rp.groups[k.Group]; ok {
-				if !g.hasOffsets() {
+				if !g.hasOffsets() && !g.hasPendingTxn() {
 					delete(rp.groups, k.Group)
 				} else {
 					g.clearMembers()
@@ -424,11 +528,24 @@ func (g *group) setOffset(topic string, partition int32, e offsetEntry) {
 	ps[partition] = e
 }
 
+// deleteOffset drops the partition's committed offset and its pending transactional offsets
+// (a tombstone does both, as in Kafka).
 func (g *group) deleteOffset(topic string, partition int32) {
 	if ps, ok := g.offsets[topic]; ok {
 		delete(ps, partition)
 		if len(ps) == 0 {
 			delete(g.offsets, topic)
+		}
+	}
+	for pid, txn := range g.txnOffsets {
+		if ps, ok := txn[topic]; ok {
+			delete(ps, partition)
+			if len(ps) == 0 {
+				delete(txn, topic)
+			}
+		}
+		if len(txn) == 0 {
+			delete(g.txnOffsets, pid)
 		}
 	}
 }

@@ -95,6 +95,9 @@ type Options struct {
 	// TxnVerifier consults transaction coordinators for KIP-890 (txn_verifier.go); nil:
 	// transactional writes are refused.
 	TxnVerifier TxnVerifier
+	// TxnVerificationEnable is transaction.partition.verification.enable (KIP-890 part 1): a
+	// partition leader verifies a transactional producer's first write through TxnVerifier.
+	TxnVerificationEnable bool
 }
 
 // ReplicationQuota is a replication quota as the Fetch handler uses it (replica.Quota).

@@ -85,8 +85,9 @@ type CleanStats struct {
 // NeedsCleaning reports whether a compacted log is due for a cleaning pass
 // over offsets below upTo: its dirty (not yet cleaned) share of the cleanable
 // bytes reached min.cleanable.dirty.ratio, or dirty data is older than
-// max.compaction.lag.ms, or a tombstone kept by the last pass is now past
-// delete.retention.ms.
+// max.compaction.lag.ms, or a tombstone or transaction marker kept by the
+// last pass may now go (or, for a marker whose transaction's batches that pass
+// removed, get its delete horizon). upTo is the partition's last stable offset.
 func (l *Log) NeedsCleaning(upTo int64) bool {
 	l.cleanMu.Lock()
 	defer l.cleanMu.Unlock()
@@ -142,8 +143,9 @@ func (l *Log) cleanableLocked(upTo int64, cfg Config, nowMs int64) []*segment {
 	return append([]*segment(nil), segs[:n]...)
 }
 
-// Clean runs one compaction pass over the cleanable segments below upTo (see
-// the file comment), whatever NeedsCleaning says. It is a no-op for a log
+// Clean runs one compaction pass over the cleanable segments below upTo, the
+// partition's last stable offset (see the file comment), whatever
+// NeedsCleaning says. It is a no-op for a log
 // without cleanup.policy=compact.
 func (l *Log) Clean(upTo int64) (CleanStats, error) {
 	l.cleanMu.Lock()

@@ -4,6 +4,7 @@ package log
 // Kafka's CleanedTransactionMetadata.
 
 import (
+	"fmt"
 	"math"
 	"sort"
 
@@ -24,12 +25,12 @@ type txnScan struct {
 	lastData  map[int64]int64 // producer id -> base offset of its last data batch
 }
 
-// scanTransactions reads every batch of the log once: the cleanable segments
-// segs whole (they are rolled, their bytes do not change), the rest (above
-// them, the active segment included) header by header under the read lock,
-// reading a control batch whole only when it may end a transaction. A
-// transaction of a producer starts with its first transactional data batch
-// after its previous marker and ends with its next marker (commit or abort).
+// scanTransactions reads every batch header of the log once, and a control
+// batch whole only when it may end a transaction: the cleanable segments segs
+// without locks (they are rolled, their bytes do not change), the rest (above
+// them, the active segment included) under the read lock. A transaction of a
+// producer starts with its first transactional data batch after its previous
+// marker and ends with its next marker (commit or abort).
 func (c *cleaner) scanTransactions(segs []*segment) (txnScan, error) {
 	scan := txnScan{firstOpen: math.MaxInt64, lastData: map[int64]int64{}}
 	open := map[int64]int64{} // producer id -> first offset of its transaction without a marker yet
@@ -65,17 +66,30 @@ func (c *cleaner) scanTransactions(segs []*segment) (txnScan, error) {
 		return nil
 	}
 	for _, s := range segs {
-		err := c.eachBatch(s, func(h record.BatchHeader, batch []byte) error {
-			return visit(h, func() ([]record.Record, error) {
-				_, recs, err := record.Records(batch)
-				return recs, err
-			})
-		})
-		if err != nil {
+		c.l.mu.RLock()
+		size := s.size
+		c.l.mu.RUnlock()
+		if err := c.eachHeader(s, size, visit); err != nil {
 			return scan, err
 		}
 	}
-	if err := c.scanTail(end, visit); err != nil {
+	err := func() error {
+		l := c.l
+		l.mu.RLock()
+		defer l.mu.RUnlock()
+		if l.mu.closed {
+			return errCleanAborted
+		}
+		for _, s := range l.mu.segments[l.segmentFor(end):] {
+			if s.base >= end {
+				if err := c.eachHeader(s, s.size, visit); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}()
+	if err != nil {
 		return scan, err
 	}
 	for _, first := range open {
@@ -85,40 +99,27 @@ func (c *cleaner) scanTransactions(segs []*segment) (txnScan, error) {
 	return scan, nil
 }
 
-// scanTail calls fn for every batch from offset from (a segment base) to the
-// end of the log, in order, with the read lock held; records reads and
-// decodes the batch's records.
-func (c *cleaner) scanTail(from int64, fn func(h record.BatchHeader, records func() ([]record.Record, error)) error) error {
-	l := c.l
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	if l.mu.closed {
-		return errCleanAborted
-	}
+// eachHeader calls fn with every batch header of s below size, in order;
+// fn's records reads, validates and decodes that batch.
+func (c *cleaner) eachHeader(s *segment, size int64, fn func(h record.BatchHeader, records func() ([]record.Record, error)) error) error {
 	var hdr [record.HeaderSize]byte
-	for i := l.segmentFor(from); i < len(l.mu.segments); i++ {
-		s := l.mu.segments[i]
-		if s.base < from {
-			continue
+	for pos := int64(0); pos < size; {
+		h, err := readHeader(s.log, pos, size, &hdr)
+		if err != nil {
+			return err
 		}
-		for pos := int64(0); pos < s.size; {
-			h, err := readHeader(s.log, pos, s.size, &hdr)
-			if err != nil {
-				return err
+		at := pos
+		err = fn(h, func() ([]record.Record, error) {
+			if _, err := s.readBatch(at, size, h.BaseOffset, &c.buf); err != nil {
+				return nil, fmt.Errorf("read %s at %d: %w", s.log.Name(), at, err)
 			}
-			at := pos
-			err = fn(h, func() ([]record.Record, error) {
-				if _, err := s.readBatch(at, s.size, h.BaseOffset, &c.buf); err != nil {
-					return nil, err
-				}
-				_, recs, err := record.Records(c.buf[:h.Size()])
-				return recs, err
-			})
-			if err != nil {
-				return err
-			}
-			pos += int64(h.Size())
+			_, recs, err := record.Records(c.buf[:h.Size()])
+			return recs, err
+		})
+		if err != nil {
+			return err
 		}
+		pos += int64(h.Size())
 	}
 	return nil
 }
