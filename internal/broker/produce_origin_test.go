@@ -12,8 +12,9 @@ import (
 	"github.com/moldau/moldau/internal/record"
 )
 
-// TestClientControlBatchRefused: a Produce carrying a transaction marker (a control batch) or a
-// transactional batch is refused with Kafka's codes, and nothing is appended.
+// TestClientControlBatchRefused: a Produce carrying a transaction marker (a control batch), or a
+// transactional batch in a request without a transactional id, is refused with Kafka's codes,
+// and nothing is appended.
 func TestClientControlBatchRefused(t *testing.T) {
 	b := testBroker(t, t.TempDir())
 	defer stopBroker(t, b)
@@ -29,21 +30,23 @@ func TestClientControlBatchRefused(t *testing.T) {
 		t.Fatalf("init producer id: %v %+v", err, initResp)
 	}
 	for _, tc := range []struct {
-		name string
-		spec record.BatchSpec
-		want *kerr.Error
+		name  string
+		txnID *string
+		spec  record.BatchSpec
+		want  *kerr.Error
 	}{
 		// An abort marker: control record key version 0, type 0.
-		{"control", record.BatchSpec{Control: true, Transactional: true, BaseSequence: -1,
+		{"control", kmsg.StringPtr("t"), record.BatchSpec{Control: true, Transactional: true, BaseSequence: -1,
 			Records: []record.Record{{Key: []byte{0, 0, 0, 0}, Value: []byte{0, 0, 0, 0, 0, 0}}}}, kerr.InvalidRecord},
-		{"transactional", record.BatchSpec{Transactional: true, BaseSequence: 0,
-			Records: []record.Record{{Value: []byte("v")}}}, kerr.InvalidTxnState},
+		{"transactional", nil, record.BatchSpec{Transactional: true, BaseSequence: 0,
+			Records: []record.Record{{Value: []byte("v")}}}, kerr.TransactionalIDAuthorizationFailed},
 	} {
 		tc.spec.BaseTimestamp = time.Now().UnixMilli()
 		tc.spec.ProducerID, tc.spec.ProducerEpoch = initResp.ProducerID, initResp.ProducerEpoch
 		req := kmsg.NewPtrProduceRequest()
 		req.Acks = -1
 		req.TimeoutMillis = 5000
+		req.TransactionID = tc.txnID
 		rt := kmsg.NewProduceRequestTopic()
 		rt.Topic = "tx"
 		rp := kmsg.NewProduceRequestTopicPartition()

@@ -132,6 +132,10 @@ type Coordinator struct {
 		// txns names, per producer id, the groups that may hold pending transactional offsets
 		// of it (CompleteTxn's index; the groups' txnOffsets are the truth).
 		txns map[int64]map[string]struct{}
+		// installed is set once the whole-store replay installed its groups (without
+		// OffsetsPartitions); until then CompleteTxn queues its markers in early.
+		installed bool
+		early     []completion
 	}
 }
 
@@ -164,6 +168,12 @@ func NewCoordinator(cfg Config, store Store, clock Clock) *Coordinator {
 func (c *Coordinator) load() {
 	defer close(c.loaded)
 	if c.store == nil || c.partitioned() {
+		c.mu.Lock()
+		c.mu.installed = true
+		early := c.mu.early
+		c.mu.early = nil
+		c.mu.Unlock()
+		c.completeAll(0, early)
 		c.scheduleRetention() // partitions load when elected
 		return
 	}
@@ -183,8 +193,12 @@ func (c *Coordinator) load() {
 		c.mu.groups[name] = g
 		all = append(all, g)
 	}
+	c.installTxnsLocked(all)
+	c.mu.installed = true
+	early := c.mu.early
+	c.mu.early = nil
 	c.mu.Unlock()
-	c.installTxns(all)
+	c.completeAll(0, early)
 	// Before loaded is closed, so no request sees a loaded member without its session timer.
 	for _, g := range groups {
 		g.startSessions()

@@ -30,6 +30,11 @@ type ownedPartition struct {
 	loaded chan struct{} // closed when its replay finished
 	err    error         // set before loaded is closed
 	stop   chan struct{} // closed by Resign or Close: the replay stops at its next record
+	// installed (guarded by Coordinator.mu) is set once the replay's groups are in the group
+	// map; until then CompleteTxn queues the partition's markers in completions, applied right
+	// after (the replay may have read the log before the marker was appended to it).
+	installed   bool
+	completions []completion
 }
 
 // partitioned reports whether the coordinator serves only the partitions it was elected for.
@@ -89,8 +94,12 @@ func (c *Coordinator) loadPartition(ps PartitionStore, p int32, op *ownedPartiti
 			installed = append(installed, g)
 		}
 	}
+	c.installTxnsLocked(installed)
+	op.installed = true
+	completions := op.completions
+	op.completions = nil
 	c.mu.Unlock()
-	c.installTxns(installed)
+	c.completeAll(p, completions)
 	// Not under c.mu (lock order group.mu, Coordinator.mu), and before loaded is closed, so no
 	// request sees a loaded member without its session timer. A Resign meanwhile marks the
 	// group stopped (startSessions then does nothing) or stops the timers started here.

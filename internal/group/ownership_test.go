@@ -2,7 +2,6 @@ package group
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -16,24 +15,43 @@ import (
 type partitionedStore struct {
 	n    int32
 	mu   sync.Mutex
-	recs map[int32][]KV
+	recs map[int32][]memoryRecord
 	gate map[int32]chan struct{}
 }
 
 func newPartitionedStore(n int32) *partitionedStore {
-	return &partitionedStore{n: n, recs: map[int32][]KV{}, gate: map[int32]chan struct{}{}}
+	return &partitionedStore{n: n, recs: map[int32][]memoryRecord{}, gate: map[int32]chan struct{}{}}
 }
 
 func (s *partitionedStore) Append(group string, records []KV) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p := OffsetsPartition(group, s.n)
-	s.recs[p] = append(s.recs[p], records...)
+	for _, kv := range records {
+		s.recs[p] = append(s.recs[p], memoryRecord{KV: kv, producerID: -1})
+	}
 	return nil
 }
 
-func (s *partitionedStore) AppendTxn(string, int64, int16, []KV) error {
-	return errors.New("partitionedStore: no transactional writes")
+func (s *partitionedStore) AppendTxn(group string, pid int64, _ int16, records []KV) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := OffsetsPartition(group, s.n)
+	for _, kv := range records {
+		s.recs[p] = append(s.recs[p], memoryRecord{KV: kv, transactional: true, producerID: pid})
+	}
+	return nil
+}
+
+// appendMarker writes a transaction marker of pid to partition p.
+func (s *partitionedStore) appendMarker(p int32, pid int64, commit bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := MarkerAbort
+	if commit {
+		m = MarkerCommit
+	}
+	s.recs[p] = append(s.recs[p], memoryRecord{transactional: true, producerID: pid, marker: m})
 }
 
 func (s *partitionedStore) Load(fn func(r StoredRecord) error) error {
@@ -48,13 +66,15 @@ func (s *partitionedStore) Load(fn func(r StoredRecord) error) error {
 func (s *partitionedStore) LoadPartition(p int32, fn func(r StoredRecord) error) error {
 	s.mu.Lock()
 	gate := s.gate[p]
-	recs := append([]KV(nil), s.recs[p]...)
+	recs := append([]memoryRecord(nil), s.recs[p]...)
 	s.mu.Unlock()
 	if gate != nil {
 		<-gate
 	}
-	for i, kv := range recs {
-		if err := fn(StoredRecord{Partition: p, Offset: int64(i), Key: kv.Key, Value: kv.Value}); err != nil {
+	for i, r := range recs {
+		sr := StoredRecord{Partition: p, Offset: int64(i), Key: r.Key, Value: r.Value,
+			Transactional: r.transactional, ProducerID: r.producerID, Marker: r.marker}
+		if err := fn(sr); err != nil {
 			return err
 		}
 	}

@@ -134,8 +134,28 @@ func (c *Coordinator) txnOffsetCommit(ctx context.Context, r *kmsg.TxnOffsetComm
 // WriteTxnMarkers calls it once the marker is replicated, as Kafka's
 // GroupCoordinator.onTransactionCompleted. Without Config.OffsetsPartitions every group is in
 // one partition and offsetsPartition is not looked at.
+//
+// A marker for a partition still loading is applied once its groups are installed; one for a
+// partition not coordinated here is ignored: the coordinator that loads the partition next reads
+// the marker from the log (WriteTxnMarkers calls CompleteTxn after the append).
 func (c *Coordinator) CompleteTxn(offsetsPartition int32, producerID int64, commit bool) {
 	c.mu.Lock()
+	if c.partitioned() {
+		op, ok := c.mu.owned[offsetsPartition]
+		if !ok {
+			c.mu.Unlock()
+			return
+		}
+		if !op.installed {
+			op.completions = append(op.completions, completion{producerID, commit})
+			c.mu.Unlock()
+			return
+		}
+	} else if !c.mu.installed {
+		c.mu.early = append(c.mu.early, completion{producerID, commit})
+		c.mu.Unlock()
+		return
+	}
 	var names []string
 	for name := range c.mu.txns[producerID] {
 		if !c.partitioned() || OffsetsPartition(name, c.cfg.OffsetsPartitions) == offsetsPartition {
@@ -228,13 +248,30 @@ func (g *group) completeTxn(producerID int64, commit bool) {
 	}
 }
 
-// installTxns registers the pending transactions of freshly loaded groups for CompleteTxn.
-func (c *Coordinator) installTxns(groups []*group) {
+// completion is a marker CompleteTxn received before its partition's groups were installed.
+type completion struct {
+	producerID int64
+	commit     bool
+}
+
+func (c *Coordinator) completeAll(p int32, cs []completion) {
+	for _, m := range cs {
+		c.CompleteTxn(p, m.producerID, m.commit)
+	}
+}
+
+// installTxnsLocked registers the pending transactions of freshly loaded groups for CompleteTxn.
+// REQUIRES: c.mu is held and the groups were just put in the group map by the replay that built
+// them, so no request has locked them yet and their txnOffsets are read without g.mu.
+func (c *Coordinator) installTxnsLocked(groups []*group) {
 	for _, g := range groups {
-		g.mu.Lock()
 		for pid := range g.txnOffsets {
-			c.addTxn(pid, g.name)
+			gs := c.mu.txns[pid]
+			if gs == nil {
+				gs = make(map[string]struct{})
+				c.mu.txns[pid] = gs
+			}
+			gs[g.name] = struct{}{}
 		}
-		g.mu.Unlock()
 	}
 }

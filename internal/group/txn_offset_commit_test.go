@@ -419,3 +419,59 @@ func TestTxnOffsetsRetentionAndDeletion(t *testing.T) {
 		t.Fatalf("deleted pending offset committed: %+v", got)
 	}
 }
+
+// TestCompleteTxnWhileLoading: with OffsetsPartitions, a marker that reaches a partition still
+// loading (its replay may have read the log before the marker was appended) is applied once the
+// groups are installed; a marker of a partition not coordinated here changes nothing; after a
+// Resign and a new Elect the marker in the log is replayed.
+func TestCompleteTxnWhileLoading(t *testing.T) {
+	const n = 4
+	store := newPartitionedStore(n)
+	mine, other := groupOn(t, 1, n), groupOn(t, 2, n)
+	if err := store.AppendTxn(mine, 7, 0, []KV{commitKV(mine, "t", 0, 42)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.AppendTxn(mine, 8, 0, []KV{commitKV(mine, "t", 1, 43)}); err != nil {
+		t.Fatal(err)
+	}
+	gate := make(chan struct{})
+	store.gate[1] = gate
+	cfg := testConfig()
+	cfg.OffsetsPartitions = n
+	c := NewCoordinator(cfg, store, newFakeClock())
+	t.Cleanup(c.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.WaitLoaded(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, c: c}
+	c.CompleteTxn(2, 7, true) // not coordinated here: ignored
+	if err := c.Elect(1); err != nil {
+		t.Fatal(err)
+	}
+	// The marker lands while partition 1 loads: in the log after what the replay reads.
+	c.CompleteTxn(1, 7, true)
+	close(gate)
+	waitFor(t, "partition 1 loaded", func() bool { return fetchStable(h, 7, mine, "t", 0).ErrorCode == 0 })
+	got := fetched(fetchStable(h, 7, mine, "t", 0, 1))
+	if got[0] != (fetchedOffset{42, 0}) || got[1] != (fetchedOffset{-1, unstableCode}) {
+		t.Fatalf("after a marker during the load: %+v", got)
+	}
+	if code := fetchStable(h, 7, other, "t", 0).ErrorCode; code != kerr.NotCoordinator.Code {
+		t.Fatalf("other partition: %d", code)
+	}
+	// Producer 8 aborts; its marker is in the log. A new coordinator term replays both.
+	store.appendMarker(1, 7, true)
+	store.appendMarker(1, 8, false)
+	c.CompleteTxn(1, 8, false)
+	c.Resign(1)
+	if err := c.Elect(1); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "partition 1 loaded again", func() bool { return fetchStable(h, 7, mine, "t", 0).ErrorCode == 0 })
+	got = fetched(fetchStable(h, 7, mine, "t", 0, 1))
+	if got[0] != (fetchedOffset{42, 0}) || got[1] != (fetchedOffset{-1, 0}) {
+		t.Fatalf("after the reload: %+v", got)
+	}
+}

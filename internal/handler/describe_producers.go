@@ -2,9 +2,10 @@ package handler
 
 // DescribeProducers: v0.
 //
-// Lists the idempotent producers each partition remembers (the ones whose last batches it keeps
-// for duplicate detection), as Kafka's ProducerStateManager does. Moldau has no transactions yet,
-// so CoordinatorEpoch and CurrentTxnStartOffset are always -1. A partition that does not exist is
+// Lists the producers each partition remembers (idempotent and transactional, the ones whose
+// last batches it keeps for duplicate detection), as Kafka's ProducerStateManager does:
+// CurrentTxnStartOffset is the first offset of the producer's open transaction on the partition
+// (-1: none), CoordinatorEpoch the epoch of the coordinator of its last marker (-1: none). A partition that does not exist is
 // UNKNOWN_TOPIC_OR_PARTITION, one that this broker does not lead NOT_LEADER_OR_FOLLOWER.
 
 import (
@@ -41,7 +42,7 @@ func (h *Handler) handleDescribeProducers(_ context.Context, req *server.Request
 					ap := kmsg.NewDescribeProducersResponseTopicPartitionActiveProducer()
 					ap.ProducerID, ap.ProducerEpoch = ps.ProducerID, int32(ps.ProducerEpoch)
 					ap.LastSequence, ap.LastTimestamp = ps.LastSequence, ps.LastTimestamp
-					ap.CoordinatorEpoch, ap.CurrentTxnStartOffset = -1, -1
+					ap.CoordinatorEpoch, ap.CurrentTxnStartOffset = ps.CoordinatorEpoch, ps.CurrentTxnStartOffset
 					sp.ActiveProducers = append(sp.ActiveProducers, ap)
 				}
 			}

@@ -5,7 +5,9 @@ package handler
 // Record data goes from the segment files to the socket with sendfile (encodeFetch), never
 // through user space.
 //
-// Reads whole batches below the high watermark (or the last stable offset for read_committed),
+// Reads whole batches below the high watermark (or the last stable offset for read_committed,
+// with the aborted transactions of the range read: AbortedTransactions, null for
+// read_uncommitted, followers and partition errors, as Kafka answers),
 // bounded by each partition's max bytes and the response's max bytes; the first batch returned is
 // sent whole even when it is larger (KIP-74). When fewer than min bytes are ready, the request
 // waits up to max wait for any of its partitions to receive data, then answers with what it has.
@@ -202,7 +204,11 @@ func (h *Handler) fetchOnce(req *server.Request, r *kmsg.FetchRequest, topics []
 			sp.HighWatermark = p.HighWatermark()
 			sp.LastStableOffset = p.LastStableOffset()
 			sp.LogStartOffset = p.LogStartOffset()
-			if readCommitted {
+			// Kafka's FetchDataInfo: a consumer's read_committed answer lists the aborted
+			// transactions of what it read (empty, not null, when there are none); others
+			// (read_uncommitted, followers, errors) answer null.
+			committed := readCommitted && replicaID < 0
+			if committed {
 				sp.AbortedTransactions = []kmsg.FetchResponseTopicPartitionAbortedTransaction{}
 			}
 			limit := int64(rp.maxBytes)
@@ -212,13 +218,23 @@ func (h *Handler) fetchOnce(req *server.Request, r *kmsg.FetchRequest, topics []
 			if !h.leaderThrottled(t, rp.partition, replicaID) && (limit > 0 || size == 0) {
 				var ps []log.Section
 				var err error
-				if replicaID >= 0 {
+				switch {
+				case replicaID >= 0:
 					ps, err = p.ReadReplica(rp.fetchOffset, int32(limit), size == 0)
-				} else {
-					ps, err = p.ReadSections(rp.fetchOffset, int32(limit), readCommitted, size == 0)
+				case committed:
+					var aborted []log.AbortedTxn
+					ps, aborted, err = p.ReadCommitted(rp.fetchOffset, int32(limit), size == 0)
+					for _, a := range aborted {
+						at := kmsg.NewFetchResponseTopicPartitionAbortedTransaction()
+						at.ProducerID, at.FirstOffset = a.ProducerID, a.FirstOffset
+						sp.AbortedTransactions = append(sp.AbortedTransactions, at)
+					}
+				default:
+					ps, err = p.ReadSections(rp.fetchOffset, int32(limit), false, size == 0)
 				}
 				if err != nil {
 					sp.ErrorCode = errorCode(err)
+					sp.AbortedTransactions = nil
 					stop = true
 				}
 				secs[ti][pi] = ps

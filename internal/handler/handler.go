@@ -95,10 +95,9 @@ type Options struct {
 	// TxnVerifier consults transaction coordinators for KIP-890 (txn_verifier.go); nil:
 	// transactional writes are refused.
 	TxnVerifier TxnVerifier
-	// TxnVerificationDisabled is transaction.partition.verification.enable=false (Kafka's
-	// default is true): transactional writes of transaction.version 1 clients are not verified
-	// with the transaction coordinator (KIP-890 part 1).
-	TxnVerificationDisabled bool
+	// TxnVerificationEnable is transaction.partition.verification.enable (KIP-890 part 1): a
+	// partition leader verifies a transactional producer's first write through TxnVerifier.
+	TxnVerificationEnable bool
 }
 
 // ReplicationQuota is a replication quota as the Fetch handler uses it (replica.Quota).

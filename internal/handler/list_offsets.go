@@ -6,7 +6,8 @@ package handler
 // -2: the log start offset; -3 (v7+): the offset of the record with the largest timestamp;
 // -4 (v8+): the earliest local offset (= log start, there is no tiered storage); -5 (v9+): the
 // latest tiered offset (-1: nothing is tiered). A timestamp >= 0 gives the first offset whose
-// timestamp is at least that, or offset -1 when there is none. v4+ CurrentLeaderEpoch is checked.
+// timestamp is at least that, or offset -1 when there is none (below the high watermark, or the
+// last stable offset for read_committed). v4+ CurrentLeaderEpoch is checked.
 //
 // Only the leader answers (NOT_LEADER_OR_FOLLOWER elsewhere). A new leader whose high watermark
 // is still below the start of its epoch answers OFFSET_NOT_AVAILABLE to -1 and to a timestamp it
@@ -84,6 +85,10 @@ func listOffset(p *partition.Partition, ts int64, readCommitted bool, sp *kmsg.L
 		off, t, err := p.OffsetForTimestamp(ts)
 		if err != nil {
 			return err
+		}
+		if readCommitted && off >= p.LastStableOffset() {
+			// ReplicaManager.fetchOffsetForTimestamp: only offsets below the last fetchable one.
+			off, t = -1, -1
 		}
 		if off < 0 {
 			if err := p.CheckOffsetsAvailable(); err != nil {

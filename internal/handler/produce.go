@@ -29,6 +29,7 @@ import (
 	"github.com/moldau/moldau/internal/log"
 	"github.com/moldau/moldau/internal/metadata"
 	"github.com/moldau/moldau/internal/partition"
+	"github.com/moldau/moldau/internal/record"
 	"github.com/moldau/moldau/internal/server"
 )
 
@@ -42,8 +43,10 @@ func (h *Handler) handleProduce(ctx context.Context, req *server.Request) (kmsg.
 	switch {
 	case r.Acks != 0 && r.Acks != 1 && r.Acks != -1:
 		topLevel = fmt.Errorf("acks must be -1, 0 or 1, got %d: %w", r.Acks, kerr.InvalidRequiredAcks)
-	case r.TransactionID != nil:
-		topLevel = fmt.Errorf("transactions are not supported yet: %w", kerr.TransactionalIDAuthorizationFailed)
+	case r.TransactionID == nil && hasTransactionalRecords(r):
+		// KafkaApis.handleProduceRequest: transactional records need the request's
+		// transactional id (and the right to write it).
+		topLevel = fmt.Errorf("transactional records without a transactional id: %w", kerr.TransactionalIDAuthorizationFailed)
 	}
 
 	// Partitions whose flush policy wants the data on disk before the ack, by log dir syncer:
@@ -161,6 +164,9 @@ func (h *Handler) produceTo(t *metadata.Topic, topicOK bool, name string, rp kms
 	if err != nil {
 		return produced{}, err
 	}
+	if transactional(rp.Records) {
+		return produced{}, fmt.Errorf("%s-%d: the record was not part of an ongoing transaction: %w", name, rp.Partition, kerr.InvalidTxnState)
+	}
 	res, err := p.Append(rp.Records, acks, partition.OriginClient)
 	if err != nil {
 		return produced{}, err
@@ -169,4 +175,30 @@ func (h *Handler) produceTo(t *metadata.Topic, topicOK bool, name string, rp kms
 	sp.LogAppendTime = res.LogAppendTime
 	sp.LogStartOffset = res.LogStartOffset
 	return produced{p: p, last: res.LastOffset, syncer: p.AckSyncer()}, nil
+}
+
+// transactional reports whether a partition's records are a transactional data batch (the
+// first batch decides: a request with more than one batch per producer is refused by the
+// partition, and so is a client's control batch).
+func transactional(records []byte) bool {
+	h, err := record.ParseHeader(records)
+	return err == nil && h.Transactional() && !h.Control()
+}
+
+// hasTransactionalRecords is Kafka's ProduceRequest.hasTransactionalRecords.
+func hasTransactionalRecords(r *kmsg.ProduceRequest) bool {
+	for _, rt := range r.Topics {
+		for _, rp := range rt.Partitions {
+			batches, err := record.Split(rp.Records)
+			if err != nil {
+				continue
+			}
+			for _, b := range batches {
+				if h, err := record.ParseHeader(b); err == nil && h.Transactional() {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }

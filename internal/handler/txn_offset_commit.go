@@ -88,7 +88,7 @@ func (h *Handler) handleTxnOffsetCommit(ctx context.Context, req *server.Request
 // when there is none (v0-4 with verification disabled).
 func (h *Handler) txnOffsetVerifier(im *metadata.Image, r *kmsg.TxnOffsetCommitRequest) func(context.Context) int16 {
 	addPartition := r.Version >= 5
-	if !addPartition && h.opts.TxnVerificationDisabled {
+	if !addPartition && !h.opts.TxnVerificationEnable {
 		return nil
 	}
 	return func(ctx context.Context) int16 {

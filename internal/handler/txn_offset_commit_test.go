@@ -117,7 +117,7 @@ func TestTxnOffsetCommitVerification(t *testing.T) {
 		{"timed out", 3, false, &fakeVerifier{answer: kerr.RequestTimedOut}, true, true, kerr.CoordinatorNotAvailable.Code},
 	}
 	for i, tc := range cases {
-		h.opts.TxnVerificationDisabled = tc.disabled
+		h.opts.TxnVerificationEnable = !tc.disabled
 		h.opts.TxnVerifier = nil
 		if tc.verifier != nil {
 			h.opts.TxnVerifier = tc.verifier

@@ -785,6 +785,12 @@ func (l *Log) ReadSections(offset int64, maxBytes int32, maxOffset int64, minOne
 	return l.sectionsLocked(offset, maxBytes, maxOffset, minOneBatch)
 }
 
+// sectionsLocked is sectionsEndLocked without the end offset.
+func (l *Log) sectionsLocked(offset int64, maxBytes int32, maxOffset int64, minOneBatch bool) ([]Section, error) {
+	secs, _, err := l.sectionsEndLocked(offset, maxBytes, maxOffset, minOneBatch)
+	return secs, err
+}
+
 // segmentFor returns the index of the segment that may hold offset.
 // REQUIRES: mu held.
 func (l *Log) segmentFor(offset int64) int {
@@ -793,14 +799,16 @@ func (l *Log) segmentFor(offset int64) int {
 	return max(i-1, 0)
 }
 
-// sectionsLocked: REQUIRES mu held (either mode).
-func (l *Log) sectionsLocked(offset int64, maxBytes int32, maxOffset int64, minOneBatch bool) ([]Section, error) {
+// sectionsEndLocked reads the sections and answers the offset after the last batch in them
+// (offset when there is none). REQUIRES mu held (either mode).
+func (l *Log) sectionsEndLocked(offset int64, maxBytes int32, maxOffset int64, minOneBatch bool) ([]Section, int64, error) {
 	if l.mu.closed {
-		return nil, ErrLogClosed
+		return nil, offset, ErrLogClosed
 	}
 	if offset < l.mu.startOffset || offset > l.mu.endOffset {
-		return nil, fmt.Errorf("read offset %d, log has [%d, %d): %w", offset, l.mu.startOffset, l.mu.endOffset, ErrOffsetOutOfRange)
+		return nil, offset, fmt.Errorf("read offset %d, log has [%d, %d): %w", offset, l.mu.startOffset, l.mu.endOffset, ErrOffsetOutOfRange)
 	}
+	end := offset
 	var out []Section
 	var hdr [record.HeaderSize]byte
 	remaining := int64(maxBytes)
@@ -816,7 +824,7 @@ func (l *Log) sectionsLocked(offset int64, maxBytes int32, maxOffset int64, minO
 		for pos < s.size {
 			h, err := readHeader(s.log, pos, s.size, &hdr)
 			if err != nil {
-				return nil, err
+				return nil, offset, err
 			}
 			size := int64(h.Size())
 			if !found && h.LastOffset() < offset {
@@ -837,13 +845,14 @@ func (l *Log) sectionsLocked(offset int64, maxBytes int32, maxOffset int64, minO
 			}
 			sec.Len += size
 			remaining -= size
+			end = h.LastOffset() + 1
 			pos += size
 		}
 		if sec.Len > 0 {
 			if sec.File == nil {
 				sec.Data = make([]byte, sec.Len)
 				if _, err := s.log.ReadAt(sec.Data, sec.Pos); err != nil {
-					return nil, fmt.Errorf("read %s at %d: %w", s.log.Name(), sec.Pos, err)
+					return nil, offset, fmt.Errorf("read %s at %d: %w", s.log.Name(), sec.Pos, err)
 				}
 			}
 			out = append(out, sec)
@@ -852,7 +861,7 @@ func (l *Log) sectionsLocked(offset int64, maxBytes int32, maxOffset int64, minO
 			break
 		}
 	}
-	return out, nil
+	return out, end, nil
 }
 
 // ScanHeaders calls fn for each batch header with base offset >= from, in

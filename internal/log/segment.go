@@ -38,10 +38,11 @@ type segment struct {
 	fs        vfs.FS
 	dir       string
 	log       vfs.File
-	osLog     *os.File // log's *os.File when the FS has them (sendfile), else nil
-	idxSuffix string   // after the index files' extensions: cleanedSuffix until swapped in
-	offIndex  []byte   // offsetEntrySize entries
-	timeIndex []byte   // timeEntrySize entries
+	osLog     *os.File     // log's *os.File when the FS has them (sendfile), else nil
+	idxSuffix string       // after the index files' extensions: cleanedSuffix until swapped in
+	offIndex  []byte       // offsetEntrySize entries
+	timeIndex []byte       // timeEntrySize entries
+	aborted   []AbortedTxn // the aborted-transaction index (txnindex.go)
 
 	size        int64 // bytes of whole batches in the .log
 	next        int64 // offset after the last batch; base when empty
@@ -50,6 +51,7 @@ type segment struct {
 
 	// Appender-only state.
 	idxStale        bool // the index files do not hold the in-memory entries
+	txnStale        bool // the .txnindex file does not hold aborted
 	bytesSinceIndex int64
 	firstAppendMs   int64 // clock time of the first append (or of Open), -1 when empty
 	dirty           bool  // written since the last fsync

@@ -135,6 +135,7 @@ func (l *Log) TruncateTo(offset int64) error {
 	l.mu.segments = segs[: i+1 : i+1]
 	s.offIndex, s.timeIndex = s.offIndex[:nOff*offsetEntrySize], s.timeIndex[:nTime*timeEntrySize]
 	s.size, s.next = pos, newEnd
+	s.truncateAborted(newEnd)
 	// The largest timestamp left: the last time entry kept covers the batches up to the
 	// indexed one the scan started at; the scan saw the rest.
 	s.maxTs, s.maxTsOffset = scanMaxTs, scanMaxOff

@@ -9,8 +9,8 @@ import (
 	"github.com/moldau/moldau/internal/record"
 )
 
-// TestAppendOrigin: what a client may not write (control batches, transactional batches, an
-// idempotent batch without a sequence) is refused with Kafka's codes and leaves the log as it
+// TestAppendOrigin: what a client may not write (control batches, an idempotent batch without a
+// sequence) is refused with Kafka's codes and leaves the log as it
 // was; the coordinator origin writes control and transactional batches.
 func TestAppendOrigin(t *testing.T) {
 	one := []record.Record{{Key: []byte("k"), Value: []byte("v")}}
@@ -31,7 +31,6 @@ func TestAppendOrigin(t *testing.T) {
 		want  *kerr.Error
 	}{
 		{"control", control, kerr.InvalidRecord},
-		{"transactional", transactional, kerr.InvalidTxnState},
 		{"idempotent without sequence", noSequence, kerr.InvalidRecord},
 	} {
 		_, err := p.Append(tc.batch, -1, OriginClient)
@@ -50,9 +49,8 @@ func TestAppendOrigin(t *testing.T) {
 	if _, err := p.Append(plain, -1, OriginClient); err != nil {
 		t.Fatalf("client plain batch: %v", err)
 	}
-	// The coordinator origin is not held to the client rules. (Transaction markers' producer-state
-	// handling, which skips the sequence check, arrives with the transaction coordinator; this
-	// control batch has no producer.)
+	// The coordinator origin is not held to the client rules (this control batch has no
+	// producer; markers are WriteTxnMarker's, txn_test.go).
 	if _, err := p.Append(batch(record.BatchSpec{Control: true, ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1}),
 		-1, OriginCoordinator); err != nil {
 		t.Fatalf("coordinator control batch: %v", err)

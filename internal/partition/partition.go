@@ -52,6 +52,12 @@ type Partition struct {
 
 	appendMu  sync.Mutex
 	producers producerStates // REQUIRES: appendMu
+	// guards are the producers' registered KIP-890 verifications (txn.go). REQUIRES: appendMu.
+	guards    map[int64]guardEntry
+	nextGuard uint64 // REQUIRES: appendMu
+	// txns are the open and not yet stable transactions, for the last stable offset (txn.go);
+	// written under appendMu and its own leaf lock.
+	txns txnTracker
 	// replayedFrom is the offset Open replayed batch headers from to rebuild producers (the
 	// snapshot's, or the log start): for tests.
 	replayedFrom int64
@@ -145,6 +151,7 @@ func Open(dir, topic string, index int32, s Settings, leaderEpoch int32, clock l
 		syncer:    ld.Syncer,
 		clock:     clock,
 		producers: make(producerStates),
+		guards:    map[int64]guardEntry{},
 		watchers:  make(map[chan<- struct{}]struct{}),
 	}
 	p.settings.Store(&s)
@@ -192,15 +199,12 @@ func (p *Partition) StartedFrom() int64 { return p.startHighWatermark }
 func (p *Partition) rebuildProducerState() error {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
-	from := p.log.LogStartOffset()
-	if ps, off, ok := p.loadProducerSnapshot(); ok {
-		p.producers, from = ps, off
+	from, ps := p.log.LogStartOffset(), make(producerStates)
+	if sps, off, ok := p.loadProducerSnapshot(); ok {
+		ps, from = sps, off
 	}
 	p.replayedFrom = from
-	return p.log.ScanHeaders(from, func(h record.BatchHeader) error {
-		p.producers.update(h)
-		return nil
-	})
+	return p.replayLocked(ps, from)
 }
 
 // UpdateSettings applies changed topic configuration.
@@ -217,10 +221,6 @@ func (p *Partition) LeaderEpoch() int32 { return p.leaderEpoch.Load() }
 
 // HighWatermark is the last committed offset + 1.
 func (p *Partition) HighWatermark() int64 { return p.highWatermark.Load() }
-
-// LastStableOffset is the offset below which no transaction is open; without transactions on this
-// partition it equals the high watermark.
-func (p *Partition) LastStableOffset() int64 { return p.highWatermark.Load() }
 
 // LogStartOffset is the first offset in the log.
 func (p *Partition) LogStartOffset() int64 { return p.log.LogStartOffset() }
@@ -247,9 +247,10 @@ type Origin uint8
 
 const (
 	// OriginClient is a Produce request. Its batches are checked as Kafka's LogValidator checks a
-	// client's: no control batches (transaction markers are the broker's to write), no
-	// transactional batches (no transaction is ever open until the transaction coordinator
-	// exists), and an idempotent batch carries a sequence. The zero value, so that an append that
+	// client's: no control batches (transaction markers are the broker's to write), an
+	// idempotent or transactional batch carries a sequence (checked against the producer's
+	// state), and a transactional batch that opens a transaction must carry its KIP-890
+	// verification when one was asked for (AppendVerified). The zero value, so that an append that
 	// does not say who sent it gets the strictest checks.
 	OriginClient Origin = iota
 	// OriginCoordinator is the broker's own coordinators writing their internal topics (the group
@@ -281,11 +282,6 @@ func (p *Partition) checkOrigin(h record.BatchHeader, origin Origin) error {
 	case h.Control():
 		return fmt.Errorf("clients are not allowed to write control records in topic partition %s-%d: %w",
 			p.Topic, p.Index, kerr.InvalidRecord)
-	case h.Transactional():
-		// Kafka answers a transactional batch that no ongoing transaction covers with
-		// INVALID_TXN_STATE (UnifiedLog's KIP-890 verification): here none ever is.
-		return fmt.Errorf("topic partition %s-%d: record was not part of an ongoing transaction (transactions are not supported yet): %w",
-			p.Topic, p.Index, kerr.InvalidTxnState)
 	case h.ProducerID >= 0 && h.BaseSequence < 0:
 		return fmt.Errorf("invalid sequence number %d in record batch with producerId %d in topic partition %s-%d: %w",
 			h.BaseSequence, h.ProducerID, p.Topic, p.Index, kerr.InvalidRecord)
@@ -298,7 +294,17 @@ func (p *Partition) checkOrigin(h record.BatchHeader, origin Origin) error {
 // who sent the batches (see Origin). Errors wrap a kerr.Error with the Kafka code.
 //
 // All batches are validated before any is written, so a request is appended whole or not at all.
+// Append asks for no KIP-890 verification: AppendVerified with the zero guard.
 func (p *Partition) Append(records []byte, acks int16, origin Origin) (AppendResult, error) {
+	return p.AppendVerified(records, acks, origin, VerificationGuard{})
+}
+
+// AppendVerified is Append for a produce that verified its transactional producer with the
+// transaction coordinator under g (VerificationGuard): a transactional batch that opens a
+// transaction must carry the guard still registered for its producer, else INVALID_TXN_STATE.
+// The zero guard asks for no verification (transaction.partition.verification.enable=false,
+// the coordinators' own writes).
+func (p *Partition) AppendVerified(records []byte, acks int16, origin Origin, g VerificationGuard) (AppendResult, error) {
 	s := p.settings.Load()
 	res := AppendResult{BaseOffset: -1, LogAppendTime: -1}
 	if err := p.offline(); err != nil {
@@ -346,7 +352,7 @@ func (p *Partition) Append(records []byte, acks int16, origin Origin) (AppendRes
 		headers[i] = h
 	}
 
-	return p.appendValidated(batches, headers, s)
+	return p.appendValidated(batches, headers, s, origin, g)
 }
 
 // AckSyncer returns the group-commit syncer that a produce to this partition must wait on
@@ -362,7 +368,7 @@ func (p *Partition) AckSyncer() *log.Syncer {
 
 // appendValidated appends validated batches under appendMu: the idempotent duplicate check, the
 // appends, the producer state and the high watermark.
-func (p *Partition) appendValidated(batches [][]byte, headers []record.BatchHeader, s *Settings) (AppendResult, error) {
+func (p *Partition) appendValidated(batches [][]byte, headers []record.BatchHeader, s *Settings, origin Origin, g VerificationGuard) (AppendResult, error) {
 	res := AppendResult{BaseOffset: -1, LogAppendTime: -1}
 	var appendTime int64 = -1
 	if s.LogAppendTime {
@@ -376,10 +382,22 @@ func (p *Partition) appendValidated(batches [][]byte, headers []record.BatchHead
 	if !p.IsLeader() {
 		return res, p.notLeader()
 	}
-	if h := headers[0]; h.ProducerID >= 0 {
+	if h := headers[0]; h.ProducerID >= 0 && origin != OriginClient {
+		if err := p.producers.checkCoordinatorBatch(h); err != nil {
+			return res, fmt.Errorf("partition %s-%d: %w", p.Topic, p.Index, err)
+		}
+		if err := p.checkGuardLocked(h, g); err != nil {
+			return res, err
+		}
+	} else if h.ProducerID >= 0 {
 		dup, err := p.producers.check(h)
 		if err != nil {
 			return res, fmt.Errorf("partition %s-%d: %w", p.Topic, p.Index, err)
+		}
+		if dup == nil {
+			if err := p.checkGuardLocked(h, g); err != nil {
+				return res, err
+			}
 		}
 		if dup != nil {
 			res.BaseOffset, res.LastOffset = dup.baseOffset, dup.lastOffset
@@ -402,7 +420,9 @@ func (p *Partition) appendValidated(batches [][]byte, headers []record.BatchHead
 		if appendTime >= 0 {
 			h.MaxTimestamp = appendTime
 		}
-		p.producers.update(h)
+		if err := p.applyLocked(h, markerOf(h, b)); err != nil {
+			return res, err
+		}
 		if i == 0 {
 			res.BaseOffset = ar.BaseOffset
 		}
@@ -410,8 +430,14 @@ func (p *Partition) appendValidated(batches [][]byte, headers []record.BatchHead
 	}
 	res.LogAppendTime = appendTime
 	res.LogStartOffset = p.log.LogStartOffset()
-	// One replica: the write is committed as soon as it is in the log; more: once the
-	// maximal ISR has it (FollowerFetched moves the high watermark then).
+	p.publishAppendLocked()
+	return res, nil
+}
+
+// publishAppendLocked moves the high watermark after a leader's append. One replica: the write
+// is committed as soon as it is in the log; more: once the maximal ISR has it (FollowerFetched
+// moves the high watermark then). REQUIRES: appendMu held.
+func (p *Partition) publishAppendLocked() {
 	p.rep.Lock()
 	hw := p.highWatermark.Load()
 	p.updateHighWatermarkLocked(p.now())
@@ -419,7 +445,6 @@ func (p *Partition) appendValidated(batches [][]byte, headers []record.BatchHead
 		p.signalWatchers() // followers' fetches wait for new data, not for the high watermark
 	}
 	p.rep.Unlock()
-	return res, nil
 }
 
 // requireKeys checks that every record of batch has a key, as a compacted topic requires (Kafka
@@ -611,15 +636,9 @@ func (p *Partition) TruncateTo(offset int64) error {
 	if err := p.truncateError(p.log.TruncateTo(offset)); err != nil {
 		return err
 	}
-	producers := make(producerStates)
-	err := p.log.ScanHeaders(p.log.LogStartOffset(), func(h record.BatchHeader) error {
-		producers.update(h)
-		return nil
-	})
-	if err != nil {
+	if err := p.replayLocked(make(producerStates), p.log.LogStartOffset()); err != nil {
 		return fmt.Errorf("partition %s-%d: rebuild producer state after truncation: %v: %w", p.Topic, p.Index, err, kerr.KafkaStorageError)
 	}
-	p.producers = producers
 	if end := p.log.LogEndOffset(); p.highWatermark.Load() > end {
 		p.highWatermark.Store(end)
 	}

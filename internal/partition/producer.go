@@ -31,6 +31,19 @@ type batchMeta struct {
 type producerEntry struct {
 	epoch   int16
 	batches []batchMeta
+	// txnFirst is the offset of the first batch of the producer's ongoing transaction on this
+	// partition (Kafka's currentTxnFirstOffset), -1 when none is open.
+	txnFirst int64
+	// coordEpoch is the epoch of the transaction coordinator that wrote its last marker, -1
+	// before any.
+	coordEpoch int32
+	// lastTs is the max timestamp of its last batch or the timestamp of its last marker, -1
+	// before either.
+	lastTs int64
+}
+
+func newProducerEntry(epoch int16) *producerEntry {
+	return &producerEntry{epoch: epoch, txnFirst: -1, coordEpoch: -1, lastTs: -1}
 }
 
 func (e *producerEntry) lastSeq() int32 {
@@ -67,6 +80,11 @@ type producerStates map[int64]*producerEntry
 // error code: INVALID_PRODUCER_EPOCH for a fenced (older) epoch, OUT_OF_ORDER_SEQUENCE_NUMBER for a gap.
 func (ps producerStates) check(h record.BatchHeader) (*batchMeta, error) {
 	e, known := ps[h.ProducerID]
+	if known && e.txnFirst >= 0 && !h.Transactional() {
+		// Kafka's ProducerAppendInfo.appendDataBatch: a transaction is open on the partition.
+		return nil, fmt.Errorf("producer %d wrote a non-transactional batch while its transaction from offset %d is open: %w",
+			h.ProducerID, e.txnFirst, kerr.InvalidTxnState)
+	}
 	if !known {
 		if h.BaseSequence != 0 {
 			return nil, fmt.Errorf("producer %d is unknown and its first sequence is %d, not 0: %w",
@@ -99,22 +117,70 @@ func (ps producerStates) check(h record.BatchHeader) (*batchMeta, error) {
 	return nil, nil
 }
 
-// update records an appended batch (h carries the assigned base offset).
-func (ps producerStates) update(h record.BatchHeader) {
+// checkCoordinatorBatch validates a transactional or idempotent batch the broker's own
+// coordinators write (TxnOffsetCommit into __consumer_offsets: a producer id and epoch, sequence
+// -1): only the epoch is checked, as Kafka checks an AppendOrigin.COORDINATOR batch.
+func (ps producerStates) checkCoordinatorBatch(h record.BatchHeader) error {
+	e, known := ps[h.ProducerID]
+	switch {
+	case !known:
+		return nil
+	case h.ProducerEpoch < e.epoch:
+		return fmt.Errorf("producer %d epoch %d is older than the current %d: %w",
+			h.ProducerID, h.ProducerEpoch, e.epoch, kerr.InvalidProducerEpoch)
+	case e.txnFirst >= 0 && !h.Transactional():
+		return fmt.Errorf("producer %d wrote a non-transactional batch while its transaction from offset %d is open: %w",
+			h.ProducerID, e.txnFirst, kerr.InvalidTxnState)
+	}
+	return nil
+}
+
+// txnEvent is what a batch did to its producer's transaction on this partition.
+type txnEvent struct {
+	started   bool  // a transactional data batch opened a transaction at first
+	completed bool  // a marker ended the transaction that began at first
+	abort     bool  // completed by an abort marker
+	first     int64 // the transaction's first offset
+}
+
+// update records an appended batch (h carries the assigned base offset); marker is the batch's
+// transaction marker when it is a control batch (nil for a control batch whose marker could not
+// be read: the transaction state stays as it was).
+func (ps producerStates) update(h record.BatchHeader, marker *record.Marker) txnEvent {
 	if h.ProducerID < 0 {
-		return
+		return txnEvent{}
 	}
 	e, ok := ps[h.ProducerID]
 	if !ok {
-		e = &producerEntry{epoch: h.ProducerEpoch}
+		e = newProducerEntry(h.ProducerEpoch)
 		ps[h.ProducerID] = e
 	}
 	if h.ProducerEpoch != e.epoch {
 		e.epoch = h.ProducerEpoch
 		e.batches = e.batches[:0]
 	}
-	if h.BaseSequence < 0 { // transactional markers and non-idempotent batches carry no sequence
-		return
+	if h.Control() {
+		if marker == nil {
+			return txnEvent{}
+		}
+		// ProducerStateEntry.update: the marker's coordinator epoch and timestamp; the
+		// transaction, if one was open, is over.
+		e.coordEpoch, e.lastTs = marker.CoordinatorEpoch, h.MaxTimestamp
+		ev := txnEvent{}
+		if e.txnFirst >= 0 {
+			ev = txnEvent{completed: true, abort: !marker.Commit, first: e.txnFirst}
+		}
+		e.txnFirst = -1
+		return ev
+	}
+	e.lastTs = h.MaxTimestamp
+	var ev txnEvent
+	if h.Transactional() && e.txnFirst < 0 {
+		e.txnFirst = h.BaseOffset
+		ev = txnEvent{started: true, first: h.BaseOffset}
+	}
+	if h.BaseSequence < 0 { // coordinator batches and non-idempotent batches carry no sequence
+		return ev
 	}
 	if len(e.batches) == maxCachedBatches {
 		copy(e.batches, e.batches[1:])
@@ -127,14 +193,19 @@ func (ps producerStates) update(h record.BatchHeader) {
 		lastOffset: h.LastOffset(),
 		timestamp:  h.MaxTimestamp,
 	})
+	return ev
 }
 
-// ProducerState is what DescribeProducers reports of one idempotent producer of a partition.
+// ProducerState is what DescribeProducers reports of one producer of a partition.
 type ProducerState struct {
 	ProducerID    int64
 	ProducerEpoch int16
 	LastSequence  int32 // -1 before its first sequenced batch
-	LastTimestamp int64 // max timestamp of its last batch; -1 before its first sequenced batch
+	LastTimestamp int64 // max timestamp of its last batch or its last marker's; -1 before either
+	// CurrentTxnStartOffset is the first offset of its ongoing transaction here, -1 when none.
+	CurrentTxnStartOffset int64
+	// CoordinatorEpoch is the epoch of the transaction coordinator of its last marker, -1 before any.
+	CoordinatorEpoch int32
 }
 
 // Producers lists, by producer id, the idempotent producers this partition remembers.
@@ -143,11 +214,8 @@ func (p *Partition) Producers() []ProducerState {
 	defer p.appendMu.Unlock()
 	out := make([]ProducerState, 0, len(p.producers))
 	for id, e := range p.producers {
-		s := ProducerState{ProducerID: id, ProducerEpoch: e.epoch, LastSequence: e.lastSeq(), LastTimestamp: -1}
-		if n := len(e.batches); n > 0 {
-			s.LastTimestamp = e.batches[n-1].timestamp
-		}
-		out = append(out, s)
+		out = append(out, ProducerState{ProducerID: id, ProducerEpoch: e.epoch, LastSequence: e.lastSeq(),
+			LastTimestamp: e.lastTs, CurrentTxnStartOffset: e.txnFirst, CoordinatorEpoch: e.coordEpoch})
 	}
 	slices.SortFunc(out, func(a, b ProducerState) int { return cmp.Compare(a.ProducerID, b.ProducerID) })
 	return out

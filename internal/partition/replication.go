@@ -556,7 +556,9 @@ func (p *Partition) appendReplicaBatches(leaderEpoch int32, batches [][]byte, he
 			}
 			return fmt.Errorf("partition %s-%d: append fetched batch: %v: %w", p.Topic, p.Index, err, kerr.KafkaStorageError)
 		}
-		p.producers.update(headers[i])
+		if err := p.applyLocked(headers[i], markerOf(headers[i], b)); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -628,6 +630,8 @@ func (p *Partition) truncateFullyLocked(offset int64) error {
 		return err
 	}
 	p.producers = make(producerStates)
+	p.guards = map[int64]guardEntry{}
+	p.txns.reset(p.producers)
 	p.rep.Lock()
 	p.highWatermark.Store(offset)
 	p.notifyLocked()

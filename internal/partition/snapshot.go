@@ -15,9 +15,11 @@ package partition
 // file that is unreadable, fails its CRC, or lies outside [log start, log end] is ignored: the
 // whole log is replayed, as without a snapshot.
 //
-// Format (big-endian): "MPS1", offset int64, count uint32, then per producer: id int64,
-// epoch int16, n uint8, n × (firstSeq, lastSeq int32; baseOffset, lastOffset, timestamp int64);
-// then the CRC-32C of everything before it.
+// Format (big-endian): "MPS2", offset int64, count uint32, then per producer: id int64,
+// epoch int16, txnFirst int64 (the first offset of its open transaction, -1), coordEpoch int32,
+// lastTs int64, n uint8, n × (firstSeq, lastSeq int32; baseOffset, lastOffset, timestamp
+// int64); then the CRC-32C of everything before it. "MPS1" (before transactions) is read too:
+// it lacks txnFirst, coordEpoch and lastTs (no transaction open, lastTs the last batch's).
 
 import (
 	"encoding/binary"
@@ -36,7 +38,10 @@ import (
 // ProducerSnapshotFile is the name of the producer-state snapshot in a partition's directory.
 const ProducerSnapshotFile = "producer-state.snapshot"
 
-var snapshotMagic = [4]byte{'M', 'P', 'S', '1'}
+var (
+	snapshotMagic   = [4]byte{'M', 'P', 'S', '2'}
+	snapshotMagicV1 = [4]byte{'M', 'P', 'S', '1'}
+)
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -55,6 +60,9 @@ func encodeProducerSnapshot(ps producerStates, offset int64) []byte {
 		e := ps[id]
 		b = be.AppendUint64(b, uint64(id))
 		b = be.AppendUint16(b, uint16(e.epoch))
+		b = be.AppendUint64(b, uint64(e.txnFirst))
+		b = be.AppendUint32(b, uint32(e.coordEpoch))
+		b = be.AppendUint64(b, uint64(e.lastTs))
 		b = append(b, byte(len(e.batches)))
 		for _, m := range e.batches {
 			b = be.AppendUint32(b, uint32(m.firstSeq))
@@ -72,8 +80,13 @@ func decodeProducerSnapshot(b []byte) (producerStates, int64, error) {
 	bad := func(why string) (producerStates, int64, error) {
 		return nil, 0, fmt.Errorf("producer snapshot: %s", why)
 	}
-	if len(b) < 4+8+4+4 || [4]byte(b[:4]) != snapshotMagic {
+	if len(b) < 4+8+4+4 || ([4]byte(b[:4]) != snapshotMagic && [4]byte(b[:4]) != snapshotMagicV1) {
 		return bad("no header")
+	}
+	v2 := [4]byte(b[:4]) == snapshotMagic
+	fixed := 8 + 2 + 1
+	if v2 {
+		fixed += 8 + 4 + 8
 	}
 	be := binary.BigEndian
 	body, sum := b[:len(b)-4], be.Uint32(b[len(b)-4:])
@@ -83,24 +96,32 @@ func decodeProducerSnapshot(b []byte) (producerStates, int64, error) {
 	offset := int64(be.Uint64(body[4:]))
 	count := be.Uint32(body[12:])
 	rest := body[16:]
-	if offset < 0 || uint64(count)*(8+2+1) > uint64(len(rest)) {
+	if offset < 0 || uint64(count)*uint64(fixed) > uint64(len(rest)) {
 		return bad("bad offset or count")
 	}
 	const batchSize = 4 + 4 + 8 + 8 + 8
 	ps := make(producerStates, count)
 	for range count {
-		if len(rest) < 11 {
+		if len(rest) < fixed {
 			return bad("truncated producer")
 		}
-		id, epoch, n := int64(be.Uint64(rest)), int16(be.Uint16(rest[8:])), int(rest[10])
-		rest = rest[11:]
+		id, epoch := int64(be.Uint64(rest)), int16(be.Uint16(rest[8:]))
+		e := newProducerEntry(epoch)
+		if v2 {
+			e.txnFirst, e.coordEpoch, e.lastTs = int64(be.Uint64(rest[10:])), int32(be.Uint32(rest[18:])), int64(be.Uint64(rest[22:]))
+			if e.txnFirst < -1 || e.txnFirst > offset {
+				return bad("bad transaction offset")
+			}
+		}
+		n := int(rest[fixed-1])
+		rest = rest[fixed:]
 		if n > maxCachedBatches || len(rest) < n*batchSize {
 			return bad("bad batch count")
 		}
 		if _, dup := ps[id]; dup || id < 0 {
 			return bad("bad producer id")
 		}
-		e := &producerEntry{epoch: epoch, batches: make([]batchMeta, n)}
+		e.batches = make([]batchMeta, n)
 		for i := range e.batches {
 			e.batches[i] = batchMeta{
 				firstSeq: int32(be.Uint32(rest)), lastSeq: int32(be.Uint32(rest[4:])),
@@ -108,6 +129,9 @@ func decodeProducerSnapshot(b []byte) (producerStates, int64, error) {
 				timestamp: int64(be.Uint64(rest[24:])),
 			}
 			rest = rest[batchSize:]
+		}
+		if n > 0 && !v2 {
+			e.lastTs = e.batches[n-1].timestamp
 		}
 		ps[id] = e
 	}
