@@ -5,6 +5,10 @@
 #                                          consumer / consumer-groups tools (kafka-tools 4.x)
 #   2. test/java: mvn test                ClientCompatTest (kafka-clients 4.x, JUnit 5)
 #   3. examples/spring-kafka              Spring Boot + spring-kafka send/receive
+#   With MOLDAU_TXN_TARGET set (transactions; until Moldau serves them these stay out of make test):
+#      test/java: mvn test             TransactionsTest (kafka-clients 4.x transactions with TV2,
+#                                          sendOffsetsToTransaction with a group, fencing)
+#      examples/spring-kafka-transactions  Spring Boot 4 + spring-kafka KafkaTransactionManager
 #   4. test/java/cluster_test.sh          the same tools and the Java client (ClusterFailoverTest)
 #                                          against a 3-node Moldau cluster it starts itself, with a
 #                                          leader stopped (not with BROKER_IMPL=kfake, one broker;
@@ -17,6 +21,9 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 MVN=(mvn -B -q -Dstyle.color=never --no-transfer-progress)
 spring_dir=$REPO_ROOT/examples/spring-kafka
 spring_jar=$spring_dir/target/spring-kafka-example.jar
+spring_tx_dir=$REPO_ROOT/examples/spring-kafka-transactions
+spring_tx_jar=$spring_tx_dir/target/spring-kafka-transactions-example.jar
+txn=${MOLDAU_TXN_TARGET:-}
 
 # quietly RUN...: runs a command with its output in a log, shown only when it fails.
 quietly() {
@@ -36,14 +43,18 @@ prepare() {
   if [ ! -f "$spring_jar" ] || [ -n "$(find "$spring_dir/pom.xml" "$spring_dir/src" -newer "$spring_jar" -print -quit)" ]; then
     (cd "$spring_dir" && quietly "${MVN[@]}" package -DskipTests) || return 1
   fi
+  if [ -n "$txn" ] && { [ ! -f "$spring_tx_jar" ] || [ -n "$(find "$spring_tx_dir/pom.xml" "$spring_tx_dir/src" -newer "$spring_tx_jar" -print -quit)" ]; }; then
+    (cd "$spring_tx_dir" && quietly "${MVN[@]}" package -DskipTests) || return 1
+  fi
   log "Maven projects ready"
 }
 
+# client_test [CLASS]: runs the JUnit class CLASS (default ClientCompatTest) of test/java.
 client_test() {
   # surefire's own 'Tests run:' lines are the counts; translate them into the plain closing line.
-  local out rc
+  local out rc class=${1:-ClientCompatTest}
   out=$(mktemp)
-  (cd "$here/java" && timeout 300 mvn -B -Dstyle.color=never --no-transfer-progress surefire:test -Dtest=ClientCompatTest -Dbootstrap="$BOOTSTRAP") 2>&1 \
+  (cd "$here/java" && timeout 300 mvn -B -Dstyle.color=never --no-transfer-progress surefire:test -Dtest="$class" -Dbootstrap="$BOOTSTRAP") 2>&1 \
     | sed 's/\x1b\[[0-9;]*m//g' | grep -Ev '^\[INFO\] (Download|-+$|$)' | tee "$out"
   rc=${PIPESTATUS[0]}
   local line run f e
@@ -51,7 +62,7 @@ client_test() {
   rm -f "$out"
   if [[ $line =~ Tests\ run:\ ([0-9]+),\ Failures:\ ([0-9]+),\ Errors:\ ([0-9]+) ]]; then
     run=${BASH_REMATCH[1]} f=${BASH_REMATCH[2]} e=${BASH_REMATCH[3]}
-    echo "ClientCompatTest: $((run - f - e)) passed, $((f + e)) failed"
+    echo "$class: $((run - f - e)) passed, $((f + e)) failed"
   fi
   return "$rc"
 }
@@ -65,6 +76,11 @@ spring_example() {
     java -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -jar "$spring_jar" "${args[@]}"
 }
 
+spring_tx_example() {
+  SPRING_KAFKA_BOOTSTRAP_SERVERS=$BOOTSTRAP timeout 150 \
+    java -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -jar "$spring_tx_jar" --spring.kafka.admin.fail-fast=true
+}
+
 if ! prepare; then
   echo "Maven preparation failed"
   echo "0 passed, 1 failed"
@@ -76,6 +92,12 @@ status=0
 run_suite "official Kafka tools" env TOOL_TIMEOUT=45 timeout 300 "$here/java/official_tools_test.sh" || status=1
 run_suite "Java client (ClientCompatTest)" client_test || status=1
 run_suite "Spring Boot spring-kafka example" spring_example || status=1
+if [ -n "$txn" ]; then
+  run_suite "Java transactions (TransactionsTest)" client_test TransactionsTest || status=1
+  run_suite "Spring Kafka transactions example" spring_tx_example || status=1
+else
+  log "transaction suites left out (MOLDAU_TXN_TARGET unset)"
+fi
 if [ "$BROKER_IMPL" = kfake ] || [ "${CLUSTER:-1}" = 0 ]; then
   log "3-node cluster suite left out (BROKER_IMPL=$BROKER_IMPL, CLUSTER=${CLUSTER:-1})"
 else
