@@ -426,3 +426,77 @@ func findTxnCoordinator(t *testing.T, cl *kgo.Client, id string) int32 {
 	}
 	return node
 }
+
+// TestTransactionalProducer: franz-go's transactional producer against one node, with
+// transaction.version 2 (KIP-890 part 2: Produce v12 adds the partitions, EndTxn v5 bumps the
+// epoch) and with transaction.version 0 (AddPartitionsToTxn, and the partition leader verifies
+// the first write with the coordinator): committed records are read by a read_committed
+// consumer, aborted ones are not; a read_uncommitted consumer reads both.
+func TestTransactionalProducer(t *testing.T) {
+	for _, tv := range []int16{2, 0} {
+		t.Run(fmt.Sprintf("transaction.version=%d", tv), func(t *testing.T) {
+			b := testBroker(t, t.TempDir(), "transaction.state.log.num.partitions", "2")
+			defer stopBroker(t, b)
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			if tv != 2 {
+				if err := b.meta.UpdateFeatures(ctx, []metadata.FeatureUpdate{{Name: metadata.FeatureTransactionVersion, Level: tv, UpgradeType: metadata.UpgradeTypeSafeDowngrade}}, false); err != nil {
+					t.Fatal(err)
+				}
+			}
+			adm := kadm.NewClient(client(t, b))
+			if _, err := adm.CreateTopic(ctx, 2, 1, nil, "out"); err != nil {
+				t.Fatal(err)
+			}
+			prod := client(t, b, kgo.TransactionalID("producer"), kgo.DefaultProduceTopic("out"),
+				kgo.TransactionTimeout(30*time.Second), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+			produce := func(commit bool, values ...string) {
+				t.Helper()
+				if err := prod.BeginTransaction(); err != nil {
+					t.Fatal(err)
+				}
+				for _, v := range values {
+					if err := prod.ProduceSync(ctx, kgo.StringRecord(v)).FirstErr(); err != nil {
+						t.Fatalf("produce %s: %v", v, err)
+					}
+				}
+				if err := prod.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
+					t.Fatalf("end (commit=%v): %v", commit, err)
+				}
+			}
+			produce(true, "c1", "c2", "c3")
+			produce(false, "a1", "a2")
+			produce(true, "c4", "c5")
+			read := func(level kgo.IsolationLevel, want int) []string {
+				t.Helper()
+				cons := client(t, b, kgo.ConsumeTopics("out"), kgo.FetchIsolationLevel(level),
+					kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+				var got []string
+				for len(got) < want {
+					fs := cons.PollFetches(ctx)
+					if err := ctx.Err(); err != nil {
+						t.Fatalf("read %v: %d of %d records: %v", got, len(got), want, err)
+					}
+					fs.EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+				}
+				return got
+			}
+			committed := read(kgo.ReadCommitted(), 5)
+			for _, v := range committed {
+				if v[0] != 'c' {
+					t.Fatalf("read_committed read %v: an aborted record", committed)
+				}
+			}
+			if all := read(kgo.ReadUncommitted(), 7); len(all) != 7 {
+				t.Fatalf("read_uncommitted: %v", all)
+			}
+			st := describeTxn(t, client(t, b), "producer")
+			if st.State != "CompleteCommit" {
+				t.Fatalf("after the last commit: %+v", st)
+			}
+			if tv == 2 && st.ProducerEpoch < 3 {
+				t.Fatalf("TV2: epoch %d after three transactions, want it bumped at each end", st.ProducerEpoch)
+			}
+		})
+	}
+}
