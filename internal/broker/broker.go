@@ -44,14 +44,17 @@ type Broker struct {
 	// replicas applies each metadata image to the partitions hosted here: opens them, makes
 	// them leaders or followers (fetching from their leader), sends ISR changes. applied is the
 	// image it last applied (REQUIRES: syncMu).
-	replicas  *replica.Manager
-	applied   *metadata.Image
-	groups    *group.Coordinator
-	offsets   *offsetsStore
-	txns      *txn.Coordinator  // the transaction coordinator (txn.go)
-	peers     *peerClients      // the transaction coordinator's clients of the other brokers
-	markers   *markerSender     // the transaction coordinator's MarkerSender
-	listeners []*clientListener // every client listener, in the order of listeners
+	replicas *replica.Manager
+	applied  *metadata.Image
+	groups   *group.Coordinator
+	offsets  *offsetsStore
+	txns     *txn.Coordinator // the transaction coordinator (txn.go)
+	peers    *peerClients     // the transaction coordinator's clients of the other brokers
+	markers  *markerSender    // the transaction coordinator's MarkerSender
+	// txnCountWarned: the partition count mismatch of __transaction_state was logged
+	// (REQUIRES: syncMu).
+	txnCountWarned bool
+	listeners      []*clientListener // every client listener, in the order of listeners
 	// ctrlMux splits the CONTROLLER listener between raft and the controller APIs (Kafka
 	// protocol); ctrlSrv serves the latter. Both nil without a controller listener.
 	ctrlMux *raftstore.Mux

@@ -94,8 +94,13 @@ func (b *Broker) syncTxnCoordinator() {
 	if !ok {
 		return
 	}
+	if n := int32(len(t.Partitions)); n != b.txns.Partitions() && !b.txnCountWarned {
+		b.txnCountWarned = true
+		b.log.Error("__transaction_state has another partition count than this broker's coordinator: transactional ids may be served by the wrong broker; give every node the same transaction.state.log.num.partitions",
+			"partitions", n, "coordinator", b.txns.Partitions())
+	}
 	for _, p := range t.Partitions {
-		if part := b.parts.Get(t.Name, p.Partition); p.Leader == b.cfg.NodeID && part != nil && part.IsLeader() {
+		if p.Leader == b.cfg.NodeID && b.parts.Get(t.Name, p.Partition) != nil {
 			b.txns.Elect(p.Partition, p.LeaderEpoch)
 			continue
 		}

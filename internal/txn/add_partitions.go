@@ -21,7 +21,7 @@ func (c *Coordinator) AddPartitionsToTxn(r *kmsg.AddPartitionsToTxnRequest) *kms
 				tps = append(tps, TopicPartition{t.Topic, p})
 			}
 		}
-		codes := c.addPartitions(r.TransactionalID, r.ProducerID, r.ProducerEpoch, tps, false, 0)
+		codes := c.addPartitions(r.TransactionalID, r.ProducerID, r.ProducerEpoch, tps, false, 0, false)
 		for _, t := range r.Topics {
 			rt := kmsg.NewAddPartitionsToTxnResponseTopic()
 			rt.Topic = t.Topic
@@ -48,7 +48,7 @@ func (c *Coordinator) AddPartitionsToTxn(r *kmsg.AddPartitionsToTxnRequest) *kms
 		if r.Version >= 5 && !txn.VerifyOnly {
 			tv = 2
 		}
-		codes := c.addPartitions(txn.TransactionalID, txn.ProducerID, txn.ProducerEpoch, tps, txn.VerifyOnly, tv)
+		codes := c.addPartitions(txn.TransactionalID, txn.ProducerID, txn.ProducerEpoch, tps, txn.VerifyOnly, tv, false)
 		rtx := kmsg.NewAddPartitionsToTxnResponseTransaction()
 		rtx.TransactionalID = txn.TransactionalID
 		for _, t := range txn.Topics {
@@ -72,7 +72,7 @@ func (c *Coordinator) AddPartitionsToTxn(r *kmsg.AddPartitionsToTxnRequest) *kms
 func (c *Coordinator) AddOffsetsToTxn(r *kmsg.AddOffsetsToTxnRequest) *kmsg.AddOffsetsToTxnResponse {
 	resp := r.ResponseKind().(*kmsg.AddOffsetsToTxnResponse)
 	tp := TopicPartition{ConsumerOffsetsTopic, group.OffsetsPartition(r.Group, c.cfg.OffsetsPartitions)}
-	resp.ErrorCode = c.addPartitions(r.TransactionalID, r.ProducerID, r.ProducerEpoch, []TopicPartition{tp}, false, 0)[tp]
+	resp.ErrorCode = c.addPartitions(r.TransactionalID, r.ProducerID, r.ProducerEpoch, []TopicPartition{tp}, false, 0, true)[tp]
 	if r.Version < 2 && resp.ErrorCode == kerr.ProducerFenced.Code {
 		resp.ErrorCode = kerr.InvalidProducerEpoch.Code
 	}
@@ -83,8 +83,10 @@ func (c *Coordinator) AddOffsetsToTxn(r *kmsg.AddOffsetsToTxnRequest) *kmsg.AddO
 const ConsumerOffsetsTopic = "__consumer_offsets"
 
 // addPartitions verifies or adds tps and answers a code per partition. tv is the client
-// transaction version a (non-verify) add runs the transaction with.
-func (c *Coordinator) addPartitions(txnID string, pid int64, epoch int16, tps []TopicPartition, verifyOnly bool, tv int16) map[TopicPartition]int16 {
+// transaction version a (non-verify) add runs the transaction with. offsets: tps is a group's
+// __consumer_offsets partition, not checked to exist (Kafka computes it from
+// offsets.topic.num.partitions; the topic may not be created yet).
+func (c *Coordinator) addPartitions(txnID string, pid int64, epoch int16, tps []TopicPartition, verifyOnly bool, tv int16, offsets bool) map[TopicPartition]int16 {
 	codes := make(map[TopicPartition]int16, len(tps))
 	all := func(code int16) map[TopicPartition]int16 {
 		for _, tp := range tps {
@@ -96,7 +98,7 @@ func (c *Coordinator) addPartitions(txnID string, pid int64, epoch int16, tps []
 		return all(kerr.InvalidRequest.Code)
 	}
 	// Unknown partitions fail the whole request, as Kafka's KafkaApis checks them first.
-	if c.cfg.PartitionExists != nil && !verifyOnly {
+	if c.cfg.PartitionExists != nil && !verifyOnly && !offsets {
 		unknown := false
 		for _, tp := range tps {
 			if !c.cfg.PartitionExists(tp.Topic, tp.Partition) {

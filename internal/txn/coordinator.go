@@ -263,6 +263,9 @@ func (c *Coordinator) Close() {
 	c.wg.Wait()
 }
 
+// Partitions is the number of __transaction_state partitions the coordinator hashes ids over.
+func (c *Coordinator) Partitions() int32 { return c.cfg.Partitions }
+
 // Partition is the __transaction_state partition of a transactional id (Kafka's
 // TransactionStateManager.partitionFor).
 func (c *Coordinator) Partition(txnID string) int32 {

@@ -382,3 +382,26 @@ func TestEndTxnV5DecidesTV2(t *testing.T) {
 		t.Fatalf("markers %+v", mk)
 	}
 }
+
+// TestAddPartitionsUnknown: a partition that does not exist fails the whole AddPartitionsToTxn
+// (UNKNOWN_TOPIC_OR_PARTITION, the others OPERATION_NOT_ATTEMPTED) and adds nothing; the group's
+// __consumer_offsets partition of AddOffsetsToTxn is not checked (the topic may not exist yet).
+func TestAddPartitionsUnknown(t *testing.T) {
+	r := newRig(t, Config{PartitionExists: func(topic string, _ int32) bool { return topic == "a" }})
+	ip := r.init("tx", 4, -1, -1)
+	codes := r.add("tx", ip.ProducerID, ip.ProducerEpoch, tp("a", 0), tp("zz", 0))
+	if codes[tp("zz", 0)] != kerr.UnknownTopicOrPartition.Code || codes[tp("a", 0)] != kerr.OperationNotAttempted.Code {
+		t.Fatalf("codes %v", codes)
+	}
+	if m := r.state("tx"); m.State != Empty {
+		t.Fatalf("after a refused add: %v", m)
+	}
+	offs := kmsg.NewPtrAddOffsetsToTxnRequest()
+	offs.TransactionalID, offs.ProducerID, offs.ProducerEpoch, offs.Group = "tx", ip.ProducerID, ip.ProducerEpoch, "g"
+	if resp := r.c.AddOffsetsToTxn(offs); resp.ErrorCode != 0 {
+		t.Fatalf("add offsets: %d", resp.ErrorCode)
+	}
+	if m := r.state("tx"); m.State != Ongoing || len(m.Partitions) != 1 || m.Partitions[0].Topic != ConsumerOffsetsTopic {
+		t.Fatalf("after AddOffsetsToTxn: %v", m)
+	}
+}
