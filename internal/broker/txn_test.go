@@ -300,6 +300,10 @@ func TestClusterTxnCoordinatorFailover(t *testing.T) {
 		t.Fatalf("create: %v %v", err, res.Err)
 	}
 	coordID := findTxnCoordinator(t, cl, "tx")
+	waitCluster(t, brokers, "__transaction_state in every image", func(b *Broker) bool {
+		_, ok := b.Controller().Image().Topic(metadata.TransactionStateTopic)
+		return ok
+	})
 	ts, _ := brokers[0].Controller().Image().Topic(metadata.TransactionStateTopic)
 	if len(ts.Partitions) != 1 || len(ts.Partitions[0].Replicas) != 3 || ts.Configs["min.insync.replicas"] != "2" {
 		t.Fatalf("__transaction_state: %+v", ts)
@@ -312,6 +316,9 @@ func TestClusterTxnCoordinatorFailover(t *testing.T) {
 		} else {
 			rest = append(rest, b)
 		}
+	}
+	if coord == nil {
+		t.Fatalf("FindCoordinator answered node %d, not a node of the cluster", coordID)
 	}
 	hold := func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }
 	coord.markers.gate.Store(&hold)
