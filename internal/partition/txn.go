@@ -113,6 +113,24 @@ func (p *Partition) checkGuardLocked(h record.BatchHeader, g VerificationGuard) 
 // opens, ends and indexes transactions. marker is the batch's marker for a control batch.
 // REQUIRES: appendMu held.
 func (p *Partition) applyLocked(h record.BatchHeader, marker *record.Marker) error {
+	if a := p.applyTxnLocked(h, marker); a != nil {
+		return p.indexAbort(*a)
+	}
+	return nil
+}
+
+// indexAbort records an aborted transaction in the log's index. REQUIRES: appendMu held; no
+// lock of the log held (not from a ScanBatches callback).
+func (p *Partition) indexAbort(a log.AbortedTxn) error {
+	if err := p.log.AppendAbortedTxn(a); err != nil {
+		return fmt.Errorf("partition %s-%d: index aborted transaction of producer %d: %v: %w", p.Topic, p.Index, a.ProducerID, err, kerr.KafkaStorageError)
+	}
+	return nil
+}
+
+// applyTxnLocked is applyLocked but for the index: it returns the aborted transaction a marker
+// ended, for the caller to index. REQUIRES: appendMu held.
+func (p *Partition) applyTxnLocked(h record.BatchHeader, marker *record.Marker) *log.AbortedTxn {
 	if h.ProducerID < 0 {
 		return nil
 	}
@@ -135,10 +153,7 @@ func (p *Partition) applyLocked(h record.BatchHeader, marker *record.Marker) err
 		p.txns.unreplicated = append(p.txns.unreplicated, completedTxn{producerID: h.ProducerID, first: ev.first, last: h.BaseOffset})
 		p.txns.mu.Unlock()
 		if ev.abort {
-			err := p.log.AppendAbortedTxn(log.AbortedTxn{ProducerID: h.ProducerID, FirstOffset: ev.first, LastOffset: h.BaseOffset, LastStableOffset: lso})
-			if err != nil {
-				return fmt.Errorf("partition %s-%d: index aborted transaction of producer %d: %v: %w", p.Topic, p.Index, h.ProducerID, err, kerr.KafkaStorageError)
-			}
+			return &log.AbortedTxn{ProducerID: h.ProducerID, FirstOffset: ev.first, LastOffset: h.BaseOffset, LastStableOffset: lso}
 		}
 	}
 	return nil
@@ -168,9 +183,24 @@ func (p *Partition) replayLocked(ps producerStates, from int64) error {
 	p.producers = ps
 	p.guards = map[int64]guardEntry{}
 	p.txns.reset(ps)
-	return p.log.ScanBatches(from, func(h record.BatchHeader, control []byte) error {
-		return p.applyLocked(h, markerOf(h, control))
+	// The scan holds the log's read lock: the aborts are indexed after it (idempotently: the
+	// index may have them already).
+	var aborts []log.AbortedTxn
+	err := p.log.ScanBatches(from, func(h record.BatchHeader, control []byte) error {
+		if a := p.applyTxnLocked(h, markerOf(h, control)); a != nil {
+			aborts = append(aborts, *a)
+		}
+		return nil
 	})
+	if err != nil {
+		return err
+	}
+	for _, a := range aborts {
+		if err := p.indexAbort(a); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // LastStableOffset is the offset below which every transaction is decided and its marker
