@@ -21,6 +21,12 @@
 //	W5  W1 against a fresh broker with fsync before ack (log.flush.interval.messages=1, which is
 //	    Moldau's default; NATS: sync always)
 //	W6  W4 against that broker (fsync before ack); Kafka-protocol systems only
+//	W7  transactional produce: 4 transactional producers, transactions of 100 records of 1 KiB
+//	    over 6 partitions, commit every one (200 000 records x scale); commit latency
+//	    (EndTxn, markers included); Kafka-protocol systems only, no fsync (txn.go)
+//
+// -workloads picks some of them (e.g. -workloads W7 -systems moldau,kafka for the transactions
+// alone).
 //
 // W1-W4 run every system without fsync on the write path, as Kafka's defaults do: Moldau with
 // log.flush.interval.messages=9223372036854775807 set explicitly (-moldau-defaults: with its own
@@ -85,6 +91,8 @@ type options struct {
 	stallKill               string
 	// clusterConfig are key=value lines added to every cluster node's server.properties.
 	clusterConfig []string
+	// workloads are the single-node workloads to run (-workloads).
+	workloads []string
 }
 
 // listFlag is a repeatable string flag.
@@ -116,8 +124,9 @@ func main() { os.Exit(realMain()) }
 
 func realMain() int {
 	var (
-		opts    options
-		systems string
+		opts      options
+		systems   string
+		workloads string
 	)
 	flag.Float64Var(&opts.scale, "scale", 1, "multiply record counts and durations by this (e.g. 0.05 for a quick run)")
 	flag.StringVar(&systems, "systems", "disk,moldau,kafka,kfake,nats", "systems to run, comma-separated, in this order: disk, moldau, kafka, kfake, nats, and the three-node clusters moldau3, kafka3")
@@ -136,6 +145,7 @@ func realMain() int {
 	flag.StringVar(&opts.stallKill, "stall-kill", stallKillNotQuorumLeader, "moldau3, kafka3: where partition 0's leader is when it is killed: "+
 		stallKillNotQuorumLeader+" (created on a node that is not the metadata quorum's leader), "+stallKillQuorumLeader+" (on the quorum leader: a quorum election too), "+stallKillAsPlaced+" (where the cluster places it)")
 	flag.Var((*listFlag)(&opts.clusterConfig), "cluster-config", "moldau3, kafka3: key=value added to every node's server.properties, Moldau's and Kafka's alike (repeatable; e.g. broker.session.timeout.ms=2000)")
+	flag.StringVar(&workloads, "workloads", "W1,W2,W3,W4,W5,W6,W7", "the single-node workloads to run, comma-separated (W3 reads W1's records: it needs W1)")
 	flag.BoolVar(&opts.syncBetween, "sync", true, "sync(2) before each workload, so that the kernel's writeback of one workload's data does not land in the next")
 	flag.Parse()
 	if opts.scale <= 0 {
@@ -149,6 +159,16 @@ func realMain() int {
 	if !slices.Contains([]string{stallKillNotQuorumLeader, stallKillQuorumLeader, stallKillAsPlaced}, opts.stallKill) {
 		fmt.Fprintf(os.Stderr, "compare: -stall-kill %q: want %s, %s or %s\n", opts.stallKill, stallKillNotQuorumLeader, stallKillQuorumLeader, stallKillAsPlaced)
 		return 2
+	}
+	for w := range strings.SplitSeq(workloads, ",") {
+		if w = strings.TrimSpace(w); w == "" {
+			continue
+		}
+		if !slices.Contains([]string{"W1", "W2", "W3", "W4", "W5", "W6", "W7"}, w) {
+			fmt.Fprintf(os.Stderr, "compare: unknown workload %q (want W1 to W7)\n", w)
+			return 2
+		}
+		opts.workloads = append(opts.workloads, w)
 	}
 	known := map[string]bool{"disk": true}
 	for _, s := range allSystems {
@@ -454,7 +474,10 @@ func (h *harness) runSystem(ctx context.Context, s *system) *systemResult {
 		return res
 	}
 loop:
-	for _, name := range []string{"W1", "W3", "W2", "W4"} {
+	for _, name := range []string{"W1", "W3", "W2", "W4", "W7"} {
+		if !slices.Contains(h.opts.workloads, name) || (name == "W7" && s.key == "nats") {
+			continue
+		}
 		select {
 		case <-ctx.Done():
 			break loop
@@ -463,7 +486,13 @@ loop:
 			break loop
 		default:
 		}
-		br, err := h.bench(ctx, s, []int{p.pid()}, addr, dir, wl[name])
+		var br *benchResult
+		var err error
+		if name == "W7" {
+			br, err = h.benchTxn(ctx, s, []int{p.pid()}, addr, h.records(200_000))
+		} else {
+			br, err = h.bench(ctx, s, []int{p.pid()}, addr, dir, wl[name])
+		}
 		if br != nil {
 			res.Workloads[name] = br
 		}
@@ -480,7 +509,7 @@ loop:
 	}
 	h.stopSystem(s, p, dir, res)
 
-	if s.fsync && ctx.Err() == nil {
+	if s.fsync && ctx.Err() == nil && (slices.Contains(h.opts.workloads, "W5") || slices.Contains(h.opts.workloads, "W6")) {
 		p, addr, dir, err := h.startSystem(ctx, s, true, nil)
 		if err != nil {
 			res.fail("start with fsync before ack: %v", err)
@@ -495,14 +524,16 @@ loop:
 			d := max(5*time.Second, time.Duration(float64(60*time.Second)*h.opts.scale)).Round(time.Second)
 			w5.args[i], w5.args[i+1] = "-duration", d.String()
 		}
-		br, err := h.bench(ctx, s, []int{p.pid()}, addr, dir, w5)
-		if br != nil {
-			res.Workloads["W5"] = br
+		if slices.Contains(h.opts.workloads, "W5") {
+			br, err := h.bench(ctx, s, []int{p.pid()}, addr, dir, w5)
+			if br != nil {
+				res.Workloads["W5"] = br
+			}
+			if err != nil {
+				res.fail("W5: %v", err)
+			}
 		}
-		if err != nil {
-			res.fail("W5: %v", err)
-		}
-		if s.key != "nats" && ctx.Err() == nil {
+		if s.key != "nats" && ctx.Err() == nil && slices.Contains(h.opts.workloads, "W6") {
 			// End-to-end latency with fsync before ack (JetStream's sync always cannot keep W4's
 			// rate: no W6 for NATS).
 			br, err := h.bench(ctx, s, []int{p.pid()}, addr, dir, wl["W6"])

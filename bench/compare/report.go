@@ -125,6 +125,7 @@ func newReport(o options) *report {
 			"Kafka: every setting default except what one KRaft node needs; JVM options of kafka-server-start.sh; heap -Xmx/-Xms " + o.kafkaHeap + ".",
 			"NATS: stream of file storage, 1 replica, subjects TOPIC.0..5; PublishAsync with 4000 pending per connection; ordered pull consumers; W5 with sync always, for a time window (60 s x scale) instead of W1's record count.",
 			"kfake is in memory: no W5, no W6.",
+			"W7: 4 transactional franz-go producers in the harness's process, each its own transactional id, transactions of 100 records of 1 KiB round-robin over 6 partitions, acks=all, linger 5 ms, commit every transaction; records/s are committed records; the p50/p99/max are of EndTxn(commit), call to answer (the coordinator's markers included).",
 			"W5 and W6 (fsync before ack) run against a second, fresh broker: Moldau with its default flush policy, Kafka with log.flush.interval.messages=1, NATS with sync always (no W6: it cannot keep W4's rate).",
 		},
 	}
@@ -357,6 +358,10 @@ var rows = []row{
 	{label: "W6 fsync before ack, e2e p50 ms", get: field("W6", p50), prec: 2},
 	{label: "W6 fsync before ack, e2e p99 ms", get: field("W6", p99), prec: 2},
 	{label: "W6 fsync before ack, e2e p99.9 ms", get: field("W6", p999), prec: 2},
+	{label: "W7 transactional produce (100 records/txn, commit each), records/s", get: field("W7", rps)},
+	{label: "W7 commit (EndTxn) p50 ms", get: field("W7", p50), prec: 2},
+	{label: "W7 commit (EndTxn) p99 ms", get: field("W7", p99), prec: 2},
+	{label: "W7 commit (EndTxn) max ms", get: field("W7", pmax), prec: 2},
 	{label: "W5 / W1 throughput", get: func(s *systemResult) (float64, bool) {
 		w1, w5 := s.w("W1"), s.w("W5")
 		if w1 == nil || w5 == nil || w1.MBPerSec == 0 {

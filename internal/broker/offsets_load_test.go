@@ -256,7 +256,7 @@ func TestLoadPartitionTransactionalRecords(t *testing.T) {
 type replayStore struct{ recs []group.StoredRecord }
 
 func (s *replayStore) Append(string, []group.KV) error { return errors.New("replayStore: read only") }
-func (s *replayStore) AppendTxn(string, int64, int16, []group.KV) error {
+func (s *replayStore) AppendTxn(string, int64, int16, any, []group.KV) error {
 	return errors.New("replayStore: read only")
 }
 func (s *replayStore) Load(fn func(group.StoredRecord) error) error {

@@ -52,6 +52,7 @@ func commandTable() map[string]commandFunc {
 		"kafka-leader-election":  runKafkaLeaderElection,
 		"kafka-storage":          runKafkaStorage,
 		"kafka-features":         runKafkaFeatures,
+		"kafka-transactions":     runKafkaTransactions,
 		"storage":                runKafkaStorage,
 
 		// Moving replicas (move_cmd.go, kafka_reassign_partitions.go).

@@ -37,6 +37,13 @@ data dirs and server.properties files), while it injects faults into them in tur
   partition  cut a node off from the others for --partition-time: every node reaches the others'
              CONTROLLER and inter-broker (REPLICATION) listeners through a fault proxy
 
+With --transactions the producers are transactional (one transactional id each): they write
+transactions of 1..2x--txn-records records and abort each with probability --abort-ratio. Then a
+read_committed consumer must see every record of every committed transaction exactly once, in
+order, and none of an aborted one (a transaction whose end had no answer: all of its records or
+none), and a read_uncommitted consumer every acknowledged record, aborted ones included:
+  moldau verify --transactions --nodes 3 --faults kill --duration 1m
+
 Exits 0 when every acknowledged record was read back exactly once, in order, at the partition
 and offset it was acknowledged at, and no node crashed; 1 otherwise.`
 
@@ -48,7 +55,8 @@ func runVerify(e *env, args []string) error {
 		rateS                                                      string
 		durationS, intervalS, downS, pauseS, partS, drainS, readS  string
 		nodeConfig                                                 listFlag
-		jsonOut, keep                                              bool
+		jsonOut, keep, transactions                                bool
+		txnRecordsS, abortRatioS, txnTimeoutS                      string
 	)
 	stringVars(fs, &bootstrap, "", "comma-separated bootstrap brokers of a running cluster (default $MOLDAU_BOOTSTRAP or "+DefaultBootstrap+"); not with --nodes", "bootstrap-server", "b", "brokers")
 	fs.StringVar(&nodesS, "nodes", "0", "start this many moldau server nodes on 127.0.0.1 and verify them (0: use --bootstrap-server)")
@@ -74,6 +82,10 @@ func runVerify(e *env, args []string) error {
 	fs.StringVar(&drainS, "drain-timeout", "60s", "how long to wait for outstanding acknowledgements after producing stops")
 	fs.StringVar(&readS, "read-timeout", "60s", "how long reading the topic back may take")
 	fs.BoolVar(&jsonOut, "json", false, "print the report as JSON on stdout")
+	fs.BoolVar(&transactions, "transactions", false, "transactional producers committing and aborting at random; read back with read_committed and read_uncommitted")
+	fs.StringVar(&txnRecordsS, "txn-records", "10", "with --transactions: records per transaction on average (1 to twice this)")
+	fs.StringVar(&abortRatioS, "abort-ratio", "0.3", "with --transactions: the share of transactions aborted on purpose (0 to 1)")
+	fs.StringVar(&txnTimeoutS, "transaction-timeout", "10s", "with --transactions: the producers' transaction.timeout.ms")
 	pos, err := e.parseArgs(fs, args, verifyUsage)
 	if err != nil {
 		return err
@@ -145,6 +157,29 @@ func runVerify(e *env, args []string) error {
 			return e.argf("--%s must be a positive duration like 10s, got %q", d.name, d.s)
 		}
 		*d.p = v
+	}
+	if !transactions {
+		for _, f := range []string{"txn-records", "abort-ratio", "transaction-timeout"} {
+			if isFlagSet(fs, f) {
+				return e.argf("--%s needs --transactions", f)
+			}
+		}
+	}
+	o.Transactions = transactions
+	if n, err = e.parseInt("txn-records", txnRecordsS, 1, "a number of records >= 1"); err != nil {
+		return err
+	}
+	o.TxnRecords = int(n)
+	ratio, err := strconv.ParseFloat(abortRatioS, 64)
+	if err != nil || ratio < 0 || ratio > 1 {
+		return e.argf("--abort-ratio must be a number from 0 to 1, got %q", abortRatioS)
+	}
+	o.AbortRatio = ratio
+	if ratio == 0 {
+		o.AbortRatio = -1 // Options: 0 is the default; below 0 never aborts on purpose
+	}
+	if o.TxnTimeout, err = time.ParseDuration(txnTimeoutS); err != nil || o.TxnTimeout < time.Millisecond {
+		return e.argf("--transaction-timeout must be a positive duration like 10s, got %q", txnTimeoutS)
 	}
 	if o.Faults.Kinds, err = verify.ParseFaults(faultsS); err != nil {
 		return e.argf("--faults: %v", err)
@@ -304,6 +339,10 @@ func writeVerifyReport(w io.Writer, r verify.Report, rate float64) {
 		}
 	}
 	row := func(name string, v any) { fmt.Fprintf(w, "%-24s %v\n", name, v) }
+	if tr := r.Transactions; tr != nil {
+		writeTxnReport(w, r, tr, row)
+		return
+	}
 	row("attempted", r.Attempted)
 	row("acknowledged", r.Acknowledged)
 	row("unacknowledged", r.Unacknowledged)
@@ -342,6 +381,54 @@ func writeVerifyReport(w io.Writer, r verify.Report, rate float64) {
 	}
 	if r.OK {
 		fmt.Fprintln(w, "OK: every acknowledged record was read back once, in order, where it was acknowledged")
+		return
+	}
+	fmt.Fprintln(w, "FAILED:")
+	for _, p := range r.Problems {
+		fmt.Fprintf(w, "  %s\n", strings.ReplaceAll(p, "\n", "\n    "))
+	}
+}
+
+// writeTxnReport is the report of a --transactions run.
+func writeTxnReport(w io.Writer, r verify.Report, tr *verify.TxnReport, row func(string, any)) {
+	row("transactions committed", tr.Committed)
+	row("transactions aborted", tr.Aborted)
+	unknown := fmt.Sprint(tr.Unknown)
+	if tr.Unknown > 0 {
+		unknown += fmt.Sprintf(" (read back as %d committed, %d aborted, %d partial)", tr.UnknownCommitted, tr.UnknownAborted, tr.Partial)
+	}
+	row("transactions unknown", unknown)
+	row("attempted", r.Attempted)
+	row("acknowledged", r.Acknowledged)
+	row("committed records", tr.CommittedRecords)
+	row("aborted records", tr.AbortedRecords)
+	row("read_committed", tr.ReadCommitted)
+	row("read_uncommitted", tr.ReadUncommitted)
+	row("lost", r.Lost)
+	row("aborted read", tr.AbortedRead)
+	row("duplicated", r.Duplicated)
+	row("reordered", r.Reordered)
+	row("missing uncommitted", tr.MissingUncommitted)
+	if r.Corrupt > 0 || r.Unknown > 0 {
+		row("corrupt", r.Corrupt)
+		row("unknown", r.Unknown)
+	}
+	if r.Foreign > 0 {
+		row("other runs' records", r.Foreign)
+	}
+	if len(r.ProduceErrors) > 0 {
+		fmt.Fprintln(w, "Produce and transaction errors:")
+		for msg, n := range r.ProduceErrors {
+			fmt.Fprintf(w, "  %d  %s\n", n, msg)
+		}
+	}
+	for _, s := range [][]string{r.LostSample, tr.AbortedSample, tr.PartialSample, r.DuplicatedSample, r.ReorderedSample, tr.MissingSample} {
+		for _, x := range s {
+			fmt.Fprintf(w, "  %s\n", x)
+		}
+	}
+	if r.OK {
+		fmt.Fprintln(w, "OK: read_committed showed every committed transaction once, in order, and no aborted one; read_uncommitted every acknowledged record")
 		return
 	}
 	fmt.Fprintln(w, "FAILED:")

@@ -105,3 +105,21 @@ func TestVerifyFailedCheckExits1(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifyTransactionFlags: the --transactions knobs are checked before anything runs.
+func TestVerifyTransactionFlags(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--abort-ratio", "0.5"}, "--abort-ratio needs --transactions"},
+		{[]string{"--transactions", "--abort-ratio", "2"}, "--abort-ratio must be a number from 0 to 1"},
+		{[]string{"--transactions", "--txn-records", "0"}, "--txn-records must be a number of records >= 1"},
+		{[]string{"--transactions", "--transaction-timeout", "soon"}, "--transaction-timeout must be a positive duration"},
+	} {
+		_, stderr, code := runCmd(t, "", "verify", c.args...)
+		if code != 1 || !strings.Contains(stderr, c.want) {
+			t.Errorf("%v: exit %d, stderr %q; want 1 and %q", c.args, code, stderr, c.want)
+		}
+	}
+}

@@ -339,6 +339,10 @@ func storeErrorCode(err error, commit bool) int16 {
 		return kerr.UnknownServerError.Code
 	case kerr.CoordinatorNotAvailable, kerr.NotCoordinator, kerr.CoordinatorLoadInProgress:
 		return ke.Code
+	case kerr.InvalidTxnState, kerr.InvalidProducerEpoch, kerr.ProducerFenced, kerr.TransactionAbortable:
+		// A transactional write the partition refused (a stale verification guard, a fenced
+		// epoch): the client's answer, as Kafka's coordinator runtime passes it on.
+		return ke.Code
 	}
 	return kerr.UnknownServerError.Code
 }

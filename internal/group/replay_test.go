@@ -90,7 +90,7 @@ func TestReplaySkipsUndecodableRecords(t *testing.T) {
 type endlessStore struct{ started chan struct{} }
 
 func (s *endlessStore) Append(string, []KV) error                  { return nil }
-func (s *endlessStore) AppendTxn(string, int64, int16, []KV) error { return nil }
+func (s *endlessStore) AppendTxn(string, int64, int16, any, []KV) error { return nil }
 
 func (s *endlessStore) Load(fn func(StoredRecord) error) error {
 	close(s.started)

@@ -54,6 +54,10 @@ func (t *txnTracker) reset(ps producerStates) {
 // it was made for (Kafka's VerificationGuard). The zero value asks for no verification.
 type VerificationGuard struct{ id uint64 }
 
+// sentinelGuard is the guard of a producer that needed no verification (Kafka's
+// VerificationGuard.SENTINEL): its append still needs its transaction open at the epoch.
+var sentinelGuard = VerificationGuard{id: ^uint64(0)}
+
 // IsZero reports whether g is the zero guard.
 func (g VerificationGuard) IsZero() bool { return g.id == 0 }
 
@@ -64,8 +68,9 @@ type guardEntry struct {
 }
 
 // VerificationGuard starts a KIP-890 verification of producerID at epoch: needed is false when
-// the producer already has a transaction open here at that epoch (no verification is asked,
-// and g is zero); else it registers (or reuses, for concurrent requests of the producer) a guard
+// the producer already has a transaction open here at that epoch (no verification is asked; g
+// is Kafka's sentinel guard, with which AppendVerified still refuses a batch that would open a
+// transaction, should a marker end that one first); else it registers (or reuses, for concurrent requests of the producer) a guard
 // that AppendVerified demands. Appending any batch or marker of the producer clears it, so a
 // marker written between the verification and the append makes the append fail
 // (INVALID_TXN_STATE): the late write of an already finished transaction cannot open a new one.
@@ -73,7 +78,7 @@ func (p *Partition) VerificationGuard(producerID int64, epoch int16) (g Verifica
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
 	if e, ok := p.producers[producerID]; ok && e.txnFirst >= 0 && e.epoch == epoch {
-		return VerificationGuard{}, false
+		return sentinelGuard, false
 	}
 	if ge, ok := p.guards[producerID]; ok {
 		ge.epoch = max(ge.epoch, epoch)
@@ -81,6 +86,9 @@ func (p *Partition) VerificationGuard(producerID int64, epoch int16) (g Verifica
 		return VerificationGuard{id: ge.id}, true
 	}
 	p.nextGuard++
+	if p.nextGuard == sentinelGuard.id {
+		p.nextGuard = 1
+	}
 	p.guards[producerID] = guardEntry{id: p.nextGuard, epoch: epoch}
 	return VerificationGuard{id: p.nextGuard}, true
 }
@@ -94,7 +102,7 @@ func (p *Partition) checkGuardLocked(h record.BatchHeader, g VerificationGuard) 
 	if e, ok := p.producers[h.ProducerID]; ok && e.txnFirst >= 0 && e.epoch == h.ProducerEpoch {
 		return nil
 	}
-	if ge, ok := p.guards[h.ProducerID]; ok && ge.id == g.id {
+	if ge, ok := p.guards[h.ProducerID]; ok && ge.id == g.id && g != sentinelGuard {
 		return nil
 	}
 	return fmt.Errorf("partition %s-%d: the record of producer %d epoch %d was not part of an ongoing transaction: %w",

@@ -99,8 +99,10 @@ type Report struct {
 	ReorderedSample  []string         `json:"reordered_sample,omitempty"`
 	MovedSample      []string         `json:"moved_sample,omitempty"`
 	OffsetSample     []string         `json:"offset_changed_sample,omitempty"`
-	OK               bool             `json:"ok"`
-	Problems         []string         `json:"problems,omitempty"`
+	// Transactions is set for a --transactions run (CheckTxn).
+	Transactions *TxnReport `json:"transactions,omitempty"`
+	OK           bool       `json:"ok"`
+	Problems     []string   `json:"problems,omitempty"`
 }
 
 func sample(s *[]string, format string, a ...any) {

@@ -50,6 +50,14 @@ type Options struct {
 	// drain, so it must return when its ctx (Run's) ends.
 	During func(ctx context.Context) error
 
+	// Transactions makes the producers transactional (txn.go): TxnRecords records per
+	// transaction on average (default 10), each transaction aborted with probability AbortRatio
+	// (default 0.3; below 0: never), TxnTimeout their transaction.timeout.ms (default 10s).
+	Transactions bool
+	TxnRecords   int
+	AbortRatio   float64
+	TxnTimeout   time.Duration
+
 	RunID string                        // "" makes a random one
 	Logf  func(format string, a ...any) // progress lines; nil discards them
 }
@@ -84,6 +92,15 @@ func (o *Options) defaults() {
 	if o.Faults.RecoverTimeout == 0 {
 		o.Faults.RecoverTimeout = 60 * time.Second
 	}
+	if o.TxnRecords < 1 {
+		o.TxnRecords = 10
+	}
+	if o.AbortRatio == 0 {
+		o.AbortRatio = 0.3
+	}
+	if o.TxnTimeout == 0 {
+		o.TxnTimeout = 10 * time.Second
+	}
 }
 
 // Run creates the topic, produces for Duration (injecting Faults when Cluster is set), drains,
@@ -103,6 +120,9 @@ func Run(ctx context.Context, o Options) (Report, error) {
 		return Report{}, err
 	}
 	o.Logf("topic %s: %d partitions, replication factor %d, min.insync.replicas %d", o.Topic, o.Partitions, o.ReplicationFactor, o.MinInsync)
+	if o.Transactions {
+		return runTransactions(ctx, o, adm)
+	}
 
 	start := time.Now()
 	prods := make([]*producer, o.Producers)
