@@ -109,7 +109,8 @@ func (h *Handler) txnOffsetVerifier(im *metadata.Image, r *kmsg.TxnOffsetCommitR
 			}
 			g, needed := part.VerificationGuard(r.ProducerID, r.ProducerEpoch)
 			if !needed {
-				return nil, 0
+				// Kafka's sentinel guard: the write must still find the transaction open.
+				return g, 0
 			}
 			guard = g
 		}
