@@ -172,6 +172,11 @@ func TestKafkaTransactionsAgainstKfake(t *testing.T) {
 	coord := fmt.Sprint(listed["open"].Coordinator)
 	run(table(listHeaders, []string{"open", coord, fmt.Sprint(open.ProducerID), "Ongoing"}), "list", "--transactional-id-pattern", "^op")
 	run(table(listHeaders), "list", "--transactional-id-pattern", "^nothing")
+	// moldau transactions: the same commands with Moldau's bootstrap flags, anywhere.
+	if out, errOut, code := runCmd(t, "", "transactions", "list", "--transactional-id-pattern", "^op", "-b", addr); code != 0 ||
+		out != table(listHeaders, []string{"open", coord, fmt.Sprint(open.ProducerID), "Ongoing"}) {
+		t.Fatalf("moldau transactions list: exit %d, stderr %q, stdout:\n%s", code, errOut, out)
+	}
 	if out, _, code := runTxnTool(t, now, append(bs, "list")...); code != 0 || !strings.Contains(out, "\ndone ") || !strings.Contains(out, "\nopen ") {
 		t.Fatalf("list: %d %q", code, out)
 	}
