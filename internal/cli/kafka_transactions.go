@@ -1088,7 +1088,7 @@ func (t *txnTool) forceTerminate(a *txnArgs) error {
 	for {
 		req := kmsg.NewPtrInitProducerIDRequest()
 		req.TransactionalID = &id
-		req.TransactionTimeoutMillis = 60_000
+		req.TransactionTimeoutMillis = 30_000 // the Admin client's request.timeout.ms, what fenceProducers sends
 		req.ProducerID, req.ProducerEpoch = -1, -1
 		resp, err := req.RequestWith(t.ctx, t.cl)
 		if err != nil {
