@@ -265,11 +265,24 @@ func TestAdminAPIsAnswered(t *testing.T) {
 		if err != nil || resp.ErrorCode != 0 || len(resp.UnknownStateFilters) != 1 || resp.UnknownStateFilters[0] != "Bogus" {
 			t.Fatalf("ListTransactions with a bogus state: %v %+v", err, resp)
 		}
+		// Before any transactional id was looked up this node coordinates none.
 		d := kmsg.NewPtrDescribeTransactionsRequest()
 		d.TransactionalIDs = []string{"tx"}
 		dresp, err := d.RequestWith(ctx, cl.Broker(int(node)))
-		if err != nil || len(dresp.TransactionStates) != 1 || dresp.TransactionStates[0].ErrorCode != kerr.TransactionalIDNotFound.Code {
+		if err != nil || len(dresp.TransactionStates) != 1 || dresp.TransactionStates[0].ErrorCode != kerr.NotCoordinator.Code {
 			t.Fatalf("DescribeTransactions: %v %+v", err, dresp)
+		}
+		// kadm looks the coordinator up (which creates __transaction_state): an unknown id.
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			described, err := adm.DescribeTransactions(ctx, "tx")
+			if err == nil && errors.Is(described["tx"].Err, kerr.TransactionalIDNotFound) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("DescribeTransactions through the coordinator: %v %+v", err, described)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
 	})
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/moldau/moldau/internal/raftstore"
 	"github.com/moldau/moldau/internal/replica"
 	"github.com/moldau/moldau/internal/server"
+	"github.com/moldau/moldau/internal/txn"
 	"github.com/moldau/moldau/internal/vfs"
 )
 
@@ -43,11 +44,17 @@ type Broker struct {
 	// replicas applies each metadata image to the partitions hosted here: opens them, makes
 	// them leaders or followers (fetching from their leader), sends ISR changes. applied is the
 	// image it last applied (REQUIRES: syncMu).
-	replicas  *replica.Manager
-	applied   *metadata.Image
-	groups    *group.Coordinator
-	offsets   *offsetsStore
-	listeners []*clientListener // every client listener, in the order of listeners
+	replicas *replica.Manager
+	applied  *metadata.Image
+	groups   *group.Coordinator
+	offsets  *offsetsStore
+	txns     *txn.Coordinator // the transaction coordinator (txn.go)
+	peers    *peerClients     // the transaction coordinator's clients of the other brokers
+	markers  *markerSender    // the transaction coordinator's MarkerSender
+	// txnCountWarned: the partition count mismatch of __transaction_state was logged
+	// (REQUIRES: syncMu).
+	txnCountWarned bool
+	listeners      []*clientListener // every client listener, in the order of listeners
 	// ctrlMux splits the CONTROLLER listener between raft and the controller APIs (Kafka
 	// protocol); ctrlSrv serves the latter. Both nil without a controller listener.
 	ctrlMux *raftstore.Mux
@@ -284,6 +291,7 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 		Logger:                logger,
 		RecordsSkipped:        m.InternalRecordsSkipped(metadata.ConsumerOffsetsTopic),
 	}, b.offsets, nil)
+	b.txns = b.newTxnCoordinator()
 	b.syncCoordinators()
 
 	endpoints := make(map[string]handler.Endpoint, len(b.listeners))
@@ -296,6 +304,9 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 		AutoCreateTopics:       cfg.AutoCreateTopicsEnable,
 		FetchSessionCacheSlots: int(cfg.FetchSessionCacheSlots),
 		LeaderQuota:            b.leaderQuota,
+		TxnVerifier:            &txnVerifier{b: b},
+		TxnVerificationEnable:  cfg.TransactionPartitionVerificationEnable,
+		Txns:                   b.txns,
 	}, b.meta, b.parts, b.groups, b, logger)
 
 	overrides := make(map[string]int, len(cfg.MaxConnectionsPerIPOverrides))
@@ -579,6 +590,12 @@ func (b *Broker) shutdown(ctx context.Context) error {
 	}
 	close(b.stop)
 	b.wg.Wait()
+	if b.txns != nil {
+		b.txns.Close() // its completions stop sending markers
+	}
+	if b.peers != nil {
+		b.peers.close()
+	}
 	if b.groups != nil {
 		b.groups.Close()
 	}

@@ -59,6 +59,7 @@ func isTimeout(err error) bool {
 // this broker leads and hosts: it loads a partition on becoming its leader and drops its groups
 // on losing it. REQUIRES: b.syncMu held, or Start before serving.
 func (b *Broker) syncCoordinators() {
+	b.syncTxnCoordinator()
 	if b.groups == nil {
 		return // Start has not built the coordinator yet; it calls this once it has
 	}

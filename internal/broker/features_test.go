@@ -93,8 +93,10 @@ func TestClusterUpdateFeatures(t *testing.T) {
 			if strings.Join(supported, ",") != want {
 				t.Errorf("v%d node %d: supported %v, want %s", version, b.cfg.NodeID, supported, want)
 			}
-			if len(av.FinalizedFeatures) != 1 || av.FinalizedFeatures[0].Name != "metadata.version" ||
-				av.FinalizedFeatures[0].MaxVersionLevel != 25 || av.FinalizedFeatures[0].MinVersionLevel != 25 {
+			// The new cluster finalized transaction.version 2 (KIP-890 part 2) with metadata.version.
+			if len(av.FinalizedFeatures) != 2 || av.FinalizedFeatures[0].Name != "metadata.version" ||
+				av.FinalizedFeatures[0].MaxVersionLevel != 25 || av.FinalizedFeatures[0].MinVersionLevel != 25 ||
+				av.FinalizedFeatures[1].Name != "transaction.version" || av.FinalizedFeatures[1].MaxVersionLevel != 2 {
 				t.Errorf("v%d node %d: finalized %+v", version, b.cfg.NodeID, av.FinalizedFeatures)
 			}
 			if av.FinalizedFeaturesEpoch <= 0 {

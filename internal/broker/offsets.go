@@ -82,21 +82,25 @@ func (s *offsetsStore) partition(p int32) (*partition.Partition, error) {
 // The coordinator calls Append with the group's lock held, so a group's commits wait for their
 // syncs one after the other; commits of different groups, and produces, share each sync.
 func (s *offsetsStore) Append(groupID string, kvs []group.KV) error {
-	return s.append(groupID, kvs, record.BatchSpec{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1})
+	return s.append(groupID, kvs, record.BatchSpec{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1}, partition.VerificationGuard{})
 }
 
 // AppendTxn writes the records of a TxnOffsetCommit as Append does, as one transactional batch
 // of the producer without a sequence (BaseSequence -1, Kafka's NO_SEQUENCE: the group
 // coordinator's transactional writes are not idempotent produces). The partition tracks the
-// producer's transaction from it; the marker WriteTxnMarkers appends ends it.
-func (s *offsetsStore) AppendTxn(groupID string, producerID int64, producerEpoch int16, kvs []group.KV) error {
+// producer's transaction from it; the marker WriteTxnMarkers appends ends it. guard is the
+// partition.VerificationGuard the TxnOffsetCommit handler registered before it verified the
+// transaction (KIP-890; nil: none): a batch that starts the producer's transaction here must
+// still hold it, so a marker between the verification and the write refuses it.
+func (s *offsetsStore) AppendTxn(groupID string, producerID int64, producerEpoch int16, guard any, kvs []group.KV) error {
+	g, _ := guard.(partition.VerificationGuard)
 	return s.append(groupID, kvs, record.BatchSpec{
 		Transactional: true, ProducerID: producerID, ProducerEpoch: producerEpoch, BaseSequence: -1,
-	})
+	}, g)
 }
 
 // append writes kvs as one batch of spec's producer fields, acks=all.
-func (s *offsetsStore) append(groupID string, kvs []group.KV, spec record.BatchSpec) error {
+func (s *offsetsStore) append(groupID string, kvs []group.KV, spec record.BatchSpec, guard partition.VerificationGuard) error {
 	if len(kvs) == 0 {
 		return nil
 	}
@@ -111,7 +115,7 @@ func (s *offsetsStore) append(groupID string, kvs []group.KV, spec record.BatchS
 	spec.BaseTimestamp = time.Now().UnixMilli()
 	spec.Records = recs
 	batch := record.Build(spec)
-	res, err := part.Append(batch, -1, partition.OriginCoordinator)
+	res, err := part.AppendVerified(batch, -1, partition.OriginCoordinator, guard)
 	if err != nil {
 		return fmt.Errorf("append to %s: %w", metadata.ConsumerOffsetsTopic, err)
 	}

@@ -256,7 +256,7 @@ func TestLoadPartitionTransactionalRecords(t *testing.T) {
 type replayStore struct{ recs []group.StoredRecord }
 
 func (s *replayStore) Append(string, []group.KV) error { return errors.New("replayStore: read only") }
-func (s *replayStore) AppendTxn(string, int64, int16, []group.KV) error {
+func (s *replayStore) AppendTxn(string, int64, int16, any, []group.KV) error {
 	return errors.New("replayStore: read only")
 }
 func (s *replayStore) Load(fn func(group.StoredRecord) error) error {
@@ -266,4 +266,51 @@ func (s *replayStore) Load(fn func(group.StoredRecord) error) error {
 		}
 	}
 	return nil
+}
+
+// TestOffsetsStoreAppendTxnGuard: the group coordinator's transactional write carries the
+// verification guard its TxnOffsetCommit took (KIP-890): with the registered guard it opens the
+// producer's transaction on the __consumer_offsets partition; a guard a marker cleared since is
+// refused with INVALID_TXN_STATE, and so is the sentinel guard once the transaction ended.
+func TestOffsetsStoreAppendTxnGuard(t *testing.T) {
+	b := testBroker(t, t.TempDir())
+	defer stopBroker(t, b)
+	const pid, epoch = 42, 0
+	part := b.parts.Get(metadata.ConsumerOffsetsTopic, group.OffsetsPartition("g", b.offsets.partitions))
+	if part == nil {
+		t.Fatal("the group's __consumer_offsets partition is not here")
+	}
+	kv := func(off int64) []group.KV {
+		r := kmsg.NewOffsetCommitKey()
+		r.Version = 1
+		r.Group, r.Topic = "g", "t"
+		v := kmsg.NewOffsetCommitValue()
+		v.Version = 3
+		v.Offset = off
+		return []group.KV{{Key: r.AppendTo(nil), Value: v.AppendTo(nil)}}
+	}
+	g1, needed := part.VerificationGuard(pid, epoch)
+	if !needed {
+		t.Fatal("a producer without a transaction here needs no verification")
+	}
+	if err := b.offsets.AppendTxn("g", pid, epoch, g1, kv(1)); err != nil {
+		t.Fatalf("write with the registered guard: %v", err)
+	}
+	sentinel, needed := part.VerificationGuard(pid, epoch)
+	if needed {
+		t.Fatal("the producer's transaction is open: no verification needed")
+	}
+	if err := b.offsets.AppendTxn("g", pid, epoch, sentinel, kv(2)); err != nil {
+		t.Fatalf("write in the open transaction: %v", err)
+	}
+	if _, err := part.WriteTxnMarker(record.Marker{ProducerID: pid, ProducerEpoch: epoch, Commit: true,
+		Timestamp: time.Now().UnixMilli()}, 1); err != nil {
+		t.Fatal(err)
+	}
+	for name, g := range map[string]any{"cleared guard": g1, "sentinel guard": sentinel} {
+		err := b.offsets.AppendTxn("g", pid, epoch, g, kv(3))
+		if !errors.Is(err, kerr.InvalidTxnState) {
+			t.Fatalf("%s after the marker: %v, want INVALID_TXN_STATE", name, err)
+		}
+	}
 }

@@ -140,7 +140,7 @@ func TestKafkaStorageErrors(t *testing.T) {
 			t.Errorf("kafka-storage %q: exit %d, stderr %q; want exit %d with %q", tt.args, code, stderr, tt.code, tt.stderr)
 		}
 	}
-	if out := mustRun(t, "", "kafka-storage", "version-mapping", "--release-version", "4.0-IV3"); out != "metadata.version=25 (4.0-IV3)\nkraft.version=0\ntransaction.version=0\ngroup.version=0\n" {
+	if out := mustRun(t, "", "kafka-storage", "version-mapping", "--release-version", "4.0-IV3"); out != "metadata.version=25 (4.0-IV3)\nkraft.version=0\ntransaction.version=2\ngroup.version=0\n" {
 		t.Errorf("version-mapping: %q", out)
 	}
 	// A config with static voters formats without --standalone, as in Kafka.

@@ -195,12 +195,18 @@ type Config struct {
 	TransactionStateLogReplicationFactorSet bool
 	TransactionStateLogMinISR               int32 // transaction.state.log.min.isr
 	TransactionStateLogNumPartitions        int32 // transaction.state.log.num.partitions
-	OffsetsRetentionMinutes                 int32 // offsets.retention.minutes
-	GroupInitialRebalanceDelayMs            int32 // group.initial.rebalance.delay.ms
-	GroupMinSessionTimeoutMs                int32 // group.min.session.timeout.ms
-	GroupMaxSessionTimeoutMs                int32 // group.max.session.timeout.ms
-	TransactionalIDExpirationMs             int32 // transactional.id.expiration.ms
-	ProducerIDExpirationMs                  int32 // producer.id.expiration.ms
+	TransactionStateLogSegmentBytes         int32 // transaction.state.log.segment.bytes
+	// The transaction coordinator's timers and limits (Kafka's keys and defaults).
+	TransactionMaxTimeoutMs                              int32 // transaction.max.timeout.ms
+	TransactionAbortTimedOutTransactionCleanupIntervalMs int32 // transaction.abort.timed.out.transaction.cleanup.interval.ms
+	TransactionRemoveExpiredTransactionCleanupIntervalMs int32 // transaction.remove.expired.transaction.cleanup.interval.ms
+	TransactionPartitionVerificationEnable               bool  // transaction.partition.verification.enable
+	OffsetsRetentionMinutes                              int32 // offsets.retention.minutes
+	GroupInitialRebalanceDelayMs                         int32 // group.initial.rebalance.delay.ms
+	GroupMinSessionTimeoutMs                             int32 // group.min.session.timeout.ms
+	GroupMaxSessionTimeoutMs                             int32 // group.max.session.timeout.ms
+	TransactionalIDExpirationMs                          int32 // transactional.id.expiration.ms
+	ProducerIDExpirationMs                               int32 // producer.id.expiration.ms
 
 	// Raw holds the effective value of every key in BrokerKeys as text, for DescribeConfigs. A
 	// key with no value (nullable and unset, e.g. cluster.id) is absent. Derived keys hold the
@@ -519,6 +525,11 @@ func (b *builder) fill() {
 	c.TransactionStateLogReplicationFactor, c.TransactionStateLogReplicationFactorSet = b.internalTopicRF("transaction.state.log.replication.factor")
 	c.TransactionStateLogMinISR = b.int32("transaction.state.log.min.isr")
 	c.TransactionStateLogNumPartitions = b.int32("transaction.state.log.num.partitions")
+	c.TransactionStateLogSegmentBytes = b.int32("transaction.state.log.segment.bytes")
+	c.TransactionMaxTimeoutMs = b.int32("transaction.max.timeout.ms")
+	c.TransactionAbortTimedOutTransactionCleanupIntervalMs = b.int32("transaction.abort.timed.out.transaction.cleanup.interval.ms")
+	c.TransactionRemoveExpiredTransactionCleanupIntervalMs = b.int32("transaction.remove.expired.transaction.cleanup.interval.ms")
+	c.TransactionPartitionVerificationEnable = b.bool("transaction.partition.verification.enable")
 	c.OffsetsRetentionMinutes = b.int32("offsets.retention.minutes")
 	c.GroupInitialRebalanceDelayMs = b.int32("group.initial.rebalance.delay.ms")
 	c.GroupMinSessionTimeoutMs = b.int32("group.min.session.timeout.ms")

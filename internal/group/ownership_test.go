@@ -33,7 +33,7 @@ func (s *partitionedStore) Append(group string, records []KV) error {
 	return nil
 }
 
-func (s *partitionedStore) AppendTxn(group string, pid int64, _ int16, records []KV) error {
+func (s *partitionedStore) AppendTxn(group string, pid int64, _ int16, _ any, records []KV) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p := OffsetsPartition(group, s.n)

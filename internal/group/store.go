@@ -44,8 +44,10 @@ type Store interface {
 	Append(group string, records []KV) error
 	// AppendTxn makes records durable as Append does, written as one transactional batch of
 	// (producerID, producerEpoch) without a sequence (Kafka's NO_SEQUENCE), as a TxnOffsetCommit
-	// writes them: they count once the transaction's commit marker follows them.
-	AppendTxn(group string, producerID int64, producerEpoch int16, records []KV) error
+	// writes them: they count once the transaction's commit marker follows them. guard is what
+	// the TxnOffsetCommit's verification returned (the broker's partition.VerificationGuard;
+	// nil: none), which the write must still hold.
+	AppendTxn(group string, producerID int64, producerEpoch int16, guard any, records []KV) error
 	// Load replays every record, oldest first, at start. Data it cannot decode is not an error:
 	// it hands it to fn with Err set and carries on. An error (a failed read, or fn's) ends the
 	// load and the coordinator answers COORDINATOR_NOT_AVAILABLE.
@@ -110,7 +112,7 @@ func (s *MemoryStore) Append(_ string, records []KV) error {
 
 // AppendTxn records the records as transactional records of producerID, or fails with the error
 // set by SetAppendError.
-func (s *MemoryStore) AppendTxn(_ string, producerID int64, _ int16, records []KV) error {
+func (s *MemoryStore) AppendTxn(_ string, producerID int64, _ int16, _ any, records []KV) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.appendErr != nil {

@@ -19,13 +19,14 @@ import (
 // TxnOffsetCommit stores the offsets of a transaction as pending; it answers only after the
 // Store made them durable. verify, when not nil, is called (with no lock held) once the group is
 // known to be coordinated here and before anything is written: it consults the transaction
-// coordinator (KIP-890) and returns 0 or the error code every partition gets.
+// coordinator (KIP-890) and returns 0 or the error code every partition gets, and the guard the
+// write must carry (Store.AppendTxn; opaque here).
 //
 // Versions 0-2 carry no group metadata (generation -1, no member): they commit to any group,
 // as Kafka does; v3+ are fenced as OffsetCommit is (ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID,
 // FENCED_INSTANCE_ID). A group that does not exist is created (a simple group) for a commit
 // without a generation and answered ILLEGAL_GENERATION otherwise.
-func (c *Coordinator) TxnOffsetCommit(ctx context.Context, r *kmsg.TxnOffsetCommitRequest, verify func(context.Context) int16) *kmsg.TxnOffsetCommitResponse {
+func (c *Coordinator) TxnOffsetCommit(ctx context.Context, r *kmsg.TxnOffsetCommitRequest, verify TxnVerify) *kmsg.TxnOffsetCommitResponse {
 	resp := kmsg.NewPtrTxnOffsetCommitResponse()
 	resp.Version = r.Version
 	codes := c.txnOffsetCommit(ctx, r, verify)
@@ -43,7 +44,11 @@ func (c *Coordinator) TxnOffsetCommit(ctx context.Context, r *kmsg.TxnOffsetComm
 	return resp
 }
 
-func (c *Coordinator) txnOffsetCommit(ctx context.Context, r *kmsg.TxnOffsetCommitRequest, verify func(context.Context) int16) func(t, p int) int16 {
+// TxnVerify is the KIP-890 step of a TxnOffsetCommit: 0 or the error code of every partition, and
+// the guard to hand Store.AppendTxn (nil: none).
+type TxnVerify func(ctx context.Context) (guard any, code int16)
+
+func (c *Coordinator) txnOffsetCommit(ctx context.Context, r *kmsg.TxnOffsetCommitRequest, verify TxnVerify) func(t, p int) int16 {
 	all := func(code int16) func(int, int) int16 { return func(int, int) int16 { return code } }
 	if r.Group == "" {
 		return all(kerr.InvalidGroupID.Code)
@@ -51,8 +56,15 @@ func (c *Coordinator) txnOffsetCommit(ctx context.Context, r *kmsg.TxnOffsetComm
 	if code := c.groupStatus(r.Group); code != 0 {
 		return all(code)
 	}
+	var guard any
 	if verify != nil {
-		if code := verify(ctx); code != 0 {
+		var code int16
+		if guard, code = verify(ctx); code != 0 {
+			return all(code)
+		}
+		// The partition may have moved during the round trip: a group created now for a
+		// partition no longer coordinated here would shadow its groups at the next load.
+		if code := c.groupStatus(r.Group); code != 0 {
 			return all(code)
 		}
 	}
@@ -106,7 +118,7 @@ func (c *Coordinator) txnOffsetCommit(ctx context.Context, r *kmsg.TxnOffsetComm
 		}
 	}
 	if len(records) > 0 && c.store != nil {
-		if err := c.store.AppendTxn(r.Group, r.ProducerID, r.ProducerEpoch, records); err != nil {
+		if err := c.store.AppendTxn(r.Group, r.ProducerID, r.ProducerEpoch, guard, records); err != nil {
 			code := storeErrorCode(err, true)
 			for i := range codes {
 				for j := range codes[i] {

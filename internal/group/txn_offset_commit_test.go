@@ -253,7 +253,7 @@ func TestTxnOffsetCommitStaticFenced(t *testing.T) {
 func TestTxnOffsetCommitVerifyAndStore(t *testing.T) {
 	h := newHarness(t, testConfig())
 	calls := 0
-	verify := func(context.Context) int16 { calls++; return kerr.InvalidTxnState.Code }
+	verify := func(context.Context) (any, int16) { calls++; return nil, kerr.InvalidTxnState.Code }
 	codes := txnCodes(h.c.TxnOffsetCommit(context.Background(), txnCommitReq(3, "s", "", -1, 7, "t", 1, 2), verify))
 	if len(codes) != 2 || codes[0] != kerr.InvalidTxnState.Code || codes[1] != kerr.InvalidTxnState.Code || calls != 1 {
 		t.Fatalf("verification failure: codes %v, %d calls", codes, calls)
@@ -269,7 +269,7 @@ func TestTxnOffsetCommitVerifyAndStore(t *testing.T) {
 	if got := fetched(fetchStable(h, 7, "s", "t", 0)); got[0] != (fetchedOffset{-1, 0}) {
 		t.Fatalf("a failed commit left a pending offset: %+v", got)
 	}
-	ok := func(context.Context) int16 { calls++; return 0 }
+	ok := func(context.Context) (any, int16) { calls++; return nil, 0 }
 	if codes := txnCodes(h.c.TxnOffsetCommit(context.Background(), txnCommitReq(3, "s", "", -1, 7, "t", 1), ok)); codes[0] != 0 || calls != 2 {
 		t.Fatalf("verified commit: %v, %d calls", codes, calls)
 	}
@@ -428,10 +428,10 @@ func TestCompleteTxnWhileLoading(t *testing.T) {
 	const n = 4
 	store := newPartitionedStore(n)
 	mine, other := groupOn(t, 1, n), groupOn(t, 2, n)
-	if err := store.AppendTxn(mine, 7, 0, []KV{commitKV(mine, "t", 0, 42)}); err != nil {
+	if err := store.AppendTxn(mine, 7, 0, nil, []KV{commitKV(mine, "t", 0, 42)}); err != nil {
 		t.Fatal(err)
 	}
-	if err := store.AppendTxn(mine, 8, 0, []KV{commitKV(mine, "t", 1, 43)}); err != nil {
+	if err := store.AppendTxn(mine, 8, 0, nil, []KV{commitKV(mine, "t", 1, 43)}); err != nil {
 		t.Fatal(err)
 	}
 	gate := make(chan struct{})
@@ -473,5 +473,38 @@ func TestCompleteTxnWhileLoading(t *testing.T) {
 	got = fetched(fetchStable(h, 7, mine, "t", 0, 1))
 	if got[0] != (fetchedOffset{42, 0}) || got[1] != (fetchedOffset{-1, 0}) {
 		t.Fatalf("after the reload: %+v", got)
+	}
+}
+
+// TestTxnOffsetCommitResignDuringVerify: a partition resigned while the transaction coordinator
+// is asked answers NOT_COORDINATOR and leaves no group behind, which would otherwise shadow the
+// partition's groups when it is elected again.
+func TestTxnOffsetCommitResignDuringVerify(t *testing.T) {
+	const n = 4
+	store := newPartitionedStore(n)
+	mine := groupOn(t, 1, n)
+	if err := store.Append(mine, []KV{commitKV(mine, "t", 0, 42)}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig()
+	cfg.OffsetsPartitions = n
+	c := NewCoordinator(cfg, store, newFakeClock())
+	t.Cleanup(c.Close)
+	h := &harness{t: t, c: c}
+	if err := c.Elect(1); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "partition 1 loaded", func() bool { return fetchStable(h, 7, mine, "t", 0).ErrorCode == 0 })
+	verify := func(context.Context) (any, int16) { c.Resign(1); return nil, 0 }
+	r := txnCommitReq(3, mine, "", -1, 7, "t", 1)
+	if codes := txnCodes(c.TxnOffsetCommit(context.Background(), r, verify)); codes[0] != kerr.NotCoordinator.Code {
+		t.Fatalf("resigned during the verification: %v, want NOT_COORDINATOR", codes)
+	}
+	if err := c.Elect(1); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "partition 1 loaded again", func() bool { return fetchStable(h, 7, mine, "t", 0).ErrorCode == 0 })
+	if got := fetched(fetchStable(h, 7, mine, "t", 0)); got[0] != (fetchedOffset{42, 0}) {
+		t.Fatalf("after the re-election: %+v, want the stored offset 42", got)
 	}
 }

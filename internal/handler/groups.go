@@ -44,12 +44,32 @@ func (h *Handler) handleFindCoordinator(ctx context.Context, req *server.Request
 			h.log.Warn("FindCoordinator: cannot create "+metadata.ConsumerOffsetsTopic+" yet", "err", err)
 		}
 	}
+	if _, ok := h.meta.Image().Topic(metadata.TransactionStateTopic); !ok && r.CoordinatorType == 1 && h.opts.Txns != nil {
+		if err := h.cluster.EnsureTransactionsTopic(ctx); err != nil {
+			h.log.Warn("FindCoordinator: cannot create "+metadata.TransactionStateTopic+" yet", "err", err)
+		}
+	}
 	im := h.meta.Image()
 	answer := func(key string) (int32, string, int32, int16) {
-		if r.CoordinatorType != 0 { // transaction coordinators arrive with transactions
-			return -1, "", -1, kerr.CoordinatorNotAvailable.Code
+		var (
+			id int32
+			e  Endpoint
+			ok bool
+		)
+		switch r.CoordinatorType {
+		case 0:
+			id, e, ok = h.groupCoordinator(req, im, key)
+		case 1:
+			if key == "" {
+				return -1, "", -1, kerr.InvalidRequest.Code
+			}
+			if h.opts.Txns == nil {
+				return -1, "", -1, kerr.CoordinatorNotAvailable.Code
+			}
+			id, e, ok = h.coordinatorOf(req, im, metadata.TransactionStateTopic, key)
+		default:
+			return -1, "", -1, kerr.InvalidRequest.Code
 		}
-		id, e, ok := h.groupCoordinator(req, im, key)
 		if !ok {
 			return -1, "", -1, kerr.CoordinatorNotAvailable.Code
 		}
@@ -72,7 +92,14 @@ func (h *Handler) handleFindCoordinator(ctx context.Context, req *server.Request
 // partition, with its endpoint on the listener req came in on. Not ok while the partition has no
 // leader (or the topic is not created yet): COORDINATOR_NOT_AVAILABLE, which clients retry.
 func (h *Handler) groupCoordinator(req *server.Request, im *metadata.Image, name string) (int32, Endpoint, bool) {
-	t, ok := im.Topic(metadata.ConsumerOffsetsTopic)
+	return h.coordinatorOf(req, im, metadata.ConsumerOffsetsTopic, name)
+}
+
+// coordinatorOf is the leader of key's partition of an internal topic (__consumer_offsets for a
+// group, __transaction_state for a transactional id: the same hash), with its endpoint on req's
+// listener.
+func (h *Handler) coordinatorOf(req *server.Request, im *metadata.Image, topic, name string) (int32, Endpoint, bool) {
+	t, ok := im.Topic(topic)
 	if !ok || len(t.Partitions) == 0 {
 		return -1, Endpoint{}, false
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/moldau/moldau/internal/metadata"
 	"github.com/moldau/moldau/internal/partition"
 	"github.com/moldau/moldau/internal/server"
+	"github.com/moldau/moldau/internal/txn"
 )
 
 // api is one implemented API key: its version range and its handler.
@@ -66,6 +67,9 @@ type Cluster interface {
 	// EnsureOffsetsTopic creates __consumer_offsets if it does not exist yet; FindCoordinator
 	// calls it, as Kafka creates the topic on the first lookup of a group coordinator.
 	EnsureOffsetsTopic(ctx context.Context) error
+	// EnsureTransactionsTopic creates __transaction_state if it does not exist yet;
+	// FindCoordinator for a transactional id calls it, as Kafka does.
+	EnsureTransactionsTopic(ctx context.Context) error
 	// PartitionSettings resolves the settings of a topic (broker defaults + topic overrides).
 	PartitionSettings(topic string) (partition.Settings, error)
 	// DescribeTopicConfigs and DescribeBrokerConfigs answer DescribeConfigs.
@@ -98,6 +102,10 @@ type Options struct {
 	// TxnVerificationEnable is transaction.partition.verification.enable (KIP-890 part 1): a
 	// partition leader verifies a transactional producer's first write through TxnVerifier.
 	TxnVerificationEnable bool
+	// Txns is the transaction coordinator (InitProducerId with a transactional id,
+	// AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, Describe/ListTransactions); nil: none runs
+	// here and those requests are refused, as before transactions existed.
+	Txns *txn.Coordinator
 }
 
 // ReplicationQuota is a replication quota as the Fetch handler uses it (replica.Quota).

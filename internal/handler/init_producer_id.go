@@ -7,8 +7,9 @@ package handler
 // reused across restarts. The ProducerId and ProducerEpoch of the request (v3+, KIP-360) are
 // ignored without a transactional id, as Kafka's TransactionCoordinator.handleInitProducerId
 // ignores them: bumping the epoch of whatever id a client names would let any client fence any
-// other producer. Transactional ids arrive with the transaction coordinator; until then they are
-// refused.
+// other producer. A transactional id goes to the transaction coordinator (package txn), which
+// answers NOT_COORDINATOR when another broker coordinates it; PRODUCER_FENCED is
+// INVALID_PRODUCER_EPOCH for v0-3, which predate it, as Kafka's KafkaApis maps it.
 
 import (
 	"context"
@@ -29,7 +30,14 @@ func (h *Handler) handleInitProducerID(ctx context.Context, req *server.Request)
 	resp := r.ResponseKind().(*kmsg.InitProducerIDResponse)
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
 	if r.TransactionalID != nil {
-		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+		if h.opts.Txns == nil {
+			resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+			return resp, nil
+		}
+		resp = h.opts.Txns.InitProducerID(ctx, r)
+		if r.Version < 4 && resp.ErrorCode == kerr.ProducerFenced.Code {
+			resp.ErrorCode = kerr.InvalidProducerEpoch.Code
+		}
 		return resp, nil
 	}
 	id, err := h.pids.next(ctx)

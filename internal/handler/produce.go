@@ -5,7 +5,17 @@ package handler
 //
 // Internal topics (__consumer_offsets, ...) are refused with INVALID_TOPIC_EXCEPTION, as Kafka
 // refuses them: only the coordinators append there. Batches are appended with the client origin:
-// control and transactional batches are refused (see partition.Origin).
+// control batches are refused (see partition.Origin).
+//
+// Transactions: transactional records need the request's TransactionalID (else every partition
+// is TRANSACTIONAL_ID_AUTHORIZATION_FAILED, as Kafka answers), all of one producer id and epoch
+// (else INVALID_PRODUCER_ID_MAPPING). KIP-890 (verifyProduce): a producer's first write to a
+// partition in its transaction is verified with the transaction coordinator through
+// Options.TxnVerifier (verifyOnly, v3-11, when Options.TxnVerificationEnable) or added to it
+// (v12+, transaction version 2), one call per request, and appended with the partition's
+// VerificationGuard, so a marker written meanwhile makes it INVALID_TXN_STATE; the
+// coordinator's errors are translated per version as Kafka's ReplicaManager does
+// (produceVerifyError). Without a TxnVerifier transactional writes are INVALID_TXN_STATE.
 //
 // Each partition's batches are validated whole (CRC, size against max.message.bytes, idempotent
 // sequence) and then appended; a partition's error never affects another partition. acks=0 gets
@@ -20,6 +30,7 @@ package handler
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -61,6 +72,10 @@ func (h *Handler) handleProduce(ctx context.Context, req *server.Request) (kmsg.
 	var toReplicate []replicated // acks=-1: wait for the high watermark after the syncs
 	leaders := map[int32]bool{}
 	im := h.meta.Image()
+	var txnChecks map[metadata.TopicPartition]txnCheck
+	if topLevel == nil && r.TransactionID != nil {
+		txnChecks, topLevel = h.verifyProduce(ctx, r, im)
+	}
 	for ti, rt := range r.Topics {
 		st := kmsg.NewProduceResponseTopic()
 		st.Topic = rt.Topic
@@ -75,7 +90,7 @@ func (h *Handler) handleProduce(ctx context.Context, req *server.Request) (kmsg.
 			err := topLevel
 			if err == nil {
 				var res produced
-				res, err = h.produceTo(t, topicOK, rt.Topic, rp, r.Acks, &sp)
+				res, err = h.produceTo(t, topicOK, rt.Topic, rp, r.Acks, txnChecks, &sp)
 				if res.syncer != nil {
 					toSync[res.syncer] = append(toSync[res.syncer], at{ti, len(st.Partitions)})
 				}
@@ -152,7 +167,8 @@ type produced struct {
 }
 
 // produceTo appends one partition's batches and fills sp.
-func (h *Handler) produceTo(t *metadata.Topic, topicOK bool, name string, rp kmsg.ProduceRequestTopicPartition, acks int16, sp *kmsg.ProduceResponseTopicPartition) (produced, error) {
+func (h *Handler) produceTo(t *metadata.Topic, topicOK bool, name string, rp kmsg.ProduceRequestTopicPartition, acks int16,
+	txnChecks map[metadata.TopicPartition]txnCheck, sp *kmsg.ProduceResponseTopicPartition) (produced, error) {
 	if !topicOK || rp.Partition < 0 || int(rp.Partition) >= len(t.Partitions) {
 		return produced{}, fmt.Errorf("%s-%d: %w", name, rp.Partition, kerr.UnknownTopicOrPartition)
 	}
@@ -164,10 +180,18 @@ func (h *Handler) produceTo(t *metadata.Topic, topicOK bool, name string, rp kms
 	if err != nil {
 		return produced{}, err
 	}
+	var guard partition.VerificationGuard
 	if transactional(rp.Records) {
-		return produced{}, fmt.Errorf("%s-%d: the record was not part of an ongoing transaction: %w", name, rp.Partition, kerr.InvalidTxnState)
+		c, ok := txnChecks[metadata.TopicPartition{Topic: name, Partition: rp.Partition}]
+		if !ok {
+			c.err = fmt.Errorf("%s-%d: Partition was not added to the transaction: %w", name, rp.Partition, kerr.InvalidTxnState)
+		}
+		if c.err != nil {
+			return produced{}, c.err
+		}
+		guard = c.guard
 	}
-	res, err := p.Append(rp.Records, acks, partition.OriginClient)
+	res, err := p.AppendVerified(rp.Records, acks, partition.OriginClient, guard)
 	if err != nil {
 		return produced{}, err
 	}
@@ -183,6 +207,117 @@ func (h *Handler) produceTo(t *metadata.Topic, topicOK bool, name string, rp kms
 func transactional(records []byte) bool {
 	h, err := record.ParseHeader(records)
 	return err == nil && h.Transactional() && !h.Control()
+}
+
+// txnCheck is what the KIP-890 step decided for one partition's transactional batch: the guard
+// to append with, or the error to answer.
+type txnCheck struct {
+	guard partition.VerificationGuard
+	err   error
+}
+
+// verifyProduce is the KIP-890 step of a transactional Produce (ReplicaManager's
+// handleProduceAppend): the transactional batches of a request must all be of one producer id and
+// epoch (else INVALID_PRODUCER_ID_MAPPING for the whole request); each partition this broker
+// leads takes a verification guard, and those whose producer has no transaction open there are
+// verified (v3-11, transaction.partition.verification.enable) or added (v12+, transaction
+// version 2, whatever that setting) with the transaction coordinator in one TxnVerifier call.
+// Without a TxnVerifier (no transaction coordinator) every transactional partition is
+// INVALID_TXN_STATE; with verification disabled below v12 they are appended unverified.
+// Partitions it has nothing to say about (unknown, not led here, internal) are left to produceTo.
+func (h *Handler) verifyProduce(ctx context.Context, r *kmsg.ProduceRequest, im *metadata.Image) (map[metadata.TopicPartition]txnCheck, error) {
+	addPartitions := r.Version >= 12
+	checks := map[metadata.TopicPartition]txnCheck{}
+	var need []metadata.TopicPartition
+	var pid int64
+	var epoch int16
+	found := false
+	for _, rt := range r.Topics {
+		t, topicOK := im.Topic(rt.Topic)
+		for _, rp := range rt.Partitions {
+			hdr, err := record.ParseHeader(rp.Records)
+			if err != nil || !hdr.Transactional() || hdr.Control() {
+				continue
+			}
+			if found && (hdr.ProducerID != pid || hdr.ProducerEpoch != epoch) {
+				return nil, fmt.Errorf("transactional records contained more than one producer id: %w", kerr.InvalidProducerIDMapping)
+			}
+			pid, epoch, found = hdr.ProducerID, hdr.ProducerEpoch, true
+			tp := metadata.TopicPartition{Topic: rt.Topic, Partition: rp.Partition}
+			if h.opts.TxnVerifier == nil {
+				checks[tp] = txnCheck{err: fmt.Errorf("%s-%d: no transaction coordinator runs here: Partition was not added to the transaction: %w",
+					rt.Topic, rp.Partition, kerr.InvalidTxnState)}
+				continue
+			}
+			if !topicOK || metadata.IsInternalTopic(rt.Topic) {
+				continue
+			}
+			p, err := h.leaderPartition(t, rp.Partition)
+			if err != nil {
+				continue
+			}
+			if !addPartitions && !h.opts.TxnVerificationEnable {
+				checks[tp] = txnCheck{} // the zero guard: no verification
+				continue
+			}
+			g, needed := p.VerificationGuard(pid, epoch)
+			checks[tp] = txnCheck{guard: g}
+			if needed {
+				need = append(need, tp)
+			}
+		}
+	}
+	if len(need) == 0 {
+		return checks, nil
+	}
+	vctx, cancel := context.WithTimeout(ctx, markerTimeout)
+	defer cancel()
+	res, err := h.opts.TxnVerifier.AddPartitions(vctx, *r.TransactionID, pid, epoch, need, !addPartitions)
+	for _, tp := range need {
+		perr := err
+		if perr == nil {
+			perr = res[tp]
+		}
+		if perr != nil {
+			c := checks[tp]
+			c.err = fmt.Errorf("%s-%d: %w", tp.Topic, tp.Partition, produceVerifyError(perr, r.Version))
+			checks[tp] = c
+		}
+	}
+	return checks, nil
+}
+
+// produceVerifyError maps what the transaction coordinator answered for a partition (or the
+// TxnVerifier's error for all of them) to what a Produce client of version v understands:
+// AddPartitionsToTxnManager's translation (PRODUCER_FENCED → INVALID_PRODUCER_EPOCH,
+// CLUSTER_AUTHORIZATION_FAILED → INVALID_TXN_STATE, TRANSACTION_ABORTABLE → INVALID_TXN_STATE
+// before v11), then ReplicaManager's (the retriable NETWORK_EXCEPTION,
+// COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR, and below v12
+// CONCURRENT_TRANSACTIONS → NOT_ENOUGH_REPLICAS, which old clients retry without a metadata
+// refresh). An error with no Kafka code is a NETWORK_EXCEPTION (no coordinator answered).
+func produceVerifyError(err error, v int16) error {
+	var ke *kerr.Error
+	if !errors.As(err, &ke) {
+		ke = kerr.NetworkException
+	}
+	switch ke {
+	case kerr.ProducerFenced:
+		ke = kerr.InvalidProducerEpoch
+	case kerr.ClusterAuthorizationFailed:
+		ke = kerr.InvalidTxnState
+	case kerr.TransactionAbortable:
+		if v <= 10 {
+			ke = kerr.InvalidTxnState
+		}
+	}
+	switch {
+	case ke == kerr.InvalidTxnState:
+		return fmt.Errorf("Partition was not added to the transaction: %w", ke)
+	case ke == kerr.NetworkException, ke == kerr.CoordinatorLoadInProgress, ke == kerr.CoordinatorNotAvailable,
+		ke == kerr.NotCoordinator, ke == kerr.ConcurrentTransactions && v < 12:
+		return fmt.Errorf("Unable to verify the partition has been added to the transaction. Underlying error: %s: %w", ke.Message, kerr.NotEnoughReplicas)
+	}
+	return fmt.Errorf("%v: %w", err, ke)
 }
 
 // hasTransactionalRecords is Kafka's ProduceRequest.hasTransactionalRecords.

@@ -2,10 +2,13 @@ package handler
 
 // DescribeTransactions v0, ListTransactions v0-2.
 //
-// Moldau has no transaction coordinator yet (InitProducerId refuses transactional ids), so there
-// are no transactions: ListTransactions answers none (and, as Kafka, lists the state filters it
-// does not know; v2 INVALID_REGULAR_EXPRESSION for a pattern that does not compile), and
-// DescribeTransactions answers TRANSACTIONAL_ID_NOT_FOUND for every id.
+// The transaction coordinator answers both (txn.Coordinator): DescribeTransactions for the ids it
+// coordinates (NOT_COORDINATOR for the others: the admin client asks each id's coordinator),
+// ListTransactions for the ids of the __transaction_state partitions this broker leads (the
+// admin client asks every broker). Without a coordinator there are no transactions:
+// ListTransactions answers none (and, as Kafka, lists the state filters it does not know; v2
+// INVALID_REGULAR_EXPRESSION for a pattern that does not compile), and DescribeTransactions
+// answers TRANSACTIONAL_ID_NOT_FOUND for every id.
 
 import (
 	"context"
@@ -30,6 +33,9 @@ var transactionStates = map[string]bool{
 
 func (h *Handler) handleDescribeTransactions(_ context.Context, req *server.Request) (kmsg.Response, error) {
 	r := req.Msg.(*kmsg.DescribeTransactionsRequest)
+	if h.opts.Txns != nil {
+		return h.opts.Txns.DescribeTransactions(r), nil
+	}
 	resp := r.ResponseKind().(*kmsg.DescribeTransactionsResponse)
 	for _, id := range r.TransactionalIDs {
 		st := kmsg.NewDescribeTransactionsResponseTransactionState()
@@ -43,6 +49,9 @@ func (h *Handler) handleDescribeTransactions(_ context.Context, req *server.Requ
 
 func (h *Handler) handleListTransactions(_ context.Context, req *server.Request) (kmsg.Response, error) {
 	r := req.Msg.(*kmsg.ListTransactionsRequest)
+	if h.opts.Txns != nil {
+		return h.opts.Txns.ListTransactions(r), nil
+	}
 	resp := r.ResponseKind().(*kmsg.ListTransactionsResponse)
 	if r.Version >= 2 && r.TransactionalIDPattern != nil && *r.TransactionalIDPattern != "" {
 		if _, err := regexp.Compile(*r.TransactionalIDPattern); err != nil {

@@ -85,22 +85,38 @@ func (h *Handler) handleTxnOffsetCommit(ctx context.Context, req *server.Request
 }
 
 // txnOffsetVerifier returns the KIP-890 step of a TxnOffsetCommit (see the file comment), nil
-// when there is none (v0-4 with verification disabled).
-func (h *Handler) txnOffsetVerifier(im *metadata.Image, r *kmsg.TxnOffsetCommitRequest) func(context.Context) int16 {
+// when there is none (v0-4 with verification disabled). As Kafka's
+// ReplicaManager.maybeStartTransactionVerificationForPartition, the transaction coordinator is
+// not asked when the producer already has its transaction open on the group's partition at that
+// epoch; otherwise the partition registers a verification guard first, which the write carries.
+func (h *Handler) txnOffsetVerifier(im *metadata.Image, r *kmsg.TxnOffsetCommitRequest) group.TxnVerify {
 	addPartition := r.Version >= 5
 	if !addPartition && !h.opts.TxnVerificationEnable {
 		return nil
 	}
-	return func(ctx context.Context) int16 {
-		if h.opts.TxnVerifier == nil {
-			return kerr.CoordinatorNotAvailable.Code
-		}
+	return func(ctx context.Context) (any, int16) {
 		t, ok := im.Topic(metadata.ConsumerOffsetsTopic)
 		if !ok || len(t.Partitions) == 0 {
-			return kerr.CoordinatorNotAvailable.Code
+			return nil, kerr.CoordinatorNotAvailable.Code
 		}
 		tp := metadata.TopicPartition{Topic: metadata.ConsumerOffsetsTopic,
 			Partition: group.OffsetsPartition(r.Group, int32(len(t.Partitions)))}
+		var guard any
+		if h.parts != nil {
+			part := h.parts.Get(tp.Topic, tp.Partition)
+			if part == nil {
+				return nil, kerr.NotCoordinator.Code
+			}
+			g, needed := part.VerificationGuard(r.ProducerID, r.ProducerEpoch)
+			if !needed {
+				// Kafka's sentinel guard: the write must still find the transaction open.
+				return g, 0
+			}
+			guard = g
+		}
+		if h.opts.TxnVerifier == nil {
+			return nil, kerr.CoordinatorNotAvailable.Code
+		}
 		res, err := h.opts.TxnVerifier.AddPartitions(ctx, r.TransactionalID, r.ProducerID, r.ProducerEpoch,
 			[]metadata.TopicPartition{tp}, !addPartition)
 		var code int16
@@ -114,7 +130,7 @@ func (h *Handler) txnOffsetVerifier(im *metadata.Image, r *kmsg.TxnOffsetCommitR
 		default:
 			code = errorCode(res[tp])
 		}
-		return txnOffsetVerifyCode(code, r.Version)
+		return guard, txnOffsetVerifyCode(code, r.Version)
 	}
 }
 

@@ -38,6 +38,10 @@ package log
 //     the data before it went still finds the marker; after the horizon a pass
 //     drops it. The horizon lives in the segment written by the swap, so it
 //     is exactly as crash-safe as the rest of the output.
+//   - The aborted-transaction index entries of the abort markers that stay
+//     (while a batch of their transaction does) go with them into the cleaned
+//     segment (Kafka's cleaned txnIndex); those of markers that go, or wait out
+//     their horizon with no batch left, go.
 //   - Non-marker control batches are kept as they are.
 //
 // # Crash safety
@@ -205,6 +209,10 @@ type cleaner struct {
 	lastData map[int64]int64  // producer id -> base offset of its last data batch in the whole log
 	aborted  []txnRange       // the aborted transactions reaching into the cleanable segments
 	txns     *txnTracker      // the transactions as the rewrite walks the segments in order
+	// groupIndex holds the aborted-transaction index entries of the group being cleaned, by
+	// marker offset; carried, those of its abort markers that stay, for the cleaned segment.
+	groupIndex map[int64]AbortedTxn
+	carried    []AbortedTxn
 	// tombstoneDue is the earliest time a tombstone or marker kept by this pass may go
 	// (a marker whose transaction's batches went in this pass: at once, to start its horizon).
 	tombstoneDue int64
@@ -357,6 +365,9 @@ func (c *cleaner) compactControl(h record.BatchHeader, batch []byte, recs []reco
 	case !isMarker:
 		return batch, nil
 	case !discardable:
+		if txn != nil && txn.aborted {
+			c.carryAborted(h.BaseOffset, txn.rng)
+		}
 		if txn != nil && !txn.kept {
 			// Every batch of its transaction went in this pass: the next one starts its horizon.
 			c.tombstoneDue = c.nowMs
@@ -379,6 +390,17 @@ func (c *cleaner) compactControl(h record.BatchHeader, batch []byte, recs []reco
 	return record.WithDeleteHorizon(h, recs, horizon, h.Codec() == record.CodecSnappy && record.IsRawSnappy(batch))
 }
 
+// carryAborted puts the index entry of the abort marker at offset marker,
+// which stays, into the cleaned segment's index (Kafka's cleaned txnIndex):
+// the group's own entry, or rng's when the index lacks it.
+func (c *cleaner) carryAborted(marker int64, rng txnRange) {
+	t, ok := c.groupIndex[marker]
+	if !ok {
+		t = rng.abortedTxn()
+	}
+	c.carried = append(c.carried, t)
+}
+
 // cleanGroup writes the compacted contents of group into one new segment
 // and swaps it in for them.
 func (c *cleaner) cleanGroup(group []*segment) error {
@@ -387,6 +409,14 @@ func (c *cleaner) cleanGroup(group []*segment) error {
 	if err != nil {
 		return err
 	}
+	c.groupIndex, c.carried = map[int64]AbortedTxn{}, nil
+	l.mu.RLock()
+	for _, s := range group {
+		for _, t := range s.aborted {
+			c.groupIndex[t.LastOffset] = t
+		}
+	}
+	l.mu.RUnlock()
 	swapped := false
 	defer func() {
 		if !swapped {
@@ -418,6 +448,7 @@ func (c *cleaner) cleanGroup(group []*segment) error {
 			return err
 		}
 	}
+	out.aborted = c.carried
 	out.maybeAppendTime()
 	if err := out.writeIndexes(); err != nil {
 		return err

@@ -16,6 +16,12 @@ import (
 type txnRange struct {
 	producerID  int64
 	first, last int64
+	lso         int64 // the last stable offset once its marker was appended (AbortedTxn's)
+}
+
+// abortedTxn is r as the aborted-transaction index has it.
+func (r txnRange) abortedTxn() AbortedTxn {
+	return AbortedTxn{ProducerID: r.producerID, FirstOffset: r.first, LastOffset: r.last, LastStableOffset: r.lso}
 }
 
 // txnScan is what the cleaner's first pass learns from the whole log.
@@ -61,7 +67,11 @@ func (c *cleaner) scanTransactions(segs []*segment) (txnScan, error) {
 		}
 		delete(open, pid)
 		if !m.Commit && first < end {
-			scan.aborted = append(scan.aborted, txnRange{producerID: pid, first: first, last: h.BaseOffset})
+			lso := h.BaseOffset + 1 // as the partition indexes it: the next transaction still open, else after the marker
+			for _, f := range open {
+				lso = min(lso, f)
+			}
+			scan.aborted = append(scan.aborted, txnRange{producerID: pid, first: first, last: h.BaseOffset, lso: lso})
 		}
 		return nil
 	}
@@ -127,8 +137,9 @@ func (c *cleaner) eachHeader(s *segment, size int64, fn func(h record.BatchHeade
 // txnState is one transaction as a pass walks through it.
 type txnState struct {
 	rng      txnRange // aborted transactions only
-	observed bool     // a batch of it was met in this pass
-	kept     bool     // a batch of it goes into the cleaned segment
+	aborted  bool
+	observed bool // a batch of it was met in this pass
+	kept     bool // a batch of it goes into the cleaned segment
 }
 
 // txnTracker follows the transactions batch by batch through a pass in
@@ -151,7 +162,7 @@ func (t *txnTracker) reach(off int64) {
 		r := t.pending[0]
 		t.pending = t.pending[1:]
 		if _, ok := t.aborted[r.producerID]; !ok {
-			t.aborted[r.producerID] = &txnState{rng: r}
+			t.aborted[r.producerID] = &txnState{rng: r, aborted: true}
 		}
 	}
 }

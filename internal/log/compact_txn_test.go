@@ -20,10 +20,11 @@ type txnWriter struct {
 	clock *fakeClock
 	codec record.Codec
 	seq   map[int64]int32
+	open  map[int64]int64 // producer -> first offset of its open transaction
 }
 
 func newTxnWriter(t *testing.T, l *Log, clock *fakeClock) *txnWriter {
-	return &txnWriter{t: t, l: l, clock: clock, seq: map[int64]int32{}}
+	return &txnWriter{t: t, l: l, clock: clock, seq: map[int64]int32{}, open: map[int64]int64{}}
 }
 
 func kvRecords(pairs []string) []record.Record {
@@ -49,13 +50,39 @@ func (w *txnWriter) txn(pid int64, pairs ...string) AppendResult {
 	b := record.Build(record.BatchSpec{Codec: w.codec, Transactional: true, BaseTimestamp: w.clock.Now().UnixMilli(),
 		ProducerID: pid, ProducerEpoch: 0, BaseSequence: w.seq[pid], Records: recs})
 	w.seq[pid] += int32(len(recs))
-	return mustAppend(w.t, w.l, b)
+	r := mustAppend(w.t, w.l, b)
+	if _, ok := w.open[pid]; !ok {
+		w.open[pid] = r.BaseOffset
+	}
+	return r
 }
 
-// marker appends pid's commit or abort marker.
+// marker appends pid's commit or abort marker and, as the partition does,
+// indexes an aborted transaction.
 func (w *txnWriter) marker(pid int64, commit bool) AppendResult {
-	return mustAppend(w.t, w.l, record.BuildMarker(record.Marker{ProducerID: pid, ProducerEpoch: 0, Commit: commit,
+	r := mustAppend(w.t, w.l, record.BuildMarker(record.Marker{ProducerID: pid, ProducerEpoch: 0, Commit: commit,
 		CoordinatorEpoch: 3, Timestamp: w.clock.Now().UnixMilli()}))
+	first, ok := w.open[pid]
+	delete(w.open, pid)
+	if ok && !commit {
+		lso := r.BaseOffset + 1
+		for _, f := range w.open {
+			lso = min(lso, f)
+		}
+		if err := w.l.AppendAbortedTxn(AbortedTxn{ProducerID: pid, FirstOffset: first, LastOffset: r.BaseOffset, LastStableOffset: lso}); err != nil {
+			w.t.Fatal(err)
+		}
+	}
+	return r
+}
+
+// describeIndex sums up the log's aborted-transaction index: "pid:first-last/lso" per entry.
+func describeIndex(l *Log) string {
+	var out []string
+	for _, t := range l.AbortedTxns(0, math.MaxInt64) {
+		out = append(out, fmt.Sprintf("%d:%d-%d/%d", t.ProducerID, t.FirstOffset, t.LastOffset, t.LastStableOffset))
+	}
+	return strings.Join(out, " ")
 }
 
 // control appends a control batch that is not a transaction marker (type 2, Kafka's LeaderChange).
@@ -138,6 +165,7 @@ func TestCleanTransactionRules(t *testing.T) {
 		advance time.Duration
 		needs   bool
 		want    string
+		index   string // describeIndex after the pass
 	}
 	const retention = time.Hour // compactConfig's delete.retention.ms
 	tests := []struct {
@@ -160,7 +188,7 @@ func TestCleanTransactionRules(t *testing.T) {
 		},
 		passes: []pass{
 			// The abort marker stays: the pass met its transaction's batches.
-			{needs: true, want: "A3 t4:c=2 C5 t6:a=3 C7 8:tail=t"},
+			{needs: true, want: "A3 t4:c=2 C5 t6:a=3 C7 8:tail=t", index: "1:1-3/4"},
 			// None left: the marker gets its horizon; the commit markers' data remain.
 			{needs: true, want: "A3h t4:c=2 C5 t6:a=3 C7 8:tail=t"},
 			{advance: retention - time.Second, needs: false, want: "A3h t4:c=2 C5 t6:a=3 C7 8:tail=t"},
@@ -177,9 +205,9 @@ func TestCleanTransactionRules(t *testing.T) {
 			w.plain("tail", "t") // 3
 		},
 		passes: []pass{
-			{needs: true, want: "0:x=0 t1:- A2 3:tail=t"},
+			{needs: true, want: "0:x=0 t1:- A2 3:tail=t", index: "1:1-2/3"},
 			// The empty batch is of the aborted transaction: its marker stays with it.
-			{advance: 2 * retention, needs: false, want: "0:x=0 t1:- A2 3:tail=t"},
+			{advance: 2 * retention, needs: false, want: "0:x=0 t1:- A2 3:tail=t", index: "1:1-2/3"},
 		},
 	}, {
 		name:  "a commit marker stays while its transaction keeps a record",
@@ -240,7 +268,7 @@ func TestCleanTransactionRules(t *testing.T) {
 			w.plain("tail", "t") // 4
 		},
 		passes: []pass{
-			{needs: true, want: "t1:- 2:c=0 A3 4:tail=t"},
+			{needs: true, want: "t1:- 2:c=0 A3 4:tail=t", index: "1:0-3/4"},
 		},
 	}, {
 		name:  "interleaved transactions of two producers",
@@ -259,7 +287,7 @@ func TestCleanTransactionRules(t *testing.T) {
 		},
 		passes: []pass{
 			// a=1 is the latest committed a; b=2 supersedes b=1 (both committed).
-			{needs: true, want: "t0:a=1 t2:- A3 t4:b=2 C5 C6 7:z=0 8:tail=t"},
+			{needs: true, want: "t0:a=1 t2:- A3 t4:b=2 C5 C6 7:z=0 8:tail=t", index: "2:1-3/0"},
 			{needs: true, want: "t0:a=1 t2:- A3h t4:b=2 C5 C6 7:z=0 8:tail=t"},
 			{advance: retention, needs: true, want: "t0:a=1 t2:- t4:b=2 C5 C6 7:z=0 8:tail=t"},
 		},
@@ -295,6 +323,9 @@ func TestCleanTransactionRules(t *testing.T) {
 				}
 				if got := describeLog(t, l); got != p.want {
 					t.Fatalf("pass %d:\n got %s\nwant %s", i, got, p.want)
+				}
+				if got := describeIndex(l); got != p.index {
+					t.Fatalf("pass %d: index %q, want %q", i, got, p.index)
 				}
 			}
 			// A restart reads the same.
@@ -474,4 +505,35 @@ func TestCleanTransactionalTopic(t *testing.T) {
 	}
 	l = mustOpen(t, dir, cfg, clock)
 	check(l, "after restart", true)
+}
+
+// TestCleanCarriesAbortedIndex: the cleaned segment's aborted-transaction
+// index holds the entries of the abort markers that stay, the segment's own
+// (LastStableOffset as indexed) or, for a marker the index lacked, one built
+// from the pass's scan.
+func TestCleanCarriesAbortedIndex(t *testing.T) {
+	clock := newClock()
+	l := mustOpen(t, t.TempDir(), compactConfig(), clock)
+	defer l.Close()
+	w := newTxnWriter(t, l, clock)
+	w.txn(1, "a", "1") // 0, pid 1's last data batch
+	w.txn(2, "b", "1") // 1, pid 2's last data batch
+	w.marker(1, false) // 2: indexed, pid 2 still open: lso 1
+	// pid 2's abort, appended without its index entry.
+	mustAppend(t, l, record.BuildMarker(record.Marker{ProducerID: 2, ProducerEpoch: 0, CoordinatorEpoch: 3,
+		Timestamp: clock.Now().UnixMilli()})) // 3
+	w.roll()
+	w.plain("tail", "t")
+	if got, want := describeIndex(l), "1:0-2/1"; got != want {
+		t.Fatalf("index before cleaning %q, want %q", got, want)
+	}
+	if _, err := l.Clean(l.LogEndOffset()); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := describeLog(t, l), "t0:- t1:- A2 A3 4:tail=t"; got != want {
+		t.Fatalf("log %s, want %s", got, want)
+	}
+	if got, want := describeIndex(l), "1:0-2/1 2:1-3/4"; got != want {
+		t.Fatalf("index after cleaning %q, want %q", got, want)
+	}
 }

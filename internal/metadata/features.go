@@ -10,7 +10,9 @@ package metadata
 // older build wrote without it). The other features Kafka 4.x clients and tools read are
 // kraft.version (dynamic quorums, KIP-853: Moldau's quorum is a static voter set),
 // group.version (the KIP-848 consumer group protocol) and transaction.version (KIP-890): Moldau
-// implements none of them yet, so each supports only level 0 and stays unfinalized.
+// implements transaction.version 0..2 (2: KIP-890 part 2, which a new cluster finalizes, as
+// Kafka 4.0+ does from metadata.version 4.0-IV2) and neither of the others, which support only
+// level 0 and stay unfinalized.
 
 import (
 	"context"
@@ -115,7 +117,7 @@ var supportedFeatures = map[string]FeatureRange{
 	FeatureMetadataVersion:    {MinMetadataVersion, LatestMetadataVersion},
 	FeatureKRaftVersion:       {0, 0},
 	FeatureGroupVersion:       {0, 0},
-	FeatureTransactionVersion: {0, 0},
+	FeatureTransactionVersion: {0, 2},
 }
 
 // SupportedFeatures returns the features this build supports (a copy): what a broker registers.
@@ -138,13 +140,23 @@ func SupportedFeatureRange(name string) (minLevel, maxLevel int16, ok bool) {
 func SupportedFeatureNames() []string { return slices.Sorted(maps.Keys(supportedFeatures)) }
 
 // DefaultFeatureLevel is the level a feature gets with a metadata.version on this build (Kafka's
-// Feature.defaultLevel): 0 for every feature Moldau does not implement yet.
+// Feature.defaultLevel): transaction.version 2 from metadata.version 4.0-IV2 (Kafka's
+// TransactionVersion.TV_2 bootstrap version), 0 for every feature Moldau does not implement.
 func DefaultFeatureLevel(name string, metadataVersion int16) int16 {
-	if name == FeatureMetadataVersion {
+	switch name {
+	case FeatureMetadataVersion:
 		return metadataVersion
+	case FeatureTransactionVersion:
+		if metadataVersion >= tv2MetadataVersion {
+			return 2
+		}
 	}
 	return 0
 }
+
+// tv2MetadataVersion is 4.0-IV2, the metadata.version from which Kafka bootstraps
+// transaction.version 2.
+const tv2MetadataVersion int16 = 24
 
 // applyFeatureLevel sets a finalized level in im, copying its feature map (im is an image being
 // built; the map may be shared with the image it was copied from).
@@ -368,7 +380,15 @@ func (c *Controller) ensureMetadataVersionLocked(ctx context.Context) error {
 	if _, older := olderBuildRegistered(im); older {
 		return nil
 	}
-	if err := c.commitLocked(ctx, &FeatureLevelRecord{Name: FeatureMetadataVersion, Level: LatestMetadataVersion}); err != nil {
+	recs := []Record{&FeatureLevelRecord{Name: FeatureMetadataVersion, Level: LatestMetadataVersion}}
+	if im.FeatureLevel(FeatureTransactionVersion) == 0 {
+		// A new cluster starts with the default levels of the other features too (Kafka's
+		// bootstrap records); an existing one keeps its levels (kafka-features upgrade).
+		if tv := DefaultFeatureLevel(FeatureTransactionVersion, LatestMetadataVersion); tv > 0 && bootstrapping(im) {
+			recs = append(recs, &FeatureLevelRecord{Name: FeatureTransactionVersion, Level: tv})
+		}
+	}
+	if err := c.commitLocked(ctx, recs...); err != nil {
 		return fmt.Errorf("write metadata.version: %w", err)
 	}
 	return nil
@@ -384,3 +404,8 @@ func olderBuildRegistered(im *Image) (int32, bool) {
 	}
 	return -1, false
 }
+
+// bootstrapping reports whether im is a new cluster's (no topic yet): only then does the
+// controller finalize the features' default levels with metadata.version. A log an older build
+// wrote keeps its feature levels until kafka-features upgrade raises them, as in Kafka.
+func bootstrapping(im *Image) bool { return len(im.Topics()) == 0 }

@@ -24,7 +24,8 @@ func TestBootstrapWritesMetadataVersion(t *testing.T) {
 	if got := im.MetadataVersion(); got != LatestMetadataVersion {
 		t.Fatalf("metadata.version %d, want %d", got, LatestMetadataVersion)
 	}
-	if want := map[string]int16{FeatureMetadataVersion: LatestMetadataVersion}; !maps.Equal(im.FinalizedFeatures(), want) {
+	// A new cluster finalizes transaction.version 2 with it, as Kafka 4.0+ bootstraps TV_2.
+	if want := map[string]int16{FeatureMetadataVersion: LatestMetadataVersion, FeatureTransactionVersion: 2}; !maps.Equal(im.FinalizedFeatures(), want) {
 		t.Fatalf("finalized %v, want %v", im.FinalizedFeatures(), want)
 	}
 	// A second leader (or a restart) writes nothing more.
@@ -199,7 +200,7 @@ func TestFeaturesAndBrokerRegistrations(t *testing.T) {
 	if err := c.ensureClusterID(ctx, ""); err != nil {
 		t.Fatal(err)
 	}
-	older := map[string]FeatureRange{FeatureMetadataVersion: {7, 25}, FeatureGroupVersion: {0, 0}}
+	older := map[string]FeatureRange{FeatureMetadataVersion: {7, 25}, FeatureGroupVersion: {0, 0}, FeatureTransactionVersion: {0, 2}}
 	r := registration(c, 2, "")
 	r.Features = older
 	if _, err := c.RegisterBroker(ctx, r); !errors.Is(err, kerr.UnsupportedVersion) ||

@@ -54,6 +54,10 @@ func (t *txnTracker) reset(ps producerStates) {
 // it was made for (Kafka's VerificationGuard). The zero value asks for no verification.
 type VerificationGuard struct{ id uint64 }
 
+// sentinelGuard is the guard of a producer that needed no verification (Kafka's
+// VerificationGuard.SENTINEL): its append still needs its transaction open at the epoch.
+var sentinelGuard = VerificationGuard{id: ^uint64(0)}
+
 // IsZero reports whether g is the zero guard.
 func (g VerificationGuard) IsZero() bool { return g.id == 0 }
 
@@ -64,8 +68,9 @@ type guardEntry struct {
 }
 
 // VerificationGuard starts a KIP-890 verification of producerID at epoch: needed is false when
-// the producer already has a transaction open here at that epoch (no verification is asked,
-// and g is zero); else it registers (or reuses, for concurrent requests of the producer) a guard
+// the producer already has a transaction open here at that epoch (no verification is asked; g
+// is Kafka's sentinel guard, with which AppendVerified still refuses a batch that would open a
+// transaction, should a marker end that one first); else it registers (or reuses, for concurrent requests of the producer) a guard
 // that AppendVerified demands. Appending any batch or marker of the producer clears it, so a
 // marker written between the verification and the append makes the append fail
 // (INVALID_TXN_STATE): the late write of an already finished transaction cannot open a new one.
@@ -73,7 +78,7 @@ func (p *Partition) VerificationGuard(producerID int64, epoch int16) (g Verifica
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
 	if e, ok := p.producers[producerID]; ok && e.txnFirst >= 0 && e.epoch == epoch {
-		return VerificationGuard{}, false
+		return sentinelGuard, false
 	}
 	if ge, ok := p.guards[producerID]; ok {
 		ge.epoch = max(ge.epoch, epoch)
@@ -81,6 +86,9 @@ func (p *Partition) VerificationGuard(producerID int64, epoch int16) (g Verifica
 		return VerificationGuard{id: ge.id}, true
 	}
 	p.nextGuard++
+	if p.nextGuard == sentinelGuard.id {
+		p.nextGuard = 1
+	}
 	p.guards[producerID] = guardEntry{id: p.nextGuard, epoch: epoch}
 	return VerificationGuard{id: p.nextGuard}, true
 }
@@ -94,7 +102,7 @@ func (p *Partition) checkGuardLocked(h record.BatchHeader, g VerificationGuard) 
 	if e, ok := p.producers[h.ProducerID]; ok && e.txnFirst >= 0 && e.epoch == h.ProducerEpoch {
 		return nil
 	}
-	if ge, ok := p.guards[h.ProducerID]; ok && ge.id == g.id {
+	if ge, ok := p.guards[h.ProducerID]; ok && ge.id == g.id && g != sentinelGuard {
 		return nil
 	}
 	return fmt.Errorf("partition %s-%d: the record of producer %d epoch %d was not part of an ongoing transaction: %w",
@@ -105,8 +113,27 @@ func (p *Partition) checkGuardLocked(h record.BatchHeader, g VerificationGuard) 
 // opens, ends and indexes transactions. marker is the batch's marker for a control batch.
 // REQUIRES: appendMu held.
 func (p *Partition) applyLocked(h record.BatchHeader, marker *record.Marker) error {
+	if a, ok := p.trackLocked(h, marker); ok {
+		return p.indexAbortLocked(a)
+	}
+	return nil
+}
+
+// indexAbortLocked adds an aborted transaction to the log's aborted-transaction index.
+// REQUIRES: appendMu held, and not inside the log's ScanBatches (AppendAbortedTxn takes the
+// log's write lock).
+func (p *Partition) indexAbortLocked(a log.AbortedTxn) error {
+	if err := p.log.AppendAbortedTxn(a); err != nil {
+		return fmt.Errorf("partition %s-%d: index aborted transaction of producer %d: %v: %w", p.Topic, p.Index, a.ProducerID, err, kerr.KafkaStorageError)
+	}
+	return nil
+}
+
+// trackLocked is applyLocked without the index: it returns the aborted transaction that h's
+// marker ended (ok), which the caller indexes. REQUIRES: appendMu held.
+func (p *Partition) trackLocked(h record.BatchHeader, marker *record.Marker) (a log.AbortedTxn, ok bool) {
 	if h.ProducerID < 0 {
-		return nil
+		return a, false
 	}
 	delete(p.guards, h.ProducerID)
 	ev := p.producers.update(h, marker)
@@ -127,13 +154,10 @@ func (p *Partition) applyLocked(h record.BatchHeader, marker *record.Marker) err
 		p.txns.unreplicated = append(p.txns.unreplicated, completedTxn{producerID: h.ProducerID, first: ev.first, last: h.BaseOffset})
 		p.txns.mu.Unlock()
 		if ev.abort {
-			err := p.log.AppendAbortedTxn(log.AbortedTxn{ProducerID: h.ProducerID, FirstOffset: ev.first, LastOffset: h.BaseOffset, LastStableOffset: lso})
-			if err != nil {
-				return fmt.Errorf("partition %s-%d: index aborted transaction of producer %d: %v: %w", p.Topic, p.Index, h.ProducerID, err, kerr.KafkaStorageError)
-			}
+			return log.AbortedTxn{ProducerID: h.ProducerID, FirstOffset: ev.first, LastOffset: h.BaseOffset, LastStableOffset: lso}, true
 		}
 	}
-	return nil
+	return a, false
 }
 
 // markerOf reads the transaction marker of a control batch; nil when batch is not a control
@@ -160,9 +184,23 @@ func (p *Partition) replayLocked(ps producerStates, from int64) error {
 	p.producers = ps
 	p.guards = map[int64]guardEntry{}
 	p.txns.reset(ps)
-	return p.log.ScanBatches(from, func(h record.BatchHeader, control []byte) error {
-		return p.applyLocked(h, markerOf(h, control))
+	// The scan holds the log's read lock: the aborts it finds are indexed after it.
+	var aborts []log.AbortedTxn
+	err := p.log.ScanBatches(from, func(h record.BatchHeader, control []byte) error {
+		if a, ok := p.trackLocked(h, markerOf(h, control)); ok {
+			aborts = append(aborts, a)
+		}
+		return nil
 	})
+	if err != nil {
+		return err
+	}
+	for _, a := range aborts {
+		if err := p.indexAbortLocked(a); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // LastStableOffset is the offset below which every transaction is decided and its marker

@@ -175,11 +175,18 @@ func TestVerificationGuard(t *testing.T) {
 	if _, err := p.AppendVerified(txnBatch(7, 0, 0, 1), -1, OriginClient, g); err != nil {
 		t.Fatal(err)
 	}
-	if g, needed := p.VerificationGuard(7, 0); needed || !g.IsZero() {
-		t.Fatalf("ongoing transaction: guard %v needed %v", g, needed)
+	g, needed = p.VerificationGuard(7, 0)
+	if needed || g.IsZero() {
+		t.Fatalf("ongoing transaction: guard %v needed %v, want the sentinel", g, needed)
 	}
 	if _, err := p.AppendVerified(txnBatch(7, 0, 1, 1), -1, OriginClient, g); err != nil {
 		t.Fatalf("next batch of the open transaction: %v", err)
+	}
+	// The sentinel does not open a transaction: a marker ends this one before the next append.
+	g, _ = p.VerificationGuard(7, 0)
+	mustMarker(t, p, marker(7, 0, true, 0), 1)
+	if _, err := p.AppendVerified(txnBatch(7, 0, 2, 1), -1, OriginClient, g); !errors.Is(err, kerr.InvalidTxnState) {
+		t.Fatalf("sentinel guard after the transaction ended: %v", err)
 	}
 	// The zero guard asks for nothing (verification disabled, coordinators).
 	mustAppend(t, p, txnBatch(8, 0, 0, 1), OriginClient)
