@@ -6,8 +6,14 @@
 // JoinGroup and SyncGroup block (long-poll) until their rebalance step completes or the ctx is
 // done. State is persisted through a Store as Kafka's __consumer_offsets records.
 //
-// Lock order: group.mu before Coordinator.mu. Coordinator.mu only guards the group map and is never
-// held while calling into a group; a group's lock is held while appending to the Store.
+// Transactional offsets (txn_offset_commit.go) are held per group and producer until the
+// transaction's marker reaches the group's __consumer_offsets partition (CompleteTxn).
+//
+// Lock order: group.mu before Coordinator.mu. Coordinator.mu only guards the group map (and the
+// owned partitions, CompleteTxn's index of open transactions) and is never held while calling
+// into a group; a group's lock is held while appending to the Store. CompleteTxn takes
+// Coordinator.mu alone, then each group's mu in turn; TxnOffsetCommit's verification (a round
+// trip to the transaction coordinator) runs with no lock held.
 package group
 
 import (

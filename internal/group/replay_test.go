@@ -89,7 +89,7 @@ func TestReplaySkipsUndecodableRecords(t *testing.T) {
 // large __consumer_offsets would for a long time.
 type endlessStore struct{ started chan struct{} }
 
-func (s *endlessStore) Append(string, []KV) error                  { return nil }
+func (s *endlessStore) Append(string, []KV) error                       { return nil }
 func (s *endlessStore) AppendTxn(string, int64, int16, any, []KV) error { return nil }
 
 func (s *endlessStore) Load(fn func(StoredRecord) error) error {

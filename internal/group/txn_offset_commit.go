@@ -62,6 +62,11 @@ func (c *Coordinator) txnOffsetCommit(ctx context.Context, r *kmsg.TxnOffsetComm
 		if guard, code = verify(ctx); code != 0 {
 			return all(code)
 		}
+		// The partition may have moved during the round trip: a group created now for a
+		// partition no longer coordinated here would shadow its groups at the next load.
+		if code := c.groupStatus(r.Group); code != 0 {
+			return all(code)
+		}
 	}
 	generation, memberID, instanceID := r.Generation, r.MemberID, r.InstanceID
 	if r.Version < 3 {

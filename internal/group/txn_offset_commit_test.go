@@ -475,3 +475,36 @@ func TestCompleteTxnWhileLoading(t *testing.T) {
 		t.Fatalf("after the reload: %+v", got)
 	}
 }
+
+// TestTxnOffsetCommitResignDuringVerify: a partition resigned while the transaction coordinator
+// is asked answers NOT_COORDINATOR and leaves no group behind, which would otherwise shadow the
+// partition's groups when it is elected again.
+func TestTxnOffsetCommitResignDuringVerify(t *testing.T) {
+	const n = 4
+	store := newPartitionedStore(n)
+	mine := groupOn(t, 1, n)
+	if err := store.Append(mine, []KV{commitKV(mine, "t", 0, 42)}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig()
+	cfg.OffsetsPartitions = n
+	c := NewCoordinator(cfg, store, newFakeClock())
+	t.Cleanup(c.Close)
+	h := &harness{t: t, c: c}
+	if err := c.Elect(1); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "partition 1 loaded", func() bool { return fetchStable(h, 7, mine, "t", 0).ErrorCode == 0 })
+	verify := func(context.Context) (any, int16) { c.Resign(1); return nil, 0 }
+	r := txnCommitReq(3, mine, "", -1, 7, "t", 1)
+	if codes := txnCodes(c.TxnOffsetCommit(context.Background(), r, verify)); codes[0] != kerr.NotCoordinator.Code {
+		t.Fatalf("resigned during the verification: %v, want NOT_COORDINATOR", codes)
+	}
+	if err := c.Elect(1); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "partition 1 loaded again", func() bool { return fetchStable(h, 7, mine, "t", 0).ErrorCode == 0 })
+	if got := fetched(fetchStable(h, 7, mine, "t", 0)); got[0] != (fetchedOffset{42, 0}) {
+		t.Fatalf("after the re-election: %+v, want the stored offset 42", got)
+	}
+}

@@ -421,7 +421,7 @@ func (c *cleaner) cleanGroup(group []*segment) error {
 	defer func() {
 		if !swapped {
 			out.close()
-			for _, ext := range segmentExts {
+			for _, ext := range []string{".log", ".index", ".timeindex", txnIndexExt} {
 				l.fs.Remove(out.path(ext) + cleanedSuffix)
 			}
 		}
@@ -515,8 +515,13 @@ func (l *Log) swapCleaned(out *segment, group []*segment) error {
 				return fail(err)
 			}
 		}
+		if err := l.swapStep("retire "+segmentName(s.base, txnIndexExt), renameTxnIndex(s, "", deletedSuffix)); err != nil {
+			return fail(err)
+		}
 	}
-	for _, ext := range []string{".index", ".timeindex", ".log"} {
+	// The output's .txnindex.cleaned always exists (writeTxnIndex), so finishCleanerSwap tells
+	// an installed one from an old one by it.
+	for _, ext := range []string{txnIndexExt, ".index", ".timeindex", ".log"} {
 		if err := l.swapStep("install "+ext, l.fs.Rename(out.path(ext)+cleanedSuffix, out.path(ext))); err != nil {
 			return fail(err)
 		}
@@ -590,8 +595,20 @@ func finishCleanerSwap(fsys vfs.FS, dir string) error {
 	if _, err := fsys.Stat(cleanedLog); err == nil {
 		// The output is not in place yet: every replaced file goes (the one
 		// named like the output included), then the output takes its name.
+		// Its .txnindex is installed first: with no .txnindex.cleaned left, the
+		// one under the final name is the output's (the replaced ones' were
+		// retired before any install) and is kept through the removal.
+		txn := filepath.Join(dir, segmentName(newBase, txnIndexExt))
+		if _, err := fsys.Stat(txn + cleanedSuffix); errors.Is(err, fs.ErrNotExist) {
+			if err := fsys.Rename(txn, txn+cleanedSuffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("finish cleaner swap: %w", err)
+			}
+		}
 		if err := removeSegmentFiles(fsys, dir, replaced); err != nil {
 			return err
+		}
+		if err := fsys.Rename(txn+cleanedSuffix, txn); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("finish cleaner swap: %w", err)
 		}
 		if err := fsys.Rename(cleanedLog, filepath.Join(dir, segmentName(newBase, ".log"))); err != nil {
 			return fmt.Errorf("finish cleaner swap: %w", err)

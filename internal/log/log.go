@@ -6,6 +6,8 @@
 //	                                LogAppendTime rewritten), named by the 20-digit base offset
 //	NNNNNNNNNNNNNNNNNNNN.index      sparse offset index: relOffset uint32 + position uint32
 //	NNNNNNNNNNNNNNNNNNNN.timeindex  sparse time index: timestamp int64 + relOffset uint32
+//	NNNNNNNNNNNNNNNNNNNN.txnindex   aborted transactions whose marker is in the segment,
+//	                                Kafka's format (txnindex.go); only when there are some
 //	leader-epoch-checkpoint         Kafka's text format: "0", count, "epoch startOffset" lines
 //	recovery-point                  decimal offset below which everything was fsynced
 //	log-start-offset                decimal log start offset (DeleteRecords, retention)
@@ -319,7 +321,7 @@ func (l *Log) load(dirClean bool) error {
 	for _, e := range entries {
 		name := e.Name()
 		orphan := false
-		for _, ext := range []string{".index", ".timeindex"} {
+		for _, ext := range []string{".index", ".timeindex", txnIndexExt} {
 			if base, ok := parseSegmentName(name, ext); ok && !logs[base] {
 				orphan = true
 			}
@@ -379,11 +381,17 @@ func (l *Log) load(dirClean bool) error {
 		l.mu.segments = segs // so Open's error path closes them
 		unflushed := i == len(bases)-1 || bases[i+1] > recoveryPoint
 		if (clean || !unflushed) && s.load(interval) {
+			if !s.loadTxnIndex() {
+				l.logger.Warn("aborted-transaction index unreadable: the partition replays the log to rebuild it", "file", s.path(txnIndexExt))
+			}
 			continue
 		}
 		truncated, err := s.recover(interval)
 		if err != nil {
 			return err
+		}
+		if !s.loadTxnIndex() {
+			l.logger.Warn("aborted-transaction index unreadable: the partition replays the log to rebuild it", "file", s.path(txnIndexExt))
 		}
 		anyTruncated = anyTruncated || truncated
 		if truncated && i+1 < len(bases) {
@@ -468,7 +476,7 @@ func (l *Log) load(dirClean bool) error {
 
 func removeSegmentFiles(fsys vfs.FS, dir string, bases []int64) error {
 	for _, base := range bases {
-		for _, ext := range []string{".log", ".index", ".timeindex"} {
+		for _, ext := range []string{".log", ".index", ".timeindex", txnIndexExt} {
 			if err := fsys.Remove(filepath.Join(dir, segmentName(base, ext))); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return err
 			}
@@ -1027,6 +1035,11 @@ func (l *Log) Close() error {
 			errs = append(errs, err)
 		}
 		l.dirDirty = true
+	}
+	if l.failed.Load() == nil {
+		if err := l.checkLocked(l.persistTxnIndexesLocked()); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if f := l.failed.Load(); f != nil {
 		// Nothing written since the failure can be trusted to be on disk: no flush, and the

@@ -143,6 +143,9 @@ func (l *Log) deleteSegmentsLocked(n int) error {
 				firstErr = err
 			}
 		}
+		if err := renameTxnIndex(s, "", deletedSuffix); err != nil && firstErr == nil {
+			firstErr = err
+		}
 		l.scheduleDelete(s, delay)
 	}
 	l.dirDirty = true
@@ -186,7 +189,7 @@ func (l *Log) finishPendingDeletes() {
 
 func removeDeleted(s *segment) {
 	s.close()
-	for _, ext := range []string{".log", ".index", ".timeindex"} {
+	for _, ext := range []string{".log", ".index", ".timeindex", txnIndexExt} {
 		s.fs.Remove(s.path(ext) + deletedSuffix)
 	}
 }

@@ -52,6 +52,8 @@ type segment struct {
 	// Appender-only state.
 	idxStale        bool // the index files do not hold the in-memory entries
 	txnStale        bool // the .txnindex file does not hold aborted
+	txnLost         bool // the .txnindex file could not be read at Open (txnindex.go)
+	hasTxnFile      bool // a .txnindex file may exist
 	bytesSinceIndex int64
 	firstAppendMs   int64 // clock time of the first append (or of Open), -1 when empty
 	dirty           bool  // written since the last fsync
@@ -74,7 +76,7 @@ func openSegmentFiles(fsys vfs.FS, dir string, base int64, suffix string, create
 	s := &segment{base: base, fs: fsys, dir: dir, idxSuffix: suffix, next: base, maxTs: -1, maxTsOffset: -1, firstAppendMs: -1, idxStale: create}
 	var err error
 	if create {
-		for _, ext := range []string{".index", ".timeindex"} {
+		for _, ext := range []string{".index", ".timeindex", txnIndexExt} {
 			if err := fsys.Remove(s.path(ext) + suffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return nil, fmt.Errorf("create segment: stale index: %w", err)
 			}
@@ -197,7 +199,7 @@ func (s *segment) writeIndexes() error {
 		}
 	}
 	s.idxStale = false
-	return nil
+	return s.writeTxnIndex()
 }
 
 // readAtNoEscape is f.ReadAt(b, off) for a small b that is a caller's stack

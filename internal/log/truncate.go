@@ -172,7 +172,17 @@ func (l *Log) TruncateTo(offset int64) error {
 				return fail(err)
 			}
 		}
+		if err := l.truncateStep("retire "+segmentName(r.base, txnIndexExt), renameTxnIndex(r, "", deletedSuffix)); err != nil {
+			for _, r := range retired[j:] {
+				r.close()
+			}
+			return fail(err)
+		}
 		l.scheduleDelete(r, l.deleteDelay())
+	}
+	// The cut segment's aborted transactions lost those past the cut (truncateAborted).
+	if err := l.truncateStep("txnindex", s.writeTxnIndex()); err != nil {
+		return fail(err)
 	}
 	for _, ext := range []string{".index", ".timeindex"} {
 		err := l.fs.Remove(s.path(ext))
@@ -294,6 +304,10 @@ func finishTruncation(fsys vfs.FS, dir string) error {
 				return fmt.Errorf("finish truncation: %w", err)
 			}
 		}
+		// The aborted-transaction index cannot be rebuilt from the log: cut it as the log was.
+		if err := trimTxnIndexFile(fsys, dir, base, offset); err != nil {
+			return fmt.Errorf("finish truncation: %w", err)
+		}
 	}
 	if err := syncDir(fsys, dir); err != nil {
 		return err
@@ -393,6 +407,9 @@ func (l *Log) truncateFullyLocked(offset int64) error {
 			if err := l.truncateStep("retire "+segmentName(r.base, ext), err); err != nil {
 				return fail(err)
 			}
+		}
+		if err := l.truncateStep("retire "+segmentName(r.base, txnIndexExt), renameTxnIndex(r, "", deletedSuffix)); err != nil {
+			return fail(err)
 		}
 	}
 	// The epochs go before the new segment exists: Open keeps the cached epochs of a log that

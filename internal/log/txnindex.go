@@ -7,12 +7,38 @@ package log
 // INVARIANT: a segment's entries are in marker order (strictly increasing LastOffset), and each
 // entry's LastOffset is an offset of that segment, so entries go with their segment when it is
 // deleted and are cut with it when it is truncated.
+//
+// # Files
+//
+// NNNNNNNNNNNNNNNNNNNN.txnindex holds a segment's entries in Kafka's format (abortedTxnSize
+// bytes each), only for a segment that has some (a cleaned segment's is always written, maybe
+// empty, see swapCleaned). Like the other indexes it is kept in memory and written whole
+// (temp file, fsync, rename) when the segment is sealed by a roll, at Close, after recovery,
+// and by PersistTxnIndexes, which the partition calls before every producer snapshot.
+//
+// Crash safety. An entry is derived from the producer state (its first offset), which the log
+// does not have, so the log never rebuilds entries itself: the partition's producer-state
+// replay after a restart re-adds (idempotently) the entries of every marker it replays, from its
+// snapshot's offset on. What makes that complete: every entry of a marker below a snapshot's
+// offset is in its segment's file before the snapshot is written (PersistTxnIndexes, and a
+// roll seals a segment's file before the snapshot at the roll; the snapshot's directory fsync
+// makes the renames durable); without a usable snapshot the replay starts at the log start. A
+// file that cannot be read is reported (TxnIndexLostFrom) and left in place; the partition then
+// replays from the log start and PersistTxnIndexes writes it again. Retention, DeleteRecords,
+// truncation and log-dir moves move or delete the file with its segment's; a truncation
+// rewrites its cut segment's (also when finished after a crash, finishTruncation), and the
+// cleaner's swap installs the output's with the output's indexes.
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io/fs"
+	"math"
+	"path/filepath"
 
 	"github.com/moldau/moldau/internal/record"
+	"github.com/moldau/moldau/internal/vfs"
 )
 
 // AbortedTxn is one aborted transaction of a partition, as Kafka's transaction index has it.
@@ -63,6 +89,160 @@ func decodeTxnIndex(b []byte) ([]AbortedTxn, error) {
 		b = b[abortedTxnSize:]
 	}
 	return out, nil
+}
+
+// txnIndexExt is the extension of a segment's aborted-transaction index.
+const txnIndexExt = ".txnindex"
+
+func encodeTxnIndex(ts []AbortedTxn) []byte {
+	b := make([]byte, 0, len(ts)*abortedTxnSize)
+	for _, t := range ts {
+		b = appendAbortedTxn(b, t)
+	}
+	return b
+}
+
+// writeTxnIndex writes the segment's .txnindex from memory (temp file, fsync, rename; no
+// directory fsync), or removes it when the segment has no entry (a cleaner's output always
+// writes one, see swapCleaned). A segment whose file could not be read is left alone until its
+// entries were replayed (txnLost). REQUIRES: the appender's lock, or the segment not yet
+// published.
+func (s *segment) writeTxnIndex() error {
+	if s.txnLost {
+		return nil
+	}
+	path := s.path(txnIndexExt) + s.idxSuffix
+	if len(s.aborted) == 0 && s.idxSuffix == "" {
+		if s.hasTxnFile {
+			if err := s.fs.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("remove %s: %w", path, err)
+			}
+			s.hasTxnFile = false
+		}
+		s.txnStale = false
+		return nil
+	}
+	if err := writeFileAtomicNoDirSync(s.fs, path, encodeTxnIndex(s.aborted)); err != nil {
+		return err
+	}
+	s.hasTxnFile, s.txnStale = true, false
+	return nil
+}
+
+// loadTxnIndex reads the segment's .txnindex, keeping the entries whose marker is in the
+// segment as recovered (a crash or a truncation may have cut it). It reports false when the file
+// is there but cannot be read: the segment is marked txnLost and its file kept.
+func (s *segment) loadTxnIndex() bool {
+	path := s.path(txnIndexExt) + s.idxSuffix
+	b, err := vfs.ReadFile(s.fs, path)
+	s.aborted, s.txnStale, s.txnLost = nil, false, false
+	if errors.Is(err, fs.ErrNotExist) {
+		s.hasTxnFile = false
+		return true
+	}
+	s.hasTxnFile = true
+	var entries []AbortedTxn
+	if err == nil {
+		entries, err = decodeTxnIndex(b)
+	}
+	if err != nil {
+		s.txnLost = true
+		return false
+	}
+	n := len(entries)
+	for n > 0 && entries[n-1].LastOffset >= s.next {
+		n--
+	}
+	lo := 0
+	for lo < n && entries[lo].LastOffset < s.base {
+		lo++
+	}
+	s.aborted = entries[lo:n]
+	s.txnStale = n != len(entries) || lo > 0 || len(b)%abortedTxnSize != 0
+	return true
+}
+
+// TxnIndexLostFrom is the base offset of the first segment whose .txnindex could not be read at
+// Open (math.MaxInt64: none): its entries must be replayed from the log start, then
+// PersistTxnIndexes writes them.
+func (l *Log) TxnIndexLostFrom() int64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	for _, s := range l.mu.segments {
+		if s.txnLost {
+			return s.base
+		}
+	}
+	return math.MaxInt64
+}
+
+// PersistTxnIndexes writes the .txnindex of every segment whose entries changed since its file
+// was written (and of those whose file was lost: the caller replayed their entries). The
+// partition calls it before writing a producer snapshot, so that every entry of a marker below
+// the snapshot's offset is on disk when the snapshot is.
+func (l *Log) PersistTxnIndexes() error {
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	if l.mu.closed {
+		return ErrLogClosed
+	}
+	if f := l.failed.Load(); f != nil {
+		return fmt.Errorf("persist txn indexes: %w earlier: %w", ErrLogFailed, f.err)
+	}
+	return l.checkLocked(l.persistTxnIndexesLocked())
+}
+
+// persistTxnIndexesLocked: REQUIRES appendMu held.
+func (l *Log) persistTxnIndexesLocked() error {
+	for _, s := range l.mu.segments {
+		if s.txnLost {
+			s.txnLost, s.txnStale = false, true
+		}
+		if s.txnStale {
+			if err := s.writeTxnIndex(); err != nil {
+				return err
+			}
+			l.dirDirty = true
+		}
+	}
+	return nil
+}
+
+// trimTxnIndexFile rewrites the .txnindex of segment base in dir without the entries whose
+// marker is at or past offset (a truncation finished after a crash); no file, nothing to do.
+func trimTxnIndexFile(fsys vfs.FS, dir string, base, offset int64) error {
+	path := filepath.Join(dir, segmentName(base, txnIndexExt))
+	b, err := vfs.ReadFile(fsys, path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	entries, err := decodeTxnIndex(b)
+	if err != nil {
+		return nil // unreadable: Open reports it (TxnIndexLostFrom) and the partition replays
+	}
+	n := len(entries)
+	for n > 0 && entries[n-1].LastOffset >= offset {
+		n--
+	}
+	if n == len(entries) {
+		return nil
+	}
+	if n == 0 {
+		return fsys.Remove(path)
+	}
+	return writeFileAtomicNoDirSync(fsys, path, encodeTxnIndex(entries[:n]))
+}
+
+// renameTxnIndex renames segment s's .txnindex (if it has one) to its name + suffix.
+func renameTxnIndex(s *segment, from, to string) error {
+	err := s.fs.Rename(s.path(txnIndexExt)+from, s.path(txnIndexExt)+to)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
 }
 
 // AppendAbortedTxn records an aborted transaction in the index of the segment holding its

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -199,12 +200,25 @@ func (p *Partition) StartedFrom() int64 { return p.startHighWatermark }
 func (p *Partition) rebuildProducerState() error {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
-	from, ps := p.log.LogStartOffset(), make(producerStates)
+	start := p.log.LogStartOffset()
+	from, ps := start, make(producerStates)
 	if sps, off, ok := p.loadProducerSnapshot(); ok {
 		ps, from = sps, off
 	}
+	// A segment whose aborted-transaction index could not be read gets its entries back from a
+	// replay of the whole log (the replay re-adds the entry of every abort marker it meets).
+	lost := p.log.TxnIndexLostFrom() != math.MaxInt64
+	if lost {
+		from, ps = start, make(producerStates)
+	}
 	p.replayedFrom = from
-	return p.replayLocked(ps, from)
+	if err := p.replayLocked(ps, from); err != nil {
+		return err
+	}
+	if lost {
+		return p.log.PersistTxnIndexes()
+	}
+	return nil
 }
 
 // UpdateSettings applies changed topic configuration.

@@ -11,7 +11,9 @@ package partition
 // that rolled a segment); the log below X never changes afterwards except by
 // TruncateTo and TruncateFullyAndStartAt, which remove the file (durably) before they truncate;
 // retention and DeleteRecords only move the log start (a snapshot below the new start is not
-// used) and compaction only removes records (their producers stay remembered, as in Kafka). A
+// used) and compaction only removes records (their producers stay remembered, as in Kafka).
+// The log's aborted-transaction index is persisted before each snapshot (log.PersistTxnIndexes),
+// so the replay after it, which re-adds the aborts it meets, leaves the index complete. A
 // file that is unreadable, fails its CRC, or lies outside [log start, log end] is ignored: the
 // whole log is replayed, as without a snapshot.
 //
@@ -146,6 +148,11 @@ func (p *Partition) snapshotPath() string { return filepath.Join(p.path, Produce
 // writeProducerSnapshot writes the snapshot at the log end offset. REQUIRES: appendMu held, and
 // p.producers holding every batch below the log end.
 func (p *Partition) writeProducerSnapshot() error {
+	// Every aborted-transaction entry below the snapshot's offset must be on disk before it:
+	// the replay after a restart starts at the snapshot and re-adds only what is after it.
+	if err := p.log.PersistTxnIndexes(); err != nil {
+		return fmt.Errorf("partition %s-%d: write producer snapshot: %w", p.Topic, p.Index, err)
+	}
 	data := encodeProducerSnapshot(p.producers, p.log.LogEndOffset())
 	if err := log.WriteFileAtomic(p.dir.fs(), p.path, ProducerSnapshotFile, data); err != nil {
 		return fmt.Errorf("partition %s-%d: write producer snapshot: %w", p.Topic, p.Index, err)

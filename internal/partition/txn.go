@@ -113,8 +113,27 @@ func (p *Partition) checkGuardLocked(h record.BatchHeader, g VerificationGuard) 
 // opens, ends and indexes transactions. marker is the batch's marker for a control batch.
 // REQUIRES: appendMu held.
 func (p *Partition) applyLocked(h record.BatchHeader, marker *record.Marker) error {
+	if a, ok := p.trackLocked(h, marker); ok {
+		return p.indexAbortLocked(a)
+	}
+	return nil
+}
+
+// indexAbortLocked adds an aborted transaction to the log's aborted-transaction index.
+// REQUIRES: appendMu held, and not inside the log's ScanBatches (AppendAbortedTxn takes the
+// log's write lock).
+func (p *Partition) indexAbortLocked(a log.AbortedTxn) error {
+	if err := p.log.AppendAbortedTxn(a); err != nil {
+		return fmt.Errorf("partition %s-%d: index aborted transaction of producer %d: %v: %w", p.Topic, p.Index, a.ProducerID, err, kerr.KafkaStorageError)
+	}
+	return nil
+}
+
+// trackLocked is applyLocked without the index: it returns the aborted transaction that h's
+// marker ended (ok), which the caller indexes. REQUIRES: appendMu held.
+func (p *Partition) trackLocked(h record.BatchHeader, marker *record.Marker) (a log.AbortedTxn, ok bool) {
 	if h.ProducerID < 0 {
-		return nil
+		return a, false
 	}
 	delete(p.guards, h.ProducerID)
 	ev := p.producers.update(h, marker)
@@ -135,13 +154,10 @@ func (p *Partition) applyLocked(h record.BatchHeader, marker *record.Marker) err
 		p.txns.unreplicated = append(p.txns.unreplicated, completedTxn{producerID: h.ProducerID, first: ev.first, last: h.BaseOffset})
 		p.txns.mu.Unlock()
 		if ev.abort {
-			err := p.log.AppendAbortedTxn(log.AbortedTxn{ProducerID: h.ProducerID, FirstOffset: ev.first, LastOffset: h.BaseOffset, LastStableOffset: lso})
-			if err != nil {
-				return fmt.Errorf("partition %s-%d: index aborted transaction of producer %d: %v: %w", p.Topic, p.Index, h.ProducerID, err, kerr.KafkaStorageError)
-			}
+			return log.AbortedTxn{ProducerID: h.ProducerID, FirstOffset: ev.first, LastOffset: h.BaseOffset, LastStableOffset: lso}, true
 		}
 	}
-	return nil
+	return a, false
 }
 
 // markerOf reads the transaction marker of a control batch; nil when batch is not a control
@@ -168,9 +184,23 @@ func (p *Partition) replayLocked(ps producerStates, from int64) error {
 	p.producers = ps
 	p.guards = map[int64]guardEntry{}
 	p.txns.reset(ps)
-	return p.log.ScanBatches(from, func(h record.BatchHeader, control []byte) error {
-		return p.applyLocked(h, markerOf(h, control))
+	// The scan holds the log's read lock: the aborts it finds are indexed after it.
+	var aborts []log.AbortedTxn
+	err := p.log.ScanBatches(from, func(h record.BatchHeader, control []byte) error {
+		if a, ok := p.trackLocked(h, markerOf(h, control)); ok {
+			aborts = append(aborts, a)
+		}
+		return nil
 	})
+	if err != nil {
+		return err
+	}
+	for _, a := range aborts {
+		if err := p.indexAbortLocked(a); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // LastStableOffset is the offset below which every transaction is decided and its marker

@@ -309,3 +309,27 @@ func TestTruncationRebuildsTransactions(t *testing.T) {
 	p.UpdateFollowerHighWatermark(2)
 	wantLSO(t, p, 0)
 }
+
+// TestTruncationReplaysAborts: the replay after a truncation re-reads the abort markers below
+// the cut (the index keeps their entries, and the replay adds none twice).
+func TestTruncationReplaysAborts(t *testing.T) {
+	clock := newTestClock()
+	p := leader3(t, clock, 1)
+	mustAppend(t, p, txnBatch(8, 0, 0, 1), OriginClient) // 0
+	mustMarker(t, p, marker(8, 0, false, 0), 1)          // 1
+	mustAppend(t, p, txnBatch(7, 0, 0, 2), OriginClient) // 2-3
+	mustMarker(t, p, marker(7, 0, false, 0), 1)          // 4
+	if err := p.BecomeFollower(2, 2, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.TruncateTo(4); err != nil {
+		t.Fatal(err)
+	}
+	want := []log.AbortedTxn{{ProducerID: 8, FirstOffset: 0, LastOffset: 1, LastStableOffset: 2}}
+	if got := p.AbortedTransactions(0, 10); !slices.Equal(got, want) {
+		t.Fatalf("aborted after truncation %+v, want %+v", got, want)
+	}
+	if ps := p.Producers(); len(ps) != 2 || ps[0].CurrentTxnStartOffset != 2 || ps[1].CurrentTxnStartOffset != -1 {
+		t.Fatalf("producers %+v", ps)
+	}
+}

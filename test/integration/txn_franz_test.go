@@ -297,6 +297,27 @@ func TestTxnGroupTransactSessionFailover(t *testing.T) {
 		return len(why) == 0, strings.Join(why, "; ")
 	})
 
+	// The group's offsets, committed only with the transactions, are at the input's end.
+	inEnds, err := adm.ListEndOffsets(ctx, in)
+	if err == nil {
+		err = inEnds.Error()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	offs, err := adm.FetchOffsets(ctx, group)
+	if err == nil {
+		err = offs.Error()
+	}
+	if err != nil {
+		t.Fatalf("fetch the offsets of group %s: %v", group, err)
+	}
+	inEnds.Each(func(o kadm.ListedOffset) {
+		if c, ok := offs.Lookup(in, o.Partition); !ok || c.At != o.Offset {
+			t.Errorf("group %s: committed offset of %s-%d %d (found %v), want its end %d", group, in, o.Partition, c.At, ok, o.Offset)
+		}
+	})
+
 	readAll := func(level kgo.IsolationLevel) []*kgo.Record {
 		t.Helper()
 		// Control records too: the last record of every partition is a transaction marker.
