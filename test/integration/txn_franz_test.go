@@ -267,6 +267,7 @@ func TestTxnGroupTransactSessionFailover(t *testing.T) {
 
 	t.Logf("node %d back in sync (%s)", leader, time.Since(start).Round(time.Millisecond))
 	produce(3)
+	t.Logf("phase 4 input written (%s)", time.Since(start).Round(time.Millisecond))
 	waitOutput(phases*perPhase, "phase 4")
 	stopOnce()
 	wg.Wait()
