@@ -371,18 +371,25 @@ func produceVerifyError(err error, v int16) error {
 	return fmt.Errorf("%v: %w", err, ke)
 }
 
-// hasTransactionalRecords is Kafka's ProduceRequest.hasTransactionalRecords.
+// hasTransactionalRecords is Kafka's ProduceRequest.hasTransactionalRecords. It walks the batch
+// headers without allocating (every produce pays for it); framing errors are the partition's
+// to answer.
 func hasTransactionalRecords(r *kmsg.ProduceRequest) bool {
 	for _, rt := range r.Topics {
 		for _, rp := range rt.Partitions {
-			batches, err := record.Split(rp.Records)
-			if err != nil {
-				continue
-			}
-			for _, b := range batches {
-				if h, err := record.ParseHeader(b); err == nil && h.Transactional() {
+			for b := rp.Records; len(b) >= record.HeaderSize; {
+				h, err := record.ParseHeader(b)
+				if err != nil {
+					break
+				}
+				if h.Transactional() {
 					return true
 				}
+				n := h.Size()
+				if n < record.HeaderSize || n > len(b) {
+					break
+				}
+				b = b[n:]
 			}
 		}
 	}
