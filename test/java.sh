@@ -5,11 +5,11 @@
 #                                          consumer / consumer-groups tools (kafka-tools 4.x)
 #   2. test/java: mvn test                ClientCompatTest (kafka-clients 4.x, JUnit 5)
 #   3. examples/spring-kafka              Spring Boot + spring-kafka send/receive
-#   With MOLDAU_TXN_TARGET set (transactions; until Moldau serves them these stay out of make test):
-#      test/java: mvn test             TransactionsTest (kafka-clients 4.x transactions with TV2,
-#                                          sendOffsetsToTransaction with a group, fencing)
-#      examples/spring-kafka-transactions  Spring Boot 4 + spring-kafka KafkaTransactionManager
-#   4. test/java/cluster_test.sh          the same tools and the Java client (ClusterFailoverTest)
+#   4. test/java: mvn test                TransactionsTest (kafka-clients 4.x transactions with
+#                                          TV2, sendOffsetsToTransaction with a group, fencing)
+#   5. examples/spring-kafka-transactions Spring Boot 4 + spring-kafka KafkaTransactionManager
+#                                          (TXN=0 or BROKER_IMPL=kfake leaves 4 and 5 out)
+#   6. test/java/cluster_test.sh          the same tools and the Java client (ClusterFailoverTest)
 #                                          against a 3-node Moldau cluster it starts itself, with a
 #                                          leader stopped (not with BROKER_IMPL=kfake, one broker;
 #                                          CLUSTER=0 leaves it out)
@@ -23,7 +23,8 @@ spring_dir=$REPO_ROOT/examples/spring-kafka
 spring_jar=$spring_dir/target/spring-kafka-example.jar
 spring_tx_dir=$REPO_ROOT/examples/spring-kafka-transactions
 spring_tx_jar=$spring_tx_dir/target/spring-kafka-transactions-example.jar
-txn=${MOLDAU_TXN_TARGET:-}
+txn=${TXN:-1}
+{ [ "$txn" = 0 ] || [ "$BROKER_IMPL" = kfake ]; } && txn=
 
 # quietly RUN...: runs a command with its output in a log, shown only when it fails.
 quietly() {
@@ -96,7 +97,7 @@ if [ -n "$txn" ]; then
   run_suite "Java transactions (TransactionsTest)" client_test TransactionsTest || status=1
   run_suite "Spring Kafka transactions example" spring_tx_example || status=1
 else
-  log "transaction suites left out (MOLDAU_TXN_TARGET unset)"
+  log "transaction suites left out (TXN=${TXN:-1}, BROKER_IMPL=$BROKER_IMPL)"
 fi
 if [ "$BROKER_IMPL" = kfake ] || [ "${CLUSTER:-1}" = 0 ]; then
   log "3-node cluster suite left out (BROKER_IMPL=$BROKER_IMPL, CLUSTER=${CLUSTER:-1})"

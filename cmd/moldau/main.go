@@ -117,6 +117,7 @@ var summaries = map[string]string{
 	"kafka-storage":          "Kafka's kafka-storage.sh: format, info, random-uuid",
 	"kafka-features":         "Kafka's kafka-features.sh: describe, upgrade, downgrade, disable, version-mapping",
 	"kafka-transactions":     "Kafka's kafka-transactions.sh: list, describe, describe-producers, abort, find-hanging",
+	"transactions":           "list, describe, describe-producers, abort, find-hanging (kafka-transactions' commands and output)",
 	"storage":                "format log dirs with a cluster id, show meta.properties, random-uuid",
 	"bench":                  "load generator: produce, consume, e2e latency",
 

@@ -497,10 +497,12 @@ func TestTransactionalProducer(t *testing.T) {
 			if all := read(kgo.ReadUncommitted(), 7); len(all) != 7 {
 				t.Fatalf("read_uncommitted: %v", all)
 			}
-			st := describeTxn(t, client(t, b), "producer")
-			if st.State != "CompleteCommit" {
-				t.Fatalf("after the last commit: %+v", st)
-			}
+			dcl := client(t, b)
+			var st kmsg.DescribeTransactionsResponseTransactionState
+			waitFor(t, "the last commit to complete", func() bool {
+				st = describeTxn(t, dcl, "producer")
+				return st.State == "CompleteCommit"
+			}, func() string { return fmt.Sprintf("%+v", st) })
 			if tv == 2 && st.ProducerEpoch < 3 {
 				t.Fatalf("TV2: epoch %d after three transactions, want it bumped at each end", st.ProducerEpoch)
 			}

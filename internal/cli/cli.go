@@ -53,6 +53,7 @@ func commandTable() map[string]commandFunc {
 		"kafka-storage":          runKafkaStorage,
 		"kafka-features":         runKafkaFeatures,
 		"kafka-transactions":     runKafkaTransactions,
+		"transactions":           runTransactions,
 		"storage":                runKafkaStorage,
 
 		// Moving replicas (move_cmd.go, kafka_reassign_partitions.go).

@@ -1088,7 +1088,7 @@ func (t *txnTool) forceTerminate(a *txnArgs) error {
 	for {
 		req := kmsg.NewPtrInitProducerIDRequest()
 		req.TransactionalID = &id
-		req.TransactionTimeoutMillis = 60_000
+		req.TransactionTimeoutMillis = 30_000 // the Admin client's request.timeout.ms, what fenceProducers sends
 		req.ProducerID, req.ProducerEpoch = -1, -1
 		resp, err := req.RequestWith(t.ctx, t.cl)
 		if err != nil {
@@ -1112,4 +1112,30 @@ func (t *txnTool) forceTerminate(a *txnArgs) error {
 		}
 		return txnFailCause("Failed to force terminate transactionalId `"+id+"`", &txnMessageError{msg})
 	}
+}
+
+// runTransactions is `moldau transactions COMMAND [options]`: kafka-transactions with Moldau's
+// bootstrap rules (--bootstrap-server or -b anywhere, else $MOLDAU_BOOTSTRAP, else
+// 127.0.0.1:9092); the commands, options and output are kafka-transactions'.
+func runTransactions(e *env, args []string) error {
+	var bootstrap string
+	var rest []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		name, value, hasValue := strings.Cut(a, "=")
+		if name == "--bootstrap-server" || name == "-b" || name == "--brokers" {
+			if !hasValue {
+				if i+1 >= len(args) {
+					return e.usagef("%s needs a value", name)
+				}
+				i++
+				value = args[i]
+			}
+			bootstrap = value
+			continue
+		}
+		rest = append(rest, a)
+	}
+	seeds := strings.Join(e.bootstrap(bootstrap), ",")
+	return runKafkaTransactions(e, append([]string{"--bootstrap-server", seeds}, rest...))
 }

@@ -12,6 +12,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/moldau/moldau/internal/brokertest"
 )
 
 // TestKafkaTransactionsArguments: argparse4j's errors and the tool's own checks, as Kafka 4.4's
@@ -172,6 +174,11 @@ func TestKafkaTransactionsAgainstKfake(t *testing.T) {
 	coord := fmt.Sprint(listed["open"].Coordinator)
 	run(table(listHeaders, []string{"open", coord, fmt.Sprint(open.ProducerID), "Ongoing"}), "list", "--transactional-id-pattern", "^op")
 	run(table(listHeaders), "list", "--transactional-id-pattern", "^nothing")
+	// moldau transactions: the same commands with Moldau's bootstrap flags, anywhere.
+	if out, errOut, code := runCmd(t, "", "transactions", "list", "--transactional-id-pattern", "^op", "-b", addr); code != 0 ||
+		out != table(listHeaders, []string{"open", coord, fmt.Sprint(open.ProducerID), "Ongoing"}) {
+		t.Fatalf("moldau transactions list: exit %d, stderr %q, stdout:\n%s", code, errOut, out)
+	}
 	if out, _, code := runTxnTool(t, now, append(bs, "list")...); code != 0 || !strings.Contains(out, "\ndone ") || !strings.Contains(out, "\nopen ") {
 		t.Fatalf("list: %d %q", code, out)
 	}
@@ -257,5 +264,122 @@ func TestKafkaTransactionsAgainstKfake(t *testing.T) {
 	}
 	if d := described["open"]; d.ProducerEpoch <= open.ProducerEpoch || d.State == "Ongoing" {
 		t.Fatalf("after forceTerminateTransaction: %+v (before %+v)", d, open)
+	}
+}
+
+// TestKafkaTransactionsAgainstMoldau: against a Moldau node, an open transaction is listed,
+// described with its partitions, found by describe-producers at its start offset, not hanging
+// while its coordinator holds it, aborted by --start-offset (the partition's last stable offset
+// moves to its end), and forceTerminateTransaction ends it at the coordinator.
+func TestKafkaTransactionsAgainstMoldau(t *testing.T) {
+	addr := brokertest.Addr(t, nil)
+	ctx := context.Background()
+	admCl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(admCl.Close)
+	adm := kadm.NewClient(admCl)
+	if _, err := adm.CreateTopic(ctx, 2, 1, nil, "orders"); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.TransactionalID("open"), kgo.TransactionTimeout(10*time.Minute),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	if err := cl.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	for p := range int32(2) {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "orders", Partition: p, Value: []byte("v")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	described, err := adm.DescribeTransactions(ctx, "open")
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := described["open"]
+	now := time.UnixMilli(open.StartTimestamp).Add(20 * time.Minute)
+	bs := []string{"--bootstrap-server", addr}
+	run := func(want string, args ...string) {
+		t.Helper()
+		out, errOut, code := runTxnTool(t, now, append(bs, args...)...)
+		if code != 0 || (want != "*" && out != want) {
+			t.Fatalf("%v: exit %d, stderr %q\ngot:\n%s\nwant:\n%s", args, code, errOut, out, want)
+		}
+	}
+	table := func(headers []string, rows ...[]string) string {
+		var b bytes.Buffer
+		printTxnTable(&b, headers, rows)
+		return b.String()
+	}
+	node := "1"
+	run(table([]string{"TransactionalId", "Coordinator", "ProducerId", "TransactionState"}, []string{"open", node, fmt.Sprint(open.ProducerID), "Ongoing"}), "list")
+	run(table([]string{"CoordinatorId", "TransactionalId", "ProducerId", "ProducerEpoch", "TransactionState", "TransactionTimeoutMs",
+		"CurrentTransactionStartTimeMs", "TransactionDurationMs", "TopicPartitions"},
+		[]string{node, "open", fmt.Sprint(open.ProducerID), fmt.Sprint(open.ProducerEpoch), "Ongoing", "600000", fmt.Sprint(open.StartTimestamp),
+			"1200000", "orders-0,orders-1"}), "describe", "--transactional-id", "open")
+
+	producers, err := adm.DescribeProducers(ctx, kadm.TopicsSet{"orders": {0: {}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p0 := producers["orders"].Partitions[0].ActiveProducers[open.ProducerID]
+	if p0.CurrentTxnStartOffset != 0 {
+		t.Fatalf("producer state of orders-0: %+v, want an open transaction from offset 0", p0)
+	}
+	run(table([]string{"ProducerId", "ProducerEpoch", "LatestCoordinatorEpoch", "LastSequence", "LastTimestamp", "CurrentTransactionStartOffset"},
+		[]string{fmt.Sprint(open.ProducerID), fmt.Sprint(p0.ProducerEpoch), fmt.Sprint(max(p0.CoordinatorEpoch, -1)), fmt.Sprint(p0.LastSequence),
+			fmt.Sprint(p0.LastTimestamp), "0"}), "describe-producers", "--topic", "orders", "--partition", "0")
+	hangHeaders := []string{"Topic", "Partition", "ProducerId", "ProducerEpoch", "CoordinatorEpoch", "StartOffset", "LastTimestamp", "Duration(min)"}
+	run(table(hangHeaders), "find-hanging", "--broker-id", node, "--max-transaction-timeout", "1")
+
+	committedEnd := func() (int64, int64) {
+		t.Helper()
+		c, err := adm.ListCommittedOffsets(ctx, "orders")
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := adm.ListEndOffsets(ctx, "orders")
+		if err != nil {
+			t.Fatal(err)
+		}
+		co, _ := c.Lookup("orders", 0)
+		eo, _ := e.Lookup("orders", 0)
+		return co.Offset, eo.Offset
+	}
+	if lso, end := committedEnd(); lso != 0 || end != 1 {
+		t.Fatalf("before the abort: last stable offset %d, end %d; want 0 and 1", lso, end)
+	}
+	run("", "abort", "--topic", "orders", "--partition", "0", "--start-offset", "0")
+	if lso, end := committedEnd(); lso != end || end != 2 {
+		t.Fatalf("after the abort: last stable offset %d, end %d; want both 2 (the marker)", lso, end)
+	}
+	if _, errOut, code := runTxnTool(t, now, append(bs, "abort", "--topic", "orders", "--partition", "0", "--start-offset", "0")...); code != 1 ||
+		errOut != "Could not find any open transactions starting at offset 0 on partition orders-0\n" {
+		t.Fatalf("second abort: %d %q", code, errOut)
+	}
+	// The coordinator still holds orders-0 in the transaction it never ended: that partition is
+	// no longer open, orders-1 is; neither is hanging.
+	run(table(hangHeaders), "find-hanging", "--topic", "orders", "--max-transaction-timeout", "1")
+
+	run("", "forceTerminateTransaction", "--transactionalId", "open")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		described, err = adm.DescribeTransactions(ctx, "open")
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := described["open"]
+		if d.ProducerEpoch > open.ProducerEpoch && (d.State == "CompleteAbort" || d.State == "Empty") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after forceTerminateTransaction: %+v (before %+v)", d, open)
+		}
+		time.Sleep(20 * time.Millisecond) // polling the coordinator's state with a deadline
 	}
 }

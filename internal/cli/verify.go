@@ -360,14 +360,7 @@ func writeVerifyReport(w io.Writer, r verify.Report, rate float64) {
 	if r.Foreign > 0 {
 		row("other runs' records", r.Foreign)
 	}
-	stall := "none"
-	if r.LongestStallMs > 0 {
-		stall = fmt.Sprintf("%s from %s", ms(r.LongestStallMs), ms(r.LongestStallAtMs))
-		if r.StallFault != "" {
-			stall += " (" + r.StallFault + ")"
-		}
-	}
-	row("longest produce stall", stall)
+	row("longest produce stall", stallText(r))
 	if len(r.ProduceErrors) > 0 {
 		fmt.Fprintln(w, "Produce errors (unacknowledged records):")
 		for msg, n := range r.ProduceErrors {
@@ -387,6 +380,18 @@ func writeVerifyReport(w io.Writer, r verify.Report, rate float64) {
 	for _, p := range r.Problems {
 		fmt.Fprintf(w, "  %s\n", strings.ReplaceAll(p, "\n", "\n    "))
 	}
+}
+
+// stallText is the longest gap between acknowledgements, with the fault that caused it.
+func stallText(r verify.Report) string {
+	if r.LongestStallMs <= 0 {
+		return "none"
+	}
+	stall := fmt.Sprintf("%s from %s", ms(r.LongestStallMs), ms(r.LongestStallAtMs))
+	if r.StallFault != "" {
+		stall += " (" + r.StallFault + ")"
+	}
+	return stall
 }
 
 // writeTxnReport is the report of a --transactions run.
@@ -416,6 +421,7 @@ func writeTxnReport(w io.Writer, r verify.Report, tr *verify.TxnReport, row func
 	if r.Foreign > 0 {
 		row("other runs' records", r.Foreign)
 	}
+	row("longest produce stall", stallText(r))
 	if len(r.ProduceErrors) > 0 {
 		fmt.Fprintln(w, "Produce and transaction errors:")
 		for msg, n := range r.ProduceErrors {

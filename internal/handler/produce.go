@@ -228,6 +228,7 @@ type txnCheck struct {
 func (h *Handler) verifyProduce(ctx context.Context, r *kmsg.ProduceRequest, im *metadata.Image) (map[metadata.TopicPartition]txnCheck, error) {
 	addPartitions := r.Version >= 12
 	checks := map[metadata.TopicPartition]txnCheck{}
+	parts := map[metadata.TopicPartition]*partition.Partition{}
 	var need []metadata.TopicPartition
 	var pid int64
 	var epoch int16
@@ -264,6 +265,7 @@ func (h *Handler) verifyProduce(ctx context.Context, r *kmsg.ProduceRequest, im 
 			checks[tp] = txnCheck{guard: g}
 			if needed {
 				need = append(need, tp)
+				parts[tp] = p
 			}
 		}
 	}
@@ -273,6 +275,48 @@ func (h *Handler) verifyProduce(ctx context.Context, r *kmsg.ProduceRequest, im 
 	vctx, cancel := context.WithTimeout(ctx, markerTimeout)
 	defer cancel()
 	res, err := h.opts.TxnVerifier.AddPartitions(vctx, *r.TransactionID, pid, epoch, need, !addPartitions)
+	// CONCURRENT_TRANSACTIONS: the producer's previous transaction is still completing (with
+	// TV2 the next one starts as soon as EndTxn answers). As Kafka's ReplicaManager, ask again
+	// every add.partitions.to.txn.retry.backoff.ms for up to .max.ms before answering, each time
+	// with a fresh guard (the previous transaction's marker, written meanwhile, cleared the old).
+	for deadline := time.Now().Add(addPartitionsRetryMax); err == nil; {
+		var again []metadata.TopicPartition
+		for _, tp := range need {
+			if errors.Is(res[tp], kerr.ConcurrentTransactions) {
+				again = append(again, tp)
+			}
+		}
+		if len(again) == 0 || time.Now().Add(addPartitionsRetryBackoff).After(deadline) {
+			break
+		}
+		select {
+		case <-vctx.Done():
+		case <-time.After(addPartitionsRetryBackoff):
+		}
+		if vctx.Err() != nil {
+			break
+		}
+		var ask []metadata.TopicPartition
+		for _, tp := range again {
+			g, needed := parts[tp].VerificationGuard(pid, epoch)
+			checks[tp] = txnCheck{guard: g}
+			if needed {
+				ask = append(ask, tp)
+			} else {
+				delete(res, tp)
+			}
+		}
+		if len(ask) == 0 {
+			break
+		}
+		retried, rerr := h.opts.TxnVerifier.AddPartitions(vctx, *r.TransactionID, pid, epoch, ask, !addPartitions)
+		if rerr != nil {
+			break // keep the first answers
+		}
+		for _, tp := range ask {
+			res[tp] = retried[tp]
+		}
+	}
 	for _, tp := range need {
 		perr := err
 		if perr == nil {
@@ -286,6 +330,13 @@ func (h *Handler) verifyProduce(ctx context.Context, r *kmsg.ProduceRequest, im 
 	}
 	return checks, nil
 }
+
+// Kafka's add.partitions.to.txn.retry.backoff.ms and add.partitions.to.txn.retry.backoff.max.ms
+// defaults.
+const (
+	addPartitionsRetryBackoff = 20 * time.Millisecond
+	addPartitionsRetryMax     = 100 * time.Millisecond
+)
 
 // produceVerifyError maps what the transaction coordinator answered for a partition (or the
 // TxnVerifier's error for all of them) to what a Produce client of version v understands:
@@ -320,18 +371,25 @@ func produceVerifyError(err error, v int16) error {
 	return fmt.Errorf("%v: %w", err, ke)
 }
 
-// hasTransactionalRecords is Kafka's ProduceRequest.hasTransactionalRecords.
+// hasTransactionalRecords is Kafka's ProduceRequest.hasTransactionalRecords. It walks the batch
+// headers without allocating (every produce pays for it); framing errors are the partition's
+// to answer.
 func hasTransactionalRecords(r *kmsg.ProduceRequest) bool {
 	for _, rt := range r.Topics {
 		for _, rp := range rt.Partitions {
-			batches, err := record.Split(rp.Records)
-			if err != nil {
-				continue
-			}
-			for _, b := range batches {
-				if h, err := record.ParseHeader(b); err == nil && h.Transactional() {
+			for b := rp.Records; len(b) >= record.HeaderSize; {
+				h, err := record.ParseHeader(b)
+				if err != nil {
+					break
+				}
+				if h.Transactional() {
 					return true
 				}
+				n := h.Size()
+				if n < record.HeaderSize || n > len(b) {
+					break
+				}
+				b = b[n:]
 			}
 		}
 	}

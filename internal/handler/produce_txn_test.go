@@ -232,3 +232,47 @@ func TestProduceTransactionalWithoutVerification(t *testing.T) {
 		t.Fatalf("two producers: %v", c)
 	}
 }
+
+// TestHasTransactionalRecords: any batch of any partition counts, a torn tail stops the walk
+// without a panic, and the walk allocates nothing.
+func TestHasTransactionalRecords(t *testing.T) {
+	plain := record.Build(record.BatchSpec{BaseTimestamp: 1, ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1, Records: []record.Record{{Value: []byte("v")}}})
+	txn := txnProduce(11, 7, map[int32]int32{0: 0}).Topics[0].Partitions[0].Records
+	req := func(parts ...[]byte) *kmsg.ProduceRequest {
+		r := kmsg.NewPtrProduceRequest()
+		rt := kmsg.NewProduceRequestTopic()
+		for _, b := range parts {
+			rp := kmsg.NewProduceRequestTopicPartition()
+			rp.Records = b
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		r.Topics = append(r.Topics, rt)
+		return r
+	}
+	cat := func(bs ...[]byte) []byte {
+		var out []byte
+		for _, b := range bs {
+			out = append(out, b...)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name string
+		r    *kmsg.ProduceRequest
+		want bool
+	}{
+		{"plain", req(plain, plain), false},
+		{"second batch", req(cat(plain, txn)), true},
+		{"second partition", req(plain, txn), true},
+		{"torn tail", req(cat(plain, txn[:30])), false},
+		{"empty", req(nil), false},
+	} {
+		if got := hasTransactionalRecords(tc.r); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	r := req(plain, cat(plain, plain))
+	if n := testing.AllocsPerRun(100, func() { hasTransactionalRecords(r) }); n != 0 {
+		t.Fatalf("%.1f allocations", n)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/moldau/moldau/internal/record"
 	"github.com/moldau/moldau/internal/vfs"
 )
 
@@ -238,5 +239,84 @@ func TestTxnIndexLost(t *testing.T) {
 	}
 	if l2.TxnIndexLostFrom() != 1<<63-1 {
 		t.Fatal("still lost")
+	}
+}
+
+// abortMarkers lists the offsets of the abort markers in l.
+func abortMarkers(t *testing.T, l *Log) []int64 {
+	t.Helper()
+	var out []int64
+	err := l.ScanBatches(l.LogStartOffset(), func(h record.BatchHeader, control []byte) error {
+		if control == nil {
+			return nil
+		}
+		rh, recs, err := record.Records(control)
+		if err != nil {
+			return err
+		}
+		if m, err := record.ParseMarker(rh, recs); err == nil && !m.Commit {
+			out = append(out, h.BaseOffset)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestTxnIndexCleanerSwapCrash: a cleaner swap stopped after any step, the process killed, and
+// the log reopened: the index (read from the .txnindex files alone) has exactly one entry per
+// abort marker left in the log, whichever of the old segments or the cleaned one survived.
+func TestTxnIndexCleanerSwapCrash(t *testing.T) {
+	var steps []string
+	{
+		clock := newClock()
+		l := mustOpen(t, t.TempDir(), compactConfig(), clock)
+		fillTxn(t, l, clock, 8)
+		l.swapHook = func(s string) error { steps = append(steps, s); return nil }
+		if _, err := l.Clean(l.LogEndOffset()); err != nil {
+			t.Fatal(err)
+		}
+		l.Close()
+	}
+	if !slices.Contains(steps, "install "+txnIndexExt) {
+		t.Fatalf("steps %v do not install the .txnindex", steps)
+	}
+	seen := map[string]bool{}
+	for _, step := range steps {
+		if seen[step] { // a later group's same step: the hook stops at the first
+			continue
+		}
+		seen[step] = true
+		t.Run(step, func(t *testing.T) {
+			clock := newClock()
+			dir := t.TempDir()
+			l := mustOpen(t, dir, compactConfig(), clock)
+			fillTxn(t, l, clock, 8)
+			if len(abortMarkers(t, l)) == 0 || len(l.AbortedTxns(0, l.LogEndOffset())) == 0 {
+				t.Fatal("no aborted transaction to index")
+			}
+			crash := errors.New("crash at " + step)
+			l.swapHook = func(s string) error {
+				if s == step {
+					return crash
+				}
+				return nil
+			}
+			if _, err := l.Clean(l.LogEndOffset()); !errors.Is(err, crash) {
+				t.Fatalf("clean: %v", err)
+			}
+			abandon(l)
+			l2 := mustOpen(t, dir, compactConfig(), clock)
+			defer l2.Close()
+			var indexed []int64
+			for _, a := range l2.AbortedTxns(0, l2.LogEndOffset()) {
+				indexed = append(indexed, a.LastOffset)
+			}
+			if markers := abortMarkers(t, l2); !slices.Equal(indexed, markers) {
+				t.Fatalf("after a crash at %q: index has markers %v, the log %v", step, indexed, markers)
+			}
+		})
 	}
 }

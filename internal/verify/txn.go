@@ -60,6 +60,8 @@ type TxnInput struct {
 	Foreign   int64
 	Corrupt   int64
 	Faults    []Fault
+	// ProduceEnd is when producing stopped (since the run started): the stall measurement's end.
+	ProduceEnd time.Duration
 	// ProduceErrors counts failed records and failed transaction ends by message.
 	ProduceErrors map[string]int64
 	Problems      []string
@@ -195,6 +197,7 @@ func CheckTxn(in TxnInput) Report {
 		}
 	}
 	r.Reordered, r.ReorderedSample = reordered(committedReads, in.Sent)
+	r.LongestStallMs, r.LongestStallAtMs, r.StallFault = longestStall(in.Acks, in.Faults, in.ProduceEnd)
 
 	inLog := map[ID]bool{}
 	for _, rd := range in.All {
@@ -452,7 +455,7 @@ func runTransactions(ctx context.Context, o Options, adm *kadm.Client) (Report, 
 		return Report{}, fmt.Errorf("interrupted after %s: %w", time.Since(start).Round(time.Millisecond), err)
 	}
 
-	in := TxnInput{Sent: map[int]int64{}, Faults: faults, ProduceErrors: map[string]int64{}}
+	in := TxnInput{Sent: map[int]int64{}, Faults: faults, ProduceEnd: produceEnd, ProduceErrors: map[string]int64{}}
 	for _, p := range prods {
 		p.ackMu.Lock()
 		in.Sent[p.id] = p.sent

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/moldau/moldau/internal/brokertest"
 )
 
 // TestCheckTxn: the accounting of a --transactions run finds each kind of violation in made-up
@@ -105,5 +107,36 @@ func TestRunTransactionsAgainstKfake(t *testing.T) {
 	}
 	if strings.Contains(r.Topic, " ") || r.Partitions != 3 {
 		t.Errorf("topic %q, %d partitions", r.Topic, r.Partitions)
+	}
+}
+
+// TestRunTransactionsAgainstOneBroker: --transactions against one in-process Moldau broker:
+// read_committed shows exactly the committed transactions, read_uncommitted every acknowledged
+// record.
+func TestRunTransactionsAgainstOneBroker(t *testing.T) {
+	addr := brokertest.Addr(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	r, err := Run(ctx, Options{
+		Bootstrap:    []string{addr},
+		Partitions:   3,
+		Producers:    2,
+		Rate:         400,
+		Duration:     1500 * time.Millisecond,
+		Transactions: true,
+		TxnRecords:   5,
+		AbortRatio:   0.4,
+		Logf:         t.Logf,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := r.Transactions
+	if !r.OK || tr == nil {
+		t.Fatalf("report %+v, problems %q", r, r.Problems)
+	}
+	if tr.Committed < 3 || tr.Aborted < 1 || tr.ReadCommitted != tr.CommittedRecords || tr.ReadUncommitted != r.Acknowledged {
+		t.Errorf("%d committed, %d aborted; read_committed %d of %d committed records, read_uncommitted %d of %d acknowledged",
+			tr.Committed, tr.Aborted, tr.ReadCommitted, tr.CommittedRecords, tr.ReadUncommitted, r.Acknowledged)
 	}
 }

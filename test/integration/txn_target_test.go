@@ -24,23 +24,22 @@ import (
 // The transaction tests (txn_*_test.go) run against one of two servers, chosen by
 // MOLDAU_TXN_TARGET:
 //
-//	moldau  the moldau binary under test (single nodes by startBroker, clusters by
-//	        startTestCluster);
+//	moldau  (the default) the moldau binary under test (single nodes by startBroker, clusters
+//	        by startTestCluster);
 //	kafka   Apache Kafka 4.4 in KRaft mode, run from the jars bench/compare/kafka resolves
 //	        (Maven), with the same settings: this proves the test itself, so that a failure
-//	        against Moldau is Moldau's;
-//	unset   the tests are skipped (transactions are not served by Moldau yet).
+//	        against Moldau is Moldau's.
 //
 // Both targets get the same server settings (Kafka's keys), from the test.
 
-// txnTarget is MOLDAU_TXN_TARGET, skipping the test when it is unset.
+// txnTarget is MOLDAU_TXN_TARGET, moldau when unset.
 func txnTarget(t *testing.T) string {
 	t.Helper()
 	switch v := os.Getenv("MOLDAU_TXN_TARGET"); v {
 	case "moldau", "kafka":
 		return v
 	case "":
-		t.Skip("MOLDAU_TXN_TARGET unset: the transaction tests run with MOLDAU_TXN_TARGET=moldau (or =kafka, against Apache Kafka 4.4)")
+		return "moldau"
 	default:
 		t.Fatalf("MOLDAU_TXN_TARGET=%q: want moldau or kafka", v)
 	}

@@ -81,8 +81,8 @@ check "kafka-consumer-groups --describe shows offset 3, log end 3, lag 0 on $TOP
   'awk -v g="$GROUP" -v t="$TOPIC" '\''$1==g && $2==t && $3==0 && $4==3 && $5==3 && $6==0 {ok=1} END {exit !ok}'\'' "$out/group"' "$out/group"
 
 kt kafka-features --bootstrap-server "$BOOTSTRAP" describe >"$out/features" 2>&1
-check "kafka-features describe: metadata.version 3.3-IV3..4.1-IV1 finalized at 4.1-IV1, kraft/group/transaction.version at 0" \
-  'grep -Eq "^Feature: metadata.version +SupportedMinVersion: 3.3-IV3 +SupportedMaxVersion: 4.1-IV1 +FinalizedVersionLevel: 4.1-IV1 +Epoch: [0-9]+$" "$out/features" && [ "$(grep -Ec "^Feature: (group|kraft|transaction).version +SupportedMinVersion: 0 +SupportedMaxVersion: 0 +FinalizedVersionLevel: 0 " "$out/features")" = 3 ]' "$out/features"
+check "kafka-features describe: metadata.version 3.3-IV3..4.1-IV1 finalized at 4.1-IV1, kraft/group.version at 0, transaction.version 0..2 finalized at 2" \
+  'grep -Eq "^Feature: metadata.version +SupportedMinVersion: 3.3-IV3 +SupportedMaxVersion: 4.1-IV1 +FinalizedVersionLevel: 4.1-IV1 +Epoch: [0-9]+$" "$out/features" && [ "$(grep -Ec "^Feature: (group|kraft).version +SupportedMinVersion: 0 +SupportedMaxVersion: 0 +FinalizedVersionLevel: 0 " "$out/features")" = 2 ] && grep -Eq "^Feature: transaction.version +SupportedMinVersion: 0 +SupportedMaxVersion: 2 +FinalizedVersionLevel: 2 " "$out/features"' "$out/features"
 kt kafka-features --bootstrap-server "$BOOTSTRAP" downgrade --feature metadata.version=25 --dry-run >"$out/features-dry" 2>&1
 check "kafka-features downgrade --dry-run: 'metadata.version can be downgraded to 25.'" 'grep -qx "metadata.version can be downgraded to 25." "$out/features-dry"' "$out/features-dry"
 
