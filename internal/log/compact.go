@@ -47,14 +47,17 @@ package log
 // # Crash safety
 //
 // A group's output is written to NNN.log.cleaned (+ .index.cleaned,
-// .timeindex.cleaned) and fsynced. The swap is then committed by writing the
-// cleaner-swap file atomically: it names the output's base and the replaced
-// segments' bases. After that the replaced files are renamed to *.deleted,
-// the output is renamed to its final names (the .log last), the directory is
-// fsynced and cleaner-swap is removed. Open finishes a committed swap
-// (finishCleanerSwap) and drops *.cleaned files of an uncommitted one, so a
-// kill -9 at any point leaves either the old segments or the new one, never
-// both and never neither.
+// .timeindex.cleaned, and .txnindex.cleaned, always, with the carried entries)
+// and fsynced. The swap is then committed by writing the cleaner-swap file
+// atomically: it names the output's base and the replaced segments' bases.
+// After that the replaced files are renamed to *.deleted, the output is
+// renamed to its final names (the .txnindex first, the .log last), the
+// directory is fsynced and cleaner-swap is removed. Open finishes a committed
+// swap (finishCleanerSwap) and drops *.cleaned files of an uncommitted one, so
+// a kill -9 at any point leaves either the old segments or the new one, never
+// both and never neither. An error once the commit was attempted fails the log
+// and leaves the files to Open (removing the output under a manifest that may
+// be on disk would lose the replaced segments).
 
 import (
 	"errors"
@@ -417,10 +420,15 @@ func (c *cleaner) cleanGroup(group []*segment) error {
 		}
 	}
 	l.mu.RUnlock()
-	swapped := false
+	swapped, committing := false, false
 	defer func() {
 		if !swapped {
 			out.close()
+			if committing {
+				// The commit was attempted: the manifest may be on disk, and then Open
+				// finishes the swap with these files. The log is failed; Open decides.
+				return
+			}
 			for _, ext := range []string{".log", ".index", ".timeindex", txnIndexExt} {
 				l.fs.Remove(out.path(ext) + cleanedSuffix)
 			}
@@ -458,7 +466,7 @@ func (c *cleaner) cleanGroup(group []*segment) error {
 		defer l.appendMu.Unlock()
 		return l.checkLocked(err)
 	}
-	if err := l.swapCleaned(out, group); err != nil {
+	if committing, err = l.swapCleaned(out, group); err != nil {
 		return err
 	}
 	swapped = true
@@ -482,12 +490,17 @@ func (l *Log) isClosed() bool {
 }
 
 // swapCleaned replaces the segments of group, which must still be in the log
-// unchanged, with out. See the file comment for the protocol.
-func (l *Log) swapCleaned(out *segment, group []*segment) error {
+// unchanged, with out. See the file comment for the protocol. committing
+// reports that the commit (the cleaner-swap file) was attempted: from then on
+// an error fails the log and leaves every file as it is for Open to finish or
+// undo, since the manifest may be on disk (a failed write may still have
+// renamed it into place), and removing the output under it would lose the
+// replaced segments.
+func (l *Log) swapCleaned(out *segment, group []*segment) (committing bool, err error) {
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
 	if l.mu.closed || l.failed.Load() != nil {
-		return errCleanAborted
+		return false, errCleanAborted
 	}
 	segs := l.mu.segments
 	i := 0
@@ -495,19 +508,19 @@ func (l *Log) swapCleaned(out *segment, group []*segment) error {
 		i++
 	}
 	if i+len(group) >= len(segs) { // the active segment is never part of a group
-		return errCleanAborted
+		return false, errCleanAborted
 	}
 	for j, s := range group {
 		if segs[i+j] != s {
-			return errCleanAborted
+			return false, errCleanAborted
 		}
 	}
-	if err := l.swapStep("commit", writeFileAtomic(l.fs, l.dir, cleanerSwapFile, swapManifest(out.base, group))); err != nil {
-		return l.checkLocked(err)
+	// From here on Open may finish the swap, so a failure marks the log failed.
+	fail := func(err error) (bool, error) {
+		return true, l.fail(fmt.Errorf("swap cleaned segment %s: %w", out.path(".log"), err))
 	}
-	// Committed: from here on Open would finish the swap, so a failure marks the log failed.
-	fail := func(err error) error {
-		return l.fail(fmt.Errorf("swap cleaned segment %s: %w", out.path(".log"), err))
+	if err := l.swapStep("commit", writeFileAtomic(l.fs, l.dir, cleanerSwapFile, swapManifest(out.base, group))); err != nil {
+		return fail(err)
 	}
 	for _, s := range group {
 		for _, ext := range segmentExts {
@@ -543,7 +556,7 @@ func (l *Log) swapCleaned(out *segment, group []*segment) error {
 	for _, s := range group {
 		l.scheduleDelete(s, delay)
 	}
-	return nil
+	return true, nil
 }
 
 // swapStep returns err, or what the test hook says after a step that

@@ -320,12 +320,15 @@ func TestCleanKeepsProducersLastBatch(t *testing.T) {
 // would, and checks that reopening the log yields a valid log that still says
 // the same latest value for every key, at the same offsets.
 //
-// With transactional data (fillTxn: transactions committed and aborted) the
-// log must also never show an aborted record as committed, and the recovered
-// log's next pass must drop every aborted record.
+// With transactional data (fillTxn: transactions committed and aborted, the
+// first segment's included) the log must also never show an aborted record as
+// committed, its aborted-transaction index must come back whole (the swap
+// carries the first segment's entry in the output's .txnindex), and the
+// recovered log's next pass must drop every aborted record and keep an index
+// entry only for an abort marker that stays.
 func TestCleanerSwapCrash(t *testing.T) {
 	steps := []string{"commit", "retire 00000000000000000000.log", "retire 00000000000000000000.timeindex",
-		"install .index", "install .log", "sync", "uncommit"}
+		"retire 00000000000000000000.txnindex", "install .txnindex", "install .index", "install .log", "sync", "uncommit"}
 	for _, txns := range []bool{false, true} {
 		for _, step := range append([]string{"before commit"}, steps...) {
 			name := step
@@ -358,6 +361,10 @@ func testCleanerSwapCrash(t *testing.T, step string, txns bool) {
 	}
 	before, _ := readRecords(t, l)
 	want := latestByKey(committed(before))
+	indexBefore := describeIndex(l)
+	if txns && !strings.HasPrefix(indexBefore, "1:0-") {
+		t.Fatalf("index %q: the first segment's transaction is not an indexed abort", indexBefore)
+	}
 	crash := errors.New("crash at " + step)
 	hookStep := step
 	if step == "before commit" {
@@ -391,6 +398,9 @@ func testCleanerSwapCrash(t *testing.T, step string, txns bool) {
 		}
 		seen[r.offset] = true
 	}
+	if got := describeIndex(l2); got != indexBefore {
+		t.Fatalf("after crash at %q: aborted-transaction index\n got %s\nwant %s", step, got, indexBefore)
+	}
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
 		if strings.HasSuffix(e.Name(), cleanedSuffix) || e.Name() == cleanerSwapFile {
@@ -398,19 +408,46 @@ func testCleanerSwapCrash(t *testing.T, step string, txns bool) {
 		}
 	}
 	// The recovered log cleans and takes appends.
-	if _, err := l2.Clean(l2.LogEndOffset()); err != nil {
-		t.Fatal(err)
+	for range 2 {
+		if _, err := l2.Clean(l2.LogEndOffset()); err != nil {
+			t.Fatal(err)
+		}
 	}
 	got, _ = readRecords(t, l2)
 	if m := latestByKey(got); fmt.Sprint(m) != fmt.Sprint(want) {
 		t.Fatalf("cleaned again after a crash at %q\n got %v\nwant %v", step, m, want)
 	}
+	// Two passes: an abort marker with no batch left has its horizon and no index entry; the
+	// entries left are those of the markers that stay, and they survive a restart.
+	index := describeIndex(l2)
+	staying := map[string]bool{}
+	for _, b := range strings.Fields(describeLog(t, l2)) {
+		if strings.HasPrefix(b, "A") && !strings.HasSuffix(b, "h") {
+			staying[b[1:]] = true
+		}
+	}
+	for _, e := range strings.Fields(index) {
+		if !staying[e[strings.Index(e, "-")+1:strings.Index(e, "/")]] {
+			t.Fatalf("index entry %s after cleaning, of no abort marker that stays (log %s)", e, describeLog(t, l2))
+		}
+	}
+	if txns && len(strings.Fields(index)) != len(staying) {
+		t.Fatalf("index %q for the abort markers that stay %v", index, staying)
+	}
 	mustAppend(t, l2, keyed(record.CodecNone, clock.Now().UnixMilli(), "k3", "late"))
+	if err := l2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l3 := mustOpen(t, dir, compactConfig(), clock)
+	defer l3.Close()
+	if got := describeIndex(l3); got != index {
+		t.Fatalf("index after a restart %q, want %q", got, index)
+	}
 }
 
 // fillTxn is fill with transactions: each round one of three producers
-// writes its updates of k0..k9 in a transaction, which every fourth round
-// aborts. It returns the offsets of the aborted records.
+// writes its updates of k0..k9 in a transaction, which the first and every
+// fourth round abort. It returns the offsets of the aborted records.
 func fillTxn(t *testing.T, l *Log, clock *fakeClock, rounds int) map[int64]bool {
 	t.Helper()
 	codecs := []record.Codec{record.CodecNone, record.CodecGzip, record.CodecSnappy, record.CodecLZ4, record.CodecZstd}
@@ -418,7 +455,7 @@ func fillTxn(t *testing.T, l *Log, clock *fakeClock, rounds int) map[int64]bool 
 	aborted := map[int64]bool{}
 	for r := range rounds {
 		pid := int64(1 + r%3)
-		abort := r%4 == 3 // the last round (19 of 20) too: its aborted values are the latest ones
+		abort := r == 0 || r%4 == 3 // the last round (19 of 20) too: its aborted values are the latest ones
 		for k := 0; k < 10; k += 2 {
 			w.codec = codecs[(r+k)%len(codecs)]
 			res := w.txn(pid, fmt.Sprintf("k%d", k), fmt.Sprintf("v%d-%d", k, r), fmt.Sprintf("k%d", k+1), fmt.Sprintf("v%d-%d", k+1, r))

@@ -1,6 +1,7 @@
 package log
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -535,5 +536,48 @@ func TestCleanCarriesAbortedIndex(t *testing.T) {
 	}
 	if got, want := describeIndex(l), "1:0-2/1 2:1-3/4"; got != want {
 		t.Fatalf("index after cleaning %q, want %q", got, want)
+	}
+}
+
+// TestCleanerSwapFailsAfterCommit: an error once the swap's commit was
+// attempted (here the manifest written, then a failure) fails the log and
+// leaves the cleaned output for Open, which finishes the swap: the segments of
+// a group of several are all still there, none dropped with the output.
+func TestCleanerSwapFailsAfterCommit(t *testing.T) {
+	for _, step := range []string{"commit", "retire 00000000000000000000.log", "install .log"} {
+		t.Run(step, func(t *testing.T) {
+			clock := newClock()
+			dir := t.TempDir()
+			l := mustOpen(t, dir, compactConfig(), clock)
+			w := newTxnWriter(t, l, clock)
+			for seg := range 3 { // three small segments: one group
+				w.plain(fmt.Sprintf("a%d", seg), "1", fmt.Sprintf("b%d", seg), "1")
+				w.plain(fmt.Sprintf("a%d", seg), "2")
+				w.roll()
+			}
+			w.plain("tail", "t")
+			if groups := l.groupForCleaning(l.mu.segments[:3], compactConfig()); len(groups) != 1 {
+				t.Fatalf("%d groups, want one of three segments", len(groups))
+			}
+			fail := errors.New("disk error")
+			l.swapHook = func(s string) error {
+				if s == step {
+					return fail
+				}
+				return nil
+			}
+			if _, err := l.Clean(l.LogEndOffset()); !errors.Is(err, fail) {
+				t.Fatalf("clean: %v", err)
+			}
+			if l.Failed() == nil {
+				t.Fatal("the log is not failed after a failure past the commit")
+			}
+			abandon(l)
+			l2 := mustOpen(t, dir, compactConfig(), clock)
+			defer l2.Close()
+			if got, want := describeLog(t, l2), "0:b0=1 2:a0=2 3:b1=1 5:a1=2 6:b2=1 8:a2=2 9:tail=t"; got != want {
+				t.Fatalf("after the failure and a restart\n got %s\nwant %s", got, want)
+			}
+		})
 	}
 }
