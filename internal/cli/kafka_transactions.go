@@ -1028,17 +1028,7 @@ func (t *txnTool) findHanging(a *txnArgs) error {
 				return txnFailCause(fmt.Sprintf("Failed to describe %d transactions", len(ids)), err)
 			}
 		}
-		for _, c := range candidates {
-			id, ok := txnIDs[c.p.producerID]
-			if !ok {
-				hanging = append(hanging, c)
-				continue
-			}
-			d, ok := descs[id]
-			if !ok || !slices.Contains(d.partitions, c.tp) {
-				hanging = append(hanging, c)
-			}
-		}
+		hanging = hangingOf(candidates, txnIDs, descs)
 	}
 	now := t.e.now().UnixMilli()
 	var rows [][]string
@@ -1050,6 +1040,25 @@ func (t *txnTool) findHanging(a *txnArgs) error {
 	printTxnTable(t.e.stdout, []string{"Topic", "Partition", "ProducerId", "ProducerEpoch", "CoordinatorEpoch", "StartOffset",
 		"LastTimestamp", "Duration(min)"}, rows)
 	return nil
+}
+
+// hangingOf is find-hanging's verdict on the open transactions it found: hanging when no
+// transactional id lists the producer, when the coordinator does not know that id, or when the
+// coordinator's transaction does not hold the partition (it would never write its marker there).
+func hangingOf(candidates []openTxn, txnIDs map[int64]string, descs map[string]txnDescription) []openTxn {
+	var hanging []openTxn
+	for _, c := range candidates {
+		id, ok := txnIDs[c.p.producerID]
+		if !ok {
+			hanging = append(hanging, c)
+			continue
+		}
+		d, ok := descs[id]
+		if !ok || !slices.Contains(d.partitions, c.tp) {
+			hanging = append(hanging, c)
+		}
+	}
+	return hanging
 }
 
 // topicMetadata describes topics (all but the internal ones when topics is empty).

@@ -383,3 +383,24 @@ func TestKafkaTransactionsAgainstMoldau(t *testing.T) {
 		time.Sleep(20 * time.Millisecond) // polling the coordinator's state with a deadline
 	}
 }
+
+// TestHangingOf: an open transaction is hanging unless a transactional id lists its producer and
+// that id's coordinator holds the partition in its transaction; the rows print as Kafka's.
+func TestHangingOf(t *testing.T) {
+	open := func(topic string, p int32, pid int64) openTxn {
+		return openTxn{txnPartition{topic, p}, producerState{producerID: pid, epoch: 3, coordinatorEpoch: -1, txnStartOffset: 40, lastTimestamp: 1000}}
+	}
+	candidates := []openTxn{open("a", 0, 1), open("a", 1, 1), open("b", 0, 2), open("c", 0, 3)}
+	txnIDs := map[int64]string{1: "t1", 2: "t2"} // producer 3: no transactional id lists it
+	descs := map[string]txnDescription{"t1": {partitions: []txnPartition{{"a", 0}}}} // t2: unknown to its coordinator
+	var got []string
+	for _, h := range hangingOf(candidates, txnIDs, descs) {
+		got = append(got, h.tp.String())
+	}
+	if strings.Join(got, ",") != "a-1,b-0,c-0" {
+		t.Fatalf("hanging %v, want a-1 (not in t1's partitions), b-0 (t2 unknown), c-0 (no transactional id)", got)
+	}
+	if h := hangingOf(candidates[:1], txnIDs, descs); len(h) != 0 {
+		t.Fatalf("a-0 is in t1's transaction: not hanging, got %v", h)
+	}
+}
