@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -255,21 +254,6 @@ func (c *peerClients) close() {
 		cl.Close()
 	}
 	c.clients = nil
-}
-
-// interBrokerAddr is broker id's address on the inter-broker listener.
-func (b *Broker) interBrokerAddr(id int32) (string, bool) {
-	listener := b.interBrokerListener().bind.Name
-	br, ok := b.meta.Image().Broker(id)
-	if !ok {
-		return "", false
-	}
-	for _, e := range br.Endpoints {
-		if e.Name == listener {
-			return net.JoinHostPort(e.Host, strconv.Itoa(int(e.Port))), true
-		}
-	}
-	return net.JoinHostPort(br.Host, strconv.Itoa(int(br.Port))), true
 }
 
 // markerSender writes a transaction's markers to its partitions' leaders with WriteTxnMarkers,
