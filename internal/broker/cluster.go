@@ -89,27 +89,31 @@ func (b *Broker) interBrokerListener() *clientListener {
 	return b.listeners[0]
 }
 
+// interBrokerAddr is broker id's address on the inter-broker listener (its host and port when
+// it registered none by that name): where follower fetches and the coordinators' requests go.
+func (b *Broker) interBrokerAddr(id int32) (string, bool) {
+	listener := b.interBrokerListener().bind.Name
+	br, ok := b.meta.Image().Broker(id)
+	if !ok {
+		return "", false
+	}
+	for _, e := range br.Endpoints {
+		if e.Name == listener {
+			return net.JoinHostPort(e.Host, strconv.Itoa(int(e.Port))), true
+		}
+	}
+	return net.JoinHostPort(br.Host, strconv.Itoa(int(br.Port))), true
+}
+
 // replicaConfig configures the replica manager: follower fetches go to the leader's
 // inter-broker listener, ISR changes to the controller (forwarded), the leaders check the
 // broker epochs of the active brokers (KIP-903).
 func (b *Broker) replicaConfig() replica.Config {
-	listener := b.interBrokerListener().bind.Name
 	return replica.Config{
-		NodeID:   b.cfg.NodeID,
-		Parts:    b.parts,
-		Settings: b.settingsFor,
-		BrokerAddr: func(id int32) (string, bool) {
-			br, ok := b.meta.Image().Broker(id)
-			if !ok {
-				return "", false
-			}
-			for _, e := range br.Endpoints {
-				if e.Name == listener {
-					return net.JoinHostPort(e.Host, strconv.Itoa(int(e.Port))), true
-				}
-			}
-			return net.JoinHostPort(br.Host, strconv.Itoa(int(br.Port))), true
-		},
+		NodeID:         b.cfg.NodeID,
+		Parts:          b.parts,
+		Settings:       b.settingsFor,
+		BrokerAddr:     b.interBrokerAddr,
 		AlterPartition: b.alterPartition,
 		BrokerEpoch:    b.brokerEpoch.Load,
 		EligibleBrokers: func(im *metadata.Image) map[int32]int64 {

@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -50,7 +49,7 @@ func (b *Broker) newTxnCoordinator() *txn.Coordinator {
 			return ok && p >= 0 && int(p) < len(t.Partitions)
 		},
 		Logger: b.log.With("component", "txn-coordinator"),
-	}, &txnStore{b: b}, b.markers, &txnProducerIDs{meta: b.meta}, nil)
+	}, &txnStore{b: b}, b.markers, &metadata.ProducerIDs{Controller: b.meta}, nil)
 }
 
 // EnsureTransactionsTopic creates __transaction_state if it does not exist yet: compacted,
@@ -200,29 +199,6 @@ func (s *txnStore) LoadPartition(p int32, fn func(txn.StoredRecord) error) error
 	return nil
 }
 
-// txnProducerIDs hands the coordinator producer ids from blocks the controller allocates.
-type txnProducerIDs struct {
-	meta *metadata.Controller
-
-	mu            sync.Mutex
-	nextID, endID int64
-}
-
-func (p *txnProducerIDs) NextProducerID(ctx context.Context) (int64, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.nextID >= p.endID {
-		first, count, err := p.meta.AllocateProducerIDs(ctx)
-		if err != nil {
-			return -1, fmt.Errorf("allocate producer id block: %w", err)
-		}
-		p.nextID, p.endID = first, first+count
-	}
-	id := p.nextID
-	p.nextID++
-	return id, nil
-}
-
 // peerClients holds one kgo client per broker address for the coordinator's requests to other
 // brokers (and to this one: markers go over the same path to every leader), each sending to
 // that one broker only.
@@ -278,21 +254,6 @@ func (c *peerClients) close() {
 		cl.Close()
 	}
 	c.clients = nil
-}
-
-// interBrokerAddr is broker id's address on the inter-broker listener.
-func (b *Broker) interBrokerAddr(id int32) (string, bool) {
-	listener := b.interBrokerListener().bind.Name
-	br, ok := b.meta.Image().Broker(id)
-	if !ok {
-		return "", false
-	}
-	for _, e := range br.Endpoints {
-		if e.Name == listener {
-			return net.JoinHostPort(e.Host, strconv.Itoa(int(e.Port))), true
-		}
-	}
-	return net.JoinHostPort(br.Host, strconv.Itoa(int(br.Port))), true
 }
 
 // markerSender writes a transaction's markers to its partitions' leaders with WriteTxnMarkers,

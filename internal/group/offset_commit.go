@@ -62,58 +62,82 @@ func (c *Coordinator) offsetCommit(r *kmsg.OffsetCommitRequest) func(t, p int) i
 		}
 	}
 
-	codes := make([][]int16, len(r.Topics))
-	var records []KV
-	type pending struct {
-		topic     string
-		partition int32
-		entry     offsetEntry
-	}
-	var entries []pending
+	b := newCommitBatch(len(r.Topics))
 	now := c.clock.Now().UnixMilli()
 	for i, t := range r.Topics {
-		codes[i] = make([]int16, len(t.Partitions))
+		b.codes[i] = make([]int16, len(t.Partitions))
 		for j, p := range t.Partitions {
-			md := ""
-			if p.Metadata != nil {
-				md = *p.Metadata
-			}
-			switch {
-			case len(md) > c.cfg.OffsetMetadataMaxBytes:
-				codes[i][j] = kerr.OffsetMetadataTooLarge.Code
-				continue
-			case c.cfg.PartitionExists != nil && !c.cfg.PartitionExists(t.Topic, p.Partition):
-				codes[i][j] = kerr.UnknownTopicOrPartition.Code
-				continue
-			}
 			epoch := p.LeaderEpoch
 			if r.Version < 6 {
 				epoch = -1
 			}
-			e := offsetEntry{offset: p.Offset, leaderEpoch: epoch, metadata: md, commitTime: now}
-			entries = append(entries, pending{t.Topic, p.Partition, e})
-			records = append(records, KV{Key: offsetKey(r.Group, t.Topic, p.Partition), Value: offsetValue(e)})
+			b.codes[i][j] = c.addCommit(b, r.Group, t.Topic, p.Partition, p.Offset, epoch, p.Metadata, now)
 		}
 	}
-	if len(records) > 0 && c.store != nil {
-		if err := c.store.Append(r.Group, records); err != nil {
-			code := storeErrorCode(err, true)
-			for i := range codes {
-				for j := range codes[i] {
-					if codes[i][j] == 0 {
-						codes[i][j] = code
-					}
-				}
-			}
-			return func(t, p int) int16 { return codes[t][p] }
+	if len(b.records) > 0 && c.store != nil {
+		if err := c.store.Append(r.Group, b.records); err != nil {
+			b.fail(storeErrorCode(err, true))
+			return b.code
 		}
 	}
-	for _, e := range entries {
+	for _, e := range b.entries {
 		e.entry.seq = g.nextSeq()
 		g.setOffset(e.topic, e.partition, e.entry)
 	}
-	return func(t, p int) int16 { return codes[t][p] }
+	return b.code
 }
+
+// commitBatch is what one OffsetCommit or TxnOffsetCommit writes: the error code of each
+// requested partition by topic and partition index (0: written), and the entries and records of
+// the partitions to write, in the same order.
+type commitBatch struct {
+	codes   [][]int16
+	entries []commitEntry
+	records []KV
+}
+
+// commitEntry is one partition's offset of a commitBatch.
+type commitEntry struct {
+	topic     string
+	partition int32
+	entry     offsetEntry
+}
+
+func newCommitBatch(topics int) *commitBatch { return &commitBatch{codes: make([][]int16, topics)} }
+
+// addCommit checks one partition of a commit (metadata size, the partition exists) and adds its
+// entry and offset record to b; it returns the partition's error code, 0 when added. leaderEpoch
+// is -1 for request versions that carry none.
+func (c *Coordinator) addCommit(b *commitBatch, group, topic string, partition int32, offset int64, leaderEpoch int32, metadata *string, now int64) int16 {
+	md := ""
+	if metadata != nil {
+		md = *metadata
+	}
+	switch {
+	case len(md) > c.cfg.OffsetMetadataMaxBytes:
+		return kerr.OffsetMetadataTooLarge.Code
+	case c.cfg.PartitionExists != nil && !c.cfg.PartitionExists(topic, partition):
+		return kerr.UnknownTopicOrPartition.Code
+	}
+	e := offsetEntry{offset: offset, leaderEpoch: leaderEpoch, metadata: md, commitTime: now}
+	b.entries = append(b.entries, commitEntry{topic, partition, e})
+	b.records = append(b.records, KV{Key: offsetKey(group, topic, partition), Value: offsetValue(e)})
+	return 0
+}
+
+// fail answers code for every partition that was to be written: the store failed.
+func (b *commitBatch) fail(code int16) {
+	for i := range b.codes {
+		for j := range b.codes[i] {
+			if b.codes[i][j] == 0 {
+				b.codes[i][j] = code
+			}
+		}
+	}
+}
+
+// code is the error code of partition p of topic t.
+func (b *commitBatch) code(t, p int) int16 { return b.codes[t][p] }
 
 // validateCommit is Kafka's validateOffsetCommit (ClassicGroup): transactional is set for a
 // TxnOffsetCommit, which may commit without group metadata (v0-2) to a group with members.

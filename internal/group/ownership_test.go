@@ -82,6 +82,22 @@ func (s *partitionedStore) LoadPartition(p int32, fn func(r StoredRecord) error)
 }
 
 // groupOn returns a group name whose __consumer_offsets partition is p.
+// newPartitionedHarness is a coordinator in cluster mode over store's partitions, owning none
+// of them yet (Elect).
+func newPartitionedHarness(t *testing.T, store *partitionedStore) *harness {
+	t.Helper()
+	cfg := testConfig()
+	cfg.OffsetsPartitions = store.n
+	c := NewCoordinator(cfg, store, newFakeClock())
+	t.Cleanup(c.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.WaitLoaded(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return &harness{t: t, c: c}
+}
+
 func groupOn(t *testing.T, p, n int32) string {
 	t.Helper()
 	for i := range 10000 {
@@ -108,16 +124,8 @@ func TestCoordinatorServesOnlyElectedPartitions(t *testing.T) {
 	gate := make(chan struct{})
 	store.gate[1] = gate
 
-	cfg := testConfig()
-	cfg.OffsetsPartitions = n
-	c := NewCoordinator(cfg, store, newFakeClock())
-	t.Cleanup(c.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := c.WaitLoaded(ctx); err != nil {
-		t.Fatal(err)
-	}
-	h := &harness{t: t, c: c}
+	h := newPartitionedHarness(t, store)
+	c := h.c
 	offsetOf := func(group string) (int16, int64) {
 		resp := fetch(h, 7, group, "t", 0)
 		if resp.ErrorCode != 0 {

@@ -84,60 +84,32 @@ func (c *Coordinator) txnOffsetCommit(ctx context.Context, r *kmsg.TxnOffsetComm
 		return all(kerr.RebalanceInProgress.Code)
 	}
 
-	codes := make([][]int16, len(r.Topics))
-	var records []KV
-	type pending struct {
-		topic     string
-		partition int32
-		entry     offsetEntry
-	}
-	var entries []pending
+	b := newCommitBatch(len(r.Topics))
 	now := c.clock.Now().UnixMilli()
 	for i, t := range r.Topics {
-		codes[i] = make([]int16, len(t.Partitions))
+		b.codes[i] = make([]int16, len(t.Partitions))
 		for j, p := range t.Partitions {
-			md := ""
-			if p.Metadata != nil {
-				md = *p.Metadata
-			}
-			switch {
-			case len(md) > c.cfg.OffsetMetadataMaxBytes:
-				codes[i][j] = kerr.OffsetMetadataTooLarge.Code
-				continue
-			case c.cfg.PartitionExists != nil && !c.cfg.PartitionExists(t.Topic, p.Partition):
-				codes[i][j] = kerr.UnknownTopicOrPartition.Code
-				continue
-			}
 			epoch := p.LeaderEpoch
 			if r.Version < 2 {
 				epoch = -1
 			}
-			e := offsetEntry{offset: p.Offset, leaderEpoch: epoch, metadata: md, commitTime: now}
-			entries = append(entries, pending{t.Topic, p.Partition, e})
-			records = append(records, KV{Key: offsetKey(r.Group, t.Topic, p.Partition), Value: offsetValue(e)})
+			b.codes[i][j] = c.addCommit(b, r.Group, t.Topic, p.Partition, p.Offset, epoch, p.Metadata, now)
 		}
 	}
-	if len(records) > 0 && c.store != nil {
-		if err := c.store.AppendTxn(r.Group, r.ProducerID, r.ProducerEpoch, guard, records); err != nil {
-			code := storeErrorCode(err, true)
-			for i := range codes {
-				for j := range codes[i] {
-					if codes[i][j] == 0 {
-						codes[i][j] = code
-					}
-				}
-			}
-			return func(t, p int) int16 { return codes[t][p] }
+	if len(b.records) > 0 && c.store != nil {
+		if err := c.store.AppendTxn(r.Group, r.ProducerID, r.ProducerEpoch, guard, b.records); err != nil {
+			b.fail(storeErrorCode(err, true))
+			return b.code
 		}
 	}
-	for _, e := range entries {
+	for _, e := range b.entries {
 		e.entry.seq = g.nextSeq()
 		g.setPendingOffset(r.ProducerID, e.topic, e.partition, e.entry)
 	}
-	if len(entries) > 0 {
+	if len(b.entries) > 0 {
 		c.addTxn(r.ProducerID, g.name)
 	}
-	return func(t, p int) int16 { return codes[t][p] }
+	return b.code
 }
 
 // CompleteTxn applies a transaction marker written to __consumer_offsets partition

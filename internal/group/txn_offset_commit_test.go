@@ -436,16 +436,8 @@ func TestCompleteTxnWhileLoading(t *testing.T) {
 	}
 	gate := make(chan struct{})
 	store.gate[1] = gate
-	cfg := testConfig()
-	cfg.OffsetsPartitions = n
-	c := NewCoordinator(cfg, store, newFakeClock())
-	t.Cleanup(c.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := c.WaitLoaded(ctx); err != nil {
-		t.Fatal(err)
-	}
-	h := &harness{t: t, c: c}
+	h := newPartitionedHarness(t, store)
+	c := h.c
 	c.CompleteTxn(2, 7, true) // not coordinated here: ignored
 	if err := c.Elect(1); err != nil {
 		t.Fatal(err)
@@ -486,11 +478,8 @@ func TestTxnOffsetCommitResignDuringVerify(t *testing.T) {
 	if err := store.Append(mine, []KV{commitKV(mine, "t", 0, 42)}); err != nil {
 		t.Fatal(err)
 	}
-	cfg := testConfig()
-	cfg.OffsetsPartitions = n
-	c := NewCoordinator(cfg, store, newFakeClock())
-	t.Cleanup(c.Close)
-	h := &harness{t: t, c: c}
+	h := newPartitionedHarness(t, store)
+	c := h.c
 	if err := c.Elect(1); err != nil {
 		t.Fatal(err)
 	}

@@ -159,7 +159,7 @@ type Handler struct {
 	parts    *partition.Manager
 	groups   *group.Coordinator
 	cluster  Cluster
-	pids     *producerIDs
+	pids     *metadata.ProducerIDs
 	sessions *fetchSessionCache
 	log      *slog.Logger
 }
@@ -169,7 +169,7 @@ func New(opts Options, meta *metadata.Controller, parts *partition.Manager, grou
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Handler{opts: opts, meta: meta, parts: parts, groups: groups, cluster: cluster, pids: &producerIDs{meta: meta},
+	return &Handler{opts: opts, meta: meta, parts: parts, groups: groups, cluster: cluster, pids: &metadata.ProducerIDs{Controller: meta},
 		sessions: newFetchSessionCache(opts.FetchSessionCacheSlots, time.Now), log: logger}
 }
 

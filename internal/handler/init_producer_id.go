@@ -13,13 +13,10 @@ package handler
 
 import (
 	"context"
-	"fmt"
-	"sync"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/moldau/moldau/internal/metadata"
 	"github.com/moldau/moldau/internal/server"
 )
 
@@ -40,7 +37,7 @@ func (h *Handler) handleInitProducerID(ctx context.Context, req *server.Request)
 		}
 		return resp, nil
 	}
-	id, err := h.pids.next(ctx)
+	id, err := h.pids.NextProducerID(ctx)
 	if err != nil {
 		resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
 		h.log.Warn("allocate producer id", "err", err)
@@ -48,27 +45,4 @@ func (h *Handler) handleInitProducerID(ctx context.Context, req *server.Request)
 	}
 	resp.ProducerID, resp.ProducerEpoch = id, 0
 	return resp, nil
-}
-
-// producerIDs hands out producer ids from blocks allocated by the controller.
-type producerIDs struct {
-	meta *metadata.Controller
-
-	mu            sync.Mutex
-	nextID, endID int64 // [nextID, endID) is what is left of the current block
-}
-
-func (p *producerIDs) next(ctx context.Context) (int64, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.nextID >= p.endID {
-		first, count, err := p.meta.AllocateProducerIDs(ctx)
-		if err != nil {
-			return -1, fmt.Errorf("allocate producer id block: %w", err)
-		}
-		p.nextID, p.endID = first, first+count
-	}
-	id := p.nextID
-	p.nextID++
-	return id, nil
 }

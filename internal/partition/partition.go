@@ -313,6 +313,23 @@ func (p *Partition) Append(records []byte, acks int16, origin Origin) (AppendRes
 	return p.AppendVerified(records, acks, origin, VerificationGuard{})
 }
 
+// appendableAsLeader is the first check of a leader's append (a produce, a marker): the
+// partition is online, this replica leads it and, for an acks=all write, at least minISR
+// replicas are in sync (NOT_ENOUGH_REPLICAS otherwise).
+func (p *Partition) appendableAsLeader(acksAll bool, minISR int) error {
+	if err := p.offline(); err != nil {
+		return err
+	}
+	if !p.IsLeader() {
+		return p.notLeader()
+	}
+	if acksAll && int(p.isrSize.Load()) < minISR {
+		return fmt.Errorf("partition %s-%d has %d in-sync replicas, min.insync.replicas is %d: %w",
+			p.Topic, p.Index, p.isrSize.Load(), minISR, kerr.NotEnoughReplicas)
+	}
+	return nil
+}
+
 // AppendVerified is Append for a produce that verified its transactional producer with the
 // transaction coordinator under g (VerificationGuard): a transactional batch that opens a
 // transaction must carry the guard still registered for its producer, else INVALID_TXN_STATE.
@@ -321,15 +338,8 @@ func (p *Partition) Append(records []byte, acks int16, origin Origin) (AppendRes
 func (p *Partition) AppendVerified(records []byte, acks int16, origin Origin, g VerificationGuard) (AppendResult, error) {
 	s := p.settings.Load()
 	res := AppendResult{BaseOffset: -1, LogAppendTime: -1}
-	if err := p.offline(); err != nil {
+	if err := p.appendableAsLeader(acks == -1, s.MinInsyncReplicas); err != nil {
 		return res, err
-	}
-	if !p.IsLeader() {
-		return res, p.notLeader()
-	}
-	if acks == -1 && int(p.isrSize.Load()) < s.MinInsyncReplicas {
-		return res, fmt.Errorf("partition %s-%d has %d in-sync replicas, min.insync.replicas is %d: %w",
-			p.Topic, p.Index, p.isrSize.Load(), s.MinInsyncReplicas, kerr.NotEnoughReplicas)
 	}
 	batches, err := record.Split(records)
 	if err != nil {

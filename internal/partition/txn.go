@@ -261,15 +261,8 @@ func (p *Partition) ReadCommitted(offset int64, maxBytes int32, minOneBatch bool
 func (p *Partition) WriteTxnMarker(m record.Marker, transactionVersion int16) (AppendResult, error) {
 	s := p.settings.Load()
 	res := AppendResult{BaseOffset: -1, LogAppendTime: -1}
-	if err := p.offline(); err != nil {
+	if err := p.appendableAsLeader(true, s.MinInsyncReplicas); err != nil {
 		return res, err
-	}
-	if !p.IsLeader() {
-		return res, p.notLeader()
-	}
-	if int(p.isrSize.Load()) < s.MinInsyncReplicas {
-		return res, fmt.Errorf("partition %s-%d has %d in-sync replicas, min.insync.replicas is %d: %w",
-			p.Topic, p.Index, p.isrSize.Load(), s.MinInsyncReplicas, kerr.NotEnoughReplicas)
 	}
 	if m.ProducerID < 0 {
 		return res, fmt.Errorf("partition %s-%d: marker for producer id %d: %w", p.Topic, p.Index, m.ProducerID, kerr.InvalidRequest)
