@@ -301,18 +301,7 @@ func TestClusterTxnCoordinatorFailover(t *testing.T) {
 	if len(ts.Partitions) != 1 || len(ts.Partitions[0].Replicas) != 3 || ts.Configs["min.insync.replicas"] != "2" {
 		t.Fatalf("__transaction_state: %+v", ts)
 	}
-	var coord *Broker
-	var rest []*Broker
-	for _, b := range brokers {
-		if b.cfg.NodeID == coordID {
-			coord = b
-		} else {
-			rest = append(rest, b)
-		}
-	}
-	if coord == nil {
-		t.Fatalf("FindCoordinator answered node %d, not a node of the cluster", coordID)
-	}
+	coord, rest := splitNode(t, brokers, coordID)
 	hold := func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }
 	coord.markers.gate.Store(&hold)
 
@@ -412,6 +401,22 @@ func addTxnPartitions(ctx context.Context, t *testing.T, cl *kgo.Client, id stri
 			}
 		}
 	}
+}
+
+// splitNode returns the broker of node id (the test fails without one) and the others.
+func splitNode(t *testing.T, brokers []*Broker, id int32) (node *Broker, rest []*Broker) {
+	t.Helper()
+	for _, b := range brokers {
+		if b.cfg.NodeID == id {
+			node = b
+		} else {
+			rest = append(rest, b)
+		}
+	}
+	if node == nil {
+		t.Fatalf("node %d is not a node of the cluster", id)
+	}
+	return node, rest
 }
 
 // findTxnCoordinator looks up id's transaction coordinator (FindCoordinator key type 1, which
