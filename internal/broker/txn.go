@@ -45,8 +45,7 @@ func (b *Broker) newTxnCoordinator() *txn.Coordinator {
 		ExpireInterval:    time.Duration(cfg.TransactionRemoveExpiredTransactionCleanupIntervalMs) * time.Millisecond,
 		IDExpiration:      time.Duration(cfg.TransactionalIDExpirationMs) * time.Millisecond,
 		PartitionExists: func(topic string, p int32) bool {
-			t, ok := b.meta.Image().Topic(topic)
-			return ok && p >= 0 && int(p) < len(t.Partitions)
+			return b.meta.Image().HasPartition(topic, p)
 		},
 		Logger: b.log.With("component", "txn-coordinator"),
 	}, &txnStore{b: b}, b.markers, &metadata.ProducerIDs{Controller: b.meta}, nil)
