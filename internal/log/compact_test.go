@@ -35,14 +35,7 @@ func keyed(codec record.Codec, ts int64, pairs ...string) []byte {
 }
 
 func keyedProducer(codec record.Codec, ts, pid int64, seq int32, pairs ...string) []byte {
-	var recs []record.Record
-	for i := 0; i+1 < len(pairs); i += 2 {
-		r := record.Record{TimestampDelta: int64(i / 2), Key: []byte(pairs[i])}
-		if pairs[i+1] != "" {
-			r.Value = []byte(pairs[i+1])
-		}
-		recs = append(recs, r)
-	}
+	recs := kvRecords(pairs)
 	epoch := int16(-1)
 	if pid >= 0 {
 		epoch = 0

@@ -28,6 +28,8 @@ func newTxnWriter(t *testing.T, l *Log, clock *fakeClock) *txnWriter {
 	return &txnWriter{t: t, l: l, clock: clock, seq: map[int64]int32{}, open: map[int64]int64{}}
 }
 
+// kvRecords is one record for each key and value of pairs (a value "" is a tombstone), a
+// millisecond apart.
 func kvRecords(pairs []string) []record.Record {
 	var recs []record.Record
 	for i := 0; i+1 < len(pairs); i += 2 {
