@@ -388,3 +388,35 @@ func TestKafkaTopicsReplicaAssignment(t *testing.T) {
 		}
 	}
 }
+
+// TestConsumeIsolationLevel: --isolation-level read_committed skips the records of an aborted
+// transaction; the default, read_uncommitted, prints them.
+func TestConsumeIsolationLevel(t *testing.T) {
+	addr := startCluster(t, "tx")
+	ctx := context.Background()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.TransactionalID("cli-iso"), kgo.DefaultProduceTopic("tx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for _, v := range []string{"kept", "aborted"} {
+		if err := cl.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		if err := cl.ProduceSync(ctx, kgo.StringRecord(v)).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		if err := cl.EndTransaction(ctx, kgo.TransactionEndTry(v == "kept")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out := mustRun(t, "", "consume", "tx", "-b", addr, "--from-beginning", "--timeout", "1s", "--isolation-level", "read_committed"); out != "kept\n" {
+		t.Errorf("read_committed: %q", out)
+	}
+	if out := mustRun(t, "", "consume", "tx", "-b", addr, "--from-beginning", "--timeout", "1s"); out != "kept\naborted\n" {
+		t.Errorf("read_uncommitted: %q", out)
+	}
+	if _, stderr, code := runCmd(t, "", "consume", "tx", "-b", addr, "--isolation-level", "committed"); code != 1 || !strings.Contains(stderr, "--isolation-level must be read_committed or read_uncommitted") {
+		t.Errorf("bad level: code %d stderr %q", code, stderr)
+	}
+}

@@ -413,7 +413,7 @@ func writeJSONRecord(w io.Writer, r *kgo.Record) error {
 
 func runConsume(e *env, args []string) error {
 	fs := newFlagSet("consume")
-	var bootstrap, offsetS, timestampS, partitionS, countS, group, timeoutS, format string
+	var bootstrap, offsetS, timestampS, partitionS, countS, group, timeoutS, format, isolation string
 	var fromBeginning, printKey, asJSON bool
 	stringVars(fs, &bootstrap, "", "comma-separated bootstrap brokers (default $MOLDAU_BOOTSTRAP or "+DefaultBootstrap+")", "bootstrap-server", "b", "brokers")
 	fs.BoolVar(&fromBeginning, "from-beginning", false, "start at the earliest offset (the group's reset policy with --group)")
@@ -426,6 +426,7 @@ func runConsume(e *env, args []string) error {
 	fs.StringVar(&format, "format", "", "output template (see above)")
 	fs.BoolVar(&printKey, "print-key", false, "print key<TAB>value")
 	fs.BoolVar(&asJSON, "json", false, "print each record as a JSON object")
+	fs.StringVar(&isolation, "isolation-level", "read_uncommitted", "read_committed (skip aborted transactions, stop at open ones) or read_uncommitted")
 	pos, err := e.parseArgs(fs, args, consumeUsage)
 	if err != nil {
 		return err
@@ -434,6 +435,11 @@ func runConsume(e *env, args []string) error {
 		return e.usagef("want exactly one topic, got %d arguments: moldau consume TOPIC [options]", len(pos))
 	}
 	spec := consumeSpec{topics: pos, partition: -1, group: group}
+	iso, err := e.isolationOpt(isolation)
+	if err != nil {
+		return err
+	}
+	spec.opts = append(spec.opts, iso)
 	p, err := e.parseInt("partition", partitionS, -1, "a partition number >= 0 (or -1 for all)")
 	if err != nil {
 		return err

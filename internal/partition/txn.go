@@ -301,8 +301,18 @@ func (p *Partition) WriteTxnMarker(m record.Marker, transactionVersion int16) (A
 		return res, fmt.Errorf("partition %s-%d: append marker: %v: %w", p.Topic, p.Index, err, kerr.KafkaStorageError)
 	}
 	h.BaseOffset = ar.BaseOffset
+	// With transaction version 2 a marker of epoch E ends the transaction of epoch E-1, and the
+	// producer's next transaction runs at E: a verification of it already under way (its first
+	// produce arrives as soon as EndTxn answers, before this marker) keeps its guard. A late
+	// write of the ended transaction carries E-1, which the epoch check refuses anyway. With
+	// version 0/1 every transaction of a producer shares the epoch, so the marker clears the
+	// guard, as Kafka's does: that is what keeps such a late write out.
+	guard, verifying := p.guards[m.ProducerID]
 	if err := p.applyLocked(h, &m); err != nil {
 		return res, err
+	}
+	if verifying && transactionVersion >= 2 && guard.epoch >= m.ProducerEpoch {
+		p.guards[m.ProducerID] = guard
 	}
 	res.BaseOffset, res.LastOffset = ar.BaseOffset, ar.LastOffset
 	res.LogStartOffset = p.log.LogStartOffset()

@@ -192,6 +192,40 @@ func TestVerificationGuard(t *testing.T) {
 	mustAppend(t, p, txnBatch(8, 0, 0, 1), OriginClient)
 }
 
+// TestVerificationGuardAcrossTV2Marker: with transaction version 2 the producer's next
+// transaction (epoch E) may be verified before the marker of its previous one (epoch E, ending
+// the transaction of E-1) lands; the marker must leave that verification's guard in place, and
+// still clear a guard of the ended epoch.
+func TestVerificationGuardAcrossTV2Marker(t *testing.T) {
+	p := openTest(t)
+	mustAppend(t, p, txnBatch(7, 0, 0, 1), OriginClient) // the transaction of epoch 0
+	g, needed := p.VerificationGuard(7, 1)               // the next one's first produce
+	if !needed {
+		t.Fatal("a new transaction needs verification")
+	}
+	mustMarker(t, p, marker(7, 1, true, 0), 2) // EndTxn v5 bumped the epoch to 1
+	if _, err := p.AppendVerified(txnBatch(7, 1, 0, 1), -1, OriginClient, g); err != nil {
+		t.Fatalf("the next transaction's verified append after the TV2 marker: %v", err)
+	}
+	mustMarker(t, p, marker(7, 2, false, 0), 2)
+	// A guard of the epoch the marker ends goes with it.
+	g, _ = p.VerificationGuard(8, 0)
+	mustAppend(t, p, txnBatch(8, 0, 0, 1), OriginClient)
+	mustMarker(t, p, marker(8, 1, true, 0), 2)
+	if _, err := p.AppendVerified(txnBatch(8, 0, 1, 1), -1, OriginClient, g); err == nil {
+		t.Fatal("a late write of the ended transaction was appended")
+	}
+	// With transaction version 1 the marker clears the guard (TestVerificationGuard).
+	g, _ = p.VerificationGuard(9, 0)
+	mustAppend(t, p, txnBatch(9, 0, 0, 1), OriginClient)
+	mustMarker(t, p, marker(9, 0, true, 0), 1)
+	g, _ = p.VerificationGuard(9, 0)
+	mustMarker(t, p, marker(9, 0, false, 0), 1) // a retried or timed-out abort
+	if _, err := p.AppendVerified(txnBatch(9, 0, 1, 1), -1, OriginClient, g); !errors.Is(err, kerr.InvalidTxnState) {
+		t.Fatalf("TV1: append with a guard a marker cleared: %v", err)
+	}
+}
+
 // TestTransactionStateSurvivesRestart: the producer snapshot carries the open transactions, and
 // the replay after it the rest, so the LSO, the aborted list and DescribeProducers' fields are
 // the same after Close and Open.
