@@ -230,25 +230,11 @@ func TestKafkaTransactionsAgainstKfake(t *testing.T) {
 	// Abort it on partition 0 by its start offset: the abort marker lands and the last stable
 	// offset moves to the end of the partition (kfake's DescribeProducers answers from its
 	// coordinator, so the producer row itself stays).
-	lso := func() (committed, end int64) {
-		t.Helper()
-		c, err := adm.ListCommittedOffsets(ctx, "orders")
-		if err != nil {
-			t.Fatal(err)
-		}
-		e, err := adm.ListEndOffsets(ctx, "orders")
-		if err != nil {
-			t.Fatal(err)
-		}
-		co, _ := c.Lookup("orders", 0)
-		eo, _ := e.Lookup("orders", 0)
-		return co.Offset, eo.Offset
-	}
-	if committed, end := lso(); committed != p0.CurrentTxnStartOffset || end <= committed {
+	if committed, end := stableAndEnd(ctx, t, adm, "orders"); committed != p0.CurrentTxnStartOffset || end <= committed {
 		t.Fatalf("before abort: last stable offset %d, end %d, open transaction from %d", committed, end, p0.CurrentTxnStartOffset)
 	}
 	run("", "abort", "--topic", "orders", "--partition", "0", "--start-offset", fmt.Sprint(p0.CurrentTxnStartOffset))
-	if committed, end := lso(); committed != end {
+	if committed, end := stableAndEnd(ctx, t, adm, "orders"); committed != end {
 		t.Fatalf("after abort: last stable offset %d, end %d", committed, end)
 	}
 	if _, errOut, code := runTxnTool(t, now, append(bs, "abort", "--topic", "orders", "--partition", "0", "--start-offset", "999")...); code != 1 ||
@@ -337,25 +323,11 @@ func TestKafkaTransactionsAgainstMoldau(t *testing.T) {
 	hangHeaders := []string{"Topic", "Partition", "ProducerId", "ProducerEpoch", "CoordinatorEpoch", "StartOffset", "LastTimestamp", "Duration(min)"}
 	run(table(hangHeaders), "find-hanging", "--broker-id", node, "--max-transaction-timeout", "1")
 
-	committedEnd := func() (int64, int64) {
-		t.Helper()
-		c, err := adm.ListCommittedOffsets(ctx, "orders")
-		if err != nil {
-			t.Fatal(err)
-		}
-		e, err := adm.ListEndOffsets(ctx, "orders")
-		if err != nil {
-			t.Fatal(err)
-		}
-		co, _ := c.Lookup("orders", 0)
-		eo, _ := e.Lookup("orders", 0)
-		return co.Offset, eo.Offset
-	}
-	if lso, end := committedEnd(); lso != 0 || end != 1 {
+	if lso, end := stableAndEnd(ctx, t, adm, "orders"); lso != 0 || end != 1 {
 		t.Fatalf("before the abort: last stable offset %d, end %d; want 0 and 1", lso, end)
 	}
 	run("", "abort", "--topic", "orders", "--partition", "0", "--start-offset", "0")
-	if lso, end := committedEnd(); lso != end || end != 2 {
+	if lso, end := stableAndEnd(ctx, t, adm, "orders"); lso != end || end != 2 {
 		t.Fatalf("after the abort: last stable offset %d, end %d; want both 2 (the marker)", lso, end)
 	}
 	if _, errOut, code := runTxnTool(t, now, append(bs, "abort", "--topic", "orders", "--partition", "0", "--start-offset", "0")...); code != 1 ||
@@ -403,4 +375,21 @@ func TestHangingOf(t *testing.T) {
 	if h := hangingOf(candidates[:1], txnIDs, descs); len(h) != 0 {
 		t.Fatalf("a-0 is in t1's transaction: not hanging, got %v", h)
 	}
+}
+
+// stableAndEnd is partition 0 of topic's last stable offset (ListOffsets read_committed) and
+// its end offset.
+func stableAndEnd(ctx context.Context, t *testing.T, adm *kadm.Client, topic string) (lso, end int64) {
+	t.Helper()
+	c, err := adm.ListCommittedOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	co, _ := c.Lookup(topic, 0)
+	eo, _ := e.Lookup(topic, 0)
+	return co.Offset, eo.Offset
 }
