@@ -391,6 +391,20 @@ type readResult struct {
 	foreign, corrupt int64
 }
 
+// add counts one record read back: a record of run, another run's (foreign), or one whose value
+// does not match its key (corrupt).
+func (res *readResult) add(run string, r *kgo.Record) {
+	id, ok := decodeKey(run, r.Key)
+	switch {
+	case !ok:
+		res.foreign++
+	case !valueMatches(r.Key, r.Value):
+		res.corrupt++
+	default:
+		res.reads = append(res.reads, Read{ID: id, Partition: r.Partition, Offset: r.Offset})
+	}
+}
+
 // readBack reads the whole topic, from a client of its own, up to the end offsets it lists first.
 // It keeps going through retriable errors until ReadTimeout, then reports how far it got.
 func readBack(ctx context.Context, o *Options) (readResult, error) {
@@ -451,15 +465,7 @@ func readBack(ctx context.Context, o *Options) (readResult, error) {
 			if end, ok := want[r.Partition]; ok && r.Offset+1 >= end {
 				delete(want, r.Partition)
 			}
-			id, ok := decodeKey(o.RunID, r.Key)
-			switch {
-			case !ok:
-				res.foreign++
-			case !valueMatches(r.Key, r.Value):
-				res.corrupt++
-			default:
-				res.reads = append(res.reads, Read{ID: id, Partition: r.Partition, Offset: r.Offset})
-			}
+			res.add(o.RunID, r)
 		})
 	}
 	return res, nil
