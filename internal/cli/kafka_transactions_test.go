@@ -110,30 +110,10 @@ func TestKafkaTransactionsAgainstKfake(t *testing.T) {
 	t.Cleanup(c.Close)
 	addr := c.ListenAddrs()[0]
 	ctx := context.Background()
-	txnProducer := func(id string, commit bool) *kgo.Client {
-		cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.TransactionalID(id), kgo.TransactionTimeout(10*time.Minute),
-			kgo.RecordPartitioner(kgo.ManualPartitioner()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(cl.Close)
-		if err := cl.BeginTransaction(); err != nil {
-			t.Fatal(err)
-		}
-		for p := range int32(2) {
-			if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "orders", Partition: p, Value: []byte(id)}).FirstErr(); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if commit {
-			if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return cl
+	if err := beginOpenTxn(ctx, t, addr, "done").EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
 	}
-	txnProducer("done", true)
-	txnProducer("open", false)
+	beginOpenTxn(ctx, t, addr, "open")
 
 	admCl, err := kgo.NewClient(kgo.SeedBrokers(addr))
 	if err != nil {
@@ -269,20 +249,7 @@ func TestKafkaTransactionsAgainstMoldau(t *testing.T) {
 	if _, err := adm.CreateTopic(ctx, 2, 1, nil, "orders"); err != nil {
 		t.Fatal(err)
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.TransactionalID("open"), kgo.TransactionTimeout(10*time.Minute),
-		kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	if err := cl.BeginTransaction(); err != nil {
-		t.Fatal(err)
-	}
-	for p := range int32(2) {
-		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "orders", Partition: p, Value: []byte("v")}).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	beginOpenTxn(ctx, t, addr, "open")
 	described, err := adm.DescribeTransactions(ctx, "open")
 	if err != nil {
 		t.Fatal(err)
@@ -392,4 +359,26 @@ func stableAndEnd(ctx context.Context, t *testing.T, adm *kadm.Client, topic str
 	co, _ := c.Lookup(topic, 0)
 	eo, _ := e.Lookup(topic, 0)
 	return co.Offset, eo.Offset
+}
+
+// beginOpenTxn begins a transaction of transactional id id (timeout 10 min) and writes a record
+// (value id) to partitions 0 and 1 of orders in it, leaving it open; the producer is closed
+// when the test ends.
+func beginOpenTxn(ctx context.Context, t *testing.T, addr, id string) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.TransactionalID(id), kgo.TransactionTimeout(10*time.Minute),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	if err := cl.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	for p := range int32(2) {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "orders", Partition: p, Value: []byte(id)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return cl
 }
