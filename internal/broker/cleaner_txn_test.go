@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,10 +12,7 @@ import (
 
 	"github.com/moldau/moldau/internal/group"
 	"github.com/moldau/moldau/internal/log"
-	"github.com/moldau/moldau/internal/metadata"
-	"github.com/moldau/moldau/internal/partition"
 	"github.com/moldau/moldau/internal/record"
-	"github.com/moldau/moldau/internal/vfs"
 )
 
 // TestCleanerTransactionalOffsets compacts a __consumer_offsets partition full of transactional
@@ -24,23 +20,12 @@ import (
 // at the end) and replays it into a group coordinator before and after: the cleaned log must
 // say the same committed and pending offsets, with the aborted records gone from it.
 func TestCleanerTransactionalOffsets(t *testing.T) {
-	dir := t.TempDir()
-	syncer, err := log.NewSyncer(vfs.Default, dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer syncer.Close()
 	cfg := log.DefaultConfig()
 	cfg.FileDeleteDelayMs = 0
 	cfg.Compact, cfg.NoDelete = true, true
 	cfg.SegmentBytes = 2048
 	cfg.DeleteRetentionMs = 3_600_000
-	p, err := partition.Open(filepath.Join(dir, metadata.ConsumerOffsetsTopic+"-0"), metadata.ConsumerOffsetsTopic, 0,
-		partition.Settings{Log: cfg, MaxMessageBytes: 1 << 20, MinInsyncReplicas: 1}, 0, nil, &partition.LogDir{Path: dir, Syncer: syncer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := openOffsetsPartition(t, cfg)
 	offsetRecord := func(part int32, off int64) record.Record {
 		k := kmsg.NewOffsetCommitKey()
 		k.Version = 1

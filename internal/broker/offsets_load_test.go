@@ -97,24 +97,32 @@ func TestConsumerOffsetsUndecodableRecordSkipped(t *testing.T) {
 	}
 }
 
-// TestLoadPartitionSkipsUndecodableBatch: a batch whose CRC holds but whose records do not decode
-// (here a gzip flag over plain bytes) is handed to the replay as one skipped entry at its offset,
-// and the batches after it load.
-func TestLoadPartitionSkipsUndecodableBatch(t *testing.T) {
+// openOffsetsPartition opens partition 0 of __consumer_offsets with log settings cfg in a
+// fresh directory, as its only replica; it is closed when the test ends.
+func openOffsetsPartition(t *testing.T, cfg log.Config) *partition.Partition {
+	t.Helper()
 	dir := t.TempDir()
 	syncer, err := log.NewSyncer(vfs.Default, dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer syncer.Close()
-	cfg := log.DefaultConfig()
-	cfg.FileDeleteDelayMs = 0
+	t.Cleanup(func() { syncer.Close() })
 	p, err := partition.Open(filepath.Join(dir, metadata.ConsumerOffsetsTopic+"-0"), metadata.ConsumerOffsetsTopic, 0,
 		partition.Settings{Log: cfg, MaxMessageBytes: 1 << 20, MinInsyncReplicas: 1}, 0, nil, &partition.LogDir{Path: dir, Syncer: syncer})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.Close()
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+// TestLoadPartitionSkipsUndecodableBatch: a batch whose CRC holds but whose records do not decode
+// (here a gzip flag over plain bytes) is handed to the replay as one skipped entry at its offset,
+// and the batches after it load.
+func TestLoadPartitionSkipsUndecodableBatch(t *testing.T) {
+	cfg := log.DefaultConfig()
+	cfg.FileDeleteDelayMs = 0
+	p := openOffsetsPartition(t, cfg)
 	build := func(keys ...string) []byte {
 		var recs []record.Record
 		for _, k := range keys {
@@ -131,7 +139,7 @@ func TestLoadPartitionSkipsUndecodableBatch(t *testing.T) {
 		}
 	}
 	var got []string
-	err = loadPartition(p, 0, func(r group.StoredRecord) error {
+	err := loadPartition(p, 0, func(r group.StoredRecord) error {
 		if r.Err != nil {
 			got = append(got, fmt.Sprintf("skip@%d", r.Offset))
 		} else {
@@ -153,20 +161,9 @@ func TestLoadPartitionSkipsUndecodableBatch(t *testing.T) {
 // offsets pending until its marker: committed ones count, aborted ones are gone, an open
 // transaction stays pending.
 func TestLoadPartitionTransactionalRecords(t *testing.T) {
-	dir := t.TempDir()
-	syncer, err := log.NewSyncer(vfs.Default, dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer syncer.Close()
 	cfg := log.DefaultConfig()
 	cfg.FileDeleteDelayMs = 0
-	p, err := partition.Open(filepath.Join(dir, metadata.ConsumerOffsetsTopic+"-0"), metadata.ConsumerOffsetsTopic, 0,
-		partition.Settings{Log: cfg, MaxMessageBytes: 1 << 20, MinInsyncReplicas: 1}, 0, nil, &partition.LogDir{Path: dir, Syncer: syncer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := openOffsetsPartition(t, cfg)
 	offsetRecord := func(g string, part int32, off int64) record.Record {
 		k := kmsg.NewOffsetCommitKey()
 		k.Version = 1
@@ -201,7 +198,7 @@ func TestLoadPartitionTransactionalRecords(t *testing.T) {
 	}
 	var got []string
 	var stored []group.StoredRecord
-	err = loadPartition(p, 0, func(r group.StoredRecord) error {
+	err := loadPartition(p, 0, func(r group.StoredRecord) error {
 		stored = append(stored, r)
 		switch {
 		case r.Err != nil:

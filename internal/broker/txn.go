@@ -16,9 +16,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/moldau/moldau/internal/clientpool"
 	"github.com/moldau/moldau/internal/group"
 	"github.com/moldau/moldau/internal/metadata"
 	"github.com/moldau/moldau/internal/partition"
@@ -35,7 +35,7 @@ func (b *Broker) newTxnCoordinator() *txn.Coordinator {
 		n = int32(len(t.Partitions))
 	}
 	b.markers = &markerSender{b: b}
-	b.peers = &peerClients{nodeID: b.cfg.NodeID, addr: b.interBrokerAddr, clients: map[string]*kgo.Client{}}
+	b.peers = &peerClients{addr: b.interBrokerAddr, pool: clientpool.New(fmt.Sprintf("moldau-txn-%d", b.cfg.NodeID))}
 	cfg := b.cfg
 	return txn.New(txn.Config{
 		Partitions:        n,
@@ -45,8 +45,7 @@ func (b *Broker) newTxnCoordinator() *txn.Coordinator {
 		ExpireInterval:    time.Duration(cfg.TransactionRemoveExpiredTransactionCleanupIntervalMs) * time.Millisecond,
 		IDExpiration:      time.Duration(cfg.TransactionalIDExpirationMs) * time.Millisecond,
 		PartitionExists: func(topic string, p int32) bool {
-			t, ok := b.meta.Image().Topic(topic)
-			return ok && p >= 0 && int(p) < len(t.Partitions)
+			return b.meta.Image().HasPartition(topic, p)
 		},
 		Logger: b.log.With("component", "txn-coordinator"),
 	}, &txnStore{b: b}, b.markers, &metadata.ProducerIDs{Controller: b.meta}, nil)
@@ -199,16 +198,12 @@ func (s *txnStore) LoadPartition(p int32, fn func(txn.StoredRecord) error) error
 	return nil
 }
 
-// peerClients holds one kgo client per broker address for the coordinator's requests to other
-// brokers (and to this one: markers go over the same path to every leader), each sending to
-// that one broker only.
+// peerClients sends the coordinator's requests to other brokers through a pool of one client per
+// broker address (this broker too: markers go over the same path to every leader), each sending
+// to that one broker only.
 type peerClients struct {
-	nodeID int32
-	addr   func(id int32) (string, bool)
-
-	mu      sync.Mutex
-	clients map[string]*kgo.Client
-	closed  bool
+	addr func(id int32) (string, bool)
+	pool *clientpool.Pool
 }
 
 func (c *peerClients) send(ctx context.Context, node int32, req kmsg.Request) (kmsg.Response, error) {
@@ -216,23 +211,13 @@ func (c *peerClients) send(ctx context.Context, node int32, req kmsg.Request) (k
 	if !ok {
 		return nil, fmt.Errorf("broker %d is not registered", node)
 	}
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
+	cl, err := c.pool.Client(addr)
+	if errors.Is(err, clientpool.ErrClosed) {
 		return nil, errors.New("broker shutting down")
 	}
-	cl, ok := c.clients[addr]
-	if !ok {
-		var err error
-		cl, err = kgo.NewClient(kgo.SeedBrokers(addr), kgo.ClientID(fmt.Sprintf("moldau-txn-%d", c.nodeID)),
-			kgo.DialTimeout(5*time.Second), kgo.RequestRetries(0))
-		if err != nil {
-			c.mu.Unlock()
-			return nil, fmt.Errorf("client for broker %d at %s: %w", node, addr, err)
-		}
-		c.clients[addr] = cl
+	if err != nil {
+		return nil, fmt.Errorf("broker %d: %w", node, err)
 	}
-	c.mu.Unlock()
 	seeds := cl.SeedBrokers()
 	if len(seeds) == 0 {
 		return nil, fmt.Errorf("no connection to broker %d at %s", node, addr)
@@ -246,15 +231,7 @@ func (c *peerClients) send(ctx context.Context, node int32, req kmsg.Request) (k
 	return resp, nil
 }
 
-func (c *peerClients) close() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.closed = true
-	for _, cl := range c.clients {
-		cl.Close()
-	}
-	c.clients = nil
-}
+func (c *peerClients) close() { c.pool.Close() }
 
 // markerSender writes a transaction's markers to its partitions' leaders with WriteTxnMarkers,
 // as Kafka's TransactionMarkerChannelManager: a partition whose leader is unknown, moved, or

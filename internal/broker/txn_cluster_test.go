@@ -26,18 +26,7 @@ func TestClusterTransactionsSurviveCoordinatorLoss(t *testing.T) {
 		t.Fatalf("create: %v %v", err, res.Err)
 	}
 	coordID := findTxnCoordinator(t, clusterClient(t, brokers), "loop")
-	var rest []*Broker
-	var coord *Broker
-	for _, b := range brokers {
-		if b.cfg.NodeID == coordID {
-			coord = b
-		} else {
-			rest = append(rest, b)
-		}
-	}
-	if coord == nil {
-		t.Fatalf("FindCoordinator answered node %d", coordID)
-	}
+	coord, rest := splitNode(t, brokers, coordID)
 	prod := clusterClient(t, brokers, kgo.TransactionalID("loop"), kgo.DefaultProduceTopic("txo"),
 		kgo.TransactionTimeout(20*time.Second), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
 	committed, aborted := map[string]bool{}, map[string]bool{}

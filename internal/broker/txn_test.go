@@ -219,14 +219,7 @@ func TestTxnVerifierBatches(t *testing.T) {
 		findTxnCoordinator(t, cl, id)
 		ip := initTxn(t, cl, id)
 		ps[i] = producer{id, ip.ProducerID, ip.ProducerEpoch}
-		add := kmsg.NewPtrAddPartitionsToTxnRequest()
-		add.TransactionalID, add.ProducerID, add.ProducerEpoch = id, ip.ProducerID, ip.ProducerEpoch
-		at := kmsg.NewAddPartitionsToTxnRequestTopic()
-		at.Topic, at.Partitions = "t", []int32{0}
-		add.Topics = append(add.Topics, at)
-		if resp, err := add.RequestWith(context.Background(), cl); err != nil || resp.Topics[0].Partitions[0].ErrorCode != 0 {
-			t.Fatalf("add %s: %+v %v", id, resp, err)
-		}
+		addTxnPartitions(context.Background(), t, cl, id, ip, "t", 0)
 	}
 	v := &txnVerifier{b: b}
 	errs := make(chan error, 3*n)
@@ -308,30 +301,12 @@ func TestClusterTxnCoordinatorFailover(t *testing.T) {
 	if len(ts.Partitions) != 1 || len(ts.Partitions[0].Replicas) != 3 || ts.Configs["min.insync.replicas"] != "2" {
 		t.Fatalf("__transaction_state: %+v", ts)
 	}
-	var coord *Broker
-	var rest []*Broker
-	for _, b := range brokers {
-		if b.cfg.NodeID == coordID {
-			coord = b
-		} else {
-			rest = append(rest, b)
-		}
-	}
-	if coord == nil {
-		t.Fatalf("FindCoordinator answered node %d, not a node of the cluster", coordID)
-	}
+	coord, rest := splitNode(t, brokers, coordID)
 	hold := func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }
 	coord.markers.gate.Store(&hold)
 
 	ip := initTxn(t, cl, "tx")
-	add := kmsg.NewPtrAddPartitionsToTxnRequest()
-	add.TransactionalID, add.ProducerID, add.ProducerEpoch = "tx", ip.ProducerID, ip.ProducerEpoch
-	at := kmsg.NewAddPartitionsToTxnRequestTopic()
-	at.Topic, at.Partitions = "t", []int32{0, 1, 2}
-	add.Topics = append(add.Topics, at)
-	if resp, err := add.RequestWith(ctx, cl); err != nil || resp.Topics[0].Partitions[0].ErrorCode != 0 {
-		t.Fatalf("add: %+v %v", resp, err)
-	}
+	addTxnPartitions(ctx, t, cl, "tx", ip, "t", 0, 1, 2)
 	end := kmsg.NewPtrEndTxnRequest()
 	end.TransactionalID, end.ProducerID, end.ProducerEpoch, end.Commit = "tx", ip.ProducerID, ip.ProducerEpoch, true
 	endResp, err := end.RequestWith(ctx, cl)
@@ -390,14 +365,7 @@ func TestTxnTimeoutAborts(t *testing.T) {
 	req := kmsg.NewPtrInitProducerIDRequest()
 	req.TransactionalID, req.TransactionTimeoutMillis = &id, 200
 	ip := retryTxn(t, cl, req, func(r *kmsg.InitProducerIDResponse) int16 { return r.ErrorCode })
-	add := kmsg.NewPtrAddPartitionsToTxnRequest()
-	add.TransactionalID, add.ProducerID, add.ProducerEpoch = id, ip.ProducerID, ip.ProducerEpoch
-	at := kmsg.NewAddPartitionsToTxnRequestTopic()
-	at.Topic, at.Partitions = "t", []int32{0}
-	add.Topics = append(add.Topics, at)
-	if resp, err := add.RequestWith(context.Background(), cl); err != nil || resp.Topics[0].Partitions[0].ErrorCode != 0 {
-		t.Fatalf("add: %+v %v", resp, err)
-	}
+	addTxnPartitions(context.Background(), t, cl, id, ip, "t", 0)
 	waitFor(t, "the timeout abort", func() bool {
 		st := describeTxn(t, cl, id)
 		return st.State == "CompleteAbort" && st.ProducerEpoch == ip.ProducerEpoch+1
@@ -410,6 +378,45 @@ func TestTxnTimeoutAborts(t *testing.T) {
 	if resp, err := end.RequestWith(context.Background(), cl); err != nil || resp.ErrorCode != kerr.ProducerFenced.Code {
 		t.Fatalf("commit after the timeout: %+v %v", resp, err)
 	}
+}
+
+// addTxnPartitions adds partitions of topic to the transaction of id (ip: its InitProducerId
+// answer) with AddPartitionsToTxn in its client form; every partition must be answered
+// without an error.
+func addTxnPartitions(ctx context.Context, t *testing.T, cl *kgo.Client, id string, ip *kmsg.InitProducerIDResponse, topic string, partitions ...int32) {
+	t.Helper()
+	add := kmsg.NewPtrAddPartitionsToTxnRequest()
+	add.TransactionalID, add.ProducerID, add.ProducerEpoch = id, ip.ProducerID, ip.ProducerEpoch
+	at := kmsg.NewAddPartitionsToTxnRequestTopic()
+	at.Topic, at.Partitions = topic, partitions
+	add.Topics = append(add.Topics, at)
+	resp, err := add.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatalf("add %s: %v", id, err)
+	}
+	for _, rt := range resp.Topics {
+		for _, rp := range rt.Partitions {
+			if rp.ErrorCode != 0 {
+				t.Fatalf("add %s: %s-%d: %v", id, rt.Topic, rp.Partition, kerr.ErrorForCode(rp.ErrorCode))
+			}
+		}
+	}
+}
+
+// splitNode returns the broker of node id (the test fails without one) and the others.
+func splitNode(t *testing.T, brokers []*Broker, id int32) (node *Broker, rest []*Broker) {
+	t.Helper()
+	for _, b := range brokers {
+		if b.cfg.NodeID == id {
+			node = b
+		} else {
+			rest = append(rest, b)
+		}
+	}
+	if node == nil {
+		t.Fatalf("node %d is not a node of the cluster", id)
+	}
+	return node, rest
 }
 
 // findTxnCoordinator looks up id's transaction coordinator (FindCoordinator key type 1, which

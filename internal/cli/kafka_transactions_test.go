@@ -110,30 +110,10 @@ func TestKafkaTransactionsAgainstKfake(t *testing.T) {
 	t.Cleanup(c.Close)
 	addr := c.ListenAddrs()[0]
 	ctx := context.Background()
-	txnProducer := func(id string, commit bool) *kgo.Client {
-		cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.TransactionalID(id), kgo.TransactionTimeout(10*time.Minute),
-			kgo.RecordPartitioner(kgo.ManualPartitioner()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(cl.Close)
-		if err := cl.BeginTransaction(); err != nil {
-			t.Fatal(err)
-		}
-		for p := range int32(2) {
-			if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "orders", Partition: p, Value: []byte(id)}).FirstErr(); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if commit {
-			if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return cl
+	if err := beginOpenTxn(ctx, t, addr, "done").EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
 	}
-	txnProducer("done", true)
-	txnProducer("open", false)
+	beginOpenTxn(ctx, t, addr, "open")
 
 	admCl, err := kgo.NewClient(kgo.SeedBrokers(addr))
 	if err != nil {
@@ -230,25 +210,11 @@ func TestKafkaTransactionsAgainstKfake(t *testing.T) {
 	// Abort it on partition 0 by its start offset: the abort marker lands and the last stable
 	// offset moves to the end of the partition (kfake's DescribeProducers answers from its
 	// coordinator, so the producer row itself stays).
-	lso := func() (committed, end int64) {
-		t.Helper()
-		c, err := adm.ListCommittedOffsets(ctx, "orders")
-		if err != nil {
-			t.Fatal(err)
-		}
-		e, err := adm.ListEndOffsets(ctx, "orders")
-		if err != nil {
-			t.Fatal(err)
-		}
-		co, _ := c.Lookup("orders", 0)
-		eo, _ := e.Lookup("orders", 0)
-		return co.Offset, eo.Offset
-	}
-	if committed, end := lso(); committed != p0.CurrentTxnStartOffset || end <= committed {
+	if committed, end := stableAndEnd(ctx, t, adm, "orders"); committed != p0.CurrentTxnStartOffset || end <= committed {
 		t.Fatalf("before abort: last stable offset %d, end %d, open transaction from %d", committed, end, p0.CurrentTxnStartOffset)
 	}
 	run("", "abort", "--topic", "orders", "--partition", "0", "--start-offset", fmt.Sprint(p0.CurrentTxnStartOffset))
-	if committed, end := lso(); committed != end {
+	if committed, end := stableAndEnd(ctx, t, adm, "orders"); committed != end {
 		t.Fatalf("after abort: last stable offset %d, end %d", committed, end)
 	}
 	if _, errOut, code := runTxnTool(t, now, append(bs, "abort", "--topic", "orders", "--partition", "0", "--start-offset", "999")...); code != 1 ||
@@ -283,20 +249,7 @@ func TestKafkaTransactionsAgainstMoldau(t *testing.T) {
 	if _, err := adm.CreateTopic(ctx, 2, 1, nil, "orders"); err != nil {
 		t.Fatal(err)
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.TransactionalID("open"), kgo.TransactionTimeout(10*time.Minute),
-		kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	if err := cl.BeginTransaction(); err != nil {
-		t.Fatal(err)
-	}
-	for p := range int32(2) {
-		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "orders", Partition: p, Value: []byte("v")}).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	beginOpenTxn(ctx, t, addr, "open")
 	described, err := adm.DescribeTransactions(ctx, "open")
 	if err != nil {
 		t.Fatal(err)
@@ -337,25 +290,11 @@ func TestKafkaTransactionsAgainstMoldau(t *testing.T) {
 	hangHeaders := []string{"Topic", "Partition", "ProducerId", "ProducerEpoch", "CoordinatorEpoch", "StartOffset", "LastTimestamp", "Duration(min)"}
 	run(table(hangHeaders), "find-hanging", "--broker-id", node, "--max-transaction-timeout", "1")
 
-	committedEnd := func() (int64, int64) {
-		t.Helper()
-		c, err := adm.ListCommittedOffsets(ctx, "orders")
-		if err != nil {
-			t.Fatal(err)
-		}
-		e, err := adm.ListEndOffsets(ctx, "orders")
-		if err != nil {
-			t.Fatal(err)
-		}
-		co, _ := c.Lookup("orders", 0)
-		eo, _ := e.Lookup("orders", 0)
-		return co.Offset, eo.Offset
-	}
-	if lso, end := committedEnd(); lso != 0 || end != 1 {
+	if lso, end := stableAndEnd(ctx, t, adm, "orders"); lso != 0 || end != 1 {
 		t.Fatalf("before the abort: last stable offset %d, end %d; want 0 and 1", lso, end)
 	}
 	run("", "abort", "--topic", "orders", "--partition", "0", "--start-offset", "0")
-	if lso, end := committedEnd(); lso != end || end != 2 {
+	if lso, end := stableAndEnd(ctx, t, adm, "orders"); lso != end || end != 2 {
 		t.Fatalf("after the abort: last stable offset %d, end %d; want both 2 (the marker)", lso, end)
 	}
 	if _, errOut, code := runTxnTool(t, now, append(bs, "abort", "--topic", "orders", "--partition", "0", "--start-offset", "0")...); code != 1 ||
@@ -403,4 +342,43 @@ func TestHangingOf(t *testing.T) {
 	if h := hangingOf(candidates[:1], txnIDs, descs); len(h) != 0 {
 		t.Fatalf("a-0 is in t1's transaction: not hanging, got %v", h)
 	}
+}
+
+// stableAndEnd is partition 0 of topic's last stable offset (ListOffsets read_committed) and
+// its end offset.
+func stableAndEnd(ctx context.Context, t *testing.T, adm *kadm.Client, topic string) (lso, end int64) {
+	t.Helper()
+	c, err := adm.ListCommittedOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	co, _ := c.Lookup(topic, 0)
+	eo, _ := e.Lookup(topic, 0)
+	return co.Offset, eo.Offset
+}
+
+// beginOpenTxn begins a transaction of transactional id id (timeout 10 min) and writes a record
+// (value id) to partitions 0 and 1 of orders in it, leaving it open; the producer is closed
+// when the test ends.
+func beginOpenTxn(ctx context.Context, t *testing.T, addr, id string) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.TransactionalID(id), kgo.TransactionTimeout(10*time.Minute),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	if err := cl.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	for p := range int32(2) {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "orders", Partition: p, Value: []byte(id)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return cl
 }

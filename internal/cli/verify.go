@@ -353,6 +353,15 @@ func writeVerifyReport(w io.Writer, r verify.Report, rate float64) {
 	row("moved", r.Moved)
 	row("offset changed", r.OffsetChanged)
 	row("unacknowledged present", r.UnacknowledgedPresent)
+	writeReadRows(r, row)
+	writeProduceErrors(w, "Produce errors (unacknowledged records):", r.ProduceErrors)
+	writeSamples(w, r.LostSample, r.DuplicatedSample, r.ReorderedSample, r.MovedSample, r.OffsetSample)
+	writeVerdict(w, r, "OK: every acknowledged record was read back once, in order, where it was acknowledged")
+}
+
+// writeReadRows are the rows both reports end their counts with: what the read could not
+// decode or place, other runs' records, the longest produce stall.
+func writeReadRows(r verify.Report, row func(string, any)) {
 	if r.Corrupt > 0 || r.Unknown > 0 {
 		row("corrupt", r.Corrupt)
 		row("unknown", r.Unknown)
@@ -361,19 +370,32 @@ func writeVerifyReport(w io.Writer, r verify.Report, rate float64) {
 		row("other runs' records", r.Foreign)
 	}
 	row("longest produce stall", stallText(r))
-	if len(r.ProduceErrors) > 0 {
-		fmt.Fprintln(w, "Produce errors (unacknowledged records):")
-		for msg, n := range r.ProduceErrors {
-			fmt.Fprintf(w, "  %d  %s\n", n, msg)
-		}
+}
+
+// writeProduceErrors lists the produce errors under title, with their counts; nothing without one.
+func writeProduceErrors(w io.Writer, title string, errs map[string]int64) {
+	if len(errs) == 0 {
+		return
 	}
-	for _, s := range [][]string{r.LostSample, r.DuplicatedSample, r.ReorderedSample, r.MovedSample, r.OffsetSample} {
+	fmt.Fprintln(w, title)
+	for msg, n := range errs {
+		fmt.Fprintf(w, "  %d  %s\n", n, msg)
+	}
+}
+
+// writeSamples prints every sample line of every list, indented.
+func writeSamples(w io.Writer, samples ...[]string) {
+	for _, s := range samples {
 		for _, x := range s {
 			fmt.Fprintf(w, "  %s\n", x)
 		}
 	}
+}
+
+// writeVerdict ends a report: ok when the run passed, else FAILED and its problems.
+func writeVerdict(w io.Writer, r verify.Report, ok string) {
 	if r.OK {
-		fmt.Fprintln(w, "OK: every acknowledged record was read back once, in order, where it was acknowledged")
+		fmt.Fprintln(w, ok)
 		return
 	}
 	fmt.Fprintln(w, "FAILED:")
@@ -414,33 +436,10 @@ func writeTxnReport(w io.Writer, r verify.Report, tr *verify.TxnReport, row func
 	row("duplicated", r.Duplicated)
 	row("reordered", r.Reordered)
 	row("missing uncommitted", tr.MissingUncommitted)
-	if r.Corrupt > 0 || r.Unknown > 0 {
-		row("corrupt", r.Corrupt)
-		row("unknown", r.Unknown)
-	}
-	if r.Foreign > 0 {
-		row("other runs' records", r.Foreign)
-	}
-	row("longest produce stall", stallText(r))
-	if len(r.ProduceErrors) > 0 {
-		fmt.Fprintln(w, "Produce and transaction errors:")
-		for msg, n := range r.ProduceErrors {
-			fmt.Fprintf(w, "  %d  %s\n", n, msg)
-		}
-	}
-	for _, s := range [][]string{r.LostSample, tr.AbortedSample, tr.PartialSample, r.DuplicatedSample, r.ReorderedSample, tr.MissingSample} {
-		for _, x := range s {
-			fmt.Fprintf(w, "  %s\n", x)
-		}
-	}
-	if r.OK {
-		fmt.Fprintln(w, "OK: read_committed showed every committed transaction once, in order, and no aborted one; read_uncommitted every acknowledged record")
-		return
-	}
-	fmt.Fprintln(w, "FAILED:")
-	for _, p := range r.Problems {
-		fmt.Fprintf(w, "  %s\n", strings.ReplaceAll(p, "\n", "\n    "))
-	}
+	writeReadRows(r, row)
+	writeProduceErrors(w, "Produce and transaction errors:", r.ProduceErrors)
+	writeSamples(w, r.LostSample, tr.AbortedSample, tr.PartialSample, r.DuplicatedSample, r.ReorderedSample, tr.MissingSample)
+	writeVerdict(w, r, "OK: read_committed showed every committed transaction once, in order, and no aborted one; read_uncommitted every acknowledged record")
 }
 
 func ms(v int64) string { return (time.Duration(v) * time.Millisecond).String() }

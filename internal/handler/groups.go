@@ -141,10 +141,7 @@ func (h *Handler) handleLeaveGroup(_ context.Context, req *server.Request) (kmsg
 func (h *Handler) handleOffsetCommit(_ context.Context, req *server.Request) (kmsg.Response, error) {
 	r := req.Msg.(*kmsg.OffsetCommitRequest)
 	im := h.meta.Image()
-	exists := func(topic string, p int32) bool {
-		t, ok := im.Topic(topic)
-		return ok && p >= 0 && int(p) < len(t.Partitions)
-	}
+	exists := im.HasPartition
 	known := *r
 	known.Topics = nil
 	all := true

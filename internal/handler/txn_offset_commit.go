@@ -36,10 +36,7 @@ func init() {
 func (h *Handler) handleTxnOffsetCommit(ctx context.Context, req *server.Request) (kmsg.Response, error) {
 	r := req.Msg.(*kmsg.TxnOffsetCommitRequest)
 	im := h.meta.Image()
-	exists := func(topic string, p int32) bool {
-		t, ok := im.Topic(topic)
-		return ok && p >= 0 && int(p) < len(t.Partitions)
-	}
+	exists := im.HasPartition
 	known := *r
 	known.Topics = nil
 	for _, t := range r.Topics {

@@ -35,14 +35,7 @@ func keyed(codec record.Codec, ts int64, pairs ...string) []byte {
 }
 
 func keyedProducer(codec record.Codec, ts, pid int64, seq int32, pairs ...string) []byte {
-	var recs []record.Record
-	for i := 0; i+1 < len(pairs); i += 2 {
-		r := record.Record{TimestampDelta: int64(i / 2), Key: []byte(pairs[i])}
-		if pairs[i+1] != "" {
-			r.Value = []byte(pairs[i+1])
-		}
-		recs = append(recs, r)
-	}
+	recs := kvRecords(pairs)
 	epoch := int16(-1)
 	if pid >= 0 {
 		epoch = 0
@@ -57,6 +50,26 @@ func readRecords(t testing.TB, l *Log) ([]kv, []record.BatchHeader) {
 	t.Helper()
 	var out []kv
 	var hdrs []record.BatchHeader
+	eachBatch(t, l, func(h record.BatchHeader, recs []record.Record, readFrom int64) {
+		hdrs = append(hdrs, h)
+		if h.Control() { // consumers do not see control records
+			return
+		}
+		for _, rec := range recs {
+			o := h.BaseOffset + int64(rec.OffsetDelta)
+			if o < readFrom {
+				continue
+			}
+			out = append(out, kv{offset: o, key: string(rec.Key), value: string(rec.Value), tombstone: rec.Value == nil, ts: h.Timestamp(rec)})
+		}
+	})
+	return out, hdrs
+}
+
+// eachBatch calls fn with every batch of l, from its log start offset on, in offset order, and
+// the offset the read that returned the batch started at (its first batch may begin below).
+func eachBatch(t testing.TB, l *Log, fn func(h record.BatchHeader, recs []record.Record, readFrom int64)) {
+	t.Helper()
 	for off := l.LogStartOffset(); off < l.LogEndOffset(); {
 		r, err := l.Read(off, 1<<20, math.MaxInt64, true)
 		if err != nil {
@@ -67,29 +80,18 @@ func readRecords(t testing.TB, l *Log) ([]kv, []record.BatchHeader) {
 			t.Fatal(err)
 		}
 		if len(bs) == 0 {
-			break
+			return
 		}
+		from := off
 		for _, b := range bs {
 			h, recs, err := record.Records(b)
 			if err != nil {
 				t.Fatal(err)
 			}
-			hdrs = append(hdrs, h)
-			if h.Control() { // consumers do not see control records
-				off = h.LastOffset() + 1
-				continue
-			}
-			for _, rec := range recs {
-				o := h.BaseOffset + int64(rec.OffsetDelta)
-				if o < off {
-					continue
-				}
-				out = append(out, kv{offset: o, key: string(rec.Key), value: string(rec.Value), tombstone: rec.Value == nil, ts: h.Timestamp(rec)})
-			}
+			fn(h, recs, from)
 			off = h.LastOffset() + 1
 		}
 	}
-	return out, hdrs
 }
 
 // latestByKey is what a compacted log must still say: each key's last record.

@@ -28,6 +28,8 @@ func newTxnWriter(t *testing.T, l *Log, clock *fakeClock) *txnWriter {
 	return &txnWriter{t: t, l: l, clock: clock, seq: map[int64]int32{}, open: map[int64]int64{}}
 }
 
+// kvRecords is one record for each key and value of pairs (a value "" is a tombstone), a
+// millisecond apart.
 func kvRecords(pairs []string) []record.Record {
 	var recs []record.Record
 	for i := 0; i+1 < len(pairs); i += 2 {
@@ -105,56 +107,38 @@ func (w *txnWriter) roll() {
 func describeLog(t *testing.T, l *Log) string {
 	t.Helper()
 	var out []string
-	for off := l.LogStartOffset(); off < l.LogEndOffset(); {
-		r, err := l.Read(off, 1<<20, math.MaxInt64, true)
-		if err != nil {
-			t.Fatalf("read at %d: %v", off, err)
-		}
-		bs, err := record.Split(r.Data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(bs) == 0 {
-			break
-		}
-		for _, b := range bs {
-			h, recs, err := record.Records(b)
-			if err != nil {
-				t.Fatal(err)
-			}
-			off = h.LastOffset() + 1
-			if h.Control() {
-				m, err := record.ParseMarker(h, recs)
-				s := fmt.Sprintf("X%d", h.BaseOffset)
-				if err == nil {
-					s = fmt.Sprintf("A%d", h.BaseOffset)
-					if m.Commit {
-						s = fmt.Sprintf("C%d", h.BaseOffset)
-					}
-					if m.CoordinatorEpoch != 3 || m.ProducerEpoch != 0 {
-						t.Fatalf("marker at %d: %+v", h.BaseOffset, m)
-					}
+	eachBatch(t, l, func(h record.BatchHeader, recs []record.Record, _ int64) {
+		if h.Control() {
+			m, err := record.ParseMarker(h, recs)
+			s := fmt.Sprintf("X%d", h.BaseOffset)
+			if err == nil {
+				s = fmt.Sprintf("A%d", h.BaseOffset)
+				if m.Commit {
+					s = fmt.Sprintf("C%d", h.BaseOffset)
 				}
-				if _, ok := h.DeleteHorizon(); ok {
-					s += "h"
+				if m.CoordinatorEpoch != 3 || m.ProducerEpoch != 0 {
+					t.Fatalf("marker at %d: %+v", h.BaseOffset, m)
 				}
-				out = append(out, s)
-				continue
 			}
-			var kvs []string
-			for _, rec := range recs {
-				kvs = append(kvs, string(rec.Key)+"="+string(rec.Value))
-			}
-			if len(kvs) == 0 {
-				kvs = []string{"-"}
-			}
-			s := fmt.Sprintf("%d:%s", h.BaseOffset, strings.Join(kvs, ","))
-			if h.Transactional() {
-				s = "t" + s
+			if _, ok := h.DeleteHorizon(); ok {
+				s += "h"
 			}
 			out = append(out, s)
+			return
 		}
-	}
+		var kvs []string
+		for _, rec := range recs {
+			kvs = append(kvs, string(rec.Key)+"="+string(rec.Value))
+		}
+		if len(kvs) == 0 {
+			kvs = []string{"-"}
+		}
+		s := fmt.Sprintf("%d:%s", h.BaseOffset, strings.Join(kvs, ","))
+		if h.Transactional() {
+			s = "t" + s
+		}
+		out = append(out, s)
+	})
 	return strings.Join(out, " ")
 }
 

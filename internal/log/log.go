@@ -545,14 +545,23 @@ func (l *Log) AppendReplica(batch []byte) (AppendResult, error) {
 	return l.appendLocked(batch, h, h.BaseOffset, h.PartitionLeaderEpoch, -1, true)
 }
 
+// writableLocked is the error a write (op names it) gets from a closed or failed log, nil when
+// the log takes writes. REQUIRES: appendMu held.
+func (l *Log) writableLocked(op string) error {
+	if l.mu.closed {
+		return ErrLogClosed
+	}
+	if f := l.failed.Load(); f != nil {
+		return fmt.Errorf("%s: %w earlier: %w", op, ErrLogFailed, f.err)
+	}
+	return nil
+}
+
 // checkAppendLocked refuses an append to a closed or failed log and a batch whose framing does
 // not hold. REQUIRES: appendMu held.
 func (l *Log) checkAppendLocked(batch []byte) (record.BatchHeader, error) {
-	if l.mu.closed {
-		return record.BatchHeader{}, ErrLogClosed
-	}
-	if f := l.failed.Load(); f != nil {
-		return record.BatchHeader{}, fmt.Errorf("append: %w earlier: %w", ErrLogFailed, f.err)
+	if err := l.writableLocked("append"); err != nil {
+		return record.BatchHeader{}, err
 	}
 	h, err := record.ParseHeader(batch)
 	if err != nil {
@@ -670,11 +679,8 @@ func (l *Log) rollLocked() (*segment, error) {
 func (l *Log) Flush() error {
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
-	if l.mu.closed {
-		return ErrLogClosed
-	}
-	if f := l.failed.Load(); f != nil {
-		return fmt.Errorf("flush: %w earlier: %w", ErrLogFailed, f.err)
+	if err := l.writableLocked("flush"); err != nil {
+		return err
 	}
 	return l.checkLocked(l.flushLocked())
 }

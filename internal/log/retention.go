@@ -200,11 +200,8 @@ func removeDeleted(s *segment) {
 func (l *Log) AssignEpoch(epoch int32, startOffset int64) error {
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
-	if l.mu.closed {
-		return ErrLogClosed
-	}
-	if f := l.failed.Load(); f != nil {
-		return fmt.Errorf("assign epoch: %w earlier: %w", ErrLogFailed, f.err)
+	if err := l.writableLocked("assign epoch"); err != nil {
+		return err
 	}
 	return l.checkLocked(l.assignEpochLocked(epoch, startOffset))
 }

@@ -64,11 +64,8 @@ const truncateFile = "truncate-to"
 func (l *Log) TruncateTo(offset int64) error {
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
-	if l.mu.closed {
-		return ErrLogClosed
-	}
-	if f := l.failed.Load(); f != nil {
-		return fmt.Errorf("truncate: %w earlier: %w", ErrLogFailed, f.err)
+	if err := l.writableLocked("truncate"); err != nil {
+		return err
 	}
 	if offset >= l.mu.endOffset {
 		return l.truncateEmptyEpochsLocked()
@@ -372,11 +369,8 @@ func cutSegmentAt(fsys vfs.FS, dir string, base, offset int64) error {
 func (l *Log) TruncateFullyAndStartAt(offset int64) error {
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
-	if l.mu.closed {
-		return ErrLogClosed
-	}
-	if f := l.failed.Load(); f != nil {
-		return fmt.Errorf("truncate fully: %w earlier: %w", ErrLogFailed, f.err)
+	if err := l.writableLocked("truncate fully"); err != nil {
+		return err
 	}
 	if offset <= l.mu.endOffset && l.mu.startOffset != l.mu.endOffset {
 		return fmt.Errorf("truncate fully and start at %d, log ends at %d: %w", offset, l.mu.endOffset, ErrOffsetOutOfRange)

@@ -64,6 +64,31 @@ func TestTruncateToCrash(t *testing.T) {
 	}
 }
 
+// crashAt is a step hook (truncateHook, swapHook) that fails at step, with the error it returns.
+func crashAt(step string) (func(string) error, error) {
+	crash := errors.New("crash at " + step)
+	return func(s string) error {
+		if s == step {
+			return crash
+		}
+		return nil
+	}, crash
+}
+
+// reopenAfterCrash opens /data/p-0 again after l stopped, and returns the file system it
+// opened it on: after a power cut, what m had synced; after a kill -9 (l abandoned), all m
+// holds, as the page cache survives.
+func reopenAfterCrash(t *testing.T, m *vfs.MemFS, l *Log, powerCut bool) (*Log, *vfs.MemFS) {
+	t.Helper()
+	disk := m
+	if powerCut {
+		disk = m.Crash()
+	} else {
+		abandon(l)
+	}
+	return openFS(t, disk, "/data/p-0", testConfig()), disk
+}
+
 // truncateCrashAt runs one case of TestTruncateToCrash: a power cut loses what was not fsynced;
 // a kill -9 keeps every write (the page cache survives) but not the process's memory.
 func truncateCrashAt(t *testing.T, step string, powerCut bool) {
@@ -83,13 +108,7 @@ func truncateCrashAt(t *testing.T, step string, powerCut bool) {
 	if step == "none" && (err != nil || l.LogEndOffset() != cut) {
 		t.Fatalf("truncate: %v, end %d", err, l.LogEndOffset())
 	}
-	disk := m
-	if powerCut {
-		disk = m.Crash()
-	} else {
-		abandon(l)
-	}
-	l2 := openFS(t, disk, "/data/p-0", testConfig())
+	l2, disk := reopenAfterCrash(t, m, l, powerCut)
 	defer l2.Close()
 	end := l2.LogEndOffset()
 	committed := step != "begin"
@@ -228,23 +247,12 @@ func TestTruncateFullyAndStartAt(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/power cut %v", step, powerCut), func(t *testing.T) {
 				m, l, before := truncateFixture(t)
 				oldEnd := l.LogEndOffset()
-				crash := errors.New("crash at " + step)
-				l.truncateHook = func(s string) error {
-					if s == step {
-						return crash
-					}
-					return nil
-				}
+				var crash error
+				l.truncateHook, crash = crashAt(step)
 				if err := l.TruncateFullyAndStartAt(500); step != "none" && !errors.Is(err, crash) {
 					t.Fatalf("truncate fully: %v", err)
 				}
-				disk := m
-				if powerCut {
-					disk = m.Crash()
-				} else {
-					abandon(l)
-				}
-				l2 := openFS(t, disk, "/data/p-0", testConfig())
+				l2, _ := reopenAfterCrash(t, m, l, powerCut)
 				defer l2.Close()
 				if step == "begin" {
 					if l2.LogEndOffset() != oldEnd || len(values(t, l2)) != len(before) {
@@ -357,23 +365,12 @@ func TestTruncateFullyAndStartAtBackOnEmptyLog(t *testing.T) {
 		for _, powerCut := range []bool{true, false} {
 			t.Run(fmt.Sprintf("%s/power cut %v", step, powerCut), func(t *testing.T) {
 				m, l := empty(t)
-				crash := errors.New("crash at " + step)
-				l.truncateHook = func(s string) error {
-					if s == step {
-						return crash
-					}
-					return nil
-				}
+				var crash error
+				l.truncateHook, crash = crashAt(step)
 				if err := l.TruncateFullyAndStartAt(2); step != "none" && !errors.Is(err, crash) {
 					t.Fatalf("truncate fully: %v", err)
 				}
-				disk := m
-				if powerCut {
-					disk = m.Crash()
-				} else {
-					abandon(l)
-				}
-				l2 := openFS(t, disk, "/data/p-0", testConfig())
+				l2, _ := reopenAfterCrash(t, m, l, powerCut)
 				defer l2.Close()
 				start := l2.LogStartOffset()
 				if (start != 2 && start != 3) || l2.LogEndOffset() != start || l2.NumSegments() != 1 {

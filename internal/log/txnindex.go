@@ -183,11 +183,8 @@ func (l *Log) TxnIndexLostFrom() int64 {
 func (l *Log) PersistTxnIndexes() error {
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
-	if l.mu.closed {
-		return ErrLogClosed
-	}
-	if f := l.failed.Load(); f != nil {
-		return fmt.Errorf("persist txn indexes: %w earlier: %w", ErrLogFailed, f.err)
+	if err := l.writableLocked("persist txn indexes"); err != nil {
+		return err
 	}
 	return l.checkLocked(l.persistTxnIndexesLocked())
 }

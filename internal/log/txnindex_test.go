@@ -133,13 +133,8 @@ func TestTxnIndexTruncateCrash(t *testing.T) {
 			t.Run(step+map[bool]string{true: "/power cut", false: "/kill -9"}[powerCut], func(t *testing.T) {
 				m, l, all := txnFixture(t)
 				cut := truncationPoint(l)
-				crash := errors.New("crash at " + step)
-				l.truncateHook = func(s string) error {
-					if s == step {
-						return crash
-					}
-					return nil
-				}
+				var crash error
+				l.truncateHook, crash = crashAt(step)
 				if err := l.TruncateTo(cut); step != "none" && !errors.Is(err, crash) {
 					t.Fatalf("truncate: %v", err)
 				}
@@ -148,13 +143,7 @@ func TestTxnIndexTruncateCrash(t *testing.T) {
 						t.Fatalf("in memory after the truncation: %+v", got)
 					}
 				}
-				disk := m
-				if powerCut {
-					disk = m.Crash()
-				} else {
-					abandon(l)
-				}
-				l2 := openFS(t, disk, "/data/p-0", testConfig())
+				l2, disk := reopenAfterCrash(t, m, l, powerCut)
 				defer l2.Close()
 				end := l2.LogEndOffset()
 				if got, want := l2.AbortedTxns(0, end+100), below(all, end); !slices.Equal(got, want) {
@@ -297,13 +286,8 @@ func TestTxnIndexCleanerSwapCrash(t *testing.T) {
 			if len(abortMarkers(t, l)) == 0 || len(l.AbortedTxns(0, l.LogEndOffset())) == 0 {
 				t.Fatal("no aborted transaction to index")
 			}
-			crash := errors.New("crash at " + step)
-			l.swapHook = func(s string) error {
-				if s == step {
-					return crash
-				}
-				return nil
-			}
+			var crash error
+			l.swapHook, crash = crashAt(step)
 			if _, err := l.Clean(l.LogEndOffset()); !errors.Is(err, crash) {
 				t.Fatalf("clean: %v", err)
 			}

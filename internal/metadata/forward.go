@@ -18,12 +18,13 @@ import (
 	"maps"
 	"net"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/moldau/moldau/internal/clientpool"
 )
 
 // ClusterMetadataTopic is the name Kafka gives the metadata log; DescribeQuorum is asked about it.
@@ -59,29 +60,19 @@ type sendFunc func(ctx context.Context, req kmsg.Request) (kmsg.Response, error)
 
 // forwarder holds one client per leader address.
 type forwarder struct {
-	mu      sync.Mutex
-	clients map[string]*kgo.Client
-	closed  bool
+	pool *clientpool.Pool
 }
 
+func newForwarder() *forwarder { return &forwarder{pool: clientpool.New("moldau-controller-forward")} }
+
 func (f *forwarder) client(addr string) (*kgo.Client, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.closed {
+	cl, err := f.pool.Client(addr)
+	if errors.Is(err, clientpool.ErrClosed) {
 		return nil, ErrClosed
 	}
-	if cl, ok := f.clients[addr]; ok {
-		return cl, nil
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ClientID("moldau-controller-forward"),
-		kgo.DialTimeout(5*time.Second), kgo.RequestRetries(0))
 	if err != nil {
-		return nil, fmt.Errorf("metadata: client for controller %s: %w", addr, err)
+		return nil, fmt.Errorf("metadata: %w", err)
 	}
-	if f.clients == nil {
-		f.clients = map[string]*kgo.Client{}
-	}
-	f.clients[addr] = cl
 	return cl, nil
 }
 
@@ -101,15 +92,7 @@ func (f *forwarder) send(ctx context.Context, addr string, req kmsg.Request) (km
 	return resp, nil
 }
 
-func (f *forwarder) close() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.closed = true
-	for _, cl := range f.clients {
-		cl.Close()
-	}
-	f.clients = nil
-}
+func (f *forwarder) close() { f.pool.Close() }
 
 // transportError is a failure to reach the leader (retried: the leader may have moved).
 type transportError struct {

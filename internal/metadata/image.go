@@ -129,6 +129,12 @@ func (im *Image) Topic(name string) (*Topic, bool) {
 	return t, ok
 }
 
+// HasPartition reports whether topic exists with a partition p.
+func (im *Image) HasPartition(topic string, p int32) bool {
+	t, ok := im.Topic(topic)
+	return ok && p >= 0 && int(p) < len(t.Partitions)
+}
+
 // TopicByID returns the topic with the given id.
 func (im *Image) TopicByID(id [16]byte) (*Topic, bool) {
 	t, ok := im.topicsByID[id]

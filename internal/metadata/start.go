@@ -145,7 +145,7 @@ func Start(ctx context.Context, cfg Config) (*Controller, error) {
 	}
 	c := newController(cfg, fsm, &raftCommitter{node: node})
 	if !singleVoter(cfg.NodeID, cfg.Voters) {
-		c.fwd = &forwarder{}
+		c.fwd = newForwarder()
 	}
 	leaderCh := node.LeaderCh()
 	if node.IsLeader() {

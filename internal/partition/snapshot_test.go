@@ -138,15 +138,7 @@ func idempotentHeader(pid int64, base int64, seq int32, n int32) record.BatchHea
 // after a power cut (no Close) Open replays only the batches after the roll, and a retried
 // batch from before it is still a duplicate.
 func TestProducerSnapshotAtRoll(t *testing.T) {
-	fsys := vfs.NewMem()
-	if err := fsys.MkdirAll(snapDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range []string{"/", "/d"} {
-		if err := fsys.SyncDir(d); err != nil {
-			t.Fatal(err)
-		}
-	}
+	fsys := newTxnFS(t)
 	open := func() *Partition {
 		cfg := log.DefaultConfig()
 		cfg.FileDeleteDelayMs = 0

@@ -25,6 +25,8 @@ func txnLogDir(t *testing.T, fsys *vfs.MemFS, segmentBytes int64) *Partition {
 	return p
 }
 
+// newTxnFS is a file system holding the partition's directory, synced, so that a power cut
+// (Crash) keeps it.
 func newTxnFS(t *testing.T) *vfs.MemFS {
 	t.Helper()
 	fsys := vfs.NewMem()

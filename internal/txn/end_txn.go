@@ -67,11 +67,7 @@ func (c *Coordinator) endTxn(r *kmsg.EndTxnRequest, resp *kmsg.EndTxnResponse) i
 		if code := c.prepareEnd(e, r.Commit, false, tv2); code != 0 {
 			return code
 		}
-		next := e.m
-		resp.ProducerID, resp.ProducerEpoch = next.ProducerID, next.ProducerEpoch
-		if next.NextProducerID >= 0 {
-			resp.ProducerID, resp.ProducerEpoch = next.NextProducerID, 0
-		}
+		answerProducer(resp, e.m)
 		return 0
 	case PrepareCommit, PrepareAbort:
 		if r.Commit == (m.State == PrepareCommit) {
@@ -107,12 +103,17 @@ func (c *Coordinator) emptyAbort(e *entry, resp *kmsg.EndTxnResponse) int16 {
 		e.m = saved
 		return code
 	}
-	next := e.m
-	resp.ProducerID, resp.ProducerEpoch = next.ProducerID, next.ProducerEpoch
-	if next.NextProducerID >= 0 {
-		resp.ProducerID, resp.ProducerEpoch = next.NextProducerID, 0
-	}
+	answerProducer(resp, e.m)
 	return 0
+}
+
+// answerProducer puts in an EndTxn response the producer id and epoch the client goes on with
+// after prepareEnd wrote m: the next producer id at epoch 0 once the epoch is exhausted.
+func answerProducer(resp *kmsg.EndTxnResponse, m *meta) {
+	resp.ProducerID, resp.ProducerEpoch = m.ProducerID, m.ProducerEpoch
+	if m.NextProducerID >= 0 {
+		resp.ProducerID, resp.ProducerEpoch = m.NextProducerID, 0
+	}
 }
 
 // prepareEnd writes PrepareCommit or PrepareAbort for e's transaction (Ongoing) and starts its

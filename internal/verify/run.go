@@ -14,7 +14,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strconv"
 	"sync"
 	"time"
@@ -140,46 +139,16 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	// Produce (and inject faults) for Duration, and until During has returned.
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	var duringErr error
-	duringDone := make(chan struct{})
-	if o.During != nil {
-		go func() { defer close(duringDone); duringErr = o.During(ctx) }()
-	} else {
-		close(duringDone)
-	}
-	go func() {
-		t := time.NewTimer(o.Duration)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-runCtx.Done():
-			return
-		}
-		select {
-		case <-duringDone:
-			stop()
-		case <-runCtx.Done():
-		}
-	}()
+	faultsCh, duringDone, duringErr := startSideWork(ctx, runCtx, stop, &o, adm, start)
 	var wg sync.WaitGroup
 	for _, p := range prods {
 		wg.Add(1)
 		go func() { defer wg.Done(); p.run(runCtx, o.Rate/float64(o.Producers)) }()
 	}
-	var faults []Fault
-	faultsDone := make(chan struct{})
-	if len(o.Faults.Kinds) > 0 {
-		in := &injector{c: o.Cluster, plan: o.Faults, start: start, logf: o.Logf,
-			rng: rand.New(rand.NewPCG(o.Faults.Seed, o.Faults.Seed^0x9e3779b97f4a7c15)), abort: ctx,
-			leader: func() (int32, bool) { return PartitionLeader(ctx, adm, o.Topic, 0) }}
-		go func() { defer close(faultsDone); faults = in.run(runCtx) }()
-	} else {
-		close(faultsDone)
-	}
 	wg.Wait()
 	produceEnd := time.Since(start)
 	o.Logf("%s: producing stopped; waiting for outstanding acknowledgements", produceEnd.Round(time.Millisecond))
-	<-faultsDone // every node is back before the drain and the read
+	faults := <-faultsCh // every node is back before the drain and the read
 	<-duringDone
 
 	dctx, dcancel := context.WithTimeout(ctx, o.DrainTimeout)
@@ -217,8 +186,8 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	if o.Cluster != nil {
 		in.Problems = append(in.Problems, o.Cluster.Problems()...)
 	}
-	if duringErr != nil {
-		in.Problems = append(in.Problems, fmt.Sprintf("while producing: %v", duringErr))
+	if err := duringErr(); err != nil {
+		in.Problems = append(in.Problems, fmt.Sprintf("while producing: %v", err))
 	}
 	r := Check(in)
 	r.Topic, r.Partitions, r.Replication, r.MinInsync = o.Topic, o.Partitions, o.ReplicationFactor, o.MinInsync
@@ -422,6 +391,20 @@ type readResult struct {
 	foreign, corrupt int64
 }
 
+// add counts one record read back: a record of run, another run's (foreign), or one whose value
+// does not match its key (corrupt).
+func (res *readResult) add(run string, r *kgo.Record) {
+	id, ok := decodeKey(run, r.Key)
+	switch {
+	case !ok:
+		res.foreign++
+	case !valueMatches(r.Key, r.Value):
+		res.corrupt++
+	default:
+		res.reads = append(res.reads, Read{ID: id, Partition: r.Partition, Offset: r.Offset})
+	}
+}
+
 // readBack reads the whole topic, from a client of its own, up to the end offsets it lists first.
 // It keeps going through retriable errors until ReadTimeout, then reports how far it got.
 func readBack(ctx context.Context, o *Options) (readResult, error) {
@@ -482,15 +465,7 @@ func readBack(ctx context.Context, o *Options) (readResult, error) {
 			if end, ok := want[r.Partition]; ok && r.Offset+1 >= end {
 				delete(want, r.Partition)
 			}
-			id, ok := decodeKey(o.RunID, r.Key)
-			switch {
-			case !ok:
-				res.foreign++
-			case !valueMatches(r.Key, r.Value):
-				res.corrupt++
-			default:
-				res.reads = append(res.reads, Read{ID: id, Partition: r.Partition, Offset: r.Offset})
-			}
+			res.add(o.RunID, r)
 		})
 	}
 	return res, nil

@@ -605,15 +605,7 @@ func readTo(ctx context.Context, o *Options, ends map[int32]int64, level kgo.Iso
 			if string(r.Key) == string(endKey(o.RunID)) {
 				return
 			}
-			id, ok := decodeKey(o.RunID, r.Key)
-			switch {
-			case !ok:
-				res.foreign++
-			case !valueMatches(r.Key, r.Value):
-				res.corrupt++
-			default:
-				res.reads = append(res.reads, Read{ID: id, Partition: r.Partition, Offset: r.Offset})
-			}
+			res.add(o.RunID, r)
 		})
 	}
 	return res, nil

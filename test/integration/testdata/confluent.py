@@ -120,6 +120,24 @@ def consume(bootstrap, topic, from_ts=None):
         tps = [tp for tp in tps if tp.offset >= 0]  # -1: nothing at or after from_ts
     pending = {tp.partition for tp in tps}
     c.assign(tps)
+    def show(msg):
+        ts_type, ts = msg.timestamp()
+        print(json.dumps({
+            "partition": msg.partition(),
+            "offset": msg.offset(),
+            "key": dec(msg.key()),
+            "value": dec(msg.value()),
+            "headers": [[name, dec(value)] for name, value in msg.headers() or []],
+            "timestamp": ts,
+            "timestamp_type": ts_type,
+        }))
+    read_to_end(c, pending, show)
+    c.close()
+
+
+def read_to_end(c, pending, on_record):
+    """Polls the assigned consumer c, handing each record to on_record, until every partition
+    in the set pending reached its end (partition EOF); fails after 30 s."""
     deadline = time.monotonic() + 30
     while pending:
         if time.monotonic() > deadline:
@@ -132,17 +150,7 @@ def consume(bootstrap, topic, from_ts=None):
                 pending.discard(msg.partition())
                 continue
             fail(f"consume: {msg.error()}")
-        ts_type, ts = msg.timestamp()
-        print(json.dumps({
-            "partition": msg.partition(),
-            "offset": msg.offset(),
-            "key": dec(msg.key()),
-            "value": dec(msg.value()),
-            "headers": [[name, dec(value)] for name, value in msg.headers() or []],
-            "timestamp": ts,
-            "timestamp_type": ts_type,
-        }))
-    c.close()
+        on_record(msg)
 
 
 def offsets_for_times(bootstrap, topic, partition, ts):

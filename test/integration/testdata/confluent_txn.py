@@ -20,11 +20,10 @@
 
 import json
 import sys
-import time
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
-from confluent import dec, fail, partitions
+from confluent import dec, fail, partitions, read_to_end
 
 
 def producer(bootstrap, txn_id, timeout_ms=60000):
@@ -92,19 +91,8 @@ def consume(bootstrap, topic, isolation):
     parts = partitions(c, topic)
     pending = set(parts)
     c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
-    deadline = time.monotonic() + 30
-    while pending:
-        if time.monotonic() > deadline:
-            fail(f"partitions {sorted(pending)} did not reach their end within 30 s")
-        msg = c.poll(0.5)
-        if msg is None:
-            continue
-        if msg.error() is not None:
-            if msg.error().code() == KafkaError._PARTITION_EOF:
-                pending.discard(msg.partition())
-                continue
-            fail(f"consume: {msg.error()}")
-        print(json.dumps({"partition": msg.partition(), "offset": msg.offset(), "value": dec(msg.value())}))
+    read_to_end(c, pending, lambda msg: print(json.dumps(
+        {"partition": msg.partition(), "offset": msg.offset(), "value": dec(msg.value())})))
     c.close()
 
 
