@@ -276,3 +276,44 @@ func TestHasTransactionalRecords(t *testing.T) {
 		t.Fatalf("%.1f allocations", n)
 	}
 }
+
+// TestProduceRetriesConcurrentTransactions: with transaction version 2 a producer's next
+// transaction starts while its previous one's markers are still being written, and the
+// coordinator answers CONCURRENT_TRANSACTIONS; the leader asks again (after 1, 2, 4 ms ...) and
+// appends once the coordinator adds the partition, rather than send the client away. Here the
+// previous transaction's marker lands between the asks, clearing the first guard: the retry
+// takes a fresh one.
+func TestProduceRetriesConcurrentTransactions(t *testing.T) {
+	fv := &produceVerifier{}
+	h, f := txnProduceFixture(t, Options{TxnVerifier: fv, TxnVerificationEnable: true})
+	mustOK := func(resp kmsg.Response) {
+		t.Helper()
+		if c := codes(t, resp)[0]; c != 0 {
+			t.Fatalf("produce: code %d", c)
+		}
+	}
+	mustOK(handle(t, h, txnProduce(12, 7, map[int32]int32{0: 0}))) // transaction 1, epoch 0
+	asks := 0
+	fv.answer = func(tps []metadata.TopicPartition) (map[metadata.TopicPartition]error, error) {
+		asks++
+		if asks == 2 { // the previous transaction completes: its marker (TV2: epoch 1) lands
+			if _, err := f.part(0).WriteTxnMarker(record.Marker{ProducerID: 7, ProducerEpoch: 1, Commit: true}, 2); err != nil {
+				t.Error(err)
+			}
+		}
+		if asks <= 2 {
+			return allFail(kerr.ConcurrentTransactions)(tps)
+		}
+		return map[metadata.TopicPartition]error{}, nil
+	}
+	r := txnProduce(12, 7, map[int32]int32{0: 0})
+	r.Topics[0].Partitions[0].Records = record.Build(record.BatchSpec{Transactional: true, BaseTimestamp: time.Now().UnixMilli(),
+		ProducerID: 7, ProducerEpoch: 1, BaseSequence: 0, Records: []record.Record{{Value: []byte("v")}}}) // transaction 2 runs at epoch 1
+	mustOK(handle(t, h, r))
+	if asks != 3 {
+		t.Fatalf("coordinator asked %d times, want 3", asks)
+	}
+	if first := f.part(0).Producers()[0].CurrentTxnStartOffset; first != 2 {
+		t.Fatalf("transaction 2 starts at %d, want 2 (after transaction 1 and its marker)", first)
+	}
+}
