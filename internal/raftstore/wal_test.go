@@ -353,3 +353,46 @@ func TestWALMetaAtomic(t *testing.T) {
 		t.Fatalf("stable value %q %v after power loss", v, err)
 	}
 }
+
+// TestWALReopensAfterTailTruncation: raft clears a log suffix when a vote shows a conflicting
+// tail ("clearing log suffix"); the WAL must open again after that. raft-wal v0.4.0 sealed the
+// truncated segment without its index, so the next start panicked in raft.NewRaft with "sealed
+// segment has no index block" (hashicorp/raft-wal#31, fixed in v0.4.1); a node killed after
+// losing an election did not come back in TestClusterVerifyThreeNodes.
+func TestWALReopensAfterTailTruncation(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), walDirName)
+	w, err := openWAL(vfs.Default, dir, 0, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs []*raft.Log
+	for i := uint64(1); i <= 10; i++ {
+		logs = append(logs, &raft.Log{Index: i, Term: 1, Type: raft.LogCommand, Data: []byte("entry")})
+	}
+	if err := w.StoreLogs(logs); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.DeleteRange(10, 10); err != nil { // the conflicting tail
+		t.Fatal(err)
+	}
+	if err := w.StoreLog(&raft.Log{Index: 10, Term: 2, Type: raft.LogCommand, Data: []byte("new")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w, err = openWAL(vfs.Default, dir, 0, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	for _, i := range []uint64{1, 9, 10} {
+		var l raft.Log
+		if err := w.GetLog(i, &l); err != nil {
+			t.Fatalf("log %d after reopening: %v", i, err)
+		}
+		if i == 10 && (l.Term != 2 || string(l.Data) != "new") {
+			t.Fatalf("log 10: term %d data %q", l.Term, l.Data)
+		}
+	}
+}
