@@ -83,6 +83,9 @@ func (m *Metrics) Counter(name, help string, fn func() float64) {
 	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, fn))
 }
 
+// Handler serves the registry in Prometheus text format (/metrics on http.listener).
+func (m *Metrics) Handler() http.Handler { return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}) }
+
 // Instrument wraps h so that every request is counted and timed.
 func (m *Metrics) Instrument(h server.Handler) server.Handler { return &instrumented{Handler: h, m: m} }
 
