@@ -3,7 +3,8 @@
 # the non-root user 65532, data in the volume /var/lib/kafka/data (Confluent's path).
 #
 #   docker build -t moldau .
-#   docker run -d --name moldau -p 9092:9092 moldau        # one node, clients on localhost:9092
+#   docker run -d --name moldau -p 9092:9092 -p 8080:8080 moldau   # clients on localhost:9092,
+#                                                        # console on http://localhost:8080/
 #   docker exec moldau kafka-topics --bootstrap-server localhost:9092 --list
 #
 # Configured like apache/kafka's and Confluent's images: every KAFKA_* variable sets a broker key
@@ -30,11 +31,14 @@ COPY --from=build --chown=65532:65532 /data/ /
 USER 65532:65532
 # One node reachable from the host when run with -p 9092:9092 and no other settings; compose
 # files set every listener themselves.
+# The HTTP listener (web console, admin API, /metrics, /healthz, /readyz) binds every interface
+# in the container, so that -p 8080:8080 reaches it; it has no TLS or authentication yet.
 ENV KAFKA_LISTENERS=PLAINTEXT://:9092 \
     KAFKA_ADVERTISED_LISTENERS=PLAINTEXT://localhost:9092 \
-    KAFKA_LOG_DIRS=/var/lib/kafka/data
+    KAFKA_LOG_DIRS=/var/lib/kafka/data \
+    MOLDAU_HTTP_LISTENER=0.0.0.0:8080
 VOLUME /var/lib/kafka/data
-EXPOSE 9092
+EXPOSE 9092 8080
 # SIGTERM (docker stop) makes a controlled shutdown: leaderships move away first.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/moldau"]

@@ -10,12 +10,14 @@
 #   scripts/cluster-local.sh restart ID   stop node ID and start it again (with the current MOLDAU_BIN)
 #   scripts/cluster-local.sh env N [ID]   print the variables each node gets, and nothing else
 #
-# Node i (1-based) listens on three ports from P = MOLDAU_BASE_PORT + 100*(i-1):
+# Node i (1-based) listens on four ports from P = MOLDAU_BASE_PORT + 100*(i-1):
 #   P    PLAINTEXT_HOST  the client listener (compose: the port published to the host)
 #   P+1  CONTROLLER      the metadata quorum (nodes 1..MOLDAU_VOTERS only)
 #   P+2  PLAINTEXT       the inter-broker listener (compose: the one other containers use)
+#   P+3  http.listener   the web console, admin API, /metrics, /healthz, /readyz
+#                        (compose: 8080 in the container, published as 8080, 8180, 8280)
 # so with the default base the clients' bootstrap is 127.0.0.1:9092,127.0.0.1:9192,127.0.0.1:9292,
-# the host ports of docker-compose.cluster.yml. Nodes after the first MOLDAU_VOTERS are broker-only
+# the host ports of docker-compose.cluster.yml, and node 1's console is http://127.0.0.1:9095/. Nodes after the first MOLDAU_VOTERS are broker-only
 # (process.roles=broker): `start 4` on a running 3-node cluster adds a fourth broker.
 #
 # Knobs (environment):
@@ -98,6 +100,7 @@ node_env() {
     echo "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR=$rf"
     echo "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR=$(min "$n" 2)"
     echo "KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS=0"
+    echo "MOLDAU_HTTP_LISTENER=127.0.0.1:$(port "$i" 3)"
     extra_env
   } | sort
 }
@@ -140,7 +143,7 @@ start_node() {
   fi
   printf '%s\n' "$want" > "$nd/server.env"
   local p
-  for p in $(port "$i" 0) $(port "$i" 2) $([ "$i" -le "$(voters_for "$n")" ] && port "$i" 1); do
+  for p in $(port "$i" 0) $(port "$i" 2) $(port "$i" 3) $([ "$i" -le "$(voters_for "$n")" ] && port "$i" 1); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
       die "node $i: port 127.0.0.1:$p is already in use (set MOLDAU_BASE_PORT)"
     fi
@@ -173,7 +176,7 @@ wait_ready() {
       fi
       if tail -n +"$((mark + 1))" "$nd/server.log" | grep -q 'ready in' &&
         (exec 3<>"/dev/tcp/127.0.0.1/$(port "$i" 0)") 2>/dev/null; then
-        echo "node $i ready: 127.0.0.1:$(port "$i" 0) (pid $(pid_of "$i"))"
+        echo "node $i ready: 127.0.0.1:$(port "$i" 0), console http://127.0.0.1:$(port "$i" 3)/ (pid $(pid_of "$i"))"
       else
         left+=("$i")
       fi

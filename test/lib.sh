@@ -3,7 +3,7 @@
 #
 #   . "$(dirname "$0")/lib.sh"
 #   build_broker                # go build -o bin/moldau ./cmd/moldau
-#   start_broker                # free port, fresh data dir; sets BOOTSTRAP, BROKER_PID, ...
+#   start_broker                # free ports, fresh data dir; sets BOOTSTRAP, BROKER_HTTP, BROKER_PID, ...
 #   ...                         # run clients against $BOOTSTRAP
 #   kill9_broker; restart_broker    # crash and recover on the same port and data dir
 #   stop_broker                 # SIGTERM, then wait for the process to exit
@@ -20,6 +20,7 @@ BROKER_START_TIMEOUT=${BROKER_START_TIMEOUT:-30}
 BROKER_STOP_TIMEOUT=${BROKER_STOP_TIMEOUT:-30}
 BROKER_PID=
 BROKER_PORT=
+BROKER_HTTP_PORT=
 BROKER_DATA=
 BROKER_LOG=
 BROKER_OWN_DATA=
@@ -87,7 +88,9 @@ _launch() {
   case $BROKER_IMPL in
     moldau)
       # shellcheck disable=SC2086
+      # http.listener on a port of its own, never the default 8080 (BROKER_ARGS may move it).
       "$bin" server --listeners "PLAINTEXT://127.0.0.1:$BROKER_PORT" --data-dir "$BROKER_DATA" \
+        --http-listener "127.0.0.1:$BROKER_HTTP_PORT" \
         --override group.initial.rebalance.delay.ms=0 ${BROKER_ARGS:-} "$@" >>"$BROKER_LOG" 2>&1 &
       ;;
     kfake)
@@ -105,17 +108,21 @@ _launch() {
     return 1
   fi
   export BOOTSTRAP="127.0.0.1:$BROKER_PORT"
+  export BROKER_HTTP="127.0.0.1:$BROKER_HTTP_PORT"
   log "$BROKER_IMPL broker pid $BROKER_PID on $BOOTSTRAP, data $BROKER_DATA, log $BROKER_LOG"
 }
 
-# start_broker [EXTRA ARGS...]: starts a broker on a free port with a fresh temp data dir.
-# Sets and exports BOOTSTRAP; sets BROKER_PID, BROKER_PORT, BROKER_DATA, BROKER_LOG.
+# start_broker [EXTRA ARGS...]: starts a broker on a free port with a fresh temp data dir, its
+# HTTP listener (console, /metrics) on another free port. Sets and exports BOOTSTRAP and
+# BROKER_HTTP (host:port); sets BROKER_PID, BROKER_PORT, BROKER_HTTP_PORT, BROKER_DATA, BROKER_LOG.
 start_broker() {
   if [ -n "$BROKER_PID" ] && kill -0 "$BROKER_PID" 2>/dev/null; then
     log "ERROR: a broker (pid $BROKER_PID) is already running"
     return 1
   fi
   BROKER_PORT=$(free_port) || return 1
+  BROKER_HTTP_PORT=$(free_port) || return 1
+  while [ "$BROKER_HTTP_PORT" = "$BROKER_PORT" ]; do BROKER_HTTP_PORT=$(free_port); done
   BROKER_DATA=$(mktemp -d "${TMPDIR:-/tmp}/moldau-test-data.XXXXXX")
   BROKER_OWN_DATA=$BROKER_DATA
   BROKER_LOG=$(mktemp "${TMPDIR:-/tmp}/moldau-test-broker.XXXXXX.log")
@@ -250,11 +257,13 @@ print_suites() {
 # combined broker+controller node, as internal/verify's cluster (moldau verify --nodes) writes
 # them: node.id, process.roles=broker,controller, PLAINTEXT and CONTROLLER listeners,
 # advertised.listeners, controller.listener.names, listener.security.protocol.map,
-# controller.quorum.voters, log.dirs, plus CLUSTER_PROPS (newline-separated key=value lines).
+# controller.quorum.voters, log.dirs, http.listener (a free port: CLUSTER_HTTP_PORT[ID]), plus
+# CLUSTER_PROPS (newline-separated key=value lines).
 CLUSTER_DIR=
 CLUSTER_NODES=0
 CLUSTER_PID=()
 CLUSTER_PORT=()
+CLUSTER_HTTP_PORT=() # each node's http.listener port (console, /metrics)
 
 # node_ready ID: the node's current run printed its "listening on ... ready in" line and its port answers.
 node_ready() {
@@ -298,7 +307,7 @@ _wait_node() {
 # start_cluster N: writes N nodes' configs and starts them (a node finishes starting only once a
 # quorum runs, so all start before any is waited for).
 start_cluster() {
-  local n=${1:-3} id bin voters="" cport dir deadline
+  local n=${1:-3} id bin voters="" cport hport dir deadline
   [ "$BROKER_IMPL" = moldau ] || { log "ERROR: start_cluster needs BROKER_IMPL=moldau"; return 1; }
   bin=$(broker_bin) || return 1
   [ -x "$bin" ] || build_broker || return 1
@@ -310,6 +319,9 @@ start_cluster() {
     cport=$(free_port) || return 1
     while [ "$cport" = "${CLUSTER_PORT[$id]}" ]; do cport=$(free_port); done
     cports[$id]=$cport
+    hport=$(free_port) || return 1
+    while [ "$hport" = "${CLUSTER_PORT[$id]}" ] || [ "$hport" = "$cport" ]; do hport=$(free_port); done
+    CLUSTER_HTTP_PORT[$id]=$hport
     voters+="${voters:+,}$id@127.0.0.1:$cport"
   done
   for id in $(seq 1 "$n"); do
@@ -325,6 +337,7 @@ start_cluster() {
       echo "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
       echo "controller.quorum.voters=$voters"
       echo "log.dirs=$dir/data"
+      echo "http.listener=127.0.0.1:${CLUSTER_HTTP_PORT[$id]}"
       echo "group.initial.rebalance.delay.ms=0"
       [ -z "${CLUSTER_PROPS:-}" ] || printf '%s\n' "$CLUSTER_PROPS"
     } >"$dir/server.properties"

@@ -99,7 +99,11 @@ func nodeProperties(nodes []*clusterNode, n *clusterNode, extra map[string]strin
 // The flush policy is the single-node comparison's: Kafka's default (no fsync on the write path),
 // set explicitly, unless -moldau-defaults.
 func startMoldauNode(ctx context.Context, h *harness, nodes []*clusterNode, n *clusterNode) (*proc, error) {
-	extra := map[string]string{}
+	httpAddr, err := freeAddr() // the HTTP listener (console, /metrics) on a port of its own, never 8080
+	if err != nil {
+		return nil, err
+	}
+	extra := map[string]string{"http.listener": httpAddr}
 	if !h.opts.moldauDefaults {
 		extra["log.flush.interval.messages"] = kafkaNoFlush
 	}

@@ -36,12 +36,19 @@ var allSystems = []*system{
 	{
 		key: "moldau", title: "Moldau", fsync: true,
 		start: func(ctx context.Context, h *harness, dir, addr string, fsync bool) (*proc, error) {
-			argv := []string{h.bin("moldau"), "server", "--listeners", "PLAINTEXT://" + addr, "--data-dir", filepath.Join(dir, "data")}
+			// The HTTP listener (console, /metrics) on a free port of its own, never 8080.
+			httpAddr, err := freeAddr()
+			if err != nil {
+				return nil, err
+			}
+			argv := []string{h.bin("moldau"), "server", "--listeners", "PLAINTEXT://" + addr, "--data-dir", filepath.Join(dir, "data"),
+				"--http-listener", httpAddr}
 			if !fsync && !h.opts.moldauDefaults {
 				// Moldau's default is fsync before ack; the first pass runs every system as Kafka's
 				// default does, without: Kafka's log.flush.interval.messages, set explicitly.
 				argv = append(argv, "--override", "log.flush.interval.messages="+kafkaNoFlush)
 			}
+			argv = append(argv, h.httpArgs(dir)...) // -observe's brokers: /metrics and the console
 			return startProc("moldau", filepath.Join(dir, "server.log"), dir, nil, argv...)
 		},
 		ready: kafkaReady,

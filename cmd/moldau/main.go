@@ -152,7 +152,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "moldau server: %v\n", err) // config errors do not name the command
 		return 2
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	level := new(slog.LevelVar) // log.level; the admin API changes it (PUT /api/v1/log/level)
+	level.Set(cfg.LogLevel)
+	logger := newLogger(stderr, cfg.LogFormat, level)
 	for _, k := range cfg.Ignored {
 		logger.Warn("config key has no effect in Moldau and is ignored", "key", k)
 	}
@@ -167,7 +169,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 	start := time.Now()
-	b, code := startBroker(ctx, cancel, cfg, logger, stderr)
+	b, code := startBroker(ctx, cancel, cfg, logger, level, stderr)
 	if b == nil {
 		return code
 	}
@@ -176,8 +178,12 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	for _, l := range b.Listeners() {
 		listening = append(listening, fmt.Sprintf("%s (advertised %s)", l.Addr, l.Advertised))
 	}
-	fmt.Fprintf(stderr, "moldau %s: node %d listening on %s, data in %s, ready in %s\n",
-		version, cfg.NodeID, strings.Join(listening, ", "), dirs, time.Since(start).Round(time.Millisecond))
+	console := "console off (http.listener=)"
+	if a := b.HTTPAddr(); a != nil {
+		console = "console http://" + a.String() + "/"
+	}
+	fmt.Fprintf(stderr, "moldau %s: node %d listening on %s, %s, data in %s, ready in %s\n",
+		version, cfg.NodeID, strings.Join(listening, ", "), console, dirs, time.Since(start).Round(time.Millisecond))
 	<-ctx.Done()
 	cancel() // a second Ctrl-C or SIGTERM now ends the process at once
 	fmt.Fprintln(stderr, "moldau: shutting down")
@@ -198,14 +204,14 @@ const startupStopGrace = 3 * time.Second
 // startBroker runs broker.Start. A SIGINT or SIGTERM during start-up (ctx ends) stops the
 // process: Start notices ctx between its phases; if it does not return within startupStopGrace
 // the process exits without it. The broker is nil when the process must exit with code.
-func startBroker(ctx context.Context, stopSignals context.CancelFunc, cfg *config.Config, logger *slog.Logger, stderr io.Writer) (*broker.Broker, int) {
+func startBroker(ctx context.Context, stopSignals context.CancelFunc, cfg *config.Config, logger *slog.Logger, level *slog.LevelVar, stderr io.Writer) (*broker.Broker, int) {
 	type result struct {
 		b   *broker.Broker
 		err error
 	}
 	done := make(chan result, 1)
 	go func() {
-		b, err := broker.Start(ctx, cfg, logger)
+		b, err := broker.Start(ctx, cfg, logger, broker.WithLogLevel(level))
 		done <- result{b, err}
 	}()
 	select {
@@ -237,4 +243,14 @@ func startBroker(ctx context.Context, stopSignals context.CancelFunc, cfg *confi
 		fmt.Fprintf(stderr, "moldau server: start-up did not stop within %s of the signal; exiting\n", startupStopGrace)
 	}
 	return nil, 1
+}
+
+// newLogger is the server's logger on w: log.format text (key=value, slog's TextHandler) or
+// json (one object per line), at level.
+func newLogger(w io.Writer, format string, level *slog.LevelVar) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
 }

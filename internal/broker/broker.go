@@ -59,7 +59,9 @@ type Broker struct {
 	// protocol); ctrlSrv serves the latter. Both nil without a controller listener.
 	ctrlMux *raftstore.Mux
 	ctrlSrv *server.Server
-	metrics *metrics.Server // metrics.listener: /metrics and /debug/pprof/; nil when off
+	// http is the HTTP listener (http.go): console, admin API, /metrics, /healthz, /readyz.
+	http      httpState
+	httpLevel *slog.LevelVar // the logger's level, which the admin API changes
 
 	// leaderQuota and followerQuota are the replication quotas (KIP-73), set from the
 	// effective broker config and the topics' throttled replicas on every Sync (quotas.go).
@@ -79,6 +81,9 @@ type Broker struct {
 	// shuttingDown is closed when a controlled shutdown starts: the heartbeat loop hands over.
 	shuttingDown chan struct{}
 	wg           sync.WaitGroup // background loops
+
+	// lag is the consumer lag of the groups coordinated here (lag.go).
+	lag *metrics.LagTracker
 }
 
 // clientListener is one entry of listeners: its bound socket and the server that serves it.
@@ -114,7 +119,10 @@ func (systemClock) Now() time.Time { return time.Now() }
 // Option configures Start.
 type Option func(*options)
 
-type options struct{ fs vfs.FS }
+type options struct {
+	fs    vfs.FS
+	level *slog.LevelVar // WithLogLevel
+}
 
 // WithFS puts every file of the log dirs (partition logs, checkpoints, markers) and the raft
 // store (its WAL and snapshots) on fsys instead of the OS filesystem; tests inject disk faults
@@ -136,11 +144,12 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 		opt(&o)
 	}
 	b := &Broker{cfg: cfg, log: logger, stop: make(chan struct{}), shuttingDown: make(chan struct{})}
+	b.setPhase("locking the log dirs")
 	ok := false
 	defer func() {
 		if !ok {
-			if b.metrics != nil {
-				b.metrics.Shutdown(context.Background())
+			if b.http.srv != nil {
+				b.http.srv.Close()
 			}
 			for _, l := range b.listeners {
 				l.ln.Close()
@@ -197,6 +206,13 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 		}
 		b.ctrlMux = raftstore.NewMux(ln, logger)
 	}
+	// And http.listener, which serves /healthz and /readyz from now on. The registry exists
+	// whether or not it is served: the counters are kept anyway.
+	m := metrics.New()
+	b.setPhase("starting the metadata quorum")
+	if err := b.startHTTP(m, o.level); err != nil {
+		return nil, err
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("broker: start: %w", err)
 	}
@@ -249,6 +265,7 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 		return nil, err
 	}
 
+	b.setPhase("registering with the metadata quorum")
 	if err := b.registerWithQuorum(ctx); err != nil {
 		return nil, err
 	}
@@ -260,6 +277,7 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 		return nil, fmt.Errorf("broker: start: %w", err)
 	}
 
+	b.setPhase("opening the partitions")
 	b.parts, err = partition.NewManager(cfg.LogDirs, b.clock, partition.WithFS(o.fs), partition.WithLogger(logger))
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
@@ -276,12 +294,11 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 		return nil, fmt.Errorf("broker: start: %w", err)
 	}
 
+	b.setPhase("loading the consumer offsets")
 	b.offsets, err = newOffsetsStore(ctx, b)
 	if err != nil {
 		return nil, fmt.Errorf("broker: consumer offsets: %w", err)
 	}
-	// The registry exists whether or not metrics.listener serves it: the counters are kept anyway.
-	m := metrics.New()
 	b.groups = group.NewCoordinator(group.Config{
 		InitialRebalanceDelay: time.Duration(cfg.GroupInitialRebalanceDelayMs) * time.Millisecond,
 		MinSessionTimeout:     time.Duration(cfg.GroupMinSessionTimeoutMs) * time.Millisecond,
@@ -324,27 +341,21 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 
-	var sh server.Handler = h
-	if cfg.MetricsListener != "" {
-		m.Gauge("moldau_partitions", "Partitions hosted by this broker.", func() float64 { return float64(len(b.parts.All())) })
-		m.Gauge("moldau_log_bytes", "Bytes of all partition logs on this broker.", func() float64 {
-			var n int64
-			for _, p := range b.parts.All() {
-				n += p.Size()
-			}
-			return float64(n)
-		})
-		m.Gauge("moldau_queued_request_bytes", "Bytes of requests partially received or not yet handled (bounded by queued.max.request.bytes).",
-			func() float64 { return float64(limits.QueuedRequestBytes()) })
-		m.Gauge("moldau_connections", "Open client connections.", func() float64 { return float64(limits.Connections()) })
-		m.Counter("moldau_connections_rejected_total", "Connections closed at once because their address had max.connections.per.ip connections.",
-			func() float64 { return float64(limits.RejectedConnections()) })
-		b.quotaMetrics(m)
-		if b.metrics, err = m.Listen(cfg.MetricsListener, logger); err != nil {
-			return nil, fmt.Errorf("broker: %w", err)
+	m.Gauge("moldau_partitions", "Partitions hosted by this broker.", func() float64 { return float64(len(b.parts.All())) })
+	m.Gauge("moldau_log_bytes", "Bytes of all partition logs on this broker.", func() float64 {
+		var n int64
+		for _, p := range b.parts.All() {
+			n += p.Size()
 		}
-		sh = m.Instrument(h)
-	}
+		return float64(n)
+	})
+	m.Gauge("moldau_queued_request_bytes", "Bytes of requests partially received or not yet handled (bounded by queued.max.request.bytes).",
+		func() float64 { return float64(limits.QueuedRequestBytes()) })
+	m.Gauge("moldau_connections", "Open client connections.", func() float64 { return float64(limits.Connections()) })
+	m.Counter("moldau_connections_rejected_total", "Connections closed at once because their address had max.connections.per.ip connections.",
+		func() float64 { return float64(limits.RejectedConnections()) })
+	b.quotaMetrics(m)
+	sh := m.Instrument(h)
 
 	for _, l := range b.listeners {
 		l.srv = server.New(server.Config{
@@ -396,6 +407,8 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 		b.wg.Add(1)
 		go b.cleaner()
 	}
+	b.attachAPI()
+	b.http.phase.Store(nil) // ready from now on, unless Ready finds a reason
 	ok = true
 	return b, nil
 }
@@ -410,14 +423,6 @@ func (b *Broker) Listeners() []Listener {
 		out[i] = Listener{Name: l.bind.Name, Addr: l.ln.Addr(), Advertised: l.advertised}
 	}
 	return out
-}
-
-// MetricsAddr is the bound metrics.listener address, nil when metrics are off.
-func (b *Broker) MetricsAddr() net.Addr {
-	if b.metrics == nil {
-		return nil
-	}
-	return b.metrics.Addr()
 }
 
 // Controller exposes the metadata controller (tests, tools).
@@ -570,6 +575,7 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 
 func (b *Broker) shutdown(ctx context.Context) error {
 	var errs []error
+	b.http.stopping.Store(true) // /readyz: not ready
 	// While clients still reach this broker, let the controller move its leaderships away.
 	b.controlledShutdown(ctx)
 	for _, l := range b.listeners {
@@ -583,10 +589,8 @@ func (b *Broker) shutdown(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("stop controller listener: %w", err))
 		}
 	}
-	if b.metrics != nil {
-		if err := b.metrics.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("stop metrics listener: %w", err))
-		}
+	if err := b.stopHTTP(ctx); err != nil {
+		errs = append(errs, err)
 	}
 	close(b.stop)
 	b.wg.Wait()

@@ -34,14 +34,21 @@ func testBroker(t testing.TB, dir string, overrides ...string) *Broker {
 }
 
 // testConfig is the configuration of a test broker: a free loopback port, log.dirs dir, no
-// initial rebalance delay, three __consumer_offsets partitions, then overrides (key, value, ...).
+// initial rebalance delay, three __consumer_offsets partitions, the HTTP listener on a free
+// loopback port (never 8080), then overrides (key, value, ...).
 func testConfig(t testing.TB, dir string, overrides ...string) *config.Config {
 	t.Helper()
 	layer := map[string]string{
 		"listeners":                        "PLAINTEXT://127.0.0.1:0",
+		"http.listener":                    "127.0.0.1:0",
 		"log.dirs":                         dir,
 		"group.initial.rebalance.delay.ms": "0",
 		"offsets.topic.num.partitions":     "3",
+	}
+	for i := 0; i+1 < len(overrides); i += 2 {
+		if overrides[i] == "metrics.listener" {
+			delete(layer, "http.listener") // the alias given alone wins over the default above
+		}
 	}
 	for i := 0; i+1 < len(overrides); i += 2 {
 		layer[overrides[i]] = overrides[i+1]

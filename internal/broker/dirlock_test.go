@@ -21,6 +21,9 @@ import (
 // return within d (a start on a data dir in use used to wait forever).
 func startErr(t *testing.T, d time.Duration, layer map[string]string) error {
 	t.Helper()
+	if _, ok := layer["http.listener"]; !ok && layer["metrics.listener"] == "" {
+		layer["http.listener"] = "127.0.0.1:0" // never the default 8080
+	}
 	cfg, err := config.Build(layer)
 	if err != nil {
 		t.Fatal(err)
@@ -128,8 +131,10 @@ func TestFailedStartLeavesFreshDirAsItWas(t *testing.T) {
 			fmt.Sprintf("listener PLAINTEXT://%s: address %s is already in use", takenAddr, takenAddr)},
 		{"second client port", map[string]string{"listeners": "A://127.0.0.1:0,B://" + takenAddr, "listener.security.protocol.map": "A:PLAINTEXT,B:PLAINTEXT"},
 			fmt.Sprintf("listener B://%s: address %s is already in use", takenAddr, takenAddr)},
+		{"http port", map[string]string{"listeners": "PLAINTEXT://127.0.0.1:0", "http.listener": takenAddr},
+			fmt.Sprintf("http.listener: address %s is already in use; stop what listens there, choose another port (http.listener=host:port) or turn it off (http.listener=)", takenAddr)},
 		{"metrics port", map[string]string{"listeners": "PLAINTEXT://127.0.0.1:0", "metrics.listener": takenAddr},
-			"address already in use"},
+			fmt.Sprintf("http.listener: address %s is already in use", takenAddr)},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			missing := filepath.Join(t.TempDir(), "parent", "data")
@@ -158,9 +163,9 @@ func TestFailedStartLeavesFreshDirAsItWas(t *testing.T) {
 	dir := t.TempDir()
 	stopBroker(t, testBroker(t, dir))
 	before := dirEntries(t, dir)
-	err = startErr(t, 10*time.Second, map[string]string{"listeners": "PLAINTEXT://127.0.0.1:0", "log.dirs": dir, "metrics.listener": takenAddr})
-	if !strings.Contains(err.Error(), "address already in use") {
-		t.Errorf("start with the metrics port in use: %v", err)
+	err = startErr(t, 10*time.Second, map[string]string{"listeners": "PLAINTEXT://127.0.0.1:0", "log.dirs": dir, "http.listener": takenAddr})
+	if !strings.Contains(err.Error(), "http.listener: address "+takenAddr+" is already in use") {
+		t.Errorf("start with the http port in use: %v", err)
 	}
 	if after := dirEntries(t, dir); after != before {
 		t.Errorf("a failed start on a dir with data changed it:\nbefore %s\nafter  %s", before, after)

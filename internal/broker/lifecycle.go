@@ -121,13 +121,18 @@ func (b *Broker) heartbeatInterval() time.Duration {
 }
 
 // heartbeat sends one broker heartbeat with the index of the applied metadata image.
+// The time of its answer is kept for Ready.
 func (b *Broker) heartbeat(ctx context.Context, wantShutdown bool) (metadata.HeartbeatResult, error) {
-	return b.meta.BrokerHeartbeat(ctx, metadata.Heartbeat{
+	res, err := b.meta.BrokerHeartbeat(ctx, metadata.Heartbeat{
 		NodeID:         b.cfg.NodeID,
 		Epoch:          b.brokerEpoch.Load(),
 		MetadataOffset: b.meta.Image().Index(),
 		WantShutdown:   wantShutdown,
 	})
+	if err == nil {
+		b.http.lastHeartbeat.Store(time.Now().UnixNano())
+	}
+	return res, err
 }
 
 // heartbeats keeps this broker's controller session alive. When the controller no longer knows

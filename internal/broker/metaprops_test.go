@@ -142,6 +142,7 @@ func TestKafka4ServerPropertiesStartsANode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	props["http.listener"] = "127.0.0.1:0" // not the default 8080
 	cfg, err := config.Build(props)
 	if err != nil {
 		t.Fatal(err)
@@ -247,7 +248,7 @@ func TestClusterKeysInDescribeConfigs(t *testing.T) {
 // TestControllerOnlyRefused: until a controller-only node is wired, Start says so.
 func TestControllerOnlyRefused(t *testing.T) {
 	cfg, err := config.Build(map[string]string{"process.roles": "controller", "node.id": "1", "listeners": "CONTROLLER://127.0.0.1:0",
-		"controller.listener.names": "CONTROLLER", "controller.quorum.voters": "1@127.0.0.1:19093", "log.dirs": t.TempDir()})
+		"controller.listener.names": "CONTROLLER", "controller.quorum.voters": "1@127.0.0.1:19093", "log.dirs": t.TempDir(), "http.listener": ""})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,10 +12,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// TestMetricsListener: metrics.listener serves Prometheus metrics that count real requests, and
-// Go's pprof index.
+// TestMetricsListener: metrics.listener (the alias of http.listener) serves Prometheus metrics
+// that count real requests, and Go's pprof index with http.pprof.enable=true.
 func TestMetricsListener(t *testing.T) {
-	b := testBroker(t, t.TempDir(), "metrics.listener", "127.0.0.1:0")
+	b := testBroker(t, t.TempDir(), "metrics.listener", "127.0.0.1:0", "http.pprof.enable", "true")
 	defer stopBroker(t, b)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -54,10 +54,10 @@ func TestMetricsListener(t *testing.T) {
 	if p := get("/debug/pprof/"); !strings.Contains(p, "goroutine") {
 		t.Errorf("pprof index: %.200s", p)
 	}
-	// Without metrics.listener nothing listens.
-	b2 := testBroker(t, t.TempDir())
+	// With http.listener empty nothing listens.
+	b2 := testBroker(t, t.TempDir(), "http.listener", "")
 	defer stopBroker(t, b2)
-	if b2.MetricsAddr() != nil {
-		t.Fatal("metrics listener without metrics.listener")
+	if b2.MetricsAddr() != nil || b2.HTTPAddr() != nil {
+		t.Fatal("an HTTP listener with http.listener empty")
 	}
 }

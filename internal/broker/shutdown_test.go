@@ -50,7 +50,7 @@ func TestShutdownLeavesNoGoroutines(t *testing.T) {
 	b := testBroker(t, t.TempDir(),
 		"listeners", "A://127.0.0.1:0,B://127.0.0.1:0",
 		"listener.security.protocol.map", "A:PLAINTEXT,B:PLAINTEXT",
-		"metrics.listener", "127.0.0.1:0",
+		"http.listener", "127.0.0.1:0",
 		"log.cleaner.enable", "true")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

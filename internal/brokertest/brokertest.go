@@ -16,19 +16,25 @@ import (
 )
 
 // Defaults are the settings every test broker starts with: no initial rebalance delay and three
-// __consumer_offsets partitions, so groups settle at once and start-up is quick.
+// __consumer_offsets partitions, so groups settle at once and start-up is quick, and the HTTP
+// listener on a free loopback port (never the default 8080; the broker's HTTPAddr).
 var Defaults = map[string]string{
 	"group.initial.rebalance.delay.ms": "0",
 	"offsets.topic.num.partitions":     "3",
+	"http.listener":                    "127.0.0.1:0",
 }
 
 // Start starts a broker with Defaults, then overrides (config keys), on 127.0.0.1:0 and a data
 // dir of its own (log.dirs in overrides replaces it); it is shut down when t ends.
+// http.listener="" in overrides turns the HTTP listener off.
 func Start(t testing.TB, overrides map[string]string) *broker.Broker {
 	t.Helper()
 	layer := map[string]string{"listeners": "PLAINTEXT://127.0.0.1:0", "log.dirs": t.TempDir()}
 	for k, v := range Defaults {
 		layer[k] = v
+	}
+	if _, ok := overrides["metrics.listener"]; ok {
+		delete(layer, "http.listener") // the alias given alone wins
 	}
 	for k, v := range overrides {
 		layer[k] = v

@@ -172,7 +172,7 @@ func (b *builder) fillCluster() {
 
 	b.fillQuorum(roles, controllerListeners, advertisedController)
 	b.fillInterBroker()
-	c.MetricsListener = b.get("metrics.listener")
+	httpKey := b.fillHTTPListener()
 
 	// Two things bound to the same non-zero port cannot both start.
 	ports := map[int]string{}
@@ -193,9 +193,38 @@ func (b *builder) fillCluster() {
 	if c.ControllerListener != "" {
 		claim(c.ControllerListener, "controller.listener")
 	}
-	if c.MetricsListener != "" {
-		claim(c.MetricsListener, "metrics.listener")
+	if c.HTTPListener != "" {
+		claim(c.HTTPListener, httpKey)
 	}
+}
+
+// fillHTTPListener sets HTTPListener from http.listener or its alias metrics.listener and
+// returns the key it came from, for error messages. The alias set alone wins over http.listener's
+// default; both set, the one of higher precedence wins (a flag over the environment over the
+// file), and at the same precedence they must agree.
+func (b *builder) fillHTTPListener() string {
+	c := b.c
+	httpL, metricsL := b.get("http.listener"), b.get("metrics.listener")
+	bothSet := b.isSet("metrics.listener") && b.isSet("http.listener")
+	switch {
+	case bothSet && b.set["metrics.listener"].source == b.set["http.listener"].source:
+		c.HTTPListener = httpL
+		if metricsL != httpL {
+			b.fail("metrics.listener", fmt.Sprintf("differs from http.listener (%q): metrics.listener is an alias of http.listener, set only one of them", httpL))
+		}
+		return "http.listener"
+	case bothSet && b.set["http.listener"].source > b.set["metrics.listener"].source:
+		c.HTTPListener = httpL
+		b.derive("metrics.listener", httpL, "http.listener")
+		return "http.listener"
+	case b.isSet("metrics.listener"):
+		c.HTTPListener = metricsL
+		b.derive("http.listener", metricsL, "metrics.listener")
+		return "metrics.listener"
+	}
+	c.HTTPListener = httpL
+	b.derive("metrics.listener", httpL, "http.listener")
+	return "http.listener"
 }
 
 // fillQuorum fills ControllerQuorumVoters, ControllerQuorumBootstrapServers, ControllerListener

@@ -5,7 +5,11 @@
 // Keys are Kafka's. Moldau-only keys (no Kafka equivalent):
 //
 //	controller.listener  host:port the raft transport listens on (default: see BrokerKeys)
-//	metrics.listener     host:port serving Prometheus /metrics and the web console (default: off)
+//	http.listener        host:port of the HTTP listener: console, admin API, /metrics, /healthz, /readyz
+//	                     (default 127.0.0.1:8080; empty: off); metrics.listener is an alias
+//	http.pprof.enable    serve /debug/pprof/ on it (default false)
+//	log.format           text (default) or json
+//	log.level            DEBUG, INFO (default), WARN or ERROR
 //
 // Well-known Kafka keys that mean nothing to Moldau (zookeeper.connect, num.network.threads,
 // ssl.*, ...) are accepted and listed in Config.Ignored, so that files copied from Kafka start
@@ -20,6 +24,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"os"
 	"slices"
@@ -121,7 +126,12 @@ type Config struct {
 	// replaced by the bound port). Both empty when !IsBroker.
 	InterBrokerListener string
 	InterBrokerEndpoint Listener
-	MetricsListener     string // metrics.listener host:port; "" = off
+	// HTTPListener is http.listener (or its alias metrics.listener): host:port of the console,
+	// admin API, /metrics, /healthz and /readyz; "" = off.
+	HTTPListener string
+	HTTPPprof    bool       // http.pprof.enable: serve /debug/pprof/ on HTTPListener
+	LogFormat    string     // log.format: "text" or "json"
+	LogLevel     slog.Level // log.level
 
 	LogDirs []string // log.dirs, else log.dir
 
@@ -539,6 +549,10 @@ func (b *builder) fill() {
 	}
 	c.TransactionalIDExpirationMs = b.int32("transactional.id.expiration.ms")
 	c.ProducerIDExpirationMs = b.int32("producer.id.expiration.ms")
+
+	c.HTTPPprof = b.bool("http.pprof.enable")
+	c.LogFormat = b.get("log.format")
+	c.LogLevel, _ = ParseLogLevel(b.get("log.level"))
 }
 
 // localHostName is the name a listener bound to all interfaces is advertised with: this machine's

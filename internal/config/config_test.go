@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"flag"
+	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
@@ -124,7 +125,8 @@ func TestDefaults(t *testing.T) {
 		c.LogMessageTimestampType != "CreateTime" || c.LogCleanupPolicy[0] != "delete" ||
 		c.LogRetentionCheckIntervalMs != 300000 || c.ProducerIDExpirationMs != 86400000 ||
 		c.TransactionalIDExpirationMs != 604800000 || c.ControllerListener != "" ||
-		len(c.ControllerQuorumVoters) != 0 || c.MetricsListener != "" || c.ClusterID != "" ||
+		len(c.ControllerQuorumVoters) != 0 || c.HTTPListener != "127.0.0.1:8080" || c.HTTPPprof ||
+		c.LogFormat != "text" || c.LogLevel != slog.LevelInfo || c.ClusterID != "" ||
 		len(c.Ignored) != 0 {
 		t.Errorf("defaults: %+v", c)
 	}
@@ -317,6 +319,14 @@ func TestBuildErrors(t *testing.T) {
 		{map[string]string{"listeners": "A://:9092,B://:9092", "listener.security.protocol.map": "A:PLAINTEXT,B:PLAINTEXT"}, `config: listeners: "A://:9092,B://:9092" uses port 9092, already used by listeners`, ErrInvalidValue},
 		{map[string]string{"metrics.listener": ":9092"}, `config: metrics.listener: ":9092" uses port 9092, already used by listeners`, ErrInvalidValue},
 		{map[string]string{"metrics.listener": "9100"}, `config: metrics.listener: "9100" is not valid: "9100": missing port in address (expected host:port)`, ErrInvalidValue},
+		{map[string]string{"http.listener": ":9092"}, `config: http.listener: ":9092" uses port 9092, already used by listeners`, ErrInvalidValue},
+		{map[string]string{"http.listener": "127.0.0.1:9093", "controller.listener": ":9093"}, `config: http.listener: "127.0.0.1:9093" uses port 9093, already used by controller.listener`, ErrInvalidValue},
+		{map[string]string{"http.listener": "localhost"}, `config: http.listener: "localhost" is not valid: "localhost": missing port in address (expected host:port)`, ErrInvalidValue},
+		{map[string]string{"http.listener": "127.0.0.1:8080", "metrics.listener": "127.0.0.1:9100"}, `config: metrics.listener: "127.0.0.1:9100" differs from http.listener ("127.0.0.1:8080"): metrics.listener is an alias of http.listener, set only one of them`, ErrInvalidValue},
+		{map[string]string{"listeners": "PLAINTEXT://127.0.0.1:8080"}, `config: http.listener: "127.0.0.1:8080" uses port 8080, already used by listeners`, ErrInvalidValue},
+		{map[string]string{"http.pprof.enable": "yes"}, `config: http.pprof.enable: "yes" is not a boolean: expected true or false`, ErrInvalidValue},
+		{map[string]string{"log.format": "logfmt"}, `config: log.format: "logfmt" is not valid: expected one of text, json`, ErrInvalidValue},
+		{map[string]string{"log.level": "TRACE"}, `config: log.level: "TRACE" is not valid: expected one of DEBUG, INFO, WARN, ERROR`, ErrInvalidValue},
 		{map[string]string{"controller.listener": "x:y"}, `config: controller.listener: "x:y" is not valid: "x:y": port "y" is not a number between 0 and 65535 (expected host:port)`, ErrInvalidValue},
 		{map[string]string{"controller.quorum.voters": "1@a:1,2@b:2", "node.id": "3"}, `config: controller.quorum.voters: "1@a:1,2@b:2" does not list this node: process.roles contains the 'controller' role, so node.id 3 must be among voters 1, 2`, ErrInvalidValue},
 		{map[string]string{"controller.quorum.voters": "a:1"}, `config: controller.quorum.voters: "a:1" is not valid: "a:1" is not id@host:port`, ErrInvalidValue},
@@ -372,10 +382,80 @@ func TestIgnoredKeys(t *testing.T) {
 		t.Errorf("Ignored = %s", got)
 	}
 	// Catalogue keys are never swallowed by an ignored prefix.
-	for _, k := range []string{"metrics.listener", "controller.quorum.voters", "controller.quorum.bootstrap.servers", "log.cleaner.delete.retention.ms",
+	for _, k := range []string{"metrics.listener", "http.listener", "log.level", "log.format", "controller.quorum.voters", "controller.quorum.bootstrap.servers", "log.cleaner.delete.retention.ms",
 		"replica.lag.time.max.ms", "controlled.shutdown.enable", "transaction.state.log.replication.factor"} {
 		if isIgnored(k) {
 			t.Errorf("%s is ignored", k)
+		}
+	}
+}
+
+// TestHTTPListener: http.listener and its alias metrics.listener, off with an empty value, and
+// the log and pprof keys.
+func TestHTTPListener(t *testing.T) {
+	tests := []struct {
+		name    string
+		layers  []map[string]string
+		want    string
+		wantRaw map[string]Source // sources of http.listener and metrics.listener
+	}{
+		{"default", nil, "127.0.0.1:8080", map[string]Source{"http.listener": SourceDefault, "metrics.listener": SourceDefault}},
+		{"http.listener", []map[string]string{{"http.listener": "0.0.0.0:18080"}}, "0.0.0.0:18080", map[string]Source{"http.listener": SourceStatic, "metrics.listener": SourceStatic}},
+		{"alias", []map[string]string{{"metrics.listener": "127.0.0.1:0"}}, "127.0.0.1:0", map[string]Source{"http.listener": SourceStatic, "metrics.listener": SourceStatic}},
+		{"both the same", []map[string]string{{"metrics.listener": ":9100", "http.listener": ":9100"}}, ":9100", nil},
+		{"off", []map[string]string{{"http.listener": ""}}, "", nil},
+		{"off through the alias", []map[string]string{{"metrics.listener": " "}}, "", nil},
+		{"later layer wins", []map[string]string{{"http.listener": ":1"}, {"http.listener": ":2"}}, ":2", nil},
+		// The default port is not a clash: http.listener was not set.
+		{"moved", []map[string]string{{"listeners": "PLAINTEXT://127.0.0.1:8080", "http.listener": "127.0.0.1:8081"}}, "127.0.0.1:8081", nil},
+	}
+	for _, tt := range tests {
+		c, err := Build(tt.layers...)
+		if err != nil {
+			t.Errorf("%s: %v", tt.name, err)
+			continue
+		}
+		if c.HTTPListener != tt.want || c.Raw["http.listener"] != tt.want || c.Raw["metrics.listener"] != tt.want {
+			t.Errorf("%s: HTTPListener %q, Raw %q / %q, want %q", tt.name, c.HTTPListener, c.Raw["http.listener"], c.Raw["metrics.listener"], tt.want)
+		}
+		for k, src := range tt.wantRaw {
+			if c.Sources[k] != src {
+				t.Errorf("%s: source of %s = %v, want %v", tt.name, k, c.Sources[k], src)
+			}
+		}
+	}
+
+	c, err := ParseServerArgs([]string{"--http-listener", "", "--override", "http.pprof.enable=TRUE",
+		"--override", "log.format=json"}, []string{"MOLDAU_LOG_LEVEL=debug"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTPListener != "" || !c.HTTPPprof || c.LogFormat != "json" || c.LogLevel != slog.LevelDebug || len(c.EnvWarnings) != 0 {
+		t.Errorf("flags: %q pprof %v format %q level %v warnings %v", c.HTTPListener, c.HTTPPprof, c.LogFormat, c.LogLevel, c.EnvWarnings)
+	}
+	// Both set: the higher precedence wins, whichever name it uses; at the same one they must agree.
+	for _, tt := range []struct {
+		args, env []string
+		want      string
+	}{
+		{[]string{"--metrics-listener", "127.0.0.1:9100"}, []string{"MOLDAU_HTTP_LISTENER=127.0.0.1:9200"}, "127.0.0.1:9100"},
+		{[]string{"--http-listener", "127.0.0.1:9100"}, []string{"MOLDAU_METRICS_LISTENER=127.0.0.1:9200"}, "127.0.0.1:9100"},
+		{[]string{"--http-listener", "127.0.0.1:9100", "--metrics-listener", "127.0.0.1:9100"}, nil, "127.0.0.1:9100"},
+	} {
+		c, err := ParseServerArgs(tt.args, tt.env)
+		if err != nil || c.HTTPListener != tt.want || c.Raw["metrics.listener"] != tt.want || c.Raw["http.listener"] != tt.want {
+			t.Errorf("%v %v: %v, %v", tt.args, tt.env, c, err)
+		}
+	}
+	_, err = ParseServerArgs([]string{"--metrics-listener", "127.0.0.1:9100", "--http-listener", "127.0.0.1:9200"}, nil)
+	want := `config: metrics.listener: "127.0.0.1:9100" differs from http.listener ("127.0.0.1:9200"): metrics.listener is an alias of http.listener, set only one of them (from flag --metrics-listener)`
+	if err == nil || err.Error() != want {
+		t.Errorf("alias conflict: %v\nwant %s", err, want)
+	}
+	for in, want := range map[string]slog.Level{"DEBUG": slog.LevelDebug, "info": slog.LevelInfo, "Warn": slog.LevelWarn, "WARNING": slog.LevelWarn, "error": slog.LevelError} {
+		c, err := Build(map[string]string{"log.level": in})
+		if err != nil || c.LogLevel != want {
+			t.Errorf("log.level=%s: %v %v", in, c.LogLevel, err)
 		}
 	}
 }
@@ -401,7 +481,7 @@ func TestParseServerArgs(t *testing.T) {
 	}
 	if strings.Join(c.LogDirs, ",") != "/a,/b" || c.NumPartitions != 6 || c.DefaultReplicationFactor != 3 ||
 		c.Listeners[0].Port != 19092 || c.AdvertisedListeners[0].Host != "h" || c.ControllerListener != ":9093" ||
-		c.MetricsListener != ":9100" || c.ControllerQuorumVoters[0].ID != 1 {
+		c.HTTPListener != ":9100" || c.ControllerQuorumVoters[0].ID != 1 {
 		t.Errorf("%+v", c)
 	}
 

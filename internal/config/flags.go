@@ -25,7 +25,8 @@ var convenienceFlags = []struct{ name, key, usage string }{
 	{"replication-factor", "default.replication.factor", "default replication `factor` of new topics (default.replication.factor)"},
 	{"controller-listener", "controller.listener", "raft transport `host:port` (controller.listener)"},
 	{"controller-quorum-voters", "controller.quorum.voters", "raft `voters`, id@host:port,... (controller.quorum.voters)"},
-	{"metrics-listener", "metrics.listener", "`host:port` for Prometheus /metrics and the web console (metrics.listener)"},
+	{"http-listener", "http.listener", "`host:port` of the web console, admin API, /metrics, /healthz, /readyz; empty: off (http.listener, default " + DefaultHTTPListener + ")"},
+	{"metrics-listener", "metrics.listener", "alias of --http-listener (metrics.listener)"},
 }
 
 // ParseServerArgs parses the arguments of `moldau server` (without the subcommand name) and the

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"log/slog"
 	"math"
 	"sort"
 	"strconv"
@@ -191,6 +192,39 @@ func checkHostPort(v string) string {
 	return ""
 }
 
+func checkHostPortOrEmpty(v string) string {
+	if v == "" {
+		return ""
+	}
+	return checkHostPort(v)
+}
+
+func checkLogLevel(v string) string {
+	if _, ok := ParseLogLevel(v); !ok {
+		return "is not valid: expected one of DEBUG, INFO, WARN, ERROR"
+	}
+	return ""
+}
+
+// ParseLogLevel parses a log.level value: DEBUG, INFO, WARN (or WARNING) or ERROR, in any case.
+func ParseLogLevel(v string) (slog.Level, bool) {
+	switch strings.ToUpper(strings.TrimSpace(v)) {
+	case "DEBUG":
+		return slog.LevelDebug, true
+	case "INFO":
+		return slog.LevelInfo, true
+	case "WARN", "WARNING":
+		return slog.LevelWarn, true
+	case "ERROR":
+		return slog.LevelError, true
+	}
+	return 0, false
+}
+
+// DefaultHTTPListener is the default of http.listener: loopback only, as the listener has no TLS
+// or authentication yet.
+const DefaultHTTPListener = "127.0.0.1:8080"
+
 func checkListenerNames(v string) string {
 	for _, n := range splitList(v) {
 		if r := checkListenerName(n); r != "" {
@@ -278,7 +312,11 @@ var brokerKeys = []Key{
 	{Name: "replication.quota.window.num", Type: TypeInt, Default: "11", check: intAtLeast(1), Doc: "Samples the replication quotas' rate is measured over."},
 	{Name: "replication.quota.window.size.seconds", Type: TypeInt, Default: "1", check: intAtLeast(1), Doc: "Length of one sample of the replication quotas' rate, in seconds."},
 	{Name: "replica.socket.timeout.ms", Type: TypeInt, Default: "30000", check: intAtLeast(1), Doc: "Timeout of a follower's requests to the leader; at least replica.fetch.wait.max.ms."},
-	{Name: "metrics.listener", Type: TypeString, Nullable: true, check: checkHostPort, Doc: "Moldau: host:port serving Prometheus /metrics and the web console. Empty: off."},
+	{Name: "http.listener", Type: TypeString, Default: DefaultHTTPListener, check: checkHostPortOrEmpty, Doc: "Moldau: host:port of the HTTP listener: the web console (/), the admin API (/api/v1/), Prometheus /metrics, /healthz, /readyz. No TLS or authentication yet: keep it on loopback or behind a proxy. Empty: off."},
+	{Name: "http.pprof.enable", Type: TypeBoolean, Default: "false", check: checkBool, Doc: "Moldau: serve Go's profiles at /debug/pprof/ on http.listener."},
+	{Name: "metrics.listener", Type: TypeString, check: checkHostPortOrEmpty, Doc: "Moldau: alias of http.listener (the older name); set only one of them, or both to the same value."},
+	{Name: "log.format", Type: TypeString, Default: "text", check: checkOneOf("text", "json"), Doc: "Moldau: format of the server's log lines on stderr: text (key=value) or json (one object per line)."},
+	{Name: "log.level", Type: TypeString, Default: "INFO", check: checkLogLevel, Doc: "Moldau: lowest level logged: DEBUG, INFO, WARN or ERROR (any case). Changeable at runtime with PUT /api/v1/log/level."},
 	{Name: "log.dir", Type: TypeString, Default: "./moldau-data", check: checkDirs, Doc: "Data directory, used when log.dirs is unset."},
 	{Name: "log.dirs", Type: TypeString, Nullable: true, check: checkDirs, Doc: "Comma-separated data directories. Default: log.dir."},
 	{Name: "num.partitions", Type: TypeInt, Default: "1", check: intAtLeast(1), Doc: "Default partition count of new topics."},

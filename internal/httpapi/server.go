@@ -3,20 +3,24 @@
 //	/               the web console (internal/console), embedded in the binary
 //	/api/v1/        the admin JSON API (api.go; described by openapi.yaml, served at /api/v1/openapi.yaml)
 //	/metrics        Prometheus text format
-//	/healthz        200 while the process is up
-//	/readyz         200 when caught up with metadata and serving its partitions, 503 with the reasons otherwise
-//	/debug/pprof/   Go's profiles, only with http.pprof.enable=true
+//	/healthz        200 {"status":"ok"} while the process is up
+//	/readyz         200 {"ready":true} when caught up with metadata and serving its partitions,
+//	                503 {"ready":false,"reasons":[...]} otherwise (Config.Ready says why)
+//	/debug/pprof/   Go's profiles, only with http.pprof.enable=true (404 otherwise)
 //
 // The listener has no TLS or authentication yet: it binds loopback by default.
 package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
+	"syscall"
 	"time"
 )
 
@@ -43,6 +47,9 @@ type Server struct {
 func Listen(cfg Config) (*Server, error) {
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return nil, fmt.Errorf("http.listener: address %s is already in use; stop what listens there, choose another port (http.listener=host:port) or turn it off (http.listener=)", cfg.Addr)
+		}
 		return nil, fmt.Errorf("http.listener %s: %w", cfg.Addr, err)
 	}
 	logger := cfg.Logger
@@ -70,8 +77,49 @@ func routes(cfg Config) http.Handler {
 	if cfg.Console != nil {
 		mux.Handle("/", cfg.Console)
 	}
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		ready, reasons := true, []string(nil)
+		if cfg.Ready != nil {
+			ready, reasons = cfg.Ready()
+		}
+		if ready {
+			writeJSON(w, http.StatusOK, readiness{Ready: true})
+			return
+		}
+		if reasons == nil {
+			reasons = []string{}
+		}
+		writeJSON(w, http.StatusServiceUnavailable, readiness{Ready: false, Reasons: reasons})
+	})
+	if cfg.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index) // also the named profiles: heap, goroutine, ...
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	} else {
+		// Not the console's: a 404 that says how to turn the profiles on.
+		mux.HandleFunc("/debug/pprof/", func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "404 page not found: /debug/pprof/ is off; start the broker with http.pprof.enable=true", http.StatusNotFound)
+		})
+	}
 	return mux
+}
+
+// readiness is the body of /readyz.
+type readiness struct {
+	Ready   bool     `json:"ready"`
+	Reasons []string `json:"reasons,omitempty"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
 }
 
 // Addr is the bound address.
@@ -89,4 +137,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// Close stops the listener at once, closing the connections being served (a failed start).
+func (s *Server) Close() error {
+	err := s.srv.Close()
+	<-s.served
+	return err
 }

@@ -64,6 +64,7 @@ type Node struct {
 	ClientAddr      string // PLAINTEXT listener, host:port
 	ControllerAddr  string // CONTROLLER listener
 	ReplicationAddr string // REPLICATION listener, "" unless ClusterConfig.InterBrokerAddr is set
+	HTTPAddr        string // http.listener: console, admin API, /metrics, /healthz, /readyz
 	Dir             string
 	DataDir         string
 	ConfigPath      string
@@ -121,9 +122,9 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 	if cfg.ReadyTimeout == 0 {
 		cfg.ReadyTimeout = 60 * time.Second
 	}
-	perNode := 2
+	perNode := 3 // client, controller, http
 	if cfg.Proxies {
-		perNode = 3
+		perNode = 4 // and replication
 	}
 	ports, err := freePorts(cfg.Nodes * perNode)
 	if err != nil {
@@ -137,13 +138,14 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 			ID:             id,
 			ClientAddr:     net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[i*perNode])),
 			ControllerAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[i*perNode+1])),
+			HTTPAddr:       net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[i*perNode+2])),
 			Dir:            dir,
 			DataDir:        filepath.Join(dir, "data"),
 			ConfigPath:     filepath.Join(dir, "server.properties"),
 			cfg:            &c.cfg,
 		}
-		if perNode == 3 {
-			n.ReplicationAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[i*perNode+2]))
+		if cfg.Proxies {
+			n.ReplicationAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[i*perNode+3]))
 		}
 		c.nodes = append(c.nodes, n)
 	}
@@ -217,6 +219,7 @@ func (c *Cluster) properties(n *Node) string {
 		"listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
 		"controller.quorum.voters":       strings.Join(voters, ","),
 		"log.dirs":                       n.DataDir,
+		"http.listener":                  n.HTTPAddr, // a port of its own, never the default 8080
 	}
 	if n.ReplicationAddr != "" {
 		p["listeners"] += ",REPLICATION://" + n.ReplicationAddr

@@ -38,6 +38,7 @@ func TestClusterConfigsAndIsolation(t *testing.T) {
 		// node 1 reaches itself directly and the others through its own proxies
 		"controller.quorum.voters=1@" + n1.ControllerAddr + ",2@" + c.ControllerProxy(1, 2).Addr() + ",3@" + c.ControllerProxy(1, 3).Addr() + "\n",
 		"log.dirs=/override/wins\n", "min.insync.replicas=2\n", "broker.rack=rack-a\n",
+		"http.listener=" + n1.HTTPAddr + "\n", // its own port, never the default 8080
 	} {
 		if !strings.Contains(cfg, want) {
 			t.Errorf("node 1's server.properties lacks %q:\n%s", want, cfg)

@@ -2,13 +2,16 @@
 // docker-compose.yml and docker-compose.cluster.yml must configure their containers with the
 // settings scripts/cluster-local.sh gives its processes (the same KAFKA_* keys and values, only
 // the hosts and ports differ), every variable must be one the server understands, and the
-// Dockerfile's data volume must be the one the compose files mount.
+// Dockerfile's data volume must be the one the compose files mount. The HTTP listener
+// (MOLDAU_HTTP_LISTENER) binds 0.0.0.0 on a published port in a container, 127.0.0.1 on a port
+// of its own in the script.
 package deploy
 
 import (
 	"context"
 	"fmt"
 	"maps"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,6 +42,9 @@ type cluster struct {
 	resolve func(host string, port int) (id int, listener string, err error)
 	// dataDir checks node id's log dir and says what it is, for the comparison.
 	dataDir func(id int, dir string) error
+	// http checks node id's http.listener (MOLDAU_HTTP_LISTENER): reachable where the
+	// deployment's users are, on a port of its own.
+	http func(id int, host string, port int) error
 }
 
 const baseDir = "/cluster-dir"
@@ -160,6 +166,17 @@ func loadCompose(t *testing.T, path string) *cluster {
 		l, err := listenerAt(id, port)
 		return id, l, err
 	}
+	c.http = func(id int, host string, port int) error {
+		if host != "0.0.0.0" && host != "" {
+			return fmt.Errorf("node %d: MOLDAU_HTTP_LISTENER binds %s: in a container it must bind 0.0.0.0 to be published", id, host)
+		}
+		for _, pub := range published {
+			if pub == [2]int{id, port} {
+				return nil
+			}
+		}
+		return fmt.Errorf("node %d: no host port publishes its http.listener (container port %d)", id, port)
+	}
 	used := map[string]bool{}
 	c.dataDir = func(id int, dir string) error {
 		vol, ok := mounts[id][dir]
@@ -261,6 +278,20 @@ func loadScript(t *testing.T, root string, n int) *cluster {
 		}
 		return 0, "", fmt.Errorf("127.0.0.1:%d is no node's listener", port)
 	}
+	httpPorts := map[int]int{}
+	c.http = func(id int, host string, port int) error {
+		if host != "127.0.0.1" {
+			return fmt.Errorf("node %d: MOLDAU_HTTP_LISTENER binds %s, want 127.0.0.1", id, host)
+		}
+		if rid, l, err := c.resolve(host, port); err == nil {
+			return fmt.Errorf("node %d: MOLDAU_HTTP_LISTENER port %d is node %d's %s listener too", id, port, rid, l)
+		}
+		if other, ok := httpPorts[port]; ok && other != id {
+			return fmt.Errorf("node %d: MOLDAU_HTTP_LISTENER port %d is node %d's too", id, port, other)
+		}
+		httpPorts[port] = id
+		return nil
+	}
 	c.dataDir = func(id int, dir string) error {
 		if want := fmt.Sprintf("%s/node-%d/data", baseDir, id); dir != want {
 			return fmt.Errorf("node %d: KAFKA_LOG_DIRS=%s, want %s", id, dir, want)
@@ -325,6 +356,19 @@ func (c *cluster) normalized(t *testing.T) map[int]map[string]string {
 			t.Errorf("%s: %v", c.what, err)
 		}
 		m["KAFKA_LOG_DIRS"] = "<data>"
+		if v, ok := m["MOLDAU_HTTP_LISTENER"]; ok {
+			host, ps, err := net.SplitHostPort(v)
+			p, perr := strconv.Atoi(ps)
+			switch {
+			case err != nil || perr != nil:
+				t.Errorf("%s: node %d: MOLDAU_HTTP_LISTENER=%s is not host:port", c.what, id, v)
+			default:
+				if err := c.http(id, host, p); err != nil {
+					t.Errorf("%s: %v", c.what, err)
+				}
+			}
+			m["MOLDAU_HTTP_LISTENER"] = "<http>"
+		}
 		out[id] = m
 	}
 	return out

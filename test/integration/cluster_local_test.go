@@ -47,8 +47,8 @@ func scriptPath(t *testing.T) string {
 	return filepath.Join(root, "scripts", "cluster-local.sh")
 }
 
-// freeBasePort finds a base port for n (at most 4) nodes whose three ports each
-// (base+100*(i-1) + 0, 1, 2) nothing listens on, below Linux's ephemeral range (32768 and up), so
+// freeBasePort finds a base port for n (at most 4) nodes whose four ports each
+// (base+100*(i-1) + 0, 1, 2, and 3 for http.listener) nothing listens on, below Linux's ephemeral range (32768 and up), so
 // a port the kernel hands another test's client or listener cannot take one of them meanwhile.
 func freeBasePort(t *testing.T, n int) int {
 	t.Helper()
@@ -56,11 +56,11 @@ func freeBasePort(t *testing.T, n int) int {
 		t.Fatalf("freeBasePort: %d nodes, at most 4", n)
 	}
 	for range 50 {
-		base := 20000 + rand.IntN(120)*100 + rand.IntN(90)
+		base := 20000 + rand.IntN(120)*100 + rand.IntN(90) // base+3 stays below the next node's base
 		ok := true
 		var held []net.Listener
 		for i := range n {
-			for off := range 3 {
+			for off := range 4 {
 				ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(base+100*i+off)))
 				if err != nil {
 					ok = false

@@ -101,7 +101,9 @@ func repoRoot() (string, error) {
 }
 
 // childEnv is this process's environment without the variables the broker reads as configuration
-// (KAFKA_*, MOLDAU_*, CLUSTER_ID; MOLDAU_BIN would be the unknown key "bin"), plus extra.
+// (KAFKA_*, MOLDAU_*, CLUSTER_ID; MOLDAU_BIN would be the unknown key "bin"), plus
+// MOLDAU_HTTP_LISTENER=127.0.0.1:0 (a broker's HTTP listener never takes the default 8080; a
+// test that needs its address sets --http-listener, which wins), plus extra.
 func childEnv(extra ...string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
@@ -110,6 +112,7 @@ func childEnv(extra ...string) []string {
 		}
 		env = append(env, kv)
 	}
+	env = append(env, "MOLDAU_HTTP_LISTENER=127.0.0.1:0")
 	return append(env, extra...)
 }
 

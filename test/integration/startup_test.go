@@ -122,6 +122,15 @@ func TestServerPortInUse(t *testing.T) {
 	if got := listDir(t, missing); got != "missing" {
 		t.Errorf("the failed start left %s as %q", missing, got)
 	}
+	// The HTTP listener's port taken: the same, with how to move it or turn it off.
+	out = serverMustFail(t, "--listeners", fmt.Sprintf("PLAINTEXT://127.0.0.1:%d", freePort(t)), "--data-dir", missing,
+		"--http-listener", addr)
+	if want := fmt.Sprintf("moldau server: http.listener: address %s is already in use; stop what listens there, choose another port (http.listener=host:port) or turn it off (http.listener=)", addr); !strings.Contains(out, want) {
+		t.Errorf("output\n%s\nwant it to contain %q", out, want)
+	}
+	if got := listDir(t, missing); got != "missing" {
+		t.Errorf("the failed start left %s as %q", missing, got)
+	}
 }
 
 // TestServerSignalDuringStartup: SIGINT or SIGTERM stops a `moldau server` whose start-up is
