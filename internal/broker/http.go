@@ -73,7 +73,7 @@ func (b *Broker) attachAPI() {
 	if b.http.srv == nil {
 		return
 	}
-	h := httpapi.NewAPI(b, httpapi.APIOptions{Level: b.httpLevel, Logger: b.log.With("component", "api")})
+	h := httpapi.NewAPI(b.apiBackend(), httpapi.APIOptions{Level: b.httpLevel, Logger: b.log.With("component", "api")})
 	b.http.api.Store(&h)
 }
 

@@ -137,9 +137,10 @@ func (a *api) openapi(w http.ResponseWriter, r *http.Request) {
 	w.Write(openAPI)
 }
 
-// writeJSON answers v with status.
+// writeJSON answers v with status (never cached: every answer is the state now).
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	enc.Encode(v)
