@@ -93,6 +93,12 @@ type options struct {
 	clusterConfig []string
 	// workloads are the single-node workloads to run (-workloads).
 	workloads []string
+	// -observe: Moldau's W1 unobserved and observed (/metrics scraped, the console open), in
+	// rounds (observe.go).
+	observe         bool
+	observeRounds   int
+	observeInterval time.Duration
+	chromium        string
 }
 
 // listFlag is a repeatable string flag.
@@ -118,6 +124,12 @@ type harness struct {
 	cpOnce    sync.Once
 	classpath string
 	cpErr     error
+
+	// The HTTP listener of the brokers -observe watches, by data directory (observe.go).
+	httpMu      sync.Mutex
+	httpAddrs   map[string]string
+	httpKeyOnce sync.Once
+	httpKeyName string
 }
 
 func main() { os.Exit(realMain()) }
@@ -146,6 +158,10 @@ func realMain() int {
 		stallKillNotQuorumLeader+" (created on a node that is not the metadata quorum's leader), "+stallKillQuorumLeader+" (on the quorum leader: a quorum election too), "+stallKillAsPlaced+" (where the cluster places it)")
 	flag.Var((*listFlag)(&opts.clusterConfig), "cluster-config", "moldau3, kafka3: key=value added to every node's server.properties, Moldau's and Kafka's alike (repeatable; e.g. broker.session.timeout.ms=2000)")
 	flag.StringVar(&workloads, "workloads", "W1,W2,W3,W4,W5,W6,W7", "the single-node workloads to run, comma-separated (W3 reads W1's records: it needs W1)")
+	flag.BoolVar(&opts.observe, "observe", false, "run Moldau's W1 unobserved and observed (/metrics scraped every -observe-interval and the web console open in headless chromium, on the overview and on a consumer group's page), -observe-rounds times each in alternating order, each run against a fresh broker; needs -workloads W1")
+	flag.IntVar(&opts.observeRounds, "observe-rounds", 2, "-observe: rounds of the three variants (even: each variant's mean position in the run is the same)")
+	flag.DurationVar(&opts.observeInterval, "observe-interval", time.Second, "-observe: the scrape interval of /metrics")
+	flag.StringVar(&opts.chromium, "chromium", "", "-observe: the chromium binary (default $CHROMIUM, else chromium on $PATH)")
 	flag.BoolVar(&opts.syncBetween, "sync", true, "sync(2) before each workload, so that the kernel's writeback of one workload's data does not land in the next")
 	flag.Parse()
 	if opts.scale <= 0 {
@@ -170,6 +186,14 @@ func realMain() int {
 		}
 		opts.workloads = append(opts.workloads, w)
 	}
+	if opts.observe && !slices.Equal(opts.workloads, []string{"W1"}) {
+		fmt.Fprintln(os.Stderr, "compare: -observe runs Moldau's W1 only, in rounds: give -workloads W1")
+		return 2
+	}
+	if opts.observeRounds < 1 || opts.observeInterval <= 0 {
+		fmt.Fprintln(os.Stderr, "compare: -observe-rounds and -observe-interval must be > 0")
+		return 2
+	}
 	known := map[string]bool{"disk": true}
 	for _, s := range allSystems {
 		known[s.key] = true
@@ -186,6 +210,10 @@ func realMain() int {
 			return 2
 		}
 		opts.systems = append(opts.systems, s)
+	}
+	if opts.observe && !slices.Contains(opts.systems, "moldau") {
+		fmt.Fprintln(os.Stderr, "compare: -observe watches Moldau: -systems must include moldau")
+		return 2
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -268,7 +296,9 @@ func (h *harness) run(ctx context.Context) error {
 			continue
 		}
 		for _, s := range allSystems {
-			if s.key == key {
+			if s.key == key && key == "moldau" && h.opts.observe {
+				h.report.Systems = append(h.report.Systems, h.runObserve(ctx, s)...)
+			} else if s.key == key {
 				h.report.Systems = append(h.report.Systems, h.runSystem(ctx, s))
 			}
 		}
@@ -425,6 +455,8 @@ type workload struct {
 	name string
 	args []string // common to moldau bench and natsbench
 	kafk []string // moldau bench only (Kafka client settings)
+	// observe, if set, is started right before the load generator and stopped right after it.
+	observe observer
 }
 
 func (h *harness) records(n int64) int64 {
@@ -638,7 +670,13 @@ func (h *harness) bench(ctx context.Context, s *system, brokerPIDs []int, addr, 
 	wctx, cancel := context.WithTimeout(ctx, h.opts.workloadTimeout)
 	defer cancel()
 	brokerCPU0, _ := sumCPUSeconds(brokerPIDs)
+	if w.observe != nil {
+		w.observe.begin()
+	}
 	out, benchCPU, runErr := runTimed(wctx, h.tmp, io.MultiWriter(logf, &prefixWriter{prefix: "    " + s.key + " " + w.name + " | ", w: os.Stderr}), argv...)
+	if w.observe != nil {
+		w.observe.end()
+	}
 	br, err := parseBench(out)
 	if err != nil {
 		if runErr != nil {

@@ -99,6 +99,7 @@ type report struct {
 	// and the leader-kill stall.
 	Clusters       []*systemResult `json:"clusters,omitempty"`
 	Targets        []target        `json:"targets"`
+	Observe        *observeReport  `json:"observe,omitempty"` // -observe (observe.go)
 	ClusterTargets []target        `json:"cluster_targets,omitempty"`
 	Notes          []string        `json:"notes"`
 }
@@ -532,6 +533,9 @@ func (r *report) write(out, repo string, w io.Writer) error {
 		r.durability(&md)
 		md.WriteString("\n")
 		r.targets(&md)
+	}
+	if r.Observe != nil {
+		r.Observe.table(&md)
 	}
 	if len(r.Clusters) > 0 {
 		md.WriteString("\nThree nodes on this machine, every topic with replication factor 3 and min.insync.replicas=2:\n\n")

@@ -42,6 +42,7 @@ var allSystems = []*system{
 				// default does, without: Kafka's log.flush.interval.messages, set explicitly.
 				argv = append(argv, "--override", "log.flush.interval.messages="+kafkaNoFlush)
 			}
+			argv = append(argv, h.httpArgs(dir)...) // -observe's brokers: /metrics and the console
 			return startProc("moldau", filepath.Join(dir, "server.log"), dir, nil, argv...)
 		},
 		ready: kafkaReady,

@@ -79,6 +79,9 @@ type Broker struct {
 	// shuttingDown is closed when a controlled shutdown starts: the heartbeat loop hands over.
 	shuttingDown chan struct{}
 	wg           sync.WaitGroup // background loops
+
+	// lag is the consumer lag of the groups coordinated here (lag.go).
+	lag *metrics.LagTracker
 }
 
 // clientListener is one entry of listeners: its bound socket and the server that serves it.

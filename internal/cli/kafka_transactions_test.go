@@ -330,7 +330,7 @@ func TestHangingOf(t *testing.T) {
 		return openTxn{txnPartition{topic, p}, producerState{producerID: pid, epoch: 3, coordinatorEpoch: -1, txnStartOffset: 40, lastTimestamp: 1000}}
 	}
 	candidates := []openTxn{open("a", 0, 1), open("a", 1, 1), open("b", 0, 2), open("c", 0, 3)}
-	txnIDs := map[int64]string{1: "t1", 2: "t2"} // producer 3: no transactional id lists it
+	txnIDs := map[int64]string{1: "t1", 2: "t2"}                                     // producer 3: no transactional id lists it
 	descs := map[string]txnDescription{"t1": {partitions: []txnPartition{{"a", 0}}}} // t2: unknown to its coordinator
 	var got []string
 	for _, h := range hangingOf(candidates, txnIDs, descs) {

@@ -16,15 +16,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/moldau/moldau/internal/server"
 )
 
 // Metrics is the broker's metric registry.
@@ -37,6 +33,8 @@ type Metrics struct {
 	// internalSkipped counts, by topic, the records of internal topics that a coordinator's load
 	// could not decode and skipped.
 	internalSkipped *prometheus.CounterVec
+	// topics is Kafka's BrokerTopicMetrics, per topic and for all topics.
+	topics *topicSet
 }
 
 // New creates the registry with the Go runtime and process collectors.
@@ -62,9 +60,28 @@ func New() *Metrics {
 			Help: "Records (or undecodable batches) of internal topics that a coordinator skipped while loading, by topic.",
 		}, []string{"topic"}),
 	}
-	m.reg.MustRegister(m.requests, m.requestSeconds, m.requestErrors, m.producedBytes, m.internalSkipped,
+	m.topics = newTopicSet()
+	m.reg.MustRegister(m.requests, m.requestSeconds, m.requestErrors, m.producedBytes, m.internalSkipped, m.topics,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// Handler serves the registry in the Prometheus text format (or OpenMetrics, when the scraper
+// asks for it): the /metrics endpoint.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// Register adds a collector to the registry (consumer lag, broker gauges). It fails when one of
+// the collector's metric names is registered already with other labels or help.
+func (m *Metrics) Register(c prometheus.Collector) error { return m.reg.Register(c) }
+
+// Totals is this broker's all-topics byte and message counts since start: bytes in
+// (kafka_server_brokertopicmetrics_bytesin_total), bytes out (…_bytesout_total, to consumers;
+// replication is not counted) and messages in (…_messagesin_total). They never decrease.
+func (m *Metrics) Totals() (bytesIn, bytesOut, messagesIn float64) {
+	a := &m.topics.all
+	return float64(a.c[tBytesIn].Load()), float64(a.c[tBytesOut].Load()), float64(a.c[tMessagesIn].Load())
 }
 
 // Gauge registers a gauge whose value fn computes at each scrape.
@@ -83,42 +100,6 @@ func (m *Metrics) Counter(name, help string, fn func() float64) {
 	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, fn))
 }
 
-// Instrument wraps h so that every request is counted and timed.
-func (m *Metrics) Instrument(h server.Handler) server.Handler { return &instrumented{Handler: h, m: m} }
-
-type instrumented struct {
-	server.Handler
-	m *Metrics
-}
-
-func (i *instrumented) Handle(ctx context.Context, req *server.Request) (kmsg.Response, error) {
-	api := apiName(req.Key)
-	if p, ok := req.Msg.(*kmsg.ProduceRequest); ok {
-		n := 0
-		for _, t := range p.Topics {
-			for _, pt := range t.Partitions {
-				n += len(pt.Records)
-			}
-		}
-		i.m.producedBytes.Add(float64(n))
-	}
-	start := time.Now()
-	resp, err := i.Handler.Handle(ctx, req)
-	i.m.requestSeconds.WithLabelValues(api).Observe(time.Since(start).Seconds())
-	i.m.requests.WithLabelValues(api).Inc()
-	if err != nil {
-		i.m.requestErrors.WithLabelValues(api).Inc()
-	}
-	return resp, err
-}
-
-func apiName(key int16) string {
-	if name := kmsg.NameForKey(key); name != "Unknown" && name != "" {
-		return name
-	}
-	return strconv.Itoa(int(key))
-}
-
 // Server is the HTTP listener of /metrics and /debug/pprof/.
 type Server struct {
 	srv    *http.Server
@@ -133,7 +114,7 @@ func (m *Metrics) Listen(addr string, logger *slog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("metrics listener: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+	mux.Handle("/metrics", m.Handler())
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

@@ -1,0 +1,128 @@
+package metrics
+
+import (
+	"context"
+	"io"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/moldau/moldau/internal/server"
+)
+
+// batch encodes a v2 record batch of n records (uncompressed).
+func batch(n int) []byte {
+	b := kmsg.RecordBatch{Magic: 2, LastOffsetDelta: int32(n - 1), NumRecords: int32(n), ProducerID: -1, ProducerEpoch: -1}
+	var recs []byte
+	for i := range n {
+		r := kmsg.Record{OffsetDelta: int32(i), Value: []byte("v")}
+		recs = r.AppendTo(recs)
+	}
+	b.Records = recs
+	enc := b.AppendTo(nil)
+	// Length is everything after the length field.
+	l := len(enc) - 12
+	enc[8], enc[9], enc[10], enc[11] = byte(l>>24), byte(l>>16), byte(l>>8), byte(l)
+	return enc
+}
+
+func TestCountRecords(t *testing.T) {
+	two := append(batch(3), batch(4)...)
+	for _, c := range []struct {
+		b    []byte
+		want int
+	}{{nil, 0}, {batch(1), 1}, {batch(5), 5}, {two, 7}, {two[:len(two)-3], 7}, {[]byte{1, 2, 3}, 0}} {
+		if got := countRecords(c.b); got != c.want {
+			t.Errorf("countRecords(%d bytes) = %d, want %d", len(c.b), got, c.want)
+		}
+	}
+}
+
+// answerProduce answers every produce partition with the error code its partition number names
+// (0 = success).
+type answerProduce struct{ server.Handler }
+
+func (answerProduce) Handle(_ context.Context, req *server.Request) (kmsg.Response, error) {
+	r := req.Msg.(*kmsg.ProduceRequest)
+	resp := r.ResponseKind().(*kmsg.ProduceResponse)
+	for _, rt := range r.Topics {
+		st := kmsg.NewProduceResponseTopic()
+		st.Topic = rt.Topic
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewProduceResponseTopicPartition()
+			sp.Partition, sp.ErrorCode = rp.Partition, int16(rp.Partition)
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp, nil
+}
+
+func produceReq(topic string, parts map[int32][]byte) *server.Request {
+	r := kmsg.NewPtrProduceRequest()
+	r.Version, r.Acks = 9, -1
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = topic
+	for p := range int32(200) {
+		if b, ok := parts[p]; ok {
+			rp := kmsg.NewProduceRequestTopicPartition()
+			rp.Partition, rp.Records = p, b
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+	}
+	r.Topics = append(r.Topics, rt)
+	return &server.Request{Key: r.Key(), Version: r.Version, Msg: r}
+}
+
+// Produce requests count bytes and messages in per topic and for all topics, failures the way
+// Kafka counts them, and Totals and Handler show them.
+func TestProduceTopicMetrics(t *testing.T) {
+	m := New()
+	h := m.Instrument(answerProduce{})
+	ok, big := batch(3), batch(2)
+	for _, req := range []*server.Request{
+		produceReq("a", map[int32][]byte{0: ok}),
+		produceReq("a", map[int32][]byte{0: ok, codeMessageTooLarge: big, codeNotLeader: ok, 87 /* INVALID_RECORD */ : ok}),
+		produceReq("b", map[int32][]byte{0: ok}),
+		produceReq("nope", map[int32][]byte{codeUnknownTopic: ok}),
+	} {
+		if _, err := h.Handle(context.Background(), req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in, out, msgs := m.Totals()
+	if want := float64(3 * len(ok)); in != want || out != 0 || msgs != 9 {
+		t.Fatalf("Totals = %v, %v, %v; want %v, 0, 9", in, out, msgs, want)
+	}
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body, _ := io.ReadAll(rec.Body)
+	text := string(body)
+	for _, want := range []string{
+		`kafka_server_brokertopicmetrics_messagesin_total{topic="a"} 6`,
+		`kafka_server_brokertopicmetrics_messagesin_total{topic="b"} 3`,
+		`kafka_server_brokertopicmetrics_messagesin_total{topic=""} 9`,
+		`kafka_server_brokertopicmetrics_totalproducerequests_total{topic="a"} 5`,
+		`kafka_server_brokertopicmetrics_totalproducerequests_total{topic=""} 7`,
+		`kafka_server_brokertopicmetrics_failedproducerequests_total{topic="a"} 1`,
+		`kafka_server_brokertopicmetrics_failedproducerequests_total{topic=""} 1`,
+		`kafka_server_brokertopicmetrics_bytesrejected_total{topic="a"} ` + strconv.Itoa(len(big)),
+		`kafka_server_brokertopicmetrics_replicationbytesin_total 0`,
+	} {
+		if !strings.Contains(text, want+"\n") {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if strings.Contains(text, `topic="nope"`) {
+		t.Error("an unknown topic got series of its own")
+	}
+	m.SetTopicExists(func(topic string) bool { return topic != "b" })
+	rec = httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if body, _ := io.ReadAll(rec.Body); strings.Contains(string(body), `topic="b"`) {
+		t.Error("a deleted topic kept its series")
+	}
+}
