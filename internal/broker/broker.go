@@ -407,6 +407,7 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 		b.wg.Add(1)
 		go b.cleaner()
 	}
+	b.startLag(m)
 	b.attachAPI()
 	b.http.phase.Store(nil) // ready from now on, unless Ready finds a reason
 	ok = true

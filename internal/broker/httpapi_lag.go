@@ -3,15 +3,63 @@ package broker
 import "github.com/moldau/moldau/internal/httpapi"
 
 // The admin API's view of the lag tracker and the throughput ring (internal/metrics, kept by
-// internal/broker/lag.go). Until they are wired these answer "not tracked".
+// lag.go). The tracker knows the groups this node coordinates; for the others these answer "not
+// tracked here" and the API falls back to what kadm computes.
 
-func (a *apiBackend) throughput() []httpapi.ThroughputSample { return nil }
+func (a *apiBackend) throughput() []httpapi.ThroughputSample {
+	if a.b.lag == nil {
+		return nil
+	}
+	in := a.b.lag.Throughput()
+	out := make([]httpapi.ThroughputSample, len(in))
+	for i, s := range in {
+		out[i] = httpapi.ThroughputSample{Time: s.Time, BytesIn: s.BytesIn, BytesOut: s.BytesOut, MessagesIn: s.MessagesIn}
+	}
+	return out
+}
 
-// trackedLagSeconds is the lag in seconds per partition of a group this node coordinates.
-func (a *apiBackend) trackedLagSeconds(group string) (map[tp]float64, bool) { return nil, false }
+// trackedLagSeconds is the lag in seconds per partition of a group this node coordinates
+// (partitions whose lag in seconds is unknown are left out).
+func (a *apiBackend) trackedLagSeconds(group string) (map[tp]float64, bool) {
+	if a.b.lag == nil {
+		return nil, false
+	}
+	g, ok := a.b.lag.Group(group)
+	if !ok {
+		return nil, false
+	}
+	m := make(map[tp]float64, len(g.Partitions))
+	for _, p := range g.Partitions {
+		if p.LagSeconds >= 0 {
+			m[tp{p.Topic, p.Partition}] = p.LagSeconds
+		}
+	}
+	return m, true
+}
 
-func (a *apiBackend) trackedMaxLagSeconds(group string) (float64, bool) { return 0, false }
+func (a *apiBackend) trackedMaxLagSeconds(group string) (float64, bool) {
+	if a.b.lag == nil {
+		return 0, false
+	}
+	g, ok := a.b.lag.Group(group)
+	return g.MaxLagSeconds, ok
+}
 
-func (a *apiBackend) lagHistory(group string) []httpapi.LagSample { return nil }
+func (a *apiBackend) lagHistory(group string) []httpapi.LagSample {
+	if a.b.lag == nil {
+		return nil
+	}
+	in := a.b.lag.History(group)
+	out := make([]httpapi.LagSample, len(in))
+	for i, s := range in {
+		out[i] = httpapi.LagSample{Time: s.Time, TotalLag: s.TotalLag, MaxLagSeconds: s.MaxLagSeconds}
+	}
+	return out
+}
 
-func (a *apiBackend) lagIntervalMs() int64 { return 10000 }
+func (a *apiBackend) lagIntervalMs() int64 {
+	if a.b.lag == nil {
+		return 10000
+	}
+	return a.b.lag.HistoryInterval().Milliseconds()
+}

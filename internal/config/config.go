@@ -128,10 +128,11 @@ type Config struct {
 	InterBrokerEndpoint Listener
 	// HTTPListener is http.listener (or its alias metrics.listener): host:port of the console,
 	// admin API, /metrics, /healthz and /readyz; "" = off.
-	HTTPListener string
-	HTTPPprof    bool       // http.pprof.enable: serve /debug/pprof/ on HTTPListener
-	LogFormat    string     // log.format: "text" or "json"
-	LogLevel     slog.Level // log.level
+	HTTPListener         string
+	HTTPPprof            bool       // http.pprof.enable: serve /debug/pprof/ on HTTPListener
+	LagHistoryIntervalMs int32      // lag.history.interval.ms: consumer lag history sampling
+	LogFormat            string     // log.format: "text" or "json"
+	LogLevel             slog.Level // log.level
 
 	LogDirs []string // log.dirs, else log.dir
 
@@ -551,6 +552,7 @@ func (b *builder) fill() {
 	c.ProducerIDExpirationMs = b.int32("producer.id.expiration.ms")
 
 	c.HTTPPprof = b.bool("http.pprof.enable")
+	c.LagHistoryIntervalMs = b.int32("lag.history.interval.ms")
 	c.LogFormat = b.get("log.format")
 	c.LogLevel, _ = ParseLogLevel(b.get("log.level"))
 }

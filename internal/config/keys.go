@@ -315,6 +315,7 @@ var brokerKeys = []Key{
 	{Name: "http.listener", Type: TypeString, Default: DefaultHTTPListener, check: checkHostPortOrEmpty, Doc: "Moldau: host:port of the HTTP listener: the web console (/), the admin API (/api/v1/), Prometheus /metrics, /healthz, /readyz. No TLS or authentication yet: keep it on loopback or behind a proxy. Empty: off."},
 	{Name: "http.pprof.enable", Type: TypeBoolean, Default: "false", check: checkBool, Doc: "Moldau: serve Go's profiles at /debug/pprof/ on http.listener."},
 	{Name: "metrics.listener", Type: TypeString, check: checkHostPortOrEmpty, Doc: "Moldau: alias of http.listener (the older name); set only one of them, or both to the same value."},
+	{Name: "lag.history.interval.ms", Type: TypeInt, Default: "10000", check: intAtLeast(100), Doc: "Moldau: how often the consumer lag of each group coordinated here is sampled into its history (kept in memory, 360 samples: an hour at the default), shown by the console and GET /api/v1/groups/{id}/lag."},
 	{Name: "log.format", Type: TypeString, Default: "text", check: checkOneOf("text", "json"), Doc: "Moldau: format of the server's log lines on stderr: text (key=value) or json (one object per line)."},
 	{Name: "log.level", Type: TypeString, Default: "INFO", check: checkLogLevel, Doc: "Moldau: lowest level logged: DEBUG, INFO, WARN or ERROR (any case). Changeable at runtime with PUT /api/v1/log/level."},
 	{Name: "log.dir", Type: TypeString, Default: "./moldau-data", check: checkDirs, Doc: "Data directory, used when log.dirs is unset."},
