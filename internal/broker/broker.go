@@ -407,6 +407,9 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 		b.wg.Add(1)
 		go b.cleaner()
 	}
+	if err := m.Register(kafkaGauges{b}); err != nil {
+		return nil, fmt.Errorf("broker: metrics: %w", err)
+	}
 	b.startLag(m)
 	b.attachAPI()
 	b.http.phase.Store(nil) // ready from now on, unless Ready finds a reason

@@ -1,0 +1,146 @@
+package broker
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// kafkaGauges is a prometheus.Collector of the gauges Kafka's JMX exporter rules (Strimzi's
+// kafka-metrics.yaml) name, computed at scrape time from the partitions hosted here and the
+// metadata image:
+//
+//	kafka_server_replicamanager_*          this broker's replicas (ReplicaManager's gauges)
+//	kafka_cluster_partition_*              per partition led here: under-replicated, under/at min ISR
+//	kafka_controller_kafkacontroller_*     the cluster as the metadata image has it; as in Kafka,
+//	                                       the counts are reported by the active controller only
+//	                                       (0 elsewhere), so a sum over brokers is the cluster's
+//	kafka_log_log_*                        per partition hosted here: size, offsets, segments
+type kafkaGauges struct{ b *Broker }
+
+var (
+	rmPartitions     = desc("kafka_server_replicamanager_partitioncount", "Partitions hosted by this broker (ReplicaManager PartitionCount).")
+	rmLeaders        = desc("kafka_server_replicamanager_leadercount", "Partitions this broker leads (ReplicaManager LeaderCount).")
+	rmUnderRepl      = desc("kafka_server_replicamanager_underreplicatedpartitions", "Partitions led here whose ISR is smaller than their replica set.")
+	rmUnderMinISR    = desc("kafka_server_replicamanager_underminisrpartitioncount", "Partitions led here whose ISR is below min.insync.replicas.")
+	rmAtMinISR       = desc("kafka_server_replicamanager_atminisrpartitioncount", "Partitions led here whose ISR is exactly min.insync.replicas.")
+	rmOffline        = desc("kafka_server_replicamanager_offlinereplicacount", "Replicas hosted here that are offline (their log dir failed).")
+	cpUnderRepl      = desc("kafka_cluster_partition_underreplicated", "1 when this partition, led here, is under-replicated.", "topic", "partition")
+	cpUnderMinISR    = desc("kafka_cluster_partition_underminisr", "1 when this partition, led here, has fewer in-sync replicas than min.insync.replicas.", "topic", "partition")
+	cpAtMinISR       = desc("kafka_cluster_partition_atminisr", "1 when this partition, led here, has exactly min.insync.replicas in-sync replicas.", "topic", "partition")
+	kcActive         = desc("kafka_controller_kafkacontroller_activecontrollercount", "1 on the active controller (the raft leader of the metadata quorum), 0 elsewhere.")
+	kcOffline        = desc("kafka_controller_kafkacontroller_offlinepartitionscount", "Partitions without a leader (reported by the active controller).")
+	kcTopics         = desc("kafka_controller_kafkacontroller_globaltopiccount", "Topics in the cluster (reported by the active controller).")
+	kcPartitions     = desc("kafka_controller_kafkacontroller_globalpartitioncount", "Partitions in the cluster (reported by the active controller).")
+	kcImbalance      = desc("kafka_controller_kafkacontroller_preferredreplicaimbalancecount", "Partitions whose leader is not their preferred (first) replica (reported by the active controller).")
+	kcFenced         = desc("kafka_controller_kafkacontroller_fencedbrokercount", "Registered brokers that are fenced (reported by the active controller).")
+	kcActiveBrokers  = desc("kafka_controller_kafkacontroller_activebrokercount", "Registered brokers that are unfenced (reported by the active controller).")
+	logSize          = desc("kafka_log_log_size", "Bytes of this partition's log on this broker.", "topic", "partition")
+	logStart         = desc("kafka_log_log_logstartoffset", "The partition's log start offset on this broker.", "topic", "partition")
+	logEnd           = desc("kafka_log_log_logendoffset", "The partition's log end offset on this broker.", "topic", "partition")
+	logSegments      = desc("kafka_log_log_numlogsegments", "Segments of this partition's log on this broker.", "topic", "partition")
+	topicCurrentOffs = desc("kafka_topic_partition_current_offset", "High watermark of a partition led here (kafka_exporter's name).", "topic", "partition")
+	topicOldestOffs  = desc("kafka_topic_partition_oldest_offset", "Log start offset of a partition led here (kafka_exporter's name).", "topic", "partition")
+)
+
+func desc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc(name, help, labels, nil)
+}
+
+func (g kafkaGauges) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{rmPartitions, rmLeaders, rmUnderRepl, rmUnderMinISR, rmAtMinISR, rmOffline,
+		cpUnderRepl, cpUnderMinISR, cpAtMinISR, kcActive, kcOffline, kcTopics, kcPartitions, kcImbalance, kcFenced,
+		kcActiveBrokers, logSize, logStart, logEnd, logSegments, topicCurrentOffs, topicOldestOffs} {
+		ch <- d
+	}
+}
+
+func (g kafkaGauges) Collect(ch chan<- prometheus.Metric) {
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	var hosted, leaders, underRepl, underMin, atMin, offline int
+	for _, p := range g.b.parts.All() {
+		hosted++
+		part := strconv.Itoa(int(p.Index))
+		if err := p.Offline(); err != nil {
+			offline++
+			continue
+		}
+		gauge(logSize, float64(p.Size()), p.Topic, part)
+		gauge(logStart, float64(p.LogStartOffset()), p.Topic, part)
+		gauge(logEnd, float64(p.LogEndOffset()), p.Topic, part)
+		gauge(logSegments, float64(p.Log().NumSegments()), p.Topic, part)
+		if !p.IsLeader() {
+			continue
+		}
+		leaders++
+		gauge(topicCurrentOffs, float64(p.HighWatermark()), p.Topic, part)
+		gauge(topicOldestOffs, float64(p.LogStartOffset()), p.Topic, part)
+		s, ok := p.Replication()
+		if !ok {
+			continue
+		}
+		minISR := p.Settings().MinInsyncReplicas
+		ur, um, am := 0.0, 0.0, 0.0
+		if len(s.ISR) < len(s.Replicas) {
+			ur = 1
+			underRepl++
+		}
+		if len(s.ISR) < minISR {
+			um = 1
+			underMin++
+		}
+		if len(s.ISR) == minISR {
+			am = 1
+			atMin++
+		}
+		gauge(cpUnderRepl, ur, p.Topic, part)
+		gauge(cpUnderMinISR, um, p.Topic, part)
+		gauge(cpAtMinISR, am, p.Topic, part)
+	}
+	gauge(rmPartitions, float64(hosted))
+	gauge(rmLeaders, float64(leaders))
+	gauge(rmUnderRepl, float64(underRepl))
+	gauge(rmUnderMinISR, float64(underMin))
+	gauge(rmAtMinISR, float64(atMin))
+	gauge(rmOffline, float64(offline))
+
+	active := g.b.meta.IsController()
+	var topics, partitions, offlineParts, imbalance, fenced, unfenced int
+	if active {
+		im := g.b.meta.Image()
+		for _, t := range im.Topics() {
+			topics++
+			for _, p := range t.Partitions {
+				partitions++
+				if p.Leader < 0 {
+					offlineParts++
+				} else if len(p.Replicas) > 0 && p.Leader != p.Replicas[0] {
+					imbalance++
+				}
+			}
+		}
+		for _, br := range im.Brokers() {
+			if br.Fenced {
+				fenced++
+			} else {
+				unfenced++
+			}
+		}
+	}
+	gauge(kcActive, boolGauge(active))
+	gauge(kcOffline, float64(offlineParts))
+	gauge(kcTopics, float64(topics))
+	gauge(kcPartitions, float64(partitions))
+	gauge(kcImbalance, float64(imbalance))
+	gauge(kcFenced, float64(fenced))
+	gauge(kcActiveBrokers, float64(unfenced))
+}
+
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
