@@ -1,22 +1,13 @@
-// Package metrics serves the broker's Prometheus metrics and Go's pprof profiles on the
-// metrics.listener address:
-//
-//	/metrics        Prometheus text format (moldau_* and the Go runtime's go_* / process_*)
-//	/debug/pprof/   net/http/pprof: CPU and heap profiles, goroutines, traces
+// Package metrics is the broker's Prometheus registry: Kafka-shaped and moldau_* metrics, the Go
+// runtime's go_* / process_*. (*Metrics).Handler serves it; internal/httpapi puts that at /metrics
+// on http.listener.
 //
 // Request metrics are recorded by Instrument, a server.Handler decorator, so the request path
 // itself carries no metrics code.
 package metrics
 
 import (
-	"context"
-	"errors"
-	"fmt"
-	"log/slog"
-	"net"
 	"net/http"
-	"net/http/pprof"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -98,58 +89,4 @@ func (m *Metrics) InternalRecordsSkipped(topic string) prometheus.Counter {
 // Counter registers a counter whose value fn reads at each scrape (fn must never decrease).
 func (m *Metrics) Counter(name, help string, fn func() float64) {
 	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, fn))
-}
-
-// Server is the HTTP listener of /metrics and /debug/pprof/.
-type Server struct {
-	srv    *http.Server
-	ln     net.Listener
-	served chan struct{} // closed when the serving goroutine has returned
-}
-
-// Listen binds addr and serves in the background until Shutdown.
-func (m *Metrics) Listen(addr string, logger *slog.Logger) (*Server, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("metrics listener: %w", err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", m.Handler())
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/" {
-			http.NotFound(w, r)
-			return
-		}
-		fmt.Fprintln(w, "Moldau: /metrics (Prometheus), /debug/pprof/ (Go profiles)")
-	})
-	s := &Server{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, ln: ln, served: make(chan struct{})}
-	go func() {
-		defer close(s.served)
-		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			logger.Error("metrics listener stopped", "err", err)
-		}
-	}()
-	return s, nil
-}
-
-// Addr is the bound address.
-func (s *Server) Addr() net.Addr { return s.ln.Addr() }
-
-// Shutdown stops the listener, waits for the requests being served and for the serving
-// goroutine, or for ctx.
-func (s *Server) Shutdown(ctx context.Context) error {
-	if err := s.srv.Shutdown(ctx); err != nil {
-		return err
-	}
-	select {
-	case <-s.served:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
