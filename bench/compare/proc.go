@@ -139,20 +139,30 @@ func runTimed(ctx context.Context, dir string, errw io.Writer, argv ...string) (
 	return out.Bytes(), cpu, nil
 }
 
-// procCPUSeconds is the CPU time (user + system) process pid has used, from /proc/PID/stat.
-func procCPUSeconds(pid int) (float64, error) {
+// procStatFields are the fields of /proc/PID/stat after the command name (field 3 on, so
+// field N is at index N-3), at least min of them.
+func procStatFields(pid, min int) ([]string, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	// The command name (field 2) may hold spaces; the fields after it are plain.
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: no command name", pid)
+		return nil, fmt.Errorf("/proc/%d/stat: no command name", pid)
 	}
 	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+	if len(f) < min {
+		return nil, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+	}
+	return f, nil
+}
+
+// procCPUSeconds is the CPU time (user + system) process pid has used, from /proc/PID/stat.
+func procCPUSeconds(pid int) (float64, error) {
+	f, err := procStatFields(pid, 13)
+	if err != nil {
+		return 0, err
 	}
 	utime, err1 := strconv.ParseFloat(f[11], 64) // field 14
 	stime, err2 := strconv.ParseFloat(f[12], 64) // field 15
