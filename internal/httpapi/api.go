@@ -137,6 +137,14 @@ func (a *api) openapi(w http.ResponseWriter, r *http.Request) {
 	w.Write(openAPI)
 }
 
+// orEmpty is s, or an empty slice for nil: a list in an answer is [] when empty, never null.
+func orEmpty[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
 // writeJSON answers v with status (never cached: every answer is the state now).
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")

@@ -14,9 +14,7 @@ func (a *api) groups(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	if g == nil {
-		g = []GroupSummary{}
-	}
+	g = orEmpty(g)
 	writeJSON(w, http.StatusOK, groupsJSON{g})
 }
 
@@ -43,9 +41,7 @@ func (a *api) groupLag(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	if h.Samples == nil {
-		h.Samples = []LagSample{}
-	}
+	h.Samples = orEmpty(h.Samples)
 	writeJSON(w, http.StatusOK, h)
 }
 
@@ -81,9 +77,7 @@ func (a *api) resetOffsets(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	if res == nil {
-		res = []OffsetReset{}
-	}
+	res = orEmpty(res)
 	writeJSON(w, http.StatusOK, resetJSON{DryRun: req.DryRun, Offsets: res})
 }
 
@@ -97,9 +91,7 @@ func (a *api) reassignments(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	if rs == nil {
-		rs = []Reassignment{}
-	}
+	rs = orEmpty(rs)
 	writeJSON(w, http.StatusOK, reassignmentsJSON{rs})
 }
 
@@ -112,9 +104,7 @@ func writeResults(w http.ResponseWriter, res []PartitionResult, err error) {
 		writeError(w, err)
 		return
 	}
-	if res == nil {
-		res = []PartitionResult{}
-	}
+	res = orEmpty(res)
 	writeJSON(w, http.StatusOK, resultsJSON{res})
 }
 

@@ -23,9 +23,7 @@ type throughputJSON struct {
 
 func (a *api) throughput(w http.ResponseWriter, r *http.Request) {
 	s := a.b.Throughput()
-	if s == nil {
-		s = []ThroughputSample{}
-	}
+	s = orEmpty(s)
 	writeJSON(w, http.StatusOK, throughputJSON{IntervalMs: 1000, Samples: s})
 }
 
@@ -161,9 +159,7 @@ func (a *api) partitions(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	if parts == nil {
-		parts = []PartitionInfo{}
-	}
+	parts = orEmpty(parts)
 	writeJSON(w, http.StatusOK, partitionsJSON{total, parts})
 }
 
