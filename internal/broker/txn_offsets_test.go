@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -46,6 +49,13 @@ func request[T kmsg.Response](ctx context.Context, t *testing.T, cl *kgo.Client,
 	for {
 		resp, err := cl.Request(ctx, req)
 		if err != nil {
+			// A broker the test stopped may still be what the client's metadata names (as
+			// coordinator or leader) for a moment: connection errors are retried like the
+			// retriable codes, until ctx ends.
+			if transportError(err) && ctx.Err() == nil {
+				time.Sleep(20 * time.Millisecond) // polling a condition with a deadline (ctx)
+				continue
+			}
 			t.Fatalf("%T: %v", req, err)
 		}
 		r := resp.(T)
@@ -57,6 +67,13 @@ func request[T kmsg.Response](ctx context.Context, t *testing.T, cl *kgo.Client,
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// transportError reports whether err is a failed connection (refused, reset, closed), not an
+// answer.
+func transportError(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 func (c *txnOffsetsClient) init(ctx context.Context) {
