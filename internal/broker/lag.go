@@ -40,7 +40,7 @@ const (
 
 // startLag makes the lag tracker, registers it with m and starts its sampler, which b.stop
 // stops: a lag sample per group every lag.history.interval.ms, a throughput sample every second.
-func (b *Broker) startLag(m *metrics.Metrics) {
+func (b *Broker) startLag(m *metrics.Metrics) error {
 	src := &lagSource{b: b, pool: clientpool.New(fmt.Sprintf("moldau-lag-%d", b.cfg.NodeID)), ts: map[lagKey]lagTimestamp{}}
 	interval := time.Duration(b.cfg.LagHistoryIntervalMs) * time.Millisecond
 	if interval <= 0 {
@@ -55,7 +55,8 @@ func (b *Broker) startLag(m *metrics.Metrics) {
 		HistoryInterval: interval,
 	})
 	if err := m.Register(b.lag); err != nil {
-		b.log.Error("consumer lag metrics not registered", "err", err)
+		src.pool.Close()
+		return fmt.Errorf("consumer lag metrics: %w", err)
 	}
 	b.wg.Add(1)
 	go func() {
@@ -77,6 +78,7 @@ func (b *Broker) startLag(m *metrics.Metrics) {
 			}
 		}
 	}()
+	return nil
 }
 
 type lagKey struct {
