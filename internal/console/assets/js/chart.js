@@ -8,6 +8,9 @@ export function lineChart(series, opts = {}) {
   const fmt = opts.format || fmtNum;
   const svg = s('svg', { class: 'chart', viewBox: `0 0 ${W} ${H}`, 'data-test': opts.test || 'chart' });
   const all = series.flatMap(x => x.points);
+  // What is drawn, for tests and scripts: the number of points and the largest value.
+  svg.setAttribute('data-points', all.length);
+  svg.setAttribute('data-max', all.length ? Math.max(...all.map(p => p[1])) : '');
   // Legend.
   const leg = s('g', { class: 'legend' });
   let lx = L;
