@@ -413,7 +413,9 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 	if err := m.Register(kafkaGauges{b}); err != nil {
 		return nil, fmt.Errorf("broker: metrics: %w", err)
 	}
-	b.startLag(m)
+	if err := b.startLag(m); err != nil {
+		return nil, fmt.Errorf("broker: metrics: %w", err)
+	}
 	b.attachAPI()
 	b.http.phase.Store(nil) // ready from now on, unless Ready finds a reason
 	ok = true
