@@ -211,7 +211,7 @@ func startBroker(ctx context.Context, stopSignals context.CancelFunc, cfg *confi
 	}
 	done := make(chan result, 1)
 	go func() {
-		b, err := broker.Start(ctx, cfg, logger, broker.WithLogLevel(level))
+		b, err := broker.Start(ctx, cfg, logger, broker.WithLogLevel(level), broker.WithVersion(version))
 		done <- result{b, err}
 	}()
 	select {

@@ -62,6 +62,7 @@ type Broker struct {
 	// http is the HTTP listener (http.go): console, admin API, /metrics, /healthz, /readyz.
 	http      httpState
 	httpLevel *slog.LevelVar // the logger's level, which the admin API changes
+	version   string         // the release the admin API reports (WithVersion)
 
 	// leaderQuota and followerQuota are the replication quotas (KIP-73), set from the
 	// effective broker config and the topics' throttled replicas on every Sync (quotas.go).
@@ -120,8 +121,9 @@ func (systemClock) Now() time.Time { return time.Now() }
 type Option func(*options)
 
 type options struct {
-	fs    vfs.FS
-	level *slog.LevelVar // WithLogLevel
+	fs      vfs.FS
+	level   *slog.LevelVar // WithLogLevel
+	version string         // WithVersion
 }
 
 // WithFS puts every file of the log dirs (partition logs, checkpoints, markers) and the raft
@@ -210,6 +212,7 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 	// whether or not it is served: the counters are kept anyway.
 	m := metrics.New()
 	b.setPhase("starting the metadata quorum")
+	b.version = o.version
 	if err := b.startHTTP(m, o.level); err != nil {
 		return nil, err
 	}
@@ -410,7 +413,9 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 	if err := m.Register(kafkaGauges{b}); err != nil {
 		return nil, fmt.Errorf("broker: metrics: %w", err)
 	}
-	b.startLag(m)
+	if err := b.startLag(m); err != nil {
+		return nil, fmt.Errorf("broker: metrics: %w", err)
+	}
 	b.attachAPI()
 	b.http.phase.Store(nil) // ready from now on, unless Ready finds a reason
 	ok = true
