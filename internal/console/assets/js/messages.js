@@ -104,6 +104,9 @@ export function renderMessages(ctx, body, t, params) {
       if (ctl === c) { searchBtn.disabled = false; stopBtn.disabled = true; ctl = null; }
     }
   }
+  // A link that names where to start (a produced record's "view", a partition's "messages")
+  // shows the records at once rather than an empty table asking for Search.
+  if (params.get('partition') !== null || params.get('offset') !== null) run();
 }
 
 function preview(v) {
