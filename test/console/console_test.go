@@ -367,6 +367,29 @@ func TestConsole(t *testing.T) {
 		}
 	})
 
+	// Its "view" link opens the message browser at that partition and offset, and the record's
+	// detail shows the key, the header and the value pretty-printed.
+	p.click(sel("produce-view"))
+	seen := waitUntil(p, "view the produced record", `(() => { const done = document.querySelector('[data-test=msg-progress-text][data-state=done]');
+		const r = document.querySelector('[data-test=msg-row]'); return done && r ? r.dataset.partition + '/' + r.dataset.offset : null; })()`,
+		func(v *string) bool { return v != nil })
+	if *seen != "0/0" {
+		t.Fatalf("the produced record's view link shows %s first, want 0/0", *seen)
+	}
+	p.click(`[data-test=msg-row][data-partition="0"][data-offset="0"]`)
+	p.run("produced record detail", chromedp.WaitVisible(chromedp.CSS(sel("msg-detail")+" [data-test=msg-value-view][data-mode=pretty]")))
+	detail := eval[struct{ Key, Header, Value string }](p, "produced record detail", `(() => { const d = document.querySelector('[data-test=msg-detail]');
+		return {key: d.querySelector('[data-test=msg-detail-key]').textContent, header: d.querySelector('[data-test=msg-header]').textContent,
+			value: d.querySelector('[data-test=msg-value-view]').textContent}; })()`)
+	var prettyProd bytes.Buffer
+	if err := json.Indent(&prettyProd, []byte(prodValue), "", "  "); err != nil {
+		t.Fatal(err)
+	}
+	if detail.Key != prodKey || detail.Header != prodHeader+" = "+prodHVal || detail.Value != prettyProd.String() {
+		t.Fatalf("the produced record's detail shows key %q, header %q, value\n%s\nwant %q, %q and\n%s",
+			detail.Key, detail.Header, detail.Value, prodKey, prodHeader+" = "+prodHVal, prettyProd.String())
+	}
+
 	// 4. The message browser. Partition 1: 3000 records, record i at base + i s + 0.5 s;
 	// partition 2: 500 records, record i at base + 3i s + 0.5 s. "needle" is in four values,
 	// one of them near the end of partition 1.
