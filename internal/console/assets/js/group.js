@@ -53,7 +53,7 @@ export async function render(ctx, [id]) {
     clear(chartLag, lineChart([{ name: 'total lag', color: '#e2713a', points: pts.map(p => [p[0], p[1]]) }],
       { height: 180, test: 'lag-chart', format: fmtNum, width: chartLag.clientWidth }));
     clear(chartSecs, lineChart([{ name: 'max lag seconds', color: '#8b5cf6', points: pts.map(p => [p[0], p[2]]) }],
-      { height: 180, test: 'lag-seconds-chart', format: v => fmtSecs(v), width: chartSecs.clientWidth }));
+      { height: 180, test: 'lag-seconds-chart', format: v => fmtSecs(v), seconds: true, width: chartSecs.clientWidth }));
     const owner = {};
     for (const m of g.members || []) owner[m.member_id] = m.client_id || m.member_id;
     clear(members, table([
