@@ -306,27 +306,9 @@ func TestConsole(t *testing.T) {
 	if d := details[topic]; d.Err != nil || len(d.Partitions) != 3 {
 		t.Fatalf("kadm: topic %s: err %v, %d partitions, want 3", topic, d.Err, len(d.Partitions))
 	}
-	rc, err := adm.DescribeTopicConfigs(ctx, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := rc.On(topic, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, kv := range wantConfigs {
-		k, want := kv[0], kv[1]
-		found := false
-		for _, c := range cfg.Configs {
-			if c.Key == k {
-				found = true
-				if c.MaybeValue() != want || c.Source.String() != "DYNAMIC_TOPIC_CONFIG" {
-					t.Errorf("kadm: %s = %q (source %v), want %q set on the topic", k, c.MaybeValue(), c.Source, want)
-				}
-			}
-		}
-		if !found {
-			t.Errorf("kadm: topic %s has no config %s", topic, k)
+		if v, src := topicConfig(ctx, t, adm, kv[0]); v != kv[1] || src != "DYNAMIC_TOPIC_CONFIG" {
+			t.Errorf("kadm: %s = %q (source %s), want %q set on the topic", kv[0], v, src, kv[1])
 		}
 	}
 	p.screenshot("topics")
@@ -645,6 +627,44 @@ func TestConsole(t *testing.T) {
 	p.run("move table", chromedp.WaitVisible(chromedp.CSS(sel("move-select")+`[data-partition="2"]`)))
 	p.screenshot("partition-move")
 
+	// Edit a config and reset another to its default on the topic's configs tab.
+	p.open("/topics/"+topic+"/configs", sel("configs-table"))
+	p.click(`[data-test=config-edit][data-name="retention.ms"]`)
+	p.set(sel("config-input"), "3600000")
+	p.click(sel("config-save"))
+	waitUntil(p, "retention.ms edited", `(document.querySelector('[data-test=config-value][data-name="retention.ms"]') || {}).textContent || ''`,
+		func(v string) bool { return v == "3600000" })
+	if v, src := topicConfig(ctx, t, adm, "retention.ms"); v != "3600000" || src != "DYNAMIC_TOPIC_CONFIG" {
+		t.Fatalf("kadm after the edit: retention.ms = %q (source %s), want 3600000 on the topic", v, src)
+	}
+	p.click(`[data-test=config-reset][data-name="max.message.bytes"]`)
+	p.run("max.message.bytes reset", chromedp.WaitNotPresent(chromedp.CSS(`[data-test=config-reset][data-name="max.message.bytes"]`)))
+	if v, src := topicConfig(ctx, t, adm, "max.message.bytes"); src == "DYNAMIC_TOPIC_CONFIG" {
+		t.Fatalf("kadm after the reset: max.message.bytes = %q still set on the topic", v)
+	}
+
+	// Search the topics list, then delete the topic through its confirmation dialog.
+	if _, err := adm.CreateTopic(ctx, 1, 1, nil, "audit"); err != nil {
+		t.Fatal(err)
+	}
+	p.open("/topics", sel("topics-search"))
+	p.run("search", chromedp.SendKeys(chromedp.CSS(sel("topics-search")), "ord"))
+	waitUntil(p, "search ord", `[...document.querySelectorAll('[data-test=topics-table] tr[data-topic]')].map(r => r.dataset.topic)`,
+		func(v []string) bool { return slices.Equal(v, []string{topic}) })
+	p.click(fmt.Sprintf(`[data-test=topic-delete][data-name=%q]`, topic))
+	p.run("delete dialog", chromedp.WaitVisible(chromedp.CSS(sel("delete-dialog"))),
+		chromedp.SendKeys(chromedp.CSS(sel("delete-confirm-name")), topic))
+	p.click(sel("delete-submit"))
+	p.run("deleted", chromedp.WaitNotPresent(chromedp.CSS(sel("delete-dialog"))),
+		chromedp.WaitNotPresent(chromedp.CSS(fmt.Sprintf(`[data-test=topics-table] tr[data-topic=%q]`, topic))))
+	left, err := adm.ListTopics(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if left.Has(topic) || !left.Has("audit") {
+		t.Fatalf("kadm after the delete lists %v: want audit and not %s", left.Names(), topic)
+	}
+
 	if exc := p.exceptions(); len(exc) > 0 {
 		t.Fatalf("the console threw %d uncaught exception(s): %v", len(exc), exc)
 	}
@@ -699,4 +719,24 @@ func fetchCommitted(ctx context.Context, t *testing.T, adm *kadm.Client) map[int
 		}
 	})
 	return out
+}
+
+// topicConfig is a config of the topic and its source, from kadm.
+func topicConfig(ctx context.Context, t *testing.T, adm *kadm.Client, key string) (value, source string) {
+	t.Helper()
+	rc, err := adm.DescribeTopicConfigs(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := rc.On(topic, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cfg.Configs {
+		if c.Key == key {
+			return c.MaybeValue(), c.Source.String()
+		}
+	}
+	t.Fatalf("kadm: topic %s has no config %s", topic, key)
+	return "", ""
 }
