@@ -316,7 +316,6 @@ func TestConsole(t *testing.T) {
 	// The topic page, its partitions tab.
 	p.click(fmt.Sprintf(`[data-test=topic-link][data-name=%q]`, topic))
 	p.run("partitions tab", chromedp.WaitVisible(chromedp.CSS(sel("partitions-table")+" tr[data-partition='2']")))
-	p.screenshot("topic-partitions")
 
 	// 3. Produce one record through the produce form: partition 0, a key, a JSON value, a header.
 	const (
@@ -397,6 +396,24 @@ func TestConsole(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// The partitions tab shows each partition's high watermark as kadm lists it.
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hw := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) { hw[o.Partition] = o.Offset })
+	if fmt.Sprint(hw) != fmt.Sprint(map[int32]int64{0: 1, 1: 3000, 2: 500}) {
+		t.Fatalf("kadm end offsets %v, want 0:1 1:3000 2:500", hw)
+	}
+	p.open("/topics/"+topic+"/partitions", sel("partitions-table")+" tr[data-partition='2']")
+	shownHW := waitUntil(p, "partitions high watermarks", `(() => { const t = document.querySelector('[data-test=partitions-table]');
+		const col = [...t.querySelectorAll('th')].findIndex(th => th.textContent === 'High watermark');
+		return Object.fromEntries([...t.querySelectorAll('tr[data-partition]')].map(tr => [tr.dataset.partition, +tr.children[col].textContent.replace(/,/g, '')])); })()`,
+		func(v map[int32]int64) bool { return fmt.Sprint(v) == fmt.Sprint(hw) })
+	t.Logf("partitions tab: high watermarks %v", shownHW)
+	p.screenshot("topic-partitions")
+
 	// Seek partition 1 by timestamp: base + 1234 s falls between records 1233 and 1234.
 	seek := base.Add(1234 * time.Second)
 	p.open("/topics/"+topic+"/messages", sel("msg-search"))
@@ -414,6 +431,14 @@ func TestConsole(t *testing.T) {
 		})
 	if first.Partition != "1" || first.Offset != "1234" || first.N != 50 {
 		t.Fatalf("seek to %v: first record shown %s/%s (%d rows), want partition 1 offset 1234 (50 rows)", seek, first.Partition, first.Offset, first.N)
+	}
+	// The next page goes on from where this one stopped.
+	p.click(sel("msg-next"))
+	next := waitUntil(p, "next page", `(() => { const done = document.querySelector('[data-test=msg-progress-text][data-state=done]');
+		const r = document.querySelector('[data-test=msg-row]'); return done && r ? r.dataset.partition + '/' + r.dataset.offset : null; })()`,
+		func(v *string) bool { return v != nil && *v != "1/1234" })
+	if *next != "1/1284" {
+		t.Fatalf("the next page starts at %s, want 1/1284", *next)
 	}
 
 	// The text filter over all partitions: exactly the four needles, the scan through every record.
@@ -472,12 +497,6 @@ func TestConsole(t *testing.T) {
 	if err := adm.CommitAllOffsets(ctx, group, toCommit); err != nil {
 		t.Fatal(err)
 	}
-	ends, err := adm.ListEndOffsets(ctx, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hw := map[int32]int64{}
-	ends.Each(func(o kadm.ListedOffset) { hw[o.Partition] = o.Offset })
 	p.open("/groups", sel("groups-table"))
 	p.run("group listed", chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`[data-test=group-link][data-group=%q]`, group))))
 	p.screenshot("groups")
