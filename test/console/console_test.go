@@ -311,6 +311,7 @@ func TestConsole(t *testing.T) {
 			t.Errorf("kadm: %s = %q (source %s), want %q set on the topic", kv[0], v, src, kv[1])
 		}
 	}
+	waitUntil(p, "topics total", `document.querySelector('[data-test=topics-total]').textContent`, func(v string) bool { return v == "1 topic" })
 	p.screenshot("topics")
 
 	// The topic page, its partitions tab.
@@ -499,6 +500,7 @@ func TestConsole(t *testing.T) {
 	}
 	p.open("/groups", sel("groups-table"))
 	p.run("group listed", chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`[data-test=group-link][data-group=%q]`, group))))
+	waitUntil(p, "groups total", `document.querySelector('[data-test=groups-total]').textContent`, func(v string) bool { return v == "1 group" })
 	p.screenshot("groups")
 	p.click(fmt.Sprintf(`[data-test=group-link][data-group=%q]`, group))
 	lagIs := func(what string, want func(part int32) int64) {
