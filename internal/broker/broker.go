@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -258,7 +257,7 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 		HeartbeatInterval:        time.Duration(cfg.BrokerHeartbeatIntervalMs) * time.Millisecond,
 		LeaderBalance:            leaderBalance,
 		Logger:                   logger.With("component", "controller"),
-		LogOutput:                os.Stderr,
+		RaftLogger:               logger, // raft's lines in the broker's format, component=raft
 	})
 	if err != nil {
 		return nil, fmt.Errorf("broker: start metadata quorum: %w", err)
