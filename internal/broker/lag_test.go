@@ -313,3 +313,53 @@ func TestLagRemoteLeader(t *testing.T) {
 		}
 	}
 }
+
+// TestLagSkipsAbortedAndMarkers: the first unconsumed record is the first one a read_committed
+// consumer would get: with an aborted transaction and its marker at the committed offset, the
+// time lag is that of the first committed record after them.
+func TestLagSkipsAbortedAndMarkers(t *testing.T) {
+	b := testBroker(t, t.TempDir(), "offsets.topic.num.partitions", "1", "transaction.state.log.num.partitions", "1", "lag.history.interval.ms", "100")
+	defer stopBroker(t, b)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl := client(t, b, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	adm := kadm.NewClient(cl)
+	if _, err := adm.CreateTopic(ctx, 1, 1, nil, "txlag"); err != nil {
+		t.Fatal(err)
+	}
+	base := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
+	tx := client(t, b, kgo.TransactionalID("lag-aborter"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err := tx.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 { // offsets 0-2, aborted; the marker at 3
+		if err := tx.ProduceSync(ctx, &kgo.Record{Topic: "txlag", Value: []byte("aborted"), Timestamp: base.Add(time.Duration(i) * time.Second)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.EndTransaction(ctx, kgo.TryAbort); err != nil {
+		t.Fatal(err)
+	}
+	produceTimed(ctx, t, cl, "txlag", base.Add(10*time.Minute), []int32{0}, 3) // offsets 4-6
+	os := kadm.Offsets{}
+	os.Add(kadm.Offset{Topic: "txlag", Partition: 0, At: 0, LeaderEpoch: -1})
+	committed := time.Now()
+	if resp, err := adm.CommitOffsets(ctx, "txg", os); err != nil || resp.Error() != nil {
+		t.Fatalf("commit: %v %v", err, resp.Error())
+	}
+	key := func(name string) string { return name + "{consumergroup=txg,partition=0,topic=txlag}" }
+	var got map[string]float64
+	var read time.Time
+	waitFor(t, "the lag metrics of group txg", func() bool {
+		got, read = lagSeries(t, b.HTTPAddr().String()), time.Now()
+		_, ok := got[key("kafka_consumergroup_lag_seconds")]
+		return ok
+	}, func() string { return fmt.Sprint(got) })
+	if v := got[key("kafka_consumergroup_lag")]; v != 7 {
+		t.Errorf("lag %v, want 7 (high watermark 7 − committed 0)", v)
+	}
+	lo, hi := lagBounds(lagRecordTime(base.Add(10*time.Minute), 0, 0), committed, read)
+	if v := got[key("kafka_consumergroup_lag_seconds")]; v < lo || v > hi {
+		t.Errorf("lag_seconds %v, want within [%.3f, %.3f]: the first committed record (offset 4), not the aborted ones", v, lo, hi)
+	}
+}
