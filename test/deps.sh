@@ -1,8 +1,9 @@
 #!/bin/bash
 # Makes sure the clients `make test` drives are on this machine: kcat, confluent-kafka-python and
 # kafka-python (for /usr/bin/python3), Node.js with npm (kafkajs comes from the npm registry),
-# Java with Maven (the Kafka tools and the Java client come from Maven Central); optionally
-# docker-compose, to parse the compose files (test/compose.sh).
+# Java with Maven (the Kafka tools and the Java client come from Maven Central), chromium (the
+# console's end-to-end test, test/console, drives it headless; $CHROMIUM names another binary);
+# optionally docker-compose, to parse the compose files (test/compose.sh).
 #
 # What is missing is installed with apt-get when this runs as root on a Debian-like machine;
 # otherwise it stops at once and prints the command to run. DEPS_NO_INSTALL=1 only checks.
@@ -20,6 +21,7 @@ have node || missing+=(nodejs)
 have npm || missing+=(npm)
 have java || missing+=(default-jdk-headless)
 have mvn || missing+=(maven)
+[ -x "${CHROMIUM:-/usr/bin/chromium}" ] || missing+=(chromium)
 
 # Optional: a compose CLI, for test/compose.sh (`docker compose config` needs no daemon): Debian's
 # docker-compose package, about 20 s. If it cannot be installed the compose files are still checked

@@ -146,8 +146,8 @@ func TestObserveOrder(t *testing.T) {
 // TestObserveSummary: the means, the difference to the unobserved variant, the spread and the
 // 3 % target in the table.
 func TestObserveSummary(t *testing.T) {
-	run := func(v string, rps float64, scrapes int, lat ...float64) *observeRun {
-		r := &observeRun{Variant: v, W1: &benchResult{RecordsPerSec: rps, MBPerSec: rps / 1024, P99Ms: 10, BrokerCPUSec: 2}}
+	run := func(round int, v string, rps float64, scrapes int, lat ...float64) *observeRun {
+		r := &observeRun{Round: round, Variant: v, W1: &benchResult{RecordsPerSec: rps, MBPerSec: rps / 1024, P99Ms: 10, BrokerCPUSec: 2}}
 		if scrapes > 0 {
 			r.Scrape = &scrapeStats{Scrapes: scrapes, LatMs: lat, BytesMax: 1000, WireBytesMax: 100, Series: 7}
 			r.Console = &consoleStats{APIRequests: 4, ChromiumCPUSec: 0.5}
@@ -155,9 +155,9 @@ func TestObserveSummary(t *testing.T) {
 		return r
 	}
 	runs := []*observeRun{
-		run("moldau", 100_000, 0), run("moldau+observed", 99_000, 3, 1, 2, 3), run("moldau+observed-group", 90_000, 3, 4, 5, 6),
-		run("moldau+observed-group", 92_000, 3, 7, 8, 9), run("moldau+observed", 98_000, 3, 1, 1, 1), run("moldau", 102_000, 0),
-		{Variant: "moldau", Error: "exited"}, // not counted
+		run(1, "moldau", 100_000, 0), run(1, "moldau+observed", 99_000, 3, 1, 2, 3), run(1, "moldau+observed-group", 90_000, 3, 4, 5, 6),
+		run(2, "moldau+observed-group", 92_000, 3, 7, 8, 9), run(2, "moldau+observed", 98_000, 3, 1, 1, 1), run(2, "moldau", 102_000, 0),
+		{Round: 3, Variant: "moldau", Error: "exited"}, // not counted
 	}
 	sum := summarize(observeVariants, runs)
 	off, ov, grp := sum[0], sum[1], sum[2]
@@ -169,6 +169,11 @@ func TestObserveSummary(t *testing.T) {
 	}
 	if ov.Scrapes != 6 || ov.ScrapeMaxMs != 3 || ov.ScrapeP50Ms != 1 || ov.ConsoleAPI != 8 || ov.ChromiumCPU != 0.5 || ov.ScrapeSeries != 7 {
 		t.Errorf("overview scrapes and console: %+v", ov)
+	}
+	// Paired: round 1 99000/100000 - 1 = -1 %, round 2 98000/102000 - 1 = -3.92 %; round 3 has
+	// no complete unobserved run, so no pair.
+	if len(ov.Paired) != 2 || fmt.Sprintf("%.4f %.4f", ov.PairedMean, ov.PairedSE) != "-0.0246 0.0146" {
+		t.Errorf("overview paired: %v mean %v se %v", ov.Paired, ov.PairedMean, ov.PairedSE)
 	}
 	if grp.MeanRPS != 91_000 || grp.ScrapeP50Ms != 6 {
 		t.Errorf("group: %+v", grp)
@@ -182,10 +187,10 @@ func TestObserveSummary(t *testing.T) {
 	for _, want := range []string{
 		"| Moldau observed (overview) | 2 | 99000, 98000 | 98500 |",
 		"| -2.5 % |",
-		"| W1 throughput cost of /metrics every 1000 ms + the console open (#/) | < 3 % | 2.5 % (98500 vs 101000 records/s; runs spread 2.0 % unobserved, 1.0 % observed) | met |",
+		"| W1 throughput cost of /metrics every 1000 ms + the console open (#/) | < 3 % | 2.5 % (paired over 2 rounds, standard error 1.5 %; 98500 vs 101000 records/s; runs spread 2.0 % unobserved, 1.0 % observed) | met |",
 		"console open (#/groups/observe-lag) | < 3 % | 9.9 % ",
 		"| missed |",
-		"| 7 | 0 | moldau | – |",
+		"| 7 | 3 | moldau | – |",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)

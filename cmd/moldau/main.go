@@ -155,6 +155,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	level := new(slog.LevelVar) // log.level; the admin API changes it (PUT /api/v1/log/level)
 	level.Set(cfg.LogLevel)
 	logger := newLogger(stderr, cfg.LogFormat, level)
+	say := announcer(stderr, cfg.LogFormat)
 	for _, k := range cfg.Ignored {
 		logger.Warn("config key has no effect in Moldau and is ignored", "key", k)
 	}
@@ -169,7 +170,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 	start := time.Now()
-	b, code := startBroker(ctx, cancel, cfg, logger, level, stderr)
+	b, code := startBroker(ctx, cancel, cfg, logger, level, say)
 	if b == nil {
 		return code
 	}
@@ -182,18 +183,18 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	if a := b.HTTPAddr(); a != nil {
 		console = "console http://" + a.String() + "/"
 	}
-	fmt.Fprintf(stderr, "moldau %s: node %d listening on %s, %s, data in %s, ready in %s\n",
+	say("moldau %s: node %d listening on %s, %s, data in %s, ready in %s",
 		version, cfg.NodeID, strings.Join(listening, ", "), console, dirs, time.Since(start).Round(time.Millisecond))
 	<-ctx.Done()
 	cancel() // a second Ctrl-C or SIGTERM now ends the process at once
-	fmt.Fprintln(stderr, "moldau: shutting down")
+	say("moldau: shutting down")
 	sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer scancel()
 	if err := b.Shutdown(sctx); err != nil {
-		fmt.Fprintf(stderr, "moldau: shutdown: %v\n", err)
+		say("moldau: shutdown: %v", err)
 		return 1
 	}
-	fmt.Fprintln(stderr, "moldau: stopped cleanly")
+	say("moldau: stopped cleanly")
 	return 0
 }
 
@@ -204,49 +205,60 @@ const startupStopGrace = 3 * time.Second
 // startBroker runs broker.Start. A SIGINT or SIGTERM during start-up (ctx ends) stops the
 // process: Start notices ctx between its phases; if it does not return within startupStopGrace
 // the process exits without it. The broker is nil when the process must exit with code.
-func startBroker(ctx context.Context, stopSignals context.CancelFunc, cfg *config.Config, logger *slog.Logger, level *slog.LevelVar, stderr io.Writer) (*broker.Broker, int) {
+func startBroker(ctx context.Context, stopSignals context.CancelFunc, cfg *config.Config, logger *slog.Logger, level *slog.LevelVar, say func(string, ...any)) (*broker.Broker, int) {
 	type result struct {
 		b   *broker.Broker
 		err error
 	}
 	done := make(chan result, 1)
 	go func() {
-		b, err := broker.Start(ctx, cfg, logger, broker.WithLogLevel(level))
+		b, err := broker.Start(ctx, cfg, logger, broker.WithLogLevel(level), broker.WithVersion(version))
 		done <- result{b, err}
 	}()
 	select {
 	case r := <-done:
 		if r.err != nil {
 			if ctx.Err() != nil {
-				fmt.Fprintln(stderr, "moldau server: interrupted during start-up; stopped")
+				say("moldau server: interrupted during start-up; stopped")
 				return nil, 1
 			}
-			fmt.Fprintf(stderr, "moldau server: %v\n", r.err)
+			say("moldau server: %v", r.err)
 			return nil, 1
 		}
 		return r.b, 0
 	case <-ctx.Done():
 	}
 	stopSignals() // a second signal ends the process at once
-	fmt.Fprintln(stderr, "moldau server: interrupted during start-up; stopping")
+	say("moldau server: interrupted during start-up; stopping")
 	select {
 	case r := <-done:
 		if r.err == nil { // Start finished just as the signal came: stop it cleanly
 			sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer scancel()
 			if err := r.b.Shutdown(sctx); err != nil {
-				fmt.Fprintf(stderr, "moldau: shutdown: %v\n", err)
+				say("moldau: shutdown: %v", err)
 			}
 		}
-		fmt.Fprintln(stderr, "moldau server: stopped during start-up")
+		say("moldau server: stopped during start-up")
 	case <-time.After(startupStopGrace):
-		fmt.Fprintf(stderr, "moldau server: start-up did not stop within %s of the signal; exiting\n", startupStopGrace)
+		say("moldau server: start-up did not stop within %s of the signal; exiting", startupStopGrace)
 	}
 	return nil, 1
 }
 
 // newLogger is the server's logger on w: log.format text (key=value, slog's TextHandler) or
 // json (one object per line), at level.
+// announcer prints the server's own lines (ready, shutting down, stopped, start-up errors) on w:
+// plain lines, or with log.format=json one JSON object each ({"time","level":"INFO","msg"}), so
+// that every line a JSON-logging node writes parses. They are printed whatever log.level says.
+func announcer(w io.Writer, format string) func(string, ...any) {
+	if format == "json" {
+		l := slog.New(slog.NewJSONHandler(w, nil))
+		return func(f string, args ...any) { l.Info(fmt.Sprintf(f, args...)) }
+	}
+	return func(f string, args ...any) { fmt.Fprintf(w, f+"\n", args...) }
+}
+
 func newLogger(w io.Writer, format string, level *slog.LevelVar) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
 	if format == "json" {

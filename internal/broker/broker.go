@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -62,6 +61,7 @@ type Broker struct {
 	// http is the HTTP listener (http.go): console, admin API, /metrics, /healthz, /readyz.
 	http      httpState
 	httpLevel *slog.LevelVar // the logger's level, which the admin API changes
+	version   string         // the release the admin API reports (WithVersion)
 
 	// leaderQuota and followerQuota are the replication quotas (KIP-73), set from the
 	// effective broker config and the topics' throttled replicas on every Sync (quotas.go).
@@ -120,8 +120,9 @@ func (systemClock) Now() time.Time { return time.Now() }
 type Option func(*options)
 
 type options struct {
-	fs    vfs.FS
-	level *slog.LevelVar // WithLogLevel
+	fs      vfs.FS
+	level   *slog.LevelVar // WithLogLevel
+	version string         // WithVersion
 }
 
 // WithFS puts every file of the log dirs (partition logs, checkpoints, markers) and the raft
@@ -210,6 +211,7 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 	// whether or not it is served: the counters are kept anyway.
 	m := metrics.New()
 	b.setPhase("starting the metadata quorum")
+	b.version = o.version
 	if err := b.startHTTP(m, o.level); err != nil {
 		return nil, err
 	}
@@ -255,7 +257,7 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 		HeartbeatInterval:        time.Duration(cfg.BrokerHeartbeatIntervalMs) * time.Millisecond,
 		LeaderBalance:            leaderBalance,
 		Logger:                   logger.With("component", "controller"),
-		LogOutput:                os.Stderr,
+		RaftLogger:               logger, // raft's lines in the broker's format, component=raft
 	})
 	if err != nil {
 		return nil, fmt.Errorf("broker: start metadata quorum: %w", err)

@@ -25,6 +25,10 @@ import (
 // uses.
 func WithLogLevel(lv *slog.LevelVar) Option { return func(o *options) { o.level = lv } }
 
+// WithVersion gives Start the release it is (cmd/moldau's version), which GET /api/v1/cluster
+// and the console report. Without it they report the main module's build version.
+func WithVersion(v string) Option { return func(o *options) { o.version = v } }
+
 // httpState is the broker's side of the HTTP listener.
 type httpState struct {
 	srv *httpapi.Server // nil when http.listener is empty
@@ -73,7 +77,7 @@ func (b *Broker) attachAPI() {
 	if b.http.srv == nil {
 		return
 	}
-	h := httpapi.NewAPI(b.apiBackend(), httpapi.APIOptions{Level: b.httpLevel, Logger: b.log.With("component", "api")})
+	h := httpapi.NewAPI(b.apiBackend(), httpapi.APIOptions{Level: b.httpLevel, Version: b.version, Logger: b.log.With("component", "api")})
 	b.http.api.Store(&h)
 }
 

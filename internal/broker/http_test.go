@@ -250,3 +250,26 @@ func TestWithLogLevel(t *testing.T) {
 		t.Errorf("level without WithLogLevel: %v, want WARN from log.level", b2.httpLevel)
 	}
 }
+
+// TestWithVersion: the release given to Start is the version GET /api/v1/cluster reports.
+func TestWithVersion(t *testing.T) {
+	b, err := Start(context.Background(), testConfig(t, t.TempDir()), slog.New(slog.DiscardHandler), WithVersion("1.2.3-test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stopBroker(t, b)
+	resp, err := http.Get("http://" + b.HTTPAddr().String() + "/api/v1/cluster")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var c struct {
+		Version string `json:"version"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&c); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /api/v1/cluster: %d, %v", resp.StatusCode, err)
+	}
+	if c.Version != "1.2.3-test" {
+		t.Errorf("version %q, want 1.2.3-test", c.Version)
+	}
+}

@@ -16,32 +16,31 @@ import (
 //	                                       the counts are reported by the active controller only
 //	                                       (0 elsewhere), so a sum over brokers is the cluster's
 //	kafka_log_log_*                        per partition hosted here: size, offsets, segments
-//
-// kafka_exporter's kafka_topic_partition_{current,oldest}_offset come with the lag metrics
-// (metrics.LagTracker).
 type kafkaGauges struct{ b *Broker }
 
 var (
-	rmPartitions    = desc("kafka_server_replicamanager_partitioncount", "Partitions hosted by this broker (ReplicaManager PartitionCount).")
-	rmLeaders       = desc("kafka_server_replicamanager_leadercount", "Partitions this broker leads (ReplicaManager LeaderCount).")
-	rmUnderRepl     = desc("kafka_server_replicamanager_underreplicatedpartitions", "Partitions led here whose ISR is smaller than their replica set.")
-	rmUnderMinISR   = desc("kafka_server_replicamanager_underminisrpartitioncount", "Partitions led here whose ISR is below min.insync.replicas.")
-	rmAtMinISR      = desc("kafka_server_replicamanager_atminisrpartitioncount", "Partitions led here whose ISR is exactly min.insync.replicas.")
-	rmOffline       = desc("kafka_server_replicamanager_offlinereplicacount", "Replicas hosted here that are offline (their log dir failed).")
-	cpUnderRepl     = desc("kafka_cluster_partition_underreplicated", "1 when this partition, led here, is under-replicated.", "topic", "partition")
-	cpUnderMinISR   = desc("kafka_cluster_partition_underminisr", "1 when this partition, led here, has fewer in-sync replicas than min.insync.replicas.", "topic", "partition")
-	cpAtMinISR      = desc("kafka_cluster_partition_atminisr", "1 when this partition, led here, has exactly min.insync.replicas in-sync replicas.", "topic", "partition")
-	kcActive        = desc("kafka_controller_kafkacontroller_activecontrollercount", "1 on the active controller (the raft leader of the metadata quorum), 0 elsewhere.")
-	kcOffline       = desc("kafka_controller_kafkacontroller_offlinepartitionscount", "Partitions without a leader (reported by the active controller).")
-	kcTopics        = desc("kafka_controller_kafkacontroller_globaltopiccount", "Topics in the cluster (reported by the active controller).")
-	kcPartitions    = desc("kafka_controller_kafkacontroller_globalpartitioncount", "Partitions in the cluster (reported by the active controller).")
-	kcImbalance     = desc("kafka_controller_kafkacontroller_preferredreplicaimbalancecount", "Partitions whose leader is not their preferred (first) replica (reported by the active controller).")
-	kcFenced        = desc("kafka_controller_kafkacontroller_fencedbrokercount", "Registered brokers that are fenced (reported by the active controller).")
-	kcActiveBrokers = desc("kafka_controller_kafkacontroller_activebrokercount", "Registered brokers that are unfenced (reported by the active controller).")
-	logSize         = desc("kafka_log_log_size", "Bytes of this partition's log on this broker.", "topic", "partition")
-	logStart        = desc("kafka_log_log_logstartoffset", "The partition's log start offset on this broker.", "topic", "partition")
-	logEnd          = desc("kafka_log_log_logendoffset", "The partition's log end offset on this broker.", "topic", "partition")
-	logSegments     = desc("kafka_log_log_numlogsegments", "Segments of this partition's log on this broker.", "topic", "partition")
+	rmPartitions     = desc("kafka_server_replicamanager_partitioncount", "Partitions hosted by this broker (ReplicaManager PartitionCount).")
+	rmLeaders        = desc("kafka_server_replicamanager_leadercount", "Partitions this broker leads (ReplicaManager LeaderCount).")
+	rmUnderRepl      = desc("kafka_server_replicamanager_underreplicatedpartitions", "Partitions led here whose ISR is smaller than their replica set.")
+	rmUnderMinISR    = desc("kafka_server_replicamanager_underminisrpartitioncount", "Partitions led here whose ISR is below min.insync.replicas.")
+	rmAtMinISR       = desc("kafka_server_replicamanager_atminisrpartitioncount", "Partitions led here whose ISR is exactly min.insync.replicas.")
+	rmOffline        = desc("kafka_server_replicamanager_offlinereplicacount", "Replicas hosted here that are offline (their log dir failed).")
+	cpUnderRepl      = desc("kafka_cluster_partition_underreplicated", "1 when this partition, led here, is under-replicated.", "topic", "partition")
+	cpUnderMinISR    = desc("kafka_cluster_partition_underminisr", "1 when this partition, led here, has fewer in-sync replicas than min.insync.replicas.", "topic", "partition")
+	cpAtMinISR       = desc("kafka_cluster_partition_atminisr", "1 when this partition, led here, has exactly min.insync.replicas in-sync replicas.", "topic", "partition")
+	kcActive         = desc("kafka_controller_kafkacontroller_activecontrollercount", "1 on the active controller (the raft leader of the metadata quorum), 0 elsewhere.")
+	kcOffline        = desc("kafka_controller_kafkacontroller_offlinepartitionscount", "Partitions without a leader (reported by the active controller).")
+	kcTopics         = desc("kafka_controller_kafkacontroller_globaltopiccount", "Topics in the cluster (reported by the active controller).")
+	kcPartitions     = desc("kafka_controller_kafkacontroller_globalpartitioncount", "Partitions in the cluster (reported by the active controller).")
+	kcImbalance      = desc("kafka_controller_kafkacontroller_preferredreplicaimbalancecount", "Partitions whose leader is not their preferred (first) replica (reported by the active controller).")
+	kcFenced         = desc("kafka_controller_kafkacontroller_fencedbrokercount", "Registered brokers that are fenced (reported by the active controller).")
+	kcActiveBrokers  = desc("kafka_controller_kafkacontroller_activebrokercount", "Registered brokers that are unfenced (reported by the active controller).")
+	logSize          = desc("kafka_log_log_size", "Bytes of this partition's log on this broker.", "topic", "partition")
+	logStart         = desc("kafka_log_log_logstartoffset", "The partition's log start offset on this broker.", "topic", "partition")
+	logEnd           = desc("kafka_log_log_logendoffset", "The partition's log end offset on this broker.", "topic", "partition")
+	logSegments      = desc("kafka_log_log_numlogsegments", "Segments of this partition's log on this broker.", "topic", "partition")
+	topicCurrentOffs = desc("kafka_topic_partition_current_offset", "High watermark of a partition led here (kafka_exporter's name).", "topic", "partition")
+	topicOldestOffs  = desc("kafka_topic_partition_oldest_offset", "Log start offset of a partition led here (kafka_exporter's name).", "topic", "partition")
 )
 
 func desc(name, help string, labels ...string) *prometheus.Desc {
@@ -51,7 +50,7 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 func (g kafkaGauges) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{rmPartitions, rmLeaders, rmUnderRepl, rmUnderMinISR, rmAtMinISR, rmOffline,
 		cpUnderRepl, cpUnderMinISR, cpAtMinISR, kcActive, kcOffline, kcTopics, kcPartitions, kcImbalance, kcFenced,
-		kcActiveBrokers, logSize, logStart, logEnd, logSegments} {
+		kcActiveBrokers, logSize, logStart, logEnd, logSegments, topicCurrentOffs, topicOldestOffs} {
 		ch <- d
 	}
 }
@@ -76,6 +75,8 @@ func (g kafkaGauges) Collect(ch chan<- prometheus.Metric) {
 			continue
 		}
 		leaders++
+		gauge(topicCurrentOffs, float64(p.HighWatermark()), p.Topic, part)
+		gauge(topicOldestOffs, float64(p.LogStartOffset()), p.Topic, part)
 		s, ok := p.Replication()
 		if !ok {
 			continue

@@ -40,6 +40,7 @@ const (
 
 // startLag makes the lag tracker, registers it with m and starts its sampler, which b.stop
 // stops: a lag sample per group every lag.history.interval.ms, a throughput sample every second.
+// It fails when the tracker's metric names clash with ones registered already.
 func (b *Broker) startLag(m *metrics.Metrics) error {
 	src := &lagSource{b: b, pool: clientpool.New(fmt.Sprintf("moldau-lag-%d", b.cfg.NodeID)), ts: map[lagKey]lagTimestamp{}}
 	interval := time.Duration(b.cfg.LagHistoryIntervalMs) * time.Millisecond
@@ -105,17 +106,6 @@ type lagSource struct {
 	// ts is the timestamp last found per partition and committed offset (committed offsets of
 	// different groups on one partition each keep theirs).
 	ts map[lagKey]lagTimestamp
-}
-
-// LeaderPartitions lists the partitions led here with their log start offsets and high watermarks.
-func (s *lagSource) LeaderPartitions() []metrics.PartitionOffsets {
-	var out []metrics.PartitionOffsets
-	for _, p := range s.b.parts.All() {
-		if p.IsLeader() {
-			out = append(out, metrics.PartitionOffsets{Topic: p.Topic, Partition: p.Index, Oldest: p.LogStartOffset(), Current: p.HighWatermark()})
-		}
-	}
-	return out
 }
 
 // ConsumerGroups lists the groups of the local coordinator with their committed offsets, each

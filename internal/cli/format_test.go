@@ -202,7 +202,7 @@ func TestWriteGroupOffsets(t *testing.T) {
 		{Group: "g", Topic: "orders", Partition: 1, Current: -1, LogEnd: 7, Lag: -1},
 	}
 	var b bytes.Buffer
-	writeGroupOffsets(&b, rows)
+	writeGroupOffsets(&b, rows, false)
 	want := "\n" +
 		"GROUP           TOPIC           PARTITION  CURRENT-OFFSET  LOG-END-OFFSET  LAG             CONSUMER-ID     HOST            CLIENT-ID\n" +
 		"g               orders          0          3               5               2               c-1             /127.0.0.1      cl\n" +

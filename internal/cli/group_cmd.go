@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sort"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // groupCmd is one consumer-group operation, filled by kafka-consumer-groups or moldau group.
@@ -25,6 +27,7 @@ type groupCmd struct {
 	reset       resetSpec
 	execute     bool
 	dryRunNote  bool // print Kafka's "no action will be performed" note
+	lagSeconds  bool // describe: the LAG-SECONDS column (moldau group describe only)
 }
 
 const (
@@ -118,7 +121,11 @@ func (e *env) execGroup(seeds []string, c groupCmd) error {
 				if err != nil {
 					return err
 				}
-				writeGroupOffsets(e.stdout, groupOffsetRows(s, leo))
+				rows := groupOffsetRows(s, leo)
+				if c.lagSeconds {
+					e.fillLagSeconds(seeds, rows)
+				}
+				writeGroupOffsets(e.stdout, rows, c.lagSeconds)
 			}
 		}
 		if failed {
@@ -476,7 +483,7 @@ func btoi(b bool) int {
 const groupUsage = `Usage: moldau group <list|describe|delete|reset-offsets|delete-offsets> [GROUP...] [options]
 
   list                        list groups (--state to show states)
-  describe GROUP...           lag table like kafka-consumer-groups --describe (--members, --state, --verbose)
+  describe GROUP...           lag table like kafka-consumer-groups --describe, plus LAG-SECONDS (--members, --state, --verbose)
   delete GROUP...             delete groups (must have no active members)
   reset-offsets GROUP         print the new offsets; --execute applies them (the group must be inactive)
                               one of --to-earliest, --to-latest, --to-current, --to-offset N,
@@ -536,7 +543,7 @@ func runGroup(e *env, args []string) error {
 		return err
 	}
 	c := groupCmd{action: sub, groups: groups, allGroups: all, members: members, state: state, verbose: verbose,
-		topics: topics, allTopics: allTopics, execute: execute}
+		topics: topics, allTopics: allTopics, execute: execute, lagSeconds: true}
 	switch sub {
 	case "list":
 		if len(groups) > 0 {
@@ -571,4 +578,62 @@ func runGroup(e *env, args []string) error {
 // asShardErrors reports whether err is a partial failure across brokers (some shards answered).
 func asShardErrors(err error, se **kadm.ShardErrors) bool {
 	return errors.As(err, se)
+}
+
+// lagSecondsWait bounds how long fillLagSeconds waits for the records at the committed offsets.
+const lagSecondsWait = 5 * time.Second
+
+// fillLagSeconds sets each row's LagSeconds: 0 when the group is caught up, else now − the
+// timestamp of the record at its committed offset (the first the group has not consumed), read
+// as a consumer resuming there reads it (read_committed: control records and aborted
+// transactions are skipped). A row whose record does not arrive within lagSecondsWait (or the
+// admin timeout, if shorter) keeps -1 and prints "-".
+func (e *env) fillLagSeconds(seeds []string, rows []groupOffsetRow) {
+	want := map[string]map[int32]kgo.Offset{}
+	for i := range rows {
+		r := &rows[i]
+		switch {
+		case r.Current < 0 || r.Lag < 0:
+		case r.Lag == 0:
+			r.LagSeconds = 0
+		default:
+			if want[r.Topic] == nil {
+				want[r.Topic] = map[int32]kgo.Offset{}
+			}
+			want[r.Topic][r.Partition] = kgo.NewOffset().At(r.Current)
+		}
+	}
+	if len(want) == 0 {
+		return
+	}
+	cl, err := newClient(seeds, kgo.ConsumePartitions(want), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if err != nil {
+		return
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(e.ctx, min(lagSecondsWait, e.adminTimeout))
+	defer cancel()
+	first := map[string]map[int32]time.Time{}
+	left := 0
+	for _, ps := range want {
+		left += len(ps)
+	}
+	for left > 0 && ctx.Err() == nil {
+		cl.PollFetches(ctx).EachRecord(func(rec *kgo.Record) {
+			if first[rec.Topic] == nil {
+				first[rec.Topic] = map[int32]time.Time{}
+			}
+			if _, seen := first[rec.Topic][rec.Partition]; !seen {
+				first[rec.Topic][rec.Partition] = rec.Timestamp
+				left--
+				cl.PauseFetchPartitions(map[string][]int32{rec.Topic: {rec.Partition}})
+			}
+		})
+	}
+	now := time.Now()
+	for i := range rows {
+		if ts, ok := first[rows[i].Topic][rows[i].Partition]; ok && rows[i].Lag > 0 {
+			rows[i].LagSeconds = max(0, now.Sub(ts).Seconds())
+		}
+	}
 }

@@ -21,12 +21,15 @@ const missing = "-"
 // groupOffsetRow is one line of kafka-consumer-groups --describe --offsets. Partition, Current,
 // LogEnd and Lag are -1 when unknown (printed as "-").
 type groupOffsetRow struct {
-	Group      string
-	Topic      string
-	Partition  int32
-	Current    int64
-	LogEnd     int64
-	Lag        int64
+	Group     string
+	Topic     string
+	Partition int32
+	Current   int64
+	LogEnd    int64
+	Lag       int64
+	// LagSeconds is how long ago the first unconsumed record (the one at Current) was written:
+	// now − its timestamp; 0 when caught up, -1 when unknown. Only moldau group describe shows it.
+	LagSeconds float64
 	ConsumerID string
 	Host       string
 	ClientID   string
@@ -55,8 +58,9 @@ func padWidth(minimum int, values ...string) int {
 }
 
 // writeGroupOffsets prints Kafka's describe table: a blank line, the header, the rows, and a
-// final newline (Kafka prints each line with a leading "\n").
-func writeGroupOffsets(w io.Writer, rows []groupOffsetRow) {
+// final newline (Kafka prints each line with a leading "\n"). With lagSeconds (moldau group
+// describe, never kafka-consumer-groups) a LAG-SECONDS column follows LAG.
+func writeGroupOffsets(w io.Writer, rows []groupOffsetRow, lagSeconds bool) {
 	var groups, topics, ids, hosts []string
 	for _, r := range rows {
 		groups = append(groups, r.Group)
@@ -65,16 +69,24 @@ func writeGroupOffsets(w io.Writer, rows []groupOffsetRow) {
 		hosts = append(hosts, r.Host)
 	}
 	gw, tw, cw, hw := padWidth(15, groups...), padWidth(15, topics...), padWidth(15, ids...), padWidth(15, hosts...)
-	line := func(g, t, p, cur, leo, lag, cid, host, client string) {
-		fmt.Fprintf(w, "\n%-*s %-*s %-10s %-15s %-15s %-15s %-*s %-*s %s", gw, g, tw, t, p, cur, leo, lag, cw, cid, hw, host, client)
+	line := func(g, t, p, cur, leo, lag, secs, cid, host, client string) {
+		fmt.Fprintf(w, "\n%-*s %-*s %-10s %-15s %-15s %-15s ", gw, g, tw, t, p, cur, leo, lag)
+		if lagSeconds {
+			fmt.Fprintf(w, "%-12s ", secs)
+		}
+		fmt.Fprintf(w, "%-*s %-*s %s", cw, cid, hw, host, client)
 	}
-	line("GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "CONSUMER-ID", "HOST", "CLIENT-ID")
+	line("GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "LAG-SECONDS", "CONSUMER-ID", "HOST", "CLIENT-ID")
 	for _, r := range rows {
 		p := missing
 		if r.Partition >= 0 {
 			p = itoa32(r.Partition)
 		}
-		line(r.Group, strOrMissing(r.Topic), p, orMissing(r.Current), orMissing(r.LogEnd), orMissing(r.Lag),
+		secs := missing
+		if r.LagSeconds >= 0 {
+			secs = strconv.FormatFloat(r.LagSeconds, 'f', 1, 64)
+		}
+		line(r.Group, strOrMissing(r.Topic), p, orMissing(r.Current), orMissing(r.LogEnd), orMissing(r.Lag), secs,
 			strOrMissing(r.ConsumerID), strOrMissing(r.Host), strOrMissing(r.ClientID))
 	}
 	fmt.Fprintln(w)
@@ -229,7 +241,7 @@ func groupOffsetRows(s groupSnapshot, logEnd func(t string, p int32) int64) []gr
 		if cur >= 0 && leo >= 0 {
 			lag = max(leo-cur, 0)
 		}
-		return groupOffsetRow{Group: s.desc.Group, Topic: t, Partition: p, Current: cur, LogEnd: leo, Lag: lag}
+		return groupOffsetRow{Group: s.desc.Group, Topic: t, Partition: p, Current: cur, LogEnd: leo, Lag: lag, LagSeconds: -1}
 	}
 	for _, m := range members {
 		a := memberAssignment(m)

@@ -73,7 +73,9 @@ type Config struct {
 	TrailingLogs      uint64
 
 	LogOutput io.Writer // hashicorp/raft logs (WARN unless Debug), default os.Stderr
-	Debug     bool
+	// RaftLogger, when set, receives hashicorp/raft's logs instead of LogOutput (raftstore.Config.Logger).
+	RaftLogger *slog.Logger
+	Debug      bool
 	// Logger hears what the active controller decides on its own (a dead broker fenced early);
 	// nil discards it.
 	Logger *slog.Logger
@@ -138,6 +140,7 @@ func Start(ctx context.Context, cfg Config) (*Controller, error) {
 		TrailingLogs:      cfg.TrailingLogs,
 		LeaderTimeout:     cfg.LeaderTimeout,
 		LogOutput:         cfg.LogOutput,
+		Logger:            cfg.RaftLogger,
 		Debug:             cfg.Debug,
 	}, fsm)
 	if err != nil {

@@ -99,21 +99,11 @@ type GroupOffsets struct {
 	Partitions []CommittedOffset
 }
 
-// PartitionOffsets are the oldest and current (high watermark) offsets of a partition led here.
-type PartitionOffsets struct {
-	Topic     string
-	Partition int32
-	Oldest    int64
-	Current   int64
-}
-
 // LagSource is the broker side of a LagTracker.
 type LagSource interface {
 	// ConsumerGroups returns every group coordinated here with its committed offsets, each with
 	// the high watermark and the timestamp of the record at the committed offset.
 	ConsumerGroups(ctx context.Context) []GroupOffsets
-	// LeaderPartitions returns the offsets of every partition led here.
-	LeaderPartitions() []PartitionOffsets
 }
 
 // ComputeLag turns what the source knows of a group into its lag at now.
@@ -390,18 +380,13 @@ var (
 		"Sum of group offset lag.", []string{"group"}, nil)
 	descLETopicSumLag = prometheus.NewDesc("kafka_consumergroup_group_topic_sum_lag",
 		"Sum of group offset lag across topic partitions.", []string{"group", "topic"}, nil)
-
-	descPartCurrent = prometheus.NewDesc("kafka_topic_partition_current_offset",
-		"Current offset (high watermark) of a partition led by this broker.", []string{"topic", "partition"}, nil)
-	descPartOldest = prometheus.NewDesc("kafka_topic_partition_oldest_offset",
-		"Oldest offset (log start) of a partition led by this broker.", []string{"topic", "partition"}, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (t *LagTracker) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descGroupLag, descGroupCurrentOffset, descGroupLagSum, descGroupMembers,
 		descGroupLagSeconds, descLELag, descLELagSeconds, descLEMaxLag, descLEMaxLagSeconds, descLESumLag,
-		descLETopicSumLag, descPartCurrent, descPartOldest} {
+		descLETopicSumLag} {
 		ch <- d
 	}
 }
@@ -447,10 +432,5 @@ func (t *LagTracker) Collect(ch chan<- prometheus.Metric) {
 			gauge(descLEMaxLagSeconds, g.MaxLagSeconds, g.Group)
 			gauge(descLESumLag, float64(g.TotalLag), g.Group)
 		}
-	}
-	for _, p := range t.cfg.Source.LeaderPartitions() {
-		part := strconv.Itoa(int(p.Partition))
-		gauge(descPartCurrent, float64(p.Current), p.Topic, part)
-		gauge(descPartOldest, float64(p.Oldest), p.Topic, part)
 	}
 }

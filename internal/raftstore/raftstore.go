@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -87,9 +88,21 @@ type Config struct {
 	// LeaderTimeout bounds Open's wait for leadership of a single voter (default 30s).
 	LeaderTimeout time.Duration
 
-	// LogOutput receives hashicorp's logs (default os.Stderr); level WARN unless Debug.
+	// Logger, when set, receives hashicorp's logs (as component=raft, raft.wal, ...), at WARN
+	// and above unless Debug and within the logger's own level. Otherwise LogOutput receives
+	// them in hclog's format (default os.Stderr).
+	Logger    *slog.Logger
 	LogOutput io.Writer
 	Debug     bool
+}
+
+// hclog is the logger hashicorp's code gets: through cfg.Logger when set, else hclog's own
+// format on cfg.LogOutput.
+func (cfg *Config) hclog(name string, level hclog.Level) hclog.Logger {
+	if cfg.Logger != nil {
+		return newSlogLogger(cfg.Logger, name, level)
+	}
+	return hclog.New(&hclog.LoggerOptions{Name: name, Level: level, Output: cfg.LogOutput})
 }
 
 // Node is an open raft node.
@@ -166,7 +179,7 @@ func Open(cfg Config, fsm raft.FSM) (*Node, error) {
 	if cfg.Debug {
 		level = hclog.Debug
 	}
-	logger := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: level, Output: cfg.LogOutput})
+	logger := cfg.hclog("raft", level)
 
 	n := &Node{cfg: cfg, logger: logger, single: cfg.singleVoter(), closed: make(chan struct{})}
 	ok := false
@@ -178,7 +191,7 @@ func Open(cfg Config, fsm raft.FSM) (*Node, error) {
 
 	var err error
 	walDir := filepath.Join(cfg.Dir, walDirName)
-	if err := migrateBolt(cfg, walDir, hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Info, Output: cfg.LogOutput})); err != nil {
+	if err := migrateBolt(cfg, walDir, cfg.hclog("raft", hclog.Info)); err != nil {
 		return nil, err
 	}
 	n.store, err = openWAL(cfg.FS, walDir, cfg.WALSegmentSize, logger.Named("wal"))

@@ -1,4 +1,6 @@
 // lineChart draws time series as SVG (no library): series [{name, color, points:[[timeMs, value]]}].
+// opts: width, height, format(value), window (ms shown at least), test, empty, area, and
+// seconds (the values are durations: the axis steps by round durations).
 import { s, fmtNum } from './ui.js';
 
 export function lineChart(series, opts = {}) {
@@ -8,6 +10,9 @@ export function lineChart(series, opts = {}) {
   const fmt = opts.format || fmtNum;
   const svg = s('svg', { class: 'chart', viewBox: `0 0 ${W} ${H}`, 'data-test': opts.test || 'chart' });
   const all = series.flatMap(x => x.points);
+  // What is drawn, for tests and scripts: the number of points and the largest value.
+  svg.setAttribute('data-points', all.length);
+  svg.setAttribute('data-max', all.length ? Math.max(...all.map(p => p[1])) : '');
   // Legend.
   const leg = s('g', { class: 'legend' });
   let lx = L;
@@ -27,7 +32,7 @@ export function lineChart(series, opts = {}) {
   if (opts.window) t0 = Math.min(t0, t1 - opts.window);
   if (t1 === t0) t0 = t1 - 1000;
   let vmax = Math.max(...all.map(p => p[1]), 0);
-  vmax = niceCeil(vmax || 1);
+  vmax = opts.seconds ? niceSeconds(vmax || 1) : niceCeil(vmax || 1);
   const x = t => L + (t - t0) / (t1 - t0) * (W - L - R);
   const y = v => T + (1 - v / vmax) * (H - T - B);
   const grid = s('g', { class: 'grid' }), axis = s('g', { class: 'axis' });
@@ -66,4 +71,12 @@ function niceCeil(v) {
   const e = Math.pow(10, Math.floor(Math.log10(v)));
   for (const m of [1, 2, 2.5, 5, 10]) if (v <= m * e) return m * e;
   return 10 * e;
+}
+
+// niceSeconds is the top of an axis of durations in seconds: four ticks of a round duration
+// (15 s, 1 min, 30 min, 1 h, ...) rather than of a round number of seconds (2500 s).
+function niceSeconds(v) {
+  const steps = [0.25, 0.5, 1, 2.5, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400];
+  for (const st of steps) if (v <= 4 * st) return 4 * st;
+  return 4 * 86400 * Math.ceil(v / (4 * 86400));
 }

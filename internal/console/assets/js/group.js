@@ -49,11 +49,11 @@ export async function render(ctx, [id]) {
     const lastHist = hist.length ? hist[hist.length - 1][0] : 0;
     const pts = hist.concat(live.filter(p => p[0] > lastHist));
     chartNote.textContent = lag.coordinator !== undefined && !hist.length && lag.coordinator !== null
-      ? `history kept by node ${lag.coordinator}` : `${hist.length} stored samples every ${Math.round((lag.interval_ms || 0) / 1000)} s + live`;
+      ? `history kept by node ${lag.coordinator}` : `${hist.length} stored samples every ${fmtInterval(lag.interval_ms || 0)} + live`;
     clear(chartLag, lineChart([{ name: 'total lag', color: '#e2713a', points: pts.map(p => [p[0], p[1]]) }],
       { height: 180, test: 'lag-chart', format: fmtNum, width: chartLag.clientWidth }));
     clear(chartSecs, lineChart([{ name: 'max lag seconds', color: '#8b5cf6', points: pts.map(p => [p[0], p[2]]) }],
-      { height: 180, test: 'lag-seconds-chart', format: v => fmtSecs(v), width: chartSecs.clientWidth }));
+      { height: 180, test: 'lag-seconds-chart', format: v => fmtSecs(v), seconds: true, width: chartSecs.clientWidth }));
     const owner = {};
     for (const m of g.members || []) owner[m.member_id] = m.client_id || m.member_id;
     clear(members, table([
@@ -66,9 +66,9 @@ export async function render(ctx, [id]) {
     clear(offsets, table([
       { title: 'Topic', render: o => h('a', { href: '#/topics/' + enc(o.topic) }, o.topic) },
       { title: 'Partition', num: true, render: o => o.partition },
-      { title: 'Committed', num: true, render: o => fmtInt(o.committed_offset) },
-      { title: 'High watermark', num: true, render: o => fmtInt(o.high_watermark) },
-      { title: 'Lag', num: true, render: o => h('span', { test: 'offset-lag' }, fmtInt(o.lag)) },
+      { title: 'Committed', num: true, render: o => h('span', { test: 'offset-committed', dataset: { value: o.committed_offset } }, fmtInt(o.committed_offset)) },
+      { title: 'High watermark', num: true, render: o => h('span', { test: 'offset-hw', dataset: { value: o.high_watermark } }, fmtInt(o.high_watermark)) },
+      { title: 'Lag', num: true, render: o => h('span', { test: 'offset-lag', dataset: { value: o.lag } }, fmtInt(o.lag)) },
       { title: 'Lag (time)', num: true, render: o => fmtSecs(o.lag_seconds) },
       { title: 'Consumer', render: o => o.member_id ? owner[o.member_id] || o.member_id : h('span', { class: 'note' }, 'unassigned') },
     ], (g.offsets || []).slice().sort((a, b) => a.topic.localeCompare(b.topic) || a.partition - b.partition),
@@ -77,6 +77,9 @@ export async function render(ctx, [id]) {
     resetUI.update(g);
   });
 }
+
+// fmtInterval is a sampling interval: 200 ms, 10 s, 1.5 s.
+function fmtInterval(ms) { return ms < 1000 ? `${ms} ms` : `${ms / 1000} s`; }
 
 function resetPanel(box, id, group) {
   const to = h('select', { test: 'reset-to', onchange: () => { show(); invalidate(); } },
@@ -115,7 +118,7 @@ function resetPanel(box, id, group) {
       const changed = (r.offsets || []).filter(o => o.current !== o.new).length;
       clear(status, h('div', { class: 'row c', test: 'reset-state', dataset: { state: dryRun ? 'dry-run' : 'applied' } },
         dryRun ? badge('dry run', 'amber') : badge('applied', 'green'),
-        `${fmtInt((r.offsets || []).length)} partitions, ${fmtInt(changed)} would ${dryRun ? '' : 'now '}move`.replace('would now ', '')));
+        `${fmtInt((r.offsets || []).length)} partitions, ${fmtInt(changed)} ${dryRun ? 'would move' : 'moved'}`));
       clear(result, table([
         { title: 'Topic', render: o => o.topic },
         { title: 'Partition', num: true, render: o => o.partition },

@@ -19,7 +19,7 @@ export async function render(ctx) {
       h('div', { class: 'bd flush' }, box)));
   function draw() {
     const rows = last.filter(g => !search || g.group_id.includes(search));
-    total.textContent = `${fmtInt(last.length)} groups`;
+    total.textContent = `${fmtInt(last.length)} ${last.length === 1 ? 'group' : 'groups'}`;
     clear(box, table([
       { title: 'Group', render: g => h('a', { href: '#/groups/' + enc(g.group_id), test: 'group-link', dataset: { group: g.group_id } }, g.group_id) },
       { title: 'State', render: g => stateBadge(g.state) },

@@ -86,6 +86,7 @@ export function renderMessages(ctx, body, t, params) {
         else if (o.type === 'error') throw new Error(o.message || (o.error && o.error.message) || 'error');
       }, c.signal);
       const ms = Math.round(performance.now() - started);
+      if (done && done.reason === 'error') throw new Error(`The scan stopped after ${fmtInt(scanned)} records: ${done.error || 'error'}`);
       clear(progress, h('span', { test: 'msg-progress-text', dataset: { state: 'done' } },
         `Done: scanned ${fmtInt(scanned)}, matched ${fmtInt(matched)} in ${ms} ms`));
       if (!count) rowsBody.appendChild(h('tr', null, h('td', { class: 'empty', colspan: 7, test: 'msg-none' }, 'No records matched.')));
@@ -103,6 +104,9 @@ export function renderMessages(ctx, body, t, params) {
       if (ctl === c) { searchBtn.disabled = false; stopBtn.disabled = true; ctl = null; }
     }
   }
+  // A link that names where to start (a produced record's "view", a partition's "messages")
+  // shows the records at once rather than an empty table asking for Search.
+  if (params.get('partition') !== null || params.get('offset') !== null) run();
 }
 
 function preview(v) {

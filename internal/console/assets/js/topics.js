@@ -28,7 +28,7 @@ export async function render(ctx, _args, params) {
       clear(list, errBox(e));
       return;
     }
-    ctx.view.querySelector('[data-test=topics-total]').textContent = `${fmtInt(r.total)} topics`;
+    ctx.view.querySelector('[data-test=topics-total]').textContent = `${fmtInt(r.total)} ${r.total === 1 ? 'topic' : 'topics'}`;
     clear(list,
       table([
         { title: 'Name', render: t => h('a', { href: '#/topics/' + enc(t.name), test: 'topic-link', dataset: { name: t.name } }, t.name) },
