@@ -198,3 +198,88 @@ func TestAPIRecordsLargeScan(t *testing.T) {
 		t.Errorf("%d reads after the client left, want at most the one in flight", n)
 	}
 }
+
+// TestAPIReassignAndElect: through the admin API of a node that is not the controller, a move
+// to a node that is down stays in progress and is listed with its adding and removing replicas,
+// is cancelled (the original replicas come back; a second cancel is NO_REASSIGNMENT_IN_PROGRESS),
+// a reorder is done at once, and a preferred election makes the new first replica the leader.
+func TestAPIReassignAndElect(t *testing.T) {
+	brokers := testClusterPlusBroker(t, "replica.lag.time.max.ms", "2000", "auto.leader.rebalance.enable", "false")
+	waitCluster(t, brokers, "four brokers in every image", liveBrokers(4))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	createAssigned(ctx, t, brokers[0], "moved", minISR2, 1, 2, 3)
+	stopBroker(t, brokers[3])
+	live := brokers[:3]
+	via := follower(t, live)
+	base := apiServer(t, via, nil)
+
+	type results struct {
+		Results []struct {
+			Topic     string  `json:"topic"`
+			Partition int32   `json:"partition"`
+			Error     *string `json:"error"`
+			Message   string  `json:"message"`
+		} `json:"results"`
+	}
+	wantOK := func(what string, r results) {
+		t.Helper()
+		if len(r.Results) != 1 || r.Results[0].Topic != "moved" || r.Results[0].Partition != 0 || r.Results[0].Error != nil {
+			t.Fatalf("%s: %+v", what, r)
+		}
+	}
+	var r results
+	mustCall(t, 200, "POST", base+"/api/v1/reassignments", map[string]any{"partitions": []map[string]any{{"topic": "moved", "partition": 0, "replicas": []int32{1, 2, 4}}}}, &r)
+	wantOK("move to the stopped node 4", r)
+	var listed struct {
+		Reassignments []httpapi.Reassignment `json:"reassignments"`
+	}
+	mustCall(t, 200, "GET", base+"/api/v1/reassignments", nil, &listed)
+	if len(listed.Reassignments) != 1 || fmt.Sprint(listed.Reassignments[0].Replicas) != "[1 2 4 3]" ||
+		fmt.Sprint(listed.Reassignments[0].Adding) != "[4]" || fmt.Sprint(listed.Reassignments[0].Removing) != "[3]" {
+		t.Fatalf("listed %+v, want replicas [1 2 4 3], adding [4], removing [3]", listed)
+	}
+
+	mustCall(t, 200, "DELETE", base+"/api/v1/reassignments", map[string]any{"partitions": []map[string]any{{"topic": "moved", "partition": 0}}}, &r)
+	wantOK("cancel", r)
+	waitCluster(t, live, "the original replicas back on every node", func(b *Broker) bool {
+		p, ok := partitionOn(b, "moved")
+		return ok && fmt.Sprint(p.Replicas) == "[1 2 3]" && !p.Reassigning()
+	})
+	mustCall(t, 200, "GET", base+"/api/v1/reassignments", nil, &listed)
+	if len(listed.Reassignments) != 0 {
+		t.Fatalf("listed after the cancel: %+v", listed)
+	}
+	mustCall(t, 200, "DELETE", base+"/api/v1/reassignments", map[string]any{"partitions": []map[string]any{{"topic": "moved", "partition": 0}}}, &r)
+	if len(r.Results) != 1 || r.Results[0].Error == nil || *r.Results[0].Error != "NO_REASSIGNMENT_IN_PROGRESS" {
+		t.Fatalf("second cancel: %+v", r)
+	}
+
+	// A reorder: node 3 first. The leader stays 1 until a preferred election.
+	waitCluster(t, live, "node 3 in the ISR", func(b *Broker) bool {
+		p, ok := partitionOn(b, "moved")
+		return ok && len(p.ISR) == 3
+	})
+	mustCall(t, 200, "POST", base+"/api/v1/reassignments", map[string]any{"partitions": []map[string]any{{"topic": "moved", "partition": 0, "replicas": []int32{3, 2, 1}}}}, &r)
+	wantOK("reorder", r)
+	waitCluster(t, live, "replicas [3 2 1]", func(b *Broker) bool {
+		p, ok := partitionOn(b, "moved")
+		return ok && fmt.Sprint(p.Replicas) == "[3 2 1]"
+	})
+	if p, _ := partitionOn(via, "moved"); p.Leader == 3 {
+		t.Fatalf("the reorder moved the leader already: %+v", p)
+	}
+	mustCall(t, 200, "POST", base+"/api/v1/leaders/elect", map[string]any{"type": "preferred", "partitions": []map[string]any{{"topic": "moved", "partition": 0}}}, &r)
+	wantOK("preferred election", r)
+	waitCluster(t, live, "node 3 leading", func(b *Broker) bool {
+		p, ok := partitionOn(b, "moved")
+		return ok && p.Leader == 3
+	})
+	meta, err := kadm.NewClient(clusterClient(t, live)).Metadata(ctx, "moved")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := meta.Topics["moved"].Partitions[0]; p.Leader != 3 || fmt.Sprint(p.Replicas) != "[3 2 1]" {
+		t.Errorf("a client sees leader %d replicas %v, want 3 and [3 2 1]", p.Leader, p.Replicas)
+	}
+}
