@@ -80,6 +80,23 @@ func (a *apiBackend) admin() (*kadm.Client, error) {
 	return adm, err
 }
 
+// topicOpTimeout is the timeout CreateTopics and DeleteTopics carry from the API: a topic of
+// 10 000 partitions on one node takes over 20 s to create, longer than kadm's default 15 s plus
+// kgo's 10 s read overhead, after which the client retried and answered TOPIC_ALREADY_EXISTS
+// for a topic it had just created.
+const topicOpTimeout = 2 * time.Minute
+
+// topicAdmin is an admin client whose topic creates and deletes wait up to topicOpTimeout.
+func (a *apiBackend) topicAdmin() (*kadm.Client, error) {
+	cl, _, err := a.client()
+	if err != nil {
+		return nil, err
+	}
+	adm := kadm.NewClient(cl)
+	adm.SetTimeoutMillis(int32(topicOpTimeout.Milliseconds()))
+	return adm, nil
+}
+
 // Cluster implements httpapi.Backend.
 func (a *apiBackend) Cluster(ctx context.Context) (httpapi.Cluster, error) {
 	im := a.b.meta.Image()
@@ -236,7 +253,7 @@ func (a *apiBackend) waitImage(ctx context.Context, cond func(*metadata.Image) b
 
 // CreateTopic implements httpapi.Backend.
 func (a *apiBackend) CreateTopic(ctx context.Context, nt httpapi.NewTopic) error {
-	adm, err := a.admin()
+	adm, err := a.topicAdmin()
 	if err != nil {
 		return err
 	}
@@ -277,7 +294,7 @@ func (a *apiBackend) DeleteTopic(ctx context.Context, name string) error {
 	if _, ok := a.b.meta.Image().Topic(name); !ok {
 		return unknownTopic(name)
 	}
-	adm, err := a.admin()
+	adm, err := a.topicAdmin()
 	if err != nil {
 		return err
 	}

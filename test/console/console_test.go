@@ -761,3 +761,51 @@ func topicConfig(ctx context.Context, t *testing.T, adm *kadm.Client, key string
 	t.Fatalf("kadm: topic %s has no config %s", topic, key)
 	return "", ""
 }
+
+// TestConsolePages: on a topic of many partitions the topic page and the group page render one
+// page of rows (100) with a pager, not every partition; the pager reaches the last page.
+func TestConsolePages(t *testing.T) {
+	chromium := chromiumPath(t)
+	b := brokertest.Start(t, nil)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr().String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	adm := kadm.NewClient(cl)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const parts = 250
+	if _, err := adm.CreateTopic(ctx, parts, 1, nil, "wide"); err != nil {
+		t.Fatal(err)
+	}
+	os := kadm.Offsets{}
+	for p := range int32(parts) {
+		os.Add(kadm.Offset{Topic: "wide", Partition: p, At: 0, LeaderEpoch: -1})
+	}
+	if resp, err := adm.CommitOffsets(ctx, "wide-group", os); err != nil || resp.Error() != nil {
+		t.Fatalf("commit: %v %v", err, resp.Error())
+	}
+	p := openBrowser(t, chromium, "http://"+b.HTTPAddr().String()+"/")
+	type rows struct {
+		N     int
+		First string
+		Last  string
+	}
+	count := func(table string) string {
+		return fmt.Sprintf(`(() => { const rs = [...document.querySelectorAll('[data-test=%s] tr[data-partition]')];
+			return {n: rs.length, first: rs.length ? rs[0].dataset.partition : '', last: rs.length ? rs[rs.length-1].dataset.partition : ''}; })()`, table)
+	}
+	for _, c := range []struct{ route, table, pager string }{
+		{"/topics/wide", "partitions-table", "partitions-pager"},
+		{"/groups/wide-group", "offsets-table", "offsets-pager"},
+	} {
+		p.open(c.route, sel(c.table)+" tr[data-partition]")
+		waitUntil(p, c.route+" first page", count(c.table), func(r rows) bool { return r.N == 100 && r.First == "0" && r.Last == "99" })
+		p.set(sel(c.pager+"-page"), "3")
+		waitUntil(p, c.route+" last page", count(c.table), func(r rows) bool { return r.N == parts-200 && r.First == "200" && r.Last == "249" })
+	}
+	if ex := p.exceptions(); len(ex) > 0 {
+		t.Errorf("the page threw: %v", ex)
+	}
+}

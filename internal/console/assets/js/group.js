@@ -1,9 +1,11 @@
 // One consumer group: members and assignments, per-partition lag, lag over time (the broker's
 // history ring plus what this page saw in its 2 s polls), reset offsets (dry run, then apply).
-import { h, clear, table, card, panel, badge, modal, toast, busyButton, fmtInt, fmtSecs, fmtNum, toLocalInput, fromLocalInput, errBox } from './ui.js';
+import { h, clear, table, pager, card, panel, badge, modal, toast, busyButton, fmtInt, fmtSecs, fmtNum, toLocalInput, fromLocalInput, errBox } from './ui.js';
 import { get, post, del, enc } from './api.js';
 import { lineChart } from './chart.js';
 import { stateBadge } from './groups.js';
+
+const OLIMIT = 100;
 
 export async function render(ctx, [id]) {
   ctx.crumbs(['Consumer groups', '#/groups'], id);
@@ -26,6 +28,25 @@ export async function render(ctx, [id]) {
   const live = []; // [time, total_lag, max_lag_seconds] seen by this page
   let g = null;
   let resetUI = null;
+  // The offsets table shows OLIMIT rows a page: a group on a 10 000-partition topic renders
+  // 100 rows every refresh, not 10 000.
+  let owner = {};
+  let offPage = 0;
+  const drawOffsets = () => {
+    const rows = (g.offsets || []).slice().sort((a, b) => a.topic.localeCompare(b.topic) || a.partition - b.partition);
+    if (offPage >= rows.length) offPage = 0;
+    clear(offsets, table([
+      { title: 'Topic', render: o => h('a', { href: '#/topics/' + enc(o.topic) }, o.topic) },
+      { title: 'Partition', num: true, render: o => o.partition },
+      { title: 'Committed', num: true, render: o => h('span', { test: 'offset-committed', dataset: { value: o.committed_offset } }, fmtInt(o.committed_offset)) },
+      { title: 'High watermark', num: true, render: o => h('span', { test: 'offset-hw', dataset: { value: o.high_watermark } }, fmtInt(o.high_watermark)) },
+      { title: 'Lag', num: true, render: o => h('span', { test: 'offset-lag', dataset: { value: o.lag } }, fmtInt(o.lag)) },
+      { title: 'Lag (time)', num: true, render: o => fmtSecs(o.lag_seconds) },
+      { title: 'Consumer', render: o => o.member_id ? owner[o.member_id] || o.member_id : h('span', { class: 'note' }, 'unassigned') },
+    ], rows.slice(offPage, offPage + OLIMIT),
+    { test: 'offsets-table', empty: 'No committed offsets', rowAttrs: o => ({ 'data-topic': o.topic, 'data-partition': o.partition }) }),
+    rows.length > OLIMIT ? pager(rows.length, offPage, OLIMIT, o => { offPage = o; drawOffsets(); }, 'offsets-pager') : null);
+  };
   ctx.every(2000, async () => {
     let lag;
     try {
@@ -54,7 +75,7 @@ export async function render(ctx, [id]) {
       { height: 180, test: 'lag-chart', format: fmtNum, width: chartLag.clientWidth }));
     clear(chartSecs, lineChart([{ name: 'max lag seconds', color: '#8b5cf6', points: pts.map(p => [p[0], p[2]]) }],
       { height: 180, test: 'lag-seconds-chart', format: v => fmtSecs(v), seconds: true, width: chartSecs.clientWidth }));
-    const owner = {};
+    owner = {};
     for (const m of g.members || []) owner[m.member_id] = m.client_id || m.member_id;
     clear(members, table([
       { title: 'Member', render: m => h('code', null, m.member_id) },
@@ -63,16 +84,7 @@ export async function render(ctx, [id]) {
       { title: 'Host', render: m => m.host },
       { title: 'Assignment', render: m => (m.assignments || []).map(a => h('div', null, h('b', null, a.topic), ': ', a.partitions.join(', '))) },
     ], g.members || [], { test: 'members-table', empty: 'No active members', rowAttrs: m => ({ 'data-member': m.member_id }) }));
-    clear(offsets, table([
-      { title: 'Topic', render: o => h('a', { href: '#/topics/' + enc(o.topic) }, o.topic) },
-      { title: 'Partition', num: true, render: o => o.partition },
-      { title: 'Committed', num: true, render: o => h('span', { test: 'offset-committed', dataset: { value: o.committed_offset } }, fmtInt(o.committed_offset)) },
-      { title: 'High watermark', num: true, render: o => h('span', { test: 'offset-hw', dataset: { value: o.high_watermark } }, fmtInt(o.high_watermark)) },
-      { title: 'Lag', num: true, render: o => h('span', { test: 'offset-lag', dataset: { value: o.lag } }, fmtInt(o.lag)) },
-      { title: 'Lag (time)', num: true, render: o => fmtSecs(o.lag_seconds) },
-      { title: 'Consumer', render: o => o.member_id ? owner[o.member_id] || o.member_id : h('span', { class: 'note' }, 'unassigned') },
-    ], (g.offsets || []).slice().sort((a, b) => a.topic.localeCompare(b.topic) || a.partition - b.partition),
-    { test: 'offsets-table', empty: 'No committed offsets', rowAttrs: o => ({ 'data-topic': o.topic, 'data-partition': o.partition }) }));
+    drawOffsets();
     if (!resetUI) resetUI = resetPanel(resetBox, id, () => g);
     resetUI.update(g);
   });
