@@ -288,7 +288,7 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 		b.log.Error("high-watermark checkpoint ignored: its partitions start from their log start offsets (a single replica then commits its whole log at once); it is rewritten within seconds", "err", err)
 	}
 	b.leaderQuota, b.followerQuota = newQuotas(cfg, b.clock)
-	b.replicas = replica.NewManager(b.replicaConfig())
+	b.replicas = replica.NewManager(b.replicaConfig(m))
 	if err := b.Sync(); err != nil {
 		return nil, fmt.Errorf("broker: open partitions: %w", err)
 	}
@@ -366,6 +366,7 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 			MaxRequestBytes: cfg.SocketRequestMaxBytes,
 			IdleTimeout:     time.Duration(cfg.ConnectionsMaxIdleMs) * time.Millisecond,
 			Limits:          limits, // one for every listener: the budget and the connection caps are broker-wide
+			Observer:        m,      // Kafka's RequestMetrics
 			Logger:          logger.With("listener", l.bind.Name),
 		}, sh)
 		if err := l.srv.Listen(); err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/moldau/moldau/internal/config"
 	"github.com/moldau/moldau/internal/metadata"
+	"github.com/moldau/moldau/internal/metrics"
 	"github.com/moldau/moldau/internal/replica"
 	"github.com/moldau/moldau/internal/server"
 )
@@ -108,7 +109,7 @@ func (b *Broker) interBrokerAddr(id int32) (string, bool) {
 // replicaConfig configures the replica manager: follower fetches go to the leader's
 // inter-broker listener, ISR changes to the controller (forwarded), the leaders check the
 // broker epochs of the active brokers (KIP-903).
-func (b *Broker) replicaConfig() replica.Config {
+func (b *Broker) replicaConfig(m *metrics.Metrics) replica.Config {
 	return replica.Config{
 		NodeID:         b.cfg.NodeID,
 		Parts:          b.parts,
@@ -132,6 +133,7 @@ func (b *Broker) replicaConfig() replica.Config {
 		FetchMaxBytes:         b.cfg.ReplicaFetchMaxBytes,
 		FetchResponseMaxBytes: b.cfg.ReplicaFetchResponseMaxBytes,
 		FollowerQuota:         b.followerQuota,
+		Appended:              m.ReplicationBytesIn,
 	}
 }
 

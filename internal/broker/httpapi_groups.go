@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/moldau/moldau/internal/httpapi"
 	"github.com/moldau/moldau/internal/record"
@@ -333,22 +333,40 @@ func (a *apiBackend) DeleteGroup(ctx context.Context, id string) error {
 }
 
 // Reassignments implements httpapi.Backend.
+//
+// It sends ListPartitionReassignments with null topics, which asks for every reassignment in
+// progress: kadm's ListPartitionReassignments answers nothing without topics, so it is not used.
 func (a *apiBackend) Reassignments(ctx context.Context) ([]httpapi.Reassignment, error) {
-	adm, err := a.admin()
+	cl, _, err := a.client()
 	if err != nil {
 		return nil, err
 	}
-	rs, err := adm.ListPartitionReassignments(ctx, nil)
+	resp, err := kmsg.NewPtrListPartitionReassignmentsRequest().RequestWith(ctx, cl)
 	if err != nil {
 		return nil, err
+	}
+	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+		msg := ""
+		if resp.ErrorMessage != nil {
+			msg = *resp.ErrorMessage
+		}
+		return nil, withMessage(err, msg)
 	}
 	var out []httpapi.Reassignment
-	for _, r := range rs.Sorted() {
-		out = append(out, httpapi.Reassignment{
-			Topic: r.Topic, Partition: r.Partition,
-			Replicas: nonNil(r.Replicas), Adding: nonNil(r.AddingReplicas), Removing: nonNil(r.RemovingReplicas),
-		})
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			out = append(out, httpapi.Reassignment{
+				Topic: t.Topic, Partition: p.Partition,
+				Replicas: nonNil(p.Replicas), Adding: nonNil(p.AddingReplicas), Removing: nonNil(p.RemovingReplicas),
+			})
+		}
 	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Topic != out[j].Topic {
+			return out[i].Topic < out[j].Topic
+		}
+		return out[i].Partition < out[j].Partition
+	})
 	return out, nil
 }
 

@@ -20,6 +20,9 @@ import (
 //	                                       the counts are reported by the active controller only
 //	                                       (0 elsewhere), so a sum over brokers is the cluster's
 //	kafka_log_log_*                        per partition hosted here: size, offsets, segments
+//	kafka_server_socket_server_metrics_*   per client listener: connections open, opened, closed
+//	                                       (networkProcessor="0": Moldau has no processor threads,
+//	                                       a goroutine per connection)
 type kafkaGauges struct{ b *Broker }
 
 var (
@@ -43,6 +46,9 @@ var (
 	logStart         = desc("kafka_log_log_logstartoffset", "The partition's log start offset on this broker.", "topic", "partition")
 	logEnd           = desc("kafka_log_log_logendoffset", "The partition's log end offset on this broker.", "topic", "partition")
 	logSegments      = desc("kafka_log_log_numlogsegments", "Segments of this partition's log on this broker.", "topic", "partition")
+	connCount        = desc("kafka_server_socket_server_metrics_connection_count", "Connections open on this listener.", "listener", "networkProcessor")
+	connCreated      = desc("kafka_server_socket_server_metrics_connection_creation_total", "Connections accepted on this listener since start.", "listener", "networkProcessor")
+	connClosed       = desc("kafka_server_socket_server_metrics_connection_close_total", "Connections of this listener closed since start.", "listener", "networkProcessor")
 	topicCurrentOffs = desc("kafka_topic_partition_current_offset", "High watermark of a partition led here (kafka_exporter's name).", "topic", "partition")
 	topicOldestOffs  = desc("kafka_topic_partition_oldest_offset", "Log start offset of a partition led here (kafka_exporter's name).", "topic", "partition")
 )
@@ -54,7 +60,7 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 func (g kafkaGauges) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{rmPartitions, rmLeaders, rmUnderRepl, rmUnderMinISR, rmAtMinISR, rmOffline,
 		cpUnderRepl, cpUnderMinISR, cpAtMinISR, kcActive, kcOffline, kcTopics, kcPartitions, kcImbalance, kcFenced,
-		kcActiveBrokers, logSize, logStart, logEnd, logSegments, topicCurrentOffs, topicOldestOffs} {
+		kcActiveBrokers, logSize, logStart, logEnd, logSegments, topicCurrentOffs, topicOldestOffs, connCount, connCreated, connClosed} {
 		ch <- d
 	}
 }
@@ -102,6 +108,12 @@ func (g kafkaGauges) Collect(ch chan<- prometheus.Metric) {
 		gauge(cpUnderRepl, ur, p.Topic, part)
 		gauge(cpUnderMinISR, um, p.Topic, part)
 		gauge(cpAtMinISR, am, p.Topic, part)
+	}
+	for _, l := range g.b.listeners {
+		open, accepted, closed := l.srv.ConnectionStats()
+		gauge(connCount, float64(open), l.srv.Listener(), "0")
+		ch <- prometheus.MustNewConstMetric(connCreated, prometheus.CounterValue, float64(accepted), l.srv.Listener(), "0")
+		ch <- prometheus.MustNewConstMetric(connClosed, prometheus.CounterValue, float64(closed), l.srv.Listener(), "0")
 	}
 	gauge(rmPartitions, float64(hosted))
 	gauge(rmLeaders, float64(leaders))

@@ -70,7 +70,7 @@ func (h *Handler) handleFetch(ctx context.Context, req *server.Request) (kmsg.Re
 				recordThrottled(q, resp, secs)
 			}
 			resp.SessionID, secs = h.sessions.finish(fc, resp, secs)
-			return &server.Chunked{Response: resp, Chunks: encodeFetch(resp, secs)}, nil
+			return &server.Chunked{Response: resp, Chunks: encodeFetch(resp, secs), RecordBytes: sectionBytes(secs)}, nil
 		}
 		if wake == nil {
 			// Watch first, then read again: data that arrived in between is not missed.
@@ -80,6 +80,7 @@ func (h *Handler) handleFetch(ctx context.Context, req *server.Request) (kmsg.Re
 			}
 			continue
 		}
+		waiting := time.Now()
 		timer := time.NewTimer(time.Until(deadline))
 		select {
 		case <-wake:
@@ -89,6 +90,7 @@ func (h *Handler) handleFetch(ctx context.Context, req *server.Request) (kmsg.Re
 			timer.Stop()
 			return nil, ctx.Err()
 		}
+		req.Waited(time.Since(waiting)) // the long poll: Kafka's remote time
 	}
 }
 

@@ -125,6 +125,20 @@ func encodeFetch(resp *kmsg.FetchResponse, secs [][][]log.Section) []server.Chun
 	return append(chunks, server.Chunk{Bytes: dst})
 }
 
+// sectionBytes is the record bytes of each partition's sections, secs[t][p] summed.
+func sectionBytes(secs [][][]log.Section) [][]int64 {
+	out := make([][]int64, len(secs))
+	for t, parts := range secs {
+		out[t] = make([]int64, len(parts))
+		for p, ps := range parts {
+			for _, s := range ps {
+				out[t][p] += s.Len
+			}
+		}
+	}
+	return out
+}
+
 // appendPartitionTags writes a partition's tagged fields: DivergingEpoch (tag 0) and
 // CurrentLeader (tag 1) when set.
 func appendPartitionTags(dst []byte, p *kmsg.FetchResponseTopicPartition) []byte {

@@ -133,6 +133,7 @@ func (h *Handler) handleProduce(ctx context.Context, req *server.Request) (kmsg.
 		}
 	}
 	if len(toReplicate) > 0 {
+		waiting := time.Now()
 		wctx, cancel := context.WithTimeout(ctx, time.Duration(max(r.TimeoutMillis, 0))*time.Millisecond)
 		for _, w := range toReplicate {
 			if resp.Topics[w.topic].Partitions[w.partition].ErrorCode != 0 {
@@ -144,6 +145,7 @@ func (h *Handler) handleProduce(ctx context.Context, req *server.Request) (kmsg.
 			}
 		}
 		cancel()
+		req.Waited(time.Since(waiting)) // waiting on the followers: Kafka's remote time
 	}
 	if len(leaders) > 0 && r.Version >= 10 {
 		for _, fb := range h.leaderEndpoints(req, im, leaders, nil) {

@@ -2,8 +2,10 @@
 // runtime's go_* / process_*. (*Metrics).Handler serves it; internal/httpapi puts that at /metrics
 // on http.listener.
 //
-// Request metrics are recorded by Instrument, a server.Handler decorator, so the request path
-// itself carries no metrics code.
+// Request metrics are recorded by Instrument, a server.Handler decorator (moldau_request_*, and
+// BrokerTopicMetrics from produce and fetch answers), and by Observe, a server.Observer that sees
+// each request once its response is written (Kafka's RequestMetrics: counts, errors, times), so
+// the request path itself carries no metrics code.
 package metrics
 
 import (
@@ -26,6 +28,8 @@ type Metrics struct {
 	internalSkipped *prometheus.CounterVec
 	// topics is Kafka's BrokerTopicMetrics, per topic and for all topics.
 	topics *topicSet
+	// kafkaRequests is Kafka's RequestMetrics, fed by Observe.
+	kafkaRequests *requestMetrics
 }
 
 // New creates the registry with the Go runtime and process collectors.
@@ -52,8 +56,10 @@ func New() *Metrics {
 		}, []string{"topic"}),
 	}
 	m.topics = newTopicSet()
+	m.kafkaRequests = newRequestMetrics()
 	m.reg.MustRegister(m.requests, m.requestSeconds, m.requestErrors, m.producedBytes, m.internalSkipped, m.topics,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.reg.MustRegister(m.kafkaRequests.collectors()...)
 	return m
 }
 

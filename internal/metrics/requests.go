@@ -29,9 +29,12 @@ func (i *instrumented) Handle(ctx context.Context, req *server.Request) (kmsg.Re
 	if err != nil {
 		i.m.requestErrors.WithLabelValues(api).Inc()
 	}
-	if p, ok := req.Msg.(*kmsg.ProduceRequest); ok {
+	switch r := req.Msg.(type) {
+	case *kmsg.ProduceRequest:
 		pr, _ := resp.(*kmsg.ProduceResponse) // nil for acks=0
-		i.m.produced(p, pr)
+		i.m.produced(r, pr)
+	case *kmsg.FetchRequest:
+		i.m.fetched(fetchFromReplica(r), resp)
 	}
 	return resp, err
 }
@@ -58,6 +61,18 @@ const (
 	codeOffsetMovedToTiered  = 109
 	codeNotLeaderOrFollowerK = codeNotLeader
 )
+
+// fetchFailed reports whether a fetch partition's code counts as a failed fetch: Kafka's
+// ReplicaManager.readFromLocalLog counts every error but these (expected outcomes: a moved
+// leader, a deleted topic, a stale epoch, a consumer past the log, a failed log dir).
+func fetchFailed(code int16) bool {
+	switch code {
+	case 0, codeUnknownTopic, codeNotLeader, codeUnknownLeaderEpoch, codeFencedLeaderEpoch, codeReplicaNotAvailable,
+		codeKafkaStorageError, codeInconsistentTopicID, codeOffsetOutOfRange, codeUnknownTopicID:
+		return false
+	}
+	return true
+}
 
 func produceFailed(code int16) bool {
 	switch code {
@@ -109,6 +124,53 @@ func (m *Metrics) produced(r *kmsg.ProduceRequest, resp *kmsg.ProduceResponse) {
 				s.addTopic(t, tBytesRejected, int64(len(rp.Records)))
 			case produceFailed(code):
 				s.addTopic(t, tFailedProduce, 1)
+			}
+		}
+	}
+}
+
+// fetched counts a fetch response against BrokerTopicMetrics, partition by partition: every
+// partition of a known topic is a fetch request (totalfetchrequests, as Kafka counts the
+// partitions it reads for consumers and followers alike), failed ones as fetchFailed says, and
+// its record bytes are bytes out (to consumers, per topic) or replication bytes out (to
+// follower replicas, all topics only). The bytes of a Chunked answer are its RecordBytes, never
+// decoded.
+func (m *Metrics) fetched(fromReplica bool, resp kmsg.Response) {
+	var recordBytes [][]int64
+	if ch, ok := resp.(*server.Chunked); ok {
+		resp, recordBytes = ch.Response, ch.RecordBytes
+	}
+	fr, ok := resp.(*kmsg.FetchResponse)
+	if !ok {
+		return // the request failed without an answer
+	}
+	s := m.topics
+	for ti := range fr.Topics {
+		rt := &fr.Topics[ti]
+		var ts *topicStats
+		for pi := range rt.Partitions {
+			rp := &rt.Partitions[pi]
+			if !topicKnown(rp.ErrorCode) {
+				continue // Kafka answers these before it reads: no fetch of the partition
+			}
+			if ts == nil && rt.Topic != "" {
+				ts = s.topic(rt.Topic)
+			}
+			s.addTopic(ts, tTotalFetch, 1)
+			if fetchFailed(rp.ErrorCode) {
+				s.addTopic(ts, tFailedFetch, 1)
+			}
+			n := int64(len(rp.RecordBatches))
+			if ti < len(recordBytes) && pi < len(recordBytes[ti]) {
+				n += recordBytes[ti][pi]
+			}
+			if n == 0 {
+				continue
+			}
+			if fromReplica {
+				s.all.add(tReplicationBytesOut, n)
+			} else {
+				s.addTopic(ts, tBytesOut, n)
 			}
 		}
 	}

@@ -3,6 +3,7 @@ package metrics
 import (
 	"context"
 	"io"
+	"maps"
 	"net/http/httptest"
 	"strconv"
 	"strings"
@@ -124,5 +125,119 @@ func TestProduceTopicMetrics(t *testing.T) {
 	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	if body, _ := io.ReadAll(rec.Body); strings.Contains(string(body), `topic="b"`) {
 		t.Error("a deleted topic kept its series")
+	}
+}
+
+// answerFetch answers a fetch with the response it holds.
+type answerFetch struct {
+	server.Handler
+	resp kmsg.Response
+}
+
+func (a answerFetch) Handle(context.Context, *server.Request) (kmsg.Response, error) {
+	return a.resp, nil
+}
+
+func fetchResp(parts ...kmsg.FetchResponseTopicPartition) *kmsg.FetchResponse {
+	r := kmsg.NewPtrFetchResponse()
+	r.Version = 12
+	rt := kmsg.NewFetchResponseTopic()
+	rt.Topic, rt.Partitions = "a", parts
+	r.Topics = append(r.Topics, rt)
+	return r
+}
+
+func fetchPart(code int16, records []byte) kmsg.FetchResponseTopicPartition {
+	p := kmsg.NewFetchResponseTopicPartition()
+	p.ErrorCode, p.RecordBatches = code, records
+	return p
+}
+
+// Fetch answers count bytes out to consumers per topic (from Chunked.RecordBytes as from inline
+// record batches), replication bytes out to followers, every partition of a known topic as a
+// fetch and the failures Kafka counts; Totals' bytes out moves with them.
+func TestFetchTopicMetrics(t *testing.T) {
+	m := New()
+	consumer := kmsg.NewPtrFetchRequest()
+	consumer.Version, consumer.ReplicaID = 12, -1
+	follower := kmsg.NewPtrFetchRequest()
+	follower.Version, follower.ReplicaID = 12, 2
+	follower15 := kmsg.NewPtrFetchRequest()
+	follower15.Version, follower15.ReplicaID, follower15.ReplicaState.ID = 15, -1, 3
+	chunked := &server.Chunked{
+		Response:    fetchResp(fetchPart(0, []byte{}), fetchPart(0, []byte{}), fetchPart(codeOffsetOutOfRange, []byte{})),
+		RecordBytes: [][]int64{{100, 0, 0}},
+	}
+	for _, c := range []struct {
+		req  *kmsg.FetchRequest
+		resp kmsg.Response
+	}{
+		{consumer, chunked},
+		{consumer, fetchResp(fetchPart(0, batch(2)), fetchPart(87 /* INVALID_RECORD */, []byte{}), fetchPart(codeUnknownTopic, nil))},
+		{follower, &server.Chunked{Response: fetchResp(fetchPart(0, []byte{})), RecordBytes: [][]int64{{40}}}},
+		{follower15, fetchResp(fetchPart(0, batch(1)))},
+	} {
+		h := m.Instrument(answerFetch{resp: c.resp})
+		if _, err := h.Handle(context.Background(), &server.Request{Key: c.req.Key(), Version: c.req.Version, Msg: c.req}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	consumed := 100 + len(batch(2))
+	if _, out, _ := m.Totals(); out != float64(consumed) {
+		t.Fatalf("Totals bytes out = %v, want %d", out, consumed)
+	}
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body, _ := io.ReadAll(rec.Body)
+	text := string(body)
+	for _, want := range []string{
+		`kafka_server_brokertopicmetrics_bytesout_total{topic="a"} ` + strconv.Itoa(consumed),
+		`kafka_server_brokertopicmetrics_bytesout_total{topic=""} ` + strconv.Itoa(consumed),
+		`kafka_server_brokertopicmetrics_replicationbytesout_total ` + strconv.Itoa(40+len(batch(1))),
+		`kafka_server_brokertopicmetrics_totalfetchrequests_total{topic="a"} 7`, // 3 + 2 (not the unknown topic) + 1 + 1
+		`kafka_server_brokertopicmetrics_failedfetchrequests_total{topic="a"} 1`,
+	} {
+		if !strings.Contains(text, want+"\n") {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}
+
+// errorCounts counts codes as Kafka's errorCounts: per partition for produce, top level and
+// per partition for fetch, top level for group calls, every ErrorCode field elsewhere.
+func TestErrorCounts(t *testing.T) {
+	produce := kmsg.NewPtrProduceResponse()
+	pt := kmsg.NewProduceResponseTopic()
+	for _, code := range []int16{0, 0, 6} {
+		pp := kmsg.NewProduceResponseTopicPartition()
+		pp.ErrorCode = code
+		pt.Partitions = append(pt.Partitions, pp)
+	}
+	produce.Topics = append(produce.Topics, pt)
+	fetch := fetchResp(fetchPart(0, nil), fetchPart(1, nil))
+	join := kmsg.NewPtrJoinGroupResponse()
+	join.ErrorCode = 79 // MEMBER_ID_REQUIRED
+	create := kmsg.NewPtrCreateTopicsResponse()
+	for _, code := range []int16{36, 0} {
+		ct := kmsg.NewCreateTopicsResponseTopic()
+		ct.ErrorCode = code
+		create.Topics = append(create.Topics, ct)
+	}
+	for _, c := range []struct {
+		resp kmsg.Response
+		want map[int16]int
+	}{
+		{produce, map[int16]int{0: 2, 6: 1}},
+		{&server.Chunked{Response: fetch}, map[int16]int{0: 2, 1: 1}},
+		{join, map[int16]int{79: 1}},
+		{create, map[int16]int{36: 1, 0: 1}},
+	} {
+		got := map[int16]int{}
+		for _, cc := range errorCounts(c.resp, nil) {
+			got[cc.code] += cc.n
+		}
+		if !maps.Equal(got, c.want) {
+			t.Errorf("errorCounts(%T) = %v, want %v", c.resp, got, c.want)
+		}
 	}
 }

@@ -78,6 +78,7 @@ type fetcherConfig struct {
 	maxBytes    int32
 	respMax     int32
 	quota       *Quota // follower replication quota (throttle.go); nil: none
+	appended    func(bytes int64)
 }
 
 // fetcher replicates the partitions this broker follows from one leader (Kafka's
@@ -294,6 +295,9 @@ func (f *fetcher) applyPartitionLocked(p *followed, sent *kmsg.FetchRequestTopic
 			lg.Error("append fetched batches", "offset", sent.FetchOffset, "err", err)
 			p.delayUntil = now.Add(f.cfg.backoff)
 			return 0
+		}
+		if f.cfg.appended != nil {
+			f.cfg.appended(int64(n))
 		}
 	}
 	p.replica.UpdateFollowerHighWatermark(rp.HighWatermark)

@@ -82,6 +82,9 @@ type Config struct {
 	// FollowerQuota is the follower replication quota (follower.replication.throttled.rate
 	// over follower.replication.throttled.replicas); nil: no throttle.
 	FollowerQuota *Quota
+	// Appended, when set, is told of the record bytes of every follower append (Kafka's
+	// ReplicationBytesInPerSec).
+	Appended func(bytes int64)
 }
 
 // local is a hosted partition as the manager drives it (*partition.Partition through
@@ -445,7 +448,7 @@ func (m *Manager) fetcherLocked(leader int32) *fetcher {
 		dial: m.cfg.Dial, clock: m.clock, logger: m.logger.With("fetcher", leader),
 		waitMax: m.cfg.FetchWaitMax, backoff: m.cfg.FetchBackoff,
 		maxBytes: m.cfg.FetchMaxBytes, respMax: m.cfg.FetchResponseMaxBytes,
-		quota: m.cfg.FollowerQuota,
+		quota: m.cfg.FollowerQuota, appended: m.cfg.Appended,
 	})
 	m.fetchers[leader] = f
 	if !m.manual {

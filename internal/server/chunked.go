@@ -34,6 +34,11 @@ func (c Chunk) Size() int64 {
 type Chunked struct {
 	kmsg.Response
 	Chunks []Chunk
+	// RecordBytes is, for a Fetch response, how many record bytes the chunks carry for each
+	// partition: [t][p] for Topics[t].Partitions[p] of the embedded FetchResponse (whose
+	// RecordBatches are empty where the chunks carry them). Metrics read it, so that counting
+	// bytes out needs no decoding. Nil for other responses.
+	RecordBytes [][]int64
 }
 
 // frameChunked prepends the frame header (size, correlation id, header tags) to the chunks.

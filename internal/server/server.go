@@ -26,6 +26,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kbin"
@@ -43,6 +44,34 @@ type Request struct {
 	RemoteAddr string
 	// Listener is the name of the listener the request arrived on ("PLAINTEXT").
 	Listener string
+	// remote is the nanoseconds handling it waited on others (Waited).
+	remote atomic.Int64
+}
+
+// Waited records that handling the request spent d waiting on something other than this
+// broker's own work: replicas catching up (acks=all), new records (a fetch's long poll). It is
+// Kafka's RemoteTimeMs (the time a request spends in purgatory); the rest of the handler's time
+// is LocalTimeMs. Safe for concurrent use; waits that overlap must be recorded once.
+func (r *Request) Waited(d time.Duration) { r.remote.Add(int64(d)) }
+
+// Timing is when a request passed each stage on its way through the server, from which Kafka's
+// RequestMetrics times (RequestQueueTimeMs … ResponseSendTimeMs) are computed.
+type Timing struct {
+	Received time.Time // its frame was read in full
+	Handling time.Time // decoded and handed to the handler
+	Handled  time.Time // the handler returned: the response is queued for the writer
+	Sending  time.Time // the writer began writing the response (Handled when there is none)
+	Sent     time.Time // the response is written (Handled when there is none)
+	// Remote is the part of Handled − Handling that the handler waited on others
+	// (Request.Waited).
+	Remote time.Duration
+}
+
+// Observer is told of every handled request once its response is written, or when the handler
+// returns if there is none (acks=0). A response lost with its connection is not observed. It
+// runs on the connection's goroutines, so it must be quick.
+type Observer interface {
+	Observe(req *Request, resp kmsg.Response, t *Timing)
 }
 
 // Handler answers requests. A nil response with a nil error means "send nothing" (acks=0 produce).
@@ -74,7 +103,9 @@ type Config struct {
 	// Limits is the broker-wide request memory budget and connection caps, shared with the
 	// broker's other listeners. Nil: no limits.
 	Limits *Limits
-	Logger *slog.Logger
+	// Observer, when set, is told of every handled request with its timing.
+	Observer Observer
+	Logger   *slog.Logger
 }
 
 // Server is a Kafka protocol listener.
@@ -91,7 +122,21 @@ type Server struct {
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
 	wg    sync.WaitGroup // accept loop + every connection's goroutines
+
+	// Connections served: open now, accepted since start, closed since start.
+	// INVARIANT: open == accepted − closed, once every serveConn has returned.
+	open             atomic.Int64
+	accepted, closed atomic.Uint64
 }
+
+// ConnectionStats is the listener's connections: open now, and accepted and closed since it
+// started (a connection refused over max.connections.per.ip is neither).
+func (s *Server) ConnectionStats() (open int64, accepted, closed uint64) {
+	return s.open.Load(), s.accepted.Load(), s.closed.Load()
+}
+
+// Listener is the listener's name ("PLAINTEXT").
+func (s *Server) Listener() string { return s.cfg.Listener }
 
 // New returns a server that is not yet listening.
 func New(cfg Config, h Handler) *Server {
@@ -173,6 +218,8 @@ func (s *Server) Serve() error {
 		s.conns[c] = struct{}{}
 		s.wg.Add(1)
 		s.mu.Unlock()
+		s.accepted.Add(1)
+		s.open.Add(1)
 		go s.serveConn(c, addr)
 	}
 }
@@ -200,10 +247,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
-// response is a queued, fully encoded response frame: buf, or chunks for a Chunked response.
+// response is a queued, fully encoded response frame: buf, or chunks for a Chunked response;
+// with the request and response, and the request's timing so far, for the Observer.
 type response struct {
 	buf    []byte
 	chunks []Chunk
+	req    *Request
+	resp   kmsg.Response
+	timing Timing
 }
 
 // appendTo appends the response's bytes as chunks.
@@ -227,6 +278,8 @@ func (s *Server) serveConn(nc net.Conn, addr netip.Addr) {
 		nc.Close()
 		s.limits.budget.giveBack(&c.charge)
 		s.limits.conns.release(addr)
+		s.open.Add(-1)
+		s.closed.Add(1)
 	}()
 
 	ctx, cancel := context.WithCancel(s.ctx)
@@ -239,11 +292,12 @@ func (s *Server) serveConn(nc net.Conn, addr netip.Addr) {
 	go func() {
 		defer close(writerDone)
 		var chunks []Chunk
+		var batch []response
 		for r := range out {
 			// Every response already queued goes out with this one: their bytes in one vectored
 			// write (record data from files by sendfile in between).
 			chunks = r.appendTo(chunks[:0])
-			n := int32(1)
+			batch = append(batch[:0], r)
 			for more := true; more && len(chunks) < maxChunksPerWrite; {
 				select {
 				case r, ok := <-out:
@@ -252,14 +306,24 @@ func (s *Server) serveConn(nc net.Conn, addr netip.Addr) {
 						break
 					}
 					chunks = r.appendTo(chunks)
-					n++
+					batch = append(batch, r)
 				default:
 					more = false
 				}
 			}
+			sending := time.Now()
 			err := writeChunks(nc, chunks)
-			c.lastWrite.Store(time.Now().UnixNano())
-			c.pending.Add(-n)
+			sent := time.Now()
+			c.lastWrite.Store(sent.UnixNano())
+			c.pending.Add(-int32(len(batch)))
+			if err == nil && s.cfg.Observer != nil {
+				for i := range batch {
+					t := &batch[i].timing
+					t.Sending, t.Sent = sending, sent
+					s.cfg.Observer.Observe(batch[i].req, batch[i].resp, t)
+				}
+			}
+			clear(batch) // drop the references to requests and responses until the next write
 			if err != nil {
 				cancel()
 				nc.Close()
@@ -279,6 +343,7 @@ func (s *Server) serveConn(nc net.Conn, addr netip.Addr) {
 		if err != nil {
 			return
 		}
+		received := time.Now()
 		req, err := s.decode(body, c.remote)
 		if err != nil {
 			s.log.Info("closing connection: undecodable request", "remote", c.remote, "err", err)
@@ -293,6 +358,7 @@ func (s *Server) serveConn(nc net.Conn, addr netip.Addr) {
 			c.buf = nil
 		}
 		var resp kmsg.Response
+		handling := time.Now()
 		if req.Msg == nil { // ApiVersions at an unsupported version
 			resp = s.handler.UnsupportedApiVersions(req)
 		} else {
@@ -305,10 +371,15 @@ func (s *Server) serveConn(nc net.Conn, addr netip.Addr) {
 		// Handled: the request's bytes leave the budget (the response's do not count).
 		s.limits.budget.giveBack(&c.charge)
 		c.served = true
+		timing := Timing{Received: received, Handling: handling, Handled: time.Now(), Remote: time.Duration(req.remote.Load())}
 		if resp == nil {
+			if s.cfg.Observer != nil {
+				timing.Sending, timing.Sent = timing.Handled, timing.Handled
+				s.cfg.Observer.Observe(req, nil, &timing)
+			}
 			continue
 		}
-		r := response{}
+		r := response{req: req, resp: resp, timing: timing}
 		if ch, ok := resp.(*Chunked); ok {
 			r.chunks = frameChunked(req.CorrelationID, ch)
 		} else {
