@@ -210,6 +210,7 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 	// And http.listener, which serves /healthz and /readyz from now on. The registry exists
 	// whether or not it is served: the counters are kept anyway.
 	m := metrics.New()
+	m.Gauge("kafka_server_kafkaserver_brokerstate", "Kafka's BrokerState: 1 starting, 3 running, 7 shutting down.", b.brokerState)
 	b.setPhase("starting the metadata quorum")
 	b.version = o.version
 	if err := b.startHTTP(m, o.level); err != nil {

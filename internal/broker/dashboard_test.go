@@ -112,7 +112,6 @@ var unservedDashboardNames = map[string]string{
 	"kafka_controller_controllerstats_uncleanleaderelections_total":      "not served yet",
 	"kafka_server_replicamanager_isrshrinks_total":                       "not served yet",
 	"kafka_server_replicamanager_isrexpands_total":                       "not served yet",
-	"kafka_server_kafkaserver_brokerstate":                               "not served yet",
 	"kafka_network_socketserver_networkprocessoravgidle_percent":         "no network processor threads: a goroutine reads and writes each connection",
 	"kafka_server_kafkarequesthandlerpool_requesthandleravgidle_percent": "no request handler pool: each connection's reader goroutine handles its requests",
 

@@ -65,6 +65,7 @@ func TestStorageAndRaftMetrics(t *testing.T) {
 		labels map[string]string
 		want   float64
 	}{
+		{"kafka_server_kafkaserver_brokerstate", nil, 3}, // RUNNING
 		{"kafka_server_raftmetrics_current_leader", nil, float64(b.cfg.NodeID)},
 		{"kafka_server_raftmetrics_current_state", leader, 1},
 		{"kafka_server_raftmetrics_high_watermark", nil, f.sum("moldau_raft_commit_index", nil)},
