@@ -280,7 +280,8 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 	}
 
 	b.setPhase("opening the partitions")
-	b.parts, err = partition.NewManager(cfg.LogDirs, b.clock, partition.WithFS(o.fs), partition.WithLogger(logger))
+	b.parts, err = partition.NewManager(cfg.LogDirs, b.clock, partition.WithFS(o.fs), partition.WithLogger(logger),
+		partition.WithSyncObserver(m.LogSynced))
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
@@ -411,6 +412,9 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 		go b.cleaner()
 	}
 	if err := m.Register(kafkaGauges{b}); err != nil {
+		return nil, fmt.Errorf("broker: metrics: %w", err)
+	}
+	if err := m.Register(raftGauges{b}); err != nil {
 		return nil, fmt.Errorf("broker: metrics: %w", err)
 	}
 	if err := b.startLag(m); err != nil {
