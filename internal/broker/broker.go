@@ -210,6 +210,7 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 	// And http.listener, which serves /healthz and /readyz from now on. The registry exists
 	// whether or not it is served: the counters are kept anyway.
 	m := metrics.New()
+	m.Gauge("kafka_server_kafkaserver_brokerstate", "Kafka's BrokerState: 1 starting, 3 running, 7 shutting down.", b.brokerState)
 	b.setPhase("starting the metadata quorum")
 	b.version = o.version
 	if err := b.startHTTP(m, o.level); err != nil {
@@ -280,7 +281,8 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 	}
 
 	b.setPhase("opening the partitions")
-	b.parts, err = partition.NewManager(cfg.LogDirs, b.clock, partition.WithFS(o.fs), partition.WithLogger(logger))
+	b.parts, err = partition.NewManager(cfg.LogDirs, b.clock, partition.WithFS(o.fs), partition.WithLogger(logger),
+		partition.WithSyncObserver(m.LogSynced))
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
@@ -411,6 +413,9 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 		go b.cleaner()
 	}
 	if err := m.Register(kafkaGauges{b}); err != nil {
+		return nil, fmt.Errorf("broker: metrics: %w", err)
+	}
+	if err := m.Register(raftGauges{b}); err != nil {
 		return nil, fmt.Errorf("broker: metrics: %w", err)
 	}
 	if err := b.startLag(m); err != nil {

@@ -112,25 +112,18 @@ var unservedDashboardNames = map[string]string{
 	"kafka_controller_controllerstats_uncleanleaderelections_total":      "not served yet",
 	"kafka_server_replicamanager_isrshrinks_total":                       "not served yet",
 	"kafka_server_replicamanager_isrexpands_total":                       "not served yet",
-	"kafka_server_kafkaserver_brokerstate":                               "not served yet",
-	"kafka_cluster_partition_replicascount":                              "not served yet",
 	"kafka_network_socketserver_networkprocessoravgidle_percent":         "no network processor threads: a goroutine reads and writes each connection",
 	"kafka_server_kafkarequesthandlerpool_requesthandleravgidle_percent": "no request handler pool: each connection's reader goroutine handles its requests",
 
-	// KRaft: Moldau's metadata quorum is hashicorp/raft, whose state is not KafkaRaftClient's.
-	"kafka_server_raftmetrics_append_records_rate":        "not served yet",
-	"kafka_server_raftmetrics_fetch_records_rate":         "not served yet",
-	"kafka_server_raftmetrics_commit_latency_avg":         "not served yet",
-	"kafka_server_raftmetrics_current_state":              "not served yet",
-	"kafka_server_raftmetrics_current_leader":             "not served yet",
-	"kafka_server_raftmetrics_current_vote":               "not served yet",
-	"kafka_server_raftmetrics_current_epoch":              "not served yet",
-	"kafka_server_raftmetrics_high_watermark":             "not served yet",
-	"kafka_server_raftmetrics_log_end_offset":             "not served yet",
-	"kafka_server_raftchannelmetrics_incoming_byte_total": "not served yet",
-	"kafka_server_raftchannelmetrics_outgoing_byte_total": "not served yet",
-	"kafka_server_raftchannelmetrics_request_total":       "not served yet",
-	"kafka_server_raftchannelmetrics_response_total":      "not served yet",
+	// KRaft: Moldau's metadata quorum is hashicorp/raft; what it does not expose is not served.
+	"kafka_server_raftmetrics_append_records_rate":        "hashicorp/raft keeps no append rate (moldau_raft_commit_index counts entries)",
+	"kafka_server_raftmetrics_fetch_records_rate":         "hashicorp/raft replicates by AppendEntries, not fetches",
+	"kafka_server_raftmetrics_commit_latency_avg":         "hashicorp/raft's commit time is in its go-metrics, not exported here",
+	"kafka_server_raftmetrics_current_vote":               "hashicorp/raft does not expose whom it voted for",
+	"kafka_server_raftchannelmetrics_incoming_byte_total": "hashicorp/raft's transport keeps no byte or request counts",
+	"kafka_server_raftchannelmetrics_outgoing_byte_total": "hashicorp/raft's transport keeps no byte or request counts",
+	"kafka_server_raftchannelmetrics_request_total":       "hashicorp/raft's transport keeps no byte or request counts",
+	"kafka_server_raftchannelmetrics_response_total":      "hashicorp/raft's transport keeps no byte or request counts",
 }
 
 // TestDashboardNames: every metric name the stored Kafka Grafana dashboards query is served by

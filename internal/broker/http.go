@@ -45,6 +45,19 @@ type httpState struct {
 // setPhase records what Start does now (/readyz shows it as "starting: ...").
 func (b *Broker) setPhase(what string) { b.http.phase.Store(&what) }
 
+// brokerState is Kafka's BrokerState of this broker (kafka_server_kafkaserver_brokerstate):
+// STARTING (1) while Start runs, RUNNING (3) once it has returned, SHUTTING_DOWN (7) from
+// Shutdown on.
+func (b *Broker) brokerState() float64 {
+	switch {
+	case b.http.stopping.Load():
+		return 7
+	case b.http.phase.Load() != nil:
+		return 1
+	}
+	return 3
+}
+
 // startHTTP binds http.listener and serves it (a no-op when it is empty). m is the registry
 // /metrics serves; the API is attached by serveAPI once Start is done.
 func (b *Broker) startHTTP(m *metrics.Metrics, level *slog.LevelVar) error {

@@ -121,8 +121,10 @@ func (a *apiBackend) Group(ctx context.Context, id string) (httpapi.GroupDetail,
 			case o.Lag == 0:
 				o.LagSeconds = 0
 			default:
-				if s, ok := tracked[tp{pl.Topic, pl.Partition}]; ok && haveTracked {
-					o.LagSeconds = s
+				// The tracker's value only for the offset just read: computed before a
+				// later commit, it is the age of another record.
+				if s, ok := tracked[tp{pl.Topic, pl.Partition}]; ok && haveTracked && s.committed == pl.Commit.At {
+					o.LagSeconds = s.seconds
 				} else {
 					o.LagSeconds = a.lagSecondsAt(ctx, pl.Topic, pl.Partition, pl.Commit.At, pl.End.Offset, now)
 				}

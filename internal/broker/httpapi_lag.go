@@ -18,9 +18,17 @@ func (a *apiBackend) throughput() []httpapi.ThroughputSample {
 	return out
 }
 
+// trackedLag is the tracker's lag in seconds of one partition of a group, with the committed
+// offset it was computed for.
+type trackedLag struct {
+	committed int64
+	seconds   float64
+}
+
 // trackedLagSeconds is the lag in seconds per partition of a group this node coordinates
-// (partitions whose lag in seconds is unknown are left out).
-func (a *apiBackend) trackedLagSeconds(group string) (map[tp]float64, bool) {
+// (partitions whose lag in seconds is unknown are left out). The tracker's answer may be up to a
+// second old, so a caller uses an entry only for the committed offset it was computed for.
+func (a *apiBackend) trackedLagSeconds(group string) (map[tp]trackedLag, bool) {
 	if a.b.lag == nil {
 		return nil, false
 	}
@@ -28,10 +36,10 @@ func (a *apiBackend) trackedLagSeconds(group string) (map[tp]float64, bool) {
 	if !ok {
 		return nil, false
 	}
-	m := make(map[tp]float64, len(g.Partitions))
+	m := make(map[tp]trackedLag, len(g.Partitions))
 	for _, p := range g.Partitions {
 		if p.LagSeconds >= 0 {
-			m[tp{p.Topic, p.Partition}] = p.LagSeconds
+			m[tp{p.Topic, p.Partition}] = trackedLag{committed: p.CommittedOffset, seconds: p.LagSeconds}
 		}
 	}
 	return m, true

@@ -34,6 +34,7 @@ var (
 	rmOffline        = desc("kafka_server_replicamanager_offlinereplicacount", "Replicas hosted here that are offline (their log dir failed).")
 	cpUnderRepl      = desc("kafka_cluster_partition_underreplicated", "1 when this partition, led here, is under-replicated.", "topic", "partition")
 	cpUnderMinISR    = desc("kafka_cluster_partition_underminisr", "1 when this partition, led here, has fewer in-sync replicas than min.insync.replicas.", "topic", "partition")
+	cpReplicas       = desc("kafka_cluster_partition_replicascount", "Replicas of this partition, led here.", "topic", "partition")
 	cpAtMinISR       = desc("kafka_cluster_partition_atminisr", "1 when this partition, led here, has exactly min.insync.replicas in-sync replicas.", "topic", "partition")
 	kcActive         = desc("kafka_controller_kafkacontroller_activecontrollercount", "1 on the active controller (the raft leader of the metadata quorum), 0 elsewhere.")
 	kcOffline        = desc("kafka_controller_kafkacontroller_offlinepartitionscount", "Partitions without a leader (reported by the active controller).")
@@ -59,7 +60,7 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 
 func (g kafkaGauges) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{rmPartitions, rmLeaders, rmUnderRepl, rmUnderMinISR, rmAtMinISR, rmOffline,
-		cpUnderRepl, cpUnderMinISR, cpAtMinISR, kcActive, kcOffline, kcTopics, kcPartitions, kcImbalance, kcFenced,
+		cpUnderRepl, cpUnderMinISR, cpAtMinISR, cpReplicas, kcActive, kcOffline, kcTopics, kcPartitions, kcImbalance, kcFenced,
 		kcActiveBrokers, logSize, logStart, logEnd, logSegments, topicCurrentOffs, topicOldestOffs, connCount, connCreated, connClosed} {
 		ch <- d
 	}
@@ -108,6 +109,7 @@ func (g kafkaGauges) Collect(ch chan<- prometheus.Metric) {
 		gauge(cpUnderRepl, ur, p.Topic, part)
 		gauge(cpUnderMinISR, um, p.Topic, part)
 		gauge(cpAtMinISR, am, p.Topic, part)
+		gauge(cpReplicas, float64(len(s.Replicas)), p.Topic, part)
 	}
 	for _, l := range g.b.listeners {
 		open, accepted, closed := l.srv.ConnectionStats()

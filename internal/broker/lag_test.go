@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/moldau/moldau/internal/httpapi"
 )
 
 // lagRecordTime is the timestamp the lag tests give record i of partition p: an hour ago, one
@@ -361,5 +363,55 @@ func TestLagSkipsAbortedAndMarkers(t *testing.T) {
 	lo, hi := lagBounds(lagRecordTime(base.Add(10*time.Minute), 0, 0), committed, read)
 	if v := got[key("kafka_consumergroup_lag_seconds")]; v < lo || v > hi {
 		t.Errorf("lag_seconds %v, want within [%.3f, %.3f]: the first committed record (offset 4), not the aborted ones", v, lo, hi)
+	}
+}
+
+// TestLagAPIAfterRecommit: the admin API's lag in seconds is the age of the record at the
+// committed offset it answers with, also right after a commit, while the lag tracker still
+// holds (for up to a second) what it computed for the previous offset.
+func TestLagAPIAfterRecommit(t *testing.T) {
+	b := testBroker(t, t.TempDir(), "offsets.topic.num.partitions", "1")
+	defer stopBroker(t, b)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl := client(t, b, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	adm := kadm.NewClient(cl)
+	if res, err := adm.CreateTopic(ctx, 1, 1, nil, "recommit"); err != nil || res.Err != nil {
+		t.Fatalf("create: %v %v", err, res.Err)
+	}
+	base := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
+	produceTimed(ctx, t, cl, "recommit", base, []int32{0}, 10)
+	commit := func(at int64) time.Time {
+		t.Helper()
+		os := kadm.Offsets{}
+		os.Add(kadm.Offset{Topic: "recommit", Partition: 0, At: at, LeaderEpoch: -1})
+		sent := time.Now()
+		if err := adm.CommitAllOffsets(ctx, "g", os); err != nil {
+			t.Fatal(err)
+		}
+		return sent
+	}
+	commit(2)
+	// The tracker holds the lag computed for offset 2.
+	for {
+		if g, ok := b.Lag().Group("g"); ok && len(g.Partitions) == 1 && g.Partitions[0].CommittedOffset == 2 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the lag tracker never showed the commit at 2")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	sent := commit(7)
+	var g httpapi.GroupDetail
+	mustCall(t, 200, "GET", "http://"+b.HTTPAddr().String()+"/api/v1/groups/g", nil, &g)
+	read := time.Now()
+	if len(g.Offsets) != 1 || g.Offsets[0].CommittedOffset != 7 || g.Offsets[0].Lag != 3 {
+		t.Fatalf("offsets %+v, want offset 7, lag 3", g.Offsets)
+	}
+	lo, hi := lagBounds(lagRecordTime(base, 0, 7), sent, read)
+	if s := g.Offsets[0].LagSeconds; s < lo || s > hi {
+		t.Fatalf("lag seconds %v, want the age of the record at 7, in [%v, %v] (the record at 2 is %v s older)", s, lo, hi,
+			lagRecordTime(base, 0, 7).Sub(lagRecordTime(base, 0, 2)).Seconds())
 	}
 }

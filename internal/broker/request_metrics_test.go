@@ -282,8 +282,8 @@ func TestKafkaRequestMetrics(t *testing.T) {
 
 // TestFollowerFetchMetrics: in a three-node cluster, the leader of a partition replicated three
 // times counts its followers' fetches as FetchFollower (and Fetch) requests, and the bytes they
-// fetched as replication bytes out, not bytes out: twice its log once both followers caught up,
-// as each follower counts its log's bytes as replication bytes in.
+// fetched as replication bytes out, not bytes out: at least twice its log once both followers
+// caught up, as each follower counts its log's bytes as replication bytes in.
 func TestFollowerFetchMetrics(t *testing.T) {
 	brokers := testCluster(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -326,11 +326,13 @@ func TestFollowerFetchMetrics(t *testing.T) {
 				caughtUp = false
 			}
 		}
-		if caughtUp && f.sum("kafka_server_brokertopicmetrics_replicationbytesout_total", nil) == 2*size {
+		// At least twice the log: a follower whose fetch answer was lost (a timeout under
+		// load) fetches the same bytes again.
+		if caughtUp && f.sum("kafka_server_brokertopicmetrics_replicationbytesout_total", nil) >= 2*size {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("replicationbytesout_total on the leader is %v, want twice its log of %v bytes",
+			t.Fatalf("replicationbytesout_total on the leader is %v, want at least twice its log of %v bytes",
 				f.sum("kafka_server_brokertopicmetrics_replicationbytesout_total", nil), size)
 		}
 		time.Sleep(10 * time.Millisecond)

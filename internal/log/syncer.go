@@ -3,6 +3,7 @@ package log
 import (
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/moldau/moldau/internal/vfs"
 )
@@ -23,6 +24,7 @@ type Syncer struct {
 	dir       vfs.File
 	syncFS    func(vfs.File) error // the FS's SyncFS; tests substitute it
 	onFailure func(error)
+	observe   SyncObserver // nil: none
 
 	mu   sync.Mutex
 	cond *sync.Cond
@@ -30,17 +32,33 @@ type Syncer struct {
 	started   uint64 // syncs begun
 	completed uint64 // syncs finished
 	failed    error
+	// next is the Sync calls waiting for sync started+1 (the group commit it will cover).
+	next int
 }
+
+// SyncObserver is told of every sync a Syncer ran: how many Sync calls it covered (the group
+// commit's batch, at least 1) and how long the filesystem sync took. It runs outside the
+// Syncer's lock, on the goroutine that ran the sync.
+type SyncObserver func(callers int, took time.Duration)
+
+// SyncerOption configures a Syncer.
+type SyncerOption func(*Syncer)
+
+// WithSyncObserver sets the Syncer's SyncObserver.
+func WithSyncObserver(o SyncObserver) SyncerOption { return func(s *Syncer) { s.observe = o } }
 
 // NewSyncer opens dir of fsys for syncing (the sync goes through fsys.SyncFS:
 // syncfs(2) for vfs.Default). onFailure, if not nil, is called once, when a
 // sync fails, with the Syncer's lock held: it must not call the Syncer.
-func NewSyncer(fsys vfs.FS, dir string, onFailure func(error)) (*Syncer, error) {
+func NewSyncer(fsys vfs.FS, dir string, onFailure func(error), opts ...SyncerOption) (*Syncer, error) {
 	f, err := fsys.OpenDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("syncer: %w", err)
 	}
 	s := &Syncer{dir: f, syncFS: fsys.SyncFS, onFailure: onFailure}
+	for _, o := range opts {
+		o(s)
+	}
 	s.cond = sync.NewCond(&s.mu)
 	return s, nil
 }
@@ -51,14 +69,21 @@ func (s *Syncer) Sync() error {
 	defer s.mu.Unlock()
 	// A sync already running may have started before our write: we need the next one.
 	target := s.started + 1
+	s.next++ // this call waits for sync target, which covers every call counted in next
 	for s.completed < target && s.failed == nil {
 		if s.started > s.completed {
 			s.cond.Wait()
 			continue
 		}
 		s.started++
+		callers := s.next
+		s.next = 0
 		s.mu.Unlock()
+		start := time.Now()
 		err := s.syncFS(s.dir)
+		if s.observe != nil {
+			s.observe(callers, time.Since(start))
+		}
 		s.mu.Lock()
 		s.completed = s.started
 		if err != nil && s.failed == nil {

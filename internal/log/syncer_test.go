@@ -103,3 +103,69 @@ func TestSyncerRealSyncfs(t *testing.T) {
 		t.Fatalf("sync: %v, %d syncs", err, s.Syncs())
 	}
 }
+
+// TestSyncerObserverCountsBatch: the observer hears of each sync with the number of Sync calls
+// it covered: one for a lone caller, all of the callers that queued behind a running sync for
+// the next.
+func TestSyncerObserverCountsBatch(t *testing.T) {
+	type observed struct{ callers int }
+	seen := make(chan observed, 10)
+	s, err := NewSyncer(vfs.Default, t.TempDir(), nil, WithSyncObserver(func(callers int, took time.Duration) {
+		if took < 0 {
+			t.Errorf("a sync took %v", took)
+		}
+		seen <- observed{callers}
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	entered := make(chan struct{}, 10)
+	release := make(chan struct{})
+	s.syncFS = func(vfs.File) error {
+		entered <- struct{}{}
+		<-release
+		return nil
+	}
+	first := make(chan error)
+	go func() { first <- s.Sync() }()
+	<-entered
+	const waiters = 7
+	var wg sync.WaitGroup
+	for range waiters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.Sync(); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	// Wait until every waiter has called Sync (counted for the next sync).
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		s.mu.Lock()
+		n := s.next
+		s.mu.Unlock()
+		if n == waiters {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d callers queued", n, waiters)
+		}
+	}
+	release <- struct{}{}
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	<-entered
+	release <- struct{}{}
+	wg.Wait()
+	if got := []observed{<-seen, <-seen}; got[0].callers != 1 || got[1].callers != waiters {
+		t.Fatalf("observed batches %v, want [{1} {%d}]", got, waiters)
+	}
+	select {
+	case o := <-seen:
+		t.Fatalf("a third sync %v", o)
+	default:
+	}
+}

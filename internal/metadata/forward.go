@@ -109,6 +109,13 @@ func (e *transportError) Unwrap() error { return e.err }
 // the leader's commit.
 func (c *Controller) route(ctx context.Context, local func() error, remote func(ctx context.Context, send sendFunc) error) error {
 	rl, ok := c.log.(remoteLog)
+	if IsForwarded(ctx) && ok && !c.IsController() {
+		// As Kafka's controller: a request forwarded to a node that does not lead is answered
+		// NOT_CONTROLLER before anything is validated against this node's image, which may be
+		// behind the leader's (it answered INVALID_REPLICATION_FACTOR "all brokers fenced" while
+		// the registrations were still on their way here).
+		return fmt.Errorf("%w: node %d does not lead the metadata quorum", ErrNotController, c.cfg.NodeID)
+	}
 	if IsForwarded(ctx) || c.fwd == nil || !ok {
 		return local()
 	}

@@ -30,6 +30,8 @@ type Metrics struct {
 	topics *topicSet
 	// kafkaRequests is Kafka's RequestMetrics, fed by Observe.
 	kafkaRequests *requestMetrics
+	// logSync is the log dirs' group commit, fed by LogSynced.
+	logSync *logSyncMetrics
 }
 
 // New creates the registry with the Go runtime and process collectors.
@@ -60,6 +62,8 @@ func New() *Metrics {
 	m.reg.MustRegister(m.requests, m.requestSeconds, m.requestErrors, m.producedBytes, m.internalSkipped, m.topics,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.reg.MustRegister(m.kafkaRequests.collectors()...)
+	m.logSync = newLogSyncMetrics()
+	m.reg.MustRegister(m.logSync.duration, m.logSync.batch)
 	return m
 }
 

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/moldau/moldau/internal/log"
 	"github.com/moldau/moldau/internal/vfs"
@@ -32,6 +33,8 @@ type Manager struct {
 	fs      vfs.FS
 	logger  *slog.Logger
 	logDirs map[string]*LogDir // by path
+	// syncObserver, when set, is told of every group-committed sync of a log dir.
+	syncObserver func(dir string, callers int, took time.Duration)
 	// open opens one partition (Open); tests substitute a slow or failing one.
 	open func(dir, topic string, index int32, s Settings, leaderEpoch int32, clock log.Clock, ld *LogDir) (*Partition, error)
 
@@ -58,6 +61,12 @@ type Option func(*Manager)
 
 // WithFS puts every file of the manager's log dirs on fsys (default vfs.Default).
 func WithFS(fsys vfs.FS) Option { return func(m *Manager) { m.fs = fsys } }
+
+// WithSyncObserver sets who is told of every sync a log dir's Syncer runs: the dir, how many
+// Sync calls the group commit covered, how long the filesystem sync took (log.SyncObserver).
+func WithSyncObserver(fn func(dir string, callers int, took time.Duration)) Option {
+	return func(m *Manager) { m.syncObserver = fn }
+}
 
 // WithLogger sets where log dir failures are reported (default slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(m *Manager) { m.logger = l } }
@@ -89,7 +98,11 @@ func NewManager(dirs []string, clock log.Clock, opts ...Option) (*Manager, error
 			return nil, err
 		}
 		ld := &LogDir{Path: d, FS: m.fs, CleanShutdown: clean, Logger: m.logger}
-		if ld.Syncer, err = log.NewSyncer(m.fs, d, ld.Fail); err != nil {
+		var syncOpts []log.SyncerOption
+		if fn := m.syncObserver; fn != nil {
+			syncOpts = append(syncOpts, log.WithSyncObserver(func(callers int, took time.Duration) { fn(d, callers, took) }))
+		}
+		if ld.Syncer, err = log.NewSyncer(m.fs, d, ld.Fail, syncOpts...); err != nil {
 			return nil, err
 		}
 		hws, err := ReadHighWatermarks(m.fs, d)
