@@ -202,22 +202,12 @@ func TestKafkaRequestMetrics(t *testing.T) {
 		t.Helper()
 		return waitScrape(t, b, what, ok)
 	}
-	// A request is observed once its response is written, so just after the client read it:
-	// wait for the last ones.
-	closed := waitMetric("the requests to be observed", func(f promFamilies) bool {
-		return delta(f, "kafka_network_requestmetrics_requests_total", map[string]string{"request": "Produce"}) >= produced+1 &&
-			delta(f, "kafka_network_requestmetrics_requests_total", map[string]string{"request": "Fetch"}) >= 3 &&
-			delta(f, "kafka_network_requestmetrics_errors_total", map[string]string{"request": "Metadata", "error": "UNKNOWN_TOPIC_OR_PARTITION"}) >= 1
-	})
-	if v := kgoFetchVersion(t, ctx, admin); len(closed.matching("kafka_network_requestmetrics_requests_total", map[string]string{"request": "Fetch", "version": v})) != 1 {
-		t.Errorf("no requests_total series for Fetch version %s", v)
-	}
-
-	for _, c := range []struct {
+	type want struct {
 		name   string
 		labels map[string]string
 		want   float64
-	}{
+	}
+	wants := []want{
 		{"kafka_network_requestmetrics_requests_total", map[string]string{"request": "Produce"}, produced + 1},
 		{"kafka_network_requestmetrics_errors_total", map[string]string{"request": "Produce", "error": "NONE"}, produced},
 		{"kafka_network_requestmetrics_errors_total", map[string]string{"request": "Produce", "error": "UNKNOWN_TOPIC_OR_PARTITION"}, 1},
@@ -234,7 +224,39 @@ func TestKafkaRequestMetrics(t *testing.T) {
 		{"kafka_server_brokertopicmetrics_failedfetchrequests_total", map[string]string{"topic": "rm"}, 0}, // OFFSET_OUT_OF_RANGE is not a failure
 		{"kafka_server_brokertopicmetrics_replicationbytesout_total", nil, 0},
 		{"kafka_server_brokertopicmetrics_totalproducerequests_total", map[string]string{"topic": "rm"}, produced},
-	} {
+	}
+	// A request is observed once its response is written, so just after the client read it, and
+	// its counters, error counts and times are added one after another: wait until every count
+	// this test expects has arrived (then check that none went past it) and every time summary
+	// has a sample per request.
+	timesComplete := func(f promFamilies) bool {
+		for _, req := range []string{"Produce", "Fetch", "FetchConsumer", "Metadata"} {
+			l := map[string]string{"request": req}
+			n, _ := f.summary("kafka_network_requestmetrics_totaltimems", l)
+			if n != uint64(f.sum("kafka_network_requestmetrics_requests_total", l)) {
+				return false
+			}
+			for _, name := range requestTimeNames {
+				if c, _ := f.summary("kafka_network_requestmetrics_"+name, l); c != n {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	closed := waitMetric("the requests to be observed", func(f promFamilies) bool {
+		for _, c := range wants {
+			if delta(f, c.name, c.labels) < c.want {
+				return false
+			}
+		}
+		return timesComplete(f)
+	})
+	if v := kgoFetchVersion(t, ctx, admin); len(closed.matching("kafka_network_requestmetrics_requests_total", map[string]string{"request": "Fetch", "version": v})) != 1 {
+		t.Errorf("no requests_total series for Fetch version %s", v)
+	}
+
+	for _, c := range wants {
 		if got := delta(closed, c.name, c.labels); got != c.want {
 			t.Errorf("%s%v rose by %v, want %v", c.name, c.labels, got, c.want)
 		}
