@@ -130,7 +130,7 @@ func TestObserveOrder(t *testing.T) {
 			i++
 		}
 	}
-	if i != 12 || order[0][0].key != "moldau" || order[1][0].key != "moldau+observed-group" {
+	if i != 16 || order[0][0].key != "moldau" || order[1][0].key != "moldau+observed-group" {
 		t.Fatalf("order %v", order)
 	}
 	for k, p := range pos {
@@ -138,7 +138,7 @@ func TestObserveOrder(t *testing.T) {
 			t.Errorf("%s: positions sum to %d, the unobserved %d", k, p, pos["moldau"])
 		}
 	}
-	if got := observeOrderText(2); got != "off, overview, group | group, overview, off" {
+	if got := observeOrderText(2); got != "off, scraped, overview, group | group, overview, scraped, off" {
 		t.Errorf("observeOrderText(2) = %q", got)
 	}
 }
@@ -160,7 +160,10 @@ func TestObserveSummary(t *testing.T) {
 		{Round: 3, Variant: "moldau", Error: "exited"}, // not counted
 	}
 	sum := summarize(observeVariants, runs)
-	off, ov, grp := sum[0], sum[1], sum[2]
+	off, scr, ov, grp := sum[0], sum[1], sum[2], sum[3]
+	if scr.Runs != 0 || scr.Variant != "moldau+scraped" {
+		t.Errorf("scraped, which did not run: %+v", scr)
+	}
 	if off.Runs != 2 || off.MeanRPS != 101_000 || off.VsOff != 0 {
 		t.Errorf("unobserved: %+v", off)
 	}
