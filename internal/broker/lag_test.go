@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -44,16 +42,7 @@ func produceTimed(ctx context.Context, t *testing.T, cl *kgo.Client, topic strin
 // "name{label=value,...}" with the labels in the order Prometheus sorts them.
 func lagSeries(t *testing.T, addr string) map[string]float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	parser := expfmt.NewTextParser(model.LegacyValidation)
-	families, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatalf("/metrics is not the Prometheus text format: %v", err)
-	}
+	families := scrapeAddr(t, addr)
 	out := map[string]float64{}
 	for name, f := range families {
 		for _, m := range f.GetMetric() {

@@ -23,7 +23,14 @@ import (
 // scrape parses a broker's /metrics.
 func scrape(t *testing.T, b *Broker) promFamilies {
 	t.Helper()
-	resp, err := http.Get("http://" + b.HTTPAddr().String() + "/metrics")
+	return scrapeAddr(t, b.HTTPAddr().String())
+}
+
+// scrapeAddr parses /metrics at addr (host:port), failing the test when it is not the
+// Prometheus text format.
+func scrapeAddr(t *testing.T, addr string) promFamilies {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
