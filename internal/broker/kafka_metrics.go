@@ -1,12 +1,9 @@
 package broker
 
 import (
-	"cmp"
-	"slices"
-	"strconv"
-
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/moldau/moldau/internal/metrics"
 	"github.com/moldau/moldau/internal/partition"
 )
 
@@ -71,8 +68,9 @@ func (g kafkaGauges) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
 	var hosted, leaders, underRepl, underMin, atMin, offline int
-	for _, hp := range promOrder(g.b.parts.All()) {
-		p, part := hp.p, hp.part
+	// In the registry's order (metrics.RegistryOrder), so its sort of each family finds them sorted.
+	for _, hp := range metrics.RegistryOrder(g.b.parts.All(), func(p *partition.Partition) string { return p.Topic }, func(p *partition.Partition) int32 { return p.Index }) {
+		p, part := hp.Item, hp.Partition
 		hosted++
 		if err := p.Offline(); err != nil {
 			offline++
@@ -154,28 +152,6 @@ func (g kafkaGauges) Collect(ch chan<- prometheus.Metric) {
 	gauge(kcImbalance, float64(imbalance))
 	gauge(kcFenced, float64(fenced))
 	gauge(kcActiveBrokers, float64(unfenced))
-}
-
-// labelledPartition is a partition with its partition label.
-type labelledPartition struct {
-	p    *partition.Partition
-	part string
-}
-
-// promOrder returns ps in the order the Prometheus registry sorts a family labelled
-// {topic, partition} into: by label name, so by the partition label as a string ("10" before
-// "9"), then by topic. The registry sorts every family of every scrape; given this order its
-// pdqsort finds the input sorted in one pass instead of O(n log n) comparisons of label pairs,
-// which was the largest cost of a scrape at 10 000 partitions.
-func promOrder(ps []*partition.Partition) []labelledPartition {
-	out := make([]labelledPartition, len(ps))
-	for i, p := range ps {
-		out[i] = labelledPartition{p, strconv.Itoa(int(p.Index))}
-	}
-	slices.SortFunc(out, func(a, b labelledPartition) int {
-		return cmp.Or(cmp.Compare(a.part, b.part), cmp.Compare(a.p.Topic, b.p.Topic))
-	})
-	return out
 }
 
 func boolGauge(b bool) float64 {

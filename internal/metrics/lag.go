@@ -17,11 +17,8 @@ package metrics
 // the names of kafka_exporter and kafka-lag-exporter, so their dashboards work unchanged.
 
 import (
-	"cmp"
 	"context"
-	"slices"
 	"sort"
-	"strconv"
 	"sync"
 	"time"
 
@@ -280,25 +277,6 @@ func (t *LagTracker) groups(fresh bool) []GroupLag {
 	return gs
 }
 
-// labelledLag is a partition's lag with its partition label.
-type labelledLag struct {
-	p    *PartitionLag
-	part string
-}
-
-// promOrder returns ps by partition label as a string, then topic: the order the Prometheus
-// registry sorts a family labelled {group, topic, partition} of one group into.
-func promOrder(ps []PartitionLag) []labelledLag {
-	out := make([]labelledLag, len(ps))
-	for i := range ps {
-		out[i] = labelledLag{&ps[i], strconv.Itoa(int(ps[i].Partition))}
-	}
-	slices.SortFunc(out, func(a, b labelledLag) int {
-		return cmp.Or(cmp.Compare(a.part, b.part), cmp.Compare(a.p.Topic, b.p.Topic))
-	})
-	return out
-}
-
 func cloneGroups(gs []GroupLag) []GroupLag {
 	out := make([]GroupLag, len(gs))
 	for i, g := range gs {
@@ -439,10 +417,9 @@ func (t *LagTracker) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 		// The per-partition gauges in the order the registry sorts them into (group, partition
-		// as a string, topic; see promOrder in internal/broker), so its sort of each family
-		// finds them sorted.
-		for _, lp := range promOrder(g.Partitions) {
-			p, part := lp.p, lp.part
+		// as a string, topic: RegistryOrder), so its sort of each family finds them sorted.
+		for _, lp := range RegistryOrder(g.Partitions, func(p PartitionLag) string { return p.Topic }, func(p PartitionLag) int32 { return p.Partition }) {
+			p, part := lp.Item, lp.Partition
 			gauge(descGroupCurrentOffset, float64(p.CommittedOffset), g.Group, p.Topic, part)
 			if p.Lag < 0 {
 				continue // the high watermark is unknown
