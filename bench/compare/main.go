@@ -97,6 +97,7 @@ type options struct {
 	// rounds (observe.go).
 	observe         bool
 	observeRounds   int
+	observeVariants []observeVariant
 	observeInterval time.Duration
 	chromium        string
 }
@@ -160,6 +161,7 @@ func realMain() int {
 	flag.StringVar(&workloads, "workloads", "W1,W2,W3,W4,W5,W6,W7", "the single-node workloads to run, comma-separated (W3 reads W1's records: it needs W1)")
 	flag.BoolVar(&opts.observe, "observe", false, "run Moldau's W1 unobserved and observed (/metrics scraped every -observe-interval and the web console open in headless chromium, on the overview and on a consumer group's page), -observe-rounds times each in alternating order, each run against a fresh broker; needs -workloads W1")
 	flag.IntVar(&opts.observeRounds, "observe-rounds", 2, "-observe: rounds of the three variants (even: each variant's mean position in the run is the same)")
+	variantList := flag.String("observe-variants", "scraped,overview,group", "-observe: the observed variants run besides the unobserved one, comma separated: scraped (/metrics only), overview and group (the console open on #/ or on a group's page), groupapi (the group page's API polled by the harness, no browser)")
 	flag.DurationVar(&opts.observeInterval, "observe-interval", time.Second, "-observe: the scrape interval of /metrics")
 	flag.StringVar(&opts.chromium, "chromium", "", "-observe: the chromium binary (default $CHROMIUM, else chromium on $PATH)")
 	flag.BoolVar(&opts.syncBetween, "sync", true, "sync(2) before each workload, so that the kernel's writeback of one workload's data does not land in the next")
@@ -188,6 +190,11 @@ func realMain() int {
 	}
 	if opts.observe && !slices.Equal(opts.workloads, []string{"W1"}) {
 		fmt.Fprintln(os.Stderr, "compare: -observe runs Moldau's W1 only, in rounds: give -workloads W1")
+		return 2
+	}
+	var err error
+	if opts.observeVariants, err = parseObserveVariants(*variantList); err != nil {
+		fmt.Fprintln(os.Stderr, "compare:", err)
 		return 2
 	}
 	if opts.observeRounds < 1 || opts.observeInterval <= 0 {

@@ -53,13 +53,53 @@ type observeVariant struct {
 	short      string // in the order and the targets
 	scrape     bool   // scrape /metrics every -observe-interval
 	page       string // the console's hash route open in chromium; "" = no browser
+	// poll are admin API paths the harness GETs every consolePollInterval, as the console's
+	// page would, without a browser (to tell the API's cost from the browser's).
+	poll []string
 }
 
-var observeVariants = []observeVariant{
+// consolePollInterval is the console pages' refresh period (Context.every in app.js).
+const consolePollInterval = 2 * time.Second
+
+// allObserveVariants are the variants -observe-variants chooses from; the unobserved one is
+// always run, first in each round's order.
+var allObserveVariants = []observeVariant{
 	{key: "moldau", title: "Moldau", short: "off"},
 	{key: "moldau+scraped", title: "Moldau scraped (no console)", short: "scraped", scrape: true},
 	{key: "moldau+observed", title: "Moldau observed (overview)", short: "overview", scrape: true, page: "#/"},
 	{key: "moldau+observed-group", title: "Moldau observed (group page)", short: "group", scrape: true, page: "#/groups/" + observeGroup},
+	{key: "moldau+polled-group", title: "Moldau scraped + group API polled (no browser)", short: "groupapi", scrape: true,
+		poll: []string{"/api/v1/groups/" + observeGroup, "/api/v1/groups/" + observeGroup + "/lag"}},
+}
+
+// observeVariants is the default -observe-variants.
+var observeVariants = allObserveVariants[:4]
+
+// parseObserveVariants is the variants named in list (their short names, comma separated), the
+// unobserved one first whether named or not.
+func parseObserveVariants(list string) ([]observeVariant, error) {
+	out := []observeVariant{allObserveVariants[0]}
+	var known []string
+	for _, v := range allObserveVariants {
+		known = append(known, v.short)
+	}
+	for _, name := range strings.Split(list, ",") {
+		name = strings.TrimSpace(name)
+		if name == "" || name == allObserveVariants[0].short {
+			continue
+		}
+		i := slices.IndexFunc(allObserveVariants, func(v observeVariant) bool { return v.short == name })
+		if i < 0 {
+			return nil, fmt.Errorf("-observe-variants: unknown variant %q (want some of %s)", name, strings.Join(known, ", "))
+		}
+		if !slices.ContainsFunc(out, func(v observeVariant) bool { return v.short == name }) {
+			out = append(out, allObserveVariants[i])
+		}
+	}
+	if len(out) < 2 {
+		return nil, fmt.Errorf("-observe-variants: name at least one observed variant (%s)", strings.Join(known[1:], ", "))
+	}
+	return out, nil
 }
 
 // observeOrder is the order of the runs: rounds times every variant, forwards in even rounds
@@ -78,9 +118,9 @@ func observeOrder(variants []observeVariant, rounds int) [][]observeVariant {
 }
 
 // observeOrderText is observeOrder as text: "off, overview, group | group, overview, off".
-func observeOrderText(rounds int) string {
+func observeOrderText(variants []observeVariant, rounds int) string {
 	var rs []string
-	for _, vs := range observeOrder(observeVariants, rounds) {
+	for _, vs := range observeOrder(variants, rounds) {
 		var names []string
 		for _, v := range vs {
 			names = append(names, v.short)
@@ -98,6 +138,7 @@ type observeReport struct {
 	HTTPKey    string            `json:"http_listener_key"` // the config key that set the HTTP listener
 	Runs       []*observeRun     `json:"runs"`              // in the order they ran
 	Summary    []*observeSummary `json:"summary"`           // per variant
+	Variants   []observeVariant  `json:"-"`                 // as run, the unobserved one first
 }
 
 // observeRun is one W1 run of one variant.
@@ -109,6 +150,10 @@ type observeRun struct {
 	RSSW1MiB    float64       `json:"rss_w1_mib"`
 	Scrape      *scrapeStats  `json:"scrape,omitempty"`
 	Console     *consoleStats `json:"console,omitempty"`
+	// Polls are the admin API GETs of a variant with poll paths (no browser), PollErrors the
+	// ones that failed.
+	Polls      int `json:"api_polls,omitempty"`
+	PollErrors int `json:"api_poll_errors,omitempty"`
 	// HarnessCPUSec is this process's CPU time through the workload: the scraper and chromedp
 	// (the load generator is a process of its own).
 	HarnessCPUSec float64 `json:"harness_cpu_sec"`
@@ -217,28 +262,29 @@ func (h *harness) chromiumPath() (string, error) {
 // and returns one result per variant (its W1 the mean of its runs).
 func (h *harness) runObserve(ctx context.Context, s *system) []*systemResult {
 	chromium, chromiumErr := h.chromiumPath()
-	obs := &observeReport{IntervalMs: float64(h.opts.observeInterval) / 1e6, Rounds: h.opts.observeRounds, Chromium: chromium, HTTPKey: h.httpKey()}
+	variants := h.opts.observeVariants
+	obs := &observeReport{IntervalMs: float64(h.opts.observeInterval) / 1e6, Rounds: h.opts.observeRounds, Chromium: chromium, HTTPKey: h.httpKey(), Variants: variants}
 	if chromiumErr == nil {
 		if out, err := exec.Command(chromium, "--version").Output(); err == nil {
 			obs.Chromium = strings.TrimSpace(string(out)) + " (" + chromium + ")"
 		}
 	}
 	h.report.Observe = obs
-	h.report.Notes = append(h.report.Notes, fmt.Sprintf("-observe: Moldau's W1 %d times in each of three variants, in the order %s, each run against a fresh broker with its HTTP listener on a free port (%s) "+
+	h.report.Notes = append(h.report.Notes, fmt.Sprintf("-observe: Moldau's W1 %d times in each of %d variants, in the order %s, each run against a fresh broker with its HTTP listener on a free port (%s) "+
 		"and the same setup: topic w1 created with 6 partitions and group %s with offset 0 committed on each partition and no members (its lag grows through W1). "+
 		"Observed: a scraper in the harness GETs /metrics every %s (Prometheus's Accept header, gzip, 10 s timeout, the whole body read; latency is request to last byte) while the load generator runs, "+
 		"and headless chromium (chromedp; --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking --disable-component-update --disable-sync, a fresh profile) has the console open "+
 		"on its overview (#/) or on the group's page (#/groups/%s), opened before the workload; the console polls the API itself. Chromium runs on the same 2 CPUs as the broker: its CPU time is in the table. "+
 		"Moldau's column in the main table is the unobserved variant's mean, the observed ones are the other columns.",
-		h.opts.observeRounds, observeOrderText(h.opts.observeRounds), obs.HTTPKey, observeGroup, h.opts.observeInterval, observeGroup))
+		h.opts.observeRounds, len(variants), observeOrderText(variants, h.opts.observeRounds), obs.HTTPKey, observeGroup, h.opts.observeInterval, observeGroup))
 	results := map[string]*systemResult{}
-	for _, v := range observeVariants {
+	for _, v := range variants {
 		results[v.key] = &systemResult{System: v.key, Title: v.title, Workloads: map[string]*benchResult{}, LoadAvgStart: loadAvg()}
 	}
 	w1 := h.workloads()["W1"]
 	n := 0
 rounds:
-	for round, vs := range observeOrder(observeVariants, h.opts.observeRounds) {
+	for round, vs := range observeOrder(variants, h.opts.observeRounds) {
 		for _, v := range vs {
 			if ctx.Err() != nil {
 				break rounds
@@ -259,7 +305,7 @@ rounds:
 		}
 	}
 	var out []*systemResult
-	for _, v := range observeVariants {
+	for _, v := range variants {
 		res := results[v.key]
 		var runs []*observeRun
 		for _, r := range obs.Runs {
@@ -276,7 +322,7 @@ rounds:
 		}
 		out = append(out, res)
 	}
-	obs.Summary = summarize(observeVariants, obs.Runs)
+	obs.Summary = summarize(variants, obs.Runs)
 	return out
 }
 
@@ -321,6 +367,11 @@ func (h *harness) observeRun(ctx context.Context, s *system, v observeVariant, n
 		sc1 = newScraper("http://"+httpAddr+"/metrics", h.opts.observeInterval)
 		obs = append(obs, sc1)
 	}
+	var pl *poller
+	if len(v.poll) > 0 {
+		pl = &poller{base: "http://" + httpAddr, paths: v.poll, every: consolePollInterval}
+		obs = append(obs, pl)
+	}
 	var br *consoleBrowser
 	if v.page != "" {
 		br, err = openConsole(ctx, chromium, dir, "http://"+httpAddr+"/"+v.page)
@@ -342,6 +393,10 @@ func (h *harness) observeRun(ctx context.Context, s *system, v observeVariant, n
 		run.Scrape = &st
 		h.logf("observe %s: %d scrapes of /metrics, p50 %.1f ms, p99 %.1f ms, %d bytes (%d on the wire), %d series, %d errors",
 			v.key, st.Scrapes, st.P50Ms, st.P99Ms, st.BytesMax, st.WireBytesMax, st.Series, st.Errors)
+	}
+	if pl != nil {
+		run.Polls, run.PollErrors = pl.polls, pl.errors
+		h.logf("observe %s: %d API polls (%d errors)", v.key, pl.polls, pl.errors)
 	}
 	if br != nil {
 		st := br.stats()
@@ -379,6 +434,70 @@ func setupObserveGroup(ctx context.Context, addr string) error {
 		return err
 	}
 	return committed.Error()
+}
+
+// poller GETs paths of base every interval between begin and end, one after the other, as a
+// console page refreshes; the responses are read whole and dropped.
+type poller struct {
+	base   string
+	paths  []string
+	every  time.Duration
+	cancel context.CancelFunc
+	done   chan struct{}
+	// polls and errors are written by the polling goroutine and read after end.
+	polls, errors int
+}
+
+func (p *poller) begin() {
+	ctx, cancel := context.WithCancel(context.Background())
+	p.cancel, p.done = cancel, make(chan struct{})
+	client := &http.Client{Timeout: 10 * time.Second}
+	go func() {
+		defer close(p.done)
+		defer client.CloseIdleConnections()
+		t := time.NewTicker(p.every)
+		defer t.Stop()
+		for {
+			for _, path := range p.paths {
+				if err := pollOnce(ctx, client, p.base+path); err != nil {
+					if ctx.Err() != nil {
+						return
+					}
+					p.errors++
+				}
+				p.polls++
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+}
+
+func (p *poller) end() {
+	p.cancel()
+	<-p.done
+}
+
+func pollOnce(ctx context.Context, client *http.Client, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return nil
 }
 
 // selfCPU measures this process's CPU time between begin and end.
@@ -945,7 +1064,7 @@ func (o *observeReport) table(w io.Writer) {
 			each[i] = fmt.Sprintf("%.0f", v)
 		}
 		vs := "–"
-		if s.Variant != observeVariants[0].key && s.Runs > 0 && s.VsOff != 0 {
+		if s.Variant != o.Variants[0].key && s.Runs > 0 && s.VsOff != 0 {
 			vs = fmt.Sprintf("%+.1f %%", 100*s.VsOff)
 		}
 		scr, scrLat, scrSize, cons, chr := "–", "–", "–", "–", "–"
@@ -954,8 +1073,8 @@ func (o *observeReport) table(w io.Writer) {
 			scrLat = fmt.Sprintf("%.1f / %.1f / %.1f", s.ScrapeP50Ms, s.ScrapeP99Ms, s.ScrapeMaxMs)
 			scrSize = fmt.Sprintf("%d / %d / %d", s.ScrapeBytes, s.ScrapeWire, s.ScrapeSeries)
 		}
-		if s.Variant != observeVariants[0].key && s.Runs > 0 {
-			for _, v := range observeVariants {
+		if s.Variant != o.Variants[0].key && s.Runs > 0 {
+			for _, v := range o.Variants {
 				if v.key == s.Variant && v.page != "" {
 					cons = fmt.Sprintf("%d (%d)", s.ConsoleAPI, s.ConsoleErrors)
 					chr = fmt.Sprintf("%.2f", s.ChromiumCPU)
@@ -969,8 +1088,10 @@ func (o *observeReport) table(w io.Writer) {
 	fmt.Fprintf(w, "\n| target (issue 11) | want | measured | status |\n|---|---|---|---|\n")
 	for i, s := range o.Summary[1:] {
 		name := fmt.Sprintf("W1 throughput cost of /metrics every %.0f ms", o.IntervalMs)
-		if page := observeVariants[i+1].page; page != "" {
-			name += fmt.Sprintf(" + the console open (%s)", page)
+		if v := o.Variants[i+1]; v.page != "" {
+			name += fmt.Sprintf(" + the console open (%s)", v.page)
+		} else if len(v.poll) > 0 {
+			name += fmt.Sprintf(" + %s polled every %s (no browser)", strings.Join(v.poll, " and "), consolePollInterval)
 		}
 		if s.Runs == 0 || o.Summary[0].Runs == 0 {
 			fmt.Fprintf(w, "| %s | < 3 %% | not measured | n/a |\n", name)

@@ -138,8 +138,8 @@ func TestObserveOrder(t *testing.T) {
 			t.Errorf("%s: positions sum to %d, the unobserved %d", k, p, pos["moldau"])
 		}
 	}
-	if got := observeOrderText(2); got != "off, scraped, overview, group | group, overview, scraped, off" {
-		t.Errorf("observeOrderText(2) = %q", got)
+	if got := observeOrderText(observeVariants, 2); got != "off, scraped, overview, group | group, overview, scraped, off" {
+		t.Errorf("observeOrderText(observeVariants, 2) = %q", got)
 	}
 }
 
@@ -185,7 +185,7 @@ func TestObserveSummary(t *testing.T) {
 		t.Errorf("meanBench of one run: %+v", m)
 	}
 	var b strings.Builder
-	(&observeReport{Rounds: 2, IntervalMs: 1000, Summary: sum, Runs: runs}).table(&b)
+	(&observeReport{Variants: observeVariants, Rounds: 2, IntervalMs: 1000, Summary: sum, Runs: runs}).table(&b)
 	out := b.String()
 	for _, want := range []string{
 		"| Moldau observed (overview) | 2 | 99000, 98000 | 98500 |",

@@ -84,6 +84,9 @@ type Broker struct {
 
 	// lag is the consumer lag of the groups coordinated here (lag.go).
 	lag *metrics.LagTracker
+	// lagSrc resolves high watermarks and record timestamps for lag, the tracker's and the
+	// admin API's (nil before Start).
+	lagSrc *lagSource
 }
 
 // clientListener is one entry of listeners: its bound socket and the server that serves it.

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -12,13 +13,26 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/moldau/moldau/internal/httpapi"
-	"github.com/moldau/moldau/internal/record"
+	"github.com/moldau/moldau/internal/metrics"
 )
 
-// The groups, reassignments and leader elections of the admin API (httpapi.Backend). Group
-// offsets and lag come from the group's coordinator through kadm (DescribeGroups, OffsetFetch,
-// ListOffsets: the lag H − C that kafka-consumer-groups prints); lag in seconds from the lag
-// tracker for the groups this node coordinates, else from the record at the committed offset.
+// The groups, reassignments and leader elections of the admin API (httpapi.Backend). A group's
+// members and committed offsets come from its coordinator: this node's own coordinator when it
+// coordinates the group (no request sent), else the coordinator found through kadm
+// (DescribeGroups, OffsetFetch). Its lag is H − C with H the high watermark and C the committed
+// offset (what kafka-consumer-groups prints), and its lag in seconds the age of the record at C;
+// both are resolved as the lag tracker resolves them (lagSource.resolve): from the local log for
+// the partitions led here, one ListOffsets and Fetch per leader for the others.
+
+// groupView is one group as its coordinator describes it, with its committed offsets.
+type groupView struct {
+	id, state, protocolType, protocol string
+	coordinator                       int32
+	members                           []httpapi.GroupMember
+	owner                             map[tp]string // the member a partition is assigned to
+	committed                         []metrics.CommittedOffset
+	err                               error // the group could not be described
+}
 
 // Groups implements httpapi.Backend.
 func (a *apiBackend) Groups(ctx context.Context) ([]httpapi.GroupSummary, error) {
@@ -33,31 +47,28 @@ func (a *apiBackend) Groups(ctx context.Context) ([]httpapi.GroupSummary, error)
 	if len(listed) == 0 {
 		return nil, nil
 	}
-	lags, err := adm.Lag(ctx, listed.Groups()...)
+	views, err := a.groupViews(ctx, listed.Groups())
 	if err != nil {
 		return nil, err
 	}
-	out := make([]httpapi.GroupSummary, 0, len(lags))
-	for _, l := range lags.Sorted() {
+	now := time.Now()
+	out := make([]httpapi.GroupSummary, 0, len(views))
+	for _, v := range views {
+		if v.err != nil {
+			continue // gone since it was listed, or its coordinator moved: the next poll shows it
+		}
 		s := httpapi.GroupSummary{
-			GroupID: l.Group, State: l.State, ProtocolType: l.ProtocolType, Protocol: l.Protocol,
-			Members: len(l.Members), Coordinator: l.Coordinator.NodeID, MaxLagSeconds: -1,
+			GroupID: v.id, State: v.state, ProtocolType: v.protocolType, Protocol: v.protocol,
+			Members: len(v.members), Coordinator: v.coordinator,
 		}
 		if s.ProtocolType == "" {
-			s.ProtocolType = listed[l.Group].ProtocolType
+			s.ProtocolType = listed[v.id].ProtocolType
 		}
-		for _, ps := range l.Lag {
-			for _, pl := range ps {
-				if pl.Commit.At >= 0 && pl.Lag > 0 {
-					s.TotalLag += pl.Lag
-				}
-			}
-		}
-		if secs, ok := a.trackedMaxLagSeconds(l.Group); ok {
-			s.MaxLagSeconds = secs
-		}
+		l := v.lag(now)
+		s.TotalLag, s.MaxLagSeconds = l.TotalLag, l.MaxLagSeconds
 		out = append(out, s)
 	}
+	sort.Slice(out, func(i, j int) bool { return out[i].GroupID < out[j].GroupID })
 	return out, nil
 }
 
@@ -67,116 +78,212 @@ func unknownGroup(id string) error {
 
 // Group implements httpapi.Backend.
 func (a *apiBackend) Group(ctx context.Context, id string) (httpapi.GroupDetail, error) {
-	adm, err := a.admin()
+	views, err := a.groupViews(ctx, []string{id})
 	if err != nil {
 		return httpapi.GroupDetail{}, err
 	}
-	lags, err := adm.Lag(ctx, id)
-	if err != nil {
-		return httpapi.GroupDetail{}, err
-	}
-	l, ok := lags[id]
-	if !ok {
-		return httpapi.GroupDetail{}, unknownGroup(id)
-	}
-	if err := l.Error(); err != nil {
-		return httpapi.GroupDetail{}, fmt.Errorf("group %s: %w", id, err)
-	}
-	if l.State == "Dead" && len(l.Lag) == 0 {
-		return httpapi.GroupDetail{}, unknownGroup(id)
+	v := views[0]
+	if v.err != nil {
+		return httpapi.GroupDetail{}, v.err
 	}
 	d := httpapi.GroupDetail{
-		GroupID: id, State: l.State, ProtocolType: l.ProtocolType, Protocol: l.Protocol,
-		Coordinator: l.Coordinator.NodeID, Members: []httpapi.GroupMember{}, Offsets: []httpapi.GroupOffset{},
+		GroupID: id, State: v.state, ProtocolType: v.protocolType, Protocol: v.protocol,
+		Coordinator: v.coordinator, Members: v.members, Offsets: []httpapi.GroupOffset{}, Topics: []string{},
 	}
-	for _, m := range l.Members {
-		gm := httpapi.GroupMember{MemberID: m.MemberID, InstanceID: m.InstanceID, ClientID: m.ClientID, Host: m.ClientHost, Assignments: []httpapi.Assignment{}}
-		if ca, ok := m.Assigned.AsConsumer(); ok {
-			for _, t := range ca.Topics {
-				ps := slices.Clone(t.Partitions)
-				slices.Sort(ps)
-				gm.Assignments = append(gm.Assignments, httpapi.Assignment{Topic: t.Topic, Partitions: ps})
-			}
-			sort.Slice(gm.Assignments, func(i, j int) bool { return gm.Assignments[i].Topic < gm.Assignments[j].Topic })
+	l := v.lag(time.Now())
+	d.TotalLag, d.MaxLagSeconds = l.TotalLag, l.MaxLagSeconds
+	for _, p := range l.Partitions {
+		o := httpapi.GroupOffset{
+			Topic: p.Topic, Partition: p.Partition, CommittedOffset: p.CommittedOffset,
+			HighWatermark: p.HighWatermark, Lag: max(0, p.Lag), LagSeconds: p.LagSeconds,
+			MemberID: v.owner[tp{p.Topic, p.Partition}],
 		}
-		d.Members = append(d.Members, gm)
+		if n := len(d.Topics); n == 0 || d.Topics[n-1] != p.Topic {
+			d.Topics = append(d.Topics, p.Topic) // Partitions are sorted by topic
+		}
+		d.Offsets = append(d.Offsets, o)
 	}
-	tracked, haveTracked := a.trackedLagSeconds(id)
-	now := time.Now()
-	for _, ps := range l.Lag {
-		for _, pl := range ps {
-			if pl.Commit.At < 0 {
-				continue // no commit: no lag to speak of (as kafka_exporter)
+	return d, nil
+}
+
+// lag is v's lag at now over its committed offsets (resolved).
+func (v *groupView) lag(now time.Time) metrics.GroupLag {
+	return metrics.ComputeLag(metrics.GroupOffsets{Group: v.id, State: v.state, Members: len(v.members), Partitions: v.committed}, now)
+}
+
+// groupViews describes the groups ids, each from its coordinator, and resolves the high
+// watermark and the record timestamp of every committed offset. A group that does not exist has
+// err GROUP_ID_NOT_FOUND; the error returned is for a failure of them all (no admin client).
+func (a *apiBackend) groupViews(ctx context.Context, ids []string) ([]*groupView, error) {
+	views := make([]*groupView, len(ids))
+	var remote []string
+	remoteAt := map[string]int{}
+	for i, v := range a.localGroupViews(ids) {
+		if v == nil {
+			remoteAt[ids[i]] = i
+			remote = append(remote, ids[i])
+			continue
+		}
+		views[i] = v
+	}
+	if len(remote) > 0 {
+		adm, err := a.admin()
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range remoteGroupViews(ctx, adm, remote) {
+			views[remoteAt[v.id]] = v
+		}
+	}
+	im := a.b.meta.Image()
+	var need []*metrics.CommittedOffset
+	for _, v := range views {
+		if v.err == nil && v.state == "Dead" && len(v.committed) == 0 {
+			v.err = unknownGroup(v.id)
+		}
+		if v.err != nil {
+			continue
+		}
+		kept := v.committed[:0]
+		for _, c := range v.committed {
+			if c.Committed >= 0 && im.HasPartition(c.Topic, c.Partition) {
+				kept = append(kept, c) // no commit, or one of a deleted topic: no lag (as kafka_exporter)
 			}
-			o := httpapi.GroupOffset{
-				Topic: pl.Topic, Partition: pl.Partition, CommittedOffset: pl.Commit.At,
-				HighWatermark: pl.End.Offset, Lag: max(0, pl.Lag),
-			}
-			if pl.Member != nil {
-				o.MemberID = pl.Member.MemberID
-			}
-			switch {
-			case pl.End.Err != nil:
-				o.HighWatermark, o.Lag, o.LagSeconds = -1, 0, -1
-			case o.Lag == 0:
-				o.LagSeconds = 0
-			default:
-				// The tracker's value only for the offset just read: computed before a
-				// later commit, it is the age of another record.
-				if s, ok := tracked[tp{pl.Topic, pl.Partition}]; ok && haveTracked && s.committed == pl.Commit.At {
-					o.LagSeconds = s.seconds
-				} else {
-					o.LagSeconds = a.lagSecondsAt(ctx, pl.Topic, pl.Partition, pl.Commit.At, pl.End.Offset, now)
+		}
+		v.committed = kept
+		for j := range v.committed {
+			need = append(need, &v.committed[j])
+		}
+	}
+	a.b.lagSrc.resolve(ctx, im, need)
+	return views, nil
+}
+
+// localGroupViews describes the groups of ids this node coordinates from its own coordinator,
+// in one DescribeGroups and one OffsetFetch; the entry of a group coordinated elsewhere (or not
+// loaded yet here) is nil.
+func (a *apiBackend) localGroupViews(ids []string) []*groupView {
+	out := make([]*groupView, len(ids))
+	describe := kmsg.NewPtrDescribeGroupsRequest()
+	describe.Version = 5 // an unknown group is Dead, as for older clients
+	describe.Groups = ids
+	fetch := kmsg.NewPtrOffsetFetchRequest()
+	fetch.Version = 8 // many groups in one request
+	at := map[string]int{}
+	for i, d := range a.b.groups.DescribeGroups(describe).Groups {
+		if d.ErrorCode != 0 {
+			continue // NOT_COORDINATOR, or loading: asked of the coordinator through kadm
+		}
+		v := &groupView{id: d.Group, state: d.State, protocolType: d.ProtocolType, protocol: d.Protocol,
+			coordinator: a.b.cfg.NodeID, members: []httpapi.GroupMember{}, owner: map[tp]string{}}
+		for _, m := range d.Members {
+			gm := httpapi.GroupMember{MemberID: m.MemberID, InstanceID: m.InstanceID, ClientID: m.ClientID, Host: m.ClientHost, Assignments: []httpapi.Assignment{}}
+			if d.ProtocolType == "consumer" && len(m.MemberAssignment) > 0 {
+				var ca kmsg.ConsumerMemberAssignment
+				if err := ca.ReadFrom(m.MemberAssignment); err == nil {
+					for _, t := range ca.Topics {
+						gm.Assignments = append(gm.Assignments, httpapi.Assignment{Topic: t.Topic, Partitions: t.Partitions})
+					}
 				}
 			}
-			d.TotalLag += o.Lag
-			d.MaxLagSeconds = max(d.MaxLagSeconds, o.LagSeconds)
-			d.Offsets = append(d.Offsets, o)
+			v.addMember(gm)
+		}
+		out[i] = v
+		at[d.Group] = i
+		fg := kmsg.NewOffsetFetchRequestGroup()
+		fg.Group = d.Group // Topics nil: every committed offset
+		fetch.Groups = append(fetch.Groups, fg)
+	}
+	if len(fetch.Groups) == 0 {
+		return out
+	}
+	for _, fg := range a.b.groups.OffsetFetch(fetch).Groups {
+		i, ok := at[fg.Group]
+		if !ok {
+			continue
+		}
+		if fg.ErrorCode != 0 {
+			out[i] = nil // moved away between the two requests: asked through kadm
+			continue
+		}
+		for _, t := range fg.Topics {
+			for _, p := range t.Partitions {
+				if p.ErrorCode == 0 {
+					out[i].committed = append(out[i].committed, metrics.CommittedOffset{
+						Topic: t.Topic, Partition: p.Partition, Committed: p.Offset, HighWatermark: -1, Timestamp: -1})
+				}
+			}
 		}
 	}
-	sort.Slice(d.Offsets, func(i, j int) bool {
-		if d.Offsets[i].Topic != d.Offsets[j].Topic {
-			return d.Offsets[i].Topic < d.Offsets[j].Topic
+	return out
+}
+
+// remoteGroupViews describes ids through their coordinators (kadm finds them).
+func remoteGroupViews(ctx context.Context, adm *kadm.Client, ids []string) []*groupView {
+	described, err := adm.DescribeGroups(ctx, ids...)
+	out := make([]*groupView, 0, len(ids))
+	fetched := adm.FetchManyOffsets(ctx, ids...)
+	for _, id := range ids {
+		v := &groupView{id: id, members: []httpapi.GroupMember{}, owner: map[tp]string{}}
+		out = append(out, v)
+		g, ok := described[id]
+		switch {
+		case err != nil:
+			v.err = fmt.Errorf("describe group %s: %w", id, err)
+			continue
+		case !ok || g.Err == kerr.GroupIDNotFound:
+			v.err = unknownGroup(id)
+			continue
+		case g.Err != nil:
+			v.err = fmt.Errorf("group %s: %w", id, withMessage(g.Err, g.ErrMessage))
+			continue
 		}
-		return d.Offsets[i].Partition < d.Offsets[j].Partition
-	})
-	return d, nil
+		v.state, v.protocolType, v.protocol, v.coordinator = g.State, g.ProtocolType, g.Protocol, g.Coordinator.NodeID
+		for _, m := range g.Members {
+			gm := httpapi.GroupMember{MemberID: m.MemberID, InstanceID: m.InstanceID, ClientID: m.ClientID, Host: m.ClientHost, Assignments: []httpapi.Assignment{}}
+			if ca, ok := m.Assigned.AsConsumer(); ok {
+				for _, t := range ca.Topics {
+					gm.Assignments = append(gm.Assignments, httpapi.Assignment{Topic: t.Topic, Partitions: t.Partitions})
+				}
+			}
+			v.addMember(gm)
+		}
+		f, ok := fetched[id]
+		if !ok || f.Err != nil {
+			ferr := f.Err
+			if !ok {
+				ferr = errors.New("no answer")
+			}
+			v.err = fmt.Errorf("fetch offsets of %s: %w", id, ferr)
+			continue
+		}
+		f.Fetched.Each(func(o kadm.OffsetResponse) {
+			if o.Err == nil {
+				v.committed = append(v.committed, metrics.CommittedOffset{
+					Topic: o.Topic, Partition: o.Partition, Committed: o.At, HighWatermark: -1, Timestamp: -1})
+			}
+		})
+	}
+	return out
+}
+
+// addMember adds m, its assignments sorted, and the partitions it owns.
+func (v *groupView) addMember(m httpapi.GroupMember) {
+	for i := range m.Assignments {
+		as := &m.Assignments[i]
+		as.Partitions = slices.Clone(as.Partitions)
+		slices.Sort(as.Partitions)
+		for _, p := range as.Partitions {
+			v.owner[tp{as.Topic, p}] = m.MemberID
+		}
+	}
+	sort.Slice(m.Assignments, func(i, j int) bool { return m.Assignments[i].Topic < m.Assignments[j].Topic })
+	v.members = append(v.members, m)
 }
 
 type tp struct {
 	topic     string
 	partition int32
-}
-
-// lagSecondsAt is now − the timestamp of the first data record at or after committed (below
-// end), -1 when it cannot be read.
-func (a *apiBackend) lagSecondsAt(ctx context.Context, topic string, p int32, committed, end int64, now time.Time) float64 {
-	off := committed
-	for off < end {
-		data, err := a.ReadBatches(ctx, topic, p, off, 64<<10)
-		if err != nil || len(data) == 0 {
-			return -1
-		}
-		batches, _ := record.Split(data)
-		if len(batches) == 0 {
-			return -1
-		}
-		for _, b := range batches {
-			h, recs, err := record.Records(b)
-			if err != nil {
-				return -1
-			}
-			if !h.Control() {
-				for _, r := range recs {
-					if h.BaseOffset+int64(r.OffsetDelta) >= committed {
-						return max(0, now.Sub(time.UnixMilli(h.Timestamp(r))).Seconds())
-					}
-				}
-			}
-			off = h.LastOffset() + 1
-		}
-	}
-	return 0
 }
 
 // GroupLagHistory implements httpapi.Backend.

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -448,6 +449,20 @@ func TestAPIGroupsLagAndReset(t *testing.T) {
 	if g.MaxLagSeconds != o.LagSeconds && g.MaxLagSeconds < wantSecs-5 {
 		t.Fatalf("max lag seconds %v", g.MaxLagSeconds)
 	}
+	if g.OffsetsTotal != 2 || !slices.Equal(g.Topics, []string{"jobs"}) {
+		t.Fatalf("offsets_total %d, topics %q: want 2, [jobs]", g.OffsetsTotal, g.Topics)
+	}
+	// A page of the offsets; the totals stay those of the whole group.
+	var pg httpapi.GroupDetail
+	mustCall(t, 200, "GET", base+"/api/v1/groups/billing?limit=1&offset=1", nil, &pg)
+	if len(pg.Offsets) != 1 || pg.Offsets[0].Partition != 1 || pg.OffsetsTotal != 2 || pg.TotalLag != 6 || pg.MaxLagSeconds != g.MaxLagSeconds && pg.MaxLagSeconds < wantSecs-5 {
+		t.Fatalf("page 2 of 1: %+v", pg)
+	}
+	mustCall(t, 200, "GET", base+"/api/v1/groups/billing?offset=5", nil, &pg)
+	if len(pg.Offsets) != 0 || pg.Offsets == nil || pg.OffsetsTotal != 2 {
+		t.Fatalf("past the end: %+v, want an empty page of 2", pg)
+	}
+	wantError(t, 400, "BAD_REQUEST", 0, "GET", base+"/api/v1/groups/billing?limit=0", nil)
 	var gl struct {
 		Groups []httpapi.GroupSummary `json:"groups"`
 	}

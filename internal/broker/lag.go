@@ -43,6 +43,7 @@ const (
 // It fails when the tracker's metric names clash with ones registered already.
 func (b *Broker) startLag(m *metrics.Metrics) error {
 	src := &lagSource{b: b, pool: clientpool.New(fmt.Sprintf("moldau-lag-%d", b.cfg.NodeID)), ts: map[lagKey]lagTimestamp{}}
+	b.lagSrc = src
 	interval := time.Duration(b.cfg.LagHistoryIntervalMs) * time.Millisecond
 	if interval <= 0 {
 		interval = 10 * time.Second
@@ -158,16 +159,21 @@ func (s *lagSource) ConsumerGroups(ctx context.Context) []metrics.GroupOffsets {
 		}
 	}
 	s.resolve(ctx, im, need)
+	live := make(map[lagKey]bool, len(need))
+	for _, c := range need {
+		live[lagKey{c.Topic, c.Partition}] = true
+	}
+	s.forget(live)
 	return out
 }
 
-// resolve fills in the high watermark and the record timestamp of every entry of need.
+// resolve fills in the high watermark and the record timestamp of every entry of need (whose
+// partitions exist in im). It is safe for concurrent use: the admin API resolves the groups it
+// shows while the tracker computes.
 func (s *lagSource) resolve(ctx context.Context, im *metadata.Image, need []*metrics.CommittedOffset) {
 	remote := map[int32][]*metrics.CommittedOffset{} // by leader
-	live := make(map[lagKey]bool, len(need))
 	for _, c := range need {
 		k := lagKey{c.Topic, c.Partition}
-		live[k] = true
 		if p := s.b.parts.Get(c.Topic, c.Partition); p != nil && p.IsLeader() {
 			c.HighWatermark = p.HighWatermark()
 			if c.Committed < c.HighWatermark {
@@ -193,7 +199,6 @@ func (s *lagSource) resolve(ctx context.Context, im *metadata.Image, need []*met
 		}()
 	}
 	wg.Wait()
-	s.forget(live)
 }
 
 // cachedOr returns the timestamp found before for committed on k, or calls read (the timestamp,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -303,6 +304,30 @@ func TestLagRemoteLeader(t *testing.T) {
 			}
 		}
 	}
+	// The admin API of every node answers the same lag: the coordinator from its own group
+	// coordinator, the others from the coordinator they find; each reads the high watermarks
+	// and the records at the committed offsets from the partitions' leaders.
+	for _, b := range brokers {
+		var g httpapi.GroupDetail
+		mustCall(t, 200, "GET", "http://"+b.HTTPAddr().String()+"/api/v1/groups/"+group, nil, &g)
+		read := time.Now()
+		if g.Coordinator != coordID || g.OffsetsTotal != 6 || len(g.Offsets) != 6 || g.TotalLag != 36 || !slices.Equal(g.Topics, []string{"spread"}) {
+			t.Fatalf("node %d: group %+v, want coordinator %d, 6 offsets at lag 6", b.cfg.NodeID, g, coordID)
+		}
+		for _, o := range g.Offsets {
+			lo, hi := lagBounds(lagRecordTime(base, o.Partition, 2), committed, read)
+			if o.CommittedOffset != 2 || o.HighWatermark != 8 || o.Lag != 6 || o.LagSeconds < lo || o.LagSeconds > hi {
+				t.Errorf("node %d: %+v, want committed 2, high watermark 8, lag 6, lag seconds in [%.3f, %.3f]", b.cfg.NodeID, o, lo, hi)
+			}
+		}
+		var gl struct {
+			Groups []httpapi.GroupSummary `json:"groups"`
+		}
+		mustCall(t, 200, "GET", "http://"+b.HTTPAddr().String()+"/api/v1/groups", nil, &gl)
+		if len(gl.Groups) != 1 || gl.Groups[0].GroupID != group || gl.Groups[0].TotalLag != 36 || gl.Groups[0].Coordinator != coordID || gl.Groups[0].MaxLagSeconds < 3000 {
+			t.Errorf("node %d: groups %+v, want %s with lag 36 coordinated by %d, max lag seconds about an hour", b.cfg.NodeID, gl.Groups, group, coordID)
+		}
+	}
 }
 
 // TestLagSkipsAbortedAndMarkers: the first unconsumed record is the first one a read_committed
@@ -352,6 +377,13 @@ func TestLagSkipsAbortedAndMarkers(t *testing.T) {
 	lo, hi := lagBounds(lagRecordTime(base.Add(10*time.Minute), 0, 0), committed, read)
 	if v := got[key("kafka_consumergroup_lag_seconds")]; v < lo || v > hi {
 		t.Errorf("lag_seconds %v, want within [%.3f, %.3f]: the first committed record (offset 4), not the aborted ones", v, lo, hi)
+	}
+	// The admin API's lag in seconds skips them too.
+	var g httpapi.GroupDetail
+	mustCall(t, 200, "GET", "http://"+b.HTTPAddr().String()+"/api/v1/groups/txg", nil, &g)
+	_, hi = lagBounds(lagRecordTime(base.Add(10*time.Minute), 0, 0), committed, time.Now())
+	if len(g.Offsets) != 1 || g.Offsets[0].Lag != 7 || g.Offsets[0].LagSeconds < lo || g.Offsets[0].LagSeconds > hi {
+		t.Errorf("API offsets %+v, want lag 7 and lag seconds within [%.3f, %.3f] (the record at 4)", g.Offsets, lo, hi)
 	}
 }
 

@@ -126,7 +126,7 @@ type GroupSummary struct {
 	Members      int    `json:"members"`
 	Coordinator  int32  `json:"coordinator"`
 	TotalLag     int64  `json:"total_lag"`
-	// MaxLagSeconds is -1 when unknown (no lag tracker answer for the group).
+	// MaxLagSeconds is the largest known lag in seconds of the group's partitions (0: none lags).
 	MaxLagSeconds float64 `json:"max_lag_seconds"`
 }
 
@@ -138,7 +138,12 @@ type GroupDetail struct {
 	Protocol      string        `json:"protocol"`
 	Coordinator   int32         `json:"coordinator"`
 	Members       []GroupMember `json:"members"`
+	// Offsets is one page (offset, limit) of the committed offsets sorted by topic and partition;
+	// OffsetsTotal counts them all, and Topics are their topics. TotalLag and MaxLagSeconds are
+	// over every partition, not the page.
 	Offsets       []GroupOffset `json:"offsets"`
+	OffsetsTotal  int           `json:"offsets_total"`
+	Topics        []string      `json:"topics"`
 	TotalLag      int64         `json:"total_lag"`
 	MaxLagSeconds float64       `json:"max_lag_seconds"`
 }

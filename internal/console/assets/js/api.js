@@ -18,8 +18,9 @@ export class APIError extends Error {
   }
 }
 
-// api(method, path, body, {quiet}) returns the parsed JSON (null for 204). quiet requests (the
-// 2 s polls) do not move the progress bar.
+// api(method, path, body, {quiet, text}) returns the parsed JSON (null for 204), or with text
+// the body unparsed (a poll compares it with the last one to redraw only what changed). quiet
+// requests (the 2 s polls) do not move the progress bar.
 export async function api(method, path, body, opts = {}) {
   if (!opts.quiet) busy(1);
   try {
@@ -31,6 +32,7 @@ export async function api(method, path, body, opts = {}) {
     const r = await fetch(base + path.replace(/^\//, ''), init);
     if (r.status === 204) return null;
     const text = await r.text();
+    if (r.ok && opts.text) return text;
     let j = null;
     try { j = text ? JSON.parse(text) : null; } catch { j = { error: { message: text.trim() || r.statusText } }; }
     if (!r.ok) throw new APIError(r.status, j);

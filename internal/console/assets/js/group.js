@@ -28,13 +28,13 @@ export async function render(ctx, [id]) {
   const live = []; // [time, total_lag, max_lag_seconds] seen by this page
   let g = null;
   let resetUI = null;
-  // The offsets table shows OLIMIT rows a page: a group on a 10 000-partition topic renders
-  // 100 rows every refresh, not 10 000.
-  let owner = {};
+  // The offsets table is one page of OLIMIT rows, asked of the server (offset, limit): a group
+  // on a 10 000-partition topic costs 100 rows a refresh, on the wire and on screen.
   let offPage = 0;
-  const drawOffsets = () => {
-    const rows = (g.offsets || []).slice().sort((a, b) => a.topic.localeCompare(b.topic) || a.partition - b.partition);
-    if (offPage >= rows.length) offPage = 0;
+  let seq = 0; // the newest load: an older answer arriving late is dropped
+  // What was drawn last: a part is drawn again only when its data changed.
+  const drawn = { group: '', chart: '' };
+  const drawOffsets = owner => {
     clear(offsets, table([
       { title: 'Topic', render: o => h('a', { href: '#/topics/' + enc(o.topic) }, o.topic) },
       { title: 'Partition', num: true, render: o => o.partition },
@@ -43,19 +43,11 @@ export async function render(ctx, [id]) {
       { title: 'Lag', num: true, render: o => h('span', { test: 'offset-lag', dataset: { value: o.lag } }, fmtInt(o.lag)) },
       { title: 'Lag (time)', num: true, render: o => fmtSecs(o.lag_seconds) },
       { title: 'Consumer', render: o => o.member_id ? owner[o.member_id] || o.member_id : h('span', { class: 'note' }, 'unassigned') },
-    ], rows.slice(offPage, offPage + OLIMIT),
+    ], g.offsets || [],
     { test: 'offsets-table', empty: 'No committed offsets', rowAttrs: o => ({ 'data-topic': o.topic, 'data-partition': o.partition }) }),
-    rows.length > OLIMIT ? pager(rows.length, offPage, OLIMIT, o => { offPage = o; drawOffsets(); }, 'offsets-pager') : null);
+    g.offsets_total > OLIMIT ? pager(g.offsets_total, offPage, OLIMIT, o => { offPage = o; load(false); }, 'offsets-pager') : null);
   };
-  ctx.every(2000, async () => {
-    let lag;
-    try {
-      [g, lag] = await Promise.all([get('groups/' + enc(id), { quiet: true }), get(`groups/${enc(id)}/lag`, { quiet: true })]);
-      clear(err);
-    } catch (e) { clear(err, errBox(e)); return; }
-    const now = Date.now();
-    live.push([now, g.total_lag || 0, g.max_lag_seconds || 0]);
-    while (live.length && live[0][0] < now - 3600e3) live.shift();
+  const drawGroup = () => {
     const state = ctx.view.querySelector('[data-test=group-state]');
     clear(state, stateBadge(g.state));
     clear(cards,
@@ -64,18 +56,8 @@ export async function render(ctx, [id]) {
       card('Coordinator', g.coordinator ?? '–', '', 'group-coordinator'),
       card('Total lag', fmtInt(g.total_lag), g.total_lag > 0 ? 'warn' : 'ok', 'group-total-lag'),
       card('Max lag (time)', fmtSecs(g.max_lag_seconds), '', 'group-max-lag-seconds'),
-      card('Partitions', fmtInt((g.offsets || []).length), '', 'group-partitions'));
-    // History ring samples first, then what this page saw after the newest of them.
-    const hist = (lag.samples || []).map(p => [p.time, p.total_lag, p.max_lag_seconds]);
-    const lastHist = hist.length ? hist[hist.length - 1][0] : 0;
-    const pts = hist.concat(live.filter(p => p[0] > lastHist));
-    chartNote.textContent = lag.coordinator !== undefined && !hist.length && lag.coordinator !== null
-      ? `history kept by node ${lag.coordinator}` : `${hist.length} stored samples every ${fmtInterval(lag.interval_ms || 0)} + live`;
-    clear(chartLag, lineChart([{ name: 'total lag', color: '#e2713a', points: pts.map(p => [p[0], p[1]]) }],
-      { height: 180, test: 'lag-chart', format: fmtNum, width: chartLag.clientWidth }));
-    clear(chartSecs, lineChart([{ name: 'max lag seconds', color: '#8b5cf6', points: pts.map(p => [p[0], p[2]]) }],
-      { height: 180, test: 'lag-seconds-chart', format: v => fmtSecs(v), seconds: true, width: chartSecs.clientWidth }));
-    owner = {};
+      card('Partitions', fmtInt(g.offsets_total), '', 'group-partitions'));
+    const owner = {};
     for (const m of g.members || []) owner[m.member_id] = m.client_id || m.member_id;
     clear(members, table([
       { title: 'Member', render: m => h('code', null, m.member_id) },
@@ -84,10 +66,54 @@ export async function render(ctx, [id]) {
       { title: 'Host', render: m => m.host },
       { title: 'Assignment', render: m => (m.assignments || []).map(a => h('div', null, h('b', null, a.topic), ': ', a.partitions.join(', '))) },
     ], g.members || [], { test: 'members-table', empty: 'No active members', rowAttrs: m => ({ 'data-member': m.member_id }) }));
-    drawOffsets();
+    drawOffsets(owner);
     if (!resetUI) resetUI = resetPanel(resetBox, id, () => g);
     resetUI.update(g);
-  });
+  };
+  const drawCharts = lag => {
+    // History ring samples first, then what this page saw after the newest of them.
+    const hist = (lag.samples || []).map(p => [p.time, p.total_lag, p.max_lag_seconds]);
+    const lastHist = hist.length ? hist[hist.length - 1][0] : 0;
+    const pts = hist.concat(live.filter(p => p[0] > lastHist));
+    const note = lag.coordinator !== undefined && !hist.length && lag.coordinator !== null
+      ? `history kept by node ${lag.coordinator}` : `${hist.length} stored samples every ${fmtInterval(lag.interval_ms || 0)} + live`;
+    // Redrawn when a point or the width changed (a point that repeats the last value moves the
+    // time axis, so it counts).
+    const key = `${note}|${pts.length}|${pts.length ? pts[pts.length - 1].join() : ''}|${pts.length ? pts[0][0] : ''}|${chartLag.clientWidth}`;
+    if (key === drawn.chart) return;
+    drawn.chart = key;
+    chartNote.textContent = note;
+    clear(chartLag, lineChart([{ name: 'total lag', color: '#e2713a', points: pts.map(p => [p[0], p[1]]) }],
+      { height: 180, test: 'lag-chart', format: fmtNum, width: chartLag.clientWidth }));
+    clear(chartSecs, lineChart([{ name: 'max lag seconds', color: '#8b5cf6', points: pts.map(p => [p[0], p[2]]) }],
+      { height: 180, test: 'lag-seconds-chart', format: v => fmtSecs(v), seconds: true, width: chartSecs.clientWidth }));
+  };
+  // load reads the group (the page of offsets on screen) and its lag history and draws what
+  // changed; sample adds the answer to the live points (the 2 s refresh, not a page change).
+  const load = async sample => {
+    const mine = ++seq;
+    let lag, text;
+    try {
+      [text, lag] = await Promise.all([
+        get(`groups/${enc(id)}?offset=${offPage}&limit=${OLIMIT}`, { quiet: true, text: true }),
+        get(`groups/${enc(id)}/lag`, { quiet: true })]);
+      clear(err);
+    } catch (e) { clear(err, errBox(e)); return; }
+    if (mine !== seq) return;
+    g = JSON.parse(text);
+    if (sample) {
+      const now = Date.now();
+      live.push([now, g.total_lag || 0, g.max_lag_seconds || 0]);
+      while (live.length && live[0][0] < now - 3600e3) live.shift();
+    }
+    if (g.offsets_total > 0 && offPage >= g.offsets_total) { offPage = 0; load(false); return; }
+    if (text !== drawn.group) {
+      drawn.group = text;
+      drawGroup();
+    }
+    drawCharts(lag);
+  };
+  ctx.every(2000, () => load(true));
 }
 
 // fmtInterval is a sampling interval: 200 ms, 10 s, 1.5 s.
@@ -154,7 +180,7 @@ function resetPanel(box, id, group) {
   }
   return {
     update(g) {
-      const topics = [...new Set((g.offsets || []).map(o => o.topic))].sort();
+      const topics = g.topics || [];
       const have = [...topic.options].slice(1).map(o => o.value);
       if (topics.join('\n') !== have.join('\n')) {
         const v = topic.value;
