@@ -132,12 +132,12 @@ type GroupSummary struct {
 
 // GroupDetail is GET /api/v1/groups/{id}.
 type GroupDetail struct {
-	GroupID       string        `json:"group_id"`
-	State         string        `json:"state"`
-	ProtocolType  string        `json:"protocol_type"`
-	Protocol      string        `json:"protocol"`
-	Coordinator   int32         `json:"coordinator"`
-	Members       []GroupMember `json:"members"`
+	GroupID      string        `json:"group_id"`
+	State        string        `json:"state"`
+	ProtocolType string        `json:"protocol_type"`
+	Protocol     string        `json:"protocol"`
+	Coordinator  int32         `json:"coordinator"`
+	Members      []GroupMember `json:"members"`
 	// Offsets is one page (offset, limit) of the committed offsets sorted by topic and partition;
 	// OffsetsTotal counts them all, and Topics are their topics. TotalLag and MaxLagSeconds are
 	// over every partition, not the page.
