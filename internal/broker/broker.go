@@ -87,6 +87,9 @@ type Broker struct {
 	// lagSrc resolves high watermarks and record timestamps for lag, the tracker's and the
 	// admin API's (nil before Start).
 	lagSrc *lagSource
+	// isrShrinks and isrExpands count the ISR changes of partitions led here that the
+	// controller committed (alterPartition).
+	isrShrinks, isrExpands atomic.Int64
 }
 
 // clientListener is one entry of listeners: its bound socket and the server that serves it.
@@ -394,6 +397,7 @@ func Start(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 			MaxRequestBytes: cfg.SocketRequestMaxBytes,
 			IdleTimeout:     time.Duration(cfg.ConnectionsMaxIdleMs) * time.Millisecond,
 			Limits:          limits,
+			Observer:        m, // its requests count in RequestMetrics too, as in Kafka's combined mode
 			Logger:          logger.With("listener", controllerListenerName(cfg)),
 		}, controllerHandler{h})
 		if err := b.ctrlSrv.Listen(); err != nil {

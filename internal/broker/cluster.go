@@ -158,6 +158,16 @@ func (b *Broker) alterPartition(ctx context.Context, updates []replica.ISRUpdate
 		}
 		items[i] = it
 	}
+	// The committed ISR each change starts from: a smaller proposal is a shrink, a larger one an
+	// expansion (ProposeISR makes one or the other), counted when the controller commits it.
+	im := b.meta.Image()
+	from := make([]int, len(updates))
+	for i, u := range updates {
+		from[i] = -1
+		if t, ok := im.TopicByID(u.TopicID); ok && int(u.Partition) < len(t.Partitions) {
+			from[i] = len(t.Partitions[u.Partition].ISR)
+		}
+	}
 	results, err := b.meta.AlterPartition(ctx, b.cfg.NodeID, b.brokerEpoch.Load(), items)
 	if errors.Is(err, kerr.StaleBrokerEpoch) {
 		return fmt.Errorf("%w: %w", kerr.OperationNotAttempted, err)
@@ -168,6 +178,14 @@ func (b *Broker) alterPartition(ctx context.Context, updates []replica.ISRUpdate
 	var errs []error
 	refused := 0
 	for i, r := range results {
+		if r.Err == nil && from[i] >= 0 {
+			switch n := len(updates[i].NewISR); {
+			case n < from[i]:
+				b.isrShrinks.Add(1)
+			case n > from[i]:
+				b.isrExpands.Add(1)
+			}
+		}
 		if r.Err != nil {
 			errs = append(errs, fmt.Errorf("%s-%d: %w", updates[i].Topic, updates[i].Partition, r.Err))
 			// NEW_LEADER_ELECTED is not a refusal: the change committed and completed a

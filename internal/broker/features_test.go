@@ -143,6 +143,20 @@ func TestClusterDescribeClusterControllers(t *testing.T) {
 			t.Errorf("controller %d: %s:%d, want %s", b.NodeID, b.Host, b.Port, ctrlAddr(b.NodeID))
 		}
 	}
+	// The request on node 2's controller listener is in its request metrics (the client never
+	// sent one to a client listener yet), and the connection in CONTROLLER's socket metrics.
+	for _, b := range brokers {
+		if b.cfg.NodeID != 2 {
+			continue
+		}
+		fams := scrape(t, b)
+		described := fams.sum("kafka_network_requestmetrics_requests_total", map[string]string{"request": "DescribeCluster"})
+		conns := fams.sum("kafka_server_socket_server_metrics_connection_creation_total", map[string]string{"listener": controllerListenerName(b.cfg)})
+		if described < 1 || conns < 1 {
+			t.Errorf("node 2: %v DescribeCluster requests counted, %v connections on %s; want the controller listener's in both",
+				described, conns, controllerListenerName(b.cfg))
+		}
+	}
 	raw, err = client(t, brokers[1]).SeedBrokers()[0].Request(ctx, req)
 	if err != nil {
 		t.Fatal(err)

@@ -1,10 +1,15 @@
 package broker
 
 import (
+	"os"
+	"strconv"
+	"strings"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/moldau/moldau/internal/metrics"
 	"github.com/moldau/moldau/internal/partition"
+	"github.com/moldau/moldau/internal/server"
 )
 
 // kafkaGauges is a prometheus.Collector of the gauges Kafka's JMX exporter rules (Strimzi's
@@ -16,8 +21,18 @@ import (
 //	kafka_controller_kafkacontroller_*     the cluster as the metadata image has it; as in Kafka,
 //	                                       the counts are reported by the active controller only
 //	                                       (0 elsewhere), so a sum over brokers is the cluster's
+//	kafka_server_replicamanager_isr{shrinks,expands}_total
+//	                                       ISR changes of partitions led here that the controller
+//	                                       committed (ReplicaManager IsrShrinksPerSec, IsrExpandsPerSec)
+//	kafka_controller_controllerstats_uncleanleaderelections_total
+//	                                       unclean elections this node committed as the active
+//	                                       controller (a sum over nodes is the cluster's)
+//	kafka_server_kafkaserver_linux_disk_{read,write}_bytes
+//	                                       this process's storage I/O from /proc/self/io
+//	                                       (read_bytes, write_bytes), as Kafka's KafkaServer reads it
 //	kafka_log_log_*                        per partition hosted here: size, offsets, segments
-//	kafka_server_socket_server_metrics_*   per client listener: connections open, opened, closed
+//	kafka_server_socket_server_metrics_*   per listener (the client ones and CONTROLLER's Kafka
+//	                                       protocol side): connections open, opened, closed
 //	                                       (networkProcessor="0": Moldau has no processor threads,
 //	                                       a goroutine per connection)
 type kafkaGauges struct{ b *Broker }
@@ -48,6 +63,11 @@ var (
 	connCreated      = desc("kafka_server_socket_server_metrics_connection_creation_total", "Connections accepted on this listener since start.", "listener", "networkProcessor")
 	connClosed       = desc("kafka_server_socket_server_metrics_connection_close_total", "Connections of this listener closed since start.", "listener", "networkProcessor")
 	topicCurrentOffs = desc("kafka_topic_partition_current_offset", "High watermark of a partition led here (kafka_exporter's name).", "topic", "partition")
+	rmIsrShrinks     = desc("kafka_server_replicamanager_isrshrinks_total", "ISR shrinks of partitions led here, committed by the controller (ReplicaManager IsrShrinksPerSec).")
+	rmIsrExpands     = desc("kafka_server_replicamanager_isrexpands_total", "ISR expansions of partitions led here, committed by the controller (ReplicaManager IsrExpandsPerSec).")
+	csUnclean        = desc("kafka_controller_controllerstats_uncleanleaderelections_total", "Unclean leader elections this node committed as the active controller (ControllerStats UncleanLeaderElectionsPerSec).")
+	diskRead         = desc("kafka_server_kafkaserver_linux_disk_read_bytes", "Bytes this process caused to be read from storage (read_bytes of /proc/self/io).")
+	diskWrite        = desc("kafka_server_kafkaserver_linux_disk_write_bytes", "Bytes this process caused to be written to storage (write_bytes of /proc/self/io).")
 	topicOldestOffs  = desc("kafka_topic_partition_oldest_offset", "Log start offset of a partition led here (kafka_exporter's name).", "topic", "partition")
 )
 
@@ -58,7 +78,8 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 func (g kafkaGauges) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{rmPartitions, rmLeaders, rmUnderRepl, rmUnderMinISR, rmAtMinISR, rmOffline,
 		cpUnderRepl, cpUnderMinISR, cpAtMinISR, cpReplicas, kcActive, kcOffline, kcTopics, kcPartitions, kcImbalance, kcFenced,
-		kcActiveBrokers, logSize, logStart, logEnd, logSegments, topicCurrentOffs, topicOldestOffs, connCount, connCreated, connClosed} {
+		kcActiveBrokers, logSize, logStart, logEnd, logSegments, topicCurrentOffs, topicOldestOffs, connCount, connCreated, connClosed,
+		rmIsrShrinks, rmIsrExpands, csUnclean, diskRead, diskWrite} {
 		ch <- d
 	}
 }
@@ -109,11 +130,18 @@ func (g kafkaGauges) Collect(ch chan<- prometheus.Metric) {
 		gauge(cpAtMinISR, am, p.Topic, part)
 		gauge(cpReplicas, float64(len(s.Replicas)), p.Topic, part)
 	}
+	servers := make([]*server.Server, 0, len(g.b.listeners)+1)
 	for _, l := range g.b.listeners {
-		open, accepted, closed := l.srv.ConnectionStats()
-		gauge(connCount, float64(open), l.srv.Listener(), "0")
-		ch <- prometheus.MustNewConstMetric(connCreated, prometheus.CounterValue, float64(accepted), l.srv.Listener(), "0")
-		ch <- prometheus.MustNewConstMetric(connClosed, prometheus.CounterValue, float64(closed), l.srv.Listener(), "0")
+		servers = append(servers, l.srv)
+	}
+	if g.b.ctrlSrv != nil {
+		servers = append(servers, g.b.ctrlSrv) // the Kafka protocol side of the controller listener
+	}
+	for _, srv := range servers {
+		open, accepted, closed := srv.ConnectionStats()
+		gauge(connCount, float64(open), srv.Listener(), "0")
+		ch <- prometheus.MustNewConstMetric(connCreated, prometheus.CounterValue, float64(accepted), srv.Listener(), "0")
+		ch <- prometheus.MustNewConstMetric(connClosed, prometheus.CounterValue, float64(closed), srv.Listener(), "0")
 	}
 	gauge(rmPartitions, float64(hosted))
 	gauge(rmLeaders, float64(leaders))
@@ -121,6 +149,17 @@ func (g kafkaGauges) Collect(ch chan<- prometheus.Metric) {
 	gauge(rmUnderMinISR, float64(underMin))
 	gauge(rmAtMinISR, float64(atMin))
 	gauge(rmOffline, float64(offline))
+	counter := func(d *prometheus.Desc, v float64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v)
+	}
+	counter(rmIsrShrinks, float64(g.b.isrShrinks.Load()))
+	counter(rmIsrExpands, float64(g.b.isrExpands.Load()))
+	counter(csUnclean, float64(g.b.meta.UncleanElections()))
+	if read, write, ok := procSelfIO(); ok {
+		// Gauges, as the JMX exporter types Kafka's linux-disk-*-bytes (irate works on them).
+		gauge(diskRead, float64(read))
+		gauge(diskWrite, float64(write))
+	}
 
 	active := g.b.meta.IsController()
 	var topics, partitions, offlineParts, imbalance, fenced, unfenced int
@@ -152,6 +191,33 @@ func (g kafkaGauges) Collect(ch chan<- prometheus.Metric) {
 	gauge(kcImbalance, float64(imbalance))
 	gauge(kcFenced, float64(fenced))
 	gauge(kcActiveBrokers, float64(unfenced))
+}
+
+// procSelfIO reads read_bytes and write_bytes of /proc/self/io (Linux; false elsewhere or
+// when the kernel does not keep I/O accounting).
+func procSelfIO() (read, write int64, ok bool) {
+	data, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return 0, 0, false
+	}
+	var haveRead, haveWrite bool
+	for line := range strings.SplitSeq(string(data), "\n") {
+		k, v, found := strings.Cut(line, ":")
+		if !found {
+			continue
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if err != nil {
+			continue
+		}
+		switch k {
+		case "read_bytes":
+			read, haveRead = n, true
+		case "write_bytes":
+			write, haveWrite = n, true
+		}
+	}
+	return read, write, haveRead && haveWrite
 }
 
 func boolGauge(b bool) float64 {

@@ -441,4 +441,70 @@ func TestClusterThrottledFollowerCatchesUp(t *testing.T) {
 	if n := failed.Load(); n != 0 {
 		t.Fatalf("%d acks=all produce calls to live failed: %v", n, lastErr.Load())
 	}
+	// Node 4 joined bulk's ISR through node 1's AlterPartition: an ISR expansion in node 1's
+	// metrics.
+	if f := scrape(t, b1)["kafka_server_replicamanager_isrexpands_total"]; len(f.GetMetric()) != 1 || f.GetMetric()[0].GetCounter().GetValue() < 1 {
+		t.Errorf("node 1's kafka_server_replicamanager_isrexpands_total: %v, want >= 1", f.GetMetric())
+	}
+}
+
+// TestClusterISRShrinkMetrics: a follower that stops fetching (its replica manager closed, the
+// node otherwise up and heartbeating, so the controller does not fence it) falls out of the ISR
+// by its leader's AlterPartition after replica.lag.time.max.ms: an ISR shrink in the leader's
+// kafka_server_replicamanager_isrshrinks_total, none in its own.
+func TestClusterISRShrinkMetrics(t *testing.T) {
+	brokers := testCluster(t, 3, "replica.lag.time.max.ms", "1000")
+	waitCluster(t, brokers, "three brokers in every image", liveBrokers(3))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	byID := map[int32]*Broker{}
+	for _, b := range brokers {
+		byID[b.cfg.NodeID] = b
+	}
+	b1, b3 := byID[1], byID[3]
+	createAssigned(ctx, t, b1, "shrinking", nil, 1, 2, 3)
+	waitCluster(t, brokers, "node 1 leads shrinking", func(*Broker) bool {
+		p := b1.parts.Get("shrinking", 0)
+		return p != nil && p.IsLeader()
+	})
+	counter := func(b *Broker, name string) float64 {
+		t.Helper()
+		f := scrape(t, b)[name]
+		if len(f.GetMetric()) != 1 {
+			t.Fatalf("node %d: %s has %d series, want 1", b.cfg.NodeID, name, len(f.GetMetric()))
+		}
+		return f.GetMetric()[0].GetCounter().GetValue()
+	}
+	shrinksBefore := map[int32]float64{}
+	for _, b := range brokers {
+		shrinksBefore[b.cfg.NodeID] = counter(b, "kafka_server_replicamanager_isrshrinks_total")
+	}
+	if err := b3.replicas.Close(); err != nil {
+		t.Fatal(err)
+	}
+	prod := clusterClient(t, brokers, kgo.DefaultProduceTopic("shrinking"), kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite())
+	isr := func() []int32 {
+		tm, _ := b1.Controller().Image().Topic("shrinking")
+		return tm.Partitions[0].ISR
+	}
+	for slices.Contains(isr(), 3) {
+		// Records keep node 3 behind: a follower with nothing to fetch stays caught up.
+		if err := prod.ProduceSync(ctx, &kgo.Record{Value: []byte("x")}).FirstErr(); err != nil {
+			t.Fatalf("produce: %v", err)
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("node 3 never left the ISR %v", isr())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := isr(); !slices.Equal(got, []int32{1, 2}) {
+		t.Fatalf("ISR %v, want [1 2]", got)
+	}
+	// At least this one (node 1 may lead other partitions node 3 follows).
+	if d := counter(b1, "kafka_server_replicamanager_isrshrinks_total") - shrinksBefore[1]; d < 1 {
+		t.Errorf("node 1 (the leader) counted %v ISR shrinks, want >= 1", d)
+	}
+	if d := counter(b3, "kafka_server_replicamanager_isrshrinks_total") - shrinksBefore[3]; d != 0 {
+		t.Errorf("node 3 (the follower that left) counted %v ISR shrinks, want 0", d)
+	}
 }

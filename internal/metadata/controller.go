@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // Errors returned by the Controller, wrapped with context; handlers map them to Kafka error
@@ -62,6 +63,10 @@ type Controller struct {
 	leading bool
 	// wg tracks the leadership watcher and the session loop; Close waits for them.
 	wg sync.WaitGroup
+	// uncleanElections counts the unclean leader elections this node committed as the active
+	// controller (Kafka's ControllerStats UncleanLeaderElectionsPerSec): each is counted once,
+	// by the controller that made it, so a sum over the nodes is the cluster's.
+	uncleanElections atomic.Int64
 }
 
 func newController(cfg Config, fsm *FSM, log committer) *Controller {
@@ -117,6 +122,7 @@ func (c *Controller) commitLocked(ctx context.Context, records ...Record) error 
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.ApplyTimeout)
 	defer cancel()
+	before := c.Image()
 	resp, err := c.log.commit(ctx, data)
 	if err != nil {
 		return err
@@ -124,7 +130,33 @@ func (c *Controller) commitLocked(ctx context.Context, records ...Record) error 
 	if err, ok := resp.(error); ok && err != nil {
 		return fmt.Errorf("metadata: apply: %w", err)
 	}
+	c.uncleanElections.Add(int64(uncleanElections(before, records)))
 	return nil
+}
+
+// UncleanElections is the number of unclean leader elections this node committed as the
+// active controller since it started.
+func (c *Controller) UncleanElections() int64 { return c.uncleanElections.Load() }
+
+// uncleanElections counts the partition changes of records that elect a new leader in the
+// LeaderRecovering state: an unclean election (partitions.go), as Kafka's
+// ControllerMetricsChanges counts them.
+func uncleanElections(before *Image, records []Record) int {
+	n := 0
+	for _, r := range records {
+		pc, ok := r.(*PartitionChangeRecord)
+		if !ok || pc.LeaderRecoveryState != LeaderRecovering || pc.Leader < 0 {
+			continue
+		}
+		t, ok := before.TopicByID(pc.TopicID)
+		if !ok || int(pc.Partition) >= len(t.Partitions) {
+			continue
+		}
+		if t.Partitions[pc.Partition].Leader != pc.Leader {
+			n++
+		}
+	}
+	return n
 }
 
 // CreateTopic is a CreateTopics request for one topic.

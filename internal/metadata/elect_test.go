@@ -137,6 +137,9 @@ func TestElectUnclean(t *testing.T) {
 		p.LeaderRecoveryState != LeaderRecovering || p.LeaderEpoch != before.LeaderEpoch+1 {
 		t.Fatalf("after the unclean election %+v (was %+v)", p, before)
 	}
+	if n := c.UncleanElections(); n != 1 {
+		t.Fatalf("UncleanElections = %d after one unclean election, want 1", n)
+	}
 
 	// Nobody active: not available.
 	fence(t, c, 2)
@@ -145,6 +148,9 @@ func TestElectUnclean(t *testing.T) {
 	}
 	if err := electOne(t, c, ElectUnclean, "t", 0); !isCode(err, kerr.EligibleLeadersNotAvailable) {
 		t.Fatalf("no active replica: %v", err)
+	}
+	if n := c.UncleanElections(); n != 1 {
+		t.Fatalf("UncleanElections = %d, want still 1 (the refused election and the fencing are not elections)", n)
 	}
 }
 

@@ -447,10 +447,16 @@ func TestUncleanElection(t *testing.T) {
 			if p := partition(t, c, "t", 0); p.Leader != 1 || !slices.Equal(p.ISR, []int32{1}) || len(p.ELR) != 0 || p.LeaderEpoch != 2 {
 				t.Fatalf("back online: %+v", p)
 			}
+			if n := c.UncleanElections(); n != 0 {
+				t.Fatalf("UncleanElections = %d with unclean elections off, want 0", n)
+			}
 			continue
 		}
 		if p.Leader != 2 || !slices.Equal(p.ISR, []int32{2}) || len(p.ELR) != 0 || p.LeaderRecoveryState != LeaderRecovering || p.LeaderEpoch != 1 {
 			t.Fatalf("unclean: %+v", p)
+		}
+		if n := c.UncleanElections(); n != 1 {
+			t.Fatalf("UncleanElections = %d after the automatic unclean election, want 1", n)
 		}
 		// The recovered leader reports RECOVERED; back to RECOVERING is refused.
 		e2 := broker(t, c, 2).Epoch
@@ -463,6 +469,9 @@ func TestUncleanElection(t *testing.T) {
 		item.PartitionEpoch, item.LeaderRecoveryState = res[0].Partition.PartitionEpoch, LeaderRecovering
 		if res, _ := c.AlterPartition(ctx, 2, e2, []AlterPartitionItem{item}); !errors.Is(res[0].Err, kerr.InvalidRequest) {
 			t.Fatalf("RECOVERED -> RECOVERING: %v", res[0].Err)
+		}
+		if n := c.UncleanElections(); n != 1 {
+			t.Fatalf("UncleanElections = %d after the recovery, want still 1", n)
 		}
 	}
 }
