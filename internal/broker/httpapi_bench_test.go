@@ -23,7 +23,9 @@ func BenchmarkAPIPartitions10k(b *testing.B) {
 		{"partitions-late-page", "/api/v1/topics/big/partitions?limit=100&offset=9900"},
 		{"partitions-default-page", "/api/v1/topics/big/partitions"},
 		{"cluster", "/api/v1/cluster"},
-		{"group-10k-offsets", "/api/v1/groups/g"},
+		{"group-page-of-100", "/api/v1/groups/g?limit=100"},
+		{"group-late-page", "/api/v1/groups/g?limit=100&offset=9900"},
+		{"group-all-10k-offsets", "/api/v1/groups/g?limit=10000"},
 		{"groups", "/api/v1/groups"},
 	} {
 		b.Run(c.name, func(b *testing.B) {
