@@ -30,6 +30,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -38,7 +39,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/network"
-	"github.com/chromedp/cdproto/runtime"
+	cdpruntime "github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -157,7 +158,23 @@ type observeRun struct {
 	// HarnessCPUSec is this process's CPU time through the workload: the scraper and chromedp
 	// (the load generator is a process of its own).
 	HarnessCPUSec float64 `json:"harness_cpu_sec"`
-	Error         string  `json:"error,omitempty"`
+	// CPUs are the machine's CPUs, for the observers' share of its CPU time.
+	CPUs  int    `json:"cpus,omitempty"`
+	Error string `json:"error,omitempty"`
+}
+
+// observerShare is the observers' CPU time (chromium's processes and this harness's scraper and
+// chromedp) over the machine's CPU time through r's workload: what observing took from the
+// broker and the load generator on a machine they keep busy. -1 when it cannot be told.
+func (r *observeRun) observerShare() float64 {
+	if r.W1 == nil || r.W1.RecordsPerSec <= 0 || r.CPUs <= 0 {
+		return -1
+	}
+	cpu := r.HarnessCPUSec
+	if r.Console != nil {
+		cpu += r.Console.ChromiumCPUSec
+	}
+	return cpu / (float64(r.CPUs) * float64(r.W1.Records) / r.W1.RecordsPerSec)
 }
 
 // observeSummary is one variant over its rounds.
@@ -195,6 +212,8 @@ type observeSummary struct {
 	Exceptions    int     `json:"console_exceptions"`
 	ChromiumCPU   float64 `json:"mean_chromium_cpu_sec"`
 	HarnessCPU    float64 `json:"mean_harness_cpu_sec"`
+	// ObserverShare is the mean of the runs' observerShare (-1: none known).
+	ObserverShare float64 `json:"mean_observer_cpu_share"`
 }
 
 // observer is started by bench right before the load generator and stopped right after it.
@@ -388,6 +407,7 @@ func (h *harness) observeRun(ctx context.Context, s *system, v observeVariant, n
 	b, err := h.bench(ctx, &sc, []int{p.pid()}, addr, dir, w)
 	run.W1 = b
 	run.HarnessCPUSec = cpu.sec
+	run.CPUs = runtime.NumCPU()
 	if sc1 != nil {
 		st := sc1.stats()
 		run.Scrape = &st
@@ -823,7 +843,7 @@ func (b *consoleBrowser) onEvent(ev any) {
 				b.mu.apiErr++
 			}
 		}
-	case *runtime.EventExceptionThrown:
+	case *cdpruntime.EventExceptionThrown:
 		b.mu.exceptions++
 		if b.mu.firstExc == "" && e.ExceptionDetails != nil {
 			b.mu.firstExc = e.ExceptionDetails.Text
@@ -947,13 +967,16 @@ func summarize(variants []observeVariant, runs []*observeRun) []*observeSummary 
 	var off float64
 	for i, v := range variants {
 		s := &observeSummary{Variant: v.key, Title: v.title}
-		var lat []float64
+		var lat, shares []float64
 		var chromium, harness float64
 		for _, r := range runs {
 			if r.Variant != v.key || r.W1 == nil || r.W1.Partial || r.Error != "" {
 				continue
 			}
 			s.Runs++
+			if sh := r.observerShare(); sh >= 0 {
+				shares = append(shares, sh)
+			}
 			s.RecordsPerSec = append(s.RecordsPerSec, r.W1.RecordsPerSec)
 			s.MeanMBps += r.W1.MBPerSec
 			s.MeanP50Ms += r.W1.P50Ms
@@ -987,6 +1010,10 @@ func summarize(variants []observeVariant, runs []*observeRun) []*observeSummary 
 			s.ChromiumCPU = chromium / n
 			s.HarnessCPU = harness / n
 			s.Spread = (slices.Max(s.RecordsPerSec) - slices.Min(s.RecordsPerSec)) / s.MeanRPS
+		}
+		s.ObserverShare = -1
+		if len(shares) > 0 {
+			s.ObserverShare, _ = meanSE(shares)
 		}
 		s.ScrapeP50Ms, s.ScrapeP99Ms, s.ScrapeMaxMs = quantile(lat, 0.5), quantile(lat, 0.99), quantile(lat, 1)
 		if i == 0 {
@@ -1056,8 +1083,8 @@ const observeMaxCost = 0.03
 // observeTable writes the -observe section of the report.
 func (o *observeReport) table(w io.Writer) {
 	fmt.Fprintf(w, "\nW1 watched (-observe): %d rounds, a fresh broker for each run; /metrics scraped every %.0f ms (gzip, the whole body read); the console open in %s.\n\n", o.Rounds, o.IntervalMs, o.Chromium)
-	fmt.Fprintf(w, "| variant | runs | W1 records/s (each run) | mean records/s | mean MB/s | vs unobserved | spread of runs | produce→ack p50 / p99 ms | broker CPU-s | scrapes (errors) | scrape p50 / p99 / max ms | scrape size: bytes / gzip / series | console API calls (errors) | chromium CPU-s | harness CPU-s |\n")
-	fmt.Fprintf(w, "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(w, "| variant | runs | W1 records/s (each run) | mean records/s | mean MB/s | vs unobserved | spread of runs | produce→ack p50 / p99 ms | broker CPU-s | scrapes (errors) | scrape p50 / p99 / max ms | scrape size: bytes / gzip / series | console API calls (errors) | chromium CPU-s | harness CPU-s | observers' share of the CPUs |\n")
+	fmt.Fprintf(w, "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, s := range o.Summary {
 		each := make([]string, len(s.RecordsPerSec))
 		for i, v := range s.RecordsPerSec {
@@ -1081,9 +1108,13 @@ func (o *observeReport) table(w io.Writer) {
 				}
 			}
 		}
-		fmt.Fprintf(w, "| %s | %d | %s | %.0f | %.1f | %s | %.1f %% | %.1f / %.1f | %.2f | %s | %s | %s | %s | %s | %.2f |\n",
+		share := "–"
+		if s.ObserverShare >= 0 && s.Variant != o.Variants[0].key {
+			share = fmt.Sprintf("%.2f %%", 100*s.ObserverShare)
+		}
+		fmt.Fprintf(w, "| %s | %d | %s | %.0f | %.1f | %s | %.1f %% | %.1f / %.1f | %.2f | %s | %s | %s | %s | %s | %.2f | %s |\n",
 			s.Title, s.Runs, strings.Join(each, ", "), s.MeanRPS, s.MeanMBps, vs, 100*s.Spread, s.MeanP50Ms, s.MeanP99Ms, s.MeanBrokerCPU,
-			scr, scrLat, scrSize, cons, chr, s.HarnessCPU)
+			scr, scrLat, scrSize, cons, chr, s.HarnessCPU, share)
 	}
 	fmt.Fprintf(w, "\n| target (issue 11) | want | measured | status |\n|---|---|---|---|\n")
 	for i, s := range o.Summary[1:] {
@@ -1107,8 +1138,12 @@ func (o *observeReport) table(w io.Writer) {
 		if cost >= observeMaxCost {
 			st = "missed"
 		}
-		fmt.Fprintf(w, "| %s | < 3 %% | %.1f %% (%s; %.0f vs %.0f records/s; runs spread %.1f %% unobserved, %.1f %% observed) | %s |\n",
-			name, 100*cost, how, s.MeanRPS, o.Summary[0].MeanRPS, 100*o.Summary[0].Spread, 100*s.Spread, st)
+		share := ""
+		if s.ObserverShare >= 0 {
+			share = fmt.Sprintf("; the observers used %.2f %% of the CPUs", 100*s.ObserverShare)
+		}
+		fmt.Fprintf(w, "| %s | < 3 %% | %.1f %% (%s; %.0f vs %.0f records/s; runs spread %.1f %% unobserved, %.1f %% observed%s) | %s |\n",
+			name, 100*cost, how, s.MeanRPS, o.Summary[0].MeanRPS, 100*o.Summary[0].Spread, 100*s.Spread, share, st)
 	}
 	fmt.Fprintf(w, "\nRuns in order:\n\n| # | round | variant | W1 records/s | p99 ms | broker CPU-s | scrapes | console API calls | chromium CPU-s | idle before %% | error |\n|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for i, r := range o.Runs {

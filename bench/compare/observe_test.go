@@ -4,6 +4,7 @@ import (
 	"compress/gzip"
 	"context"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -289,5 +290,22 @@ func TestConsoleBrowser(t *testing.T) {
 	b.close()
 	if n := b.stats().APIRequests; n != after {
 		t.Errorf("counted %d API responses after end", n-after)
+	}
+}
+
+// TestObserverShare: the observers' CPU time (chromium's and the harness's) over the machine's
+// CPU time through the workload; unknown without the CPU count.
+func TestObserverShare(t *testing.T) {
+	r := &observeRun{W1: &benchResult{Records: 1000, RecordsPerSec: 100}, CPUs: 2, HarnessCPUSec: 0.1, Console: &consoleStats{ChromiumCPUSec: 0.3}}
+	if got := r.observerShare(); math.Abs(got-0.02) > 1e-12 {
+		t.Errorf("share %v, want 0.02 (0.4 CPU-s of 2 CPUs over 10 s)", got)
+	}
+	r.Console = nil
+	if got := r.observerShare(); math.Abs(got-0.005) > 1e-12 {
+		t.Errorf("share without a browser %v, want 0.005", got)
+	}
+	r.CPUs = 0
+	if got := r.observerShare(); got != -1 {
+		t.Errorf("share without the CPU count %v, want -1", got)
 	}
 }
