@@ -228,7 +228,7 @@ func remoteGroupViews(ctx context.Context, adm *kadm.Client, ids []string) []*gr
 		out = append(out, v)
 		g, ok := described[id]
 		switch {
-		case err != nil:
+		case !ok && err != nil: // kadm answers the groups it could describe with the error of the others
 			v.err = fmt.Errorf("describe group %s: %w", id, err)
 			continue
 		case !ok || g.Err == kerr.GroupIDNotFound:
