@@ -98,6 +98,7 @@ type options struct {
 	observe         bool
 	observeRounds   int
 	observeVariants []observeVariant
+	observeToggle   time.Duration
 	observeInterval time.Duration
 	chromium        string
 }
@@ -162,6 +163,7 @@ func realMain() int {
 	flag.BoolVar(&opts.observe, "observe", false, "run Moldau's W1 unobserved and observed (/metrics scraped every -observe-interval and the web console open in headless chromium, on the overview and on a consumer group's page), -observe-rounds times each in alternating order, each run against a fresh broker; needs -workloads W1")
 	flag.IntVar(&opts.observeRounds, "observe-rounds", 2, "-observe: rounds of the three variants (even: each variant's mean position in the run is the same)")
 	variantList := flag.String("observe-variants", "scraped,overview,group", "-observe: the observed variants run besides the unobserved one, comma separated: scraped (/metrics only), overview and group (the console open on #/ or on a group's page), groupapi (the group page's API polled by the harness, no browser)")
+	flag.DurationVar(&opts.observeToggle, "observe-toggle", 0, "-observe: instead of rounds of runs, one W1 run per observed variant with the observers switched off and on every this long (the console's page frozen, the scraper paused), its throughput compared window by window (give a larger -scale: the run should hold 10 or more windows)")
 	flag.DurationVar(&opts.observeInterval, "observe-interval", time.Second, "-observe: the scrape interval of /metrics")
 	flag.StringVar(&opts.chromium, "chromium", "", "-observe: the chromium binary (default $CHROMIUM, else chromium on $PATH)")
 	flag.BoolVar(&opts.syncBetween, "sync", true, "sync(2) before each workload, so that the kernel's writeback of one workload's data does not land in the next")

@@ -35,6 +35,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -153,8 +154,10 @@ type observeRun struct {
 	Console     *consoleStats `json:"console,omitempty"`
 	// Polls are the admin API GETs of a variant with poll paths (no browser), PollErrors the
 	// ones that failed.
-	Polls      int `json:"api_polls,omitempty"`
-	PollErrors int `json:"api_poll_errors,omitempty"`
+	Polls int `json:"api_polls,omitempty"`
+	// Toggled is the window-by-window comparison of an -observe-toggle run.
+	Toggled    *toggleStats `json:"toggled,omitempty"`
+	PollErrors int          `json:"api_poll_errors,omitempty"`
 	// HarnessCPUSec is this process's CPU time through the workload: the scraper and chromedp
 	// (the load generator is a process of its own).
 	HarnessCPUSec float64 `json:"harness_cpu_sec"`
@@ -308,6 +311,9 @@ rounds:
 			if ctx.Err() != nil {
 				break rounds
 			}
+			if h.opts.observeToggle > 0 && v.key == variants[0].key {
+				continue // the off windows of each run are its comparison
+			}
 			n++
 			run := &observeRun{Round: round + 1, Variant: v.key}
 			obs.Runs = append(obs.Runs, run)
@@ -404,10 +410,26 @@ func (h *harness) observeRun(ctx context.Context, s *system, v observeVariant, n
 	obs = append(obs, cpu)
 	w := w1
 	w.observe = obs
+	var tg *toggler
+	if h.opts.observeToggle > 0 {
+		tg = &toggler{obs: obs, every: h.opts.observeToggle}
+		w.observe = tg
+		w.kafk = append(slices.Clone(w.kafk), "-progress", "1s") // the windows' resolution
+	}
 	b, err := h.bench(ctx, &sc, []int{p.pid()}, addr, dir, w)
 	run.W1 = b
 	run.HarnessCPUSec = cpu.sec
 	run.CPUs = runtime.NumCPU()
+	if tg != nil && b != nil {
+		points, perr := readProgress(filepath.Join(dir, w.name+".bench.log"))
+		if perr != nil {
+			return perr
+		}
+		tg.mu.Lock()
+		run.Toggled = windowStats(points, tg.switches, tg.every, 500*time.Millisecond)
+		tg.mu.Unlock()
+		h.logf("observe %s toggled: %s", v.key, run.toggledRow())
+	}
 	if sc1 != nil {
 		st := sc1.stats()
 		run.Scrape = &st
@@ -542,6 +564,7 @@ func (c *selfCPU) end()   { c.sec = rusageSelf() - c.t0 }
 // scrape that takes longer than the interval delays the next tick), a 10 s timeout, gzip asked
 // for, and the whole body read.
 type scraper struct {
+	paused atomic.Bool // -observe-toggle: no scrapes while set
 	url    string
 	every  time.Duration
 	client *http.Client
@@ -594,7 +617,9 @@ func (s *scraper) begin() {
 		t := time.NewTicker(s.every)
 		defer t.Stop()
 		for {
-			s.scrape(ctx)
+			if !s.paused.Load() {
+				s.scrape(ctx)
+			}
 			select {
 			case <-ctx.Done():
 				return
@@ -1144,6 +1169,32 @@ func (o *observeReport) table(w io.Writer) {
 		}
 		fmt.Fprintf(w, "| %s | < 3 %% | %.1f %% (%s; %.0f vs %.0f records/s; runs spread %.1f %% unobserved, %.1f %% observed%s) | %s |\n",
 			name, 100*cost, how, s.MeanRPS, o.Summary[0].MeanRPS, 100*o.Summary[0].Spread, 100*s.Spread, share, st)
+	}
+	var toggled []*observeRun
+	for _, r := range o.Runs {
+		if r.Toggled != nil {
+			toggled = append(toggled, r)
+		}
+	}
+	if len(toggled) > 0 {
+		fmt.Fprintf(w, "\nObservers switched off and on within each run (-observe-toggle): the scraper paused and the console's page frozen in every other window; each window with them against the windows without them on either side.\n\n| target (issue 11) | run | want | measured | status |\n|---|---|---|---|---|\n")
+		for _, r := range toggled {
+			name := fmt.Sprintf("W1 throughput cost of /metrics every %.0f ms", o.IntervalMs)
+			for _, v := range o.Variants {
+				if v.key == r.Variant && v.page != "" {
+					name += fmt.Sprintf(" + the console open (%s)", v.page)
+				}
+			}
+			st := "met"
+			if r.Toggled.Cost >= observeMaxCost || len(r.Toggled.Costs) == 0 {
+				st = "missed"
+			}
+			share := ""
+			if sh := r.observerShare(); sh >= 0 {
+				share = fmt.Sprintf("; the observers used %.2f %% of the CPUs while on and off", 100*sh)
+			}
+			fmt.Fprintf(w, "| %s | round %d | < 3 %% | %s%s | %s |\n", name, r.Round, r.toggledRow(), share, st)
+		}
 	}
 	fmt.Fprintf(w, "\nRuns in order:\n\n| # | round | variant | W1 records/s | p99 ms | broker CPU-s | scrapes | console API calls | chromium CPU-s | idle before %% | error |\n|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for i, r := range o.Runs {

@@ -309,3 +309,39 @@ func TestObserverShare(t *testing.T) {
 		t.Errorf("share without the CPU count %v, want -1", got)
 	}
 }
+
+// TestWindowStats: progress intervals go to the window they lie in whole (given the load
+// generator's clock offset), and each on window is held against the off windows around it.
+func TestWindowStats(t *testing.T) {
+	// 1 s progress lines; on windows (even) run at 90 records/s, off ones at 100; switches
+	// every 4 s; the load generator's clock 0.2 s behind the toggler's.
+	var points []progressPoint
+	var total int64
+	for i := 0; i <= 24; i++ {
+		at := time.Duration(i) * time.Second
+		if i > 0 {
+			if w := int((at - time.Second/2 + 200*time.Millisecond) / (4 * time.Second)); w%2 == 0 {
+				total += 90
+			} else {
+				total += 100
+			}
+		}
+		points = append(points, progressPoint{at, total})
+	}
+	var switches []time.Duration
+	for i := 1; i < 6; i++ {
+		switches = append(switches, time.Duration(i)*4*time.Second-200*time.Millisecond)
+	}
+	st := windowStats(points, switches, 4*time.Second, 500*time.Millisecond)
+	if len(st.OnRPS) != 3 || len(st.OffRPS) != 3 || len(st.Costs) != 3 {
+		t.Fatalf("windows on %v, off %v, costs %v: want 3, 3, 3", st.OnRPS, st.OffRPS, st.Costs)
+	}
+	for _, v := range st.OnRPS {
+		if v != 90 {
+			t.Errorf("an on window at %v records/s, want 90 (an interval across a switch counted)", v)
+		}
+	}
+	if math.Abs(st.Cost-0.1) > 1e-9 || st.CostSE > 1e-9 {
+		t.Errorf("cost %v ± %v, want 0.1 ± 0", st.Cost, st.CostSE)
+	}
+}

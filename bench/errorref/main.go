@@ -12,9 +12,9 @@ package main
 import (
 	"context"
 	"encoding/binary"
-	"hash/crc32"
 	"flag"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"time"
 
