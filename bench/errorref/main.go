@@ -21,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 )
 
 func main() {
@@ -34,7 +35,9 @@ func main() {
 }
 
 func run(brokers, topic string) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers))
+	// Versions pinned at Kafka 3.0's, so that the requests below mean the same on every broker
+	// (topics by name, not by id; kgo otherwise sends the newest version both sides know).
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers), kgo.MaxVersions(kversion.V3_0_0()))
 	if err != nil {
 		return err
 	}
@@ -117,9 +120,21 @@ func run(brokers, topic string) error {
 		r.Topics = append(r.Topics, rt)
 		return r
 	}
-	if _, err := send("Produce (3 partitions)", produce(topic, 0, 1, 2)); err != nil {
+	// Three records, one per partition, in one Produce request (kgo encodes the batches).
+	prod, err := kgo.NewClient(kgo.SeedBrokers(brokers), kgo.MaxVersions(kversion.V3_0_0()), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite(), kgo.ProducerLinger(50*time.Millisecond))
+	if err != nil {
 		return err
 	}
+	defer prod.Close()
+	var recs []*kgo.Record
+	for p := range int32(3) {
+		recs = append(recs, &kgo.Record{Topic: topic, Partition: p, Value: []byte("errorref")})
+	}
+	if err := prod.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		return fmt.Errorf("produce: %w", err)
+	}
+	fmt.Printf("%-40s %v\n", "Produce (3 partitions, by kgo)", "[NONE NONE NONE]")
 	if _, err := send("Produce (a missing topic)", produce("errorref-missing", 0)); err != nil {
 		return err
 	}
@@ -140,8 +155,13 @@ func run(brokers, topic string) error {
 		return err
 	}
 	f2 := kmsg.NewPtrFetchRequest()
-	*f2 = *f
-	f2.Topics = []kmsg.FetchRequestTopic{{Topic: topic, Partitions: []kmsg.FetchRequestTopicPartition{{Partition: 0, FetchOffset: 99, PartitionMaxBytes: 1 << 20, CurrentLeaderEpoch: -1, LogStartOffset: -1}}}}
+	f2.Version, f2.MaxWaitMillis, f2.MinBytes, f2.MaxBytes, f2.ReplicaID = 12, 0, 1, 1<<20, -1
+	ft2 := kmsg.NewFetchRequestTopic()
+	ft2.Topic = topic
+	fp2 := kmsg.NewFetchRequestTopicPartition()
+	fp2.Partition, fp2.FetchOffset, fp2.PartitionMaxBytes, fp2.CurrentLeaderEpoch, fp2.LogStartOffset = 0, 99, 1<<20, -1, -1
+	ft2.Partitions = append(ft2.Partitions, fp2)
+	f2.Topics = append(f2.Topics, ft2)
 	if _, err := send("Fetch (out of range)", f2); err != nil {
 		return err
 	}
@@ -207,7 +227,10 @@ func run(brokers, topic string) error {
 		return err
 	}
 	dt := kmsg.NewPtrDeleteTopicsRequest()
-	dt.Version, dt.TimeoutMillis, dt.TopicNames = 5, 10000, []string{"errorref-missing"}
+	dt.Version, dt.TimeoutMillis, dt.TopicNames = 6, 10000, []string{"errorref-missing"}
+	dtt := kmsg.NewDeleteTopicsRequestTopic()
+	dtt.Topic = kmsg.StringPtr("errorref-missing")
+	dt.Topics = append(dt.Topics, dtt)
 	if _, err := send("DeleteTopics (a missing topic)", dt); err != nil {
 		return err
 	}

@@ -210,6 +210,27 @@ func errorCounts(resp kmsg.Response, cs []codeCount) []codeCount {
 				cs = addCode(cs, p.ErrorCode)
 			}
 		}
+	case *kmsg.OffsetFetchResponse:
+		// v8+ answers per group: the groups' codes and their partitions', not the top-level
+		// one (Kafka 4.4 counts 3 for one group of two partitions); before v8, the top-level
+		// code and the partitions'.
+		if r.Version >= 8 {
+			for _, g := range r.Groups {
+				cs = addCode(cs, g.ErrorCode)
+				for _, t := range g.Topics {
+					for _, p := range t.Partitions {
+						cs = addCode(cs, p.ErrorCode)
+					}
+				}
+			}
+			break
+		}
+		cs = addCode(cs, r.ErrorCode)
+		for _, t := range r.Topics {
+			for _, p := range t.Partitions {
+				cs = addCode(cs, p.ErrorCode)
+			}
+		}
 	case *kmsg.FindCoordinatorResponse:
 		if len(r.Coordinators) == 0 {
 			cs = addCode(cs, r.ErrorCode)

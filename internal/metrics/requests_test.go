@@ -223,11 +223,31 @@ func TestErrorCounts(t *testing.T) {
 		ct.ErrorCode = code
 		create.Topics = append(create.Topics, ct)
 	}
+	// OffsetFetch v8, one group of two partitions: Kafka 4.4 counts 3 NONE (the group's code and
+	// its partitions', not the top-level one; bench/errorref); v7: the top level and the partitions.
+	offsets := func(version int16) *kmsg.OffsetFetchResponse {
+		r := kmsg.NewPtrOffsetFetchResponse()
+		r.Version = version
+		if version >= 8 {
+			g := kmsg.NewOffsetFetchResponseGroup()
+			gt := kmsg.NewOffsetFetchResponseGroupTopic()
+			gt.Partitions = make([]kmsg.OffsetFetchResponseGroupTopicPartition, 2)
+			g.Topics = append(g.Topics, gt)
+			r.Groups = append(r.Groups, g)
+			return r
+		}
+		ot := kmsg.NewOffsetFetchResponseTopic()
+		ot.Partitions = make([]kmsg.OffsetFetchResponseTopicPartition, 2)
+		r.Topics = append(r.Topics, ot)
+		return r
+	}
 	for _, c := range []struct {
 		resp kmsg.Response
 		want map[int16]int
 	}{
 		{produce, map[int16]int{0: 2, 6: 1}},
+		{offsets(8), map[int16]int{0: 3}},
+		{offsets(7), map[int16]int{0: 3}},
 		{&server.Chunked{Response: fetch}, map[int16]int{0: 2, 1: 1}},
 		{join, map[int16]int{79: 1}},
 		{create, map[int16]int{36: 1, 0: 1}},
