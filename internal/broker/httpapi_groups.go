@@ -177,16 +177,14 @@ func (a *apiBackend) localGroupViews(ids []string) []*groupView {
 		v := &groupView{id: d.Group, state: d.State, protocolType: d.ProtocolType, protocol: d.Protocol,
 			coordinator: a.b.cfg.NodeID, members: []httpapi.GroupMember{}, owner: map[tp]string{}}
 		for _, m := range d.Members {
-			gm := httpapi.GroupMember{MemberID: m.MemberID, InstanceID: m.InstanceID, ClientID: m.ClientID, Host: m.ClientHost, Assignments: []httpapi.Assignment{}}
+			var assigned *kmsg.ConsumerMemberAssignment
 			if d.ProtocolType == "consumer" && len(m.MemberAssignment) > 0 {
 				var ca kmsg.ConsumerMemberAssignment
 				if err := ca.ReadFrom(m.MemberAssignment); err == nil {
-					for _, t := range ca.Topics {
-						gm.Assignments = append(gm.Assignments, httpapi.Assignment{Topic: t.Topic, Partitions: t.Partitions})
-					}
+					assigned = &ca
 				}
 			}
-			v.addMember(gm)
+			v.addMember(m.MemberID, m.InstanceID, m.ClientID, m.ClientHost, assigned)
 		}
 		out[i] = v
 		at[d.Group] = i
@@ -240,13 +238,8 @@ func remoteGroupViews(ctx context.Context, adm *kadm.Client, ids []string) []*gr
 		}
 		v.state, v.protocolType, v.protocol, v.coordinator = g.State, g.ProtocolType, g.Protocol, g.Coordinator.NodeID
 		for _, m := range g.Members {
-			gm := httpapi.GroupMember{MemberID: m.MemberID, InstanceID: m.InstanceID, ClientID: m.ClientID, Host: m.ClientHost, Assignments: []httpapi.Assignment{}}
-			if ca, ok := m.Assigned.AsConsumer(); ok {
-				for _, t := range ca.Topics {
-					gm.Assignments = append(gm.Assignments, httpapi.Assignment{Topic: t.Topic, Partitions: t.Partitions})
-				}
-			}
-			v.addMember(gm)
+			assigned, _ := m.Assigned.AsConsumer()
+			v.addMember(m.MemberID, m.InstanceID, m.ClientID, m.ClientHost, assigned)
 		}
 		f, ok := fetched[id]
 		if !ok || f.Err != nil {
@@ -267,14 +260,18 @@ func remoteGroupViews(ctx context.Context, adm *kadm.Client, ids []string) []*gr
 	return out
 }
 
-// addMember adds m, its assignments sorted, and the partitions it owns.
-func (v *groupView) addMember(m httpapi.GroupMember) {
-	for i := range m.Assignments {
-		as := &m.Assignments[i]
-		as.Partitions = slices.Clone(as.Partitions)
-		slices.Sort(as.Partitions)
-		for _, p := range as.Partitions {
-			v.owner[tp{as.Topic, p}] = m.MemberID
+// addMember adds a member with its consumer assignment (nil: none, or not a consumer group's),
+// the assignment's partitions sorted, and the partitions it owns.
+func (v *groupView) addMember(id string, instanceID *string, clientID, host string, assigned *kmsg.ConsumerMemberAssignment) {
+	m := httpapi.GroupMember{MemberID: id, InstanceID: instanceID, ClientID: clientID, Host: host, Assignments: []httpapi.Assignment{}}
+	if assigned != nil {
+		for _, t := range assigned.Topics {
+			ps := slices.Clone(t.Partitions)
+			slices.Sort(ps)
+			for _, p := range ps {
+				v.owner[tp{t.Topic, p}] = id
+			}
+			m.Assignments = append(m.Assignments, httpapi.Assignment{Topic: t.Topic, Partitions: ps})
 		}
 	}
 	sort.Slice(m.Assignments, func(i, j int) bool { return m.Assignments[i].Topic < m.Assignments[j].Topic })
