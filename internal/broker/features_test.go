@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"strconv"
 	"strings"
@@ -149,13 +150,18 @@ func TestClusterDescribeClusterControllers(t *testing.T) {
 		if b.cfg.NodeID != 2 {
 			continue
 		}
-		fams := scrape(t, b)
-		described := fams.sum("kafka_network_requestmetrics_requests_total", map[string]string{"request": "DescribeCluster"})
-		conns := fams.sum("kafka_server_socket_server_metrics_connection_creation_total", map[string]string{"listener": controllerListenerName(b.cfg)})
-		if described < 1 || conns < 1 {
-			t.Errorf("node 2: %v DescribeCluster requests counted, %v connections on %s; want the controller listener's in both",
+		// The request is counted once its response is written, which may be just after the
+		// client read it: wait for the count.
+		var described, conns float64
+		waitFor(t, "node 2's metrics of its controller listener", func() bool {
+			fams := scrape(t, b)
+			described = fams.sum("kafka_network_requestmetrics_requests_total", map[string]string{"request": "DescribeCluster"})
+			conns = fams.sum("kafka_server_socket_server_metrics_connection_creation_total", map[string]string{"listener": controllerListenerName(b.cfg)})
+			return described >= 1 && conns >= 1
+		}, func() string {
+			return fmt.Sprintf("%v DescribeCluster requests counted, %v connections on %s; want the controller listener's in both",
 				described, conns, controllerListenerName(b.cfg))
-		}
+		})
 	}
 	raw, err = client(t, brokers[1]).SeedBrokers()[0].Request(ctx, req)
 	if err != nil {
